@@ -1,0 +1,253 @@
+//===- LLMOps.td - Operations of the `llm` dialect ---------*- tablegen -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Shapes: T is the number of tokens in the sequence (usually dynamic), D the
+// model width, H/KV the number of query/key-value heads, hd the head width.
+// Every op states its shape contract in its description and its verifier
+// enforces it wherever the dimensions are static.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_LLM_OPS_TD
+#define QC_LLM_OPS_TD
+
+include "LLM/IR/LLMBase.td"
+include "LLM/IR/LLMAttrs.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/BuiltinAttributes.td"
+include "mlir/IR/CommonAttrConstraints.td"
+
+// A positive, finite float attribute (epsilons, RoPE bases, scales).
+def LLM_FloatPositive : AttrConstraint<
+    CPred<"::llvm::cast<::mlir::FloatAttr>($_self).getValue().isNegative() == false && "
+          "!::llvm::cast<::mlir::FloatAttr>($_self).getValue().isZero() && "
+          "::llvm::cast<::mlir::FloatAttr>($_self).getValue().isFinite()">,
+    "whose value is positive and finite">;
+
+def LLM_FloatTensor : RankedTensorOf<[AnyFloat]>;
+def LLM_TokenTensor : 1DTensorOf<[I32]>;
+
+//===----------------------------------------------------------------------===//
+// llm.param
+//===----------------------------------------------------------------------===//
+
+def LLM_ParamOp : LLM_Op<"param", [Pure]> {
+  let summary = "a named model parameter";
+  let description = [{
+    Refers to a weight tensor by its checkpoint name (Hugging Face naming,
+    e.g. `model.layers.0.self_attn.q_proj.weight`). The values live outside
+    the IR, in the checkpoint the module's `llm.checkpoint` attribute names;
+    execution binds them by name. Tied weights are two uses of one name.
+
+    ```mlir
+    %w = llm.param "model.norm.weight" : tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$name);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// llm.embedding
+//===----------------------------------------------------------------------===//
+
+def LLM_EmbeddingOp : LLM_Op<"embedding", [Pure]> {
+  let summary = "token embedding lookup";
+  let description = [{
+    `result[t, :] = table[tokens[t], :]`; `table` is `[V, D]`, `tokens` is
+    `[T]` (i32), the result `[T, D]`. Token ids outside `[0, V)` are
+    undefined behaviour here; the drivers validate them before execution.
+
+    ```mlir
+    %x = llm.embedding %table, %tokens
+        : (tensor<512x64xf32>, tensor<?xi32>) -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LLM_FloatTensor:$table, LLM_TokenTensor:$tokens);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = [{
+    $table `,` $tokens attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// llm.rms_norm
+//===----------------------------------------------------------------------===//
+
+def LLM_RMSNormOp : LLM_Op<"rms_norm", [Pure]> {
+  let summary = "root-mean-square normalization with a learned scale";
+  let description = [{
+    `result[t, i] = x[t, i] / sqrt(mean_j(x[t, j]^2) + eps) * weight[i]`
+    with the statistic accumulated in fp32. `x` is `[T, D]`, `weight` `[D]`.
+    AWQ folds its per-channel scales into `weight`.
+
+    ```mlir
+    %y = llm.rms_norm %x, %w {eps = 1.0e-05 : f32}
+        : (tensor<?x64xf32>, tensor<64xf32>) -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LLM_FloatTensor:$x, LLM_FloatTensor:$weight,
+                       ConfinedAttr<F32Attr, [LLM_FloatPositive]>:$eps);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $weight attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// llm.linear
+//===----------------------------------------------------------------------===//
+
+def LLM_LinearOp : LLM_Op<"linear", [Pure]> {
+  let summary = "dense linear layer x W^T (+ b)";
+  let description = [{
+    `result[t, n] = sum_k x[t, k] * weight[n, k] + bias[n]`. `x` is `[T, K]`,
+    `weight` is `[N, K]` (the checkpoint's `[out, in]` layout, unchanged so
+    that quantization passes see the tensor the checkpoint holds), `bias` is
+    optional `[N]`. This is the op the quantization passes rewrite into
+    `wq.linear`.
+
+    ```mlir
+    %y = llm.linear %x, %w
+        : (tensor<?x64xf32>, tensor<172x64xf32>) -> tensor<?x172xf32>
+    ```
+  }];
+  let arguments = (ins LLM_FloatTensor:$x, LLM_FloatTensor:$weight,
+                       Optional<LLM_FloatTensor>:$bias);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// llm.rope
+//===----------------------------------------------------------------------===//
+
+def LLM_RopeOp : LLM_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
+  let summary = "rotary position embedding";
+  let description = [{
+    Rotates each head's feature pairs of `x` (`[T, num_heads * head_dim]`)
+    by the angle `pos * theta^(-2i/head_dim)` for pair `i`, where `pos` is
+    the row index. `layout` says which features pair up: `interleaved`
+    (2i, 2i+1) as in llama2.c, or `half` (i, i + head_dim/2) as in Hugging
+    Face's `rotate_half`. The angle and its sine/cosine are computed in fp32.
+
+    ```mlir
+    %q2 = llm.rope %q {num_heads = 8 : i64, head_dim = 8 : i64,
+                       theta = 1.0e+04 : f32, layout = #llm.rope_layout<interleaved>}
+        : tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LLM_FloatTensor:$x,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_heads,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
+                       ConfinedAttr<F32Attr, [LLM_FloatPositive]>:$theta,
+                       LLM_RopeLayoutAttr:$layout);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// llm.attention
+//===----------------------------------------------------------------------===//
+
+def LLM_AttentionOp : LLM_Op<"attention", [Pure]> {
+  let summary = "causal multi-head attention with grouped key/value heads";
+  let description = [{
+    `q` is `[T, num_heads * head_dim]`, `k` and `v` are
+    `[T, num_kv_heads * head_dim]`; query head `h` attends to key/value head
+    `h / (num_heads / num_kv_heads)`. Scores are `scale * q.k`, masked so
+    that position `i` sees positions `<= i` when `causal`, normalized with a
+    max-subtracted softmax in fp32. The result is `[T, num_heads * head_dim]`.
+
+    ```mlir
+    %o = llm.attention %q, %k, %v {num_heads = 8 : i64, num_kv_heads = 4 : i64,
+                                   head_dim = 8 : i64, scale = 0.353553385 : f32,
+                                   causal = true}
+        : (tensor<?x64xf32>, tensor<?x32xf32>, tensor<?x32xf32>) -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LLM_FloatTensor:$q, LLM_FloatTensor:$k,
+                       LLM_FloatTensor:$v,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_heads,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_kv_heads,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
+                       ConfinedAttr<F32Attr, [LLM_FloatPositive]>:$scale,
+                       BoolAttr:$causal);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise ops
+//===----------------------------------------------------------------------===//
+
+def LLM_SiluMulOp : LLM_Op<"silu_mul",
+    [Pure, AllTypesMatch<["gate", "up", "result"]>]> {
+  let summary = "SwiGLU gating: silu(gate) * up";
+  let description = [{
+    `result = gate * sigmoid(gate) * up`, elementwise; the two inputs and the
+    result have one type.
+
+    ```mlir
+    %h = llm.silu_mul %g, %u : tensor<?x172xf32>
+    ```
+  }];
+  let arguments = (ins LLM_FloatTensor:$gate, LLM_FloatTensor:$up);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def LLM_AddOp : LLM_Op<"add",
+    [Pure, Commutative, AllTypesMatch<["lhs", "rhs", "result"]>]> {
+  let summary = "elementwise addition (residual connections)";
+  let description = [{
+    ```mlir
+    %s = llm.add %a, %b : tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LLM_FloatTensor:$lhs, LLM_FloatTensor:$rhs);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// llm.logits
+//===----------------------------------------------------------------------===//
+
+def LLM_LogitsOp : LLM_Op<"logits", [Pure]> {
+  let summary = "the classifier: final hidden states to vocabulary logits";
+  let description = [{
+    `result[t, v] = sum_d x[t, d] * weight[v, d]`; `x` is `[T, D]`, `weight`
+    `[V, D]` (`lm_head.weight`, or the embedding table when tied). Kept apart
+    from `llm.linear` because recipes usually leave the classifier in full
+    precision and because a tied classifier must not be quantized as if it
+    were only the head.
+
+    ```mlir
+    %l = llm.logits %h, %emb
+        : (tensor<?x64xf32>, tensor<512x64xf32>) -> tensor<?x512xf32>
+    ```
+  }];
+  let arguments = (ins LLM_FloatTensor:$x, LLM_FloatTensor:$weight);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $weight attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // QC_LLM_OPS_TD

@@ -1,0 +1,30 @@
+//===- Passes.h - Conversion passes of qc -----------------------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_CONVERSION_PASSES_H
+#define QC_CONVERSION_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::qc {
+
+#define GEN_PASS_DECL
+#include "qc/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "qc/Conversion/Passes.h.inc"
+
+} // namespace mlir::qc
+
+#endif // QC_CONVERSION_PASSES_H

@@ -1,0 +1,80 @@
+//===- Passes.td - Conversion passes of qc -----------------*- tablegen -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_CONVERSION_PASSES_TD
+#define QC_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertLLMToLinalgPass : Pass<"convert-llm-to-linalg", "ModuleOp"> {
+  let summary = "Lower `llm` model ops to linalg on tensors";
+  let description = [{
+    Rewrites every `llm` compute op (embedding, rms_norm, linear, rope,
+    attention, silu_mul, add, logits) into `linalg.generic` / `linalg.fill`
+    and `tensor` ops with the same value semantics. `llm.param` is left in
+    place: binding parameters is the job of `llm-params-to-arguments`.
+
+    Numerics: every reduction accumulates in the op's element type (fp32 for
+    the models the importers produce); softmax subtracts the row maximum;
+    reductions carry `reassoc`/`contract` fast-math flags so LLVM may
+    vectorize them (summation order is not part of the op's contract), while
+    divisions and transcendental functions keep IEEE semantics.
+
+    Postcondition: no `llm` compute op remains. Ops with element types other
+    than f32 are rejected with a diagnostic.
+
+    ```mlir
+    %y = llm.add %a, %b : tensor<?x64xf32>
+    // becomes
+    %e = tensor.empty(%t) : tensor<?x64xf32>
+    %y = linalg.generic {...} ins(%a, %b ...) outs(%e ...) { arith.addf ... }
+    ```
+  }];
+  let dependentDialects = [
+    "mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
+    "mlir::arith::ArithDialect", "mlir::math::MathDialect"
+  ];
+}
+
+def LLMParamsToArgumentsPass : Pass<"llm-params-to-arguments", "ModuleOp"> {
+  let summary = "Turn `llm.param` ops into function arguments for execution";
+  let description = [{
+    Prepares a model function for native execution with caller-owned
+    buffers. For every function named by `entry`, each distinct `llm.param`
+    name becomes a trailing `memref` argument (read-only, bound by the
+    executor by name), and each tensor result becomes an extra output
+    `memref` argument written with `bufferization.materialize_in_destination`.
+    Tensor arguments become memref arguments read through
+    `bufferization.to_tensor`. The parameter names, in argument order, are
+    recorded in the function attribute `llm.param_names`; the function gains
+    `llvm.emit_c_interface`.
+
+    Precondition: the function has only ranked tensor arguments and results.
+    A function that does not satisfy it is reported with a diagnostic.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"forward\"",
+           "Name of the function to prepare">
+  ];
+  let dependentDialects = [
+    "mlir::bufferization::BufferizationDialect", "mlir::memref::MemRefDialect"
+  ];
+}
+
+def QCMathApproximationPass : Pass<"qc-math-approximation"> {
+  let summary = "Replace math.exp/tanh/erf with vectorizable polynomials";
+  let description = [{
+    Applies MLIR's polynomial approximations of `math.exp` and friends
+    (accurate to a few ULP in fp32) so that LLVM can vectorize the softmax and
+    SiLU loops instead of calling libm one element at a time.
+  }];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect", "mlir::math::MathDialect",
+    "mlir::vector::VectorDialect"
+  ];
+}
+
+#endif // QC_CONVERSION_PASSES_TD

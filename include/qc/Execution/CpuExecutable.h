@@ -1,0 +1,81 @@
+//===- CpuExecutable.h - JIT-compiled model forward pass --------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// The CPU execution path: model-level IR is lowered with `qc-lower-to-cpu`
+// (linalg -> loops -> LLVM), compiled by MLIR's ExecutionEngine at -O3 for
+// the host CPU, and called with the model's weights bound by name. This is
+// what perplexity, generation and (later) calibration run on, and the
+// reference the GPU path is tested against.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_EXECUTION_CPUEXECUTABLE_H
+#define QC_EXECUTION_CPUEXECUTABLE_H
+
+#include "qc/runtime/Model.h"
+#include "qc/runtime/Status.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlir {
+class ExecutionEngine;
+} // namespace mlir
+
+namespace mlir::qc {
+
+/// Options of CpuExecutable::compile.
+struct CpuCompileOptions {
+  /// LLVM optimization level for the JIT (0-3).
+  unsigned optLevel = 3;
+  /// If non-empty, the lowered LLVM-dialect module is written here.
+  std::string dumpLoweredTo;
+};
+
+/// A model forward function compiled for this CPU. Thread-safe: forward()
+/// may be called concurrently (each call allocates its own temporaries).
+class CpuExecutable {
+public:
+  ~CpuExecutable();
+
+  /// Lowers a clone of `model` (which must contain `func.func @forward`
+  /// from buildModelModule or an equivalent), JIT-compiles it and binds
+  /// every `llm.param` to the tensor of that name in `weights`. Errors name
+  /// the missing or mis-shaped parameter, or carry the compiler diagnostics.
+  static ::qc::Status compile(ModuleOp model, const ::qc::ModelWeights &weights,
+                              std::unique_ptr<CpuExecutable> &out,
+                              const CpuCompileOptions &options = {});
+
+  /// Logits of every position: `logits` receives numTokens x vocabSize
+  /// floats, row-major. Token ids must lie in [0, vocabSize).
+  ::qc::Status forward(const int32_t *tokens, int64_t numTokens,
+                       float *logits) const;
+
+  int64_t vocabSize() const { return vocab; }
+
+private:
+  CpuExecutable() = default;
+  std::unique_ptr<ExecutionEngine> engine;
+  void (*entry)(void **) = nullptr;
+  /// Flat memref descriptors of the parameters, in argument order.
+  std::vector<std::vector<int64_t>> paramDescriptors;
+  int64_t vocab = 0;
+};
+
+/// Summed negative log-likelihood (natural log) of `window[1..n]` given the
+/// prefixes, from logits of `window[0..n-1]`; accumulated in double.
+/// `logits` is (window.size() - 1) x vocab, or window.size() x vocab (the last
+/// row is ignored).
+double sumNegLogLikelihood(const float *logits, int64_t vocab,
+                           const std::vector<int> &window);
+
+} // namespace mlir::qc
+
+#endif // QC_EXECUTION_CPUEXECUTABLE_H

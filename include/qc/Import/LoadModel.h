@@ -1,0 +1,37 @@
+//===- LoadModel.h - Open a model given on the command line -----*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_IMPORT_LOADMODEL_H
+#define QC_IMPORT_LOADMODEL_H
+
+#include "qc/Import/ModelBuilder.h"
+#include "qc/runtime/Model.h"
+#include "qc/runtime/Status.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+
+#include <string>
+
+namespace mlir::qc {
+
+/// Loads the weights of the checkpoint `ref` (llama2.c file or Hugging Face
+/// folder).
+::qc::Status loadCheckpoint(const CheckpointRef &ref,
+                            ::qc::ModelWeights &weights);
+
+/// Opens what a user named: a llama2.c `.bin` file, a Hugging Face
+/// checkpoint folder (config.json + safetensors), or a `.mlir` file holding
+/// model IR whose `llm.checkpoint` attribute names its weights. On success
+/// `module` holds the model IR (built by buildModelModule unless it came from
+/// the .mlir file) and `weights` its parameters.
+::qc::Status openModel(MLIRContext &ctx, const std::string &path,
+                       OwningOpRef<ModuleOp> &module,
+                       ::qc::ModelWeights &weights);
+
+} // namespace mlir::qc
+
+#endif // QC_IMPORT_LOADMODEL_H

@@ -1,0 +1,36 @@
+//===- Pipelines.h - Named qc pass pipelines --------------------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_PIPELINES_PIPELINES_H
+#define QC_PIPELINES_PIPELINES_H
+
+#include "mlir/Pass/PassManager.h"
+
+#include <string>
+
+namespace mlir::qc {
+
+/// The first half of `qc-lower-to-cpu`: `llm` to linalg, parameters to
+/// arguments (after it the entry function carries `llm.param_names`).
+std::string cpuPreparePipeline(const std::string &entry = "forward");
+
+/// The second half: bufferization, loops, LLVM dialect.
+std::string cpuCodegenPipeline();
+
+/// The textual form of `qc-lower-to-cpu`: model-level IR (`llm` ops whose
+/// entry function is `entry`) to the LLVM dialect, ready for the JIT.
+std::string cpuLoweringPipeline(const std::string &entry = "forward");
+
+/// Adds `qc-lower-to-cpu` to `pm`. Fails if a pass is not registered.
+LogicalResult buildCpuLoweringPipeline(OpPassManager &pm,
+                                       const std::string &entry = "forward");
+
+/// Registers `qc-lower-to-cpu` with the global pipeline registry.
+void registerQCPipelines();
+
+} // namespace mlir::qc
+
+#endif // QC_PIPELINES_PIPELINES_H

@@ -1,0 +1,69 @@
+//===- Builders.h - Small IR builders shared by the llm lowerings -*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Private to lib/Conversion/LLMToLinalg: helpers that create empty/filled
+// tensors with the dynamic sizes of an existing value and fast-math
+// arithmetic for reductions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_LIB_CONVERSION_LLMTOLINALG_BUILDERS_H
+#define QC_LIB_CONVERSION_LLMTOLINALG_BUILDERS_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::qc::detail {
+
+/// The size of dimension `dim` of tensor `v`: a constant when static, else
+/// a `tensor.dim`.
+inline OpFoldResult dimSize(OpBuilder &b, Location loc, Value v, int64_t dim) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (!type.isDynamicDim(dim))
+    return b.getIndexAttr(type.getDimSize(dim));
+  return tensor::DimOp::create(b, loc, v, dim).getResult();
+}
+
+/// A `tensor.empty` of the given sizes and element type.
+inline Value emptyTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+                         Type elementType) {
+  return tensor::EmptyOp::create(b, loc, sizes, elementType);
+}
+
+/// A tensor of the given sizes filled with the f32 constant `value`.
+inline Value filledTensor(OpBuilder &b, Location loc,
+                          ArrayRef<OpFoldResult> sizes, float value) {
+  Value empty = emptyTensor(b, loc, sizes, b.getF32Type());
+  Value cst = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(value));
+  return linalg::FillOp::create(b, loc, ValueRange{cst}, ValueRange{empty})
+      .getResult(0);
+}
+
+/// Fast-math flags for reduction arithmetic. Reassociation lets LLVM
+/// vectorize the reduction loops; contraction lets it fuse multiply-adds.
+/// Neither changes the op's contract, which does not fix a summation order.
+inline arith::FastMathFlagsAttr reductionFlags(OpBuilder &b) {
+  return arith::FastMathFlagsAttr::get(
+      b.getContext(), arith::FastMathFlags::reassoc |
+                          arith::FastMathFlags::contract);
+}
+
+/// `acc + a * b` with reduction fast-math flags.
+inline Value mulAdd(OpBuilder &b, Location loc, Value acc, Value x, Value y) {
+  auto fmf = reductionFlags(b);
+  Value prod = arith::MulFOp::create(b, loc, x, y, fmf);
+  return arith::AddFOp::create(b, loc, acc, prod, fmf);
+}
+
+/// Parallel and reduction iterator kinds, spelled short.
+constexpr utils::IteratorType kPar = utils::IteratorType::parallel;
+constexpr utils::IteratorType kRed = utils::IteratorType::reduction;
+
+} // namespace mlir::qc::detail
+
+#endif // QC_LIB_CONVERSION_LLMTOLINALG_BUILDERS_H

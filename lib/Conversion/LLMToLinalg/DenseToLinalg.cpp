@@ -1,0 +1,294 @@
+//===- DenseToLinalg.cpp - Lower dense `llm` ops to linalg ----------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Embedding, RMSNorm, linear/logits and the elementwise ops. Each becomes a
+// few `linalg.generic`s on tensors. Loop orders are chosen for the CPU
+// path that lowers these to loops: reductions are innermost and run over
+// contiguous memory of both operands (x[t, k] and weight[n, k] are both
+// row-major in k), which is what LLVM's vectorizer needs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Builders.h"
+#include "LLM/IR/LLMOps.h"
+#include "qc/Conversion/LLMToLinalg/LLMToLinalg.h"
+
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/IR/AffineMap.h"
+
+using namespace mlir;
+using namespace mlir::qc;
+using namespace mlir::qc::detail;
+
+namespace {
+
+/// Emits an error and fails unless every operand and result is f32. The
+/// lowering accumulates in the element type, and only f32 keeps that
+/// accumulation accurate enough for calibration and perplexity.
+LogicalResult requireF32(Operation *op, PatternRewriter &rewriter) {
+  for (Type t : llvm::concat<Type>(op->getOperandTypes(), op->getResultTypes()))
+    if (auto tt = dyn_cast<RankedTensorType>(t))
+      if (tt.getElementType().isFloat() && !tt.getElementType().isF32())
+        return rewriter.notifyMatchFailure(op, "only f32 tensors are lowered");
+  return success();
+}
+
+/// result[t, n] = sum_k x[t, k] * w[n, k] (+ bias[n]).
+/// Iteration space (t, n, k) with k innermost: both operands are contiguous
+/// in k, so the inner loop is a unit-stride dot product.
+Value buildMatmulTransposedB(OpBuilder &b, Location loc, Value x, Value w,
+                             Value bias) {
+  MLIRContext *ctx = b.getContext();
+  SmallVector<OpFoldResult> sizes = {dimSize(b, loc, x, 0),
+                                     dimSize(b, loc, w, 0)};
+  AffineExpr t, n, k;
+  bindDims(ctx, t, n, k);
+  Value init;
+  if (bias) {
+    // Start the accumulation from the bias: out[t, n] = bias[n].
+    Value empty = emptyTensor(b, loc, sizes, b.getF32Type());
+    AffineExpr i, j;
+    bindDims(ctx, i, j);
+    init = linalg::GenericOp::create(
+               b, loc, empty.getType(), ValueRange{bias}, ValueRange{empty},
+               ArrayRef<AffineMap>{AffineMap::get(2, 0, {j}, ctx),
+                                   AffineMap::get(2, 0, {i, j}, ctx)},
+               ArrayRef<utils::IteratorType>{kPar, kPar},
+               [](OpBuilder &nb, Location nloc, ValueRange args) {
+                 linalg::YieldOp::create(nb, nloc, args[0]);
+               })
+               .getResult(0);
+  } else {
+    init = filledTensor(b, loc, sizes, 0.0f);
+  }
+  SmallVector<AffineMap> maps = {AffineMap::get(3, 0, {t, k}, ctx),
+                                 AffineMap::get(3, 0, {n, k}, ctx),
+                                  AffineMap::get(3, 0, {t, n}, ctx)};
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{x, w}, ValueRange{init}, maps,
+             ArrayRef<utils::IteratorType>{kPar, kPar, kRed},
+             [](OpBuilder &nb, Location nloc, ValueRange args) {
+               linalg::YieldOp::create(
+                   nb, nloc, mulAdd(nb, nloc, args[2], args[0], args[1]));
+             })
+      .getResult(0);
+}
+
+/// Builds a rank-2 elementwise generic over `inputs` (all shaped like the
+/// first), with `body` computing the result from the scalar arguments.
+Value buildElementwise2D(
+    OpBuilder &b, Location loc, ValueRange inputs,
+    function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
+  MLIRContext *ctx = b.getContext();
+  Value first = inputs.front();
+  Value empty = emptyTensor(
+      b, loc, {dimSize(b, loc, first, 0), dimSize(b, loc, first, 1)},
+      b.getF32Type());
+  SmallVector<AffineMap> maps(inputs.size() + 1,
+                              AffineMap::getMultiDimIdentityMap(2, ctx));
+  return linalg::GenericOp::create(
+             b, loc, empty.getType(), inputs, ValueRange{empty}, maps,
+             ArrayRef<utils::IteratorType>{kPar, kPar},
+             [&](OpBuilder &nb, Location nloc, ValueRange args) {
+               linalg::YieldOp::create(nb, nloc,
+                                       body(nb, nloc, args.drop_back()));
+             })
+      .getResult(0);
+}
+
+//===----------------------------------------------------------------------===//
+// Patterns
+//===----------------------------------------------------------------------===//
+
+/// llm.embedding: out[t, d] = table[tokens[t], d], a gather expressed as a
+/// generic whose body extracts from the table.
+struct EmbeddingLowering : OpRewritePattern<llm::EmbeddingOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(llm::EmbeddingOp op,
+                                PatternRewriter &rewriter) const override {
+    if (failed(requireF32(op, rewriter)))
+      return failure();
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value table = op.getTable(), tokens = op.getTokens();
+    Value empty =
+        emptyTensor(rewriter, loc,
+                    {dimSize(rewriter, loc, tokens, 0),
+                     dimSize(rewriter, loc, table, 1)},
+                    rewriter.getF32Type());
+    AffineExpr t, d;
+    bindDims(ctx, t, d);
+    Value result =
+        linalg::GenericOp::create(
+            rewriter, loc, empty.getType(), ValueRange{tokens},
+            ValueRange{empty},
+            ArrayRef<AffineMap>{AffineMap::get(2, 0, {t}, ctx),
+                                AffineMap::get(2, 0, {t, d}, ctx)},
+            ArrayRef<utils::IteratorType>{kPar, kPar},
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value row = arith::IndexCastOp::create(b, l, b.getIndexType(),
+                                                     args[0]);
+              Value col = linalg::IndexOp::create(b, l, 1);
+              Value v = tensor::ExtractOp::create(b, l, table,
+                                                  ValueRange{row, col});
+              linalg::YieldOp::create(b, l, v);
+            })
+            .getResult(0);
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// llm.rms_norm, as llama2.c computes it:
+///   ss[t]  = sum_d x[t, d]^2                  (fp32)
+///   inv[t] = 1 / sqrt(ss[t] / D + eps)
+///   out    = weight[d] * (inv[t] * x[t, d])
+struct RMSNormLowering : OpRewritePattern<llm::RMSNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(llm::RMSNormOp op,
+                                PatternRewriter &rewriter) const override {
+    if (failed(requireF32(op, rewriter)))
+      return failure();
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value x = op.getX(), w = op.getWeight();
+    int64_t width = cast<RankedTensorType>(w.getType()).getDimSize(0);
+    OpFoldResult rows = dimSize(rewriter, loc, x, 0);
+    AffineExpr t, d;
+    bindDims(ctx, t, d);
+    AffineMap rowMap = AffineMap::get(2, 0, {t}, ctx);
+    AffineMap colMap = AffineMap::get(2, 0, {d}, ctx);
+    AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
+
+    Value ssInit = filledTensor(rewriter, loc, {rows}, 0.0f);
+    Value ss = linalg::GenericOp::create(
+                   rewriter, loc, ssInit.getType(), ValueRange{x},
+                   ValueRange{ssInit}, ArrayRef<AffineMap>{id2, rowMap},
+                   ArrayRef<utils::IteratorType>{kPar, kRed},
+                   [](OpBuilder &b, Location l, ValueRange args) {
+                     linalg::YieldOp::create(
+                         b, l, mulAdd(b, l, args[1], args[0], args[0]));
+                   })
+                   .getResult(0);
+
+    float eps = op.getEps().convertToFloat();
+    Value invEmpty = emptyTensor(rewriter, loc, {rows}, rewriter.getF32Type());
+    AffineMap id1 = AffineMap::getMultiDimIdentityMap(1, ctx);
+    Value inv =
+        linalg::GenericOp::create(
+            rewriter, loc, invEmpty.getType(), ValueRange{ss},
+            ValueRange{invEmpty}, ArrayRef<AffineMap>{id1, id1},
+            ArrayRef<utils::IteratorType>{kPar},
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              Value n = arith::ConstantOp::create(
+                  b, l, b.getF32FloatAttr(static_cast<float>(width)));
+              Value e = arith::ConstantOp::create(b, l, b.getF32FloatAttr(eps));
+              Value one = arith::ConstantOp::create(b, l, b.getF32FloatAttr(1));
+              Value mean = arith::DivFOp::create(b, l, args[0], n);
+              Value sum = arith::AddFOp::create(b, l, mean, e);
+              Value root = math::SqrtOp::create(b, l, sum);
+              linalg::YieldOp::create(b, l,
+                                      arith::DivFOp::create(b, l, one, root).getResult());
+            })
+            .getResult(0);
+
+    Value outEmpty = emptyTensor(rewriter, loc, {rows, dimSize(rewriter, loc, x, 1)},
+                                 rewriter.getF32Type());
+    Value out = linalg::GenericOp::create(
+                    rewriter, loc, outEmpty.getType(), ValueRange{x, inv, w},
+                    ValueRange{outEmpty},
+                    ArrayRef<AffineMap>{id2, rowMap, colMap, id2},
+                    ArrayRef<utils::IteratorType>{kPar, kPar},
+                    [](OpBuilder &b, Location l, ValueRange args) {
+                      Value scaled = arith::MulFOp::create(b, l, args[1], args[0]);
+                      linalg::YieldOp::create(
+                          b, l, arith::MulFOp::create(b, l, args[2], scaled).getResult());
+                    })
+                    .getResult(0);
+    rewriter.replaceOp(op, out);
+    return success();
+  }
+};
+
+/// llm.linear -> x W^T (+ b).
+struct LinearLowering : OpRewritePattern<llm::LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(llm::LinearOp op,
+                                PatternRewriter &rewriter) const override {
+    if (failed(requireF32(op, rewriter)))
+      return failure();
+    rewriter.replaceOp(op, buildMatmulTransposedB(rewriter, op.getLoc(),
+                                                  op.getX(), op.getWeight(),
+                                                  op.getBias()));
+    return success();
+  }
+};
+
+/// llm.logits -> x W^T.
+struct LogitsLowering : OpRewritePattern<llm::LogitsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(llm::LogitsOp op,
+                                PatternRewriter &rewriter) const override {
+    if (failed(requireF32(op, rewriter)))
+      return failure();
+    rewriter.replaceOp(op, buildMatmulTransposedB(rewriter, op.getLoc(),
+                                                  op.getX(), op.getWeight(),
+                                                  Value()));
+    return success();
+  }
+};
+
+/// llm.silu_mul: gate * (1 / (1 + exp(-gate))) * up, in llama2.c's order.
+struct SiluMulLowering : OpRewritePattern<llm::SiluMulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(llm::SiluMulOp op,
+                                PatternRewriter &rewriter) const override {
+    if (failed(requireF32(op, rewriter)))
+      return failure();
+    if (cast<RankedTensorType>(op.getType()).getRank() != 2)
+      return rewriter.notifyMatchFailure(op, "only rank-2 tensors");
+    Value out = buildElementwise2D(
+        rewriter, op.getLoc(), ValueRange{op.getGate(), op.getUp()},
+        [](OpBuilder &b, Location l, ValueRange args) -> Value {
+          Value one = arith::ConstantOp::create(b, l, b.getF32FloatAttr(1));
+          Value neg = arith::NegFOp::create(b, l, args[0]);
+          Value e = math::ExpOp::create(b, l, neg);
+          Value denom = arith::AddFOp::create(b, l, one, e);
+          Value sig = arith::DivFOp::create(b, l, one, denom);
+          Value silu = arith::MulFOp::create(b, l, args[0], sig);
+          return arith::MulFOp::create(b, l, silu, args[1]);
+        });
+    rewriter.replaceOp(op, out);
+    return success();
+  }
+};
+
+/// llm.add: elementwise sum.
+struct AddLowering : OpRewritePattern<llm::AddOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(llm::AddOp op,
+                                PatternRewriter &rewriter) const override {
+    if (failed(requireF32(op, rewriter)))
+      return failure();
+    if (cast<RankedTensorType>(op.getType()).getRank() != 2)
+      return rewriter.notifyMatchFailure(op, "only rank-2 tensors");
+    Value out = buildElementwise2D(
+        rewriter, op.getLoc(), ValueRange{op.getLhs(), op.getRhs()},
+        [](OpBuilder &b, Location l, ValueRange args) -> Value {
+          return arith::AddFOp::create(b, l, args[0], args[1]);
+        });
+    rewriter.replaceOp(op, out);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::qc::populateLLMDenseToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<EmbeddingLowering, RMSNormLowering, LinearLowering,
+               LogitsLowering, SiluMulLowering, AddLowering>(
+      patterns.getContext());
+}

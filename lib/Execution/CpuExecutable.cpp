@@ -1,0 +1,238 @@
+//===- CpuExecutable.cpp - JIT-compiled model forward pass ----------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Calling convention (set up by `llm-params-to-arguments`): the C-interface
+// wrapper `_mlir_ciface_forward` takes pointers to memref descriptors for
+// (tokens, logits, param_0, ..., param_n). A descriptor of rank R is laid
+// out as {allocated ptr, aligned ptr, offset, sizes[R], strides[R]}, all
+// 64-bit, which is what `flatDescriptor` builds.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Execution/CpuExecutable.h"
+
+#include "qc/InitAllDialects.h"
+#include "qc/InitAllPasses.h"
+#include "qc/Pipelines/Pipelines.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+#include <mutex>
+
+using namespace mlir;
+using namespace mlir::qc;
+using ::qc::Status;
+
+namespace {
+
+/// A memref descriptor of rank shape.size() over `data`, contiguous.
+std::vector<int64_t> flatDescriptor(const void *data,
+                                    const std::vector<int64_t> &shape) {
+  std::vector<int64_t> d;
+  auto ptr = reinterpret_cast<int64_t>(data);
+  d.push_back(ptr);
+  d.push_back(ptr);
+  d.push_back(0);
+  for (int64_t s : shape)
+    d.push_back(s);
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (int64_t i = static_cast<int64_t>(shape.size()) - 2; i >= 0; --i)
+    strides[i] = strides[i + 1] * shape[i + 1];
+  d.insert(d.end(), strides.begin(), strides.end());
+  return d;
+}
+
+/// Collects diagnostics emitted while a pass pipeline runs, so that they can
+/// be returned in a Status instead of going to stderr.
+struct DiagnosticCollector {
+  explicit DiagnosticCollector(MLIRContext *ctx)
+      : handler(ctx, [this](Diagnostic &diag) {
+          llvm::raw_string_ostream os(text);
+          os << diag.getLocation() << ": " << diag << "\n";
+          return success();
+        }) {}
+  std::string text;
+  ScopedDiagnosticHandler handler;
+};
+
+void initializeNativeTargetOnce() {
+  static std::once_flag flag;
+  std::call_once(flag, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    // The pipelines are parsed from text, which resolves passes through the
+    // global registry.
+    registerAllQCPasses();
+  });
+}
+
+} // namespace
+
+CpuExecutable::~CpuExecutable() = default;
+
+Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
+                              std::unique_ptr<CpuExecutable> &out,
+                              const CpuCompileOptions &options) {
+  initializeNativeTargetOnce();
+  MLIRContext *ctx = model.getContext();
+  DialectRegistry registry;
+  registerAllQCDialects(registry);
+  ctx->appendDialectRegistry(registry);
+  ctx->loadAllAvailableDialects();
+  registerBuiltinDialectTranslation(*ctx);
+  registerLLVMDialectTranslation(*ctx);
+
+  OwningOpRef<ModuleOp> module(cast<ModuleOp>(model->clone()));
+  auto fn = module->lookupSymbol<func::FuncOp>("forward");
+  if (!fn)
+    return Status::error("the model has no function named 'forward'");
+  auto resultType =
+      fn.getNumResults() == 1
+          ? dyn_cast<RankedTensorType>(fn.getResultTypes().front())
+          : RankedTensorType();
+  if (!resultType || resultType.getRank() != 2 ||
+      resultType.isDynamicDim(1) || fn.getNumArguments() != 1)
+    return Status::error("'forward' must map tensor<?xi32> to tensor<?xVxf32>");
+
+  auto result = std::unique_ptr<CpuExecutable>(new CpuExecutable());
+  result->vocab = resultType.getDimSize(1);
+
+  DiagnosticCollector diags(ctx);
+  // Phase 1: after it, the entry function lists its parameters by name.
+  PassManager prepare(ctx);
+  if (failed(parsePassPipeline(cpuPreparePipeline("forward"), prepare,
+                               llvm::errs())) ||
+      failed(prepare.run(*module)))
+    return Status::error("lowering the model failed:\n" + diags.text);
+  fn = module->lookupSymbol<func::FuncOp>("forward");
+  auto names = fn->getAttrOfType<ArrayAttr>("llm.param_names");
+  for (auto [i, nameAttr] : llvm::enumerate(names)) {
+    std::string name = cast<StringAttr>(nameAttr).str();
+    auto expected = cast<MemRefType>(fn.getArgumentTypes()[2 + i]);
+    const ::qc::HostTensor *t = weights.find(name);
+    if (!t)
+      return Status::error("parameter '" + name +
+                           "' used by the model is missing from the weights");
+    if (t->shape != std::vector<int64_t>(expected.getShape().begin(),
+                                         expected.getShape().end()) ||
+        static_cast<int64_t>(t->data.size()) != t->numElements())
+      return Status::error("parameter '" + name +
+                           "' has a shape that does not match the model");
+    result->paramDescriptors.push_back(flatDescriptor(t->data.data(), t->shape));
+  }
+
+  // `llm.*` attributes have no LLVM-IR translation; the translator rejects
+  // unknown dialect attributes, so drop them now that they have been read.
+  module->walk([](Operation *op) {
+    SmallVector<StringAttr> drop;
+    for (NamedAttribute attr : op->getDiscardableAttrs())
+      if (attr.getName().getValue().starts_with("llm."))
+        drop.push_back(attr.getName());
+    for (StringAttr name : drop)
+      op->removeDiscardableAttr(name);
+  });
+
+  // Phase 2: to the LLVM dialect.
+  PassManager codegen(ctx);
+  if (failed(parsePassPipeline(cpuCodegenPipeline(),
+                               codegen, llvm::errs())) ||
+      failed(codegen.run(*module)))
+    return Status::error("lowering the model failed:\n" + diags.text);
+  if (!options.dumpLoweredTo.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(options.dumpLoweredTo, ec);
+    if (ec)
+      return Status::error(options.dumpLoweredTo + ": " + ec.message());
+    module->print(os);
+  }
+
+  auto tmBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!tmBuilder)
+    return Status::error("cannot detect the host CPU: " +
+                         llvm::toString(tmBuilder.takeError()));
+  auto tm = tmBuilder->createTargetMachine();
+  if (!tm)
+    return Status::error("cannot create a target machine: " +
+                         llvm::toString(tm.takeError()));
+  ExecutionEngineOptions engineOptions;
+  auto transformer =
+      makeOptimizingTransformer(options.optLevel, /*sizeLevel=*/0, tm->get());
+  engineOptions.transformer = transformer;
+  engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
+  engineOptions.enableGDBNotificationListener = false;
+  engineOptions.enablePerfNotificationListener = false;
+  auto engine = ExecutionEngine::create(*module, engineOptions);
+  if (!engine)
+    return Status::error("JIT compilation failed: " +
+                         llvm::toString(engine.takeError()));
+  result->engine = std::move(*engine);
+  auto fnPtr = result->engine->lookupPacked("_mlir_ciface_forward");
+  if (!fnPtr)
+    return Status::error("JIT: entry point not found: " +
+                         llvm::toString(fnPtr.takeError()));
+  result->entry = *fnPtr;
+  out = std::move(result);
+  return Status::ok();
+}
+
+Status CpuExecutable::forward(const int32_t *tokens, int64_t numTokens,
+                              float *logits) const {
+  if (numTokens <= 0)
+    return Status::error("forward: the token sequence is empty");
+  for (int64_t i = 0; i < numTokens; ++i)
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      return Status::error("forward: token " + std::to_string(tokens[i]) +
+                           " at position " + std::to_string(i) +
+                           " is outside the vocabulary [0, " +
+                           std::to_string(vocab) + ")");
+  std::vector<int64_t> tokDesc = flatDescriptor(tokens, {numTokens});
+  std::vector<int64_t> outDesc = flatDescriptor(logits, {numTokens, vocab});
+  // The packed wrapper takes, per argument, a pointer to where the argument
+  // (here: a pointer to a descriptor) is stored.
+  std::vector<void *> descPtrs;
+  descPtrs.reserve(2 + paramDescriptors.size());
+  descPtrs.push_back(tokDesc.data());
+  descPtrs.push_back(outDesc.data());
+  for (const auto &d : paramDescriptors)
+    descPtrs.push_back(const_cast<int64_t *>(d.data()));
+  std::vector<void *> args;
+  args.reserve(descPtrs.size());
+  for (void *&p : descPtrs)
+    args.push_back(&p);
+  entry(args.data());
+  return Status::ok();
+}
+
+double mlir::qc::sumNegLogLikelihood(const float *logits, int64_t vocab,
+                                     const std::vector<int> &window) {
+  double total = 0.0;
+  for (size_t pos = 0; pos + 1 < window.size(); ++pos) {
+    const float *row = logits + pos * vocab;
+    float maxv = row[0];
+    for (int64_t v = 1; v < vocab; ++v)
+      maxv = std::max(maxv, row[v]);
+    double sum = 0.0;
+    for (int64_t v = 0; v < vocab; ++v)
+      sum += std::exp(static_cast<double>(row[v]) - maxv);
+    double logProb = static_cast<double>(row[window[pos + 1]]) - maxv -
+                     std::log(sum);
+    total -= logProb;
+  }
+  return total;
+}

@@ -1,0 +1,64 @@
+//===- LoadModel.cpp - Open a model given on the command line -------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Import/LoadModel.h"
+
+#include "qc/InitAllDialects.h"
+#include "qc/runtime/HFCheckpoint.h"
+#include "qc/runtime/Llama2C.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::qc;
+using ::qc::Status;
+
+Status mlir::qc::loadCheckpoint(const CheckpointRef &ref,
+                                ::qc::ModelWeights &weights) {
+  if (ref.format == "llama2c")
+    return ::qc::loadLlama2C(ref.path, weights);
+  if (ref.format == "hf")
+    return ::qc::loadHFCheckpoint(ref.path, weights);
+  return Status::error(ref.path + ": unknown checkpoint format '" + ref.format +
+                       "' (expected 'llama2c' or 'hf')");
+}
+
+Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
+                           OwningOpRef<ModuleOp> &module,
+                           ::qc::ModelWeights &weights) {
+  if (!llvm::sys::fs::exists(path))
+    return Status::error(path + ": no such file or directory");
+  if (llvm::sys::path::extension(path) == ".mlir") {
+    DialectRegistry registry;
+    registerAllQCDialects(registry);
+    ctx.appendDialectRegistry(registry);
+    std::string diagText;
+    ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &diag) {
+      llvm::raw_string_ostream os(diagText);
+      os << diag.getLocation() << ": " << diag << "\n";
+      return success();
+    });
+    module = parseSourceFile<ModuleOp>(path, &ctx);
+    if (!module)
+      return Status::error(path + ": cannot parse the model IR:\n" + diagText);
+    CheckpointRef ref;
+    if (!getCheckpointRef(*module, ref))
+      return Status::error(path + ": the module has no llm.checkpoint / "
+                                  "llm.checkpoint_format attributes naming "
+                                  "its weights");
+    return loadCheckpoint(ref, weights);
+  }
+  CheckpointRef ref;
+  ref.path = path;
+  ref.format = llvm::sys::fs::is_directory(path) ? "hf" : "llama2c";
+  QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
+  module = buildModelModule(ctx, weights.config, ref);
+  return Status::ok();
+}

@@ -1,0 +1,75 @@
+//===- Pipelines.cpp - Named qc pass pipelines ----------------------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// The CPU pipeline is kept as one textual pipeline so that what the JIT runs
+// is exactly what `quant-opt --qc-lower-to-cpu` (or the printed string fed to
+// `--pass-pipeline`) shows a user, pass by pass.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Pipelines/Pipelines.h"
+
+#include "mlir/Pass/PassRegistry.h"
+
+using namespace mlir;
+
+std::string mlir::qc::cpuPreparePipeline(const std::string &entry) {
+  return "convert-llm-to-linalg,"
+         "llm-params-to-arguments{entry=" + entry + "}";
+}
+
+std::string mlir::qc::cpuCodegenPipeline() {
+  return "canonicalize,cse,"
+         // Fusing producer/consumer elementwise generics removes whole
+         // [T, D] temporaries (e.g. the silu(gate) * up chain).
+         "func.func(linalg-fuse-elementwise-ops),"
+         "one-shot-bufferize,"
+         "buffer-deallocation-pipeline,"
+         "convert-bufferization-to-memref,"
+         "func.func(convert-linalg-to-loops),"
+         "qc-math-approximation,"
+         "lower-affine,"
+         "convert-scf-to-cf,"
+         "expand-strided-metadata,"
+         "finalize-memref-to-llvm,"
+         "convert-math-to-llvm,"
+         "convert-arith-to-llvm,"
+         "convert-index-to-llvm,"
+         "convert-func-to-llvm,"
+         "convert-cf-to-llvm,"
+         "reconcile-unrealized-casts";
+}
+
+std::string mlir::qc::cpuLoweringPipeline(const std::string &entry) {
+  return "builtin.module(" + cpuPreparePipeline(entry) + "," +
+         cpuCodegenPipeline() + ")";
+}
+
+LogicalResult mlir::qc::buildCpuLoweringPipeline(OpPassManager &pm,
+                                                 const std::string &entry) {
+  return parsePassPipeline(cpuPreparePipeline(entry) + "," +
+                               cpuCodegenPipeline(),
+                           pm, llvm::errs());
+}
+
+namespace {
+struct CpuPipelineOptions : public PassPipelineOptions<CpuPipelineOptions> {
+  Option<std::string> entry{*this, "entry",
+                            llvm::cl::desc("Name of the model function"),
+                            llvm::cl::init("forward")};
+};
+} // namespace
+
+void mlir::qc::registerQCPipelines() {
+  PassPipelineRegistration<CpuPipelineOptions>(
+      "qc-lower-to-cpu",
+      "Lower model-level `llm` IR to the LLVM dialect for the CPU JIT "
+      "(linalg -> loops -> LLVM)",
+      [](OpPassManager &pm, const CpuPipelineOptions &opts) {
+        if (failed(buildCpuLoweringPipeline(pm, opts.entry)))
+          llvm::report_fatal_error("qc-lower-to-cpu: unregistered pass");
+      });
+}

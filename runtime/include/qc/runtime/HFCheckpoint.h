@@ -1,0 +1,88 @@
+//===- HFCheckpoint.h - Hugging Face LLaMA-family checkpoints ---*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Imports and exports Hugging Face checkpoint directories of the LLaMA
+// family (model_type llama, mistral, qwen2): config.json plus either
+// model.safetensors or a model.safetensors.index.json with shards. Loading
+// validates config.json against the weights before anything else runs
+// (../shared/docs/RELIABILITY.md section 2.2 rows 8-10); writing produces a
+// directory transformers loads as-is, converting llama2.c's interleaved RoPE
+// layout to Hugging Face's rotate_half layout on the way.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_RUNTIME_HFCHECKPOINT_H
+#define QC_RUNTIME_HFCHECKPOINT_H
+
+#include "qc/runtime/Model.h"
+#include "qc/runtime/Safetensors.h"
+#include "qc/runtime/Status.h"
+
+#include <cstdint>
+#include <string>
+
+namespace qc {
+
+/// Reads a Hugging Face config.json into `out` (ropeLayout HalfSplit).
+///
+/// Required: model_type (llama, mistral or qwen2), hidden_size,
+/// intermediate_size, num_hidden_layers, num_attention_heads, vocab_size,
+/// max_position_embeddings, rms_norm_eps. Optional, with transformers'
+/// defaults: num_key_value_heads (= heads), head_dim (= hidden / heads),
+/// rope_theta (10000), tie_word_embeddings (false), bos_token_id (1) and
+/// eos_token_id (2; a list means its first element), attention_bias (false;
+/// qwen2 always has q/k/v biases). Refused with an explanation: a non-null
+/// rope_scaling, a quantization_config (the checkpoint is already quantized),
+/// hidden_act other than silu, llama's attention_bias or mlp_bias set to true
+/// (they add o_proj/MLP biases this model format has no place for), and
+/// qwen2's use_sliding_window. A mistral sliding_window shorter than
+/// max_position_embeddings caps maxSeqLen, inside which attention is
+/// unaffected by the window. Errors name `configPath` and the field.
+Status parseHFConfig(const std::string &configPath, ModelConfig &out);
+
+/// Loads the checkpoint in directory `dir`: config.json, then
+/// model.safetensors or model.safetensors.index.json and its shards (having
+/// both is an error: the directory is ambiguous). For an index, every shard
+/// must be a plain file name inside `dir` that exists, every listed tensor
+/// must be in its shard, no tensor may be in two shards, and every shard
+/// tensor must be listed. F32, F16, BF16 and F64 tensors are converted to
+/// fp32 and must be finite. Legacy `rotary_emb.inv_freq` buffers are skipped
+/// as transformers does. With tie_word_embeddings, an lm_head.weight equal
+/// to the embedding is dropped and a different one is an error. The result
+/// then passes validateModelWeights. Errors name the file and tensor.
+Status loadHFCheckpoint(const std::string &dir, ModelWeights &out);
+
+/// Writes `weights` as a Hugging Face checkpoint into `dir` (created if
+/// needed): config.json and either model.safetensors or, when the tensors
+/// exceed `maxShardBytes` (0 = no limit), shards
+/// model-00001-of-0000N.safetensors plus model.safetensors.index.json. Each
+/// file is replaced atomically; stale weight files of a previous save with
+/// a different sharding are removed afterwards. `dtype` (F32, F16 or BF16)
+/// is the stored type, rounded to nearest even. The weights must pass
+/// validateModelWeights; an Interleaved model has its q/k rows permuted
+/// to the HalfSplit layout the written config implies.
+Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
+                         DType dtype, uint64_t maxShardBytes = 0);
+
+/// Reorders the rows of a q_proj or k_proj weight (or bias, rowLength 1)
+/// from the interleaved RoPE layout (llama2.c/Meta: pairs (2i, 2i+1)) to
+/// the half-split one (Hugging Face rotate_half: pairs (i, i + headDim/2)),
+/// exactly like transformers' convert_llama_weights_to_hf `permute`: row
+/// h*headDim + 2i + e moves to h*headDim + e*headDim/2 + i. `src` and `dst`
+/// hold nHeads*headDim rows of rowLength floats each and must not overlap;
+/// headDim must be even.
+void permuteInterleavedToHalfSplit(const float *src, float *dst,
+                                   int64_t nHeads, int64_t headDim,
+                                   int64_t rowLength);
+
+/// Inverse of permuteInterleavedToHalfSplit, same contract.
+void permuteHalfSplitToInterleaved(const float *src, float *dst,
+                                   int64_t nHeads, int64_t headDim,
+                                   int64_t rowLength);
+
+} // namespace qc
+
+#endif // QC_RUNTIME_HFCHECKPOINT_H

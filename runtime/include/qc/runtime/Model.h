@@ -1,0 +1,101 @@
+//===- Model.h - Model configuration and fp32 weights -----------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// The in-memory form of a LLaMA-family model shared by every importer
+// (llama2.c `.bin`, Hugging Face safetensors) and exporter: a configuration
+// plus fp32 tensors keyed by their Hugging Face names
+// ("model.layers.0.self_attn.q_proj.weight", ...). The compiler's IR refers
+// to parameters by these names; execution resolves them here.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_RUNTIME_MODEL_H
+#define QC_RUNTIME_MODEL_H
+
+#include "qc/runtime/Status.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace qc {
+
+/// How rotary embeddings pair the features of one head.
+enum class RopeLayout {
+  /// llama2.c / Meta: pairs (2i, 2i+1).
+  Interleaved,
+  /// Hugging Face `rotate_half`: pairs (i, i + head_dim/2).
+  HalfSplit,
+};
+
+/// Architecture hyper-parameters of a LLaMA-family decoder.
+struct ModelConfig {
+  /// "llama", "mistral" or "qwen2" (HF `model_type`); "llama" for llama2.c.
+  std::string modelType = "llama";
+  int64_t dim = 0;        ///< hidden_size
+  int64_t hiddenDim = 0;  ///< intermediate_size (SwiGLU width)
+  int64_t nLayers = 0;    ///< num_hidden_layers
+  int64_t nHeads = 0;     ///< num_attention_heads
+  int64_t nKVHeads = 0;   ///< num_key_value_heads (GQA); equals nHeads for MHA
+  int64_t headDim = 0;    ///< dim / nHeads unless the config says otherwise
+  int64_t vocabSize = 0;  ///< rows of the embedding table
+  int64_t maxSeqLen = 0;  ///< max_position_embeddings / llama2.c seq_len
+  float normEps = 1e-5f;  ///< RMSNorm epsilon
+  float ropeTheta = 10000.0f;
+  bool tiedEmbeddings = true;   ///< lm_head shares embed_tokens
+  bool attentionBias = false;   ///< q/k/v projections carry a bias (qwen2)
+  RopeLayout ropeLayout = RopeLayout::HalfSplit;
+  int64_t bosId = 1;
+  int64_t eosId = 2;
+};
+
+/// A dense fp32 tensor, row-major.
+struct HostTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+  /// Number of elements implied by `shape`.
+  int64_t numElements() const {
+    int64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    return n;
+  }
+};
+
+/// A whole model held in memory as fp32.
+struct ModelWeights {
+  ModelConfig config;
+  /// Tensors keyed by Hugging Face name. A tied model has no "lm_head.weight".
+  std::map<std::string, HostTensor> tensors;
+
+  /// Returns the tensor or nullptr.
+  const HostTensor *find(const std::string &name) const {
+    auto it = tensors.find(name);
+    return it == tensors.end() ? nullptr : &it->second;
+  }
+};
+
+/// Hugging Face tensor names of layer `layer`'s parameters.
+std::string layerTensorName(int64_t layer, const std::string &suffix);
+
+/// Checks the configuration on its own: every size positive, nHeads a
+/// multiple of nKVHeads, an even headDim (RoPE rotates pairs), positive
+/// finite normEps and ropeTheta, bos/eos ids inside the vocabulary, and
+/// every implied tensor size representable in int64. Errors start with
+/// `sourceName` and name the offending field.
+Status validateModelConfig(const ModelConfig &config,
+                           const std::string &sourceName);
+
+/// Checks that `weights` holds exactly the tensors `config` implies, with the
+/// implied shapes, and that every value is finite. The error names the
+/// tensor (and, for non-finite values, the first bad index).
+Status validateModelWeights(const ModelWeights &weights,
+                            const std::string &sourceName);
+
+} // namespace qc
+
+#endif // QC_RUNTIME_MODEL_H

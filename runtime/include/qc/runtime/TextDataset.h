@@ -1,0 +1,64 @@
+//===- TextDataset.h - Evaluation and calibration text ----------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Turns a plain-text corpus (e.g. ../shared/data/tinystories/valid_head.txt)
+// into the token stream and BOS-prefixed windows that perplexity evaluation
+// and calibration consume. The split/strip/encode/join rules are the
+// project's perplexity protocol (models/stories260K/README.md); following
+// them exactly is what makes our numbers comparable with the golden ones.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_RUNTIME_TEXTDATASET_H
+#define QC_RUNTIME_TEXTDATASET_H
+
+#include "qc/runtime/Status.h"
+#include "qc/runtime/Tokenizer.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qc {
+
+/// Reads the whole file at `path` into `out` as raw bytes. Fails, naming
+/// the path and the OS reason, when it is missing, unreadable or not a
+/// regular file.
+Status readTextFile(const std::string &path, std::string &out);
+
+/// Splits `text` at every "\n\n", strips ASCII whitespace (" \t\n\r\f\v")
+/// from both ends of each part and drops the parts left empty, like
+/// Python's `[p.strip() for p in text.split("\n\n") if p.strip()]` on the
+/// bundled (ASCII-whitespace) corpora.
+std::vector<std::string> splitParagraphs(const std::string &text);
+
+/// Encodes `text` under the perplexity protocol: each paragraph of
+/// splitParagraphs() separately, no BOS/EOS, the dummy-prefix space on the
+/// first paragraph only, paragraphs joined by two <0x0A> byte tokens
+/// (id 13). Replaces `tokens`. Fails, naming `sourceName`, when the text has
+/// no non-empty paragraph.
+Status encodePerplexityText(const std::string &text, const Tokenizer &tok,
+                            std::vector<int> &tokens,
+                            const std::string &sourceName);
+
+/// readTextFile() then encodePerplexityText() (errors name `textPath`).
+Status loadPerplexityTokens(const std::string &textPath, const Tokenizer &tok,
+                            std::vector<int> &tokens);
+
+/// Cuts the first `maxTokens` ids of `tokens` (all of them when
+/// maxTokens <= 0 or exceeds the size) into consecutive non-overlapping
+/// chunks of `windowLen` ids, each prefixed with `bos`; the last chunk may
+/// be shorter. A window of n + 1 ids scores n next-token predictions, so the
+/// windows together score exactly min(maxTokens, size) tokens. Returns no
+/// windows when windowLen < 1 or there are no tokens.
+std::vector<std::vector<int>> makeWindows(const std::vector<int> &tokens,
+                                          int64_t maxTokens,
+                                          int64_t windowLen = 511,
+                                          int bos = Tokenizer::kBosId);
+
+} // namespace qc
+
+#endif // QC_RUNTIME_TEXTDATASET_H

@@ -1,0 +1,132 @@
+//===- TextDataset.cpp - Evaluation and calibration text --------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Implements the perplexity protocol's text handling: read a corpus file,
+// split it into paragraphs, encode them with the llama2.c tokenizer and
+// window the stream. Paragraphs are encoded separately (not the whole file
+// at once) because that is how the golden perplexities were produced, and
+// BPE merges across a "\n\n" boundary would change the token stream.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/runtime/TextDataset.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sys/stat.h>
+
+namespace qc {
+namespace {
+
+/// Python's str.strip() set for ASCII text.
+bool isAsciiSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+         c == '\v';
+}
+
+/// Token id of byte `b`'s fallback piece ("<0x0A>" for '\n' is id 13).
+int byteToken(unsigned char b) { return Tokenizer::kByteOffset + b; }
+
+} // namespace
+
+Status readTextFile(const std::string &path, std::string &out) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return Status::error(path +
+                         ": cannot open text file: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return Status::error(path + ": not a regular file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Status::error(path +
+                         ": cannot open text file: " + std::strerror(errno));
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  in.read(&data[0], static_cast<std::streamsize>(data.size()));
+  if (in.gcount() != static_cast<std::streamsize>(data.size()))
+    return Status::error(path + ": short read (file changed while reading?)");
+  out = std::move(data);
+  return Status::ok();
+}
+
+std::vector<std::string> splitParagraphs(const std::string &text) {
+  std::vector<std::string> paragraphs;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find("\n\n", start);
+    if (end == std::string::npos)
+      end = text.size();
+    // Strip [start, end) in place of Python's p.strip().
+    size_t b = start, e = end;
+    while (b < e && isAsciiSpace(text[b]))
+      ++b;
+    while (e > b && isAsciiSpace(text[e - 1]))
+      --e;
+    if (e > b)
+      paragraphs.emplace_back(text, b, e - b);
+    start = end + 2;
+  }
+  return paragraphs;
+}
+
+Status encodePerplexityText(const std::string &text, const Tokenizer &tok,
+                            std::vector<int> &tokens,
+                            const std::string &sourceName) {
+  if (tok.size() == 0)
+    return Status::error(sourceName + ": the tokenizer is empty");
+  std::vector<std::string> paragraphs = splitParagraphs(text);
+  if (paragraphs.empty())
+    return Status::error(sourceName +
+                         ": no text to evaluate (the file is empty or holds "
+                         "only whitespace/blank lines)");
+  std::vector<int> stream, piece;
+  stream.reserve(text.size() / 2);
+  for (size_t i = 0; i < paragraphs.size(); ++i) {
+    if (i > 0) {
+      stream.push_back(byteToken('\n'));
+      stream.push_back(byteToken('\n'));
+    }
+    // Only the first paragraph gets SentencePiece's dummy-prefix space: the
+    // stream reads as one document whose later paragraphs follow "\n\n".
+    tok.encode(paragraphs[i], /*bos=*/false, /*eos=*/false, piece,
+               /*dummyPrefix=*/i == 0);
+    stream.insert(stream.end(), piece.begin(), piece.end());
+  }
+  tokens = std::move(stream);
+  return Status::ok();
+}
+
+Status loadPerplexityTokens(const std::string &textPath, const Tokenizer &tok,
+                            std::vector<int> &tokens) {
+  std::string text;
+  QC_RETURN_IF_ERROR(readTextFile(textPath, text));
+  return encodePerplexityText(text, tok, tokens, textPath);
+}
+
+std::vector<std::vector<int>> makeWindows(const std::vector<int> &tokens,
+                                          int64_t maxTokens, int64_t windowLen,
+                                          int bos) {
+  std::vector<std::vector<int>> windows;
+  const int64_t size = static_cast<int64_t>(tokens.size());
+  const int64_t n = maxTokens <= 0 ? size : std::min(maxTokens, size);
+  if (windowLen < 1 || n == 0)
+    return windows;
+  windows.reserve(static_cast<size_t>((n + windowLen - 1) / windowLen));
+  for (int64_t begin = 0; begin < n; begin += windowLen) {
+    const int64_t end = std::min(n, begin + windowLen);
+    std::vector<int> w;
+    w.reserve(static_cast<size_t>(end - begin + 1));
+    // BOS gives every window the same start-of-document context the model
+    // was trained with, so windows are scored independently.
+    w.push_back(bos);
+    w.insert(w.end(), tokens.begin() + begin, tokens.begin() + end);
+    windows.push_back(std::move(w));
+  }
+  return windows;
+}
+
+} // namespace qc

@@ -1,0 +1,29 @@
+# -*- Python -*-
+# lit configuration of the qc compiler tests.
+
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "QC"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Unit", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.qc_obj_root, "test")
+
+config.substitutions.append(("%shared", config.qc_shared_dir))
+config.substitutions.append(("%src", config.qc_src_root))
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+tool_dirs = [config.qc_tools_dir, config.llvm_tools_dir]
+tools = [
+    "quant-opt",
+    ToolSubst("quant-run", unresolved="ignore"),
+    ToolSubst("quant-import", unresolved="ignore"),
+]
+llvm_config.add_tool_substitutions(tools, tool_dirs)
