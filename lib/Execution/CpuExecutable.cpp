@@ -33,6 +33,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
 
 using namespace mlir;
@@ -176,7 +177,8 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   engineOptions.transformer = transformer;
   engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
   engineOptions.enableGDBNotificationListener = false;
-  engineOptions.enablePerfNotificationListener = false;
+  // Lets `perf` attribute samples to JIT-compiled code (jitdump) on request.
+  engineOptions.enablePerfNotificationListener = std::getenv("QC_PERF_JIT") != nullptr;
   auto engine = ExecutionEngine::create(*module, engineOptions);
   if (!engine)
     return Status::error("JIT compilation failed: " +

@@ -26,6 +26,9 @@ std::string mlir::qc::cpuCodegenPipeline() {
          // Fusing producer/consumer elementwise generics removes whole
          // [T, D] temporaries (e.g. the silu(gate) * up chain).
          "func.func(linalg-fuse-elementwise-ops),"
+         // Lets a chunk of attention rows be computed directly in its slot of
+         // the output instead of a temporary that is then copied.
+         "eliminate-empty-tensors,"
          "one-shot-bufferize,"
          "buffer-deallocation-pipeline,"
          "convert-bufferization-to-memref,"
@@ -34,6 +37,8 @@ std::string mlir::qc::cpuCodegenPipeline() {
          "lower-affine,"
          "convert-scf-to-cf,"
          "expand-strided-metadata,"
+         // expand-strided-metadata emits affine.apply for dynamic offsets.
+         "lower-affine,"
          "finalize-memref-to-llvm,"
          "convert-math-to-llvm,"
          "convert-arith-to-llvm,"
