@@ -56,7 +56,11 @@ Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
     return loadCheckpoint(ref, weights);
   }
   CheckpointRef ref;
-  ref.path = path;
+  // Recorded absolute so that the IR can be used from any directory.
+  SmallString<256> absolute(path);
+  llvm::sys::fs::make_absolute(absolute);
+  llvm::sys::path::remove_dots(absolute, /*remove_dot_dot=*/true);
+  ref.path = absolute.str().str();
   ref.format = llvm::sys::fs::is_directory(path) ? "hf" : "llama2c";
   QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
   module = buildModelModule(ctx, weights.config, ref);
