@@ -76,7 +76,7 @@ func.func @linear_rows_float_zeros(%x: tensor<?x172xf32>, %qw: tensor<64x17xi32>
 
 // -----
 
-// Tests that a rows-layout wq.linear with unpacked integer zeros and a g_idx but no zeros-before-bias ordering issue round-trips.
+// Tests that a 2-bit rows-layout wq.linear with unpacked i8 zeros and a g_idx round-trips.
 // CHECK-LABEL: func.func @linear_rows_int_zeros_gidx
 // CHECK: wq.linear %{{.*}}, %{{.*}}, %{{.*}} zeros(%{{.*}}) g_idx(%{{.*}}) {bits = 2 : i64
 // CHECK-SAME: zero_dtype = i8}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+#===- scripts/setup.sh - Install what is missing, configure, build ---------===#
+#
+# Part of the qc project. MIT licence.
+#
+# Installs the Debian packages the build needs (only those missing), then
+# configures and builds everything into build/ (QC_BUILD_DIR overrides).
+# Safe to run repeatedly: a second run only rebuilds what changed.
+#
+#===------------------------------------------------------------------------===#
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${QC_BUILD_DIR:-$root/build}"
+
+packages=(
+  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
+  cmake ninja-build libgtest-dev libgmock-dev
+  # libFuzzer for the safetensors fuzz target.
+  clang-22 libclang-rt-22-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}"
+fi
+
+llvm_bin="$(llvm-config-22 --bindir)"
+cmake -S "$root" -B "$build" -G Ninja \
+  -DCMAKE_BUILD_TYPE=Release \
+  -DMLIR_DIR="$(llvm-config-22 --cmakedir)/../mlir" \
+  -DLLVM_DIR="$(llvm-config-22 --cmakedir)" \
+  -DLLVM_EXTERNAL_LIT="$llvm_bin/lit" \
+  -DQC_FUZZ_CXX_COMPILER="$llvm_bin/clang++" >/dev/null
+cmake --build "$build"
