@@ -175,7 +175,7 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   auto transformer =
       makeOptimizingTransformer(options.optLevel, /*sizeLevel=*/0, tm->get());
   engineOptions.transformer = transformer;
-  engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
+  engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default;
   engineOptions.enableGDBNotificationListener = false;
   // Lets `perf` attribute samples to JIT-compiled code (jitdump) on request.
   engineOptions.enablePerfNotificationListener = std::getenv("QC_PERF_JIT") != nullptr;

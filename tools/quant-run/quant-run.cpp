@@ -71,6 +71,9 @@ static cl::opt<bool> printIds("print-ids", cl::desc("Also print generated token 
 static cl::opt<std::string> dumpLowered(
     "dump-lowered", cl::desc("Write the LLVM-dialect module the JIT compiles"),
     cl::value_desc("file"), cl::cat(category));
+static cl::opt<unsigned> jitOptLevel("jit-opt-level",
+                                      cl::desc("LLVM optimization level of the JIT (0-3)"),
+                                      cl::init(2), cl::cat(category));
 static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress"),
                                 cl::init(false), cl::cat(category));
 
@@ -100,6 +103,7 @@ int main(int argc, char **argv) {
   std::unique_ptr<mlir::qc::CpuExecutable> exe;
   mlir::qc::CpuCompileOptions compileOptions;
   compileOptions.dumpLoweredTo = dumpLowered;
+  compileOptions.optLevel = jitOptLevel;
   if (Status s = mlir::qc::CpuExecutable::compile(*module, weights, exe,
                                                   compileOptions);
       !s)

@@ -33,8 +33,9 @@ namespace mlir::qc {
 
 /// Options of CpuExecutable::compile.
 struct CpuCompileOptions {
-  /// LLVM optimization level for the JIT (0-3).
-  unsigned optLevel = 3;
+  /// LLVM optimization level for the JIT (0-3). -O2 runs as fast as -O3 on
+  /// these loops and compiles in half the time.
+  unsigned optLevel = 2;
   /// If non-empty, the lowered LLVM-dialect module is written here.
   std::string dumpLoweredTo;
 };
