@@ -37,14 +37,15 @@ func.func @rms_norm(%x: tensor<?x64xf32>, %w: tensor<64xf32>) -> tensor<?x64xf32
 
 // -----
 
-// Tests that llm.linear without a bias becomes a zero fill and an x W^T reduction generic with k innermost.
-// CHECK-DAG: #[[$X_MAP:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
-// CHECK-DAG: #[[$W_MAP:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
-// CHECK-DAG: #[[$Y_MAP:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// Tests that llm.linear without a bias becomes a zero fill, a transpose of W to [K, N] and a (t, k, n) reduction generic computing x W^T.
+// CHECK-DAG: #[[$X_MAP:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-DAG: #[[$WT_MAP:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-DAG: #[[$Y_MAP:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
 // CHECK-LABEL: func.func @linear
 // CHECK-SAME: (%[[X:.*]]: tensor<?x64xf32>, %[[W:.*]]: tensor<172x64xf32>)
 // CHECK: %[[INIT:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x172xf32>)
-// CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[$X_MAP]], #[[$W_MAP]], #[[$Y_MAP]]], iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[W]] : tensor<?x64xf32>, tensor<172x64xf32>) outs(%[[INIT]] : tensor<?x172xf32>)
+// CHECK: %[[WT:.*]] = linalg.transpose ins(%[[W]] : tensor<172x64xf32>) outs(%{{.*}} : tensor<64x172xf32>) permutation = [1, 0]
+// CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[$X_MAP]], #[[$WT_MAP]], #[[$Y_MAP]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[X]], %[[WT]] : tensor<?x64xf32>, tensor<64x172xf32>) outs(%[[INIT]] : tensor<?x172xf32>)
 // CHECK: arith.mulf %{{.*}}, %{{.*}} fastmath<reassoc,contract>
 // CHECK: arith.addf %{{.*}}, %{{.*}} fastmath<reassoc,contract>
 // CHECK: return %[[Y]]
@@ -60,7 +61,8 @@ func.func @linear(%x: tensor<?x64xf32>, %w: tensor<172x64xf32>) -> tensor<?x172x
 // CHECK-SAME: (%[[X:.*]]: tensor<?x64xf32>, %[[W:.*]]: tensor<172x64xf32>, %[[B:.*]]: tensor<172xf32>)
 // CHECK-NOT: linalg.fill
 // CHECK: %[[INIT:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]} ins(%[[B]] : tensor<172xf32>)
-// CHECK: %[[Y:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[W]] : tensor<?x64xf32>, tensor<172x64xf32>) outs(%[[INIT]] : tensor<?x172xf32>)
+// CHECK: %[[WT:.*]] = linalg.transpose ins(%[[W]] : tensor<172x64xf32>)
+// CHECK: %[[Y:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[X]], %[[WT]] : tensor<?x64xf32>, tensor<64x172xf32>) outs(%[[INIT]] : tensor<?x172xf32>)
 // CHECK: arith.addf %{{.*}}, %{{.*}} fastmath<reassoc,contract>
 // CHECK: return %[[Y]]
 func.func @linear_bias(%x: tensor<?x64xf32>, %w: tensor<172x64xf32>, %b: tensor<172xf32>) -> tensor<?x172xf32> {
@@ -110,27 +112,36 @@ func.func @rope_half(%k: tensor<4x32xf32>) -> tensor<4x32xf32> {
 
 // -----
 
-// Tests that GQA llm.attention splits heads with tensor.expand_shape, maps query head h to kv head h / 2, and uses a max-subtracted exp softmax.
-// CHECK-DAG: #[[$KV_MAP:.*]] = affine_map<(d0, d1, d2, d3) -> (d2, d0 floordiv 2, d3)>
+// Tests that GQA llm.attention splits heads with tensor.expand_shape, transposes k and v to [KV, head_dim, T], loops over query chunks with scf.for, maps query head h to kv head h / 2, masks causally and uses a max-subtracted exp softmax.
+// CHECK-DAG: #[[$KV_MAP:.*]] = affine_map<(d0, d1, d2, d3) -> (d0 floordiv 2, d2, d3)>
 // CHECK-LABEL: func.func @attention
 // CHECK-SAME: (%[[Q:.*]]: tensor<?x64xf32>, %[[K:.*]]: tensor<?x32xf32>, %[[V:.*]]: tensor<?x32xf32>)
 // CHECK: %[[Q3:.*]] = tensor.expand_shape %[[Q]] {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 8, 8] : tensor<?x64xf32> into tensor<?x8x8xf32>
 // CHECK: %[[K3:.*]] = tensor.expand_shape %[[K]] {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 4, 8] : tensor<?x32xf32> into tensor<?x4x8xf32>
+// CHECK: %[[KT:.*]] = linalg.transpose ins(%[[K3]] : tensor<?x4x8xf32>) outs(%{{.*}} : tensor<4x8x?xf32>) permutation = [1, 2, 0]
 // CHECK: %[[V3:.*]] = tensor.expand_shape %[[V]] {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 4, 8] : tensor<?x32xf32> into tensor<?x4x8xf32>
-// CHECK: %[[S:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #[[$KV_MAP]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[Q3]], %[[K3]] :
+// CHECK: %[[VT:.*]] = linalg.transpose ins(%[[V3]] : tensor<?x4x8xf32>) outs(%{{.*}} : tensor<4x8x?xf32>) permutation = [1, 2, 0]
+// CHECK: %[[OUT:.*]] = scf.for %[[ROW:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[ACC:.*]] = %{{.*}}) -> (tensor<?x8x8xf32>)
+// CHECK: %[[QC:.*]] = tensor.extract_slice %[[Q3]][%[[ROW]], 0, 0]
+// CHECK: %[[KC:.*]] = tensor.extract_slice %[[KT]][0, 0, 0]
+// CHECK: %[[VC:.*]] = tensor.extract_slice %[[VT]][0, 0, 0]
+// CHECK: %[[S:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #[[$KV_MAP]], #{{.*}}], iterator_types = ["parallel", "parallel", "reduction", "parallel"]} ins(%[[QC]], %[[KC]] :
 // CHECK: arith.addf %{{.*}}, %{{.*}} fastmath<reassoc,contract>
 // CHECK: %[[M:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[S]] :
 // CHECK: arith.cmpi ule
 // CHECK: arith.maximumf
 // CHECK: %[[P:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel"]} ins(%[[S]], %[[M]] :
+// CHECK: arith.cmpi ule
 // CHECK: arith.subf
 // CHECK: math.exp
 // CHECK: %[[L:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[P]] :
 // CHECK: arith.addf %{{.*}}, %{{.*}} fastmath<reassoc,contract>
-// CHECK: %[[O:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction", "parallel"]} ins(%[[P]], %[[V3]] :
+// CHECK: %[[O:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #[[$KV_MAP]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[P]], %[[VC]] :
 // CHECK: %[[N:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel"]} ins(%[[O]], %[[L]] :
 // CHECK: arith.divf
-// CHECK: %[[R:.*]] = tensor.collapse_shape %[[N]] {{\[}}[0], [1, 2]] : tensor<?x8x8xf32> into tensor<?x64xf32>
+// CHECK: %[[UPD:.*]] = tensor.insert_slice %[[N]] into %[[ACC]][%[[ROW]], 0, 0]
+// CHECK: scf.yield %[[UPD]]
+// CHECK: %[[R:.*]] = tensor.collapse_shape %[[OUT]] {{\[}}[0], [1, 2]] : tensor<?x8x8xf32> into tensor<?x64xf32>
 // CHECK: return %[[R]]
 func.func @attention(%q: tensor<?x64xf32>, %k: tensor<?x32xf32>, %v: tensor<?x32xf32>) -> tensor<?x64xf32> {
   %o = llm.attention %q, %k, %v {num_heads = 8 : i64, num_kv_heads = 4 : i64, head_dim = 8 : i64,
@@ -186,11 +197,12 @@ func.func @add(%a: tensor<?x64xf32>, %b: tensor<?x64xf32>) -> tensor<?x64xf32> {
 
 // -----
 
-// Tests that llm.logits lowers like a bias-free linear: zero fill plus a reduction generic.
+// Tests that llm.logits lowers like a bias-free linear: zero fill, transposed weight and a reduction generic.
 // CHECK-LABEL: func.func @logits
 // CHECK-SAME: (%[[H:.*]]: tensor<?x64xf32>, %[[E:.*]]: tensor<512x64xf32>)
 // CHECK: %[[INIT:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x512xf32>)
-// CHECK: %[[L:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[H]], %[[E]] : tensor<?x64xf32>, tensor<512x64xf32>) outs(%[[INIT]] : tensor<?x512xf32>)
+// CHECK: %[[ET:.*]] = linalg.transpose ins(%[[E]] : tensor<512x64xf32>) outs(%{{.*}} : tensor<64x512xf32>) permutation = [1, 0]
+// CHECK: %[[L:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[H]], %[[ET]] : tensor<?x64xf32>, tensor<64x512xf32>) outs(%[[INIT]] : tensor<?x512xf32>)
 // CHECK: arith.addf %{{.*}}, %{{.*}} fastmath<reassoc,contract>
 // CHECK: return %[[L]]
 func.func @logits(%h: tensor<?x64xf32>, %emb: tensor<512x64xf32>) -> tensor<?x512xf32> {

@@ -1,0 +1,43 @@
+#===- QCFuzzing.cmake - Build the libFuzzer targets with clang ---------------===#
+#
+# Part of the qc project. MIT licence.
+#
+# The compiler is built with the system C++ compiler, but libFuzzer needs
+# clang. The runtime is a standalone project, so its fuzz targets are built
+# as an external project configured with clang (QC_FUZZ_CXX_COMPILER), and
+# the short fuzz run is registered as a ctest of this project.
+#
+#===------------------------------------------------------------------------===#
+
+set(QC_FUZZ_CXX_COMPILER "" CACHE FILEPATH
+    "clang++ used to build the libFuzzer targets (empty: no fuzzing)")
+
+if(QC_FUZZ_CXX_COMPILER AND EXISTS "${QC_FUZZ_CXX_COMPILER}")
+  include(ExternalProject)
+  set(_qc_fuzz_bin "${CMAKE_BINARY_DIR}/fuzz")
+  ExternalProject_Add(qc_fuzz
+    SOURCE_DIR "${PROJECT_SOURCE_DIR}/runtime"
+    BINARY_DIR "${_qc_fuzz_bin}"
+    CMAKE_ARGS
+      -G Ninja
+      -DCMAKE_BUILD_TYPE=Release
+      -DCMAKE_CXX_COMPILER=${QC_FUZZ_CXX_COMPILER}
+      -DQC_ENABLE_FUZZING=ON
+      -DQC_RUNTIME_BUILD_TESTS=OFF
+    BUILD_COMMAND ${CMAKE_COMMAND} --build . --target qc_safetensors_fuzzer
+    INSTALL_COMMAND ""
+    BUILD_ALWAYS ON
+    BUILD_BYPRODUCTS "${_qc_fuzz_bin}/fuzz/qc_safetensors_fuzzer")
+  set(_qc_fuzz_dir "${PROJECT_SOURCE_DIR}/runtime/fuzz")
+  file(MAKE_DIRECTORY "${_qc_fuzz_bin}/corpus")
+  add_test(NAME safetensors_fuzz_smoke
+    COMMAND "${_qc_fuzz_bin}/fuzz/qc_safetensors_fuzzer"
+      -max_total_time=20 -timeout=10 -rss_limit_mb=2048
+      -dict=${_qc_fuzz_dir}/safetensors.dict
+      -artifact_prefix=${_qc_fuzz_bin}/
+      ${_qc_fuzz_bin}/corpus ${_qc_fuzz_dir}/corpus
+    WORKING_DIRECTORY "${_qc_fuzz_bin}")
+  set_tests_properties(safetensors_fuzz_smoke PROPERTIES TIMEOUT 120 LABELS fuzz)
+else()
+  message(STATUS "qc: QC_FUZZ_CXX_COMPILER not set; the fuzz targets are not built")
+endif()
