@@ -62,8 +62,10 @@ bool isRegularFile(const std::string &path) {
 Status readSmallFile(const std::string &path, uint64_t maxBytes,
                      std::string &out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return Status::error(path + ": cannot open: " + std::strerror(errno));
+  if (fd < 0) {
+    int err = errno;
+    return Status::error(path + ": cannot open: " + std::strerror(err));
+  }
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -72,8 +74,8 @@ Status readSmallFile(const std::string &path, uint64_t maxBytes,
   if (static_cast<uint64_t>(st.st_size) > maxBytes) {
     ::close(fd);
     return Status::error(path + ": " + std::to_string(st.st_size) +
-                         " bytes is more than the " +
-                         std::to_string(maxBytes) + "-byte limit");
+                         " bytes is more than the " + std::to_string(maxBytes) +
+                         "-byte limit");
   }
   std::string buf(static_cast<size_t>(st.st_size), '\0');
   size_t got = 0;
@@ -104,7 +106,8 @@ Status readJsonObject(const std::string &path, uint64_t maxBytes,
   if (!s)
     return Status::error(path + ": " + s.message());
   if (!out.isObject())
-    return Status::error(path + ": the top level must be a JSON object, found " +
+    return Status::error(path +
+                         ": the top level must be a JSON object, found " +
                          std::string(json::kindName(out.kind())));
   return Status::ok();
 }
@@ -190,7 +193,8 @@ private:
 
 /// Refusals that come before any size field is read: a checkpoint we would
 /// compute wrongly must not get as far as a shape check.
-Status checkUnsupportedFeatures(const ConfigFields &f, const std::string &type) {
+Status checkUnsupportedFeatures(const ConfigFields &f,
+                                const std::string &type) {
   if (f.get("quantization_config"))
     return f.fail("quantization_config",
                   "is present: the checkpoint is already quantized and will "
@@ -325,7 +329,7 @@ Status loadShardIndex(const std::string &dir, std::vector<Shard> &shards,
     if (!meta->isObject() && !meta->isNull())
       return Status::error(indexPath + ": \"metadata\" must be an object");
 
-  std::map<std::string, std::string> weightMap; // tensor -> shard file
+  std::map<std::string, std::string> weightMap;     // tensor -> shard file
   std::map<std::string, std::string> firstTensorOf; // shard -> example
   for (const json::Value::Member &m : map->asObject()) {
     if (!m.second.isString())
@@ -372,8 +376,7 @@ Status loadShardIndex(const std::string &dir, std::vector<Shard> &shards,
     auto it = weightMap.find(kv.first);
     if (it == weightMap.end())
       return Status::error(indexPath + ": tensor " + json::quote(kv.first) +
-                           " in shard " +
-                           json::quote(kv.second->fileName) +
+                           " in shard " + json::quote(kv.second->fileName) +
                            " is not listed in the weight_map");
     if (it->second != kv.second->fileName)
       return Status::error(indexPath + ": weight_map puts tensor " +
@@ -473,9 +476,8 @@ Status loadHFCheckpoint(const std::string &dir, ModelWeights &out) {
 // RoPE row permutation
 //===----------------------------------------------------------------------===//
 
-void permuteInterleavedToHalfSplit(const float *src, float *dst,
-                                   int64_t nHeads, int64_t headDim,
-                                   int64_t rowLength) {
+void permuteInterleavedToHalfSplit(const float *src, float *dst, int64_t nHeads,
+                                   int64_t headDim, int64_t rowLength) {
   int64_t half = headDim / 2;
   size_t rowBytes = static_cast<size_t>(rowLength) * sizeof(float);
   for (int64_t h = 0; h < nHeads; ++h)
@@ -487,9 +489,8 @@ void permuteInterleavedToHalfSplit(const float *src, float *dst,
       }
 }
 
-void permuteHalfSplitToInterleaved(const float *src, float *dst,
-                                   int64_t nHeads, int64_t headDim,
-                                   int64_t rowLength) {
+void permuteHalfSplitToInterleaved(const float *src, float *dst, int64_t nHeads,
+                                   int64_t headDim, int64_t rowLength) {
   int64_t half = headDim / 2;
   size_t rowBytes = static_cast<size_t>(rowLength) * sizeof(float);
   for (int64_t h = 0; h < nHeads; ++h)
@@ -605,8 +606,8 @@ planShards(const std::vector<OutTensor> &tensors, uint64_t maxShardBytes) {
 
 std::string shardFileName(size_t index, size_t count) {
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "model-%05zu-of-%05zu.safetensors",
-                index + 1, count);
+  std::snprintf(buf, sizeof(buf), "model-%05zu-of-%05zu.safetensors", index + 1,
+                count);
   return buf;
 }
 
@@ -640,11 +641,14 @@ Status removeStaleWeightFiles(const std::string &dir,
   }
   if (ec)
     return Status::error(dir + ": cannot list the directory: " + ec.message());
-  for (const std::string &name : stale)
-    if (::unlink(joinPath(dir, name).c_str()) != 0 && errno != ENOENT)
-      return Status::error(joinPath(dir, name) +
-                           ": cannot remove stale weight file: " +
-                           std::strerror(errno));
+  for (const std::string &name : stale) {
+    if (::unlink(joinPath(dir, name).c_str()) != 0 && errno != ENOENT) {
+      int err = errno;
+      return Status::error(
+          joinPath(dir, name) +
+          ": cannot remove stale weight file: " + std::strerror(err));
+    }
+  }
   return Status::ok();
 }
 
@@ -662,7 +666,8 @@ Status writeShard(const std::string &path, const std::vector<OutTensor> &ts,
       bool isK = t.name.find(".self_attn.k_proj.") != std::string::npos;
       if (isQ || isK) {
         int64_t heads = isQ ? c.nHeads : c.nKVHeads;
-        int64_t rowLength = t.tensor->shape.size() == 2 ? t.tensor->shape[1] : 1;
+        int64_t rowLength =
+            t.tensor->shape.size() == 2 ? t.tensor->shape[1] : 1;
         permuted.emplace_back(t.tensor->data.size());
         permuteInterleavedToHalfSplit(data, permuted.back().data(), heads,
                                       c.headDim, rowLength);
@@ -702,8 +707,8 @@ Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec)
-    return Status::error(dir + ": cannot create the directory: " +
-                         ec.message());
+    return Status::error(dir +
+                         ": cannot create the directory: " + ec.message());
 
   unsigned elemBytes = dtypeBits(dtype) / 8;
   std::vector<OutTensor> tensors;
@@ -718,8 +723,8 @@ Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
   std::set<std::string> written;
   json::Value weightMap = json::Value::object();
   for (size_t i = 0; i < plan.size(); ++i) {
-    std::string name =
-        plan.size() == 1 ? std::string(kSingleFile) : shardFileName(i, plan.size());
+    std::string name = plan.size() == 1 ? std::string(kSingleFile)
+                                        : shardFileName(i, plan.size());
     QC_RETURN_IF_ERROR(writeShard(joinPath(dir, name), plan[i], c, dtype));
     written.insert(name);
     for (const OutTensor &t : plan[i])

@@ -46,70 +46,167 @@ const char *kindName(Kind kind) {
   return "unknown";
 }
 
+// The memory bound promised in Json.h relies on this.
+static_assert(sizeof(void *) != 8 || sizeof(Value) == 16,
+              "json::Value should stay 16 bytes");
+
+Value::Value(const Value &other) : k(other.k), numFlags(other.numFlags) {
+  switch (k) {
+  case Kind::String:
+    p.s = new std::string(*other.p.s);
+    break;
+  case Kind::Array:
+    p.a = new Array(*other.p.a);
+    break;
+  case Kind::Object:
+    p.o = new Object(*other.p.o);
+    break;
+  default:
+    p = other.p;
+  }
+}
+
+Value::Value(Value &&other) noexcept
+    : k(other.k), numFlags(other.numFlags), p(other.p) {
+  other.k = Kind::Null;
+  other.numFlags = 0;
+}
+
+Value &Value::operator=(const Value &other) {
+  if (this != &other) {
+    Value copy(other);
+    *this = std::move(copy);
+  }
+  return *this;
+}
+
+Value &Value::operator=(Value &&other) noexcept {
+  if (this != &other) {
+    reset();
+    k = other.k;
+    numFlags = other.numFlags;
+    p = other.p;
+    other.k = Kind::Null;
+    other.numFlags = 0;
+  }
+  return *this;
+}
+
+Value::~Value() { reset(); }
+
+void Value::reset() noexcept {
+  switch (k) {
+  case Kind::String:
+    delete p.s;
+    break;
+  case Kind::Array:
+    delete p.a;
+    break;
+  case Kind::Object:
+    delete p.o;
+    break;
+  default:
+    break;
+  }
+  k = Kind::Null;
+  numFlags = 0;
+  p.u = 0;
+}
+
 Value Value::boolean(bool v) {
   Value r;
   r.k = Kind::Bool;
-  r.b = v;
+  r.p.b = v;
   return r;
 }
 
 Value Value::number(double v) {
   Value r;
   r.k = Kind::Number;
-  r.d = v;
+  r.p.d = v;
   return r;
 }
 
 Value Value::integer(int64_t v) {
   Value r;
   r.k = Kind::Number;
-  r.d = static_cast<double>(v);
-  r.i64 = v;
-  r.hasI64 = true;
-  if (v >= 0) {
-    r.u64 = static_cast<uint64_t>(v);
-    r.hasU64 = true;
-  }
+  r.p.i = v;
+  r.numFlags = v >= 0 ? (kHasI64 | kHasU64) : kHasI64;
   return r;
 }
 
 Value Value::unsignedInteger(uint64_t v) {
+  if (v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    return integer(static_cast<int64_t>(v));
   Value r;
   r.k = Kind::Number;
-  r.d = static_cast<double>(v);
-  r.u64 = v;
-  r.hasU64 = true;
-  if (v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    r.i64 = static_cast<int64_t>(v);
-    r.hasI64 = true;
-  }
+  r.p.u = v;
+  r.numFlags = kHasU64;
   return r;
 }
 
 Value Value::string(std::string s) {
   Value r;
+  r.p.s = new std::string(std::move(s));
   r.k = Kind::String;
-  r.str = std::move(s);
   return r;
 }
 
 Value Value::array(Array elements) {
   Value r;
+  r.p.a = new Array(std::move(elements));
   r.k = Kind::Array;
-  r.arr = std::move(elements);
   return r;
 }
 
 Value Value::object() {
   Value r;
+  r.p.o = new Object();
   r.k = Kind::Object;
   return r;
+}
+
+double Value::asDouble() const {
+  if (k != Kind::Number)
+    return 0.0;
+  if (numFlags & kHasI64)
+    return static_cast<double>(p.i);
+  if (numFlags & kHasU64)
+    return static_cast<double>(p.u);
+  return p.d;
+}
+
+int64_t Value::asInt64() const { return isInt64() ? p.i : 0; }
+
+uint64_t Value::asUInt64() const {
+  if (!isUInt64())
+    return 0;
+  // Non-negative int64 values are stored signed (see integer()).
+  return (numFlags & kHasI64) ? static_cast<uint64_t>(p.i) : p.u;
+}
+
+namespace {
+const std::string kEmptyString;
+const Value::Array kEmptyArray;
+const Value::Object kEmptyObject;
+} // namespace
+
+const std::string &Value::asString() const {
+  return k == Kind::String ? *p.s : kEmptyString;
+}
+
+const Value::Array &Value::asArray() const {
+  return k == Kind::Array ? *p.a : kEmptyArray;
+}
+
+const Value::Object &Value::asObject() const {
+  return k == Kind::Object ? *p.o : kEmptyObject;
 }
 
 const Value *Value::find(std::string_view key) const {
   if (k != Kind::Object)
     return nullptr;
-  for (const Member &m : obj)
+  for (const Member &m : *p.o)
     if (m.first == key)
       return &m.second;
   return nullptr;
@@ -117,24 +214,24 @@ const Value *Value::find(std::string_view key) const {
 
 void Value::set(std::string key, Value value) {
   if (k == Kind::Null)
-    k = Kind::Object;
+    *this = object();
   if (k != Kind::Object)
     return;
-  for (Member &m : obj) {
+  for (Member &m : *p.o) {
     if (m.first == key) {
       m.second = std::move(value);
       return;
     }
   }
-  obj.emplace_back(std::move(key), std::move(value));
+  p.o->emplace_back(std::move(key), std::move(value));
 }
 
 void Value::push(Value value) {
   if (k == Kind::Null)
-    k = Kind::Array;
+    *this = array();
   if (k != Kind::Array)
     return;
-  arr.push_back(std::move(value));
+  p.a->push_back(std::move(value));
 }
 
 bool Value::operator==(const Value &other) const {
@@ -144,19 +241,19 @@ bool Value::operator==(const Value &other) const {
   case Kind::Null:
     return true;
   case Kind::Bool:
-    return b == other.b;
+    return p.b == other.p.b;
   case Kind::Number:
-    if (hasI64 && other.hasI64)
-      return i64 == other.i64;
-    if (hasU64 && other.hasU64)
-      return u64 == other.u64;
-    return d == other.d;
+    if (isInt64() && other.isInt64())
+      return asInt64() == other.asInt64();
+    if (isUInt64() && other.isUInt64())
+      return asUInt64() == other.asUInt64();
+    return asDouble() == other.asDouble();
   case Kind::String:
-    return str == other.str;
+    return *p.s == *other.p.s;
   case Kind::Array:
-    return arr == other.arr;
+    return *p.a == *other.p.a;
   case Kind::Object:
-    return obj == other.obj;
+    return *p.o == *other.p.o;
   }
   return false;
 }
@@ -369,9 +466,8 @@ private:
     case '[':
       return parseArray(out);
     case '"':
-      out = Value();
-      out.k = Kind::String;
-      return parseString(out.str);
+      out = Value::string(std::string());
+      return parseString(*out.p.s);
     case 't':
       return parseLiteral("true", Value::boolean(true), out);
     case 'f':
@@ -413,8 +509,8 @@ private:
     }
     while (true) {
       skipWhitespace();
-      out.arr.emplace_back();
-      QC_RETURN_IF_ERROR(parseValue(out.arr.back()));
+      out.p.a->emplace_back();
+      QC_RETURN_IF_ERROR(parseValue(out.p.a->back()));
       skipWhitespace();
       if (pos < n && s[pos] == ',') {
         ++pos;
@@ -445,6 +541,7 @@ private:
     // header with many tensors O(n).
     constexpr size_t kLinearScanLimit = 16;
     std::unordered_set<std::string> seen;
+    Value::Object &members = *out.p.o;
     while (true) {
       skipWhitespace();
       if (pos >= n || s[pos] != '"')
@@ -454,12 +551,12 @@ private:
       std::string key;
       QC_RETURN_IF_ERROR(parseString(key));
       bool duplicate = false;
-      if (out.obj.size() < kLinearScanLimit) {
-        for (const Value::Member &m : out.obj)
+      if (members.size() < kLinearScanLimit) {
+        for (const Value::Member &m : members)
           duplicate = duplicate || m.first == key;
       } else {
         if (seen.empty())
-          for (const Value::Member &m : out.obj)
+          for (const Value::Member &m : members)
             seen.insert(m.first);
         duplicate = !seen.insert(key).second;
       }
@@ -471,8 +568,8 @@ private:
                              " after object key, expected ':'");
       ++pos;
       skipWhitespace();
-      out.obj.emplace_back(std::move(key), Value());
-      QC_RETURN_IF_ERROR(parseValue(out.obj.back().second));
+      members.emplace_back(std::move(key), Value());
+      QC_RETURN_IF_ERROR(parseValue(members.back().second));
       skipWhitespace();
       if (pos < n && s[pos] == ',') {
         ++pos;
@@ -648,7 +745,9 @@ private:
       negative = true;
       ++pos;
     }
-    auto isDigit = [&](size_t i) { return i < n && s[i] >= '0' && s[i] <= '9'; };
+    auto isDigit = [&](size_t i) {
+      return i < n && s[i] >= '0' && s[i] <= '9';
+    };
     if (!isDigit(pos))
       return fail(pos, "invalid number: expected a digit");
     // Exact integer magnitude, tracked while it fits in 64 bits.
@@ -702,23 +801,14 @@ private:
     if (integral && !magOverflow) {
       constexpr uint64_t kInt64Max =
           static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-      if (!negative) {
-        out.u64 = mag;
-        out.hasU64 = true;
-        if (mag <= kInt64Max) {
-          out.i64 = static_cast<int64_t>(mag);
-          out.hasI64 = true;
-        }
-      } else if (mag <= kInt64Max + 1) {
-        // -(2^63) is representable although +2^63 is not.
-        out.i64 = mag == kInt64Max + 1 ? std::numeric_limits<int64_t>::min()
-                                       : -static_cast<int64_t>(mag);
-        out.hasI64 = true;
-        if (mag == 0) {
-          out.u64 = 0;
-          out.hasU64 = true;
-        }
-      }
+      // "-0" stays the double -0.0 (as serde_json reads it), so that it is
+      // neither a valid unsigned dim nor silently stripped of its sign.
+      if (!negative)
+        out = Value::unsignedInteger(mag);
+      else if (mag != 0 && mag <= kInt64Max)
+        out = Value::integer(-static_cast<int64_t>(mag));
+      else if (mag == kInt64Max + 1) // -(2^63) fits although +2^63 does not
+        out = Value::integer(std::numeric_limits<int64_t>::min());
     }
     return Status::ok();
   }

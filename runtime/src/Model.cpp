@@ -52,8 +52,8 @@ std::vector<ExpectedTensor> expectedTensors(const ModelConfig &c) {
   int64_t qRows = c.nHeads * c.headDim;
   int64_t kvRows = c.nKVHeads * c.headDim;
   std::vector<ExpectedTensor> r;
-  r.push_back({"model.embed_tokens.weight", {c.vocabSize, c.dim},
-               "[vocabSize, dim]"});
+  r.push_back(
+      {"model.embed_tokens.weight", {c.vocabSize, c.dim}, "[vocabSize, dim]"});
   for (int64_t l = 0; l < c.nLayers; ++l) {
     auto add = [&](const char *suffix, std::vector<int64_t> shape,
                    const char *formula) {
@@ -100,10 +100,14 @@ Status validateModelConfig(const ModelConfig &c,
   struct {
     const char *name;
     int64_t value;
-  } sizes[] = {{"dim", c.dim},           {"hiddenDim", c.hiddenDim},
-               {"nLayers", c.nLayers},   {"nHeads", c.nHeads},
-               {"nKVHeads", c.nKVHeads}, {"headDim", c.headDim},
-               {"vocabSize", c.vocabSize}, {"maxSeqLen", c.maxSeqLen}};
+  } sizes[] = {{"dim", c.dim},
+               {"hiddenDim", c.hiddenDim},
+               {"nLayers", c.nLayers},
+               {"nHeads", c.nHeads},
+               {"nKVHeads", c.nKVHeads},
+               {"headDim", c.headDim},
+               {"vocabSize", c.vocabSize},
+               {"maxSeqLen", c.maxSeqLen}};
   for (const auto &s : sizes)
     if (s.value <= 0)
       return fail(std::string(s.name) + " must be positive, got " +
@@ -182,11 +186,10 @@ Status validateModelWeights(const ModelWeights &weights,
   for (const ExpectedTensor &e : expected) {
     const HostTensor &t = *weights.find(e.name);
     if (t.shape != e.shape)
-      return Status::error(sourceName + ": tensor " + json::quote(e.name) +
-                           " has shape " + formatShape(t.shape) +
-                           ", expected " + formatShape(e.shape) + " = " +
-                           e.formula + " from the config (" +
-                           configSummary(c) + ")");
+      return Status::error(
+          sourceName + ": tensor " + json::quote(e.name) + " has shape " +
+          formatShape(t.shape) + ", expected " + formatShape(e.shape) + " = " +
+          e.formula + " from the config (" + configSummary(c) + ")");
     // Shape equals a validated expectation, so the product cannot overflow.
     uint64_t want = static_cast<uint64_t>(t.numElements());
     if (static_cast<uint64_t>(t.data.size()) != want)
@@ -199,7 +202,9 @@ Status validateModelWeights(const ModelWeights &weights,
       if (!std::isfinite(v))
         return Status::error(sourceName + ": tensor " + json::quote(e.name) +
                              " has a non-finite value (" +
-                             (std::isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf") +
+                             (std::isnan(v) ? "NaN"
+                              : v > 0       ? "+Inf"
+                                            : "-Inf") +
                              ") at flat index " + std::to_string(i));
     }
   }

@@ -19,8 +19,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -248,8 +248,10 @@ Status SafetensorsFile::open(const std::string &path,
                              std::unique_ptr<SafetensorsFile> &out,
                              const SafetensorsLimits &limits) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return Status::error(path + ": cannot open: " + std::strerror(errno));
+  if (fd < 0) {
+    int err = errno;
+    return Status::error(path + ": cannot open: " + std::strerror(err));
+  }
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int err = errno;
@@ -330,7 +332,9 @@ public:
     }
     if (!dtype || !shape || !offsets)
       return fail(std::string("missing '") +
-                  (!dtype ? "dtype" : !shape ? "shape" : "data_offsets") +
+                  (!dtype   ? "dtype"
+                   : !shape ? "shape"
+                            : "data_offsets") +
                   "'");
     QC_RETURN_IF_ERROR(checkDType(*dtype, info));
     uint64_t byteSize = 0;
@@ -411,8 +415,8 @@ private:
 
   Status checkOffsets(const json::Value &v, uint64_t byteSize,
                       TensorInfo &info) {
-    if (!v.isArray() || v.asArray().size() != 2 ||
-        !v.asArray()[0].isUInt64() || !v.asArray()[1].isUInt64())
+    if (!v.isArray() || v.asArray().size() != 2 || !v.asArray()[0].isUInt64() ||
+        !v.asArray()[1].isUInt64())
       return fail("'data_offsets' must be an array of two non-negative "
                   "integers [begin, end]");
     info.begin = v.asArray()[0].asUInt64();
@@ -424,8 +428,8 @@ private:
     if (info.end - info.begin != byteSize)
       return fail(span + " hold " + std::to_string(info.end - info.begin) +
                   " bytes but shape " + formatShape(info.shape) + " of " +
-                  dtypeName(info.dtype) + " needs " +
-                  std::to_string(byteSize) + " bytes (invalid tensor info)");
+                  dtypeName(info.dtype) + " needs " + std::to_string(byteSize) +
+                  " bytes (invalid tensor info)");
     return Status::ok();
   }
 };
@@ -440,17 +444,16 @@ Status SafetensorsFile::validate(const SafetensorsLimits &limits) {
                  "(header too small)");
   uint64_t n = readLE64(base);
   if (n > limits.maxHeaderBytes)
-    return error("header length " + std::to_string(n) +
-                 " exceeds the limit of " +
-                 std::to_string(limits.maxHeaderBytes) +
-                 " bytes (header too large)");
+    return error(
+        "header length " + std::to_string(n) + " exceeds the limit of " +
+        std::to_string(limits.maxHeaderBytes) + " bytes (header too large)");
   uint64_t stop;
   if (__builtin_add_overflow(n, uint64_t(8), &stop) || stop > size)
-    return error("header length " + std::to_string(n) + " needs " +
-                 (stop < n ? std::string("more than 2^64")
-                           : std::to_string(stop)) +
-                 " bytes but the file has only " + std::to_string(size) +
-                 " (invalid header length)");
+    return error(
+        "header length " + std::to_string(n) + " needs " +
+        (stop < n ? std::string("more than 2^64") : std::to_string(stop)) +
+        " bytes but the file has only " + std::to_string(size) +
+        " (invalid header length)");
   headerLen = n;
   std::string_view header(reinterpret_cast<const char *>(base + 8), n);
 
@@ -469,9 +472,16 @@ Status SafetensorsFile::validate(const SafetensorsLimits &limits) {
   popts.maxDepth = limits.maxJsonDepth;
   size_t jsonOffset = 0;
   Status ps = json::parse(header, root, popts, &jsonOffset);
-  if (!ps)
-    return error("header is not valid JSON (file byte " +
-                 std::to_string(8 + jsonOffset) + "): " + ps.message());
+  if (!ps) {
+    // Drop the parser's "JSON error at byte N: " prefix in favour of both
+    // the header and the file offset.
+    const std::string &pm = ps.message();
+    size_t colon = pm.find(": ");
+    std::string what = colon == std::string::npos ? pm : pm.substr(colon + 2);
+    return error("header is not valid JSON at header byte " +
+                 std::to_string(jsonOffset) + " (file byte " +
+                 std::to_string(8 + jsonOffset) + "): " + what);
+  }
   if (!root.isObject())
     return error("header must be a JSON object");
 
@@ -479,6 +489,9 @@ Status SafetensorsFile::validate(const SafetensorsLimits &limits) {
   infos.reserve(root.asObject().size());
   for (const json::Value::Member &m : root.asObject()) {
     if (m.first == "__metadata__") {
+      // The reference reads the map as an Option: null means absent.
+      if (m.second.isNull())
+        continue;
       if (!m.second.isObject())
         return error(std::string("__metadata__ must be an object, found ") +
                      json::kindName(m.second.kind()));
@@ -561,8 +574,8 @@ Status SafetensorsFile::validate(const SafetensorsLimits &limits) {
 //===----------------------------------------------------------------------===//
 
 Status SafetensorsFile::readAsF32(const std::string &tensorName,
-                                 std::vector<float> &out,
-                                 bool checkFinite) const {
+                                  std::vector<float> &out,
+                                  bool checkFinite) const {
   const TensorInfo *info = find(tensorName);
   if (!info)
     return error("no tensor named " + json::quote(tensorName));
@@ -607,8 +620,7 @@ Status SafetensorsFile::readAsF32(const TensorInfo &info,
         char buf[32];
         auto r = std::to_chars(buf, buf + sizeof(buf), v);
         return error(who + " (F64) value " + std::string(buf, r.ptr) +
-                     " at flat index " + std::to_string(i) +
-                     " overflows fp32");
+                     " at flat index " + std::to_string(i) + " overflows fp32");
       }
     }
     break;
@@ -681,19 +693,20 @@ Status writeFileAtomically(const std::string &path,
   std::string dir = slash == std::string::npos ? "."
                     : slash == 0               ? "/"
                                                : path.substr(0, slash);
-  std::string base =
-      slash == std::string::npos ? path : path.substr(slash + 1);
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
   if (base.empty())
     return Status::error(path + ": not a file path");
   // Same directory as the target so that rename() stays on one filesystem
   // and is atomic.
-  std::string tmp = (slash == std::string::npos ? std::string()
-                                                : path.substr(0, slash + 1)) +
-                    "." + base + ".tmp.XXXXXX";
+  std::string tmp =
+      (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) +
+      "." + base + ".tmp.XXXXXX";
   int fd = ::mkostemp(&tmp[0], O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
+    int err = errno;
     return Status::error(path + ": cannot create a temporary file in " + dir +
-                         ": " + std::strerror(errno));
+                         ": " + std::strerror(err));
+  }
   auto failWith = [&](const std::string &what, int err) {
     if (fd >= 0)
       ::close(fd);
@@ -706,9 +719,8 @@ Status writeFileAtomically(const std::string &path,
     if (!writeAll(fd, static_cast<const uint8_t *>(piece.data), piece.size,
                   budget)) {
       int err = errno;
-      return failWith("write failed after " + std::to_string(written) +
-                          " bytes",
-                      err);
+      return failWith(
+          "write failed after " + std::to_string(written) + " bytes", err);
     }
     written += piece.size;
   }
@@ -873,10 +885,11 @@ void SafetensorsWriter::buildHeader(std::string &prefixAndHeader,
   order.clear();
   for (const auto &e : entries)
     order.push_back(e.get());
+  // DType follows the reference enum, which is ordered by alignment, so
+  // this is the reference serializer's order (dtype descending, then name).
   std::sort(order.begin(), order.end(), [](const Entry *a, const Entry *b) {
-    unsigned ab = dtypeBits(a->dtype), bb = dtypeBits(b->dtype);
-    if (ab != bb)
-      return ab > bb;
+    if (a->dtype != b->dtype)
+      return a->dtype > b->dtype;
     return a->name < b->name;
   });
   json::Value root = json::Value::object();

@@ -74,6 +74,11 @@ TEST(JsonParse, ExactIntegers) {
   ASSERT_TRUE(mn.isInt64());
   EXPECT_EQ(mn.asInt64(), INT64_MIN);
   EXPECT_FALSE(mn.isUInt64());
+  Value negZero = parseOk("-0");
+  EXPECT_FALSE(negZero.isInt64()) << "-0 keeps its sign as a double";
+  EXPECT_TRUE(std::signbit(negZero.asDouble()));
+  EXPECT_EQ(json::write(negZero), "-0");
+  EXPECT_TRUE(parseOk("0").isUInt64());
   Value neg = parseOk("-3");
   EXPECT_EQ(neg.asInt64(), -3);
   EXPECT_FALSE(neg.isUInt64());
@@ -143,13 +148,13 @@ TEST(JsonParse, DepthCap) {
 TEST(JsonParse, Utf8Validation) {
   EXPECT_EQ(parseOk("\"\xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E\"").asString(),
             "\xC3\xA9\xE2\x82\xAC\xF0\x9D\x84\x9E");
-  expectError("\"ab\xC0\x80\"", 3, "invalid UTF-8");     // overlong NUL
-  expectError("\"\xED\xA0\x80\"", 1, "invalid UTF-8");   // UTF-16 surrogate
+  expectError("\"ab\xC0\x80\"", 3, "invalid UTF-8");       // overlong NUL
+  expectError("\"\xED\xA0\x80\"", 1, "invalid UTF-8");     // UTF-16 surrogate
   expectError("\"\xF4\x90\x80\x80\"", 1, "invalid UTF-8"); // > U+10FFFF
   expectError("\"\xF5\x80\x80\x80\"", 1, "invalid UTF-8");
-  expectError("\"\xE2\x82\"", 1, "invalid UTF-8");       // truncated
-  expectError("\"\x80\"", 1, "invalid UTF-8");           // lone continuation
-  expectError("\"\xE0\x80\xAF\"", 1, "invalid UTF-8");   // overlong '/'
+  expectError("\"\xE2\x82\"", 1, "invalid UTF-8");     // truncated
+  expectError("\"\x80\"", 1, "invalid UTF-8");         // lone continuation
+  expectError("\"\xE0\x80\xAF\"", 1, "invalid UTF-8"); // overlong '/'
   // Outside strings any non-ASCII byte is a syntax error.
   expectError("[\xC3\xA9]", 1, "byte 0xc3");
 }
@@ -229,6 +234,29 @@ TEST(JsonValue, Equality) {
   EXPECT_NE(parseOk("1"), Value::string("1"));
 }
 
+TEST(JsonValue, CopyIsDeepAndMoveLeavesNull) {
+  Value a = parseOk("{\"k\":[1,\"two\",{\"x\":null}]}");
+  Value b = a;
+  b.set("k", Value::string("changed"));
+  EXPECT_EQ(json::write(a), "{\"k\":[1,\"two\",{\"x\":null}]}");
+  EXPECT_EQ(json::write(b), "{\"k\":\"changed\"}");
+  Value c = std::move(a);
+  EXPECT_TRUE(a.isNull()); // NOLINT(bugprone-use-after-move): documented
+  EXPECT_EQ(c.find("k")->asArray().size(), 3u);
+  Value &alias = c;
+  c = alias; // self-assignment keeps the value
+  EXPECT_EQ(c.find("k")->asArray()[1].asString(), "two");
+  b = c;
+  EXPECT_EQ(b, c);
+  // Accessors on the wrong kind return neutral values instead of crashing.
+  EXPECT_EQ(Value::integer(1).asString(), "");
+  EXPECT_TRUE(Value::string("x").asArray().empty());
+  EXPECT_TRUE(Value().asObject().empty());
+  EXPECT_EQ(Value::string("x").asDouble(), 0.0);
+  // Compact nodes keep a hostile header's memory bounded (see Json.h).
+  EXPECT_EQ(sizeof(Value), 16u);
+}
+
 TEST(JsonWrite, Numbers) {
   EXPECT_EQ(json::write(Value::number(0.1)), "0.1");
   EXPECT_EQ(json::write(Value::number(3.0)), "3");
@@ -241,7 +269,8 @@ TEST(JsonWrite, Numbers) {
   EXPECT_EQ(json::write(Value::number(NAN)), "null");
   EXPECT_EQ(json::write(Value::number(-INFINITY)), "null");
   // Shortest round-trip: the written text parses back to the same double.
-  for (double d : {1.0 / 3.0, 1e-5, 6.02214076e23, 5e-324, 1.7976931348623157e308}) {
+  for (double d :
+       {1.0 / 3.0, 1e-5, 6.02214076e23, 5e-324, 1.7976931348623157e308}) {
     Value back = parseOk(json::write(Value::number(d)));
     EXPECT_EQ(back.asDouble(), d);
   }
@@ -252,7 +281,10 @@ TEST(JsonWrite, StringEscapes) {
             "\"a\\\"b\\\\c\\n\\t\\u0001/\"");
   EXPECT_EQ(json::write(Value::string("\xC3\xA9")), "\"\xC3\xA9\"");
   // Invalid UTF-8 never reaches the output.
-  EXPECT_EQ(json::write(Value::string("a\xFF" "b")), "\"a\xEF\xBF\xBD" "b\"");
+  EXPECT_EQ(json::write(Value::string("a\xFF"
+                                      "b")),
+            "\"a\xEF\xBF\xBD"
+            "b\"");
   std::string nul(1, '\0');
   EXPECT_EQ(json::write(Value::string(nul)), "\"\\u0000\"");
 }

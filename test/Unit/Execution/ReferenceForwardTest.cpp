@@ -187,6 +187,9 @@ struct Case {
   bool tied, bias;
 };
 
+/// Keeps test names readable (ctest lists parameters with this).
+void PrintTo(const Case &c, std::ostream *os) { *os << c.name; }
+
 class ReferenceForward : public testing::TestWithParam<Case> {};
 
 TEST_P(ReferenceForward, MatchesFloat64) {

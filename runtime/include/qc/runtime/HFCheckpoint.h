@@ -74,14 +74,12 @@ Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
 /// h*headDim + 2i + e moves to h*headDim + e*headDim/2 + i. `src` and `dst`
 /// hold nHeads*headDim rows of rowLength floats each and must not overlap;
 /// headDim must be even.
-void permuteInterleavedToHalfSplit(const float *src, float *dst,
-                                   int64_t nHeads, int64_t headDim,
-                                   int64_t rowLength);
+void permuteInterleavedToHalfSplit(const float *src, float *dst, int64_t nHeads,
+                                   int64_t headDim, int64_t rowLength);
 
 /// Inverse of permuteInterleavedToHalfSplit, same contract.
-void permuteHalfSplitToInterleaved(const float *src, float *dst,
-                                   int64_t nHeads, int64_t headDim,
-                                   int64_t rowLength);
+void permuteHalfSplitToInterleaved(const float *src, float *dst, int64_t nHeads,
+                                   int64_t headDim, int64_t rowLength);
 
 } // namespace qc
 

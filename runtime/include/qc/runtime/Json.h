@@ -30,7 +30,7 @@ namespace qc {
 namespace json {
 
 /// The six JSON value kinds.
-enum class Kind { Null, Bool, Number, String, Array, Object };
+enum class Kind : uint8_t { Null, Bool, Number, String, Array, Object };
 
 /// Returns "null", "bool", "number", "string", "array" or "object"; used in
 /// "expected X, found Y" messages.
@@ -40,9 +40,14 @@ const char *kindName(Kind kind);
 /// a parsed document is written back in the same order) and never hold two
 /// members with the same key when produced by the parser.
 ///
-/// Numbers keep a double and, when the literal was an integer that fits, the
-/// exact int64 and/or uint64 value: safetensors shapes and offsets are u64
-/// and must not go through a double (2^53 is not enough).
+/// Numbers keep the exact int64 or uint64 value when the literal was an
+/// integer that fits, and a double otherwise: safetensors shapes and offsets
+/// are u64 and must not go through a double (2^53 is not enough).
+///
+/// A Value is 16 bytes (strings, arrays and objects live on the heap) so
+/// that parsing amplifies memory by a bounded factor: the worst case, an
+/// array of single-digit numbers, takes 8x the input (up to 16x while the
+/// array grows), which matters for a 100 MB safetensors header.
 class Value {
 public:
   /// Element storage of an array.
@@ -53,7 +58,17 @@ public:
   using Object = std::vector<Member>;
 
   /// A null value.
-  Value() = default;
+  Value() noexcept { p.u = 0; }
+  /// Deep copy.
+  Value(const Value &other);
+  /// Takes over `other`'s payload and leaves `other` null.
+  Value(Value &&other) noexcept;
+  /// Deep copy assignment.
+  Value &operator=(const Value &other);
+  /// Move assignment; leaves `other` null.
+  Value &operator=(Value &&other) noexcept;
+  /// Frees the heap payload, if any.
+  ~Value();
 
   /// A bool value.
   static Value boolean(bool b);
@@ -81,24 +96,24 @@ public:
   bool isObject() const { return k == Kind::Object; } ///< kind() == Object
 
   /// True if this is a number whose exact value fits in int64_t.
-  bool isInt64() const { return k == Kind::Number && hasI64; }
+  bool isInt64() const { return k == Kind::Number && (numFlags & kHasI64); }
   /// True if this is a number whose exact value fits in uint64_t.
-  bool isUInt64() const { return k == Kind::Number && hasU64; }
+  bool isUInt64() const { return k == Kind::Number && (numFlags & kHasU64); }
 
   /// The bool; false unless isBool().
-  bool asBool() const { return k == Kind::Bool && b; }
+  bool asBool() const { return k == Kind::Bool && p.b; }
   /// The number as a double (nearest); 0 unless isNumber().
-  double asDouble() const { return k == Kind::Number ? d : 0.0; }
+  double asDouble() const;
   /// The exact integer; 0 unless isInt64().
-  int64_t asInt64() const { return isInt64() ? i64 : 0; }
+  int64_t asInt64() const;
   /// The exact unsigned integer; 0 unless isUInt64().
-  uint64_t asUInt64() const { return isUInt64() ? u64 : 0; }
+  uint64_t asUInt64() const;
   /// The string; empty unless isString().
-  const std::string &asString() const { return str; }
+  const std::string &asString() const;
   /// The elements; empty unless isArray().
-  const Array &asArray() const { return arr; }
+  const Array &asArray() const;
   /// The members in insertion order; empty unless isObject().
-  const Object &asObject() const { return obj; }
+  const Object &asObject() const;
 
   /// Object lookup: the value stored under `key`, or nullptr if this is not
   /// an object or has no such member. Linear in the member count.
@@ -120,17 +135,28 @@ public:
   bool operator!=(const Value &other) const { return !(*this == other); }
 
 private:
-  Kind k = Kind::Null;
-  bool b = false;
-  bool hasI64 = false;
-  bool hasU64 = false;
-  double d = 0.0;
-  int64_t i64 = 0;
-  uint64_t u64 = 0;
-  std::string str;
-  Array arr;
-  Object obj;
+  /// numFlags bits: which exact integer forms the number has. With either
+  /// set, the payload holds the integer and the double is derived from it
+  /// (both conversions round to nearest, so they agree).
+  static constexpr uint8_t kHasI64 = 1, kHasU64 = 2;
 
+  /// Releases any heap payload and becomes null.
+  void reset() noexcept;
+
+  Kind k = Kind::Null;  ///< which payload member is live
+  uint8_t numFlags = 0; ///< kHasI64/kHasU64 for numbers
+  /// The payload; the pointers are owned (see reset()).
+  union Payload {
+    bool b;         ///< Kind::Bool
+    double d;       ///< Kind::Number without an exact integer
+    int64_t i;      ///< Kind::Number with kHasI64
+    uint64_t u;     ///< Kind::Number with only kHasU64
+    std::string *s; ///< Kind::String
+    Array *a;       ///< Kind::Array
+    Object *o;      ///< Kind::Object
+  } p;
+
+  /// The parser fills strings, arrays and objects in place.
   friend class Parser;
 };
 
@@ -147,8 +173,7 @@ struct ParseOptions {
 /// when `errorOffset` is non-null, N is also stored there. Numbers whose
 /// magnitude overflows a double are rejected; ones that underflow become 0.
 Status parse(std::string_view text, Value &out,
-             const ParseOptions &options = {},
-             size_t *errorOffset = nullptr);
+             const ParseOptions &options = {}, size_t *errorOffset = nullptr);
 
 /// Formatting choices for write().
 struct WriteOptions {

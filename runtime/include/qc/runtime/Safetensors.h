@@ -39,28 +39,28 @@ namespace qc {
 /// Every dtype string the safetensors format defines, spelled as in the
 /// file. The enumerators are in the reference implementation's order.
 enum class DType : uint8_t {
-  BOOL,
+  BOOL,        ///< one byte per bool
   F4,          ///< 4-bit float (E2M1), two per byte
   F6_E2M3,     ///< 6-bit float, packed
   F6_E3M2,     ///< 6-bit float, packed
-  U8,
-  I8,
-  F8_E5M2,
-  F8_E4M3,
+  U8,          ///< unsigned byte
+  I8,          ///< signed byte
+  F8_E5M2,     ///< 8-bit float, 5 exponent bits
+  F8_E4M3,     ///< 8-bit float, 4 exponent bits (the "fn" variant)
   F8_E8M0,     ///< power-of-two scale (microscaling formats)
-  F8_E4M3FNUZ,
-  F8_E5M2FNUZ,
-  I16,
-  U16,
-  F16,
-  BF16,
-  I32,
-  U32,
-  F32,
+  F8_E4M3FNUZ, ///< AMD-style E4M3 (no negative zero, NaN at 0x80)
+  F8_E5M2FNUZ, ///< AMD-style E5M2
+  I16,         ///< signed 16-bit integer
+  U16,         ///< unsigned 16-bit integer
+  F16,         ///< IEEE binary16
+  BF16,        ///< bfloat16
+  I32,         ///< signed 32-bit integer
+  U32,         ///< unsigned 32-bit integer
+  F32,         ///< IEEE binary32
   C64,         ///< complex of two F32
-  F64,
-  I64,
-  U64,
+  F64,         ///< IEEE binary64
+  I64,         ///< signed 64-bit integer
+  U64,         ///< unsigned 64-bit integer
 };
 
 /// Bits per element (4 for F4, 6 for the F6 types, 64 for C64, ...).
@@ -102,11 +102,11 @@ uint16_t f32ToBF16(float value);
 
 /// One tensor entry of a validated header.
 struct TensorInfo {
-  std::string name;            ///< key in the header
-  DType dtype = DType::F32;    ///< element type
-  std::vector<int64_t> shape;  ///< dims, each >= 0 (empty for a scalar)
-  uint64_t begin = 0;          ///< first byte, relative to the data section
-  uint64_t end = 0;            ///< one past the last byte, same origin
+  std::string name;           ///< key in the header
+  DType dtype = DType::F32;   ///< element type
+  std::vector<int64_t> shape; ///< dims, each >= 0 (empty for a scalar)
+  uint64_t begin = 0;         ///< first byte, relative to the data section
+  uint64_t end = 0;           ///< one past the last byte, same origin
 
   /// Bytes the tensor occupies (end - begin).
   uint64_t byteSize() const { return end - begin; }
@@ -145,8 +145,11 @@ public:
                       std::unique_ptr<SafetensorsFile> &out,
                       const SafetensorsLimits &limits = {});
 
+  /// Unmaps the file if this object mapped it.
   ~SafetensorsFile();
+  /// Not copyable: the object may own a mapping.
   SafetensorsFile(const SafetensorsFile &) = delete;
+  /// Not copyable: the object may own a mapping.
   SafetensorsFile &operator=(const SafetensorsFile &) = delete;
 
   /// The path or display name used in messages.
@@ -179,20 +182,21 @@ public:
                    bool checkFinite = true) const;
 
 private:
+  /// Use open() or parse().
   SafetensorsFile() = default;
   /// Runs every header and layout check; fills infos/byName/meta.
   Status validate(const SafetensorsLimits &limits);
   /// Error prefixed with the display name.
   Status error(const std::string &what) const;
 
-  std::string name;
-  const uint8_t *base = nullptr;
-  size_t size = 0;
-  void *mapping = nullptr; ///< non-null when this object owns an mmap
-  uint64_t headerLen = 0;
-  std::vector<TensorInfo> infos;
-  std::unordered_map<std::string, size_t> byName;
-  std::map<std::string, std::string> meta;
+  std::string name;              ///< path or display name for messages
+  const uint8_t *base = nullptr; ///< first byte of the whole file
+  size_t size = 0;               ///< bytes of the whole file
+  void *mapping = nullptr;       ///< non-null when this object owns an mmap
+  uint64_t headerLen = 0;        ///< N, the JSON header length
+  std::vector<TensorInfo> infos; ///< tensors sorted by offset
+  std::unordered_map<std::string, size_t> byName; ///< name -> infos index
+  std::map<std::string, std::string> meta;        ///< __metadata__
 };
 
 //===----------------------------------------------------------------------===//
@@ -220,11 +224,12 @@ Status writeFileAtomically(const std::string &path,
 /// concurrent writers.
 void setAtomicWriteFaultForTesting(int64_t failAfterBytes);
 
-/// Builds a safetensors file from named tensors. Output is deterministic:
-/// tensors are laid out by decreasing element width and then by name (the
-/// reference implementation's order, which keeps every tensor naturally
-/// aligned once the header is padded), the header is compact JSON with
-/// `__metadata__` first, padded with spaces to a multiple of 8 bytes.
+/// Builds a safetensors file from named tensors. Output is deterministic
+/// and byte-identical to the reference serializer's (safetensors 0.8):
+/// tensors are laid out by DType in decreasing enum order, which puts wider
+/// elements first and keeps every tensor naturally aligned, then by name;
+/// the header is compact JSON with `__metadata__` first, padded with spaces
+/// to a multiple of 8 bytes.
 class SafetensorsWriter {
 public:
   /// Adds a tensor whose little-endian bytes are `bytes` (moved in). Fails
@@ -246,9 +251,8 @@ public:
 
   /// Adds `data` (numElements(shape) fp32 values) stored as `storeAs`,
   /// which must be F32, F16 or BF16 (rounded to nearest even).
-  Status addFromF32(const std::string &name,
-                    const std::vector<int64_t> &shape, const float *data,
-                    DType storeAs);
+  Status addFromF32(const std::string &name, const std::vector<int64_t> &shape,
+                    const float *data, DType storeAs);
 
   /// Sets the `__metadata__` string map (written only when non-empty).
   Status setMetadata(std::map<std::string, std::string> metadata);
@@ -267,12 +271,12 @@ public:
 private:
   /// One tensor: either owned bytes or a borrowed view.
   struct Entry {
-    std::string name;
-    DType dtype;
-    std::vector<int64_t> shape;
-    std::vector<uint8_t> owned;
-    const uint8_t *data = nullptr;
-    size_t byteCount = 0;
+    std::string name;              ///< header key
+    DType dtype;                   ///< element type
+    std::vector<int64_t> shape;    ///< dims
+    std::vector<uint8_t> owned;    ///< the bytes when copied in
+    const uint8_t *data = nullptr; ///< the bytes (owned or borrowed)
+    size_t byteCount = 0;          ///< bytes at `data`
   };
   /// Checks name/shape/size and registers the entry.
   Status addEntry(Entry entry);
@@ -280,10 +284,10 @@ private:
   void buildHeader(std::string &prefixAndHeader,
                    std::vector<const Entry *> &order) const;
 
-  std::vector<std::unique_ptr<Entry>> entries;
-  std::unordered_map<std::string, size_t> index;
-  std::map<std::string, std::string> meta;
-  uint64_t totalData = 0;
+  std::vector<std::unique_ptr<Entry>> entries;   ///< in insertion order
+  std::unordered_map<std::string, size_t> index; ///< name -> entries index
+  std::map<std::string, std::string> meta;       ///< __metadata__
+  uint64_t totalData = 0;                        ///< sum of byteCount
 };
 
 } // namespace qc
