@@ -28,6 +28,7 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -172,11 +173,36 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     return Status::error("cannot create a target machine: " +
                          llvm::toString(tm.takeError()));
   ExecutionEngineOptions engineOptions;
-  auto transformer =
-      makeOptimizingTransformer(options.optLevel, /*sizeLevel=*/0, tm->get());
+  llvm::TargetMachine *machine = tm->get();
+  unsigned optLevel = options.optLevel;
+  // The standard pipeline, minus full loop unrolling: the forward function
+  // is one large function with hundreds of loop nests, and unrolling them
+  // multiplied LLVM's compile time while the vectorized loops run no faster.
+  auto transformer = [machine, optLevel](llvm::Module *m) -> llvm::Error {
+    if (optLevel == 0)
+      return llvm::Error::success();
+    llvm::LoopAnalysisManager lam;
+    llvm::FunctionAnalysisManager fam;
+    llvm::CGSCCAnalysisManager cgam;
+    llvm::ModuleAnalysisManager mam;
+    llvm::PipelineTuningOptions tuning;
+    tuning.LoopUnrolling = false;
+    llvm::PassBuilder pb(machine, tuning);
+    pb.registerModuleAnalyses(mam);
+    pb.registerCGSCCAnalyses(cgam);
+    pb.registerFunctionAnalyses(fam);
+    pb.registerLoopAnalyses(lam);
+    pb.crossRegisterProxies(lam, fam, cgam, mam);
+    llvm::OptimizationLevel level = optLevel == 1   ? llvm::OptimizationLevel::O1
+                                    : optLevel == 2 ? llvm::OptimizationLevel::O2
+                                                    : llvm::OptimizationLevel::O3;
+    pb.buildPerModuleDefaultPipeline(level).run(*m, mam);
+    return llvm::Error::success();
+  };
   engineOptions.transformer = transformer;
   engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default;
   engineOptions.enableGDBNotificationListener = false;
+  engineOptions.enableObjectDump = !options.dumpObjectTo.empty();
   // Lets `perf` attribute samples to JIT-compiled code (jitdump) on request.
   engineOptions.enablePerfNotificationListener = std::getenv("QC_PERF_JIT") != nullptr;
   auto engine = ExecutionEngine::create(*module, engineOptions);
@@ -189,6 +215,15 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     return Status::error("JIT: entry point not found: " +
                          llvm::toString(fnPtr.takeError()));
   result->entry = *fnPtr;
+  if (!options.dumpObjectTo.empty()) {
+    result->engine->dumpToObjectFile(options.dumpObjectTo);
+    // Where the code was loaded, to match profiler addresses against the
+    // dumped object's disassembly.
+    if (auto addr = result->engine->lookup("forward"))
+      llvm::errs() << "qc: 'forward' loaded at " << *addr << "\n";
+    else
+      llvm::consumeError(addr.takeError());
+  }
   out = std::move(result);
   return Status::ok();
 }

@@ -74,6 +74,9 @@ static cl::opt<std::string> dumpLowered(
 static cl::opt<unsigned> jitOptLevel("jit-opt-level",
                                       cl::desc("LLVM optimization level of the JIT (0-3)"),
                                       cl::init(2), cl::cat(category));
+static cl::opt<std::string> dumpObject(
+    "dump-object", cl::desc("Write the JIT-compiled object file"),
+    cl::value_desc("file"), cl::cat(category));
 static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress"),
                                 cl::init(false), cl::cat(category));
 
@@ -104,6 +107,7 @@ int main(int argc, char **argv) {
   mlir::qc::CpuCompileOptions compileOptions;
   compileOptions.dumpLoweredTo = dumpLowered;
   compileOptions.optLevel = jitOptLevel;
+  compileOptions.dumpObjectTo = dumpObject;
   if (Status s = mlir::qc::CpuExecutable::compile(*module, weights, exe,
                                                   compileOptions);
       !s)

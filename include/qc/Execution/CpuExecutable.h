@@ -38,6 +38,9 @@ struct CpuCompileOptions {
   unsigned optLevel = 2;
   /// If non-empty, the lowered LLVM-dialect module is written here.
   std::string dumpLoweredTo;
+  /// If non-empty, the JIT-compiled object file is written here (for
+  /// disassembly and profiling).
+  std::string dumpObjectTo;
 };
 
 /// A model forward function compiled for this CPU. Thread-safe: forward()

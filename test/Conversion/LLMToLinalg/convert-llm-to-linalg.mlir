@@ -112,31 +112,33 @@ func.func @rope_half(%k: tensor<4x32xf32>) -> tensor<4x32xf32> {
 
 // -----
 
-// Tests that GQA llm.attention splits heads with tensor.expand_shape, transposes k and v to [KV, head_dim, T], loops over query chunks with scf.for, maps query head h to kv head h / 2, masks causally and uses a max-subtracted exp softmax.
-// CHECK-DAG: #[[$KV_MAP:.*]] = affine_map<(d0, d1, d2, d3) -> (d0 floordiv 2, d2, d3)>
+// Tests that GQA llm.attention splits heads with tensor.expand_shape, transposes q, k and v to [heads, head_dim, T], loops over query chunks with scf.for, maps query head h to kv head h / 2, keeps the query row innermost in every generic, masks causally and uses a max-subtracted exp softmax.
+// CHECK-DAG: #[[$KMAP:.*]] = affine_map<(d0, d1, d2, d3) -> (d0 floordiv 2, d2, d1)>
+// CHECK-DAG: #[[$VMAP:.*]] = affine_map<(d0, d1, d2, d3) -> (d0 floordiv 2, d1, d2)>
 // CHECK-LABEL: func.func @attention
 // CHECK-SAME: (%[[Q:.*]]: tensor<?x64xf32>, %[[K:.*]]: tensor<?x32xf32>, %[[V:.*]]: tensor<?x32xf32>)
 // CHECK: %[[Q3:.*]] = tensor.expand_shape %[[Q]] {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 8, 8] : tensor<?x64xf32> into tensor<?x8x8xf32>
+// CHECK: %[[QT:.*]] = linalg.transpose ins(%[[Q3]] : tensor<?x8x8xf32>) outs(%{{.*}} : tensor<8x8x?xf32>) permutation = [1, 2, 0]
 // CHECK: %[[K3:.*]] = tensor.expand_shape %[[K]] {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 4, 8] : tensor<?x32xf32> into tensor<?x4x8xf32>
 // CHECK: %[[KT:.*]] = linalg.transpose ins(%[[K3]] : tensor<?x4x8xf32>) outs(%{{.*}} : tensor<4x8x?xf32>) permutation = [1, 2, 0]
 // CHECK: %[[V3:.*]] = tensor.expand_shape %[[V]] {{\[}}[0], [1, 2]] output_shape [%{{.*}}, 4, 8] : tensor<?x32xf32> into tensor<?x4x8xf32>
 // CHECK: %[[VT:.*]] = linalg.transpose ins(%[[V3]] : tensor<?x4x8xf32>) outs(%{{.*}} : tensor<4x8x?xf32>) permutation = [1, 2, 0]
-// CHECK: %[[OUT:.*]] = scf.for %[[ROW:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[ACC:.*]] = %{{.*}}) -> (tensor<?x8x8xf32>)
-// CHECK: %[[QC:.*]] = tensor.extract_slice %[[Q3]][%[[ROW]], 0, 0]
+// CHECK: %[[OUT:.*]] = scf.for %[[ROW:.*]] = %{{.*}} to %{{.*}} step %c64 iter_args(%[[ACC:.*]] = %{{.*}}) -> (tensor<?x8x8xf32>)
+// CHECK: %[[QC:.*]] = tensor.extract_slice %[[QT]][0, 0, %[[ROW]]]
 // CHECK: %[[KC:.*]] = tensor.extract_slice %[[KT]][0, 0, 0]
 // CHECK: %[[VC:.*]] = tensor.extract_slice %[[VT]][0, 0, 0]
-// CHECK: %[[S:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #[[$KV_MAP]], #{{.*}}], iterator_types = ["parallel", "parallel", "reduction", "parallel"]} ins(%[[QC]], %[[KC]] :
+// CHECK: %[[S:.*]] = linalg.generic {indexing_maps = [#[[$KMAP]], #{{.*}}, #{{.*}}], iterator_types = ["parallel", "parallel", "reduction", "parallel"]} ins(%[[KC]], %[[QC]] :
 // CHECK: arith.addf %{{.*}}, %{{.*}} fastmath<reassoc,contract>
-// CHECK: %[[M:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[S]] :
+// CHECK: %[[M:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[S]] :
 // CHECK: arith.cmpi ule
-// CHECK: arith.maximumf
+// CHECK: arith.maxnumf {{.*}} fastmath<nnan,nsz>
 // CHECK: %[[P:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel"]} ins(%[[S]], %[[M]] :
 // CHECK: arith.cmpi ule
 // CHECK: arith.subf
 // CHECK: math.exp
-// CHECK: %[[L:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[P]] :
-// CHECK: arith.addf %{{.*}}, %{{.*}} fastmath<reassoc,contract>
-// CHECK: %[[O:.*]] = linalg.generic {indexing_maps = [#{{.*}}, #[[$KV_MAP]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[P]], %[[VC]] :
+// CHECK: %[[L:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[P]] :
+// CHECK: arith.addf
+// CHECK: %[[O:.*]] = linalg.generic {indexing_maps = [#[[$VMAP]], #{{.*}}, #{{.*}}], iterator_types = ["parallel", "parallel", "reduction", "parallel"]} ins(%[[VC]], %[[P]] :
 // CHECK: %[[N:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel"]} ins(%[[O]], %[[L]] :
 // CHECK: arith.divf
 // CHECK: %[[UPD:.*]] = tensor.insert_slice %[[N]] into %[[ACC]][%[[ROW]], 0, 0]
