@@ -13,8 +13,9 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${QC_BUILD_DIR:-$root/build}"
-shared="$root/../shared"
 "$root/scripts/setup.sh"
+cd "$root"
+shared="../shared"
 
 "$build/bin/quant-run" "$shared/models/stories260K/stories260K.bin" \
   --tokenizer "$shared/models/stories260K/tok512.bin" \

@@ -27,6 +27,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -173,9 +174,10 @@ int main(int argc, char **argv) {
     std::string text = tok.decode(ids);
     outs() << "generated (" << (ids.size() - promptLen) << " tokens, "
            << (temperature == 0.0f ? std::string("greedy")
-                                   : "temperature " + std::to_string(temperature) +
-                                         ", top-p " + std::to_string(topP) +
-                                         ", seed " + std::to_string(seed))
+                                   : formatv("temperature {0}, top-p {1}, seed {2}",
+                                             temperature.getValue(),
+                                             topP.getValue(), seed.getValue())
+                                         .str())
            << "):\n"
            << text << "\n";
     if (printIds) {

@@ -14,13 +14,16 @@
 //===----------------------------------------------------------------------===//
 
 #include "qc/Execution/CpuExecutable.h"
+#include "qc/Import/LoadModel.h"
 #include "qc/Import/ModelBuilder.h"
+#include "qc/runtime/HFCheckpoint.h"
 
 #include "mlir/IR/MLIRContext.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 namespace {
@@ -182,6 +185,7 @@ Matrix referenceForward(const ModelWeights &w, const std::vector<int32_t> &token
 
 struct Case {
   const char *name;
+  const char *modelType;
   int64_t dim, hidden, layers, heads, kvHeads, vocab, tokens;
   qc::RopeLayout layout;
   bool tied, bias;
@@ -195,7 +199,7 @@ class ReferenceForward : public testing::TestWithParam<Case> {};
 TEST_P(ReferenceForward, MatchesFloat64) {
   const Case &tc = GetParam();
   ModelConfig cfg;
-  cfg.modelType = tc.bias ? "qwen2" : "llama";
+  cfg.modelType = tc.modelType;
   cfg.dim = tc.dim;
   cfg.hiddenDim = tc.hidden;
   cfg.nLayers = tc.layers;
@@ -219,28 +223,52 @@ TEST_P(ReferenceForward, MatchesFloat64) {
   std::vector<int32_t> tokens(tc.tokens);
   for (int32_t &t : tokens)
     t = static_cast<int32_t>(rng() % tc.vocab);
-  std::vector<float> logits(tc.tokens * tc.vocab);
-  ASSERT_TRUE(exe->forward(tokens.data(), tc.tokens, logits.data()));
   Matrix ref = referenceForward(w, tokens);
   double maxAbs = 0.0;
   for (double v : ref)
     maxAbs = std::max(maxAbs, std::fabs(v));
-  double worst = 0.0;
-  for (size_t i = 0; i < ref.size(); ++i)
-    worst = std::max(worst, std::fabs(logits[i] - ref[i]));
-  EXPECT_LT(worst, 1e-4 * maxAbs) << "max |logit| " << maxAbs;
+  auto expectClose = [&](const mlir::qc::CpuExecutable &model,
+                         const std::string &what) {
+    std::vector<float> logits(tc.tokens * tc.vocab);
+    ASSERT_TRUE(model.forward(tokens.data(), tc.tokens, logits.data()));
+    double worst = 0.0;
+    for (size_t i = 0; i < ref.size(); ++i)
+      worst = std::max(worst, std::fabs(logits[i] - ref[i]));
+    EXPECT_LT(worst, 1e-4 * maxAbs) << what << ": max |logit| " << maxAbs;
+  };
+  expectClose(*exe, "in-memory model");
+
+  // The same model through a Hugging Face checkpoint on disk (config.json
+  // for this model_type, safetensors, rotate_half RoPE rows) and back.
+  std::string dir = testing::TempDir() + "/qc_ref_" + tc.name;
+  std::filesystem::remove_all(dir);
+  s = qc::writeHFCheckpoint(dir, w, qc::DType::F32);
+  ASSERT_TRUE(s) << s.message();
+  mlir::MLIRContext ctx2;
+  mlir::OwningOpRef<mlir::ModuleOp> module2;
+  qc::ModelWeights w2;
+  s = mlir::qc::openModel(ctx2, dir, module2, w2);
+  ASSERT_TRUE(s) << s.message();
+  EXPECT_EQ(w2.config.modelType, cfg.modelType);
+  EXPECT_EQ(w2.config.tiedEmbeddings, cfg.tiedEmbeddings);
+  EXPECT_EQ(w2.config.attentionBias, cfg.attentionBias);
+  std::unique_ptr<mlir::qc::CpuExecutable> exe2;
+  s = mlir::qc::CpuExecutable::compile(*module2, w2, exe2);
+  ASSERT_TRUE(s) << s.message();
+  expectClose(*exe2, "Hugging Face round trip");
+  std::filesystem::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, ReferenceForward,
     testing::Values(
-        Case{"gqa_interleaved_tied", 32, 48, 2, 4, 2, 40, 37,
+        Case{"gqa_interleaved_tied", "llama", 32, 48, 2, 4, 2, 40, 37,
              qc::RopeLayout::Interleaved, true, false},
-        Case{"mha_half_untied_multichunk", 24, 40, 2, 2, 2, 33, 150,
+        Case{"mha_half_untied_multichunk", "mistral", 24, 40, 2, 2, 2, 33, 150,
              qc::RopeLayout::HalfSplit, false, false},
-        Case{"qwen2_bias_single_token", 32, 20, 1, 8, 1, 17, 1,
+        Case{"qwen2_bias_single_token", "qwen2", 32, 20, 1, 8, 1, 17, 1,
              qc::RopeLayout::HalfSplit, false, true},
-        Case{"gqa_chunk_boundary", 16, 16, 1, 4, 2, 11, 64,
+        Case{"qwen2_gqa_chunk_boundary", "qwen2", 16, 16, 1, 4, 2, 11, 64,
              qc::RopeLayout::Interleaved, true, true}),
     [](const testing::TestParamInfo<Case> &info) { return info.param.name; });
 
