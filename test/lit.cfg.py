@@ -16,6 +16,13 @@ config.test_exec_root = os.path.join(config.qc_obj_root, "test")
 
 config.substitutions.append(("%shared", config.qc_shared_dir))
 config.substitutions.append(("%src", config.qc_src_root))
+# Runtime support libraries of mlir-runner (printMemrefF32 and friends).
+config.substitutions.append(
+    ("%mlir_runner_utils",
+     os.path.join(config.llvm_lib_dir, "libmlir_runner_utils.so")))
+config.substitutions.append(
+    ("%mlir_c_runner_utils",
+     os.path.join(config.llvm_lib_dir, "libmlir_c_runner_utils.so")))
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

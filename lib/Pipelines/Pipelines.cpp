@@ -17,7 +17,7 @@
 using namespace mlir;
 
 std::string mlir::qc::cpuPreparePipeline(const std::string &entry) {
-  return "convert-llm-to-linalg,"
+  return "convert-wq-to-linalg,convert-llm-to-linalg,"
          "llm-params-to-arguments{entry=" + entry + "}";
 }
 

@@ -40,6 +40,38 @@ def ConvertLLMToLinalgPass : Pass<"convert-llm-to-linalg", "ModuleOp"> {
   ];
 }
 
+def ConvertWQToLinalgPass : Pass<"convert-wq-to-linalg", "ModuleOp"> {
+  let summary = "Reference lowering of `wq` ops to linalg on tensors";
+  let description = [{
+    The CPU reference path for weight-quantized models. `wq.dequantize`
+    becomes one `linalg.generic` over [N, K] whose body extracts each code
+    from its packed 32-bit words (either layout; 3-bit codes that straddle
+    two words included), looks up its group (`g_idx` or k / G), scale
+    (widened from f16/bf16) and zero point (GPTQ v1 zero-minus-one, plain
+    integer or float) or codebook entry, and computes the weight in f32.
+    `wq.linear` becomes that dequantization followed by the same x W^T loop
+    nest `llm.linear` lowers to. The dequantized weight is a temporary of
+    the CPU reference only; GPU kernels dequantize in registers.
+
+    Postcondition: no `wq` op remains. Ops whose activations are not f32 are
+    reported with a diagnostic.
+
+    ```mlir
+    %y = wq.linear %x, %qw, %s {bits = 4 : i64, group_size = 32 : i64,
+        sym = true, in_features = 64 : i64, out_features = 32 : i64,
+        scale_dtype = f16, layout = #wq.layout<rows>}
+        : (tensor<?x64xf32>, tensor<32x8xi32>, tensor<2x32xf16>) -> tensor<?x32xf32>
+    // becomes
+    %w = linalg.generic {...} outs(%e : tensor<32x64xf32>) { extract, shift, mask, scale }
+    %y = linalg.generic {... ["parallel", "reduction", "parallel"]} ins(%x, %wT ...)
+    ```
+  }];
+  let dependentDialects = [
+    "mlir::linalg::LinalgDialect", "mlir::tensor::TensorDialect",
+    "mlir::arith::ArithDialect"
+  ];
+}
+
 def LLMParamsToArgumentsPass : Pass<"llm-params-to-arguments", "ModuleOp"> {
   let summary = "Turn `llm.param` ops into function arguments for execution";
   let description = [{

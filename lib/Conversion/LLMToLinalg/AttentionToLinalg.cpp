@@ -24,7 +24,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Builders.h"
+#include "qc/Conversion/Utils/LinalgBuilders.h"
 #include "LLM/IR/LLMOps.h"
 #include "qc/Conversion/LLMToLinalg/LLMToLinalg.h"
 

@@ -11,7 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Builders.h"
+#include "qc/Conversion/Utils/LinalgBuilders.h"
 #include "LLM/IR/LLMOps.h"
 #include "qc/Conversion/LLMToLinalg/LLMToLinalg.h"
 
@@ -33,61 +33,6 @@ LogicalResult requireF32(Operation *op, PatternRewriter &rewriter) {
       if (tt.getElementType().isFloat() && !tt.getElementType().isF32())
         return rewriter.notifyMatchFailure(op, "only f32 tensors are lowered");
   return success();
-}
-
-/// Returns `w` ([N, K]) transposed to [K, N].
-Value transpose2D(OpBuilder &b, Location loc, Value w) {
-  auto type = cast<RankedTensorType>(w.getType());
-  Value empty = emptyTensor(b, loc,
-                            {dimSize(b, loc, w, 1), dimSize(b, loc, w, 0)},
-                            type.getElementType());
-  return linalg::TransposeOp::create(b, loc, w, empty,
-                                     ArrayRef<int64_t>{1, 0})
-      .getResult()[0];
-}
-
-/// result[t, n] = sum_k x[t, k] * w[n, k] (+ bias[n]).
-/// The weight is first transposed to [K, N] (K*N work, negligible next to
-/// T*K*N), then the iteration space (t, k, n) runs n innermost: each step
-/// is out[t, :] += x[t, k] * wT[k, :], a unit-stride multiply-add that LLVM
-/// vectorizes without horizontal reductions.
-Value buildMatmulTransposedB(OpBuilder &b, Location loc, Value x, Value w,
-                             Value bias) {
-  MLIRContext *ctx = b.getContext();
-  SmallVector<OpFoldResult> sizes = {dimSize(b, loc, x, 0),
-                                     dimSize(b, loc, w, 0)};
-  AffineExpr t, k, n;
-  bindDims(ctx, t, k, n);
-  Value init;
-  if (bias) {
-    // Start the accumulation from the bias: out[t, n] = bias[n].
-    Value empty = emptyTensor(b, loc, sizes, b.getF32Type());
-    AffineExpr i, j;
-    bindDims(ctx, i, j);
-    init = linalg::GenericOp::create(
-               b, loc, empty.getType(), ValueRange{bias}, ValueRange{empty},
-               ArrayRef<AffineMap>{AffineMap::get(2, 0, {j}, ctx),
-                                   AffineMap::get(2, 0, {i, j}, ctx)},
-               ArrayRef<utils::IteratorType>{kPar, kPar},
-               [](OpBuilder &nb, Location nloc, ValueRange args) {
-                 linalg::YieldOp::create(nb, nloc, args[0]);
-               })
-               .getResult(0);
-  } else {
-    init = filledTensor(b, loc, sizes, 0.0f);
-  }
-  Value wT = transpose2D(b, loc, w);
-  SmallVector<AffineMap> maps = {AffineMap::get(3, 0, {t, k}, ctx),
-                                 AffineMap::get(3, 0, {k, n}, ctx),
-                                 AffineMap::get(3, 0, {t, n}, ctx)};
-  return linalg::GenericOp::create(
-             b, loc, init.getType(), ValueRange{x, wT}, ValueRange{init}, maps,
-             ArrayRef<utils::IteratorType>{kPar, kRed, kPar},
-             [](OpBuilder &nb, Location nloc, ValueRange args) {
-               linalg::YieldOp::create(
-                   nb, nloc, mulAdd(nb, nloc, args[2], args[0], args[1]));
-             })
-      .getResult(0);
 }
 
 /// Builds a rank-2 elementwise generic over `inputs` (all shaped like the

@@ -1,17 +1,18 @@
-//===- Builders.h - Small IR builders shared by the llm lowerings -*- C++ -*-===//
+//===- LinalgBuilders.h - IR builders shared by the lowerings ---*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //
 //===----------------------------------------------------------------------===//
 //
-// Private to lib/Conversion/LLMToLinalg: helpers that create empty/filled
-// tensors with the dynamic sizes of an existing value and fast-math
-// arithmetic for reductions.
+// Shared by the llm and wq lowerings to linalg: helpers that create
+// empty/filled tensors with the dynamic sizes of an existing value,
+// fast-math arithmetic for reductions, and the x * W^T product whose loop
+// order both lowerings rely on.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef QC_LIB_CONVERSION_LLMTOLINALG_BUILDERS_H
-#define QC_LIB_CONVERSION_LLMTOLINALG_BUILDERS_H
+#ifndef QC_CONVERSION_UTILS_LINALGBUILDERS_H
+#define QC_CONVERSION_UTILS_LINALGBUILDERS_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -64,6 +65,16 @@ inline Value mulAdd(OpBuilder &b, Location loc, Value acc, Value x, Value y) {
 constexpr utils::IteratorType kPar = utils::IteratorType::parallel;
 constexpr utils::IteratorType kRed = utils::IteratorType::reduction;
 
+/// Returns `w` ([N, K]) transposed to [K, N].
+Value transpose2D(OpBuilder &b, Location loc, Value w);
+
+/// result[t, n] = sum_k x[t, k] * w[n, k] (+ bias[n]) for f32 tensors `x`
+/// [T, K] and `w` [N, K] (`bias` [N] or null). The weight is transposed to
+/// [K, N] first (K*N work, negligible next to T*K*N) so that the loop nest
+/// (t, k, n) runs a unit-stride multiply-add innermost.
+Value buildMatmulTransposedB(OpBuilder &b, Location loc, Value x, Value w,
+                             Value bias);
+
 } // namespace mlir::qc::detail
 
-#endif // QC_LIB_CONVERSION_LLMTOLINALG_BUILDERS_H
+#endif // QC_CONVERSION_UTILS_LINALGBUILDERS_H

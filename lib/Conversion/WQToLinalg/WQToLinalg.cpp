@@ -1,0 +1,244 @@
+//===- WQToLinalg.cpp - Reference lowering of `wq` ops to linalg ----------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Dequantization follows dialects/WQ/README.md exactly: codes are LSB-first
+// bit streams over 32-bit words, so code i of a stream starts at bit b*i of
+// word (b*i)/32 and may continue into the next word (b = 3). The body reads
+// both words as one 64-bit value, shifts and masks; for codes that do not
+// straddle, the second word's bits are masked away. The "next" word index
+// is clamped to the last word so that it never reads out of bounds.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Conversion/WQToLinalg/WQToLinalg.h"
+
+#include "WQ/IR/WQOps.h"
+#include "qc/Conversion/Passes.h"
+#include "qc/Conversion/Utils/LinalgBuilders.h"
+
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::qc {
+#define GEN_PASS_DEF_CONVERTWQTOLINALGPASS
+#include "qc/Conversion/Passes.h.inc"
+} // namespace mlir::qc
+
+using namespace mlir;
+using namespace mlir::qc;
+using namespace mlir::qc::detail;
+
+namespace {
+
+/// The operands and attributes wq.linear and wq.dequantize share.
+struct Scheme {
+  Value qweight, scales, zeros, gIdx;
+  int64_t bits, groupSize, inFeatures, outFeatures;
+  bool sym;
+  wq::Layout layout;
+  std::optional<ArrayRef<float>> codebook;
+
+  template <typename OpT>
+  static Scheme from(OpT op) {
+    Scheme s;
+    s.qweight = op.getQweight();
+    s.scales = op.getScales();
+    s.zeros = op.getZeros();
+    s.gIdx = op.getGIdx();
+    s.bits = op.getBits();
+    s.groupSize = op.getGroupSize();
+    s.inFeatures = op.getInFeatures();
+    s.outFeatures = op.getOutFeatures();
+    s.sym = op.getSym();
+    s.layout = op.getLayout();
+    s.codebook = op.getCodebook();
+    return s;
+  }
+};
+
+Value idx(OpBuilder &b, Location l, int64_t v) {
+  return arith::ConstantIndexOp::create(b, l, v);
+}
+Value i64c(OpBuilder &b, Location l, int64_t v) {
+  return arith::ConstantIntOp::create(b, l, b.getI64Type(), v);
+}
+
+/// Code `i` (an index value) of the bit stream held in `words`, where the
+/// stream's word w is `words[fixed, w]` (streamDim = 1) or `words[w, fixed]`
+/// (streamDim = 0). Returns the code as an i64 in [0, 2^bits).
+Value extractCode(OpBuilder &b, Location l, Value words, int streamDim,
+                  Value fixed, Value i, int64_t bits) {
+  auto type = cast<RankedTensorType>(words.getType());
+  int64_t numWords = type.getDimSize(streamDim);
+  Value bitPos = arith::MulIOp::create(b, l, i, idx(b, l, bits));
+  Value word = arith::DivUIOp::create(b, l, bitPos, idx(b, l, 32));
+  Value shift = arith::RemUIOp::create(b, l, bitPos, idx(b, l, 32));
+  Value next = arith::MinUIOp::create(
+      b, l, arith::AddIOp::create(b, l, word, idx(b, l, 1)),
+      idx(b, l, numWords - 1));
+  auto at = [&](Value w) -> Value {
+    SmallVector<Value, 2> indices = streamDim == 1 ? SmallVector<Value, 2>{fixed, w}
+                                                   : SmallVector<Value, 2>{w, fixed};
+    Value v = tensor::ExtractOp::create(b, l, words, indices);
+    if (!v.getType().isInteger(32))
+      v = arith::ExtUIOp::create(b, l, b.getI32Type(), v);
+    return arith::ExtUIOp::create(b, l, b.getI64Type(), v);
+  };
+  Value lo = at(word);
+  Value hi = arith::ShLIOp::create(b, l, at(next), i64c(b, l, 32));
+  Value both = arith::OrIOp::create(b, l, lo, hi);
+  Value sh = arith::IndexCastOp::create(b, l, b.getI64Type(), shift);
+  Value shifted = arith::ShRUIOp::create(b, l, both, sh);
+  return arith::AndIOp::create(b, l, shifted, i64c(b, l, (1LL << bits) - 1));
+}
+
+/// Widens a float scalar to f32.
+Value toF32(OpBuilder &b, Location l, Value v) {
+  if (v.getType().isF32())
+    return v;
+  return arith::ExtFOp::create(b, l, b.getF32Type(), v);
+}
+
+/// The dequantized [N, K] f32 weight of a wq op.
+Value buildDequantize(OpBuilder &b, Location loc, const Scheme &s) {
+  MLIRContext *ctx = b.getContext();
+  int64_t n = s.outFeatures, k = s.inFeatures;
+  int64_t group = s.groupSize == -1 ? k : s.groupSize;
+  Value codebook;
+  if (s.codebook) {
+    auto cbType = RankedTensorType::get({(int64_t)s.codebook->size()},
+                                        b.getF32Type());
+    codebook = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(cbType, *s.codebook));
+  }
+  Value empty = emptyTensor(b, loc, {b.getIndexAttr(n), b.getIndexAttr(k)},
+                            b.getF32Type());
+  AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
+  return linalg::GenericOp::create(
+             b, loc, empty.getType(), ValueRange{}, ValueRange{empty},
+             ArrayRef<AffineMap>{id2}, ArrayRef<utils::IteratorType>{kPar, kPar},
+             [&](OpBuilder &nb, Location l, ValueRange) {
+               Value row = linalg::IndexOp::create(nb, l, 0);
+               Value col = linalg::IndexOp::create(nb, l, 1);
+               // gptq: qweight[word, n] holds column n's stream over K;
+               // rows: qweight[n, word] holds row n's stream over K.
+               Value code =
+                   s.layout == wq::Layout::gptq
+                       ? extractCode(nb, l, s.qweight, 0, row, col, s.bits)
+                       : extractCode(nb, l, s.qweight, 1, row, col, s.bits);
+               Value g;
+               if (s.gIdx) {
+                 Value gi = tensor::ExtractOp::create(nb, l, s.gIdx, ValueRange{col});
+                 g = arith::IndexCastOp::create(nb, l, nb.getIndexType(), gi);
+               } else {
+                 g = arith::DivUIOp::create(nb, l, col, idx(nb, l, group));
+               }
+               Value scale = toF32(
+                   nb, l, tensor::ExtractOp::create(nb, l, s.scales, ValueRange{g, row}));
+               Value w;
+               if (codebook) {
+                 Value ci = arith::IndexCastOp::create(nb, l, nb.getIndexType(), code);
+                 Value v = tensor::ExtractOp::create(nb, l, codebook, ValueRange{ci});
+                 w = arith::MulFOp::create(nb, l, v, scale);
+               } else {
+                 Value q = arith::UIToFPOp::create(nb, l, nb.getF32Type(), code);
+                 Value z;
+                 if (s.sym) {
+                   z = arith::ConstantOp::create(
+                       nb, l, nb.getF32FloatAttr(float(1LL << (s.bits - 1))));
+                 } else {
+                   Type zt = cast<RankedTensorType>(s.zeros.getType()).getElementType();
+                   if (isa<FloatType>(zt)) {
+                     z = toF32(nb, l,
+                               tensor::ExtractOp::create(nb, l, s.zeros, ValueRange{g, row}));
+                   } else if (s.layout == wq::Layout::gptq) {
+                     // GPTQ v1 stores z - 1 as a stream over N per group.
+                     Value stored = extractCode(nb, l, s.zeros, 1, g, row, s.bits);
+                     Value zi = arith::AndIOp::create(
+                         nb, l, arith::AddIOp::create(nb, l, stored, i64c(nb, l, 1)),
+                         i64c(nb, l, (1LL << s.bits) - 1));
+                     z = arith::UIToFPOp::create(nb, l, nb.getF32Type(), zi);
+                   } else {
+                     Value zi = tensor::ExtractOp::create(nb, l, s.zeros, ValueRange{g, row});
+                     z = arith::UIToFPOp::create(nb, l, nb.getF32Type(), zi);
+                   }
+                 }
+                 w = arith::MulFOp::create(nb, l, scale,
+                                           arith::SubFOp::create(nb, l, q, z));
+               }
+               linalg::YieldOp::create(nb, l, w);
+             })
+      .getResult(0);
+}
+
+struct DequantizeLowering : OpRewritePattern<wq::DequantizeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(wq::DequantizeOp op,
+                                PatternRewriter &rewriter) const override {
+    Value w = buildDequantize(rewriter, op.getLoc(), Scheme::from(op));
+    auto resultType = cast<RankedTensorType>(op.getType());
+    if (!resultType.getElementType().isF32()) {
+      // Round the f32 weights to the requested element type.
+      Value empty = emptyTensor(
+          rewriter, op.getLoc(),
+          {rewriter.getIndexAttr(resultType.getDimSize(0)),
+           rewriter.getIndexAttr(resultType.getDimSize(1))},
+          resultType.getElementType());
+      AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, getContext());
+      w = linalg::GenericOp::create(
+              rewriter, op.getLoc(), resultType, ValueRange{w}, ValueRange{empty},
+              ArrayRef<AffineMap>{id2, id2},
+              ArrayRef<utils::IteratorType>{kPar, kPar},
+              [&](OpBuilder &b, Location l, ValueRange args) {
+                linalg::YieldOp::create(
+                    b, l,
+                    arith::TruncFOp::create(b, l, resultType.getElementType(), args[0])
+                        .getResult());
+              })
+              .getResult(0);
+    }
+    rewriter.replaceOp(op, w);
+    return success();
+  }
+};
+
+struct LinearLowering : OpRewritePattern<wq::LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(wq::LinearOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!cast<RankedTensorType>(op.getX().getType()).getElementType().isF32())
+      return rewriter.notifyMatchFailure(op, "only f32 activations");
+    Value w = buildDequantize(rewriter, op.getLoc(), Scheme::from(op));
+    rewriter.replaceOp(op, buildMatmulTransposedB(rewriter, op.getLoc(), op.getX(),
+                                                  w, op.getBias()));
+    return success();
+  }
+};
+
+struct ConvertWQToLinalgPass
+    : qc::impl::ConvertWQToLinalgPassBase<ConvertWQToLinalgPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateWQToLinalgPatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+    bool failedAny = false;
+    getOperation().walk([&](Operation *op) {
+      if (!isa<wq::WQDialect>(op->getDialect()))
+        return;
+      op->emitOpError("cannot be lowered to linalg: only f32 activations "
+                      "are supported by the CPU lowering");
+      failedAny = true;
+    });
+    if (failedAny)
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void mlir::qc::populateWQToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<DequantizeLowering, LinearLowering>(patterns.getContext());
+}
