@@ -30,6 +30,7 @@
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -127,16 +128,45 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   for (auto [i, nameAttr] : llvm::enumerate(names)) {
     std::string name = cast<StringAttr>(nameAttr).str();
     auto expected = cast<MemRefType>(fn.getArgumentTypes()[2 + i]);
-    const ::qc::HostTensor *t = weights.find(name);
-    if (!t)
+    std::vector<int64_t> shape(expected.getShape().begin(),
+                               expected.getShape().end());
+    const void *data = nullptr;
+    if (const ::qc::HostTensor *t = weights.find(name)) {
+      if (!expected.getElementType().isF32())
+        return Status::error("parameter '" + name + "' is fp32 but the model "
+                             "uses it as a non-f32 tensor");
+      if (t->shape != shape ||
+          static_cast<int64_t>(t->data.size()) != t->numElements())
+        return Status::error("parameter '" + name +
+                             "' has a shape that does not match the model");
+      data = t->data.data();
+    } else if (auto it = weights.packed.find(name); it != weights.packed.end()) {
+      const ::qc::PackedTensor &raw = it->second;
+      Type elt = expected.getElementType();
+      bool typeOk = (raw.dtype == ::qc::DType::I32 && elt.isInteger(32)) ||
+                    (raw.dtype == ::qc::DType::F16 && elt.isF16()) ||
+                    (raw.dtype == ::qc::DType::BF16 && elt.isBF16()) ||
+                    (raw.dtype == ::qc::DType::I8 && elt.isInteger(8)) ||
+                    (raw.dtype == ::qc::DType::I16 && elt.isInteger(16));
+      if (!typeOk)
+        return Status::error("parameter '" + name + "' is stored as " +
+                             ::qc::dtypeName(raw.dtype) +
+                             " but the model uses it as " +
+                             llvm::formatv("{0}", elt).str());
+      int64_t elements = 1;
+      for (int64_t d : shape)
+        elements *= d;
+      if (raw.shape != shape ||
+          static_cast<int64_t>(raw.bytes.size()) !=
+              elements * static_cast<int64_t>(::qc::dtypeBits(raw.dtype) / 8))
+        return Status::error("parameter '" + name +
+                             "' has a shape that does not match the model");
+      data = raw.bytes.data();
+    } else {
       return Status::error("parameter '" + name +
                            "' used by the model is missing from the weights");
-    if (t->shape != std::vector<int64_t>(expected.getShape().begin(),
-                                         expected.getShape().end()) ||
-        static_cast<int64_t>(t->data.size()) != t->numElements())
-      return Status::error("parameter '" + name +
-                           "' has a shape that does not match the model");
-    result->paramDescriptors.push_back(flatDescriptor(t->data.data(), t->shape));
+    }
+    result->paramDescriptors.push_back(flatDescriptor(data, shape));
   }
 
   // `llm.*` attributes have no LLVM-IR translation; the translator rejects

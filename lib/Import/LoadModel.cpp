@@ -53,7 +53,11 @@ Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
       return Status::error(path + ": the module has no llm.checkpoint / "
                                   "llm.checkpoint_format attributes naming "
                                   "its weights");
-    return loadCheckpoint(ref, weights);
+    QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
+    // Tensors written by quantization passes, beside the checkpoint.
+    if (auto overlay = (*module)->getAttrOfType<StringAttr>("llm.weights_overlay"))
+      QC_RETURN_IF_ERROR(::qc::loadSafetensorsOverlay(overlay.str(), weights));
+    return Status::ok();
   }
   CheckpointRef ref;
   // Recorded absolute so that the IR can be used from any directory.

@@ -18,6 +18,7 @@
 #include "qc/runtime/Json.h"
 
 #include <cmath>
+#include <memory>
 #include <set>
 
 namespace qc {
@@ -207,6 +208,31 @@ Status validateModelWeights(const ModelWeights &weights,
                                             : "-Inf") +
                              ") at flat index " + std::to_string(i));
     }
+  }
+  return Status::ok();
+}
+
+} // namespace qc
+
+namespace qc {
+
+Status loadSafetensorsOverlay(const std::string &path, ModelWeights &weights) {
+  std::unique_ptr<SafetensorsFile> file;
+  QC_RETURN_IF_ERROR(SafetensorsFile::open(path, file));
+  for (const TensorInfo &info : file->tensors()) {
+    if (info.dtype == DType::F32) {
+      HostTensor t;
+      t.shape = info.shape;
+      QC_RETURN_IF_ERROR(file->readAsF32(info, t.data, /*checkFinite=*/true));
+      weights.tensors[info.name] = std::move(t);
+      continue;
+    }
+    PackedTensor raw;
+    raw.dtype = info.dtype;
+    raw.shape = info.shape;
+    const uint8_t *data = file->tensorData(info);
+    raw.bytes.assign(data, data + info.byteSize());
+    weights.packed[info.name] = std::move(raw);
   }
   return Status::ok();
 }

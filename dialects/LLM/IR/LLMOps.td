@@ -38,7 +38,8 @@ def LLM_ParamOp : LLM_Op<"param", [Pure]> {
   let summary = "a named model parameter";
   let description = [{
     Refers to a weight tensor by its checkpoint name (Hugging Face naming,
-    e.g. `model.layers.0.self_attn.q_proj.weight`). The values live outside
+    e.g. `model.layers.0.self_attn.q_proj.weight`; a quantized layer's
+    `.qweight`, `.scales`, `.qzeros`, `.g_idx`). The values live outside
     the IR, in the checkpoint the module's `llm.checkpoint` attribute names;
     execution binds them by name. Tied weights are two uses of one name.
 
@@ -47,7 +48,9 @@ def LLM_ParamOp : LLM_Op<"param", [Pure]> {
     ```
   }];
   let arguments = (ins StrAttr:$name);
-  let results = (outs LLM_FloatTensor:$result);
+  // Integer and low-precision types too: a quantized layer's packed codes,
+  // scales and act-order indices are parameters like any other.
+  let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
   let hasVerifier = 1;
 }

@@ -18,11 +18,11 @@ func.func @param_dynamic_shape() -> tensor<?xf32> {
 
 // -----
 
-// Tests that llm.param rejects a non-float parameter type.
-func.func @param_integer() -> tensor<64xi32> {
-  // expected-error @+1 {{result #0 must be ranked tensor of floating-point values}}
-  %w = llm.param "model.norm.weight" : tensor<64xi32>
-  return %w : tensor<64xi32>
+// Tests that llm.param rejects an unranked tensor type.
+func.func @param_unranked() -> tensor<*xf32> {
+  // expected-error @+1 {{invalid kind of type specified: expected builtin.tensor, but found 'tensor<*xf32>'}}
+  %w = llm.param "model.norm.weight" : tensor<*xf32>
+  return %w : tensor<*xf32>
 }
 
 // -----

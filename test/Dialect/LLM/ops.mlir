@@ -12,6 +12,19 @@ func.func @param() -> tensor<64xf32> {
 
 // -----
 
+// Tests that llm.param also names the packed tensors of quantized layers
+// (integer codes, fp16 scales).
+// CHECK-LABEL: func.func @param_packed
+// CHECK: llm.param "model.layers.0.mlp.up_proj.qweight" : tensor<8x172xi32>
+// CHECK: llm.param "model.layers.0.mlp.up_proj.scales" : tensor<2x172xf16>
+func.func @param_packed() -> (tensor<8x172xi32>, tensor<2x172xf16>) {
+  %q = llm.param "model.layers.0.mlp.up_proj.qweight" : tensor<8x172xi32>
+  %s = llm.param "model.layers.0.mlp.up_proj.scales" : tensor<2x172xf16>
+  return %q, %s : tensor<8x172xi32>, tensor<2x172xf16>
+}
+
+// -----
+
 // Tests that llm.embedding round-trips with a dynamic token count.
 // CHECK-LABEL: func.func @embedding
 // CHECK-SAME: (%[[T:.*]]: tensor<512x64xf32>, %[[I:.*]]: tensor<?xi32>)

@@ -15,6 +15,7 @@
 #ifndef QC_RUNTIME_MODEL_H
 #define QC_RUNTIME_MODEL_H
 
+#include "qc/runtime/Safetensors.h"
 #include "qc/runtime/Status.h"
 
 #include <cstdint>
@@ -66,11 +67,23 @@ struct HostTensor {
   }
 };
 
-/// A whole model held in memory as fp32.
+/// A tensor kept in its stored dtype: packed integer codes, fp16 scales,
+/// act-order indices. Row-major bytes, little-endian.
+struct PackedTensor {
+  DType dtype = DType::U8;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+};
+
+/// A whole model held in memory: fp32 parameters plus, for quantized
+/// layers, their packed tensors.
 struct ModelWeights {
   ModelConfig config;
   /// Tensors keyed by Hugging Face name. A tied model has no "lm_head.weight".
   std::map<std::string, HostTensor> tensors;
+  /// Tensors that are not fp32 (a quantized model's qweight, scales, qzeros,
+  /// g_idx), keyed by name; never validated against `config`.
+  std::map<std::string, PackedTensor> packed;
 
   /// Returns the tensor or nullptr.
   const HostTensor *find(const std::string &name) const {
@@ -78,6 +91,12 @@ struct ModelWeights {
     return it == tensors.end() ? nullptr : &it->second;
   }
 };
+
+/// Adds every tensor of the safetensors file `path` to `weights`: F32
+/// tensors replace or join `tensors` (checked finite), everything else goes
+/// to `packed` as raw bytes. Used for the weights a quantization pass writes
+/// beside the original checkpoint.
+Status loadSafetensorsOverlay(const std::string &path, ModelWeights &weights);
 
 /// Hugging Face tensor names of layer `layer`'s parameters.
 std::string layerTensorName(int64_t layer, const std::string &suffix);
