@@ -10,6 +10,7 @@
 #include "qc/InitAllDialects.h"
 #include "qc/InitAllPasses.h"
 #include "qc/Pipelines/Pipelines.h"
+#include "qc/Quantization/Passes.h"
 
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -27,5 +28,6 @@ void mlir::qc::registerAllQCDialects(DialectRegistry &registry) {
 void mlir::qc::registerAllQCPasses() {
   registerAllPasses();
   registerQCConversionPasses();
+  registerQCQuantizationPasses();
   registerQCPipelines();
 }

@@ -1,0 +1,851 @@
+//===- BlockReference.cpp - fp32 LLaMA decoder block with backward --------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Forward and hand-written backward of one decoder block (see the header).
+// Everything is processed one sequence at a time: the causal mask never
+// crosses sequences, the working set of one sequence stays in cache, and a
+// forward without saved activations needs only O(T) scratch memory.
+//
+// The products are written in "axpy" form (y_row += x[k] * W^T_row) rather
+// than as dot products: without -ffast-math a compiler may not reorder a
+// float reduction, but it does vectorize the axpy's independent lanes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Quantization/Algorithms/BlockReference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+using namespace qc;
+using namespace qc::quant;
+
+namespace {
+
+/// Sizes derived from a ModelConfig.
+struct Dims {
+  int64_t D = 0;   ///< model width
+  int64_t H = 0;   ///< query heads
+  int64_t KV = 0;  ///< key/value heads
+  int64_t hd = 0;  ///< head width
+  int64_t F = 0;   ///< SwiGLU width
+  int64_t qN = 0;  ///< H * hd
+  int64_t kvN = 0; ///< KV * hd
+};
+
+Dims dimsOf(const ModelConfig &c) {
+  Dims d;
+  d.D = c.dim;
+  d.H = c.nHeads;
+  d.KV = c.nKVHeads;
+  d.hd = c.headDim;
+  d.F = c.hiddenDim;
+  d.qN = d.H * d.hd;
+  d.kvN = d.KV * d.hd;
+  return d;
+}
+
+Status checkConfig(const ModelConfig &c) {
+  if (c.dim <= 0 || c.hiddenDim <= 0 || c.nHeads <= 0 || c.nKVHeads <= 0 ||
+      c.headDim <= 0)
+    return Status::error("block config: dim, hiddenDim, nHeads, nKVHeads and "
+                         "headDim must be positive");
+  if (c.nHeads % c.nKVHeads != 0)
+    return Status::error("block config: nHeads (" + std::to_string(c.nHeads) +
+                         ") is not a multiple of nKVHeads (" +
+                         std::to_string(c.nKVHeads) + ")");
+  if (c.headDim % 2 != 0)
+    return Status::error("block config: headDim must be even (RoPE rotates "
+                         "pairs)");
+  if (!(c.normEps > 0.0f) || !std::isfinite(c.normEps))
+    return Status::error("block config: normEps must be positive and finite");
+  if (!(c.ropeTheta > 0.0f) || !std::isfinite(c.ropeTheta))
+    return Status::error("block config: ropeTheta must be positive and "
+                         "finite");
+  return Status::ok();
+}
+
+Status checkSize(const std::vector<float> &v, int64_t expected,
+                 const char *what) {
+  if (static_cast<int64_t>(v.size()) != expected)
+    return Status::error(std::string("block weights: ") + what + " has " +
+                         std::to_string(v.size()) + " elements, expected " +
+                         std::to_string(expected));
+  return Status::ok();
+}
+
+/// wt [K, N] = w^T for w [N, K].
+void transposeInto(const float *w, int64_t N, int64_t K,
+                   std::vector<float> &wt) {
+  wt.resize(static_cast<size_t>(N * K));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k)
+      wt[k * N + n] = w[n * K + k];
+}
+
+/// y [rows, N] = x [rows, K] * wt (+ bias), where wt = W^T is [K, N].
+void linearT(const float *x, int64_t rows, const float *wt, int64_t N,
+             int64_t K, const float *bias, float *y) {
+  for (int64_t t = 0; t < rows; ++t) {
+    float *__restrict yr = y + t * N;
+    const float *xr = x + t * K;
+    if (bias)
+      std::memcpy(yr, bias, sizeof(float) * N);
+    else
+      std::fill(yr, yr + N, 0.0f);
+    for (int64_t k = 0; k < K; ++k) {
+      const float a = xr[k];
+      const float *__restrict wr = wt + k * N;
+      for (int64_t n = 0; n < N; ++n)
+        yr[n] += a * wr[n];
+    }
+  }
+}
+
+/// dx [rows, K] (+)= dy [rows, N] * W for W [N, K]: the input gradient of
+/// y = x W^T. Accumulates when `accumulate`, else overwrites.
+void linearBackwardInput(const float *dy, int64_t rows, const float *w,
+                         int64_t N, int64_t K, float *dx, bool accumulate) {
+  for (int64_t t = 0; t < rows; ++t) {
+    float *__restrict xr = dx + t * K;
+    if (!accumulate)
+      std::fill(xr, xr + K, 0.0f);
+    const float *dyr = dy + t * N;
+    for (int64_t n = 0; n < N; ++n) {
+      const float a = dyr[n];
+      if (a == 0.0f)
+        continue;
+      const float *__restrict wr = w + n * K;
+      for (int64_t k = 0; k < K; ++k)
+        xr[k] += a * wr[k];
+    }
+  }
+}
+
+/// dW [N, K] += dy^T [N, rows] * x [rows, K]: the weight gradient of
+/// y = x W^T.
+void linearBackwardWeight(const float *dy, const float *x, int64_t rows,
+                          int64_t N, int64_t K, float *dw) {
+  for (int64_t t = 0; t < rows; ++t) {
+    const float *xr = x + t * K;
+    const float *dyr = dy + t * N;
+    for (int64_t n = 0; n < N; ++n) {
+      const float a = dyr[n];
+      if (a == 0.0f)
+        continue;
+      float *__restrict wr = dw + n * K;
+      const float *__restrict xx = xr;
+      for (int64_t k = 0; k < K; ++k)
+        wr[k] += a * xx[k];
+    }
+  }
+}
+
+/// y = x * rms * g per row, rms = 1/sqrt(mean(x^2) + eps) with an fp32 sum
+/// (the llm.rms_norm lowering's statistic).
+void rmsNormRows(const float *x, int64_t rows, int64_t D, const float *g,
+                 float eps, float *rms, float *y) {
+  for (int64_t t = 0; t < rows; ++t) {
+    const float *xr = x + t * D;
+    float ss = 0.0f;
+    for (int64_t i = 0; i < D; ++i)
+      ss += xr[i] * xr[i];
+    const float r = 1.0f / std::sqrt(ss / static_cast<float>(D) + eps);
+    if (rms)
+      rms[t] = r;
+    float *yr = y + t * D;
+    for (int64_t i = 0; i < D; ++i)
+      yr[i] = xr[i] * r * g[i];
+  }
+}
+
+/// dx (+)= backward of y = x * r(x) * g, with r = (mean(x^2) + eps)^(-1/2):
+///   dx_i = r g_i dy_i - x_i r^3 / D * sum_j g_j dy_j x_j.
+void rmsNormBackward(const float *x, const float *rms, int64_t rows,
+                     int64_t D, const float *g, const float *dy, float *dx,
+                     bool accumulate) {
+  for (int64_t t = 0; t < rows; ++t) {
+    const float *xr = x + t * D;
+    const float *dyr = dy + t * D;
+    float *dxr = dx + t * D;
+    const float r = rms[t];
+    float dot = 0.0f;
+    for (int64_t i = 0; i < D; ++i)
+      dot += g[i] * dyr[i] * xr[i];
+    const float c = r * r * r * dot / static_cast<float>(D);
+    for (int64_t i = 0; i < D; ++i) {
+      float v = r * g[i] * dyr[i] - xr[i] * c;
+      dxr[i] = accumulate ? dxr[i] + v : v;
+    }
+  }
+}
+
+/// cos/sin of pos * theta^(-2i/hd) for pos in [0, T), i in [0, hd/2),
+/// evaluated in fp32 in the same order as the llm.rope lowering
+/// (freq = 1 / theta^(2i/hd), angle = pos * freq).
+struct RopeTable {
+  int64_t half = 0;
+  std::vector<float> cos, sin; ///< [T, half]
+
+  void build(const ModelConfig &c, int64_t T) {
+    half = c.headDim / 2;
+    cos.resize(static_cast<size_t>(T * half));
+    sin.resize(static_cast<size_t>(T * half));
+    const float hd = static_cast<float>(c.headDim);
+    for (int64_t i = 0; i < half; ++i) {
+      const float expo = static_cast<float>(2 * i) / hd;
+      const float freq = 1.0f / std::pow(c.ropeTheta, expo);
+      for (int64_t t = 0; t < T; ++t) {
+        const float angle = static_cast<float>(t) * freq;
+        cos[t * half + i] = std::cos(angle);
+        sin[t * half + i] = std::sin(angle);
+      }
+    }
+  }
+};
+
+/// Rotates every head of x [T, nHeads*hd] in place. `inverse` applies the
+/// transposed rotation, which is the backward of the forward rotation.
+void applyRope(float *x, int64_t T, int64_t nHeads, int64_t hd,
+               RopeLayout layout, const RopeTable &tab, bool inverse) {
+  const int64_t half = hd / 2;
+  const int64_t width = nHeads * hd;
+  for (int64_t t = 0; t < T; ++t) {
+    const float *cs = tab.cos.data() + t * half;
+    const float *sn = tab.sin.data() + t * half;
+    for (int64_t h = 0; h < nHeads; ++h) {
+      float *xh = x + t * width + h * hd;
+      for (int64_t i = 0; i < half; ++i) {
+        // Partner indices of pair i in the two layouts.
+        const int64_t a = layout == RopeLayout::Interleaved ? 2 * i : i;
+        const int64_t b = layout == RopeLayout::Interleaved ? 2 * i + 1
+                                                             : i + half;
+        const float c = cs[i];
+        const float s = inverse ? -sn[i] : sn[i];
+        const float x0 = xh[a], x1 = xh[b];
+        xh[a] = x0 * c - x1 * s;
+        xh[b] = x1 * c + x0 * s;
+      }
+    }
+  }
+}
+
+/// kT [hd, T] = the keys of kv head g of one sequence, transposed so that
+/// the scores of a query are an axpy over key positions.
+void gatherKeysT(const float *k, int64_t T, int64_t kvN, int64_t hd,
+                 int64_t g, float *kT) {
+  for (int64_t j = 0; j < T; ++j)
+    for (int64_t d = 0; d < hd; ++d)
+      kT[d * T + j] = k[j * kvN + g * hd + d];
+}
+
+/// sc[0..i] = scale * q_i . k_j for the causal prefix j <= i.
+inline void causalScores(const float *qi, const float *kT, int64_t T,
+                         int64_t i, int64_t hd, float scale, float *sc) {
+  std::fill(sc, sc + i + 1, 0.0f);
+  for (int64_t d = 0; d < hd; ++d) {
+    const float a = qi[d] * scale;
+    const float *__restrict kr = kT + d * T;
+    float *__restrict s = sc;
+    for (int64_t j = 0; j <= i; ++j)
+      s[j] += a * kr[j];
+  }
+}
+
+/// Causal GQA attention of one sequence: q [T, H*hd], k/v [T, KV*hd] (RoPE
+/// already applied) -> out [T, H*hd]; lse [H, T] receives each softmax
+/// row's log-sum-exp when non-null. Query head h reads kv head h/(H/KV).
+void attentionSeq(const Dims &d, int64_t T, const float *q, const float *k,
+                  const float *v, float *out, float *lse,
+                  std::vector<float> &kT, std::vector<float> &sc) {
+  const int64_t group = d.H / d.KV;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d.hd));
+  kT.resize(static_cast<size_t>(d.hd * T));
+  sc.resize(static_cast<size_t>(T));
+  for (int64_t g = 0; g < d.KV; ++g) {
+    gatherKeysT(k, T, d.kvN, d.hd, g, kT.data());
+    for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+      for (int64_t i = 0; i < T; ++i) {
+        causalScores(q + i * d.qN + h * d.hd, kT.data(), T, i, d.hd, scale,
+                     sc.data());
+        float mx = sc[0];
+        for (int64_t j = 1; j <= i; ++j)
+          mx = std::max(mx, sc[j]);
+        float sum = 0.0f;
+        for (int64_t j = 0; j <= i; ++j) {
+          sc[j] = std::exp(sc[j] - mx);
+          sum += sc[j];
+        }
+        float *oi = out + i * d.qN + h * d.hd;
+        std::fill(oi, oi + d.hd, 0.0f);
+        for (int64_t j = 0; j <= i; ++j) {
+          const float p = sc[j];
+          const float *__restrict vj = v + j * d.kvN + g * d.hd;
+          for (int64_t e = 0; e < d.hd; ++e)
+            oi[e] += p * vj[e];
+        }
+        const float inv = 1.0f / sum;
+        for (int64_t e = 0; e < d.hd; ++e)
+          oi[e] *= inv;
+        if (lse)
+          lse[h * T + i] = mx + std::log(sum);
+      }
+    }
+  }
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+/// The seven transposed linear weights, built once per call.
+struct TransposedWeights {
+  std::array<std::vector<float>, kNumBlockLinears> wt;
+  void build(const ModelConfig &c, const BlockWeights &w,
+             bool attentionOnly = false) {
+    for (BlockLinear l : kAllBlockLinears) {
+      if (attentionOnly && l >= BlockLinear::Gate)
+        break;
+      int64_t N, K;
+      blockLinearShape(c, l, N, K);
+      transposeInto(w.linear(l).data(), N, K, wt[blockLinearIndex(l)]);
+    }
+  }
+  const float *operator[](BlockLinear l) const {
+    return wt[blockLinearIndex(l)].data();
+  }
+};
+
+/// A vector of `n` floats that is either part of a saved-activation buffer
+/// (at the current sequence's offset) or per-sequence scratch.
+struct Slot {
+  std::vector<float> scratch;
+  float *bind(std::vector<float> *saved, int64_t offset, int64_t n) {
+    if (saved)
+      return saved->data() + offset;
+    if (static_cast<int64_t>(scratch.size()) < n)
+      scratch.resize(static_cast<size_t>(n));
+    return scratch.data();
+  }
+};
+
+/// The attention sub-module on one sequence's normed input xn [T, D]:
+/// projections, RoPE, attention. Writes q/k/v/attn/lse through the given
+/// pointers (lse may be null).
+void attentionCore(const ModelConfig &c, const Dims &d, const BlockWeights &w,
+                   const TransposedWeights &wt, const RopeTable &rope,
+                   const float *xn, int64_t T, float *q, float *k, float *v,
+                   float *attn, float *lse, std::vector<float> &kT,
+                   std::vector<float> &sc) {
+  linearT(xn, T, wt[BlockLinear::Q], d.qN, d.D, w.bias(BlockLinear::Q), q);
+  linearT(xn, T, wt[BlockLinear::K], d.kvN, d.D, w.bias(BlockLinear::K), k);
+  linearT(xn, T, wt[BlockLinear::V], d.kvN, d.D, w.bias(BlockLinear::V), v);
+  applyRope(q, T, d.H, d.hd, c.ropeLayout, rope, /*inverse=*/false);
+  applyRope(k, T, d.KV, d.hd, c.ropeLayout, rope, /*inverse=*/false);
+  attentionSeq(d, T, q, k, v, attn, lse, kT, sc);
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Names, shapes, weights
+//===----------------------------------------------------------------------===//
+
+const char *qc::quant::blockLinearName(BlockLinear l) {
+  switch (l) {
+  case BlockLinear::Q:
+    return "self_attn.q_proj";
+  case BlockLinear::K:
+    return "self_attn.k_proj";
+  case BlockLinear::V:
+    return "self_attn.v_proj";
+  case BlockLinear::O:
+    return "self_attn.o_proj";
+  case BlockLinear::Gate:
+    return "mlp.gate_proj";
+  case BlockLinear::Up:
+    return "mlp.up_proj";
+  case BlockLinear::Down:
+    return "mlp.down_proj";
+  }
+  return "?";
+}
+
+void qc::quant::blockLinearShape(const ModelConfig &c, BlockLinear l,
+                                 int64_t &N, int64_t &K) {
+  Dims d = dimsOf(c);
+  switch (l) {
+  case BlockLinear::Q:
+    N = d.qN, K = d.D;
+    return;
+  case BlockLinear::K:
+  case BlockLinear::V:
+    N = d.kvN, K = d.D;
+    return;
+  case BlockLinear::O:
+    N = d.D, K = d.qN;
+    return;
+  case BlockLinear::Gate:
+  case BlockLinear::Up:
+    N = d.F, K = d.D;
+    return;
+  case BlockLinear::Down:
+    N = d.D, K = d.F;
+    return;
+  }
+  N = K = 0;
+}
+
+std::vector<float> &BlockWeights::linear(BlockLinear l) {
+  switch (l) {
+  case BlockLinear::Q:
+    return q;
+  case BlockLinear::K:
+    return k;
+  case BlockLinear::V:
+    return v;
+  case BlockLinear::O:
+    return o;
+  case BlockLinear::Gate:
+    return gate;
+  case BlockLinear::Up:
+    return up;
+  case BlockLinear::Down:
+    break;
+  }
+  return down;
+}
+
+const std::vector<float> &BlockWeights::linear(BlockLinear l) const {
+  return const_cast<BlockWeights *>(this)->linear(l);
+}
+
+const float *BlockWeights::bias(BlockLinear l) const {
+  const std::vector<float> *b = nullptr;
+  if (l == BlockLinear::Q)
+    b = &qBias;
+  else if (l == BlockLinear::K)
+    b = &kBias;
+  else if (l == BlockLinear::V)
+    b = &vBias;
+  return b && !b->empty() ? b->data() : nullptr;
+}
+
+Status BlockWeights::validate(const ModelConfig &c) const {
+  QC_RETURN_IF_ERROR(checkConfig(c));
+  Dims d = dimsOf(c);
+  QC_RETURN_IF_ERROR(checkSize(inputNorm, d.D, "input_layernorm"));
+  QC_RETURN_IF_ERROR(checkSize(postNorm, d.D, "post_attention_layernorm"));
+  for (BlockLinear l : kAllBlockLinears) {
+    int64_t N, K;
+    blockLinearShape(c, l, N, K);
+    QC_RETURN_IF_ERROR(checkSize(linear(l), N * K, blockLinearName(l)));
+  }
+  const std::vector<float> *biases[3] = {&qBias, &kBias, &vBias};
+  const int64_t biasN[3] = {d.qN, d.kvN, d.kvN};
+  const char *biasName[3] = {"q_proj bias", "k_proj bias", "v_proj bias"};
+  for (int i = 0; i < 3; ++i) {
+    if (biases[i]->empty()) {
+      if (c.attentionBias)
+        return Status::error(std::string("block weights: ") + biasName[i] +
+                             " missing but the config has attentionBias");
+      continue;
+    }
+    QC_RETURN_IF_ERROR(checkSize(*biases[i], biasN[i], biasName[i]));
+  }
+  return Status::ok();
+}
+
+namespace {
+/// HF suffix of each bias.
+const char *biasSuffix(int i) {
+  static const char *names[3] = {"self_attn.q_proj.bias",
+                                 "self_attn.k_proj.bias",
+                                 "self_attn.v_proj.bias"};
+  return names[i];
+}
+} // namespace
+
+Status qc::quant::loadBlockWeights(const ModelWeights &model, int64_t layer,
+                                   BlockWeights &out) {
+  auto fetch = [&](const std::string &suffix, std::vector<float> &dst,
+                   bool optional) -> Status {
+    std::string name = layerTensorName(layer, suffix);
+    const HostTensor *t = model.find(name);
+    if (!t) {
+      if (optional) {
+        dst.clear();
+        return Status::ok();
+      }
+      return Status::error("missing tensor " + name);
+    }
+    dst = t->data;
+    return Status::ok();
+  };
+  QC_RETURN_IF_ERROR(fetch("input_layernorm.weight", out.inputNorm, false));
+  QC_RETURN_IF_ERROR(
+      fetch("post_attention_layernorm.weight", out.postNorm, false));
+  for (BlockLinear l : kAllBlockLinears)
+    QC_RETURN_IF_ERROR(fetch(std::string(blockLinearName(l)) + ".weight",
+                             out.linear(l), false));
+  QC_RETURN_IF_ERROR(fetch(biasSuffix(0), out.qBias, true));
+  QC_RETURN_IF_ERROR(fetch(biasSuffix(1), out.kBias, true));
+  QC_RETURN_IF_ERROR(fetch(biasSuffix(2), out.vBias, true));
+  return out.validate(model.config)
+      .withContext("layer " + std::to_string(layer));
+}
+
+Status qc::quant::storeBlockWeights(const BlockWeights &w, int64_t layer,
+                                    ModelWeights &model) {
+  auto put = [&](const std::string &suffix,
+                 const std::vector<float> &src) -> Status {
+    std::string name = layerTensorName(layer, suffix);
+    auto it = model.tensors.find(name);
+    if (it == model.tensors.end())
+      return Status::error("missing tensor " + name);
+    if (it->second.data.size() != src.size())
+      return Status::error("tensor " + name + " has " +
+                           std::to_string(it->second.data.size()) +
+                           " elements, block has " +
+                           std::to_string(src.size()));
+    it->second.data = src;
+    return Status::ok();
+  };
+  QC_RETURN_IF_ERROR(put("input_layernorm.weight", w.inputNorm));
+  QC_RETURN_IF_ERROR(put("post_attention_layernorm.weight", w.postNorm));
+  for (BlockLinear l : kAllBlockLinears)
+    QC_RETURN_IF_ERROR(
+        put(std::string(blockLinearName(l)) + ".weight", w.linear(l)));
+  const std::vector<float> *biases[3] = {&w.qBias, &w.kBias, &w.vBias};
+  for (int i = 0; i < 3; ++i)
+    if (!biases[i]->empty() &&
+        model.tensors.count(layerTensorName(layer, biasSuffix(i))))
+      QC_RETURN_IF_ERROR(put(biasSuffix(i), *biases[i]));
+  return Status::ok();
+}
+
+Status qc::quant::setDequantizedLinears(
+    BlockWeights &w,
+    const std::array<QuantizedWeight, kNumBlockLinears> &q) {
+  for (BlockLinear l : kAllBlockLinears) {
+    const QuantizedWeight &qw = q[blockLinearIndex(l)];
+    std::vector<float> &dst = w.linear(l);
+    if (static_cast<int64_t>(dst.size()) != qw.rows * qw.cols)
+      return Status::error(std::string("setDequantizedLinears: ") +
+                           blockLinearName(l) + " shape mismatch");
+    qw.dequantize(dst);
+  }
+  return Status::ok();
+}
+
+const std::vector<float> &
+BlockActivations::linearInput(BlockLinear l) const {
+  switch (l) {
+  case BlockLinear::Q:
+  case BlockLinear::K:
+  case BlockLinear::V:
+    return xn;
+  case BlockLinear::O:
+    return attn;
+  case BlockLinear::Gate:
+  case BlockLinear::Up:
+    return hn;
+  case BlockLinear::Down:
+    break;
+  }
+  return act;
+}
+
+//===----------------------------------------------------------------------===//
+// Forward
+//===----------------------------------------------------------------------===//
+
+void qc::quant::linearForward(const float *x, int64_t rows, const float *w,
+                              int64_t N, int64_t K, const float *bias,
+                              float *y) {
+  std::vector<float> wt;
+  transposeInto(w, N, K, wt);
+  linearT(x, rows, wt.data(), N, K, bias, y);
+}
+
+Status qc::quant::blockForward(const ModelConfig &c, const BlockWeights &w,
+                               const float *x, int64_t S, int64_t T, float *y,
+                               BlockActivations *acts,
+                               const LinearInputHook &hook) {
+  QC_RETURN_IF_ERROR(w.validate(c));
+  if (S < 1 || T < 1)
+    return Status::error("blockForward: need S >= 1 and T >= 1");
+  const Dims d = dimsOf(c);
+  const int64_t rows = S * T;
+
+  TransposedWeights wt;
+  wt.build(c, w);
+  RopeTable rope;
+  rope.build(c, T);
+
+  if (acts) {
+    acts->S = S;
+    acts->T = T;
+    acts->x.assign(x, x + rows * d.D);
+    auto sz = [](std::vector<float> &v, int64_t n) {
+      v.resize(static_cast<size_t>(n));
+    };
+    sz(acts->rms1, rows);
+    sz(acts->xn, rows * d.D);
+    sz(acts->q, rows * d.qN);
+    sz(acts->k, rows * d.kvN);
+    sz(acts->v, rows * d.kvN);
+    sz(acts->lse, S * d.H * T);
+    sz(acts->attn, rows * d.qN);
+    sz(acts->h1, rows * d.D);
+    sz(acts->rms2, rows);
+    sz(acts->hn, rows * d.D);
+    sz(acts->gate, rows * d.F);
+    sz(acts->up, rows * d.F);
+    sz(acts->act, rows * d.F);
+  }
+  auto saved = [&](std::vector<float> BlockActivations::*m) {
+    return acts ? &(acts->*m) : nullptr;
+  };
+
+  Slot sRms1, sXn, sQ, sK, sV, sAttn, sH1, sRms2, sHn, sGate, sUp, sAct;
+  std::vector<float> kT, sc, tmp(static_cast<size_t>(T * d.D));
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t r0 = s * T;
+    const float *xs = x + r0 * d.D;
+    float *rms1 = sRms1.bind(saved(&BlockActivations::rms1), r0, T);
+    float *xn = sXn.bind(saved(&BlockActivations::xn), r0 * d.D, T * d.D);
+    float *q = sQ.bind(saved(&BlockActivations::q), r0 * d.qN, T * d.qN);
+    float *k = sK.bind(saved(&BlockActivations::k), r0 * d.kvN, T * d.kvN);
+    float *v = sV.bind(saved(&BlockActivations::v), r0 * d.kvN, T * d.kvN);
+    float *attn =
+        sAttn.bind(saved(&BlockActivations::attn), r0 * d.qN, T * d.qN);
+    float *h1 = sH1.bind(saved(&BlockActivations::h1), r0 * d.D, T * d.D);
+    float *rms2 = sRms2.bind(saved(&BlockActivations::rms2), r0, T);
+    float *hn = sHn.bind(saved(&BlockActivations::hn), r0 * d.D, T * d.D);
+    float *gate =
+        sGate.bind(saved(&BlockActivations::gate), r0 * d.F, T * d.F);
+    float *up = sUp.bind(saved(&BlockActivations::up), r0 * d.F, T * d.F);
+    float *act = sAct.bind(saved(&BlockActivations::act), r0 * d.F, T * d.F);
+    float *lse = acts ? acts->lse.data() + s * d.H * T : nullptr;
+
+    // Attention half: h1 = x + o_proj(attn(rmsnorm(x))).
+    rmsNormRows(xs, T, d.D, w.inputNorm.data(), c.normEps, rms1, xn);
+    if (hook) {
+      hook(BlockLinear::Q, xn, T, d.D);
+      hook(BlockLinear::K, xn, T, d.D);
+      hook(BlockLinear::V, xn, T, d.D);
+    }
+    attentionCore(c, d, w, wt, rope, xn, T, q, k, v, attn, lse, kT, sc);
+    if (hook)
+      hook(BlockLinear::O, attn, T, d.qN);
+    linearT(attn, T, wt[BlockLinear::O], d.D, d.qN, nullptr, tmp.data());
+    for (int64_t i = 0; i < T * d.D; ++i)
+      h1[i] = xs[i] + tmp[i];
+
+    // MLP half: y = h1 + down(silu(gate(hn)) * up(hn)).
+    rmsNormRows(h1, T, d.D, w.postNorm.data(), c.normEps, rms2, hn);
+    if (hook) {
+      hook(BlockLinear::Gate, hn, T, d.D);
+      hook(BlockLinear::Up, hn, T, d.D);
+    }
+    linearT(hn, T, wt[BlockLinear::Gate], d.F, d.D, nullptr, gate);
+    linearT(hn, T, wt[BlockLinear::Up], d.F, d.D, nullptr, up);
+    for (int64_t i = 0; i < T * d.F; ++i)
+      act[i] = gate[i] * sigmoid(gate[i]) * up[i];
+    if (hook)
+      hook(BlockLinear::Down, act, T, d.F);
+    linearT(act, T, wt[BlockLinear::Down], d.D, d.F, nullptr, tmp.data());
+    float *ys = y + r0 * d.D;
+    for (int64_t i = 0; i < T * d.D; ++i)
+      ys[i] = h1[i] + tmp[i];
+  }
+  return Status::ok();
+}
+
+Status qc::quant::attentionForward(const ModelConfig &c,
+                                   const BlockWeights &w, const float *xn,
+                                   int64_t S, int64_t T, float *out) {
+  QC_RETURN_IF_ERROR(w.validate(c));
+  if (S < 1 || T < 1)
+    return Status::error("attentionForward: need S >= 1 and T >= 1");
+  const Dims d = dimsOf(c);
+  TransposedWeights wt;
+  wt.build(c, w, /*attentionOnly=*/true);
+  RopeTable rope;
+  rope.build(c, T);
+  std::vector<float> q(static_cast<size_t>(T * d.qN)),
+      k(static_cast<size_t>(T * d.kvN)), v(static_cast<size_t>(T * d.kvN)),
+      attn(static_cast<size_t>(T * d.qN)), kT, sc;
+  for (int64_t s = 0; s < S; ++s) {
+    attentionCore(c, d, w, wt, rope, xn + s * T * d.D, T, q.data(), k.data(),
+                  v.data(), attn.data(), nullptr, kT, sc);
+    linearT(attn.data(), T, wt[BlockLinear::O], d.D, d.qN, nullptr,
+            out + s * T * d.D);
+  }
+  return Status::ok();
+}
+
+Status qc::quant::mlpForward(const ModelConfig &c, const BlockWeights &w,
+                             const float *hn, int64_t rows, float *out) {
+  QC_RETURN_IF_ERROR(w.validate(c));
+  const Dims d = dimsOf(c);
+  std::vector<float> gt, ut, dt;
+  transposeInto(w.gate.data(), d.F, d.D, gt);
+  transposeInto(w.up.data(), d.F, d.D, ut);
+  transposeInto(w.down.data(), d.D, d.F, dt);
+  // Chunks of rows keep the [chunk, F] intermediates in cache.
+  const int64_t chunk = 256;
+  std::vector<float> g(static_cast<size_t>(chunk * d.F)),
+      u(static_cast<size_t>(chunk * d.F));
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    linearT(hn + r0 * d.D, n, gt.data(), d.F, d.D, nullptr, g.data());
+    linearT(hn + r0 * d.D, n, ut.data(), d.F, d.D, nullptr, u.data());
+    for (int64_t i = 0; i < n * d.F; ++i)
+      g[i] = g[i] * sigmoid(g[i]) * u[i];
+    linearT(g.data(), n, dt.data(), d.D, d.F, nullptr, out + r0 * d.D);
+  }
+  return Status::ok();
+}
+
+//===----------------------------------------------------------------------===//
+// Backward
+//===----------------------------------------------------------------------===//
+
+Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
+                                const BlockActivations &acts, const float *dy,
+                                BlockGradients &grads, bool wantInputGrad) {
+  QC_RETURN_IF_ERROR(w.validate(c));
+  const Dims d = dimsOf(c);
+  const int64_t S = acts.S, T = acts.T, rows = S * T;
+  if (S < 1 || T < 1 || static_cast<int64_t>(acts.act.size()) != rows * d.F ||
+      static_cast<int64_t>(acts.x.size()) != rows * d.D)
+    return Status::error("blockBackward: activations do not match the "
+                         "config (run blockForward with acts first)");
+  for (BlockLinear l : kAllBlockLinears) {
+    int64_t N, K;
+    blockLinearShape(c, l, N, K);
+    grads.weight[blockLinearIndex(l)].assign(static_cast<size_t>(N * K),
+                                             0.0f);
+  }
+  if (wantInputGrad)
+    grads.input.assign(static_cast<size_t>(rows * d.D), 0.0f);
+  else
+    grads.input.clear();
+  auto dW = [&](BlockLinear l) {
+    return grads.weight[blockLinearIndex(l)].data();
+  };
+
+  RopeTable rope;
+  rope.build(c, T);
+  const int64_t group = d.H / d.KV;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d.hd));
+
+  std::vector<float> dAct(T * d.F), dGate(T * d.F), dUp(T * d.F),
+      dHn(T * d.D), dH1(T * d.D), dAttn(T * d.qN), dQ(T * d.qN),
+      dK(T * d.kvN), dV(T * d.kvN), dXn(T * d.D), kT(d.hd * T), sc(T),
+      dP(T);
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t r0 = s * T;
+    const float *dys = dy + r0 * d.D;
+    const float *act = acts.act.data() + r0 * d.F;
+    const float *gate = acts.gate.data() + r0 * d.F;
+    const float *up = acts.up.data() + r0 * d.F;
+    const float *hn = acts.hn.data() + r0 * d.D;
+    const float *h1 = acts.h1.data() + r0 * d.D;
+    const float *attn = acts.attn.data() + r0 * d.qN;
+    const float *q = acts.q.data() + r0 * d.qN;
+    const float *k = acts.k.data() + r0 * d.kvN;
+    const float *v = acts.v.data() + r0 * d.kvN;
+    const float *xn = acts.xn.data() + r0 * d.D;
+    const float *x = acts.x.data() + r0 * d.D;
+    const float *lse = acts.lse.data() + s * d.H * T;
+
+    // MLP: y = h1 + down(act), act = silu(gate) * up.
+    linearBackwardWeight(dys, act, T, d.D, d.F, dW(BlockLinear::Down));
+    linearBackwardInput(dys, T, w.down.data(), d.D, d.F, dAct.data(), false);
+    for (int64_t i = 0; i < T * d.F; ++i) {
+      const float g = gate[i], sg = sigmoid(g);
+      dUp[i] = dAct[i] * g * sg;
+      // d silu(g)/dg = sg * (1 + g * (1 - sg)).
+      dGate[i] = dAct[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
+    linearBackwardWeight(dGate.data(), hn, T, d.F, d.D,
+                         dW(BlockLinear::Gate));
+    linearBackwardWeight(dUp.data(), hn, T, d.F, d.D, dW(BlockLinear::Up));
+    linearBackwardInput(dGate.data(), T, w.gate.data(), d.F, d.D, dHn.data(),
+                        false);
+    linearBackwardInput(dUp.data(), T, w.up.data(), d.F, d.D, dHn.data(),
+                        true);
+    // Residual plus the post-norm's contribution.
+    std::copy(dys, dys + T * d.D, dH1.begin());
+    rmsNormBackward(h1, acts.rms2.data() + r0, T, d.D, w.postNorm.data(),
+                    dHn.data(), dH1.data(), /*accumulate=*/true);
+
+    // o_proj.
+    linearBackwardWeight(dH1.data(), attn, T, d.D, d.qN, dW(BlockLinear::O));
+    linearBackwardInput(dH1.data(), T, w.o.data(), d.D, d.qN, dAttn.data(),
+                        false);
+
+    // Attention: probabilities are recomputed from the saved log-sum-exp.
+    std::fill(dQ.begin(), dQ.end(), 0.0f);
+    std::fill(dK.begin(), dK.end(), 0.0f);
+    std::fill(dV.begin(), dV.end(), 0.0f);
+    for (int64_t g = 0; g < d.KV; ++g) {
+      gatherKeysT(k, T, d.kvN, d.hd, g, kT.data());
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        for (int64_t i = 0; i < T; ++i) {
+          const float *qi = q + i * d.qN + h * d.hd;
+          const float *dai = dAttn.data() + i * d.qN + h * d.hd;
+          const float *ai = attn + i * d.qN + h * d.hd;
+          causalScores(qi, kT.data(), T, i, d.hd, scale, sc.data());
+          const float l = lse[h * T + i];
+          // D_i = sum_j p_ij dP_ij = da_i . a_i (softmax Jacobian term).
+          float Di = 0.0f;
+          for (int64_t e = 0; e < d.hd; ++e)
+            Di += dai[e] * ai[e];
+          float *dqi = dQ.data() + i * d.qN + h * d.hd;
+          for (int64_t j = 0; j <= i; ++j) {
+            const float p = std::exp(sc[j] - l);
+            const float *vj = v + j * d.kvN + g * d.hd;
+            float dp = 0.0f;
+            for (int64_t e = 0; e < d.hd; ++e)
+              dp += dai[e] * vj[e];
+            const float ds = p * (dp - Di) * scale;
+            const float *kj = k + j * d.kvN + g * d.hd;
+            float *dkj = dK.data() + j * d.kvN + g * d.hd;
+            float *dvj = dV.data() + j * d.kvN + g * d.hd;
+            for (int64_t e = 0; e < d.hd; ++e) {
+              dqi[e] += ds * kj[e];
+              dkj[e] += ds * qi[e];
+              dvj[e] += p * dai[e];
+            }
+          }
+        }
+      }
+    }
+    // RoPE is a rotation: its backward is the inverse rotation.
+    applyRope(dQ.data(), T, d.H, d.hd, c.ropeLayout, rope, /*inverse=*/true);
+    applyRope(dK.data(), T, d.KV, d.hd, c.ropeLayout, rope, /*inverse=*/true);
+
+    linearBackwardWeight(dQ.data(), xn, T, d.qN, d.D, dW(BlockLinear::Q));
+    linearBackwardWeight(dK.data(), xn, T, d.kvN, d.D, dW(BlockLinear::K));
+    linearBackwardWeight(dV.data(), xn, T, d.kvN, d.D, dW(BlockLinear::V));
+    if (!wantInputGrad)
+      continue;
+    linearBackwardInput(dQ.data(), T, w.q.data(), d.qN, d.D, dXn.data(),
+                        false);
+    linearBackwardInput(dK.data(), T, w.k.data(), d.kvN, d.D, dXn.data(),
+                        true);
+    linearBackwardInput(dV.data(), T, w.v.data(), d.kvN, d.D, dXn.data(),
+                        true);
+    float *dx = grads.input.data() + r0 * d.D;
+    std::copy(dH1.begin(), dH1.end(), dx);
+    rmsNormBackward(x, acts.rms1.data() + r0, T, d.D, w.inputNorm.data(),
+                    dXn.data(), dx, /*accumulate=*/true);
+  }
+  return Status::ok();
+}

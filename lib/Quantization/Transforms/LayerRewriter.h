@@ -1,0 +1,55 @@
+//===- LayerRewriter.h - Shared plumbing of the quantization passes -*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Every quantization pass does the same IR work around a different
+// algorithm: find the llm.linear ops with fp32 parameter weights, fetch the
+// weights, quantize, pack, add the packed tensors as new parameters, replace
+// the op with wq.linear, and write the overlay file. This header gives the
+// passes that loop; each pass supplies only the per-layer algorithm.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_LIB_QUANTIZATION_TRANSFORMS_LAYERREWRITER_H
+#define QC_LIB_QUANTIZATION_TRANSFORMS_LAYERREWRITER_H
+
+#include "qc/Quantization/Algorithms/Common.h"
+#include "qc/runtime/Model.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <functional>
+#include <string>
+
+namespace mlir::qc {
+
+/// What a pass asks of the shared rewriter.
+struct LayerRewriteOptions {
+  /// Layers whose name matches this regex stay in full precision.
+  std::string exclude;
+  /// "gptq" or "rows".
+  std::string layout = "gptq";
+  /// The overlay file to write.
+  std::string weightsOut;
+  /// Pass name, used in messages.
+  std::string passName;
+};
+
+/// Quantizes one layer: `w` is the [N, K] fp32 weight of `layer` (its name
+/// without ".weight"). Fills `out` or returns an error naming the layer.
+using LayerQuantizer = std::function<::qc::Status(
+    const std::string &layer, const float *w, int64_t N, int64_t K,
+    ::qc::quant::QuantizedWeight &out)>;
+
+/// Runs `quantize` over every eligible llm.linear of `module` and rewrites
+/// the IR; on failure emits a diagnostic on the module (or layer) and leaves
+/// the IR unchanged.
+LogicalResult rewriteQuantizedLayers(ModuleOp module,
+                                     const LayerRewriteOptions &options,
+                                     const LayerQuantizer &quantize);
+
+} // namespace mlir::qc
+
+#endif // QC_LIB_QUANTIZATION_TRANSFORMS_LAYERREWRITER_H

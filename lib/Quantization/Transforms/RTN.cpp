@@ -1,0 +1,62 @@
+//===- RTN.cpp - The wq-rtn pass ------------------------------------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Round-to-nearest: the baseline every other method is measured against.
+// The numerics are qc::quant::quantizeRTN; this file maps the pass options
+// onto it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "LayerRewriter.h"
+
+#include "qc/Quantization/Passes.h"
+
+namespace mlir::qc {
+#define GEN_PASS_DEF_WQRTNPASS
+#include "qc/Quantization/Passes.h.inc"
+} // namespace mlir::qc
+
+using namespace mlir;
+using namespace mlir::qc;
+
+namespace {
+
+/// Parses "f16" / "bf16" / "f32".
+std::optional<::qc::quant::ScaleDType> parseScaleDType(StringRef s) {
+  if (s == "f16")
+    return ::qc::quant::ScaleDType::F16;
+  if (s == "bf16")
+    return ::qc::quant::ScaleDType::BF16;
+  if (s == "f32")
+    return ::qc::quant::ScaleDType::F32;
+  return std::nullopt;
+}
+
+struct WQRTNPass : mlir::qc::impl::WQRTNPassBase<WQRTNPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    auto scaleType = parseScaleDType(scaleDType);
+    if (!scaleType) {
+      getOperation().emitError() << "wq-rtn: unknown scale-dtype '"
+                                 << scaleDType << "' (expected f16, bf16 or f32)";
+      return signalPassFailure();
+    }
+    ::qc::quant::QuantConfig cfg;
+    cfg.bits = static_cast<int>(bits);
+    cfg.groupSize = groupSize;
+    cfg.sym = sym;
+    cfg.scaleDType = *scaleType;
+    LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-rtn"};
+    auto quantize = [&](const std::string &layer, const float *w, int64_t n,
+                        int64_t k, ::qc::quant::QuantizedWeight &out) {
+      return ::qc::quant::quantizeRTN(w, n, k, cfg, out, layer);
+    };
+    if (failed(rewriteQuantizedLayers(getOperation(), opts, quantize)))
+      signalPassFailure();
+  }
+};
+
+} // namespace

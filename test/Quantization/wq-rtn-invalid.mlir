@@ -1,0 +1,28 @@
+// Tests that wq-rtn reports bad options and inputs with a diagnostic and a
+// non-zero exit, and leaves no half-written output.
+
+// RUN: quant-import %shared/models/stories260K/stories260K.bin -o %t.mlir
+// RUN: not quant-opt %t.mlir -wq-rtn="bits=4" 2>&1 | FileCheck %s --check-prefix=NOOUT
+// NOOUT: error: wq-rtn: the weights-out option is required
+
+// RUN: not quant-opt %t.mlir -wq-rtn="layout=marlin weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=LAYOUT
+// LAYOUT: error: wq-rtn: unknown layout 'marlin' (expected gptq or rows)
+
+// RUN: not quant-opt %t.mlir -wq-rtn="scale-dtype=f8 weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=SCALE
+// SCALE: error: wq-rtn: unknown scale-dtype 'f8'
+
+// RUN: not quant-opt %t.mlir -wq-rtn="bits=5 weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=BITS
+// BITS: error: wq-rtn: {{.*}}model.layers.0.self_attn.q_proj{{.*}}unsupported bit width 5
+
+// RUN: not quant-opt %t.mlir -wq-rtn="exclude=( weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=REGEX
+// REGEX: error: wq-rtn: invalid exclude regex '('
+
+// 3-bit GPTQ packing of the K = 172 down projections cannot be represented.
+// RUN: not quant-opt %t.mlir -wq-rtn="bits=3 weights-out=%t.3bit.st" 2>&1 | FileCheck %s --check-prefix=GPTQ3
+// GPTQ3: error: wq-rtn: layer 'model.layers.0.mlp.down_proj': 3-bit codes in the gptq layout need K % 32 == 0, got K = 172
+// RUN: not test -e %t.3bit.st
+
+// A module that does not name its checkpoint.
+// RUN: echo 'module { func.func @forward(%%a: tensor<?xi32>) { return } }' > %t.bare.mlir
+// RUN: not quant-opt %t.bare.mlir -wq-rtn="weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=NOCKPT
+// NOCKPT: error: wq-rtn: the module does not name its checkpoint
