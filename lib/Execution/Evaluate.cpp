@@ -28,10 +28,18 @@ using ::qc::Status;
 Status mlir::qc::evaluatePerplexity(const CpuExecutable &model,
                                     const std::vector<std::vector<int>> &windows,
                                     int threads, bool progress,
-                                    PerplexityResult &out) {
+                                    PerplexityResult &out,
+                                    const CpuExecutable *reference) {
+  if (reference && reference->vocabSize() != model.vocabSize())
+    return Status::error("the reference model's vocabulary (" +
+                         std::to_string(reference->vocabSize()) +
+                         ") differs from the model's (" +
+                         std::to_string(model.vocabSize()) + ")");
   auto start = std::chrono::steady_clock::now();
   int64_t vocab = model.vocabSize();
   std::vector<double> sums(windows.size(), 0.0);
+  std::vector<double> refSums(windows.size(), 0.0);
+  std::vector<double> klSums(windows.size(), 0.0);
   std::atomic<size_t> next{0};
   std::atomic<int64_t> done{0};
   std::mutex errorMutex;
@@ -42,7 +50,7 @@ Status mlir::qc::evaluatePerplexity(const CpuExecutable &model,
   ::qc::Progress bar("perplexity", totalPredictions, progress);
 
   auto worker = [&]() {
-    std::vector<float> logits;
+    std::vector<float> logits, refLogits;
     std::vector<int32_t> ids;
     for (size_t i = next++; i < windows.size(); i = next++) {
       const std::vector<int> &w = windows[i];
@@ -60,6 +68,22 @@ Status mlir::qc::evaluatePerplexity(const CpuExecutable &model,
         return;
       }
       sums[i] = sumNegLogLikelihood(logits.data(), vocab, w);
+      if (reference) {
+        refLogits.resize(logits.size());
+        Status rs = reference->forward(ids.data(),
+                                       static_cast<int64_t>(ids.size()),
+                                       refLogits.data());
+        if (!rs) {
+          std::lock_guard<std::mutex> lock(errorMutex);
+          if (firstError)
+            firstError = rs.withContext("reference model, window " +
+                                        std::to_string(i));
+          return;
+        }
+        refSums[i] = sumNegLogLikelihood(refLogits.data(), vocab, w);
+        klSums[i] = sumKLDivergence(refLogits.data(), logits.data(), vocab,
+                                    ids.size());
+      }
       int64_t d = done += static_cast<int64_t>(ids.size());
       if (progress) {
         std::lock_guard<std::mutex> lock(errorMutex);
@@ -80,17 +104,51 @@ Status mlir::qc::evaluatePerplexity(const CpuExecutable &model,
   if (totalPredictions == 0)
     return Status::error("perplexity: nothing to score (no window has a "
                          "token after BOS)");
-  double total = 0.0;
-  for (double s : sums)
-    total += s;
+  double total = 0.0, refTotal = 0.0, klTotal = 0.0;
+  for (size_t i = 0; i < sums.size(); ++i) {
+    total += sums[i];
+    refTotal += refSums[i];
+    klTotal += klSums[i];
+  }
   out.tokens = totalPredictions;
   out.windows = static_cast<int64_t>(windows.size());
   out.nll = total / static_cast<double>(totalPredictions);
   out.perplexity = std::exp(out.nll);
+  if (reference) {
+    out.klDivergence = klTotal / static_cast<double>(totalPredictions);
+    out.referencePerplexity =
+        std::exp(refTotal / static_cast<double>(totalPredictions));
+  }
   out.seconds = std::chrono::duration<double>(
                     std::chrono::steady_clock::now() - start)
                     .count();
   return Status::ok();
+}
+
+double mlir::qc::sumKLDivergence(const float *refLogits, const float *logits,
+                                 int64_t vocab, size_t positions) {
+  double total = 0.0;
+  std::vector<double> logP(vocab), logQ(vocab);
+  auto logSoftmax = [vocab](const float *row, std::vector<double> &out) {
+    double maxv = row[0];
+    for (int64_t v = 1; v < vocab; ++v)
+      maxv = std::max(maxv, static_cast<double>(row[v]));
+    double sum = 0.0;
+    for (int64_t v = 0; v < vocab; ++v)
+      sum += std::exp(row[v] - maxv);
+    double logZ = maxv + std::log(sum);
+    for (int64_t v = 0; v < vocab; ++v)
+      out[v] = row[v] - logZ;
+  };
+  for (size_t pos = 0; pos < positions; ++pos) {
+    logSoftmax(refLogits + pos * vocab, logP);
+    logSoftmax(logits + pos * vocab, logQ);
+    double kl = 0.0;
+    for (int64_t v = 0; v < vocab; ++v)
+      kl += std::exp(logP[v]) * (logP[v] - logQ[v]);
+    total += kl;
+  }
+  return total;
 }
 
 Status mlir::qc::generate(const CpuExecutable &model, std::vector<int> &tokens,

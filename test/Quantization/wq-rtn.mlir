@@ -26,3 +26,8 @@
 // SYM: wq.linear {{.*}}bits = 3 : i64, group_size = -1 : i64{{.*}}layout = #wq.layout<rows>{{.*}}sym = true
 
 // EXEC: perplexity: {{[0-9]+\.[0-9]+}} (nll {{.*}}, 1022 tokens
+
+// Tests that the quantized model differs from the float one by a positive
+// KL divergence.
+// RUN: quant-run %t.asym.mlir --tokenizer %shared/models/stories260K/tok512.bin --ppl %shared/data/tinystories/valid_head.txt --max-tokens 511 --no-progress --kl-reference %shared/models/stories260K/stories260K.bin | FileCheck %s --check-prefix=KL
+// KL: kl divergence to {{.*}}: 0.{{0*[1-9][0-9]*}} nats/token

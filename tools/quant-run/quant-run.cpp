@@ -50,6 +50,10 @@ static cl::opt<std::string> pplText("ppl", cl::desc("Score perplexity on this te
 static cl::opt<int64_t> maxTokens("max-tokens",
                                   cl::desc("Score only the first N tokens (0 = all)"),
                                   cl::init(0), cl::cat(category));
+static cl::opt<std::string> klReference(
+    "kl-reference",
+    cl::desc("Also report KL divergence to this model (e.g. the float one)"),
+    cl::value_desc("model"), cl::cat(category));
 static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per scored window, BOS excluded"),
                                   cl::init(511), cl::cat(category));
 static cl::opt<int64_t> genCount("generate", cl::desc("Generate N tokens"),
@@ -138,9 +142,27 @@ int main(int argc, char **argv) {
       return fail(s);
     auto windows = ::qc::makeWindows(tokens, maxTokens, windowLen,
                                      static_cast<int>(cfg.bosId));
+    // The reference model (for KL divergence) is compiled in its own
+    // context: it may come from a different checkpoint format.
+    mlir::MLIRContext refCtx;
+    mlir::OwningOpRef<mlir::ModuleOp> refModule;
+    ::qc::ModelWeights refWeights;
+    std::unique_ptr<mlir::qc::CpuExecutable> refExe;
+    if (!klReference.empty()) {
+      if (Status s = mlir::qc::openModel(refCtx, klReference, refModule,
+                                         refWeights);
+          !s)
+        return fail(s);
+      mlir::qc::CpuCompileOptions refOptions;
+      refOptions.optLevel = jitOptLevel;
+      if (Status s = mlir::qc::CpuExecutable::compile(*refModule, refWeights,
+                                                      refExe, refOptions);
+          !s)
+        return fail(s.withContext(klReference));
+    }
     mlir::qc::PerplexityResult ppl;
     if (Status s = mlir::qc::evaluatePerplexity(*exe, windows, nThreads,
-                                                showProgress, ppl);
+                                                showProgress, ppl, refExe.get());
         !s)
       return fail(s);
     outs() << "perplexity: " << format("%.4f", ppl.perplexity) << " (nll "
@@ -148,6 +170,11 @@ int main(int argc, char **argv) {
            << tokens.size() << ", " << ppl.windows << " windows, "
            << format("%.2f", ppl.seconds) << " s, " << nThreads
            << " threads)\n";
+    if (refExe)
+      outs() << "kl divergence to " << klReference << ": "
+             << format("%.6f", ppl.klDivergence) << " nats/token (reference "
+             << "perplexity " << format("%.4f", ppl.referencePerplexity)
+             << ")\n";
     using ::qc::json::Value;
     Value p = Value::object();
     p.set("text", Value::string(pplText.getValue()));
@@ -158,6 +185,11 @@ int main(int argc, char **argv) {
     p.set("windows", Value::integer(ppl.windows));
     p.set("seconds", Value::number(ppl.seconds));
     p.set("threads", Value::integer(nThreads));
+    if (refExe) {
+      p.set("kl_reference", Value::string(klReference.getValue()));
+      p.set("kl_divergence", Value::number(ppl.klDivergence));
+      p.set("reference_perplexity", Value::number(ppl.referencePerplexity));
+    }
     result.set("perplexity", std::move(p));
   }
 

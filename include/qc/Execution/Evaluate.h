@@ -21,6 +21,11 @@ struct PerplexityResult {
   int64_t tokens = 0;      ///< scored predictions
   int64_t windows = 0;
   double seconds = 0.0;    ///< wall time of the scoring
+  /// Mean per-token KL(reference || model) in nats, when a reference model
+  /// was given (the float model, for a quantized one); else 0.
+  double klDivergence = 0.0;
+  /// The reference model's perplexity on the same windows, when given.
+  double referencePerplexity = 0.0;
 };
 
 /// Scores `windows` (each BOS + tokens; every position predicts the next)
@@ -29,7 +34,14 @@ struct PerplexityResult {
 ::qc::Status evaluatePerplexity(const CpuExecutable &model,
                                 const std::vector<std::vector<int>> &windows,
                                 int threads, bool progress,
-                                PerplexityResult &out);
+                                PerplexityResult &out,
+                                const CpuExecutable *reference = nullptr);
+
+/// Sum over the positions of `window` (all but the last token) of
+/// KL(p || q), where p and q are the softmax of `refLogits` and `logits`
+/// (both (window.size() - 1) x vocab); accumulated in double.
+double sumKLDivergence(const float *refLogits, const float *logits,
+                       int64_t vocab, size_t positions);
 
 /// Appends `count` tokens to `tokens` (which must hold at least BOS), each
 /// drawn by `sampler` from the logits of the last position. Stops early at
