@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+#===- scripts/quality-table.sh - The README's quantization quality table ---===#
+#
+# Part of the qc project. MIT licence.
+#
+# Quantizes the bundled stories260K model with every implemented method and
+# configuration, then scores each on the WHOLE held-out TinyStories text
+# (392,082 tokens) on the CPU path: perplexity, KL divergence to the float
+# model, and quantization time. Writes bench/results/quality-stories260K.json
+# and prints the markdown table the README quotes. Methods not implemented
+# yet are listed as such rather than silently skipped.
+#
+#===------------------------------------------------------------------------===#
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${QC_BUILD_DIR:-$root/build}"
+"$root/scripts/setup.sh" >/dev/null
+# Relative paths keep machine paths out of the results file.
+cd "$root"
+shared="../shared"
+model="$shared/models/stories260K/stories260K.bin"
+tok="$shared/models/stories260K/tok512.bin"
+text="$shared/data/tinystories/valid_head.txt"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+out="bench/results/quality-stories260K.json"
+
+"$build/bin/quant-import" "$model" -o "$work/float.mlir"
+
+json_rows=()
+table_rows=()
+
+# field FILE KEY: the first numeric value of "KEY": in FILE.
+field() { grep -m1 "\"$2\": [-0-9]" "$1" | sed 's/.*: //; s/,$//'; }
+
+# evaluate NAME CONFIG MODEL QUANT_SECONDS
+evaluate() {
+  local name="$1" config="$2" m="$3" qsec="$4" kl_args=()
+  if [ "$name" != "float" ]; then kl_args=(--kl-reference "$model"); fi
+  "$build/bin/quant-run" "$m" --tokenizer "$tok" --ppl "$text" --no-progress \
+    "${kl_args[@]}" --json "$work/r.json" >/dev/null
+  local ppl kl
+  ppl=$(field "$work/r.json" perplexity)
+  kl=$(field "$work/r.json" kl_divergence || true)
+  [ -n "$kl" ] || kl=0
+  json_rows+=("{\"method\": \"$name\", \"config\": \"$config\", \"perplexity\": $ppl, \"kl_divergence\": $kl, \"quantization_seconds\": $qsec}")
+  table_rows+=("$(printf '| %s | %s | %.4f | %.5f | %s |' "$name" "$config" "$ppl" "$kl" "$qsec")")
+  echo "quality: $name $config: perplexity $ppl, KL $kl, quantized in $qsec s" >&2
+}
+
+evaluate float "fp32" "$work/float.mlir" "-"
+
+# quantize NAME CONFIG PASS PASS-OPTIONS
+quantize() {
+  local name="$1" config="$2" pass="$3" start end tag
+  tag="$(echo "$name-$config" | tr ' ' '_')"
+  start=$(date +%s.%N)
+  "$build/bin/quant-opt" "$work/float.mlir" \
+    "--$pass=$4 layout=rows weights-out=$work/$tag.safetensors" \
+    -o "$work/$tag.mlir"
+  end=$(date +%s.%N)
+  evaluate "$name" "$config" "$work/$tag.mlir" \
+    "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')"
+}
+
+for cfg in "W4 g32:bits=4 group-size=32" "W4 per-channel:bits=4 group-size=-1" \
+           "W3 g32:bits=3 group-size=32" "W2 g32:bits=2 group-size=32"; do
+  quantize RTN "${cfg%%:*}" wq-rtn "sym=false ${cfg#*:}"
+done
+
+{
+  echo "{"
+  echo "  \"benchmark\": \"quality\","
+  echo "  \"model\": \"stories260K\","
+  echo "  \"text\": \"valid_head.txt (whole, 392082 tokens)\","
+  echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+  echo "  \"commit\": \"$(git rev-parse --short HEAD)\","
+  echo "  \"rows\": ["
+  for i in "${!json_rows[@]}"; do
+    sep=","; [ "$i" -eq $((${#json_rows[@]} - 1)) ] && sep=""
+    echo "    ${json_rows[$i]}$sep"
+  done
+  echo "  ]"
+  echo "}"
+} > "$out.tmp"
+mv "$out.tmp" "$out"
+
+echo "| method | config | perplexity | KL to fp32 (nats/token) | quantization time (s) |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${table_rows[@]}"
