@@ -44,7 +44,9 @@ evaluate() {
   ppl=$(field "$work/r.json" perplexity)
   kl=$(field "$work/r.json" kl_divergence || true)
   [ -n "$kl" ] || kl=0
-  json_rows+=("{\"method\": \"$name\", \"config\": \"$config\", \"perplexity\": $ppl, \"kl_divergence\": $kl, \"quantization_seconds\": $qsec}")
+  local qjson="$qsec"
+  [ "$qsec" != "-" ] || qjson=null
+  json_rows+=("{\"method\": \"$name\", \"config\": \"$config\", \"perplexity\": $ppl, \"kl_divergence\": $kl, \"quantization_seconds\": $qjson}")
   table_rows+=("$(printf '| %s | %s | %.4f | %.5f | %s |' "$name" "$config" "$ppl" "$kl" "$qsec")")
   echo "quality: $name $config: perplexity $ppl, KL $kl, quantized in $qsec s" >&2
 }
