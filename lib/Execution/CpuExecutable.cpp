@@ -105,16 +105,20 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   auto fn = module->lookupSymbol<func::FuncOp>("forward");
   if (!fn)
     return Status::error("the model has no function named 'forward'");
-  auto resultType =
-      fn.getNumResults() == 1
-          ? dyn_cast<RankedTensorType>(fn.getResultTypes().front())
-          : RankedTensorType();
-  if (!resultType || resultType.getRank() != 2 ||
-      resultType.isDynamicDim(1) || fn.getNumArguments() != 1)
-    return Status::error("'forward' must map tensor<?xi32> to tensor<?xVxf32>");
-
+  // Result 0 is the logits; further results (from llm-observe-linear-inputs)
+  // are [T, width] activations.
   auto result = std::unique_ptr<CpuExecutable>(new CpuExecutable());
-  result->vocab = resultType.getDimSize(1);
+  for (Type t : fn.getResultTypes()) {
+    auto rt = dyn_cast<RankedTensorType>(t);
+    if (!rt || rt.getRank() != 2 || rt.isDynamicDim(1) ||
+        !rt.getElementType().isF32())
+      return Status::error("'forward' results must be tensor<?xNxf32>, got " +
+                           llvm::formatv("{0}", t).str());
+    result->outputWidths.push_back(rt.getDimSize(1));
+  }
+  if (result->outputWidths.empty() || fn.getNumArguments() != 1)
+    return Status::error("'forward' must map tensor<?xi32> to tensor<?xVxf32>");
+  result->vocab = result->outputWidths.front();
 
   DiagnosticCollector diags(ctx);
   // Phase 1: after it, the entry function lists its parameters by name.
@@ -127,7 +131,8 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   auto names = fn->getAttrOfType<ArrayAttr>("llm.param_names");
   for (auto [i, nameAttr] : llvm::enumerate(names)) {
     std::string name = cast<StringAttr>(nameAttr).str();
-    auto expected = cast<MemRefType>(fn.getArgumentTypes()[2 + i]);
+    auto expected = cast<MemRefType>(
+        fn.getArgumentTypes()[1 + result->outputWidths.size() + i]);
     std::vector<int64_t> shape(expected.getShape().begin(),
                                expected.getShape().end());
     const void *data = nullptr;
@@ -260,22 +265,37 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
 
 Status CpuExecutable::forward(const int32_t *tokens, int64_t numTokens,
                               float *logits) const {
+  if (outputWidths.size() != 1)
+    return Status::error("forward: this model has observation outputs; use "
+                         "forwardAll");
+  return forwardAll(tokens, numTokens, {logits});
+}
+
+Status CpuExecutable::forwardAll(const int32_t *tokens, int64_t numTokens,
+                                 const std::vector<float *> &outputs) const {
   if (numTokens <= 0)
     return Status::error("forward: the token sequence is empty");
+  if (outputs.size() != outputWidths.size())
+    return Status::error("forward: expected " +
+                         std::to_string(outputWidths.size()) +
+                         " output buffers, got " +
+                         std::to_string(outputs.size()));
   for (int64_t i = 0; i < numTokens; ++i)
     if (tokens[i] < 0 || tokens[i] >= vocab)
       return Status::error("forward: token " + std::to_string(tokens[i]) +
                            " at position " + std::to_string(i) +
                            " is outside the vocabulary [0, " +
                            std::to_string(vocab) + ")");
-  std::vector<int64_t> tokDesc = flatDescriptor(tokens, {numTokens});
-  std::vector<int64_t> outDesc = flatDescriptor(logits, {numTokens, vocab});
+  std::vector<std::vector<int64_t>> descs;
+  descs.push_back(flatDescriptor(tokens, {numTokens}));
+  for (size_t o = 0; o < outputs.size(); ++o)
+    descs.push_back(flatDescriptor(outputs[o], {numTokens, outputWidths[o]}));
   // The packed wrapper takes, per argument, a pointer to where the argument
   // (here: a pointer to a descriptor) is stored.
   std::vector<void *> descPtrs;
-  descPtrs.reserve(2 + paramDescriptors.size());
-  descPtrs.push_back(tokDesc.data());
-  descPtrs.push_back(outDesc.data());
+  descPtrs.reserve(descs.size() + paramDescriptors.size());
+  for (auto &d : descs)
+    descPtrs.push_back(d.data());
   for (const auto &d : paramDescriptors)
     descPtrs.push_back(const_cast<int64_t *>(d.data()));
   std::vector<void *> args;

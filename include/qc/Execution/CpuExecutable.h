@@ -62,7 +62,17 @@ public:
   ::qc::Status forward(const int32_t *tokens, int64_t numTokens,
                        float *logits) const;
 
+  /// Runs a model whose `forward` has extra [T, width] results (see
+  /// `llm-observe-linear-inputs`): outputs[0] receives the logits,
+  /// outputs[i] numTokens x outputWidth(i) floats.
+  ::qc::Status forwardAll(const int32_t *tokens, int64_t numTokens,
+                          const std::vector<float *> &outputs) const;
+
   int64_t vocabSize() const { return vocab; }
+  /// Number of results of `forward` (1 plus the observed activations).
+  size_t numOutputs() const { return outputWidths.size(); }
+  /// Columns of result `i` (the vocabulary size for i = 0).
+  int64_t outputWidth(size_t i) const { return outputWidths[i]; }
 
 private:
   CpuExecutable() = default;
@@ -71,6 +81,8 @@ private:
   /// Flat memref descriptors of the parameters, in argument order.
   std::vector<std::vector<int64_t>> paramDescriptors;
   int64_t vocab = 0;
+  /// Columns of each result; [0] is the vocabulary size.
+  std::vector<int64_t> outputWidths;
 };
 
 /// Summed negative log-likelihood (natural log) of `window[1..n]` given the

@@ -161,14 +161,13 @@ GroupParams qc::quant::computeGroupParams(const float *x, int64_t n,
   const double norm = cfg.mseNorm;
   double bestErr = std::numeric_limits<double>::infinity();
   for (int64_t i = 0; i < steps; ++i) {
-    const float p = static_cast<float>(1.0 - static_cast<double>(i) /
-                                                 static_cast<double>(
-                                                     cfg.mseGrid));
+    const float p = static_cast<float>(
+        1.0 - static_cast<double>(i) / static_cast<double>(cfg.mseGrid));
     GroupParams cand = makeParams(p * xmin, p * xmax, cfg);
     double err = 0.0;
     for (int64_t k = 0; k < n; ++k) {
-      double d = std::fabs(
-          static_cast<double>(fakeQuantize(x[k], cand, bits) - x[k]));
+      double d =
+          std::fabs(static_cast<double>(fakeQuantize(x[k], cand, bits) - x[k]));
       err += norm == 2.0 ? d * d : std::pow(d, norm);
     }
     // Strict comparison: the first (unshrunk) candidate wins ties, so the
@@ -280,11 +279,10 @@ Status qc::quant::checkFinite(const float *w, int64_t N, int64_t K,
     if (!std::isfinite(w[i])) {
       std::string where = layerName.empty() ? std::string("layer")
                                             : "layer '" + layerName + "'";
-      return Status::error(where + ": non-finite " + what + " " +
-                           std::to_string(w[i]) + " at flat index " +
-                           std::to_string(i) + " (row " +
-                           std::to_string(i / K) + ", column " +
-                           std::to_string(i % K) + ")");
+      return Status::error(
+          where + ": non-finite " + what + " " + std::to_string(w[i]) +
+          " at flat index " + std::to_string(i) + " (row " +
+          std::to_string(i / K) + ", column " + std::to_string(i % K) + ")");
     }
   }
   return Status::ok();
@@ -296,8 +294,8 @@ Status qc::quant::quantizeRTN(const float *w, int64_t N, int64_t K,
   const std::string ctx =
       layerName.empty() ? std::string("RTN") : "RTN '" + layerName + "'";
   if (N <= 0)
-    return Status::error(ctx + ": invalid output-feature count N = " +
-                         std::to_string(N));
+    return Status::error(
+        ctx + ": invalid output-feature count N = " + std::to_string(N));
   QC_RETURN_IF_ERROR(cfg.validate(K).withContext(ctx));
   if (!w)
     return Status::error(ctx + ": null weight pointer");
@@ -341,7 +339,8 @@ double qc::quant::layerLoss(const float *w, const float *wq, int64_t N,
   // symmetric, so this is H d_r) written as axpys over contiguous rows of H,
   // which vectorise without reassociating a reduction, and each row of H is
   // loaded once per four weight rows.
-  std::vector<double> d(static_cast<size_t>(4 * K)), y(static_cast<size_t>(4 * K));
+  std::vector<double> d(static_cast<size_t>(4 * K)),
+      y(static_cast<size_t>(4 * K));
   for (int64_t n0 = 0; n0 < N; n0 += 4) {
     const int64_t nr = std::min<int64_t>(4, N - n0);
     std::fill(d.begin(), d.end(), 0.0);

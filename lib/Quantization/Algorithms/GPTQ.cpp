@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 
 using namespace qc;
@@ -44,11 +45,10 @@ namespace {
 /// the vector width). Restrict-qualified so the loop vectorises without
 /// run-time alias checks.
 template <typename T, bool Sub>
-inline void microKernel4x2(T *__restrict c0, T *__restrict c1,
-                           T *__restrict c2, T *__restrict c3,
-                           const T *__restrict b0, const T *__restrict b1,
-                           T a00, T a01, T a10, T a11, T a20, T a21, T a30,
-                           T a31, int64_t n) {
+inline void microKernel4x2(T *__restrict c0, T *__restrict c1, T *__restrict c2,
+                           T *__restrict c3, const T *__restrict b0,
+                           const T *__restrict b1, T a00, T a01, T a10, T a11,
+                           T a20, T a21, T a30, T a31, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     const T x0 = b0[j], x1 = b1[j];
     if constexpr (Sub) {
@@ -67,10 +67,9 @@ inline void microKernel4x2(T *__restrict c0, T *__restrict c1,
 
 /// Four output rows, one depth step.
 template <typename T, bool Sub>
-inline void microKernel4x1(T *__restrict c0, T *__restrict c1,
-                           T *__restrict c2, T *__restrict c3,
-                           const T *__restrict b0, T a0, T a1, T a2, T a3,
-                           int64_t n) {
+inline void microKernel4x1(T *__restrict c0, T *__restrict c1, T *__restrict c2,
+                           T *__restrict c3, const T *__restrict b0, T a0, T a1,
+                           T a2, T a3, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     const T x = b0[j];
     if constexpr (Sub) {
@@ -145,8 +144,8 @@ void gemmAcc(int64_t M, int64_t Ncols, int64_t P, const T *A, int64_t lda,
                                  a1[m], a1[m + 1], a2[m], a2[m + 1], a3[m],
                                  a3[m + 1], n);
         for (; m < m1; ++m)
-          microKernel4x1<T, Sub>(c0, c1, c2, c3, B + m * ldb + j0, a0[m],
-                                 a1[m], a2[m], a3[m], n);
+          microKernel4x1<T, Sub>(c0, c1, c2, c3, B + m * ldb + j0, a0[m], a1[m],
+                                 a2[m], a3[m], n);
       }
       for (; i < M; ++i) {
         int64_t n = jn;
@@ -333,8 +332,8 @@ private:
     // Largest j with p0 + j*inc < maxDampPercent.
     int64_t jmax = 0;
     if (p0 + inc < opts.maxDampPercent)
-      jmax = static_cast<int64_t>(
-          std::ceil((opts.maxDampPercent - p0) / inc) - 1);
+      jmax =
+          static_cast<int64_t>(std::ceil((opts.maxDampPercent - p0) / inc) - 1);
     while (jmax > 0 && p0 + jmax * inc >= opts.maxDampPercent)
       --jmax;
     if (jmax <= 0)
@@ -391,8 +390,8 @@ private:
         const int64_t j = K - 1 - c;
         const int64_t pj = perm[j];
         // Dead columns: H[i,i] = 1 and (for a PSD matrix) a zero row.
-        dst[c] = (dead[pi] || dead[pj]) ? 0.0
-                                        : static_cast<double>(H[pi * K + pj]);
+        dst[c] =
+            (dead[pi] || dead[pj]) ? 0.0 : static_cast<double>(H[pi * K + pj]);
       }
       dst[r] = diag[i] + lambda;
       maxDiag = std::max(maxDiag, dst[r]);
@@ -435,8 +434,7 @@ private:
 };
 
 std::string layerContext(const std::string &layerName) {
-  return layerName.empty() ? std::string("GPTQ")
-                           : "GPTQ '" + layerName + "'";
+  return layerName.empty() ? std::string("GPTQ") : "GPTQ '" + layerName + "'";
 }
 
 Status scaleOverflow(const std::string &ctx, int64_t n, int64_t g,
@@ -455,16 +453,15 @@ Status scaleOverflow(const std::string &ctx, int64_t n, int64_t g,
 
 Status qc::quant::quantizeGPTQ(const float *w, int64_t N, int64_t K,
                                const float *hessian, int64_t tokenCount,
-                               const QuantConfig &cfg,
-                               const GPTQOptions &opts, QuantizedWeight &out,
-                               GPTQReport &report,
+                               const QuantConfig &cfg, const GPTQOptions &opts,
+                               QuantizedWeight &out, GPTQReport &report,
                                const std::string &layerName,
                                std::vector<float> *fakeQuant) {
   const std::string ctx = layerContext(layerName);
   report = GPTQReport();
   if (N <= 0)
-    return Status::error(ctx + ": invalid output-feature count N = " +
-                         std::to_string(N));
+    return Status::error(
+        ctx + ": invalid output-feature count N = " + std::to_string(N));
   QC_RETURN_IF_ERROR(cfg.validate(K).withContext(ctx));
   QC_RETURN_IF_ERROR(opts.validate().withContext(ctx));
   if (!w || !hessian)
@@ -535,8 +532,7 @@ Status qc::quant::quantizeGPTQ(const float *w, int64_t N, int64_t K,
     for (int64_t n = 0; n < N; ++n)
       for (int64_t g = 0; g < ng; ++g) {
         const int64_t k0 = g * G, k1 = std::min(K, k0 + G);
-        GroupParams p =
-            computeGroupParams(W.data() + n * K + k0, k1 - k0, cfg);
+        GroupParams p = computeGroupParams(W.data() + n * K + k0, k1 - k0, cfg);
         if (!std::isfinite(p.scale))
           return scaleOverflow(ctx, n, g, cfg);
         staticParams[g * N + n] = p;
@@ -545,22 +541,24 @@ Status qc::quant::quantizeGPTQ(const float *w, int64_t N, int64_t K,
   std::vector<int64_t> perm(static_cast<size_t>(K));
   std::iota(perm.begin(), perm.end(), int64_t(0));
   if (opts.actOrder)
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
-      return diag[a] > diag[b];
-    });
+    std::stable_sort(perm.begin(), perm.end(),
+                     [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
 
   std::vector<float> U;
   {
     InverseFactor factor(hessian, K, perm, dead, report);
     if (!factor.run(opts, U)) {
+      char detail[160];
+      std::snprintf(detail, sizeof(detail),
+                    " damped Cholesky attempts (relative damping below %g of "
+                    "mean(diag), diagonal floor up to %g of max|diag|)",
+                    opts.maxDampPercent,
+                    opts.diagFloorAttempts > 0
+                        ? opts.diagFloorBase *
+                              std::pow(10.0, opts.diagFloorAttempts - 1)
+                        : 0.0);
       return fallback("Hessian is not positive definite after " +
-                      std::to_string(report.attempts) +
-                      " damped Cholesky attempts (damping up to " +
-                      std::to_string(opts.maxDampPercent) +
-                      " of mean(diag), diagonal floor up to " +
-                      std::to_string(opts.diagFloorBase) + "e+" +
-                      std::to_string(std::max(0, opts.diagFloorAttempts - 1)) +
-                      " of max|diag|)");
+                      std::to_string(report.attempts) + detail);
     }
   }
 
@@ -667,9 +665,8 @@ Status qc::quant::quantizeGPTQ(const float *w, int64_t N, int64_t K,
         e[j] = err;
         // Intra-block update of the remaining columns of this block.
         if (j + 1 < bs)
-          microKernel1x1<float, true>(w1.data() + j + 1,
-                                      U1.data() + j * B + j + 1, err,
-                                      bs - j - 1);
+          microKernel1x1<float, true>(
+              w1.data() + j + 1, U1.data() + j * B + j + 1, err, bs - j - 1);
       }
       loss += rowLoss;
     }

@@ -57,9 +57,9 @@ double groupError(const float *x, int64_t n, const GroupParams &p, int bits,
                   double norm) {
   double err = 0.0;
   for (int64_t i = 0; i < n; ++i)
-    err += std::pow(std::fabs(static_cast<double>(fakeQuantize(x[i], p, bits)) -
-                              x[i]),
-                    norm);
+    err += std::pow(
+        std::fabs(static_cast<double>(fakeQuantize(x[i], p, bits)) - x[i]),
+        norm);
   return err;
 }
 
@@ -70,8 +70,8 @@ double groupError(const float *x, int64_t n, const GroupParams &p, int bits,
 //===----------------------------------------------------------------------===//
 
 TEST(CommonTest, AsymTestVector) {
-  const std::vector<float> x = {-4, -1.25f, -0.75f, 0, 0.25f, 1.25f, 2.75f,
-                                3.5f};
+  const std::vector<float> x = {-4,    -1.25f, -0.75f, 0,
+                                0.25f, 1.25f,  2.75f,  3.5f};
   QuantConfig cfg = makeConfig(4, -1, /*sym=*/false);
   GroupParams p = computeGroupParams(x.data(), 8, cfg);
   EXPECT_EQ(p.scale, 0.5f);
@@ -94,8 +94,8 @@ TEST(CommonTest, AsymTestVector) {
 }
 
 TEST(CommonTest, HalfAwayFromZeroWouldDiffer) {
-  const std::vector<float> x = {-4, -1.25f, -0.75f, 0, 0.25f, 1.25f, 2.75f,
-                                3.5f};
+  const std::vector<float> x = {-4,    -1.25f, -0.75f, 0,
+                                0.25f, 1.25f,  2.75f,  3.5f};
   QuantConfig cfg = makeConfig(4, -1, false);
   GroupParams p = computeGroupParams(x.data(), 8, cfg);
   const std::vector<int> wrong = {0, 5, 6, 8, 9, 11, 14, 15};
@@ -103,7 +103,8 @@ TEST(CommonTest, HalfAwayFromZeroWouldDiffer) {
   for (float v : x) {
     ours.push_back(quantizeCode(v, p, 4));
     float q = std::round(v / p.scale) + p.zero;
-    awayFromZero.push_back(static_cast<int>(std::min(std::max(q, 0.0f), 15.0f)));
+    awayFromZero.push_back(
+        static_cast<int>(std::min(std::max(q, 0.0f), 15.0f)));
   }
   EXPECT_EQ(awayFromZero, wrong);
   EXPECT_NE(ours, wrong);
@@ -168,8 +169,8 @@ TEST(CommonTest, ScalesAreRepresentableInStorageDType) {
   for (ScaleDType dt : {ScaleDType::F16, ScaleDType::BF16}) {
     for (bool sym : {false, true}) {
       QuantizedWeight qw;
-      ASSERT_TRUE(quantizeRTN(w.data(), 8, 256, makeConfig(4, 64, sym, dt), qw)
-                      .isOk());
+      ASSERT_TRUE(
+          quantizeRTN(w.data(), 8, 256, makeConfig(4, 64, sym, dt), qw).isOk());
       for (float s : qw.scales)
         EXPECT_EQ(castToScaleDType(s, dt), s);
       for (float z : qw.zeros) {
@@ -248,8 +249,9 @@ TEST(CommonTest, AllZeroGroupUsesUnitRange) {
     QuantConfig cfg = makeConfig(4, -1, sym);
     GroupParams p = computeGroupParams(x.data(), 16, cfg);
     EXPECT_EQ(p.scale, castToScaleDType(2.0f / 15.0f, ScaleDType::F16));
-    if (sym)
+    if (sym) {
       EXPECT_EQ(p.zero, 8.0f);
+    }
     for (float v : x)
       EXPECT_EQ(fakeQuantize(v, p, 4), 0.0f);
   }
@@ -300,9 +302,9 @@ TEST(CommonTest, ScaleOverflowIsRejected) {
   EXPECT_NE(st.message().find("big"), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("f16"), std::string::npos) << st.message();
   // fp32 storage has the range for it.
-  EXPECT_TRUE(quantizeRTN(w.data(), 1, 4,
-                          makeConfig(4, -1, false, ScaleDType::F32), qw)
-                  .isOk());
+  EXPECT_TRUE(
+      quantizeRTN(w.data(), 1, 4, makeConfig(4, -1, false, ScaleDType::F32), qw)
+          .isOk());
 }
 
 TEST(CommonTest, NonFiniteWeightsRejectedWithLayerName) {
@@ -345,9 +347,10 @@ TEST(CommonTest, AllBitWidthsStayInRange) {
       QuantizedWeight qw;
       ASSERT_TRUE(quantizeRTN(w.data(), 4, 96, cfg, qw).isOk());
       ASSERT_TRUE(qw.verify().isOk()) << qw.verify().message();
-      if (sym)
+      if (sym) {
         for (float z : qw.zeros)
           EXPECT_EQ(z, static_cast<float>(1 << (bits - 1)));
+      }
       std::vector<float> deq;
       qw.dequantize(deq);
       double err = layerLoss(w.data(), deq.data(), 4, 96);
@@ -362,8 +365,8 @@ TEST(CommonTest, MoreBitsMeansLessError) {
   double prev = 1e300;
   for (int bits : {2, 3, 4, 8}) {
     QuantizedWeight qw;
-    ASSERT_TRUE(quantizeRTN(w.data(), 8, 128, makeConfig(bits, 32, false), qw)
-                    .isOk());
+    ASSERT_TRUE(
+        quantizeRTN(w.data(), 8, 128, makeConfig(bits, 32, false), qw).isOk());
     std::vector<float> deq;
     qw.dequantize(deq);
     double err = layerLoss(w.data(), deq.data(), 8, 128);
@@ -455,7 +458,8 @@ TEST(CommonTest, LayerLoss) {
   std::vector<float> h = {2, 1, 1, 3};
   EXPECT_DOUBLE_EQ(layerLoss(w.data(), wq.data(), 2, 2, h.data()), 21.0);
   // Odd row counts exercise the remainder of the four-row blocking.
-  std::vector<float> w5 = randomWeights(5 * 9, 41), q5 = randomWeights(5 * 9, 43);
+  std::vector<float> w5 = randomWeights(5 * 9, 41),
+                     q5 = randomWeights(5 * 9, 43);
   std::vector<float> eye9(81, 0.0f);
   for (int i = 0; i < 9; ++i)
     eye9[i * 9 + i] = 1.0f;

@@ -193,8 +193,7 @@ struct QuantizedWeight {
   bool hasTrivialGIdx() const;
   /// Resizes the buffers for an N x K weight with `ngroups` scale rows and
   /// the given configuration; contents are zeroed and gIdx cleared.
-  void allocate(int64_t N, int64_t K, int64_t ngroups,
-                const QuantConfig &cfg);
+  void allocate(int64_t N, int64_t K, int64_t ngroups, const QuantConfig &cfg);
   /// Writes the [N*K] row-major dequantized weight s * (q - z) into `w`.
   void dequantize(std::vector<float> &w) const;
   /// Structural checks: buffer sizes, code range, gIdx range, finite scales.
@@ -215,9 +214,8 @@ Status checkFinite(const float *w, int64_t N, int64_t K,
 /// non-finite weights (naming the layer and the first bad index), an invalid
 /// configuration, and scales that overflow the storage dtype. gIdx is left
 /// empty (default k / G).
-Status quantizeRTN(const float *w, int64_t N, int64_t K,
-                   const QuantConfig &cfg, QuantizedWeight &out,
-                   const std::string &layerName = "");
+Status quantizeRTN(const float *w, int64_t N, int64_t K, const QuantConfig &cfg,
+                   QuantizedWeight &out, const std::string &layerName = "");
 
 /// Layer reconstruction loss between W and Ŵ (both [N, K] row-major):
 /// with a Hessian H ([K, K] row-major fp32, symmetric), the GPTQ objective

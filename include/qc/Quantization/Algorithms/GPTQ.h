@@ -112,11 +112,10 @@ struct GPTQReport {
 /// Non-finite weights, invalid options and shape errors are returned as
 /// errors; numerical trouble with H follows §3.7 and is recorded in
 /// `report`.
-Status quantizeGPTQ(const float *w, int64_t N, int64_t K,
-                    const float *hessian, int64_t tokenCount,
-                    const QuantConfig &cfg, const GPTQOptions &opts,
-                    QuantizedWeight &out, GPTQReport &report,
-                    const std::string &layerName = "",
+Status quantizeGPTQ(const float *w, int64_t N, int64_t K, const float *hessian,
+                    int64_t tokenCount, const QuantConfig &cfg,
+                    const GPTQOptions &opts, QuantizedWeight &out,
+                    GPTQReport &report, const std::string &layerName = "",
                     std::vector<float> *fakeQuant = nullptr);
 
 /// Accumulates the GPTQ Hessian H = 2/T * sum_t x_t x_t^T of one layer in
