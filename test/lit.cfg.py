@@ -32,5 +32,6 @@ tools = [
     "quant-opt",
     ToolSubst("quant-run", unresolved="ignore"),
     ToolSubst("quant-import", unresolved="ignore"),
+    ToolSubst("quant-calibrate", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

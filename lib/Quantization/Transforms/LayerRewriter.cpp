@@ -188,6 +188,10 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     if (Status s = ::qc::loadSafetensorsOverlay(overlay.str(), weights); !s)
       return fail(s.message());
 
+  if (opts.checkWeights)
+    if (Status s = opts.checkWeights(weights); !s)
+      return fail(s.message());
+
   // Quantize and pack every eligible layer before touching the IR.
   std::vector<PackedLayer> layers;
   WalkResult walk = module.walk([&](llm::LinearOp op) -> WalkResult {

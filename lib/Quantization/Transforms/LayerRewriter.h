@@ -35,6 +35,9 @@ struct LayerRewriteOptions {
   std::string weightsOut;
   /// Pass name, used in messages.
   std::string passName;
+  /// Called once with the loaded weights before any layer is quantized
+  /// (e.g. to check that a calibration trace belongs to them).
+  std::function<::qc::Status(const ::qc::ModelWeights &)> checkWeights;
 };
 
 /// Quantizes one layer: `w` is the [N, K] fp32 weight of `layer` (its name

@@ -1,0 +1,39 @@
+//===- Calibrate.h - Record calibration traces on the CPU path --*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_CALIBRATION_CALIBRATE_H
+#define QC_CALIBRATION_CALIBRATE_H
+
+#include "qc/Calibration/Trace.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+namespace mlir::qc {
+
+/// How calibration text is cut and scored.
+struct CalibrationOptions {
+  /// Tokens per window (each window is prefixed with BOS).
+  int64_t windowLen = 511;
+  /// Use at most this many tokens (0 = all).
+  int64_t maxTokens = 0;
+  /// Recorded in the trace's settings.
+  std::string textName;
+  bool progress = false;
+};
+
+/// Instruments a clone of `model` with `llm-observe-linear-inputs`, runs it
+/// on `tokens` (windows as in perplexity, in order, so the result does not
+/// depend on threads) and accumulates every linear's input statistics.
+/// Errors: an empty token stream, fewer tokens than one window's worth of
+/// context (less than 2), non-finite activations (naming the layer).
+::qc::Status collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
+                          const std::vector<int> &tokens,
+                          const CalibrationOptions &options,
+                          ::qc::CalibrationTrace &out);
+
+} // namespace mlir::qc
+
+#endif // QC_CALIBRATION_CALIBRATE_H

@@ -1,0 +1,72 @@
+//===- Trace.h - Calibration traces -----------------------------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// A calibration trace records what every linear layer saw on calibration
+// text: H = sum_t x_t x_t^T (fp32, [K, K]), the token count, and mean |x| per
+// input channel. It is a safetensors file: one "<key>.hessian" and
+// "<key>.abs_mean" per observed activation (layers that read the same
+// activation share one key), and metadata mapping every layer to its key,
+// the token count, the settings, and two fingerprints: of the model's
+// weights, and of model + calibration tokens + settings. A pass given a
+// trace recorded for other weights refuses it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_CALIBRATION_TRACE_H
+#define QC_CALIBRATION_TRACE_H
+
+#include "qc/runtime/Model.h"
+#include "qc/runtime/Status.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace qc {
+
+/// Statistics of one observed activation.
+struct TraceEntry {
+  int64_t width = 0;          ///< K
+  int64_t tokens = 0;         ///< rows accumulated
+  std::vector<float> hessian; ///< [K*K] sum x x^T, symmetric
+  std::vector<float> absMean; ///< [K] mean |x|
+};
+
+/// A whole calibration trace.
+struct CalibrationTrace {
+  /// Observation key -> statistics.
+  std::map<std::string, TraceEntry> entries;
+  /// Layer name -> observation key.
+  std::map<std::string, std::string> layerToKey;
+  /// Fingerprint of the weights the trace was recorded on.
+  std::string modelFingerprint;
+  /// Fingerprint of weights + calibration tokens + settings.
+  std::string fingerprint;
+  /// Free-form settings (text file, windows, tokens), for the record.
+  std::map<std::string, std::string> settings;
+
+  /// The statistics of `layer`, or nullptr.
+  const TraceEntry *find(const std::string &layer) const;
+};
+
+/// A stable 64-bit FNV-1a fingerprint (hex) of every tensor of `weights`
+/// (names, shapes, dtypes, bytes) and its configuration.
+std::string fingerprintWeights(const ModelWeights &weights);
+
+/// FNV-1a over `bytes`, continuing from `hash`.
+uint64_t fnv1a(const void *bytes, size_t size,
+               uint64_t hash = 1469598103934665603ull);
+
+/// Writes `trace` to `path` atomically.
+Status writeTrace(const CalibrationTrace &trace, const std::string &path);
+
+/// Reads a trace, checking shapes and metadata; errors name the file.
+Status readTrace(const std::string &path, CalibrationTrace &trace);
+
+} // namespace qc
+
+#endif // QC_CALIBRATION_TRACE_H

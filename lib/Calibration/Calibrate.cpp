@@ -1,0 +1,139 @@
+//===- Calibrate.cpp - Record calibration traces on the CPU path ----------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Windows are run one after another and accumulated in order: the trace is
+// then bit-identical for a given model and text, whatever the machine's
+// core count (a requirement for `--seed` reproducibility downstream).
+// Hessians accumulate in fp32 as the references do (ALGORITHMS.md §0),
+// over the upper triangle, mirrored at the end.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Calibration/Calibrate.h"
+
+#include "qc/Execution/CpuExecutable.h"
+#include "qc/InitAllPasses.h"
+#include "qc/runtime/Progress.h"
+#include "qc/runtime/TextDataset.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::qc;
+using ::qc::Status;
+
+Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
+                              const std::vector<int> &tokens,
+                              const CalibrationOptions &options,
+                              ::qc::CalibrationTrace &out) {
+  if (tokens.size() < 2)
+    return Status::error("calibration text is too short: it yields " +
+                         std::to_string(tokens.size()) +
+                         " tokens, at least 2 are needed");
+  registerAllQCPasses();
+  OwningOpRef<ModuleOp> module(cast<ModuleOp>(model->clone()));
+  std::string diagText;
+  ScopedDiagnosticHandler handler(module->getContext(), [&](Diagnostic &d) {
+    llvm::raw_string_ostream os(diagText);
+    os << d.getLocation() << ": " << d << "\n";
+    return success();
+  });
+  PassManager pm(module->getContext());
+  if (failed(parsePassPipeline("llm-observe-linear-inputs", pm, llvm::errs())) ||
+      failed(pm.run(*module)))
+    return Status::error("instrumenting the model failed:\n" + diagText);
+  auto fn = module->lookupSymbol<func::FuncOp>("forward");
+  auto groups = fn->getAttrOfType<ArrayAttr>("llm.observed");
+  std::unique_ptr<CpuExecutable> exe;
+  QC_RETURN_IF_ERROR(CpuExecutable::compile(*module, weights, exe));
+
+  size_t numObs = groups.size();
+  std::vector<std::string> keys(numObs);
+  out = ::qc::CalibrationTrace();
+  for (size_t i = 0; i < numObs; ++i) {
+    auto layers = cast<ArrayAttr>(groups[i]);
+    keys[i] = cast<StringAttr>(layers[0]).str();
+    for (Attribute l : layers)
+      out.layerToKey[cast<StringAttr>(l).str()] = keys[i];
+    ::qc::TraceEntry &e = out.entries[keys[i]];
+    e.width = exe->outputWidth(i + 1);
+    e.hessian.assign(e.width * e.width, 0.0f);
+    e.absMean.assign(e.width, 0.0f);
+  }
+
+  auto windows = ::qc::makeWindows(tokens, options.maxTokens, options.windowLen,
+                                   static_cast<int>(weights.config.bosId));
+  int64_t total = 0;
+  for (const auto &w : windows)
+    total += static_cast<int64_t>(w.size());
+  ::qc::Progress bar("calibration", total, options.progress);
+  std::vector<std::vector<float>> buffers(exe->numOutputs());
+  std::vector<double> absSums;
+  int64_t done = 0;
+  for (const auto &w : windows) {
+    std::vector<int32_t> ids(w.begin(), w.end());
+    int64_t rows = static_cast<int64_t>(ids.size());
+    std::vector<float *> ptrs;
+    for (size_t o = 0; o < buffers.size(); ++o) {
+      buffers[o].resize(rows * exe->outputWidth(o));
+      ptrs.push_back(buffers[o].data());
+    }
+    QC_RETURN_IF_ERROR(exe->forwardAll(ids.data(), rows, ptrs));
+    for (size_t i = 0; i < numObs; ++i) {
+      ::qc::TraceEntry &e = out.entries[keys[i]];
+      int64_t k = e.width;
+      const float *x = buffers[i + 1].data();
+      for (int64_t r = 0; r < rows; ++r) {
+        const float *xr = x + r * k;
+        for (int64_t a = 0; a < k; ++a) {
+          float xa = xr[a];
+          if (!std::isfinite(xa))
+            return Status::error("calibration: non-finite activation at the "
+                                 "input of '" + keys[i] + "' (channel " +
+                                 std::to_string(a) + ")");
+          e.absMean[a] += std::fabs(xa);
+          if (xa == 0.0f)
+            continue;
+          float *hrow = e.hessian.data() + a * k;
+          for (int64_t c = a; c < k; ++c)
+            hrow[c] += xa * xr[c];
+        }
+      }
+      e.tokens += rows;
+    }
+    done += rows;
+    bar.update(done);
+  }
+  bar.finish();
+  for (auto &[key, e] : out.entries) {
+    for (int64_t a = 0; a < e.width; ++a)
+      for (int64_t c = 0; c < a; ++c)
+        e.hessian[a * e.width + c] = e.hessian[c * e.width + a];
+    for (float &v : e.absMean)
+      v /= static_cast<float>(e.tokens);
+  }
+
+  out.modelFingerprint = ::qc::fingerprintWeights(weights);
+  uint64_t h = ::qc::fnv1a(out.modelFingerprint.data(),
+                           out.modelFingerprint.size());
+  h = ::qc::fnv1a(tokens.data(), tokens.size() * sizeof(int), h);
+  int64_t settings[] = {options.windowLen, options.maxTokens};
+  h = ::qc::fnv1a(settings, sizeof settings, h);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  out.fingerprint = buf;
+  out.settings["text"] = options.textName;
+  out.settings["window_len"] = std::to_string(options.windowLen);
+  out.settings["max_tokens"] = std::to_string(options.maxTokens);
+  out.settings["windows"] = std::to_string(windows.size());
+  out.settings["tokens"] = std::to_string(total);
+  return Status::ok();
+}

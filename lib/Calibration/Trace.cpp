@@ -1,0 +1,127 @@
+//===- Trace.cpp - Calibration traces -------------------------------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Calibration/Trace.h"
+
+#include "qc/runtime/Safetensors.h"
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+using namespace qc;
+
+const TraceEntry *CalibrationTrace::find(const std::string &layer) const {
+  auto key = layerToKey.find(layer);
+  if (key == layerToKey.end())
+    return nullptr;
+  auto it = entries.find(key->second);
+  return it == entries.end() ? nullptr : &it->second;
+}
+
+uint64_t qc::fnv1a(const void *bytes, size_t size, uint64_t hash) {
+  const auto *p = static_cast<const uint8_t *>(bytes);
+  for (size_t i = 0; i < size; ++i) {
+    hash ^= p[i];
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+static std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string qc::fingerprintWeights(const ModelWeights &weights) {
+  uint64_t h = fnv1a("qc-weights-v1", 13);
+  const ModelConfig &c = weights.config;
+  int64_t dims[] = {c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKVHeads,
+                    c.headDim, c.vocabSize};
+  h = fnv1a(dims, sizeof dims, h);
+  // std::map iterates in name order, so the hash is independent of load
+  // order.
+  for (const auto &[name, t] : weights.tensors) {
+    h = fnv1a(name.data(), name.size(), h);
+    h = fnv1a(t.shape.data(), t.shape.size() * sizeof(int64_t), h);
+    h = fnv1a(t.data.data(), t.data.size() * sizeof(float), h);
+  }
+  for (const auto &[name, t] : weights.packed) {
+    h = fnv1a(name.data(), name.size(), h);
+    h = fnv1a(t.shape.data(), t.shape.size() * sizeof(int64_t), h);
+    h = fnv1a(t.bytes.data(), t.bytes.size(), h);
+  }
+  return hex64(h);
+}
+
+Status qc::writeTrace(const CalibrationTrace &trace, const std::string &path) {
+  SafetensorsWriter writer;
+  std::map<std::string, std::string> meta = trace.settings;
+  meta["format"] = "qc-calibration-trace-v1";
+  meta["model_fingerprint"] = trace.modelFingerprint;
+  meta["fingerprint"] = trace.fingerprint;
+  for (const auto &[layer, key] : trace.layerToKey)
+    meta["layer:" + layer] = key;
+  for (const auto &[key, e] : trace.entries) {
+    meta["tokens:" + key] = std::to_string(e.tokens);
+    QC_RETURN_IF_ERROR(writer.addF32(key + ".hessian", {e.width, e.width},
+                                     e.hessian.data()));
+    QC_RETURN_IF_ERROR(
+        writer.addF32(key + ".abs_mean", {e.width}, e.absMean.data()));
+  }
+  QC_RETURN_IF_ERROR(writer.setMetadata(std::move(meta)));
+  return writer.writeFile(path);
+}
+
+Status qc::readTrace(const std::string &path, CalibrationTrace &trace) {
+  std::unique_ptr<SafetensorsFile> file;
+  QC_RETURN_IF_ERROR(SafetensorsFile::open(path, file));
+  const auto &meta = file->metadata();
+  auto get = [&](const std::string &k) -> const std::string * {
+    auto it = meta.find(k);
+    return it == meta.end() ? nullptr : &it->second;
+  };
+  const std::string *format = get("format");
+  if (!format || *format != "qc-calibration-trace-v1")
+    return Status::error(path + ": not a qc calibration trace (metadata "
+                                "'format' is missing or unknown)");
+  trace = CalibrationTrace();
+  for (const auto &[k, v] : meta) {
+    if (k.rfind("layer:", 0) == 0)
+      trace.layerToKey[k.substr(6)] = v;
+    else if (k == "model_fingerprint")
+      trace.modelFingerprint = v;
+    else if (k == "fingerprint")
+      trace.fingerprint = v;
+    else if (k.rfind("tokens:", 0) != 0 && k != "format")
+      trace.settings[k] = v;
+  }
+  for (const auto &[layer, key] : trace.layerToKey) {
+    if (trace.entries.count(key))
+      continue;
+    TraceEntry e;
+    const TensorInfo *h = file->find(key + ".hessian");
+    const TensorInfo *a = file->find(key + ".abs_mean");
+    const std::string *tokens = get("tokens:" + key);
+    if (!h || !a || !tokens)
+      return Status::error(path + ": layer '" + layer + "' refers to '" + key +
+                           "', whose statistics are missing");
+    if (h->shape.size() != 2 || h->shape[0] != h->shape[1] ||
+        a->shape.size() != 1 || a->shape[0] != h->shape[0])
+      return Status::error(path + ": '" + key +
+                           "' has inconsistent hessian/abs_mean shapes");
+    e.width = h->shape[0];
+    char *end = nullptr;
+    e.tokens = std::strtoll(tokens->c_str(), &end, 10);
+    if (!end || *end || e.tokens < 0)
+      return Status::error(path + ": bad token count for '" + key + "'");
+    QC_RETURN_IF_ERROR(file->readAsF32(*h, e.hessian, true));
+    QC_RETURN_IF_ERROR(file->readAsF32(*a, e.absMean, true));
+    trace.entries[key] = std::move(e);
+  }
+  return Status::ok();
+}

@@ -1,0 +1,94 @@
+//===- quant-calibrate.cpp - Record a calibration trace -------------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+//   quant-calibrate MODEL --tokenizer TOK --text CALIB.txt -o trace.safetensors
+//                   [--max-tokens N] [--window 511]
+// Runs the model on the calibration text (CPU path) and writes the input
+// statistics of every linear layer: sum x x^T, token count, mean |x|, with
+// fingerprints of the model and of the data and settings. The text is
+// tokenized with the perplexity protocol (paragraphs, BOS-prefixed windows).
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Calibration/Calibrate.h"
+#include "qc/Import/LoadModel.h"
+#include "qc/runtime/TextDataset.h"
+#include "qc/runtime/Tokenizer.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+
+using namespace llvm;
+using ::qc::Status;
+
+static cl::OptionCategory category("quant-calibrate options");
+static cl::opt<std::string> modelPath(cl::Positional, cl::Required,
+                                      cl::desc("<model: .bin | HF folder | .mlir>"),
+                                      cl::cat(category));
+static cl::opt<std::string> tokenizerPath("tokenizer", cl::Required,
+                                          cl::desc("llama2.c tokenizer.bin"),
+                                          cl::cat(category));
+static cl::opt<std::string> textPath("text", cl::Required,
+                                     cl::desc("Calibration text"), cl::cat(category));
+static cl::opt<std::string> outPath("o", cl::Required,
+                                    cl::desc("Trace file to write"), cl::cat(category));
+static cl::opt<int64_t> maxTokens("max-tokens", cl::desc("Use at most N tokens (0 = all)"),
+                                  cl::init(0), cl::cat(category));
+static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per window, BOS excluded"),
+                                  cl::init(511), cl::cat(category));
+static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress"),
+                                cl::init(false), cl::cat(category));
+
+static int fail(const Status &s) {
+  errs() << "quant-calibrate: error: " << s.message() << "\n";
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(argc, argv,
+                              "quant-calibrate: record a calibration trace\n");
+  if (windowLen <= 0)
+    return fail(Status::error("--window must be positive"));
+  mlir::MLIRContext ctx;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  ::qc::ModelWeights weights;
+  if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
+    return fail(s);
+  ::qc::Tokenizer tok;
+  if (Status s = ::qc::Tokenizer::load(tokenizerPath, weights.config.vocabSize, tok);
+      !s)
+    return fail(s);
+  std::vector<int> tokens;
+  if (Status s = ::qc::loadPerplexityTokens(textPath, tok, tokens); !s)
+    return fail(s);
+  mlir::qc::CalibrationOptions options;
+  options.windowLen = windowLen;
+  options.maxTokens = maxTokens;
+  options.textName = textPath;
+  options.progress = !noProgress;
+  auto start = std::chrono::steady_clock::now();
+  ::qc::CalibrationTrace trace;
+  if (Status s = mlir::qc::collectTrace(*module, weights, tokens, options, trace);
+      !s)
+    return fail(s.withContext(textPath));
+  if (Status s = ::qc::writeTrace(trace, outPath); !s)
+    return fail(s);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                              start)
+                    .count();
+  outs() << "trace: " << outPath << " (" << trace.layerToKey.size()
+         << " layers, " << trace.entries.size() << " observed inputs, "
+         << trace.settings["tokens"] << " tokens, " << format("%.2f", secs)
+         << " s; model " << trace.modelFingerprint << ")\n";
+  return 0;
+}
