@@ -29,16 +29,6 @@ using ::qc::Status;
 
 namespace {
 
-std::optional<::qc::quant::ScaleDType> parseScaleDType(StringRef s) {
-  if (s == "f16")
-    return ::qc::quant::ScaleDType::F16;
-  if (s == "bf16")
-    return ::qc::quant::ScaleDType::BF16;
-  if (s == "f32")
-    return ::qc::quant::ScaleDType::F32;
-  return std::nullopt;
-}
-
 struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
   using Base::Base;
   void runOnOperation() override {

@@ -160,6 +160,17 @@ Type elementTypeOf(OpBuilder &b, ::qc::DType dtype) {
 
 } // namespace
 
+std::optional<::qc::quant::ScaleDType>
+mlir::qc::parseScaleDType(llvm::StringRef s) {
+  if (s == "f16")
+    return ::qc::quant::ScaleDType::F16;
+  if (s == "bf16")
+    return ::qc::quant::ScaleDType::BF16;
+  if (s == "f32")
+    return ::qc::quant::ScaleDType::F32;
+  return std::nullopt;
+}
+
 LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
                                                const LayerRewriteOptions &opts,
                                                const LayerQuantizer &quantize) {

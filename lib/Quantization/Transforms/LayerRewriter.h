@@ -21,6 +21,7 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace mlir::qc {
@@ -45,6 +46,9 @@ struct LayerRewriteOptions {
 using LayerQuantizer = std::function<::qc::Status(
     const std::string &layer, const float *w, int64_t N, int64_t K,
     ::qc::quant::QuantizedWeight &out)>;
+
+/// Parses a scale-dtype pass option ("f16", "bf16" or "f32").
+std::optional<::qc::quant::ScaleDType> parseScaleDType(llvm::StringRef s);
 
 /// Runs `quantize` over every eligible llm.linear of `module` and rewrites
 /// the IR; on failure emits a diagnostic on the module (or layer) and leaves

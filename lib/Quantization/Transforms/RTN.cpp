@@ -24,17 +24,6 @@ using namespace mlir::qc;
 
 namespace {
 
-/// Parses "f16" / "bf16" / "f32".
-std::optional<::qc::quant::ScaleDType> parseScaleDType(StringRef s) {
-  if (s == "f16")
-    return ::qc::quant::ScaleDType::F16;
-  if (s == "bf16")
-    return ::qc::quant::ScaleDType::BF16;
-  if (s == "f32")
-    return ::qc::quant::ScaleDType::F32;
-  return std::nullopt;
-}
-
 struct WQRTNPass : mlir::qc::impl::WQRTNPassBase<WQRTNPass> {
   using Base::Base;
   void runOnOperation() override {
