@@ -37,6 +37,7 @@ struct Dims {
   int64_t kvN = 0; ///< KV * hd
 };
 
+/// The sizes of `c` that the block uses.
 Dims dimsOf(const ModelConfig &c) {
   Dims d;
   d.D = c.dim;
@@ -49,6 +50,8 @@ Dims dimsOf(const ModelConfig &c) {
   return d;
 }
 
+/// Checks the config fields the block depends on (see
+/// BlockWeights::validate).
 Status checkConfig(const ModelConfig &c) {
   if (c.dim <= 0 || c.hiddenDim <= 0 || c.nHeads <= 0 || c.nKVHeads <= 0 ||
       c.headDim <= 0)
@@ -69,6 +72,7 @@ Status checkConfig(const ModelConfig &c) {
   return Status::ok();
 }
 
+/// Fails with a message naming `what` unless v has `expected` elements.
 Status checkSize(const std::vector<float> &v, int64_t expected,
                  const char *what) {
   if (static_cast<int64_t>(v.size()) != expected)
@@ -234,26 +238,75 @@ void applyRope(float *x, int64_t T, int64_t nHeads, int64_t hd,
   }
 }
 
-/// kT [hd, T] = the keys of kv head g of one sequence, transposed so that
-/// the scores of a query are an axpy over key positions.
-void gatherKeysT(const float *k, int64_t T, int64_t kvN, int64_t hd,
-                 int64_t g, float *kT) {
+/// dst [hd, T] = columns [g*hd, (g+1)*hd) of src [T, width], transposed so
+/// that per-query loops over key positions are contiguous.
+void gatherHeadT(const float *src, int64_t T, int64_t width, int64_t hd,
+                 int64_t g, float *dst) {
   for (int64_t j = 0; j < T; ++j)
-    for (int64_t d = 0; d < hd; ++d)
-      kT[d * T + j] = k[j * kvN + g * hd + d];
+    for (int64_t e = 0; e < hd; ++e)
+      dst[e * T + j] = src[j * width + g * hd + e];
 }
 
-/// sc[0..i] = scale * q_i . k_j for the causal prefix j <= i.
+/// sum_j a[j] * b[j] with eight independent partial sums: the compiler may
+/// vectorize independent lanes without reassociating a single float chain.
+inline float dot8(const float *a, const float *b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l)
+      acc[l] += a[j + l] * b[j + l];
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+            ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; j < n; ++j)
+    s += a[j] * b[j];
+  return s;
+}
+
+/// max_j a[j] for n >= 1, in eight lanes (see dot8).
+inline float max8(const float *a, int64_t n) {
+  float m[8];
+  for (int l = 0; l < 8; ++l)
+    m[l] = a[0];
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l)
+      m[l] = m[l] < a[j + l] ? a[j + l] : m[l];
+  float r = m[0];
+  for (int l = 1; l < 8; ++l)
+    r = r < m[l] ? m[l] : r;
+  for (; j < n; ++j)
+    r = r < a[j] ? a[j] : r;
+  return r;
+}
+
+/// y[0..n) += a * x[0..n).
+inline void axpy(float a, const float *__restrict x, float *__restrict y,
+                 int64_t n) {
+  for (int64_t j = 0; j < n; ++j)
+    y[j] += a * x[j];
+}
+
+/// sc[0..i] = scale * q_i . k_j for the causal prefix j <= i, with kT the
+/// [hd, T] transposed keys.
 inline void causalScores(const float *qi, const float *kT, int64_t T,
                          int64_t i, int64_t hd, float scale, float *sc) {
-  std::fill(sc, sc + i + 1, 0.0f);
-  for (int64_t d = 0; d < hd; ++d) {
-    const float a = qi[d] * scale;
-    const float *__restrict kr = kT + d * T;
+  const int64_t n = i + 1;
+  std::fill(sc, sc + n, 0.0f);
+  int64_t e = 0;
+  // Four feature rows per pass: a quarter of the loads/stores of sc.
+  for (; e + 4 <= hd; e += 4) {
+    const float a0 = qi[e] * scale, a1 = qi[e + 1] * scale,
+                a2 = qi[e + 2] * scale, a3 = qi[e + 3] * scale;
+    const float *__restrict k0 = kT + e * T;
+    const float *__restrict k1 = k0 + T;
+    const float *__restrict k2 = k1 + T;
+    const float *__restrict k3 = k2 + T;
     float *__restrict s = sc;
-    for (int64_t j = 0; j <= i; ++j)
-      s[j] += a * kr[j];
+    for (int64_t j = 0; j < n; ++j)
+      s[j] += (a0 * k0[j] + a1 * k1[j]) + (a2 * k2[j] + a3 * k3[j]);
   }
+  for (; e < hd; ++e)
+    axpy(qi[e] * scale, kT + e * T, sc, n);
 }
 
 /// Causal GQA attention of one sequence: q [T, H*hd], k/v [T, KV*hd] (RoPE
@@ -261,36 +314,33 @@ inline void causalScores(const float *qi, const float *kT, int64_t T,
 /// row's log-sum-exp when non-null. Query head h reads kv head h/(H/KV).
 void attentionSeq(const Dims &d, int64_t T, const float *q, const float *k,
                   const float *v, float *out, float *lse,
-                  std::vector<float> &kT, std::vector<float> &sc) {
+                  std::vector<float> &kT, std::vector<float> &vT,
+                  std::vector<float> &sc) {
   const int64_t group = d.H / d.KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.hd));
   kT.resize(static_cast<size_t>(d.hd * T));
+  vT.resize(static_cast<size_t>(d.hd * T));
   sc.resize(static_cast<size_t>(T));
   for (int64_t g = 0; g < d.KV; ++g) {
-    gatherKeysT(k, T, d.kvN, d.hd, g, kT.data());
+    gatherHeadT(k, T, d.kvN, d.hd, g, kT.data());
+    gatherHeadT(v, T, d.kvN, d.hd, g, vT.data());
     for (int64_t h = g * group; h < (g + 1) * group; ++h) {
       for (int64_t i = 0; i < T; ++i) {
+        const int64_t n = i + 1;
         causalScores(q + i * d.qN + h * d.hd, kT.data(), T, i, d.hd, scale,
                      sc.data());
-        float mx = sc[0];
-        for (int64_t j = 1; j <= i; ++j)
-          mx = std::max(mx, sc[j]);
-        float sum = 0.0f;
-        for (int64_t j = 0; j <= i; ++j) {
+        const float mx = max8(sc.data(), n);
+        float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t j = 0; j < n; ++j) {
           sc[j] = std::exp(sc[j] - mx);
-          sum += sc[j];
+          part[j & 7] += sc[j];
         }
-        float *oi = out + i * d.qN + h * d.hd;
-        std::fill(oi, oi + d.hd, 0.0f);
-        for (int64_t j = 0; j <= i; ++j) {
-          const float p = sc[j];
-          const float *__restrict vj = v + j * d.kvN + g * d.hd;
-          for (int64_t e = 0; e < d.hd; ++e)
-            oi[e] += p * vj[e];
-        }
+        const float sum = ((part[0] + part[4]) + (part[1] + part[5])) +
+                          ((part[2] + part[6]) + (part[3] + part[7]));
         const float inv = 1.0f / sum;
+        float *oi = out + i * d.qN + h * d.hd;
         for (int64_t e = 0; e < d.hd; ++e)
-          oi[e] *= inv;
+          oi[e] = dot8(sc.data(), vT.data() + e * T, n) * inv;
         if (lse)
           lse[h * T + i] = mx + std::log(sum);
       }
@@ -298,6 +348,7 @@ void attentionSeq(const Dims &d, int64_t T, const float *q, const float *k,
   }
 }
 
+/// The logistic function; silu(x) = x * sigmoid(x).
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 /// The seven transposed linear weights, built once per call.
@@ -338,13 +389,13 @@ void attentionCore(const ModelConfig &c, const Dims &d, const BlockWeights &w,
                    const TransposedWeights &wt, const RopeTable &rope,
                    const float *xn, int64_t T, float *q, float *k, float *v,
                    float *attn, float *lse, std::vector<float> &kT,
-                   std::vector<float> &sc) {
+                   std::vector<float> &vT, std::vector<float> &sc) {
   linearT(xn, T, wt[BlockLinear::Q], d.qN, d.D, w.bias(BlockLinear::Q), q);
   linearT(xn, T, wt[BlockLinear::K], d.kvN, d.D, w.bias(BlockLinear::K), k);
   linearT(xn, T, wt[BlockLinear::V], d.kvN, d.D, w.bias(BlockLinear::V), v);
   applyRope(q, T, d.H, d.hd, c.ropeLayout, rope, /*inverse=*/false);
   applyRope(k, T, d.KV, d.hd, c.ropeLayout, rope, /*inverse=*/false);
-  attentionSeq(d, T, q, k, v, attn, lse, kT, sc);
+  attentionSeq(d, T, q, k, v, attn, lse, kT, vT, sc);
 }
 
 } // namespace
@@ -611,7 +662,7 @@ Status qc::quant::blockForward(const ModelConfig &c, const BlockWeights &w,
   };
 
   Slot sRms1, sXn, sQ, sK, sV, sAttn, sH1, sRms2, sHn, sGate, sUp, sAct;
-  std::vector<float> kT, sc, tmp(static_cast<size_t>(T * d.D));
+  std::vector<float> kT, vT, sc, tmp(static_cast<size_t>(T * d.D));
   for (int64_t s = 0; s < S; ++s) {
     const int64_t r0 = s * T;
     const float *xs = x + r0 * d.D;
@@ -638,7 +689,7 @@ Status qc::quant::blockForward(const ModelConfig &c, const BlockWeights &w,
       hook(BlockLinear::K, xn, T, d.D);
       hook(BlockLinear::V, xn, T, d.D);
     }
-    attentionCore(c, d, w, wt, rope, xn, T, q, k, v, attn, lse, kT, sc);
+    attentionCore(c, d, w, wt, rope, xn, T, q, k, v, attn, lse, kT, vT, sc);
     if (hook)
       hook(BlockLinear::O, attn, T, d.qN);
     linearT(attn, T, wt[BlockLinear::O], d.D, d.qN, nullptr, tmp.data());
@@ -678,10 +729,10 @@ Status qc::quant::attentionForward(const ModelConfig &c,
   rope.build(c, T);
   std::vector<float> q(static_cast<size_t>(T * d.qN)),
       k(static_cast<size_t>(T * d.kvN)), v(static_cast<size_t>(T * d.kvN)),
-      attn(static_cast<size_t>(T * d.qN)), kT, sc;
+      attn(static_cast<size_t>(T * d.qN)), kT, vT, sc;
   for (int64_t s = 0; s < S; ++s) {
     attentionCore(c, d, w, wt, rope, xn + s * T * d.D, T, q.data(), k.data(),
-                  v.data(), attn.data(), nullptr, kT, sc);
+                  v.data(), attn.data(), nullptr, kT, vT, sc);
     linearT(attn.data(), T, wt[BlockLinear::O], d.D, d.qN, nullptr,
             out + s * T * d.D);
   }
@@ -746,8 +797,8 @@ Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
 
   std::vector<float> dAct(T * d.F), dGate(T * d.F), dUp(T * d.F),
       dHn(T * d.D), dH1(T * d.D), dAttn(T * d.qN), dQ(T * d.qN),
-      dK(T * d.kvN), dV(T * d.kvN), dXn(T * d.D), kT(d.hd * T), sc(T),
-      dP(T);
+      dK(T * d.kvN), dV(T * d.kvN), dXn(T * d.D), kT(d.hd * T),
+      vT(d.hd * T), dKT(d.hd * T), dVT(d.hd * T), sc(T), dP(T);
   for (int64_t s = 0; s < S; ++s) {
     const int64_t r0 = s * T;
     const float *dys = dy + r0 * d.D;
@@ -791,41 +842,48 @@ Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
                         false);
 
     // Attention: probabilities are recomputed from the saved log-sum-exp.
+    // Key/value gradients are accumulated transposed ([hd, T] per kv head)
+    // so that every inner loop runs over contiguous key positions.
     std::fill(dQ.begin(), dQ.end(), 0.0f);
-    std::fill(dK.begin(), dK.end(), 0.0f);
-    std::fill(dV.begin(), dV.end(), 0.0f);
     for (int64_t g = 0; g < d.KV; ++g) {
-      gatherKeysT(k, T, d.kvN, d.hd, g, kT.data());
+      gatherHeadT(k, T, d.kvN, d.hd, g, kT.data());
+      gatherHeadT(v, T, d.kvN, d.hd, g, vT.data());
+      std::fill(dKT.begin(), dKT.end(), 0.0f);
+      std::fill(dVT.begin(), dVT.end(), 0.0f);
       for (int64_t h = g * group; h < (g + 1) * group; ++h) {
         for (int64_t i = 0; i < T; ++i) {
+          const int64_t n = i + 1;
           const float *qi = q + i * d.qN + h * d.hd;
           const float *dai = dAttn.data() + i * d.qN + h * d.hd;
           const float *ai = attn + i * d.qN + h * d.hd;
           causalScores(qi, kT.data(), T, i, d.hd, scale, sc.data());
           const float l = lse[h * T + i];
-          // D_i = sum_j p_ij dP_ij = da_i . a_i (softmax Jacobian term).
+          for (int64_t j = 0; j < n; ++j)
+            sc[j] = std::exp(sc[j] - l); // p_ij
+          // dP_ij = da_i . v_j.
+          std::fill(dP.begin(), dP.begin() + n, 0.0f);
+          for (int64_t e = 0; e < d.hd; ++e)
+            axpy(dai[e], vT.data() + e * T, dP.data(), n);
+          // sum_j p_ij dP_ij = da_i . a_i (the softmax Jacobian's term).
           float Di = 0.0f;
           for (int64_t e = 0; e < d.hd; ++e)
             Di += dai[e] * ai[e];
+          // dS_ij (times the score scale, folded in once here).
+          for (int64_t j = 0; j < n; ++j)
+            dP[j] = sc[j] * (dP[j] - Di) * scale;
           float *dqi = dQ.data() + i * d.qN + h * d.hd;
-          for (int64_t j = 0; j <= i; ++j) {
-            const float p = std::exp(sc[j] - l);
-            const float *vj = v + j * d.kvN + g * d.hd;
-            float dp = 0.0f;
-            for (int64_t e = 0; e < d.hd; ++e)
-              dp += dai[e] * vj[e];
-            const float ds = p * (dp - Di) * scale;
-            const float *kj = k + j * d.kvN + g * d.hd;
-            float *dkj = dK.data() + j * d.kvN + g * d.hd;
-            float *dvj = dV.data() + j * d.kvN + g * d.hd;
-            for (int64_t e = 0; e < d.hd; ++e) {
-              dqi[e] += ds * kj[e];
-              dkj[e] += ds * qi[e];
-              dvj[e] += p * dai[e];
-            }
+          for (int64_t e = 0; e < d.hd; ++e) {
+            dqi[e] += dot8(dP.data(), kT.data() + e * T, n);
+            axpy(qi[e], dP.data(), dKT.data() + e * T, n);
+            axpy(dai[e], sc.data(), dVT.data() + e * T, n);
           }
         }
       }
+      for (int64_t j = 0; j < T; ++j)
+        for (int64_t e = 0; e < d.hd; ++e) {
+          dK[j * d.kvN + g * d.hd + e] = dKT[e * T + j];
+          dV[j * d.kvN + g * d.hd + e] = dVT[e * T + j];
+        }
     }
     // RoPE is a rotation: its backward is the inverse rotation.
     applyRope(dQ.data(), T, d.H, d.hd, c.ropeLayout, rope, /*inverse=*/true);

@@ -13,10 +13,14 @@
 //===----------------------------------------------------------------------===//
 
 #include "qc/Quantization/Algorithms/BlockReference.h"
+#include "qc/runtime/Json.h"
+#include "qc/runtime/Llama2C.h"
+#include "qc/runtime/TextDataset.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 #include <random>
 
 using namespace qc;
@@ -215,6 +219,11 @@ struct Case {
   bool bias;
 };
 
+void PrintTo(const Case &c, std::ostream *os) {
+  *os << (c.layout == RopeLayout::Interleaved ? "interleaved" : "half-split")
+      << (c.bias ? " with bias" : " without bias");
+}
+
 class BlockReferenceCase : public ::testing::TestWithParam<Case> {};
 
 const int64_t kS = 2, kT = 7;
@@ -406,6 +415,62 @@ TEST(BlockReference, RejectsBadShapes) {
   odd.nKVHeads = 3;
   EXPECT_FALSE(w.validate(odd).isOk());
   EXPECT_FALSE(blockForward(c, w, x.data(), 0, 2, y.data()).isOk());
+}
+
+TEST(BlockReference, ChainedBlocksReproduceStoriesGoldenLogits) {
+  // The bundled model run as embedding -> 5 x blockForward -> final norm ->
+  // tied classifier must give llama2.c's logits: checks the block's
+  // semantics (interleaved RoPE, GQA, eps, SwiGLU) on real weights.
+  const std::string dir = std::string(QC_SHARED_DIR) + "/models/stories260K/";
+  ModelWeights m;
+  Status st = loadLlama2C(dir + "stories260K.bin", m);
+  ASSERT_TRUE(st.isOk()) << st.message();
+  std::string text;
+  ASSERT_TRUE(readTextFile(dir + "reference_stories260K.json", text).isOk());
+  json::Value ref;
+  ASSERT_TRUE(json::parse(text, ref).isOk());
+  const json::Value *greedy = ref.find("greedy_from_bos_200");
+  const json::Value *top5 = ref.find("logits_first16_top5");
+  ASSERT_TRUE(greedy && top5);
+  const ModelConfig &c = m.config;
+  const int64_t T = 16, D = c.dim, V = c.vocabSize;
+  const HostTensor *emb = m.find("model.embed_tokens.weight");
+  const HostTensor *norm = m.find("model.norm.weight");
+  ASSERT_TRUE(emb && norm);
+  std::vector<float> h(T * D), next(T * D);
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t tok = greedy->asArray()[t].asInt64();
+    std::copy(emb->data.begin() + tok * D, emb->data.begin() + (tok + 1) * D,
+              h.begin() + t * D);
+  }
+  for (int64_t l = 0; l < c.nLayers; ++l) {
+    BlockWeights w;
+    ASSERT_TRUE(loadBlockWeights(m, l, w).isOk());
+    ASSERT_TRUE(blockForward(c, w, h.data(), 1, T, next.data()).isOk());
+    h.swap(next);
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    const float *x = h.data() + t * D;
+    double ss = 0;
+    for (int64_t i = 0; i < D; ++i)
+      ss += double(x[i]) * x[i];
+    const double r = 1.0 / std::sqrt(ss / D + c.normEps);
+    std::vector<double> logits(V);
+    for (int64_t v = 0; v < V; ++v) {
+      double acc = 0;
+      for (int64_t i = 0; i < D; ++i)
+        acc += x[i] * r * norm->data[i] * emb->data[v * D + i];
+      logits[v] = acc;
+    }
+    for (const json::Value &pair : top5->asArray()[t].asArray()) {
+      const int64_t id = pair.asArray()[0].asInt64();
+      const double want = pair.asArray()[1].asDouble();
+      EXPECT_NEAR(logits[id], want, 2e-3) << "position " << t << " id " << id;
+    }
+    const int64_t best = std::max_element(logits.begin(), logits.end()) -
+                         logits.begin();
+    EXPECT_EQ(best, top5->asArray()[t].asArray()[0].asArray()[0].asInt64());
+  }
 }
 
 TEST(BlockReference, ModelWeightsRoundTrip) {
