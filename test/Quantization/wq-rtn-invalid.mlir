@@ -17,9 +17,9 @@
 // RUN: not quant-opt %t.mlir -wq-rtn="exclude=( weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=REGEX
 // REGEX: error: wq-rtn: invalid exclude regex '('
 
-// 3-bit GPTQ packing of the K = 172 down projections cannot be represented.
+// GPTQ's 3-bit packing cannot represent the N = 172 gate projections.
 // RUN: not quant-opt %t.mlir -wq-rtn="bits=3 weights-out=%t.3bit.st" 2>&1 | FileCheck %s --check-prefix=GPTQ3
-// GPTQ3: error: wq-rtn: layer 'model.layers.0.mlp.down_proj': 3-bit codes in the gptq layout need K % 32 == 0, got K = 172
+// GPTQ3: error: wq-rtn: layer 'model.layers.0.mlp.gate_proj': GPTQ pack: 3-bit zero points need N % 32 == 0, got N = 172; use the rows layout
 // RUN: not test -e %t.3bit.st
 
 // A module that does not name its checkpoint.

@@ -9,11 +9,9 @@
 // then is the IR changed. A failure anywhere leaves both the module and the
 // previous overlay untouched.
 //
-// Packing follows dialects/WQ/README.md: codes are LSB-first bit streams over
-// 32-bit words; `gptq` streams run along K per output column (qweight
-// [ceil(K*b/32), N]) with integer zeros stored as z - 1 in streams along N
-// (qzeros [groups, ceil(N*b/32)]), `rows` streams run along K per output row
-// (qweight [N, ceil(K*b/32)]) with plain i32 zeros [groups, N].
+// Packing (dialects/WQ/README.md) is delegated to the algorithm library's
+// packers, which refuse what a layout cannot represent (e.g. a zero point of
+// 0 in GPTQ v1, 3-bit codes with K % 32 != 0 in the gptq layout).
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +20,7 @@
 #include "LLM/IR/LLMOps.h"
 #include "WQ/IR/WQOps.h"
 #include "qc/Import/LoadModel.h"
+#include "qc/Quantization/Algorithms/Packing.h"
 #include "qc/runtime/Safetensors.h"
 
 #include "llvm/ADT/SmallString.h"
@@ -38,22 +37,11 @@ using ::qc::quant::QuantizedWeight;
 
 namespace {
 
-/// Writes `value` (< 2^bits) as code `index` of the stream held in the
-/// words `words[first + index * b / 32 ...]`, where consecutive words of
-/// the stream are `stride` apart.
-void putCode(std::vector<uint32_t> &words, int64_t first, int64_t stride,
-             int64_t index, uint32_t value, int bits) {
-  int64_t bit = index * bits;
-  int64_t word = bit / 32, shift = bit % 32;
-  words[first + word * stride] |= value << shift;
-  if (shift + bits > 32)
-    words[first + (word + 1) * stride] |= value >> (32 - shift);
-}
-
-/// Bytes of a vector of 32-bit words (little-endian host).
-std::vector<uint8_t> wordBytes(const std::vector<uint32_t> &words) {
-  std::vector<uint8_t> bytes(words.size() * 4);
-  std::memcpy(bytes.data(), words.data(), bytes.size());
+/// Bytes of a vector of 32-bit values (little-endian host).
+template <typename T>
+std::vector<uint8_t> rawBytes(const std::vector<T> &values) {
+  std::vector<uint8_t> bytes(values.size() * sizeof(T));
+  std::memcpy(bytes.data(), values.data(), bytes.size());
   return bytes;
 }
 
@@ -65,82 +53,62 @@ struct PackedLayer {
   std::map<std::string, ::qc::PackedTensor> tensors; // ".qweight", ...
 };
 
-/// Packs `q` into `layout`; fills out.tensors.
-Status pack(const QuantizedWeight &q, wq::Layout layout, PackedLayer &out) {
-  int64_t n = q.rows, k = q.cols, groups = q.numGroups();
-  int bits = q.bits;
-  // GPTQ's 3-bit format packs whole 32-code blocks (3 words each).
-  if (layout == wq::Layout::gptq && bits == 3 && k % 32 != 0)
-    return Status::error("3-bit codes in the gptq layout need K % 32 == 0, "
-                         "got K = " + std::to_string(k) +
-                         "; use layout=rows or exclude the layer");
-  if (layout == wq::Layout::gptq && bits == 3 && !q.sym && n % 32 != 0)
-    return Status::error("3-bit zero points in the gptq layout need N % 32 "
-                         "== 0, got N = " + std::to_string(n) +
-                         "; use layout=rows, sym=true or exclude the layer");
-  int64_t kWords = wq::getNumPackedWords(k, bits);
-  std::vector<uint32_t> qweight(kWords * n, 0);
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < k; ++c) {
-      uint32_t code = q.codes[r * k + c];
-      if (layout == wq::Layout::gptq)
-        putCode(qweight, r, n, c, code, bits); // column r, words strided by N
-      else
-        putCode(qweight, r * kWords, 1, c, code, bits);
-    }
-  SmallVector<int64_t, 2> qwShapeSv = wq::getQWeightShape(layout, bits, k, n);
-  std::vector<int64_t> qwShape(qwShapeSv.begin(), qwShapeSv.end());
-  out.tensors[".qweight"] = {::qc::DType::I32, qwShape, wordBytes(qweight)};
+/// Scales [groups, N] in their storage dtype.
+::qc::PackedTensor packScales(const std::vector<float> &values,
+                              ::qc::quant::ScaleDType type, int64_t groups,
+                              int64_t n) {
+  ::qc::PackedTensor t;
+  t.shape = {groups, n};
+  if (type == ::qc::quant::ScaleDType::F32) {
+    t.dtype = ::qc::DType::F32;
+    t.bytes = rawBytes(values);
+    return t;
+  }
+  bool f16 = type == ::qc::quant::ScaleDType::F16;
+  t.dtype = f16 ? ::qc::DType::F16 : ::qc::DType::BF16;
+  std::vector<uint16_t> halves(values.size());
+  for (size_t i = 0; i < halves.size(); ++i)
+    halves[i] = f16 ? ::qc::f32ToF16(values[i]) : ::qc::f32ToBF16(values[i]);
+  t.bytes = rawBytes(halves);
+  return t;
+}
 
-  // Scales [groups, N] in the storage dtype.
-  ::qc::PackedTensor scales;
-  scales.shape = {groups, n};
-  switch (q.scaleDType) {
-  case ::qc::quant::ScaleDType::F32: {
-    scales.dtype = ::qc::DType::F32;
-    scales.bytes.resize(q.scales.size() * 4);
-    std::memcpy(scales.bytes.data(), q.scales.data(), scales.bytes.size());
-    break;
+/// Packs `q` into `layout` with the tested packers of
+/// lib/Quantization/Algorithms/Packing (GPTQ v1 interchange or rows) and
+/// fills out.tensors. A g_idx equal to the default k / G is not emitted.
+Status pack(QuantizedWeight q, wq::Layout layout, PackedLayer &out) {
+  if (q.hasTrivialGIdx())
+    q.gIdx.clear();
+  int64_t n = q.rows, groups = q.numGroups();
+  if (layout == wq::Layout::gptq) {
+    if (q.scaleDType != ::qc::quant::ScaleDType::F16)
+      return Status::error("the gptq layout stores fp16 scales; use "
+                           "scale-dtype=f16 or layout=rows");
+    ::qc::quant::GPTQTensors t;
+    QC_RETURN_IF_ERROR(::qc::quant::packGPTQ(q, {}, t));
+    out.tensors[".qweight"] = {::qc::DType::I32, {t.qweightRows(), n},
+                               rawBytes(t.qweight)};
+    ::qc::PackedTensor scales;
+    scales.dtype = ::qc::DType::F16;
+    scales.shape = {groups, n};
+    scales.bytes = rawBytes(t.scales);
+    out.tensors[".scales"] = std::move(scales);
+    if (!q.sym)
+      out.tensors[".qzeros"] = {::qc::DType::I32, {groups, t.qzerosCols()},
+                                rawBytes(t.qzeros)};
+    if (!q.gIdx.empty())
+      out.tensors[".g_idx"] = {::qc::DType::I32, {q.cols}, rawBytes(t.gIdx)};
+    return Status::ok();
   }
-  case ::qc::quant::ScaleDType::F16:
-  case ::qc::quant::ScaleDType::BF16: {
-    bool f16 = q.scaleDType == ::qc::quant::ScaleDType::F16;
-    scales.dtype = f16 ? ::qc::DType::F16 : ::qc::DType::BF16;
-    std::vector<uint16_t> halves(q.scales.size());
-    for (size_t i = 0; i < halves.size(); ++i)
-      halves[i] = f16 ? ::qc::f32ToF16(q.scales[i]) : ::qc::f32ToBF16(q.scales[i]);
-    scales.bytes.resize(halves.size() * 2);
-    std::memcpy(scales.bytes.data(), halves.data(), scales.bytes.size());
-    break;
-  }
-  }
-  out.tensors[".scales"] = std::move(scales);
-
-  if (!q.sym) {
-    uint32_t mask = (1u << bits) - 1;
-    if (layout == wq::Layout::gptq) {
-      int64_t nWords = wq::getNumPackedWords(n, bits);
-      std::vector<uint32_t> qzeros(groups * nWords, 0);
-      for (int64_t g = 0; g < groups; ++g)
-        for (int64_t r = 0; r < n; ++r) {
-          uint32_t z = static_cast<uint32_t>(q.zeros[g * n + r]);
-          // GPTQ v1 stores z - 1 (a zero of 0 wraps, which v1 cannot
-          // represent faithfully; ../shared/docs/ALGORITHMS.md §14).
-          putCode(qzeros, g * nWords, 1, r, (z - 1) & mask, bits);
-        }
-      out.tensors[".qzeros"] = {::qc::DType::I32, {groups, nWords},
-                                wordBytes(qzeros)};
-    } else {
-      std::vector<uint32_t> zeros(groups * n);
-      for (size_t i = 0; i < zeros.size(); ++i)
-        zeros[i] = static_cast<uint32_t>(q.zeros[i]);
-      out.tensors[".qzeros"] = {::qc::DType::I32, {groups, n}, wordBytes(zeros)};
-    }
-  }
-  if (!q.gIdx.empty()) {
-    std::vector<uint32_t> g(q.gIdx.begin(), q.gIdx.end());
-    out.tensors[".g_idx"] = {::qc::DType::I32, {k}, wordBytes(g)};
-  }
+  ::qc::quant::RowsTensors t;
+  QC_RETURN_IF_ERROR(::qc::quant::packRows(q, {}, t));
+  out.tensors[".qweight"] = {::qc::DType::I32, {n, t.qweightCols()},
+                             rawBytes(t.qweight)};
+  out.tensors[".scales"] = packScales(t.scales, q.scaleDType, groups, n);
+  if (!q.sym)
+    out.tensors[".qzeros"] = {::qc::DType::I32, {groups, n}, rawBytes(t.zeros)};
+  if (!q.gIdx.empty())
+    out.tensors[".g_idx"] = {::qc::DType::I32, {q.cols}, rawBytes(t.gIdx)};
   return Status::ok();
 }
 
