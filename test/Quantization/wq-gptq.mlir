@@ -14,3 +14,10 @@
 // CHECK: %[[G:.*]] = llm.param "model.layers.0.self_attn.q_proj.g_idx" : tensor<64xi32>
 // CHECK: wq.linear {{.*}} g_idx(%[[G]]) {bits = 4 : i64, group_size = 32 : i64
 // EXEC: perplexity: {{[0-9]+\.[0-9]+}}
+
+// Tests that per-channel GPTQ with act-order emits no g_idx (every column is
+// in the single group, so the permutation is invisible to dequantization).
+// RUN: quant-opt %t.mlir -wq-gptq="bits=4 group-size=-1 act-order=true trace=%t.trace weights-out=%t.pc.st" | FileCheck %s --check-prefix=PERCHANNEL
+// PERCHANNEL: wq.linear
+// PERCHANNEL-NOT: g_idx
+// PERCHANNEL-SAME: group_size = -1 : i64
