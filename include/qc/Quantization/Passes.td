@@ -112,6 +112,69 @@ def WQGPTQPass : Pass<"wq-gptq", "ModuleOp"> {
   let dependentDialects = ["mlir::qc::wq::WQDialect"];
 }
 
+def WQNF4Pass : Pass<"wq-nf4", "ModuleOp"> {
+  let summary = "NF4 (bitsandbytes 4-bit NormalFloat) weight quantization";
+  let description = [{
+    Quantizes every eligible `llm.linear` weight to NF4
+    (../shared/docs/ALGORITHMS.md §7): blocks of `block-size` consecutive
+    input channels of a row share their absmax; each value is mapped to the
+    nearest of the 16 NormalFloat code points; with `double-quant` the
+    absmax values are themselves quantized to 8 bits (blocks of 256, mean
+    offset) and the layer stores the dequantized statistics as f32 scales.
+    The result is a `wq.linear` with `codebook` (the 16 values), 4-bit codes
+    in the `rows` layout and `group_size` = `block-size`.
+
+    Deviation from bitsandbytes, said here because it matters for K not a
+    multiple of the block size: bitsandbytes' blocks run over the flattened
+    tensor and may straddle rows; here a row's last block is shorter instead
+    (identical whenever K % block-size == 0).
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"64",
+           "Input channels per absmax block (32 to 4096, a power of two)">,
+    Option<"doubleQuant", "double-quant", "bool", /*default=*/"true",
+           "Quantize the absmax statistics to 8 bits (QLoRA double quantization)">,
+    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
+           "Regex of layer names to leave in full precision">,
+    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
+           "Safetensors file receiving the packed tensors (required)">
+  ];
+  let dependentDialects = ["mlir::qc::wq::WQDialect"];
+}
+
+def WQHQQPass : Pass<"wq-hqq", "ModuleOp"> {
+  let summary = "HQQ calibration-free weight quantization";
+  let description = [{
+    Half-quadratic quantization (../shared/docs/ALGORITHMS.md §5): starting
+    from the min-max grid, the zero points are optimized with the
+    shrinkage-based half-quadratic solver (lp-norm `lp-norm`, penalty `beta`
+    growing by `kappa` per iteration, at most `iters` iterations, stopping
+    when the error grows) with the scales fixed. Zero points stay fractional
+    (f32, `rows` layout) unless `round-zeros`, which makes them integers so
+    that the gptq layout can hold them. Needs no calibration data.
+  }];
+  let options = [
+    Option<"bits", "bits", "int64_t", /*default=*/"4", "Code width: 2, 3, 4 or 8">,
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"64",
+           "Input channels per scale (-1 = per channel)">,
+    Option<"scaleDType", "scale-dtype", "std::string", /*default=*/"\"f32\"",
+           "Storage type of the scales: f16, bf16 or f32">,
+    Option<"lpNorm", "lp-norm", "double", /*default=*/"0.7", "p of the lp-norm error">,
+    Option<"beta", "beta", "double", /*default=*/"10.0", "Initial half-quadratic penalty">,
+    Option<"kappa", "kappa", "double", /*default=*/"1.01", "Penalty growth per iteration">,
+    Option<"iters", "iters", "int64_t", /*default=*/"20", "Maximum solver iterations">,
+    Option<"roundZeros", "round-zeros", "bool", /*default=*/"false",
+           "Round the optimized zero points to integers">,
+    Option<"layout", "layout", "std::string", /*default=*/"\"rows\"",
+           "Packing layout: rows, or gptq (needs round-zeros)">,
+    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
+           "Regex of layer names to leave in full precision">,
+    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
+           "Safetensors file receiving the packed tensors (required)">
+  ];
+  let dependentDialects = ["mlir::qc::wq::WQDialect"];
+}
+
 def LLMObserveLinearInputsPass : Pass<"llm-observe-linear-inputs", "ModuleOp"> {
   let summary = "Expose the input of every linear layer as an extra result";
   let description = [{

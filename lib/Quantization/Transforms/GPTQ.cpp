@@ -74,7 +74,7 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
     };
     std::vector<std::string> warnings;
     auto quantize = [&](const std::string &layer, const float *w, int64_t n,
-                        int64_t k, ::qc::quant::QuantizedWeight &out) -> Status {
+                        int64_t k, LayerResult &result) -> Status {
       const ::qc::TraceEntry *e = calib.find(layer);
       if (!e)
         return Status::error("the trace " + tracePath + " has no statistics "
@@ -85,7 +85,8 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
                              std::to_string(e->width));
       ::qc::quant::GPTQReport report;
       QC_RETURN_IF_ERROR(::qc::quant::quantizeGPTQ(
-          w, n, k, e->hessian.data(), e->tokens, cfg, gptq, out, report, layer));
+          w, n, k, e->hessian.data(), e->tokens, cfg, gptq, result.weight,
+          report, layer));
       if (report.fallbackToRTN)
         warnings.push_back(report.fallbackReason);
       return Status::ok();

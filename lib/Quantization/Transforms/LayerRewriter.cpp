@@ -28,6 +28,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Regex.h"
 
+#include <cmath>
 #include <cstring>
 
 using namespace mlir;
@@ -49,7 +50,7 @@ std::vector<uint8_t> rawBytes(const std::vector<T> &values) {
 struct PackedLayer {
   std::string layer;
   Operation *op = nullptr;
-  QuantizedWeight weight;
+  LayerResult result;
   std::map<std::string, ::qc::PackedTensor> tensors; // ".qweight", ...
 };
 
@@ -101,11 +102,18 @@ Status pack(QuantizedWeight q, wq::Layout layout, PackedLayer &out) {
     return Status::ok();
   }
   ::qc::quant::RowsTensors t;
-  QC_RETURN_IF_ERROR(::qc::quant::packRows(q, {}, t));
+  // Fractional zero points (HQQ) are stored as floats.
+  ::qc::quant::RowsPackOptions rowsOptions;
+  for (float z : q.zeros)
+    rowsOptions.floatZeros |= !q.sym && z != std::nearbyint(z);
+  QC_RETURN_IF_ERROR(::qc::quant::packRows(q, rowsOptions, t));
   out.tensors[".qweight"] = {::qc::DType::I32, {n, t.qweightCols()},
                              rawBytes(t.qweight)};
   out.tensors[".scales"] = packScales(t.scales, q.scaleDType, groups, n);
-  if (!q.sym)
+  if (!q.sym && rowsOptions.floatZeros)
+    out.tensors[".qzeros"] = {::qc::DType::F32, {groups, n},
+                              rawBytes(t.floatZeros)};
+  else if (!q.sym)
     out.tensors[".qzeros"] = {::qc::DType::I32, {groups, n}, rawBytes(t.zeros)};
   if (!q.gIdx.empty())
     out.tensors[".g_idx"] = {::qc::DType::I32, {q.cols}, rawBytes(t.gIdx)};
@@ -190,12 +198,17 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     packed.layer = layer;
     packed.op = op;
     if (Status s = quantize(layer, w->data.data(), w->shape[0], w->shape[1],
-                            packed.weight);
+                            packed.result);
         !s) {
       op.emitError() << opts.passName << ": " << s.message();
       return WalkResult::interrupt();
     }
-    if (Status s = pack(packed.weight, *layout, packed); !s) {
+    if (!packed.result.codebook.empty() && *layout != wq::Layout::rows) {
+      op.emitError() << opts.passName << ": layer '" << layer
+                     << "': codebook formats are stored in the rows layout";
+      return WalkResult::interrupt();
+    }
+    if (Status s = pack(packed.result.weight, *layout, packed); !s) {
       op.emitError() << opts.passName << ": layer '" << layer
                      << "': " << s.message();
       return WalkResult::interrupt();
@@ -237,7 +250,7 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     };
     Value qweight = param(".qweight"), scales = param(".scales"),
           zeros = param(".qzeros"), gIdx = param(".g_idx");
-    const QuantizedWeight &q = l.weight;
+    const QuantizedWeight &q = l.result.weight;
     Type scaleType = cast<RankedTensorType>(scales.getType()).getElementType();
     auto linear = wq::LinearOp::create(
         b, op.getLoc(), op.getType(), op.getX(), qweight, scales, zeros, gIdx,
@@ -245,8 +258,13 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
         b.getI64IntegerAttr(q.groupSize), b.getBoolAttr(q.sym),
         b.getI64IntegerAttr(q.cols), b.getI64IntegerAttr(q.rows),
         TypeAttr::get(scaleType),
-        zeros ? TypeAttr::get(b.getI32Type()) : TypeAttr(),
-        wq::LayoutAttr::get(b.getContext(), *layout), DenseF32ArrayAttr());
+        zeros ? TypeAttr::get(
+                    cast<RankedTensorType>(zeros.getType()).getElementType())
+              : TypeAttr(),
+        wq::LayoutAttr::get(b.getContext(), *layout),
+        l.result.codebook.empty()
+            ? DenseF32ArrayAttr()
+            : DenseF32ArrayAttr::get(b.getContext(), l.result.codebook));
     Value oldWeight = op.getWeight();
     op.replaceAllUsesWith(linear.getResult());
     op.erase();

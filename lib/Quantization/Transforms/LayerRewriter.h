@@ -41,11 +41,20 @@ struct LayerRewriteOptions {
   std::function<::qc::Status(const ::qc::ModelWeights &)> checkWeights;
 };
 
+/// One quantized layer as a method produces it.
+struct LayerResult {
+  /// Codes, scales, zeros (integer or fractional), g_idx.
+  ::qc::quant::QuantizedWeight weight;
+  /// Non-empty for codebook formats (NF4): the value of each code, which
+  /// then dequantizes as codebook[q] * scale.
+  std::vector<float> codebook;
+};
+
 /// Quantizes one layer: `w` is the [N, K] fp32 weight of `layer` (its name
 /// without ".weight"). Fills `out` or returns an error naming the layer.
 using LayerQuantizer = std::function<::qc::Status(
     const std::string &layer, const float *w, int64_t N, int64_t K,
-    ::qc::quant::QuantizedWeight &out)>;
+    LayerResult &out)>;
 
 /// Parses a scale-dtype pass option ("f16", "bf16" or "f32").
 std::optional<::qc::quant::ScaleDType> parseScaleDType(llvm::StringRef s);

@@ -40,8 +40,8 @@ struct WQRTNPass : mlir::qc::impl::WQRTNPassBase<WQRTNPass> {
     cfg.scaleDType = *scaleType;
     LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-rtn"};
     auto quantize = [&](const std::string &layer, const float *w, int64_t n,
-                        int64_t k, ::qc::quant::QuantizedWeight &out) {
-      return ::qc::quant::quantizeRTN(w, n, k, cfg, out, layer);
+                        int64_t k, LayerResult &out) {
+      return ::qc::quant::quantizeRTN(w, n, k, cfg, out.weight, layer);
     };
     if (failed(rewriteQuantizedLayers(getOperation(), opts, quantize)))
       signalPassFailure();

@@ -1,0 +1,62 @@
+//===- HQQ.cpp - The wq-hqq pass ------------------------------------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Maps the pass options onto qc::quant::quantizeHQQ. The reference HQQ
+// requires K % group == 0; this pass allows a ragged last group (the
+// bundled model's K = 172), like the other methods here.
+//
+//===----------------------------------------------------------------------===//
+
+#include "LayerRewriter.h"
+
+#include "qc/Quantization/Algorithms/HQQ.h"
+#include "qc/Quantization/Passes.h"
+
+namespace mlir::qc {
+#define GEN_PASS_DEF_WQHQQPASS
+#include "qc/Quantization/Passes.h.inc"
+} // namespace mlir::qc
+
+using namespace mlir;
+using namespace mlir::qc;
+using ::qc::Status;
+
+namespace {
+
+struct WQHQQPass : mlir::qc::impl::WQHQQPassBase<WQHQQPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto scaleType = parseScaleDType(scaleDType);
+    if (!scaleType) {
+      module.emitError() << "wq-hqq: unknown scale-dtype '" << scaleDType
+                         << "' (expected f16, bf16 or f32)";
+      return signalPassFailure();
+    }
+    ::qc::quant::QuantConfig cfg;
+    cfg.bits = static_cast<int>(bits);
+    cfg.groupSize = groupSize;
+    cfg.sym = false;
+    cfg.scaleDType = *scaleType;
+    ::qc::quant::HQQOptions hqq;
+    hqq.lpNorm = static_cast<float>(lpNorm);
+    hqq.beta = static_cast<float>(beta);
+    hqq.kappa = static_cast<float>(kappa);
+    hqq.iters = static_cast<int>(iters);
+    hqq.roundZeros = roundZeros;
+    hqq.strictShapes = false;
+    LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-hqq"};
+    auto quantize = [&](const std::string &layer, const float *w, int64_t n,
+                        int64_t k, LayerResult &out) -> Status {
+      return ::qc::quant::quantizeHQQ(w, n, k, cfg, hqq, out.weight, nullptr,
+                                      layer);
+    };
+    if (failed(rewriteQuantizedLayers(module, opts, quantize)))
+      signalPassFailure();
+  }
+};
+
+} // namespace
