@@ -15,6 +15,8 @@
 
 #include "qc/Quantization/Algorithms/AutoRound.h"
 
+#include "BlockTestUtils.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,19 +29,8 @@ using namespace qc::quant;
 
 namespace {
 
-struct Rng {
-  std::mt19937_64 gen;
-  explicit Rng(uint64_t seed) : gen(seed) {}
-  float uniform(float lo, float hi) {
-    double u = static_cast<double>(gen() >> 11) * (1.0 / 9007199254740992.0);
-    return static_cast<float>(lo + (hi - lo) * u);
-  }
-  void fill(std::vector<float> &v, size_t n, float lo, float hi) {
-    v.resize(n);
-    for (float &x : v)
-      x = uniform(lo, hi);
-  }
-};
+using qc::quant::test::Rng;
+using qc::quant::test::randomBlock;
 
 ModelConfig tinyConfig() {
   ModelConfig c;
@@ -53,25 +44,6 @@ ModelConfig tinyConfig() {
   c.maxSeqLen = 64;
   c.ropeLayout = RopeLayout::HalfSplit;
   return c;
-}
-
-BlockWeights randomBlock(const ModelConfig &c, uint64_t seed) {
-  Rng r(seed);
-  BlockWeights w;
-  r.fill(w.inputNorm, c.dim, 0.5f, 1.5f);
-  r.fill(w.postNorm, c.dim, 0.5f, 1.5f);
-  for (BlockLinear l : kAllBlockLinears) {
-    int64_t N, K;
-    blockLinearShape(c, l, N, K);
-    float a = 1.0f / std::sqrt(static_cast<float>(K));
-    r.fill(w.linear(l), N * K, -a, a);
-  }
-  if (c.attentionBias) {
-    r.fill(w.qBias, c.nHeads * c.headDim, -0.3f, 0.3f);
-    r.fill(w.kBias, c.nKVHeads * c.headDim, -0.3f, 0.3f);
-    r.fill(w.vBias, c.nKVHeads * c.headDim, -0.3f, 0.3f);
-  }
-  return w;
 }
 
 /// Inputs [S, T, D] and fp targets for a random block.

@@ -17,6 +17,8 @@
 #include "qc/runtime/Llama2C.h"
 #include "qc/runtime/TextDataset.h"
 
+#include "BlockTestUtils.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,23 +30,11 @@ using namespace qc::quant;
 
 namespace {
 
+using qc::quant::test::Rng;
+
 /// Uniform floats in [lo, hi) from a fixed-seed generator (the conversion is
 /// written out so the values do not depend on the standard library's
 /// distribution implementation).
-struct Rng {
-  std::mt19937_64 gen;
-  explicit Rng(uint64_t seed) : gen(seed) {}
-  float uniform(float lo, float hi) {
-    double u = static_cast<double>(gen() >> 11) * (1.0 / 9007199254740992.0);
-    return static_cast<float>(lo + (hi - lo) * u);
-  }
-  void fill(std::vector<float> &v, size_t n, float lo, float hi) {
-    v.resize(n);
-    for (float &x : v)
-      x = uniform(lo, hi);
-  }
-};
-
 /// The tiny block of the brief: dim 16, 4 heads (hd 4), 2 kv heads, hidden 24.
 ModelConfig tinyConfig(RopeLayout layout, bool bias) {
   ModelConfig c;
@@ -64,21 +54,7 @@ ModelConfig tinyConfig(RopeLayout layout, bool bias) {
 }
 
 BlockWeights randomBlock(const ModelConfig &c, uint64_t seed) {
-  Rng r(seed);
-  BlockWeights w;
-  r.fill(w.inputNorm, c.dim, 0.5f, 1.5f);
-  r.fill(w.postNorm, c.dim, 0.5f, 1.5f);
-  for (BlockLinear l : kAllBlockLinears) {
-    int64_t N, K;
-    blockLinearShape(c, l, N, K);
-    float a = 1.0f / std::sqrt(static_cast<float>(K));
-    r.fill(w.linear(l), N * K, -a, a);
-  }
-  if (c.attentionBias) {
-    r.fill(w.qBias, c.nHeads * c.headDim, -0.3f, 0.3f);
-    r.fill(w.kBias, c.nKVHeads * c.headDim, -0.3f, 0.3f);
-    r.fill(w.vBias, c.nKVHeads * c.headDim, -0.3f, 0.3f);
-  }
+  BlockWeights w = test::randomBlock(c, seed);
   // Queries/keys large enough that the softmax is far from uniform, so the
   // attention gradient is actually exercised.
   for (float &x : w.q)
