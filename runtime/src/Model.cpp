@@ -29,14 +29,6 @@ std::string layerTensorName(int64_t layer, const std::string &suffix) {
 
 namespace {
 
-/// One tensor the config implies, with the formula behind its shape so the
-/// error can explain the expectation.
-struct ExpectedTensor {
-  std::string name;
-  std::vector<int64_t> shape;
-  const char *formula;
-};
-
 std::string formatShape(const std::vector<int64_t> &shape) {
   std::string r = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -47,12 +39,12 @@ std::string formatShape(const std::vector<int64_t> &shape) {
   return r + "]";
 }
 
-/// The full LLaMA tensor list in Hugging Face order. Assumes a config that
-/// passed validateModelConfig (so the products below cannot overflow).
-std::vector<ExpectedTensor> expectedTensors(const ModelConfig &c) {
+} // namespace
+
+std::vector<TensorSpec> modelTensorSpecs(const ModelConfig &c) {
   int64_t qRows = c.nHeads * c.headDim;
   int64_t kvRows = c.nKVHeads * c.headDim;
-  std::vector<ExpectedTensor> r;
+  std::vector<TensorSpec> r;
   r.push_back(
       {"model.embed_tokens.weight", {c.vocabSize, c.dim}, "[vocabSize, dim]"});
   for (int64_t l = 0; l < c.nLayers; ++l) {
@@ -80,6 +72,8 @@ std::vector<ExpectedTensor> expectedTensors(const ModelConfig &c) {
     r.push_back({"lm_head.weight", {c.vocabSize, c.dim}, "[vocabSize, dim]"});
   return r;
 }
+
+namespace {
 
 /// One-line summary of the sizes the shapes derive from.
 std::string configSummary(const ModelConfig &c) {
@@ -149,11 +143,11 @@ Status validateModelWeights(const ModelWeights &weights,
                             const std::string &sourceName) {
   const ModelConfig &c = weights.config;
   QC_RETURN_IF_ERROR(validateModelConfig(c, sourceName));
-  std::vector<ExpectedTensor> expected = expectedTensors(c);
+  std::vector<TensorSpec> expected = modelTensorSpecs(c);
 
-  std::vector<const ExpectedTensor *> missing;
+  std::vector<const TensorSpec *> missing;
   std::set<std::string> expectedNames;
-  for (const ExpectedTensor &e : expected) {
+  for (const TensorSpec &e : expected) {
     expectedNames.insert(e.name);
     if (!weights.find(e.name))
       missing.push_back(&e);
@@ -184,7 +178,7 @@ Status validateModelWeights(const ModelWeights &weights,
     return Status::error(msg);
   }
 
-  for (const ExpectedTensor &e : expected) {
+  for (const TensorSpec &e : expected) {
     const HostTensor &t = *weights.find(e.name);
     if (t.shape != e.shape)
       return Status::error(

@@ -16,6 +16,8 @@
 #include "qc/runtime/HFCheckpoint.h"
 #include "qc/runtime/Json.h"
 
+#include "TestUtil.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -64,53 +66,15 @@ ModelWeights tinyModel(bool tied = false, const std::string &type = "llama") {
       v = std::sin(seed += 0.731f) * 1.7f;
     w.tensors[name] = std::move(t);
   };
-  add("model.embed_tokens.weight", {16, 8});
-  for (int l = 0; l < 2; ++l) {
-    add(layerTensorName(l, "input_layernorm.weight"), {8});
-    add(layerTensorName(l, "self_attn.q_proj.weight"), {8, 8});
-    add(layerTensorName(l, "self_attn.k_proj.weight"), {4, 8});
-    add(layerTensorName(l, "self_attn.v_proj.weight"), {4, 8});
-    if (c.attentionBias) {
-      add(layerTensorName(l, "self_attn.q_proj.bias"), {8});
-      add(layerTensorName(l, "self_attn.k_proj.bias"), {4});
-      add(layerTensorName(l, "self_attn.v_proj.bias"), {4});
-    }
-    add(layerTensorName(l, "self_attn.o_proj.weight"), {8, 8});
-    add(layerTensorName(l, "post_attention_layernorm.weight"), {8});
-    add(layerTensorName(l, "mlp.gate_proj.weight"), {16, 8});
-    add(layerTensorName(l, "mlp.up_proj.weight"), {16, 8});
-    add(layerTensorName(l, "mlp.down_proj.weight"), {8, 16});
-  }
-  add("model.norm.weight", {8});
-  if (!tied)
-    add("lm_head.weight", {16, 8});
+  // The tensor set and order the config implies, as the validator sees it.
+  for (const TensorSpec &spec : modelTensorSpecs(c))
+    add(spec.name, spec.shape);
   return w;
 }
 
-/// A fresh directory under the gtest temp dir, removed by the destructor.
-class TempDir {
-public:
-  TempDir() {
-    std::string tmpl = testing::TempDir();
-    if (tmpl.empty() || tmpl.back() != '/')
-      tmpl += '/';
-    tmpl += "qc_hf_XXXXXX";
-    EXPECT_NE(::mkdtemp(&tmpl[0]), nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string &name) const { return path + "/" + name; }
-  std::vector<std::string> list() const {
-    std::vector<std::string> r;
-    for (const auto &e : fs::directory_iterator(path))
-      r.push_back(e.path().filename().string());
-    std::sort(r.begin(), r.end());
-    return r;
-  }
-  std::string path;
+/// Temporary directories named after this suite.
+struct TempDir : qc::test::TempDir {
+  TempDir() : qc::test::TempDir("qc_hf_") {}
 };
 
 std::string readText(const std::string &path) {

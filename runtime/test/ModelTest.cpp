@@ -44,26 +44,9 @@ ModelWeights tinyModel(bool tied = false, bool bias = false) {
       v = std::sin(seed += 0.37f);
     w.tensors[name] = std::move(t);
   };
-  add("model.embed_tokens.weight", {16, 8});
-  for (int l = 0; l < 2; ++l) {
-    add(layerTensorName(l, "input_layernorm.weight"), {8});
-    add(layerTensorName(l, "self_attn.q_proj.weight"), {8, 8});
-    add(layerTensorName(l, "self_attn.k_proj.weight"), {4, 8});
-    add(layerTensorName(l, "self_attn.v_proj.weight"), {4, 8});
-    if (bias) {
-      add(layerTensorName(l, "self_attn.q_proj.bias"), {8});
-      add(layerTensorName(l, "self_attn.k_proj.bias"), {4});
-      add(layerTensorName(l, "self_attn.v_proj.bias"), {4});
-    }
-    add(layerTensorName(l, "self_attn.o_proj.weight"), {8, 8});
-    add(layerTensorName(l, "post_attention_layernorm.weight"), {8});
-    add(layerTensorName(l, "mlp.gate_proj.weight"), {16, 8});
-    add(layerTensorName(l, "mlp.up_proj.weight"), {16, 8});
-    add(layerTensorName(l, "mlp.down_proj.weight"), {8, 16});
-  }
-  add("model.norm.weight", {8});
-  if (!tied)
-    add("lm_head.weight", {16, 8});
+  // The tensor set and order the config implies, as the validator sees it.
+  for (const TensorSpec &spec : modelTensorSpecs(c))
+    add(spec.name, spec.shape);
   return w;
 }
 

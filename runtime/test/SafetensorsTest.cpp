@@ -15,6 +15,8 @@
 
 #include "qc/runtime/Safetensors.h"
 
+#include "TestUtil.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -84,32 +86,9 @@ void expectRejected(const std::vector<uint8_t> &bytes,
 const std::string kTestHeader =
     "{\"test\":{\"dtype\":\"I32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
 
-/// A fresh directory under the gtest temp dir, removed by the destructor.
-class TempDir {
-public:
-  TempDir() {
-    std::string tmpl = testing::TempDir();
-    if (tmpl.empty() || tmpl.back() != '/')
-      tmpl += '/';
-    tmpl += "qc_st_XXXXXX";
-    char *p = ::mkdtemp(&tmpl[0]);
-    EXPECT_NE(p, nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string &name) const { return path + "/" + name; }
-  /// Names of all entries in the directory.
-  std::vector<std::string> list() const {
-    std::vector<std::string> r;
-    for (const auto &e : fs::directory_iterator(path))
-      r.push_back(e.path().filename().string());
-    std::sort(r.begin(), r.end());
-    return r;
-  }
-  std::string path;
+/// Temporary directories named after this suite.
+struct TempDir : qc::test::TempDir {
+  TempDir() : qc::test::TempDir("qc_st_") {}
 };
 
 void writeRaw(const std::string &path, const std::vector<uint8_t> &bytes) {

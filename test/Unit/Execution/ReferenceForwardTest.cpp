@@ -47,28 +47,11 @@ ModelWeights randomModel(const ModelConfig &cfg, uint64_t seed) {
       v = offset + normal(rng);
     w.tensors[name] = std::move(t);
   };
-  int64_t q = cfg.nHeads * cfg.headDim, kv = cfg.nKVHeads * cfg.headDim;
-  add("model.embed_tokens.weight", {cfg.vocabSize, cfg.dim});
-  for (int64_t l = 0; l < cfg.nLayers; ++l) {
-    std::string p = "model.layers." + std::to_string(l) + ".";
-    add(p + "input_layernorm.weight", {cfg.dim}, 1.0f);
-    add(p + "self_attn.q_proj.weight", {q, cfg.dim});
-    add(p + "self_attn.k_proj.weight", {kv, cfg.dim});
-    add(p + "self_attn.v_proj.weight", {kv, cfg.dim});
-    if (cfg.attentionBias) {
-      add(p + "self_attn.q_proj.bias", {q});
-      add(p + "self_attn.k_proj.bias", {kv});
-      add(p + "self_attn.v_proj.bias", {kv});
-    }
-    add(p + "self_attn.o_proj.weight", {cfg.dim, q});
-    add(p + "post_attention_layernorm.weight", {cfg.dim}, 1.0f);
-    add(p + "mlp.gate_proj.weight", {cfg.hiddenDim, cfg.dim});
-    add(p + "mlp.up_proj.weight", {cfg.hiddenDim, cfg.dim});
-    add(p + "mlp.down_proj.weight", {cfg.dim, cfg.hiddenDim});
-  }
-  add("model.norm.weight", {cfg.dim}, 1.0f);
-  if (!cfg.tiedEmbeddings)
-    add("lm_head.weight", {cfg.vocabSize, cfg.dim});
+  // Norm weights around 1 (as trained models have), everything else
+  // around 0.
+  for (const qc::TensorSpec &spec : qc::modelTensorSpecs(cfg))
+    add(spec.name, spec.shape,
+        spec.name.find("norm") != std::string::npos ? 1.0f : 0.0f);
   return w;
 }
 

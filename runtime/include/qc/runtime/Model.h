@@ -98,6 +98,19 @@ struct ModelWeights {
 /// beside the original checkpoint.
 Status loadSafetensorsOverlay(const std::string &path, ModelWeights &weights);
 
+/// One tensor a configuration implies, with the formula behind its shape
+/// (for error messages).
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  const char *formula;
+};
+
+/// Every tensor a LLaMA-family `config` implies, in Hugging Face order
+/// (embedding; per layer norms, q/k/v (+ biases), o, MLP; final norm;
+/// lm_head when untied). Assumes a config that passed validateModelConfig.
+std::vector<TensorSpec> modelTensorSpecs(const ModelConfig &config);
+
 /// Hugging Face tensor names of layer `layer`'s parameters.
 std::string layerTensorName(int64_t layer, const std::string &suffix);
 
