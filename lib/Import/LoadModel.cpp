@@ -30,6 +30,20 @@ Status mlir::qc::loadCheckpoint(const CheckpointRef &ref,
                        "' (expected 'llama2c' or 'hf')");
 }
 
+Status mlir::qc::loadModuleWeights(ModuleOp module,
+                                   ::qc::ModelWeights &weights) {
+  CheckpointRef ref;
+  if (!getCheckpointRef(module, ref))
+    return Status::error("the module has no llm.checkpoint / "
+                         "llm.checkpoint_format attributes naming its "
+                         "weights; import it with quant-import");
+  QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
+  // Tensors written by quantization passes, beside the checkpoint.
+  if (auto overlay = module->getAttrOfType<StringAttr>("llm.weights_overlay"))
+    QC_RETURN_IF_ERROR(::qc::loadSafetensorsOverlay(overlay.str(), weights));
+  return Status::ok();
+}
+
 Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
                            OwningOpRef<ModuleOp> &module,
                            ::qc::ModelWeights &weights) {
@@ -48,16 +62,7 @@ Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
     module = parseSourceFile<ModuleOp>(path, &ctx);
     if (!module)
       return Status::error(path + ": cannot parse the model IR:\n" + diagText);
-    CheckpointRef ref;
-    if (!getCheckpointRef(*module, ref))
-      return Status::error(path + ": the module has no llm.checkpoint / "
-                                  "llm.checkpoint_format attributes naming "
-                                  "its weights");
-    QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
-    // Tensors written by quantization passes, beside the checkpoint.
-    if (auto overlay = (*module)->getAttrOfType<StringAttr>("llm.weights_overlay"))
-      QC_RETURN_IF_ERROR(::qc::loadSafetensorsOverlay(overlay.str(), weights));
-    return Status::ok();
+    return loadModuleWeights(*module, weights).withContext(path);
   }
   CheckpointRef ref;
   // Recorded absolute so that the IR can be used from any directory.

@@ -25,4 +25,4 @@
 // A module that does not name its checkpoint.
 // RUN: echo 'module { func.func @forward(%%a: tensor<?xi32>) { return } }' > %t.bare.mlir
 // RUN: not quant-opt %t.bare.mlir -wq-rtn="weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=NOCKPT
-// NOCKPT: error: wq-rtn: the module does not name its checkpoint
+// NOCKPT: error: wq-rtn: the module has no llm.checkpoint / llm.checkpoint_format attributes naming its weights

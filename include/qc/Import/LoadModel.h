@@ -23,6 +23,11 @@ namespace mlir::qc {
 ::qc::Status loadCheckpoint(const CheckpointRef &ref,
                             ::qc::ModelWeights &weights);
 
+/// Loads every parameter `module` refers to: its checkpoint
+/// (`llm.checkpoint`, `llm.checkpoint_format`) and, if the module carries
+/// one, the overlay a quantization pass wrote (`llm.weights_overlay`).
+::qc::Status loadModuleWeights(ModuleOp module, ::qc::ModelWeights &weights);
+
 /// Opens what a user named: a llama2.c `.bin` file, a Hugging Face
 /// checkpoint folder (config.json + safetensors), or a `.mlir` file holding
 /// model IR whose `llm.checkpoint` attribute names its weights. On success

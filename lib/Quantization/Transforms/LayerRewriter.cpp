@@ -164,16 +164,9 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   if (!exclude.isValid(regexError))
     return fail("invalid exclude regex '" + opts.exclude + "': " + regexError);
 
-  CheckpointRef ref;
-  if (!getCheckpointRef(module, ref))
-    return fail("the module does not name its checkpoint (llm.checkpoint); "
-                "import it with quant-import");
   ::qc::ModelWeights weights;
-  if (Status s = loadCheckpoint(ref, weights); !s)
+  if (Status s = loadModuleWeights(module, weights); !s)
     return fail(s.message());
-  if (auto overlay = module->getAttrOfType<StringAttr>("llm.weights_overlay"))
-    if (Status s = ::qc::loadSafetensorsOverlay(overlay.str(), weights); !s)
-      return fail(s.message());
 
   if (opts.checkWeights)
     if (Status s = opts.checkWeights(weights); !s)

@@ -79,10 +79,10 @@ double perplexityAfter(const std::string &pipeline) {
     EXPECT_TRUE(mlir::succeeded(mlir::parsePassPipeline(pipeline, pm, llvm::errs())));
     EXPECT_TRUE(mlir::succeeded(pm.run(*module))) << pipeline;
   }
-  // The passes wrote an overlay; load it as quant-run would.
-  qc::ModelWeights weights = f.weights;
-  if (auto overlay = (*module)->getAttrOfType<mlir::StringAttr>("llm.weights_overlay"))
-    EXPECT_TRUE(qc::loadSafetensorsOverlay(overlay.str(), weights));
+  // The passes wrote an overlay; load everything as quant-run would.
+  qc::ModelWeights weights;
+  qc::Status loaded = mlir::qc::loadModuleWeights(*module, weights);
+  EXPECT_TRUE(loaded) << loaded.message();
   std::unique_ptr<mlir::qc::CpuExecutable> exe;
   qc::Status s = mlir::qc::CpuExecutable::compile(*module, weights, exe);
   EXPECT_TRUE(s) << s.message();
