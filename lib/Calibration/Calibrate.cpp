@@ -122,14 +122,8 @@ Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
   }
 
   out.modelFingerprint = ::qc::fingerprintWeights(weights);
-  uint64_t h = ::qc::fnv1a(out.modelFingerprint.data(),
-                           out.modelFingerprint.size());
-  h = ::qc::fnv1a(tokens.data(), tokens.size() * sizeof(int), h);
-  int64_t settings[] = {options.windowLen, options.maxTokens};
-  h = ::qc::fnv1a(settings, sizeof settings, h);
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  out.fingerprint = buf;
+  out.fingerprint = ::qc::fingerprintCalibration(
+      out.modelFingerprint, tokens, options.windowLen, options.maxTokens);
   out.settings["text"] = options.textName;
   out.settings["window_len"] = std::to_string(options.windowLen);
   out.settings["max_tokens"] = std::to_string(options.maxTokens);

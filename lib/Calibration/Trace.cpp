@@ -58,6 +58,15 @@ std::string qc::fingerprintWeights(const ModelWeights &weights) {
   return hex64(h);
 }
 
+std::string qc::fingerprintCalibration(const std::string &modelFingerprint,
+                                       const std::vector<int> &tokens,
+                                       int64_t windowLen, int64_t maxTokens) {
+  uint64_t h = fnv1a(modelFingerprint.data(), modelFingerprint.size());
+  h = fnv1a(tokens.data(), tokens.size() * sizeof(int), h);
+  int64_t settings[] = {windowLen, maxTokens};
+  return hex64(fnv1a(settings, sizeof settings, h));
+}
+
 Status qc::writeTrace(const CalibrationTrace &trace, const std::string &path) {
   SafetensorsWriter writer;
   std::map<std::string, std::string> meta = trace.settings;

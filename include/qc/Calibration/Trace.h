@@ -57,6 +57,12 @@ struct CalibrationTrace {
 /// (names, shapes, dtypes, bytes) and its configuration.
 std::string fingerprintWeights(const ModelWeights &weights);
 
+/// Fingerprint (hex) of a trace's inputs: the model fingerprint, the
+/// calibration token ids and the windowing settings.
+std::string fingerprintCalibration(const std::string &modelFingerprint,
+                                   const std::vector<int> &tokens,
+                                   int64_t windowLen, int64_t maxTokens);
+
 /// FNV-1a over `bytes`, continuing from `hash`.
 uint64_t fnv1a(const void *bytes, size_t size,
                uint64_t hash = 1469598103934665603ull);

@@ -35,28 +35,6 @@ LogicalResult requireF32(Operation *op, PatternRewriter &rewriter) {
   return success();
 }
 
-/// Builds a rank-2 elementwise generic over `inputs` (all shaped like the
-/// first), with `body` computing the result from the scalar arguments.
-Value buildElementwise2D(
-    OpBuilder &b, Location loc, ValueRange inputs,
-    function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
-  MLIRContext *ctx = b.getContext();
-  Value first = inputs.front();
-  Value empty = emptyTensor(
-      b, loc, {dimSize(b, loc, first, 0), dimSize(b, loc, first, 1)},
-      b.getF32Type());
-  SmallVector<AffineMap> maps(inputs.size() + 1,
-                              AffineMap::getMultiDimIdentityMap(2, ctx));
-  return linalg::GenericOp::create(
-             b, loc, empty.getType(), inputs, ValueRange{empty}, maps,
-             ArrayRef<utils::IteratorType>{kPar, kPar},
-             [&](OpBuilder &nb, Location nloc, ValueRange args) {
-               linalg::YieldOp::create(nb, nloc,
-                                       body(nb, nloc, args.drop_back()));
-             })
-      .getResult(0);
-}
-
 //===----------------------------------------------------------------------===//
 // Patterns
 //===----------------------------------------------------------------------===//
@@ -210,6 +188,7 @@ struct SiluMulLowering : OpRewritePattern<llm::SiluMulOp> {
       return rewriter.notifyMatchFailure(op, "only rank-2 tensors");
     Value out = buildElementwise2D(
         rewriter, op.getLoc(), ValueRange{op.getGate(), op.getUp()},
+        rewriter.getF32Type(),
         [](OpBuilder &b, Location l, ValueRange args) -> Value {
           Value one = arith::ConstantOp::create(b, l, b.getF32FloatAttr(1));
           Value neg = arith::NegFOp::create(b, l, args[0]);
@@ -235,6 +214,7 @@ struct AddLowering : OpRewritePattern<llm::AddOp> {
       return rewriter.notifyMatchFailure(op, "only rank-2 tensors");
     Value out = buildElementwise2D(
         rewriter, op.getLoc(), ValueRange{op.getLhs(), op.getRhs()},
+        rewriter.getF32Type(),
         [](OpBuilder &b, Location l, ValueRange args) -> Value {
           return arith::AddFOp::create(b, l, args[0], args[1]);
         });

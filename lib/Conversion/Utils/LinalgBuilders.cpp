@@ -63,3 +63,23 @@ Value mlir::qc::detail::buildMatmulTransposedB(OpBuilder &b, Location loc, Value
       .getResult(0);
 }
 
+
+Value mlir::qc::detail::buildElementwise2D(
+    OpBuilder &b, Location loc, ValueRange inputs, Type resultElementType,
+    function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
+  MLIRContext *ctx = b.getContext();
+  Value first = inputs.front();
+  Value empty = emptyTensor(
+      b, loc, {dimSize(b, loc, first, 0), dimSize(b, loc, first, 1)},
+      resultElementType);
+  SmallVector<AffineMap> maps(inputs.size() + 1,
+                              AffineMap::getMultiDimIdentityMap(2, ctx));
+  return linalg::GenericOp::create(
+             b, loc, empty.getType(), inputs, ValueRange{empty}, maps,
+             ArrayRef<utils::IteratorType>{kPar, kPar},
+             [&](OpBuilder &nb, Location nloc, ValueRange args) {
+               linalg::YieldOp::create(nb, nloc,
+                                       body(nb, nloc, args.drop_back()));
+             })
+      .getResult(0);
+}

@@ -181,23 +181,12 @@ struct DequantizeLowering : OpRewritePattern<wq::DequantizeOp> {
     auto resultType = cast<RankedTensorType>(op.getType());
     if (!resultType.getElementType().isF32()) {
       // Round the f32 weights to the requested element type.
-      Value empty = emptyTensor(
-          rewriter, op.getLoc(),
-          {rewriter.getIndexAttr(resultType.getDimSize(0)),
-           rewriter.getIndexAttr(resultType.getDimSize(1))},
-          resultType.getElementType());
-      AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, getContext());
-      w = linalg::GenericOp::create(
-              rewriter, op.getLoc(), resultType, ValueRange{w}, ValueRange{empty},
-              ArrayRef<AffineMap>{id2, id2},
-              ArrayRef<utils::IteratorType>{kPar, kPar},
-              [&](OpBuilder &b, Location l, ValueRange args) {
-                linalg::YieldOp::create(
-                    b, l,
-                    arith::TruncFOp::create(b, l, resultType.getElementType(), args[0])
-                        .getResult());
-              })
-              .getResult(0);
+      Type elt = resultType.getElementType();
+      w = buildElementwise2D(
+          rewriter, op.getLoc(), ValueRange{w}, elt,
+          [elt](OpBuilder &b, Location l, ValueRange args) -> Value {
+            return arith::TruncFOp::create(b, l, elt, args[0]);
+          });
     }
     rewriter.replaceOp(op, w);
     return success();

@@ -65,6 +65,13 @@ inline Value mulAdd(OpBuilder &b, Location loc, Value acc, Value x, Value y) {
 constexpr utils::IteratorType kPar = utils::IteratorType::parallel;
 constexpr utils::IteratorType kRed = utils::IteratorType::reduction;
 
+/// A rank-2 elementwise generic over `inputs` (all shaped like the first)
+/// producing `resultElementType`, with `body` computing each result element
+/// from the input elements.
+Value buildElementwise2D(
+    OpBuilder &b, Location loc, ValueRange inputs, Type resultElementType,
+    function_ref<Value(OpBuilder &, Location, ValueRange)> body);
+
 /// Returns `w` ([N, K]) transposed to [K, N].
 Value transpose2D(OpBuilder &b, Location loc, Value w);
 
