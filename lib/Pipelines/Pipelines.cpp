@@ -49,11 +49,6 @@ std::string mlir::qc::cpuCodegenPipeline() {
          "reconcile-unrealized-casts";
 }
 
-std::string mlir::qc::cpuLoweringPipeline(const std::string &entry) {
-  return "builtin.module(" + cpuPreparePipeline(entry) + "," +
-         cpuCodegenPipeline() + ")";
-}
-
 LogicalResult mlir::qc::buildCpuLoweringPipeline(OpPassManager &pm,
                                                  const std::string &entry) {
   return parsePassPipeline(cpuPreparePipeline(entry) + "," +

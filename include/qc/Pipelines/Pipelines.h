@@ -20,10 +20,6 @@ std::string cpuPreparePipeline(const std::string &entry = "forward");
 /// The second half: bufferization, loops, LLVM dialect.
 std::string cpuCodegenPipeline();
 
-/// The textual form of `qc-lower-to-cpu`: model-level IR (`llm` ops whose
-/// entry function is `entry`) to the LLVM dialect, ready for the JIT.
-std::string cpuLoweringPipeline(const std::string &entry = "forward");
-
 /// Adds `qc-lower-to-cpu` to `pm`. Fails if a pass is not registered.
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm,
                                        const std::string &entry = "forward");
