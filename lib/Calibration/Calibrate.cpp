@@ -24,11 +24,62 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace mlir;
 using namespace mlir::qc;
 using ::qc::Status;
+
+/// Keeps up to options.sampleSequences windows of the longest length,
+/// evenly spaced over the text (deterministic: no seed needed), as token ids
+/// and as the input of decoder block 0, which for the LLaMA family is the
+/// embedding row of every token.
+static Status sampleSequences(const ::qc::ModelWeights &weights,
+                              const std::vector<std::vector<int>> &windows,
+                              const CalibrationOptions &options,
+                              ::qc::CalibrationTrace &out) {
+  if (options.sampleSequences <= 0 || windows.empty())
+    return Status::ok();
+  size_t T = 0;
+  for (const auto &w : windows)
+    T = std::max(T, w.size());
+  std::vector<size_t> full;
+  for (size_t i = 0; i < windows.size(); ++i)
+    if (windows[i].size() == T)
+      full.push_back(i);
+  if (T < static_cast<size_t>(options.windowLen) + 1 && options.warnings)
+    options.warnings->push_back(
+        "calibration text yields only " + std::to_string(T) +
+        " tokens with BOS, less than one window of " +
+        std::to_string(options.windowLen + 1) +
+        "; the block-wise methods get one sequence of that length");
+  int64_t S = std::min<int64_t>(options.sampleSequences, full.size());
+  const ::qc::HostTensor *embed = weights.find("model.embed_tokens.weight");
+  if (!embed || embed->shape.size() != 2)
+    return Status::error("calibration: the model has no "
+                         "model.embed_tokens.weight matrix");
+  int64_t D = embed->shape[1], V = embed->shape[0];
+  out.sampleSequences = S;
+  out.sampleLength = static_cast<int64_t>(T);
+  out.hiddenSize = D;
+  out.sampleTokens.resize(S * T);
+  out.blockInput.resize(S * T * D);
+  for (int64_t s = 0; s < S; ++s) {
+    // Evenly spaced: window floor(s * n / S) for s = 0 .. S-1.
+    const auto &w = windows[full[s * full.size() / S]];
+    for (size_t t = 0; t < T; ++t) {
+      int id = w[t];
+      if (id < 0 || id >= V)
+        return Status::error("calibration: token id " + std::to_string(id) +
+                             " is outside the embedding table");
+      out.sampleTokens[s * T + t] = id;
+      std::copy_n(embed->data.data() + id * D, D,
+                  out.blockInput.data() + (s * T + t) * D);
+    }
+  }
+  return Status::ok();
+}
 
 Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
                               const std::vector<int> &tokens,
@@ -121,13 +172,18 @@ Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
       v /= static_cast<float>(e.tokens);
   }
 
+  QC_RETURN_IF_ERROR(sampleSequences(weights, windows, options, out));
+
   out.modelFingerprint = ::qc::fingerprintWeights(weights);
   out.fingerprint = ::qc::fingerprintCalibration(
-      out.modelFingerprint, tokens, options.windowLen, options.maxTokens);
+      out.modelFingerprint, tokens, options.windowLen, options.maxTokens,
+      options.sampleSequences);
   out.settings["text"] = options.textName;
   out.settings["window_len"] = std::to_string(options.windowLen);
   out.settings["max_tokens"] = std::to_string(options.maxTokens);
   out.settings["windows"] = std::to_string(windows.size());
   out.settings["tokens"] = std::to_string(total);
+  out.settings["sample_sequences"] = std::to_string(out.sampleSequences);
+  out.settings["sample_length"] = std::to_string(out.sampleLength);
   return Status::ok();
 }

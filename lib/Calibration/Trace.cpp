@@ -60,10 +60,11 @@ std::string qc::fingerprintWeights(const ModelWeights &weights) {
 
 std::string qc::fingerprintCalibration(const std::string &modelFingerprint,
                                        const std::vector<int> &tokens,
-                                       int64_t windowLen, int64_t maxTokens) {
+                                       int64_t windowLen, int64_t maxTokens,
+                                       int64_t sampleSequences) {
   uint64_t h = fnv1a(modelFingerprint.data(), modelFingerprint.size());
   h = fnv1a(tokens.data(), tokens.size() * sizeof(int), h);
-  int64_t settings[] = {windowLen, maxTokens};
+  int64_t settings[] = {windowLen, maxTokens, sampleSequences};
   return hex64(fnv1a(settings, sizeof settings, h));
 }
 
@@ -81,6 +82,19 @@ Status qc::writeTrace(const CalibrationTrace &trace, const std::string &path) {
                                      e.hessian.data()));
     QC_RETURN_IF_ERROR(
         writer.addF32(key + ".abs_mean", {e.width}, e.absMean.data()));
+  }
+  if (trace.sampleSequences > 0) {
+    int64_t S = trace.sampleSequences, T = trace.sampleLength,
+            D = trace.hiddenSize;
+    if (static_cast<int64_t>(trace.sampleTokens.size()) != S * T ||
+        static_cast<int64_t>(trace.blockInput.size()) != S * T * D)
+      return Status::error(path + ": the trace's sample has inconsistent "
+                                  "sizes (internal error)");
+    QC_RETURN_IF_ERROR(writer.addView("sample.tokens", DType::I32, {S, T},
+                                      trace.sampleTokens.data(),
+                                      trace.sampleTokens.size() * 4));
+    QC_RETURN_IF_ERROR(writer.addF32("sample.block_input", {S, T, D},
+                                     trace.blockInput.data()));
   }
   QC_RETURN_IF_ERROR(writer.setMetadata(std::move(meta)));
   return writer.writeFile(path);
@@ -131,6 +145,27 @@ Status qc::readTrace(const std::string &path, CalibrationTrace &trace) {
     QC_RETURN_IF_ERROR(file->readAsF32(*h, e.hessian, true));
     QC_RETURN_IF_ERROR(file->readAsF32(*a, e.absMean, true));
     trace.entries[key] = std::move(e);
+  }
+  const TensorInfo *tok = file->find("sample.tokens");
+  const TensorInfo *inp = file->find("sample.block_input");
+  if (!tok != !inp)
+    return Status::error(path + ": 'sample.tokens' and 'sample.block_input' "
+                                "must both be present or both absent");
+  if (tok) {
+    if (tok->dtype != DType::I32 || tok->shape.size() != 2 ||
+        inp->shape.size() != 3 || inp->shape[0] != tok->shape[0] ||
+        inp->shape[1] != tok->shape[1] || tok->shape[0] < 1 ||
+        tok->shape[1] < 1 || inp->shape[2] < 1)
+      return Status::error(path + ": the sampled sequences have inconsistent "
+                                  "shapes (expected sample.tokens i32 [S, T] "
+                                  "and sample.block_input [S, T, D])");
+    trace.sampleSequences = tok->shape[0];
+    trace.sampleLength = tok->shape[1];
+    trace.hiddenSize = inp->shape[2];
+    trace.sampleTokens.resize(tok->numElements());
+    std::memcpy(trace.sampleTokens.data(), file->tensorData(*tok),
+                trace.sampleTokens.size() * 4);
+    QC_RETURN_IF_ERROR(file->readAsF32(*inp, trace.blockInput, true));
   }
   return Status::ok();
 }

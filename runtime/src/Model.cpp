@@ -219,6 +219,7 @@ Status loadSafetensorsOverlay(const std::string &path, ModelWeights &weights) {
       t.shape = info.shape;
       QC_RETURN_IF_ERROR(file->readAsF32(info, t.data, /*checkFinite=*/true));
       weights.tensors[info.name] = std::move(t);
+      weights.overlaid.insert(info.name);
       continue;
     }
     PackedTensor raw;

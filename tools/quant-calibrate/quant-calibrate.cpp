@@ -44,6 +44,9 @@ static cl::opt<int64_t> maxTokens("max-tokens", cl::desc("Use at most N tokens (
                                   cl::init(0), cl::cat(category));
 static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per window, BOS excluded"),
                                   cl::init(511), cl::cat(category));
+static cl::opt<int64_t> samples("samples",
+                                cl::desc("Whole windows kept for AWQ, AutoRound and sequential GPTQ (0 = none)"),
+                                cl::init(128), cl::cat(category));
 static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress"),
                                 cl::init(false), cl::cat(category));
 
@@ -76,11 +79,16 @@ int main(int argc, char **argv) {
   options.maxTokens = maxTokens;
   options.textName = textPath;
   options.progress = !noProgress;
+  options.sampleSequences = samples;
+  std::vector<std::string> warnings;
+  options.warnings = &warnings;
   auto start = std::chrono::steady_clock::now();
   ::qc::CalibrationTrace trace;
   if (Status s = mlir::qc::collectTrace(*module, weights, tokens, options, trace);
       !s)
     return fail(s.withContext(textPath));
+  for (const std::string &w : warnings)
+    errs() << "quant-calibrate: warning: " << textPath << ": " << w << "\n";
   if (Status s = ::qc::writeTrace(trace, outPath); !s)
     return fail(s);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() -
@@ -88,7 +96,8 @@ int main(int argc, char **argv) {
                     .count();
   outs() << "trace: " << outPath << " (" << trace.layerToKey.size()
          << " layers, " << trace.entries.size() << " observed inputs, "
-         << trace.settings["tokens"] << " tokens, " << format("%.2f", secs)
+         << trace.settings["tokens"] << " tokens, " << trace.sampleSequences
+         << " sampled sequences of " << trace.sampleLength << ", " << format("%.2f", secs)
          << " s; model " << trace.modelFingerprint << ")\n";
   return 0;
 }

@@ -11,6 +11,9 @@
 
 #include "mlir/IR/BuiltinOps.h"
 
+#include <string>
+#include <vector>
+
 namespace mlir::qc {
 
 /// How calibration text is cut and scored.
@@ -19,6 +22,12 @@ struct CalibrationOptions {
   int64_t windowLen = 511;
   /// Use at most this many tokens (0 = all).
   int64_t maxTokens = 0;
+  /// Whole windows kept as the trace's sample for the block-wise methods
+  /// (AWQ, AutoRound, sequential GPTQ): at most this many, evenly spaced
+  /// over the text (0 = none). ALGORITHMS.md §2 uses 128.
+  int64_t sampleSequences = 128;
+  /// Receives non-fatal notes (e.g. text shorter than one window).
+  std::vector<std::string> *warnings = nullptr;
   /// Recorded in the trace's settings.
   std::string textName;
   bool progress = false;

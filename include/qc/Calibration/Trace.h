@@ -8,7 +8,11 @@
 // text: H = sum_t x_t x_t^T (fp32, [K, K]), the token count, and mean |x| per
 // input channel. It is a safetensors file: one "<key>.hessian" and
 // "<key>.abs_mean" per observed activation (layers that read the same
-// activation share one key), and metadata mapping every layer to its key,
+// activation share one key), a sample of whole calibration sequences for
+// the block-wise methods ("sample.tokens" [S, T] and "sample.block_input"
+// [S, T, D], the input of the first decoder block: AWQ, AutoRound and
+// sequential GPTQ run them through the blocks themselves, ALGORITHMS.md §2),
+// and metadata mapping every layer to its key,
 // the token count, the settings, and two fingerprints: of the model's
 // weights, and of model + calibration tokens + settings. A pass given a
 // trace recorded for other weights refuses it.
@@ -48,6 +52,16 @@ struct CalibrationTrace {
   std::string fingerprint;
   /// Free-form settings (text file, windows, tokens), for the record.
   std::map<std::string, std::string> settings;
+  /// Sampled sequences (S of T tokens each, BOS first) for block-wise
+  /// methods; S = 0 when the trace holds none.
+  int64_t sampleSequences = 0;
+  int64_t sampleLength = 0;
+  /// Width D of blockInput rows.
+  int64_t hiddenSize = 0;
+  /// Token ids [S * T].
+  std::vector<int32_t> sampleTokens;
+  /// Input of decoder block 0 for those tokens, [S * T * D] fp32.
+  std::vector<float> blockInput;
 
   /// The statistics of `layer`, or nullptr.
   const TraceEntry *find(const std::string &layer) const;
@@ -61,7 +75,8 @@ std::string fingerprintWeights(const ModelWeights &weights);
 /// calibration token ids and the windowing settings.
 std::string fingerprintCalibration(const std::string &modelFingerprint,
                                    const std::vector<int> &tokens,
-                                   int64_t windowLen, int64_t maxTokens);
+                                   int64_t windowLen, int64_t maxTokens,
+                                   int64_t sampleSequences = 0);
 
 /// FNV-1a over `bytes`, continuing from `hash`.
 uint64_t fnv1a(const void *bytes, size_t size,

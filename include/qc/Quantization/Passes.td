@@ -59,6 +59,8 @@ def WQRTNPass : Pass<"wq-rtn", "ModuleOp"> {
            "Packing layout: gptq (GPTQ v1 interchange) or rows">,
     Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
            "Regex of layer names to leave in full precision">,
+    ListOption<"overrides", "overrides", "std::string",
+               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
     Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
            "Safetensors file receiving the packed tensors (required)">
   ];
@@ -80,6 +82,14 @@ def WQGPTQPass : Pass<"wq-gptq", "ModuleOp"> {
     `g_idx` (with `static-groups`, groups follow the original order). Grid,
     rounding, scale cast and packing are those of `wq-rtn`.
 
+    Hessians (`sequential`, the default, as AutoGPTQ/GPTQModel): block i is
+    calibrated on the trace's sampled sequences run through blocks < i
+    already quantized, "true sequential" inside the block ([k, v, q], [o],
+    [up, gate], [down], re-running the block between sub-groups); the
+    pipeline runs in plain C++ (lib/Quantization/Algorithms/BlockReference).
+    With `sequential=false` the trace's whole-text Hessians of the float
+    model are used instead (every layer independent).
+
     The trace must have been recorded on the weights this module refers to
     (its model fingerprint is compared); a trace of another model, or one
     missing a layer, is refused with an error and nothing is written.
@@ -96,6 +106,8 @@ def WQGPTQPass : Pass<"wq-gptq", "ModuleOp"> {
            "Packing layout: gptq (GPTQ v1 interchange) or rows">,
     Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
            "Regex of layer names to leave in full precision">,
+    ListOption<"overrides", "overrides", "std::string",
+               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
     Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
            "Safetensors file receiving the packed tensors (required)">,
     Option<"trace", "trace", "std::string", /*default=*/"\"\"",
@@ -107,7 +119,9 @@ def WQGPTQPass : Pass<"wq-gptq", "ModuleOp"> {
     Option<"actOrder", "act-order", "bool", /*default=*/"false",
            "Quantize columns in order of decreasing H[i,i] (emits g_idx)">,
     Option<"staticGroups", "static-groups", "bool", /*default=*/"false",
-           "With act-order: compute group parameters in the original order">
+           "With act-order: compute group parameters in the original order">,
+    Option<"sequential", "sequential", "bool", /*default=*/"true",
+           "Block-sequential Hessians from the trace's sampled sequences, blocks < i already quantized (false: the trace's whole-text Hessians of the float model)">
   ];
   let dependentDialects = ["mlir::qc::wq::WQDialect"];
 }
@@ -136,6 +150,8 @@ def WQNF4Pass : Pass<"wq-nf4", "ModuleOp"> {
            "Quantize the absmax statistics to 8 bits (QLoRA double quantization)">,
     Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
            "Regex of layer names to leave in full precision">,
+    ListOption<"overrides", "overrides", "std::string",
+               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
     Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
            "Safetensors file receiving the packed tensors (required)">
   ];
@@ -169,8 +185,105 @@ def WQHQQPass : Pass<"wq-hqq", "ModuleOp"> {
            "Packing layout: rows, or gptq (needs round-zeros)">,
     Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
            "Regex of layer names to leave in full precision">,
+    ListOption<"overrides", "overrides", "std::string",
+               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
     Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
            "Safetensors file receiving the packed tensors (required)">
+  ];
+  let dependentDialects = ["mlir::qc::wq::WQDialect"];
+}
+
+def WQAWQPass : Pass<"wq-awq", "ModuleOp"> {
+  let summary = "AWQ: activation-aware scales folded into the graph, clip search, quantization";
+  let description = [{
+    AWQ (../shared/docs/ALGORITHMS.md §4), block by block on the trace's
+    sampled sequences (inputs of block i = outputs of the FLOAT blocks < i,
+    §2): for each scaling group (input_layernorm -> q/k/v,
+    post_attention_layernorm -> gate/up, up_proj -> down_proj, and v_proj ->
+    o_proj when their shapes allow) the per-input-channel scales
+    s = x_mean^a / w_mean^(1-a) (duo scaling; `duo-scaling=false` gives the
+    paper's x_mean^a) are searched over a = i / `n-grid` against the output
+    MSE of the inspected module, then FOLDED: the preceding RMSNorm weight
+    (or the preceding linear's rows) is divided by s and the layers' input
+    columns multiplied by it, which leaves the float function unchanged.
+    `clip` then searches per-(row, group) clipping maxima on the scaled
+    weights (q/k are never clipped), and the layers are quantized on the AWQ
+    grid (asymmetric: raw min/max; `sym`: absmax / (2^(b-1) - 1)).
+
+    The folding is visible in the IR: every norm whose weight changed reads
+    it from the overlay and carries the unit attribute `awq.scaled`.
+    `quantize=false` applies only the scales (and clipping, if enabled):
+    the model then stays float, which is how the tests show that folding
+    alone does not change the function.
+  }];
+  let options = [
+    Option<"bits", "bits", "int64_t", /*default=*/"4", "Code width: 2, 3, 4 or 8">,
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
+           "Input channels per scale (-1 = per channel)">,
+    Option<"sym", "sym", "bool", /*default=*/"false",
+           "Symmetric grid instead of min-max with zeros">,
+    Option<"scaleDType", "scale-dtype", "std::string", /*default=*/"\"f16\"",
+           "Storage type of the scales: f16, bf16 or f32">,
+    Option<"layout", "layout", "std::string", /*default=*/"\"gptq\"",
+           "Packing layout: gptq (GPTQ v1 interchange) or rows">,
+    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
+           "Regex of layer names to leave in full precision">,
+    ListOption<"overrides", "overrides", "std::string",
+               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
+    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
+           "Safetensors file receiving the packed tensors (required)">,
+    Option<"trace", "trace", "std::string", /*default=*/"\"\"",
+           "Calibration trace from quant-calibrate with sampled sequences (required)">,
+    Option<"nGrid", "n-grid", "int64_t", /*default=*/"20", "Exponent grid points of the scale search">,
+    Option<"duoScaling", "duo-scaling", "bool", /*default=*/"true",
+           "AutoAWQ duo scaling (divide by w_mean^(1-a)); false: x_mean^a">,
+    Option<"clip", "clip", "bool", /*default=*/"true", "Run the weight clipping search">,
+    Option<"maxShrink", "max-shrink", "double", /*default=*/"0.5",
+           "Largest clipping shrink tried">,
+    Option<"quantize", "quantize", "bool", /*default=*/"true",
+           "Quantize after folding (false: fold scales only, keep float)">
+  ];
+  let dependentDialects = ["mlir::qc::wq::WQDialect"];
+}
+
+def WQAutoRoundPass : Pass<"wq-autoround", "ModuleOp"> {
+  let summary = "AutoRound (SignRound): block-wise signSGD over rounding and clipping";
+  let description = [{
+    AutoRound (../shared/docs/ALGORITHMS.md §6), the paper's block-wise
+    reconstruction: every linear of a decoder block gets a rounding offset
+    per weight and min/max range multipliers per (row, group), tuned with
+    signed gradient descent for `iters` steps (learning rate `lr`, default
+    1/iters, decaying linearly; minibatches of `batch-size` sequences drawn
+    with `seed`) to minimize the MSE between the quantized block on the
+    quantized pipeline's inputs and the float block on the float inputs;
+    the best parameters seen are kept. Runs on the trace's sampled
+    sequences through the plain-C++ reference block (fp32, where the
+    reference autocasts to 16 bits).
+  }];
+  let options = [
+    Option<"bits", "bits", "int64_t", /*default=*/"4", "Code width: 2, 3, 4 or 8">,
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
+           "Input channels per scale (-1 = per channel)">,
+    Option<"sym", "sym", "bool", /*default=*/"false",
+           "Symmetric grid instead of min-max with zeros">,
+    Option<"scaleDType", "scale-dtype", "std::string", /*default=*/"\"f16\"",
+           "Storage type of the scales: f16, bf16 or f32">,
+    Option<"layout", "layout", "std::string", /*default=*/"\"gptq\"",
+           "Packing layout: gptq (GPTQ v1 interchange) or rows">,
+    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
+           "Regex of layer names to leave in full precision">,
+    ListOption<"overrides", "overrides", "std::string",
+               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
+    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
+           "Safetensors file receiving the packed tensors (required)">,
+    Option<"trace", "trace", "std::string", /*default=*/"\"\"",
+           "Calibration trace from quant-calibrate with sampled sequences (required)">,
+    Option<"iters", "iters", "int64_t", /*default=*/"200", "SignSGD steps per block (0 = RTN on the AutoRound grid)">,
+    Option<"lr", "lr", "double", /*default=*/"0.0", "Learning rate of the rounding offsets (0 = 1/iters)">,
+    Option<"minmaxLr", "minmax-lr", "double", /*default=*/"0.0", "Learning rate of the range multipliers (0 = lr)">,
+    Option<"batchSize", "batch-size", "int64_t", /*default=*/"8", "Sequences per step">,
+    Option<"minmaxTuning", "minmax-tuning", "bool", /*default=*/"true", "Tune the min/max range multipliers">,
+    Option<"seed", "seed", "int64_t", /*default=*/"42", "Seed of the minibatch draws">
   ];
   let dependentDialects = ["mlir::qc::wq::WQDialect"];
 }

@@ -18,13 +18,44 @@
 #include "qc/Quantization/Algorithms/BlockReference.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <thread>
 
 using namespace qc;
 using namespace qc::quant;
 
 namespace {
+
+/// Runs fn(i, worker) for i in [0, n) on up to hardware_concurrency
+/// threads (worker in [0, workers)). Every caller writes disjoint outputs per
+/// index, so results do not depend on the thread count or the schedule.
+int64_t workerCount(int64_t n) {
+  int64_t hw = std::max(1u, std::thread::hardware_concurrency());
+  return std::max<int64_t>(1, std::min<int64_t>({hw, n, 64}));
+}
+
+void parallelFor(int64_t n, int64_t workers,
+                 const std::function<void(int64_t, int64_t)> &fn) {
+  if (workers <= 1 || n <= 1) {
+    for (int64_t i = 0; i < n; ++i)
+      fn(i, 0);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  auto run = [&](int64_t worker) {
+    for (int64_t i = next++; i < n; i = next++)
+      fn(i, worker);
+  };
+  std::vector<std::thread> threads;
+  for (int64_t t = 1; t < workers; ++t)
+    threads.emplace_back(run, t);
+  run(0);
+  for (std::thread &t : threads)
+    t.join();
+}
 
 /// Sizes derived from a ModelConfig.
 struct Dims {
@@ -661,57 +692,82 @@ Status qc::quant::blockForward(const ModelConfig &c, const BlockWeights &w,
     return acts ? &(acts->*m) : nullptr;
   };
 
-  Slot sRms1, sXn, sQ, sK, sV, sAttn, sH1, sRms2, sHn, sGate, sUp, sAct;
-  std::vector<float> kT, vT, sc, tmp(static_cast<size_t>(T * d.D));
-  for (int64_t s = 0; s < S; ++s) {
+  // Sequences are independent: each worker runs whole sequences with its own
+  // scratch. Hooks must see sequences in order (Hessians accumulate in
+  // fp32, so order matters for reproducibility): with a hook, sequences go
+  // in rounds of one per worker and the hooks run after each round, in
+  // sequence order, on the inputs the workers kept.
+  struct Scratch {
+    Slot sRms1, sXn, sQ, sK, sV, sAttn, sH1, sRms2, sHn, sGate, sUp, sAct;
+    std::vector<float> kT, vT, sc, tmp;
+    const float *xn = nullptr, *attn = nullptr, *hn = nullptr,
+                *act = nullptr;
+  };
+  const int64_t workers = workerCount(S);
+  std::vector<Scratch> scratch(workers);
+  auto runSeq = [&](int64_t s, int64_t wk) {
+    Scratch &b = scratch[wk];
+    b.tmp.resize(static_cast<size_t>(T * d.D));
     const int64_t r0 = s * T;
     const float *xs = x + r0 * d.D;
-    float *rms1 = sRms1.bind(saved(&BlockActivations::rms1), r0, T);
-    float *xn = sXn.bind(saved(&BlockActivations::xn), r0 * d.D, T * d.D);
-    float *q = sQ.bind(saved(&BlockActivations::q), r0 * d.qN, T * d.qN);
-    float *k = sK.bind(saved(&BlockActivations::k), r0 * d.kvN, T * d.kvN);
-    float *v = sV.bind(saved(&BlockActivations::v), r0 * d.kvN, T * d.kvN);
+    float *rms1 = b.sRms1.bind(saved(&BlockActivations::rms1), r0, T);
+    float *xn = b.sXn.bind(saved(&BlockActivations::xn), r0 * d.D, T * d.D);
+    float *q = b.sQ.bind(saved(&BlockActivations::q), r0 * d.qN, T * d.qN);
+    float *k = b.sK.bind(saved(&BlockActivations::k), r0 * d.kvN, T * d.kvN);
+    float *v = b.sV.bind(saved(&BlockActivations::v), r0 * d.kvN, T * d.kvN);
     float *attn =
-        sAttn.bind(saved(&BlockActivations::attn), r0 * d.qN, T * d.qN);
-    float *h1 = sH1.bind(saved(&BlockActivations::h1), r0 * d.D, T * d.D);
-    float *rms2 = sRms2.bind(saved(&BlockActivations::rms2), r0, T);
-    float *hn = sHn.bind(saved(&BlockActivations::hn), r0 * d.D, T * d.D);
+        b.sAttn.bind(saved(&BlockActivations::attn), r0 * d.qN, T * d.qN);
+    float *h1 = b.sH1.bind(saved(&BlockActivations::h1), r0 * d.D, T * d.D);
+    float *rms2 = b.sRms2.bind(saved(&BlockActivations::rms2), r0, T);
+    float *hn = b.sHn.bind(saved(&BlockActivations::hn), r0 * d.D, T * d.D);
     float *gate =
-        sGate.bind(saved(&BlockActivations::gate), r0 * d.F, T * d.F);
-    float *up = sUp.bind(saved(&BlockActivations::up), r0 * d.F, T * d.F);
-    float *act = sAct.bind(saved(&BlockActivations::act), r0 * d.F, T * d.F);
+        b.sGate.bind(saved(&BlockActivations::gate), r0 * d.F, T * d.F);
+    float *up = b.sUp.bind(saved(&BlockActivations::up), r0 * d.F, T * d.F);
+    float *act =
+        b.sAct.bind(saved(&BlockActivations::act), r0 * d.F, T * d.F);
     float *lse = acts ? acts->lse.data() + s * d.H * T : nullptr;
+    float *tmp = b.tmp.data();
 
     // Attention half: h1 = x + o_proj(attn(rmsnorm(x))).
     rmsNormRows(xs, T, d.D, w.inputNorm.data(), c.normEps, rms1, xn);
-    if (hook) {
-      hook(BlockLinear::Q, xn, T, d.D);
-      hook(BlockLinear::K, xn, T, d.D);
-      hook(BlockLinear::V, xn, T, d.D);
-    }
-    attentionCore(c, d, w, wt, rope, xn, T, q, k, v, attn, lse, kT, vT, sc);
-    if (hook)
-      hook(BlockLinear::O, attn, T, d.qN);
-    linearT(attn, T, wt[BlockLinear::O], d.D, d.qN, nullptr, tmp.data());
+    attentionCore(c, d, w, wt, rope, xn, T, q, k, v, attn, lse, b.kT, b.vT,
+                  b.sc);
+    linearT(attn, T, wt[BlockLinear::O], d.D, d.qN, nullptr, tmp);
     for (int64_t i = 0; i < T * d.D; ++i)
       h1[i] = xs[i] + tmp[i];
 
     // MLP half: y = h1 + down(silu(gate(hn)) * up(hn)).
     rmsNormRows(h1, T, d.D, w.postNorm.data(), c.normEps, rms2, hn);
-    if (hook) {
-      hook(BlockLinear::Gate, hn, T, d.D);
-      hook(BlockLinear::Up, hn, T, d.D);
-    }
     linearT(hn, T, wt[BlockLinear::Gate], d.F, d.D, nullptr, gate);
     linearT(hn, T, wt[BlockLinear::Up], d.F, d.D, nullptr, up);
     for (int64_t i = 0; i < T * d.F; ++i)
       act[i] = gate[i] * sigmoid(gate[i]) * up[i];
-    if (hook)
-      hook(BlockLinear::Down, act, T, d.F);
-    linearT(act, T, wt[BlockLinear::Down], d.D, d.F, nullptr, tmp.data());
+    linearT(act, T, wt[BlockLinear::Down], d.D, d.F, nullptr, tmp);
     float *ys = y + r0 * d.D;
     for (int64_t i = 0; i < T * d.D; ++i)
       ys[i] = h1[i] + tmp[i];
+    b.xn = xn;
+    b.attn = attn;
+    b.hn = hn;
+    b.act = act;
+  };
+  if (!hook) {
+    parallelFor(S, workers, runSeq);
+    return Status::ok();
+  }
+  for (int64_t s0 = 0; s0 < S; s0 += workers) {
+    const int64_t n = std::min(workers, S - s0);
+    parallelFor(n, n, [&](int64_t i, int64_t) { runSeq(s0 + i, i); });
+    for (int64_t i = 0; i < n; ++i) {
+      const Scratch &b = scratch[i];
+      hook(BlockLinear::Q, b.xn, T, d.D);
+      hook(BlockLinear::K, b.xn, T, d.D);
+      hook(BlockLinear::V, b.xn, T, d.D);
+      hook(BlockLinear::O, b.attn, T, d.qN);
+      hook(BlockLinear::Gate, b.hn, T, d.D);
+      hook(BlockLinear::Up, b.hn, T, d.D);
+      hook(BlockLinear::Down, b.act, T, d.F);
+    }
   }
   return Status::ok();
 }
@@ -727,15 +783,23 @@ Status qc::quant::attentionForward(const ModelConfig &c,
   wt.build(c, w, /*attentionOnly=*/true);
   RopeTable rope;
   rope.build(c, T);
-  std::vector<float> q(static_cast<size_t>(T * d.qN)),
-      k(static_cast<size_t>(T * d.kvN)), v(static_cast<size_t>(T * d.kvN)),
-      attn(static_cast<size_t>(T * d.qN)), kT, vT, sc;
-  for (int64_t s = 0; s < S; ++s) {
-    attentionCore(c, d, w, wt, rope, xn + s * T * d.D, T, q.data(), k.data(),
-                  v.data(), attn.data(), nullptr, kT, vT, sc);
-    linearT(attn.data(), T, wt[BlockLinear::O], d.D, d.qN, nullptr,
+  struct Scratch {
+    std::vector<float> q, k, v, attn, kT, vT, sc;
+  };
+  const int64_t workers = workerCount(S);
+  std::vector<Scratch> scratch(workers);
+  parallelFor(S, workers, [&](int64_t s, int64_t wk) {
+    Scratch &b = scratch[wk];
+    b.q.resize(T * d.qN);
+    b.k.resize(T * d.kvN);
+    b.v.resize(T * d.kvN);
+    b.attn.resize(T * d.qN);
+    attentionCore(c, d, w, wt, rope, xn + s * T * d.D, T, b.q.data(),
+                  b.k.data(), b.v.data(), b.attn.data(), nullptr, b.kT, b.vT,
+                  b.sc);
+    linearT(b.attn.data(), T, wt[BlockLinear::O], d.D, d.qN, nullptr,
             out + s * T * d.D);
-  }
+  });
   return Status::ok();
 }
 
@@ -748,17 +812,20 @@ Status qc::quant::mlpForward(const ModelConfig &c, const BlockWeights &w,
   transposeInto(w.up.data(), d.F, d.D, ut);
   transposeInto(w.down.data(), d.D, d.F, dt);
   // Chunks of rows keep the [chunk, F] intermediates in cache.
-  const int64_t chunk = 256;
-  std::vector<float> g(static_cast<size_t>(chunk * d.F)),
-      u(static_cast<size_t>(chunk * d.F));
-  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-    const int64_t n = std::min(chunk, rows - r0);
+  const int64_t chunk = 256, chunks = (rows + chunk - 1) / chunk;
+  const int64_t workers = workerCount(chunks);
+  std::vector<std::vector<float>> gs(workers), us(workers);
+  parallelFor(chunks, workers, [&](int64_t ci, int64_t wk) {
+    const int64_t r0 = ci * chunk, n = std::min(chunk, rows - r0);
+    std::vector<float> &g = gs[wk], &u = us[wk];
+    g.resize(chunk * d.F);
+    u.resize(chunk * d.F);
     linearT(hn + r0 * d.D, n, gt.data(), d.F, d.D, nullptr, g.data());
     linearT(hn + r0 * d.D, n, ut.data(), d.F, d.D, nullptr, u.data());
     for (int64_t i = 0; i < n * d.F; ++i)
       g[i] = g[i] * sigmoid(g[i]) * u[i];
     linearT(g.data(), n, dt.data(), d.D, d.F, nullptr, out + r0 * d.D);
-  }
+  });
   return Status::ok();
 }
 
@@ -786,20 +853,39 @@ Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
     grads.input.assign(static_cast<size_t>(rows * d.D), 0.0f);
   else
     grads.input.clear();
-  auto dW = [&](BlockLinear l) {
-    return grads.weight[blockLinearIndex(l)].data();
-  };
 
   RopeTable rope;
   rope.build(c, T);
   const int64_t group = d.H / d.KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.hd));
 
-  std::vector<float> dAct(T * d.F), dGate(T * d.F), dUp(T * d.F),
-      dHn(T * d.D), dH1(T * d.D), dAttn(T * d.qN), dQ(T * d.qN),
-      dK(T * d.kvN), dV(T * d.kvN), dXn(T * d.D), kT(d.hd * T),
-      vT(d.hd * T), dKT(d.hd * T), dVT(d.hd * T), sc(T), dP(T);
-  for (int64_t s = 0; s < S; ++s) {
+  // Sequences are independent: each worker back-propagates whole sequences
+  // into its own weight-gradient buffers, which are then added to `grads`
+  // in sequence order, so the result does not depend on the thread count.
+  struct Scratch {
+    std::vector<float> dAct, dGate, dUp, dHn, dH1, dAttn, dQ, dK, dV, dXn, kT,
+        vT, dKT, dVT, sc, dP;
+    std::array<std::vector<float>, kNumBlockLinears> dWs;
+  };
+  const int64_t workers = workerCount(S);
+  std::vector<Scratch> scratch(workers);
+  auto backSeq = [&](int64_t s, int64_t wk) {
+    Scratch &b = scratch[wk];
+    auto sz = [](std::vector<float> &v, int64_t n) { v.resize(n); };
+    sz(b.dAct, T * d.F); sz(b.dGate, T * d.F); sz(b.dUp, T * d.F);
+    sz(b.dHn, T * d.D); sz(b.dH1, T * d.D); sz(b.dAttn, T * d.qN);
+    sz(b.dQ, T * d.qN); sz(b.dK, T * d.kvN); sz(b.dV, T * d.kvN);
+    sz(b.dXn, T * d.D); sz(b.kT, d.hd * T); sz(b.vT, d.hd * T);
+    sz(b.dKT, d.hd * T); sz(b.dVT, d.hd * T); sz(b.sc, T); sz(b.dP, T);
+    for (BlockLinear l : kAllBlockLinears)
+      b.dWs[blockLinearIndex(l)].assign(
+          grads.weight[blockLinearIndex(l)].size(), 0.0f);
+    auto dW = [&](BlockLinear l) { return b.dWs[blockLinearIndex(l)].data(); };
+    std::vector<float> &dAct = b.dAct, &dGate = b.dGate, &dUp = b.dUp,
+                       &dHn = b.dHn, &dH1 = b.dH1, &dAttn = b.dAttn,
+                       &dQ = b.dQ, &dK = b.dK, &dV = b.dV, &dXn = b.dXn,
+                       &kT = b.kT, &vT = b.vT, &dKT = b.dKT, &dVT = b.dVT,
+                       &sc = b.sc, &dP = b.dP;
     const int64_t r0 = s * T;
     const float *dys = dy + r0 * d.D;
     const float *act = acts.act.data() + r0 * d.F;
@@ -893,7 +979,7 @@ Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
     linearBackwardWeight(dK.data(), xn, T, d.kvN, d.D, dW(BlockLinear::K));
     linearBackwardWeight(dV.data(), xn, T, d.kvN, d.D, dW(BlockLinear::V));
     if (!wantInputGrad)
-      continue;
+      return;
     linearBackwardInput(dQ.data(), T, w.q.data(), d.qN, d.D, dXn.data(),
                         false);
     linearBackwardInput(dK.data(), T, w.k.data(), d.kvN, d.D, dXn.data(),
@@ -904,6 +990,17 @@ Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
     std::copy(dH1.begin(), dH1.end(), dx);
     rmsNormBackward(x, acts.rms1.data() + r0, T, d.D, w.inputNorm.data(),
                     dXn.data(), dx, /*accumulate=*/true);
+  };
+  for (int64_t s0 = 0; s0 < S; s0 += workers) {
+    const int64_t n = std::min(workers, S - s0);
+    parallelFor(n, n, [&](int64_t i, int64_t) { backSeq(s0 + i, i); });
+    for (int64_t i = 0; i < n; ++i)
+      for (BlockLinear l : kAllBlockLinears) {
+        std::vector<float> &g = grads.weight[blockLinearIndex(l)];
+        const std::vector<float> &p = scratch[i].dWs[blockLinearIndex(l)];
+        for (size_t e = 0; e < g.size(); ++e)
+          g[e] += p[e];
+      }
   }
   return Status::ok();
 }

@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "BlockDriver.h"
 #include "LayerRewriter.h"
 
 #include "qc/Calibration/Trace.h"
@@ -28,6 +29,84 @@ using namespace mlir::qc;
 using ::qc::Status;
 
 namespace {
+
+/// GPTQ of one layer from its Hessian, with the record filled in.
+Status gptqLayer(const std::string &layer, const float *w, int64_t n,
+                 int64_t k, const float *hessian, int64_t tokens,
+                 const ::qc::quant::QuantConfig &cfg,
+                 const ::qc::quant::GPTQOptions &gptq, LayerResult &result,
+                 std::vector<std::string> &warnings) {
+  ::qc::quant::GPTQReport report;
+  QC_RETURN_IF_ERROR(::qc::quant::quantizeGPTQ(
+      w, n, k, hessian, tokens, cfg, gptq, result.weight, report, layer));
+  if (report.fallbackToRTN)
+    warnings.push_back(report.fallbackReason);
+  result.record.loss = report.loss;
+  result.record.damping = report.dampUsed;
+  result.record.tokens = tokens;
+  result.record.fallback = report.fallbackToRTN;
+  result.record.note = report.fallbackReason;
+  if (report.deadColumns > 0 && !report.fallbackToRTN)
+    result.record.note = std::to_string(report.deadColumns) +
+                         " dead input channels zeroed";
+  return Status::ok();
+}
+
+/// Sequential GPTQ of one block (ALGORITHMS.md §2 step 4): the Hessians
+/// come from the block's inputs in the quantized pipeline and, "true
+/// sequential", the block is split into the sub-groups [k, v, q], [o],
+/// [up, gate], [down], re-running the forward between them so that later
+/// Hessians see the earlier sub-groups already quantized.
+Status gptqBlock(const ::qc::ModelConfig &config, const BlockInputs &in,
+                 ::qc::quant::BlockWeights &w,
+                 const ::qc::quant::GPTQOptions &gptq,
+                 std::array<LayerResult, ::qc::quant::kNumBlockLinears> &out,
+                 std::vector<std::string> &warnings) {
+  using ::qc::quant::BlockLinear;
+  static const std::vector<std::vector<BlockLinear>> subGroups = {
+      {BlockLinear::K, BlockLinear::V, BlockLinear::Q},
+      {BlockLinear::O},
+      {BlockLinear::Up, BlockLinear::Gate},
+      {BlockLinear::Down}};
+  ::qc::quant::BlockWeights cur = w;
+  std::vector<float> y(in.xQuant->size());
+  for (const auto &group : subGroups) {
+    bool any = false;
+    for (BlockLinear l : group)
+      any |= in.configs[::qc::quant::blockLinearIndex(l)] != nullptr;
+    if (!any)
+      continue;
+    // The sub-group's linears share one input; accumulate its Hessian in
+    // fp32, sequences in order (deterministic).
+    int64_t n0 = 0, k = 0;
+    ::qc::quant::blockLinearShape(config, group.front(), n0, k);
+    ::qc::quant::HessianAccumulator acc(k);
+    Status hookStatus = Status::ok();
+    auto hook = [&](BlockLinear which, const float *x, int64_t rows,
+                    int64_t cols) {
+      if (which == group.front() && hookStatus)
+        hookStatus = acc.add(x, rows);
+    };
+    QC_RETURN_IF_ERROR(::qc::quant::blockForward(config, cur,
+                                                 in.xQuant->data(), in.S, in.T,
+                                                 y.data(), nullptr, hook));
+    QC_RETURN_IF_ERROR(hookStatus);
+    const std::vector<float> &h = acc.hessian();
+    for (BlockLinear l : group) {
+      int idx = ::qc::quant::blockLinearIndex(l);
+      if (!in.configs[idx])
+        continue;
+      int64_t n = 0, kk = 0;
+      ::qc::quant::blockLinearShape(config, l, n, kk);
+      QC_RETURN_IF_ERROR(gptqLayer(in.names[idx], w.linear(l).data(), n, kk,
+                                   h.data(), acc.tokenCount(),
+                                   *in.configs[idx], gptq, out[idx],
+                                   warnings));
+      out[idx].weight.dequantize(cur.linear(l));
+    }
+  }
+  return Status::ok();
+}
 
 struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
   using Base::Base;
@@ -49,11 +128,6 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
       module.emitError() << "wq-gptq: " << s.message();
       return signalPassFailure();
     }
-    ::qc::quant::QuantConfig cfg;
-    cfg.bits = static_cast<int>(bits);
-    cfg.groupSize = groupSize;
-    cfg.sym = sym;
-    cfg.scaleDType = *scaleType;
     ::qc::quant::GPTQOptions gptq;
     gptq.dampPercent = dampPercent;
     gptq.blockSize = blockSize;
@@ -61,36 +135,52 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
     gptq.staticGroups = staticGroups;
 
     LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-gptq"};
+    opts.config.bits = static_cast<int>(bits);
+    opts.config.groupSize = groupSize;
+    opts.config.sym = sym;
+    opts.config.scaleDType = *scaleType;
+    opts.overrides.assign(overrides.begin(), overrides.end());
     std::string tracePath = trace;
+    bool seq = sequential;
     opts.checkWeights = [&](const ::qc::ModelWeights &w) -> Status {
-      std::string fp = ::qc::fingerprintWeights(w);
-      if (fp != calib.modelFingerprint)
-        return Status::error("the trace " + tracePath +
-                             " was recorded on other weights (model "
-                             "fingerprint " + calib.modelFingerprint +
-                             ", this model " + fp + "); record a trace of "
-                             "this model with quant-calibrate");
-      return Status::ok();
+      return checkTrace(calib, tracePath, w, seq);
     };
     std::vector<std::string> warnings;
-    auto quantize = [&](const std::string &layer, const float *w, int64_t n,
-                        int64_t k, LayerResult &result) -> Status {
-      const ::qc::TraceEntry *e = calib.find(layer);
-      if (!e)
-        return Status::error("the trace " + tracePath + " has no statistics "
-                             "for layer '" + layer + "'");
-      if (e->width != k)
-        return Status::error("layer '" + layer + "' has " + std::to_string(k) +
-                             " inputs but its trace entry has " +
-                             std::to_string(e->width));
-      ::qc::quant::GPTQReport report;
-      QC_RETURN_IF_ERROR(::qc::quant::quantizeGPTQ(
-          w, n, k, e->hessian.data(), e->tokens, cfg, gptq, result.weight,
-          report, layer));
-      if (report.fallbackToRTN)
-        warnings.push_back(report.fallbackReason);
-      return Status::ok();
-    };
+    std::map<std::string, LayerResult> results;
+    LayerQuantizer quantize;
+    if (seq) {
+      opts.prepare = [&](::qc::ModelWeights &weights,
+                         const LayerPlan &plan) -> Status {
+        BlockDriverOptions bopts;
+        bopts.passName = "wq-gptq";
+        bopts.needQuantizedInputs = true;
+        const ::qc::ModelConfig &config = weights.config;
+        return runBlockwise(
+            weights, calib, plan, bopts,
+            [&](const BlockInputs &in, ::qc::quant::BlockWeights &w,
+                std::array<LayerResult, ::qc::quant::kNumBlockLinears> &out) {
+              return gptqBlock(config, in, w, gptq, out, warnings);
+            },
+            results);
+      };
+      quantize = lookupResults(results);
+    } else {
+      quantize = [&](const std::string &layer, const float *w, int64_t n,
+                     int64_t k, const ::qc::quant::QuantConfig &cfg,
+                     LayerResult &result) -> Status {
+        const ::qc::TraceEntry *e = calib.find(layer);
+        if (!e)
+          return Status::error("the trace " + tracePath +
+                               " has no statistics for layer '" + layer + "'");
+        if (e->width != k)
+          return Status::error("layer '" + layer + "' has " +
+                               std::to_string(k) +
+                               " inputs but its trace entry has " +
+                               std::to_string(e->width));
+        return gptqLayer(layer, w, n, k, e->hessian.data(), e->tokens, cfg,
+                         gptq, result, warnings);
+      };
+    }
     if (failed(rewriteQuantizedLayers(module, opts, quantize)))
       return signalPassFailure();
     for (const std::string &w : warnings)

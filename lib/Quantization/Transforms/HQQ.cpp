@@ -49,10 +49,18 @@ struct WQHQQPass : mlir::qc::impl::WQHQQPassBase<WQHQQPass> {
     hqq.roundZeros = roundZeros;
     hqq.strictShapes = false;
     LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-hqq"};
+    opts.config = cfg;
+    opts.overrides.assign(overrides.begin(), overrides.end());
     auto quantize = [&](const std::string &layer, const float *w, int64_t n,
-                        int64_t k, LayerResult &out) -> Status {
-      return ::qc::quant::quantizeHQQ(w, n, k, cfg, hqq, out.weight, nullptr,
-                                      layer);
+                        int64_t k, const ::qc::quant::QuantConfig &c,
+                        LayerResult &out) -> Status {
+      if (c.sym)
+        return Status::error("layer '" + layer + "': HQQ is asymmetric; an "
+                             "override may not set sym=true");
+      QC_RETURN_IF_ERROR(::qc::quant::quantizeHQQ(w, n, k, c, hqq, out.weight,
+                                                  nullptr, layer));
+      out.record.loss = weightMSE(out.weight, w);
+      return Status::ok();
     };
     if (failed(rewriteQuantizedLayers(module, opts, quantize)))
       signalPassFailure();

@@ -28,6 +28,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Regex.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -136,6 +137,67 @@ Type elementTypeOf(OpBuilder &b, ::qc::DType dtype) {
 
 } // namespace
 
+::qc::QuantizationObserver::~QuantizationObserver() = default;
+
+static thread_local ::qc::QuantizationObserver *currentObserver = nullptr;
+
+::qc::QuantizationObserver *
+::qc::setQuantizationObserver(::qc::QuantizationObserver *observer) {
+  std::swap(observer, currentObserver);
+  return observer;
+}
+
+::qc::QuantizationObserver *::qc::getQuantizationObserver() {
+  return currentObserver;
+}
+
+Status mlir::qc::parseLayerOverrides(const std::vector<std::string> &entries,
+                                     std::vector<LayerOverride> &out) {
+  out.clear();
+  for (const std::string &entry : entries) {
+    llvm::SmallVector<llvm::StringRef> parts;
+    llvm::StringRef(entry).split(parts, ':');
+    auto bad = [&](const std::string &why) {
+      return Status::error("override '" + entry + "': " + why +
+                           " (expected REGEX:skip or "
+                           "REGEX:key=value[:key=value] with keys bits, "
+                           "group-size, sym)");
+    };
+    if (parts.size() < 2 || parts[0].empty())
+      return bad("missing the layer regex or the settings");
+    LayerOverride o;
+    o.pattern = parts[0].str();
+    std::string regexError;
+    if (!llvm::Regex(o.pattern).isValid(regexError))
+      return bad("invalid regex: " + regexError);
+    for (llvm::StringRef p : llvm::ArrayRef(parts).drop_front()) {
+      auto [key, value] = p.split('=');
+      key = key.trim();
+      value = value.trim();
+      int64_t n = 0;
+      if (key == "skip" && value.empty()) {
+        o.skip = true;
+      } else if (key == "bits") {
+        if (value.getAsInteger(10, n) || (n != 2 && n != 3 && n != 4 && n != 8))
+          return bad("bits must be 2, 3, 4 or 8");
+        o.bits = static_cast<int>(n);
+      } else if (key == "group-size" || key == "group_size") {
+        if (value.getAsInteger(10, n) || (n != -1 && n <= 0))
+          return bad("group-size must be -1 or positive");
+        o.groupSize = n;
+      } else if (key == "sym") {
+        if (value != "true" && value != "false")
+          return bad("sym must be true or false");
+        o.sym = value == "true";
+      } else {
+        return bad("unknown setting '" + p.str() + "'");
+      }
+    }
+    out.push_back(std::move(o));
+  }
+  return Status::ok();
+}
+
 std::optional<::qc::quant::ScaleDType>
 mlir::qc::parseScaleDType(llvm::StringRef s) {
   if (s == "f16")
@@ -164,12 +226,48 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   if (!exclude.isValid(regexError))
     return fail("invalid exclude regex '" + opts.exclude + "': " + regexError);
 
+  std::vector<LayerOverride> overrides;
+  if (Status s = parseLayerOverrides(opts.overrides, overrides); !s)
+    return fail(s.message());
+
   ::qc::ModelWeights weights;
   if (Status s = loadModuleWeights(module, weights); !s)
     return fail(s.message());
 
   if (opts.checkWeights)
     if (Status s = opts.checkWeights(weights); !s)
+      return fail(s.message());
+
+  // The plan: every eligible layer with its resolved configuration.
+  LayerPlan plan;
+  module.walk([&](llm::LinearOp op) {
+    auto param = op.getWeight().getDefiningOp<llm::ParamOp>();
+    if (!param || !param.getName().ends_with(".weight"))
+      return;
+    std::string layer = param.getName().drop_back(strlen(".weight")).str();
+    if (exclude.match(layer))
+      return;
+    ::qc::quant::QuantConfig cfg = opts.config;
+    bool skip = false;
+    for (const LayerOverride &o : overrides) {
+      if (!llvm::Regex(o.pattern).match(layer))
+        continue;
+      skip = o.skip;
+      cfg.bits = o.bits.value_or(cfg.bits);
+      cfg.groupSize = o.groupSize.value_or(cfg.groupSize);
+      cfg.sym = o.sym.value_or(cfg.sym);
+    }
+    if (skip || plan.configs.count(layer))
+      return;
+    plan.order.push_back(layer);
+    plan.configs[layer] = cfg;
+  });
+
+  ::qc::QuantizationObserver *observer = ::qc::getQuantizationObserver();
+  if (observer)
+    observer->passStarted(opts.passName, plan.order.size());
+  if (opts.prepare)
+    if (Status s = opts.prepare(weights, plan); !s)
       return fail(s.message());
 
   // Quantize and pack every eligible layer before touching the IR.
@@ -179,7 +277,8 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     if (!param || !param.getName().ends_with(".weight"))
       return WalkResult::advance();
     std::string layer = param.getName().drop_back(strlen(".weight")).str();
-    if (exclude.match(layer))
+    const ::qc::quant::QuantConfig *cfg = plan.find(layer);
+    if (!cfg || opts.floatOnly)
       return WalkResult::advance();
     const ::qc::HostTensor *w = weights.find(param.getName().str());
     if (!w || w->shape.size() != 2) {
@@ -190,8 +289,9 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     PackedLayer packed;
     packed.layer = layer;
     packed.op = op;
+    auto start = std::chrono::steady_clock::now();
     if (Status s = quantize(layer, w->data.data(), w->shape[0], w->shape[1],
-                            packed.result);
+                            *cfg, packed.result);
         !s) {
       op.emitError() << opts.passName << ": " << s.message();
       return WalkResult::interrupt();
@@ -206,6 +306,18 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
                      << "': " << s.message();
       return WalkResult::interrupt();
     }
+    ::qc::LayerRecord &rec = packed.result.record;
+    rec.layer = layer;
+    rec.method = opts.passName;
+    rec.bits = packed.result.weight.bits;
+    rec.groupSize = packed.result.weight.groupSize;
+    rec.sym = packed.result.weight.sym;
+    if (rec.seconds == 0.0)
+      rec.seconds = std::chrono::duration<double>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    if (observer && !packed.result.reported)
+      observer->layerDone(rec, layers.size(), plan.order.size());
     layers.push_back(std::move(packed));
     return WalkResult::advance();
   });
@@ -222,6 +334,12 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
                                   t.bytes.size());
         !s)
       return fail(s.message());
+  // Float tensors that live in the overlay (f32 scales of earlier passes,
+  // norms AWQ folded scales into) are carried over.
+  for (const std::string &name : weights.overlaid)
+    if (const ::qc::HostTensor *t = weights.find(name))
+      if (Status s = writer.addF32(name, t->shape, t->data.data()); !s)
+        return fail(s.message());
   llvm::SmallString<256> outPath(opts.weightsOut);
   llvm::sys::fs::make_absolute(outPath);
   if (Status s = writer.writeFile(outPath.str().str()); !s)

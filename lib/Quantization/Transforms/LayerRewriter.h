@@ -16,15 +16,47 @@
 #define QC_LIB_QUANTIZATION_TRANSFORMS_LAYERREWRITER_H
 
 #include "qc/Quantization/Algorithms/Common.h"
+#include "qc/Quantization/Observer.h"
 #include "qc/runtime/Model.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mlir::qc {
+
+/// One per-layer override of a pass's configuration (pass option
+/// `overrides`, recipes' "overrides"): layers whose name the regex matches
+/// (a search, not a full match) are skipped or get other bits / group size /
+/// symmetry. Later overrides win.
+struct LayerOverride {
+  std::string pattern;
+  bool skip = false;
+  std::optional<int> bits;
+  std::optional<int64_t> groupSize;
+  std::optional<bool> sym;
+};
+
+/// Parses overrides written "REGEX:skip" or "REGEX:key=value[:key=value]"
+/// with keys bits, group-size, sym (true/false). Errors name the entry.
+::qc::Status parseLayerOverrides(const std::vector<std::string> &entries,
+                                 std::vector<LayerOverride> &out);
+
+/// The layers a pass will quantize, in IR order, each with its resolved
+/// configuration (skipped and excluded layers are absent).
+struct LayerPlan {
+  std::vector<std::string> order;
+  std::map<std::string, ::qc::quant::QuantConfig> configs;
+  /// The resolved configuration of `layer`, or nullptr when it stays float.
+  const ::qc::quant::QuantConfig *find(const std::string &layer) const {
+    auto it = configs.find(layer);
+    return it == configs.end() ? nullptr : &it->second;
+  }
+};
 
 /// What a pass asks of the shared rewriter.
 struct LayerRewriteOptions {
@@ -39,6 +71,18 @@ struct LayerRewriteOptions {
   /// Called once with the loaded weights before any layer is quantized
   /// (e.g. to check that a calibration trace belongs to them).
   std::function<::qc::Status(const ::qc::ModelWeights &)> checkWeights;
+  /// The pass's configuration, before per-layer overrides.
+  ::qc::quant::QuantConfig config;
+  /// Per-layer overrides (see LayerOverride), in the pass-option syntax.
+  std::vector<std::string> overrides;
+  /// Called once after checkWeights with the plan, before any layer is
+  /// quantized. Block-wise methods do their whole work here; they may
+  /// change float tensors of `weights` (AWQ folds scales into norms), which
+  /// must then be listed in weights.overlaid to reach the overlay.
+  std::function<::qc::Status(::qc::ModelWeights &, const LayerPlan &)> prepare;
+  /// Replace no layer: only the float tensors `prepare` changed are written
+  /// (AWQ's fold-only mode).
+  bool floatOnly = false;
 };
 
 /// One quantized layer as a method produces it.
@@ -48,13 +92,32 @@ struct LayerResult {
   /// Non-empty for codebook formats (NF4): the value of each code, which
   /// then dequantizes as codebook[q] * scale.
   std::vector<float> codebook;
+  /// What the method reports about the layer (loss, damping, tokens,
+  /// fallback); layer, method, config and (if zero) time are filled in by
+  /// the rewriter.
+  ::qc::LayerRecord record;
+  /// Set when the record already went to the observer (block-wise methods
+  /// report per block, as the work happens).
+  bool reported = false;
 };
 
 /// Quantizes one layer: `w` is the [N, K] fp32 weight of `layer` (its name
-/// without ".weight"). Fills `out` or returns an error naming the layer.
+/// without ".weight"), `cfg` its resolved configuration. Fills `out` or
+/// returns an error naming the layer.
 using LayerQuantizer = std::function<::qc::Status(
     const std::string &layer, const float *w, int64_t N, int64_t K,
-    LayerResult &out)>;
+    const ::qc::quant::QuantConfig &cfg, LayerResult &out)>;
+
+/// Mean squared error between `w` [N*K] and the dequantized `q`: the loss
+/// reported for calibration-free methods.
+inline double weightMSE(const ::qc::quant::QuantizedWeight &q, const float *w) {
+  std::vector<float> d;
+  q.dequantize(d);
+  double se = 0.0;
+  for (size_t i = 0; i < d.size(); ++i)
+    se += (static_cast<double>(w[i]) - d[i]) * (static_cast<double>(w[i]) - d[i]);
+  return d.empty() ? 0.0 : se / static_cast<double>(d.size());
+}
 
 /// Parses a scale-dtype pass option ("f16", "bf16" or "f32").
 std::optional<::qc::quant::ScaleDType> parseScaleDType(llvm::StringRef s);

@@ -32,10 +32,20 @@ struct WQNF4Pass : mlir::qc::impl::WQNF4PassBase<WQNF4Pass> {
   using Base::Base;
   void runOnOperation() override {
     LayerRewriteOptions opts{exclude, "rows", weightsOut, "wq-nf4"};
-    int64_t bs = blockSize;
+    opts.config.bits = 4;
+    opts.config.groupSize = blockSize;
+    opts.config.sym = true;
+    opts.overrides.assign(overrides.begin(), overrides.end());
     bool dq = doubleQuant;
-    auto quantize = [bs, dq](const std::string &layer, const float *w,
-                             int64_t n, int64_t k, LayerResult &out) -> Status {
+    auto quantize = [dq](const std::string &layer, const float *w, int64_t n,
+                         int64_t k, const ::qc::quant::QuantConfig &c,
+                         LayerResult &out) -> Status {
+      // Overrides may change the block size (group-size) only.
+      if (c.bits != 4 || !c.sym)
+        return Status::error("layer '" + layer + "': NF4 is a 4-bit "
+                             "codebook format; an override may only change "
+                             "group-size (the block size)");
+      int64_t bs = c.groupSize;
       if (!::qc::quant::isValidNF4BlockSize(bs))
         return Status::error("NF4 block-size must be a power of two from 32 "
                              "to 4096, got " + std::to_string(bs));
@@ -68,6 +78,14 @@ struct WQNF4Pass : mlir::qc::impl::WQNF4PassBase<WQNF4Pass> {
         }
       out.codebook.assign(std::begin(::qc::quant::kNF4CodeBook),
                           std::end(::qc::quant::kNF4CodeBook));
+      double se = 0.0;
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t c2 = 0; c2 < k; ++c2) {
+          double d = w[r * k + c2] - out.codebook[q.codes[r * k + c2]] *
+                                         q.scales[(c2 / bs) * n + r];
+          se += d * d;
+        }
+      out.record.loss = se / static_cast<double>(n * k);
       return Status::ok();
     };
     if (failed(rewriteQuantizedLayers(getOperation(), opts, quantize)))

@@ -39,9 +39,15 @@ struct WQRTNPass : mlir::qc::impl::WQRTNPassBase<WQRTNPass> {
     cfg.sym = sym;
     cfg.scaleDType = *scaleType;
     LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-rtn"};
+    opts.config = cfg;
+    opts.overrides.assign(overrides.begin(), overrides.end());
     auto quantize = [&](const std::string &layer, const float *w, int64_t n,
-                        int64_t k, LayerResult &out) {
-      return ::qc::quant::quantizeRTN(w, n, k, cfg, out.weight, layer);
+                        int64_t k, const ::qc::quant::QuantConfig &c,
+                        LayerResult &out) -> ::qc::Status {
+      QC_RETURN_IF_ERROR(
+          ::qc::quant::quantizeRTN(w, n, k, c, out.weight, layer));
+      out.record.loss = weightMSE(out.weight, w);
+      return ::qc::Status::ok();
     };
     if (failed(rewriteQuantizedLayers(getOperation(), opts, quantize)))
       signalPassFailure();

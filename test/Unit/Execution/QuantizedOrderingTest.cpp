@@ -5,8 +5,10 @@
 //===----------------------------------------------------------------------===//
 //
 // The quality orderings as tests: on stories260K, calibrated on
-// train_head.txt and evaluated on held-out valid_head.txt, GPTQ must beat
-// RTN in perplexity at W4 g32 and W3 g32. Everything runs through the real
+// train_head.txt and evaluated on held-out valid_head.txt, GPTQ, AWQ and
+// AutoRound must each beat RTN in perplexity at W4 g32 and W3 g32; and
+// AWQ's folding alone (no quantization) must leave the float function
+// unchanged. Everything runs through the real
 // pipeline: quant-calibrate's collectTrace, the wq-* passes by name, the
 // JIT. Evaluation uses the first 32,704 validation tokens (64 windows) to
 // keep the test at seconds; the README table uses the whole file.
@@ -59,6 +61,9 @@ Fixture &fixture() {
     f->windows = qc::makeWindows(valid, 32704);
     qc::CalibrationTrace trace;
     mlir::qc::CalibrationOptions opts;
+    // 32 whole windows (16,384 tokens) for the block-wise methods keep the
+    // test at seconds; the README table uses the default 128.
+    opts.sampleSequences = 32;
     s = mlir::qc::collectTrace(*f->model, f->weights, calib, opts, trace);
     EXPECT_TRUE(s) << s.message();
     f->tracePath = testing::TempDir() + "/qc_ordering.trace";
@@ -114,6 +119,45 @@ TEST(QuantizedOrdering, GPTQBeatsRTNAtW4G32AndW3G32) {
     EXPECT_LT(gptqAct, rtn) << "W" << bits << " g32: GPTQ act-order " << gptqAct
                             << " vs RTN " << rtn;
   }
+}
+
+TEST(QuantizedOrdering, AWQAndAutoRoundBeatRTNAtW4G32AndW3G32) {
+  const std::string trace = " trace=" + fixture().tracePath;
+  for (const char *bits : {"4", "3"}) {
+    std::string cfg = std::string("bits=") + bits + " group-size=32 sym=false";
+    double rtn = perplexityAfter(pass("wq-rtn", cfg, std::string("rtn") + bits));
+    double awq = perplexityAfter(pass("wq-awq", cfg + trace,
+                                      std::string("awq") + bits));
+    double ar = perplexityAfter(pass("wq-autoround", cfg + trace,
+                                     std::string("autoround") + bits));
+    EXPECT_LT(awq, rtn) << "W" << bits << " g32: AWQ " << awq << " vs RTN " << rtn;
+    EXPECT_LT(ar, rtn) << "W" << bits << " g32: AutoRound " << ar << " vs RTN "
+                       << rtn;
+  }
+}
+
+// AWQ's equivalence transform on its own: scales searched on the real
+// calibration data and folded into the norms and linears (no clipping, no
+// quantization) leave perplexity unchanged up to fp32 rounding, while the
+// norm weights really did change.
+TEST(QuantizedOrdering, AWQFoldingAloneKeepsTheFloatFunction) {
+  const std::string trace = " trace=" + fixture().tracePath;
+  double fp = perplexityAfter("");
+  double folded = perplexityAfter(
+      pass("wq-awq", "bits=4 group-size=32 quantize=false clip=false" + trace,
+           "awqfold"));
+  EXPECT_NEAR(folded, fp, 1e-4 * fp);
+  qc::ModelWeights overlay;
+  qc::Status s = qc::loadSafetensorsOverlay(
+      testing::TempDir() + "/qc_ordering_awqfold.safetensors", overlay);
+  ASSERT_TRUE(s) << s.message();
+  const qc::HostTensor *norm =
+      overlay.find("model.layers.0.input_layernorm.weight");
+  const qc::HostTensor *orig =
+      fixture().weights.find("model.layers.0.input_layernorm.weight");
+  ASSERT_NE(norm, nullptr);
+  ASSERT_NE(orig, nullptr);
+  EXPECT_NE(norm->data, orig->data);
 }
 
 } // namespace

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,11 @@ struct ModelWeights {
   /// Tensors that are not fp32 (a quantized model's qweight, scales, qzeros,
   /// g_idx), keyed by name; never validated against `config`.
   std::map<std::string, PackedTensor> packed;
+  /// Names of `tensors` that came from (or must go to) an overlay rather
+  /// than the original checkpoint: f32 scales, and float weights a pass
+  /// changed (AWQ's folded norm weights). A pass writing a new overlay
+  /// carries these over together with `packed`.
+  std::set<std::string> overlaid;
 
   /// Returns the tensor or nullptr.
   const HostTensor *find(const std::string &name) const {

@@ -1,0 +1,130 @@
+//===- AutoRound.cpp - wq-autoround: block-wise SignRound -----------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// The numerics are lib/Quantization/Algorithms/AutoRound (quantizer with
+// straight-through gradients, signSGD over one block through the reference
+// block's backward); this pass feeds it block by block (BlockDriver):
+// tuning inputs from the quantized pipeline, targets from the float one
+// (ALGORITHMS.md §2, enable_quanted_input).
+//
+//===----------------------------------------------------------------------===//
+
+#include "BlockDriver.h"
+#include "LayerRewriter.h"
+
+#include "qc/Quantization/Algorithms/AutoRound.h"
+#include "qc/Quantization/Passes.h"
+
+namespace mlir::qc {
+#define GEN_PASS_DEF_WQAUTOROUNDPASS
+#include "qc/Quantization/Passes.h.inc"
+} // namespace mlir::qc
+
+using namespace mlir;
+using namespace mlir::qc;
+using ::qc::Status;
+using namespace ::qc::quant;
+
+namespace {
+
+struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto scaleType = parseScaleDType(scaleDType);
+    if (!scaleType) {
+      module.emitError() << "wq-autoround: unknown scale-dtype '" << scaleDType
+                         << "' (expected f16, bf16 or f32)";
+      return signalPassFailure();
+    }
+    if (trace.empty()) {
+      module.emitError("wq-autoround: the trace option is required (a "
+                       "calibration trace with sampled sequences, from "
+                       "quant-calibrate)");
+      return signalPassFailure();
+    }
+    if (iters < 0 || batchSize < 1 || lr < 0.0 || minmaxLr < 0.0) {
+      module.emitError("wq-autoround: iters must be >= 0, batch-size >= 1 "
+                       "and the learning rates >= 0");
+      return signalPassFailure();
+    }
+    ::qc::CalibrationTrace calib;
+    if (Status s = ::qc::readTrace(trace, calib); !s) {
+      module.emitError() << "wq-autoround: " << s.message();
+      return signalPassFailure();
+    }
+    AutoRoundOptions ar;
+    ar.iters = static_cast<int>(iters);
+    ar.lr = static_cast<float>(lr);
+    ar.minmaxLr = static_cast<float>(minmaxLr);
+    ar.batchSize = static_cast<int>(batchSize);
+    ar.enableMinmaxTuning = minmaxTuning;
+    ar.seed = static_cast<uint64_t>(seed);
+
+    LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-autoround"};
+    opts.config.bits = static_cast<int>(bits);
+    opts.config.groupSize = groupSize;
+    opts.config.sym = sym;
+    opts.config.scaleDType = *scaleType;
+    opts.overrides.assign(overrides.begin(), overrides.end());
+    std::string tracePath = trace;
+    opts.checkWeights = [&](const ::qc::ModelWeights &w) -> Status {
+      return checkTrace(calib, tracePath, w, /*needSample=*/true);
+    };
+    std::map<std::string, LayerResult> results;
+    opts.prepare = [&](::qc::ModelWeights &weights,
+                       const LayerPlan &plan) -> Status {
+      BlockDriverOptions bopts;
+      bopts.passName = "wq-autoround";
+      bopts.needFloatInputs = true;
+      bopts.needQuantizedInputs = true;
+      const ::qc::ModelConfig &config = weights.config;
+      return runBlockwise(
+          weights, calib, plan, bopts,
+          [&](const BlockInputs &in, BlockWeights &w,
+              std::array<LayerResult, kNumBlockLinears> &out) -> Status {
+            // One grid per block: the signSGD step tunes all linears of the
+            // block together against one loss.
+            const QuantConfig *cfg = nullptr;
+            for (int i = 0; i < kNumBlockLinears; ++i) {
+              const QuantConfig *c = in.configs[i];
+              if (!c)
+                return Status::error(
+                    "AutoRound reconstructs whole blocks; '" + in.names[i] +
+                    "' is skipped while other linears of its block are not "
+                    "(skip whole blocks or use wq-gptq/wq-rtn for it)");
+              if (cfg && (c->bits != cfg->bits ||
+                          c->groupSize != cfg->groupSize || c->sym != cfg->sym))
+                return Status::error("AutoRound needs one configuration per "
+                                     "decoder block, but '" + in.names[i] +
+                                     "' differs from the other linears of "
+                                     "the block");
+              cfg = c;
+            }
+            std::array<QuantizedWeight, kNumBlockLinears> q;
+            AutoRoundReport report;
+            QC_RETURN_IF_ERROR(autoRoundBlock(config, w, in.xQuant->data(),
+                                              in.yFloat->data(), in.S, in.T,
+                                              *cfg, ar, q, report));
+            for (int i = 0; i < kNumBlockLinears; ++i) {
+              out[i].weight = std::move(q[i]);
+              ::qc::LayerRecord &rec = out[i].record;
+              rec.loss = report.finalLoss;
+              rec.note = "block output MSE: RTN " +
+                         std::to_string(report.rtnLoss) + ", tuned " +
+                         std::to_string(report.finalLoss) + " (best step " +
+                         std::to_string(report.bestIter) + ")";
+            }
+            return Status::ok();
+          },
+          results);
+    };
+    if (failed(rewriteQuantizedLayers(module, opts, lookupResults(results))))
+      signalPassFailure();
+  }
+};
+
+} // namespace

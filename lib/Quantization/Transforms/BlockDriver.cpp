@@ -1,0 +1,186 @@
+//===- BlockDriver.cpp - Block-sequential calibration for the passes ------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+
+#include "BlockDriver.h"
+
+#include <chrono>
+
+using namespace mlir;
+using namespace mlir::qc;
+using ::qc::Status;
+using namespace ::qc::quant;
+
+Status mlir::qc::checkTrace(const ::qc::CalibrationTrace &trace,
+                            const std::string &tracePath,
+                            const ::qc::ModelWeights &weights,
+                            bool needSample) {
+  std::string fp = ::qc::fingerprintWeights(weights);
+  if (fp != trace.modelFingerprint)
+    return Status::error("the trace " + tracePath +
+                         " was recorded on other weights (model fingerprint " +
+                         trace.modelFingerprint + ", this model " + fp +
+                         "); record a trace of this model with "
+                         "quant-calibrate");
+  if (!needSample)
+    return Status::ok();
+  if (trace.sampleSequences < 1)
+    return Status::error("the trace " + tracePath +
+                         " holds no sampled sequences (it was recorded with "
+                         "--samples 0); record one with quant-calibrate "
+                         "--samples N");
+  if (trace.hiddenSize != weights.config.dim)
+    return Status::error("the trace " + tracePath + " samples have width " +
+                         std::to_string(trace.hiddenSize) +
+                         ", the model's hidden size is " +
+                         std::to_string(weights.config.dim));
+  return Status::ok();
+}
+
+LayerQuantizer
+mlir::qc::lookupResults(std::map<std::string, LayerResult> &results) {
+  return [&results](const std::string &layer, const float *, int64_t N,
+                    int64_t K, const QuantConfig &,
+                    LayerResult &out) -> Status {
+    auto it = results.find(layer);
+    if (it == results.end())
+      return Status::error("layer '" + layer +
+                           "' is not part of a decoder block; the block-wise "
+                           "methods only quantize the seven linears of each "
+                           "block (exclude it)");
+    if (it->second.weight.rows != N || it->second.weight.cols != K)
+      return Status::error("layer '" + layer + "': internal shape mismatch");
+    out = std::move(it->second);
+    return Status::ok();
+  };
+}
+
+/// Writes back the float tensors of block `layer` that the method changed
+/// and that will stay float in the model: norms, biases, and linears that
+/// are not quantized. They go to the overlay.
+static void storeChanged(const BlockWeights &orig, const BlockWeights &w,
+                         int64_t layer, const BlockInputs &in, bool floatOnly,
+                         ::qc::ModelWeights &weights) {
+  auto put = [&](const std::string &suffix, const std::vector<float> &a,
+                 const std::vector<float> &b) {
+    if (a == b)
+      return;
+    std::string name = ::qc::layerTensorName(layer, suffix);
+    auto it = weights.tensors.find(name);
+    if (it == weights.tensors.end() || it->second.data.size() != b.size())
+      return;
+    it->second.data = b;
+    weights.overlaid.insert(name);
+  };
+  put("input_layernorm.weight", orig.inputNorm, w.inputNorm);
+  put("post_attention_layernorm.weight", orig.postNorm, w.postNorm);
+  put("self_attn.q_proj.bias", orig.qBias, w.qBias);
+  put("self_attn.k_proj.bias", orig.kBias, w.kBias);
+  put("self_attn.v_proj.bias", orig.vBias, w.vBias);
+  for (BlockLinear l : kAllBlockLinears)
+    if (floatOnly || !in.configs[blockLinearIndex(l)])
+      put(std::string(blockLinearName(l)) + ".weight", orig.linear(l),
+          w.linear(l));
+}
+
+Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
+                              const ::qc::CalibrationTrace &trace,
+                              const LayerPlan &plan,
+                              const BlockDriverOptions &options,
+                              const BlockQuantizer &quantize,
+                              std::map<std::string, LayerResult> &results) {
+  const ::qc::ModelConfig &config = weights.config;
+  int64_t S = trace.sampleSequences, T = trace.sampleLength, D = config.dim;
+  std::vector<float> xF, yF, xQ, yQ;
+  if (options.needFloatInputs)
+    xF = trace.blockInput;
+  if (options.needQuantizedInputs)
+    xQ = trace.blockInput;
+  ::qc::QuantizationObserver *observer = ::qc::getQuantizationObserver();
+  int64_t reported = 0, total = static_cast<int64_t>(plan.order.size());
+  std::set<std::string> inBlocks;
+
+  for (int64_t i = 0; i < config.nLayers; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    std::string where = "decoder block " + std::to_string(i);
+    BlockInputs in;
+    in.layer = i;
+    in.S = S;
+    in.T = T;
+    int64_t quantized = 0;
+    for (BlockLinear l : kAllBlockLinears) {
+      int idx = blockLinearIndex(l);
+      in.names[idx] = "model.layers." + std::to_string(i) + "." +
+                      blockLinearName(l);
+      in.configs[idx] = plan.find(in.names[idx]);
+      quantized += in.configs[idx] != nullptr;
+      inBlocks.insert(in.names[idx]);
+    }
+    BlockWeights w;
+    QC_RETURN_IF_ERROR(loadBlockWeights(weights, i, w).withContext(where));
+    BlockWeights orig = w;
+    if (options.needFloatInputs) {
+      yF.resize(S * T * D);
+      QC_RETURN_IF_ERROR(
+          blockForward(config, orig, xF.data(), S, T, yF.data())
+              .withContext(where));
+      in.xFloat = &xF;
+      in.yFloat = &yF;
+    }
+    if (options.needQuantizedInputs)
+      in.xQuant = &xQ;
+
+    std::array<LayerResult, kNumBlockLinears> out;
+    if (quantized > 0) {
+      QC_RETURN_IF_ERROR(quantize(in, w, out).withContext(where));
+      storeChanged(orig, w, i, in, options.floatOnly, weights);
+    }
+
+    if (options.needQuantizedInputs && i + 1 < config.nLayers) {
+      // The quantized pipeline runs the block as the quantized model will:
+      // changed norms, dequantized weights where quantized.
+      BlockWeights wq = w;
+      for (BlockLinear l : kAllBlockLinears)
+        if (in.configs[blockLinearIndex(l)])
+          out[blockLinearIndex(l)].weight.dequantize(wq.linear(l));
+      yQ.resize(S * T * D);
+      QC_RETURN_IF_ERROR(blockForward(config, wq, xQ.data(), S, T, yQ.data())
+                             .withContext(where));
+      xQ.swap(yQ);
+    }
+    if (options.needFloatInputs)
+      xF.swap(yF);
+
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    for (BlockLinear l : kAllBlockLinears) {
+      int idx = blockLinearIndex(l);
+      if (!in.configs[idx] || options.floatOnly)
+        continue;
+      LayerResult &r = out[idx];
+      ::qc::LayerRecord &rec = r.record;
+      rec.layer = in.names[idx];
+      rec.method = options.passName;
+      rec.bits = r.weight.bits;
+      rec.groupSize = r.weight.groupSize;
+      rec.sym = r.weight.sym;
+      rec.seconds = seconds / static_cast<double>(quantized);
+      if (rec.tokens < 0)
+        rec.tokens = S * T;
+      r.reported = observer != nullptr;
+      if (observer)
+        observer->layerDone(rec, reported++, total);
+      results[in.names[idx]] = std::move(r);
+    }
+  }
+  for (const std::string &layer : plan.order)
+    if (!inBlocks.count(layer))
+      return Status::error("layer '" + layer +
+                           "' is not one of the seven linears of a decoder "
+                           "block; " + options.passName +
+                           " only quantizes those (exclude it)");
+  return Status::ok();
+}

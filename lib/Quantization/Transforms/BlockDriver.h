@@ -1,0 +1,88 @@
+//===- BlockDriver.h - Block-sequential calibration for the passes -*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// AWQ, AutoRound and sequential GPTQ work one decoder block at a time on
+// whole calibration sequences (../shared/docs/ALGORITHMS.md §2): block i
+// sees the output of block i-1, computed either with the original float
+// weights (AWQ; AutoRound's targets) or with blocks < i already quantized
+// (GPTQ; AutoRound's inputs). This driver owns that loop: it starts from
+// the trace's sampled block-0 inputs, hands each block's float weights and
+// inputs to the method, and propagates both streams with the plain-C++
+// reference block (BlockReference.h), so no MLIR is compiled per block.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_LIB_QUANTIZATION_TRANSFORMS_BLOCKDRIVER_H
+#define QC_LIB_QUANTIZATION_TRANSFORMS_BLOCKDRIVER_H
+
+#include "LayerRewriter.h"
+
+#include "qc/Calibration/Trace.h"
+#include "qc/Quantization/Algorithms/BlockReference.h"
+
+#include <array>
+#include <map>
+
+namespace mlir::qc {
+
+/// What the driver hands to a method for one block.
+struct BlockInputs {
+  int64_t layer = 0; ///< decoder block index
+  int64_t S = 0, T = 0;
+  /// Input of the block from the float pipeline [S*T*D] (empty unless
+  /// BlockDriverOptions::needFloatInputs).
+  const std::vector<float> *xFloat = nullptr;
+  /// Output of the ORIGINAL float block on xFloat (AutoRound's target).
+  const std::vector<float> *yFloat = nullptr;
+  /// Input of the block from the quantized pipeline (empty unless
+  /// BlockDriverOptions::needQuantizedInputs).
+  const std::vector<float> *xQuant = nullptr;
+  /// Full layer name of each BlockLinear ("model.layers.3.mlp.up_proj").
+  std::array<std::string, ::qc::quant::kNumBlockLinears> names;
+  /// Resolved configuration of each linear, nullptr when it stays float.
+  std::array<const ::qc::quant::QuantConfig *, ::qc::quant::kNumBlockLinears>
+      configs{};
+};
+
+/// Quantizes one block. `w` holds the block's float weights and may be
+/// changed (AWQ folds scales into norms and linears); `out[l]` must be
+/// filled for every linear with a non-null config.
+using BlockQuantizer = std::function<::qc::Status(
+    const BlockInputs &in, ::qc::quant::BlockWeights &w,
+    std::array<LayerResult, ::qc::quant::kNumBlockLinears> &out)>;
+
+struct BlockDriverOptions {
+  std::string passName;
+  bool needFloatInputs = false;
+  bool needQuantizedInputs = false;
+  /// Keep every linear float: changed linears go back to `weights` too.
+  bool floatOnly = false;
+};
+
+/// Runs `quantize` over every decoder block in order, using the trace's
+/// sampled sequences, and stores the results by layer name. Float tensors
+/// the method changed (norms; linears that stay float) are written back to
+/// `weights` and listed in weights.overlaid. Reports each block to the
+/// observer. Errors name the block.
+::qc::Status runBlockwise(::qc::ModelWeights &weights,
+                          const ::qc::CalibrationTrace &trace,
+                          const LayerPlan &plan,
+                          const BlockDriverOptions &options,
+                          const BlockQuantizer &quantize,
+                          std::map<std::string, LayerResult> &results);
+
+/// Checks that `trace` was recorded on `weights` and, when `needSample`,
+/// that it holds sampled sequences of the model's width.
+::qc::Status checkTrace(const ::qc::CalibrationTrace &trace,
+                        const std::string &tracePath,
+                        const ::qc::ModelWeights &weights, bool needSample);
+
+/// A LayerQuantizer that hands out the results runBlockwise computed.
+LayerQuantizer lookupResults(std::map<std::string, LayerResult> &results);
+
+} // namespace mlir::qc
+
+#endif // QC_LIB_QUANTIZATION_TRANSFORMS_BLOCKDRIVER_H
