@@ -33,5 +33,6 @@ tools = [
     ToolSubst("quant-run", unresolved="ignore"),
     ToolSubst("quant-import", unresolved="ignore"),
     ToolSubst("quant-calibrate", unresolved="ignore"),
+    ToolSubst("quant-compile", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -49,6 +49,22 @@ Status gptqLayer(const std::string &layer, const float *w, int64_t n,
   if (report.deadColumns > 0 && !report.fallbackToRTN)
     result.record.note = std::to_string(report.deadColumns) +
                          " dead input channels zeroed";
+  // The recovery ladder of §3.7 is reported, never silent.
+  if (!report.fallbackToRTN &&
+      (report.dampUsed > gptq.dampPercent * (1.0 + 1e-9) + 1e-12 ||
+       report.diagFloor > 0.0)) {
+    std::string note =
+        "layer '" + layer + "': the Hessian (" + std::to_string(tokens) +
+        " tokens) is not positive definite with damp-percent " +
+        std::to_string(gptq.dampPercent) + "; recovered with damp-percent " +
+        std::to_string(report.dampUsed) +
+        (report.diagFloor > 0.0
+             ? " and diagonal floor " + std::to_string(report.diagFloor)
+             : std::string()) +
+        " after " + std::to_string(report.attempts) + " attempts";
+    warnings.push_back(note);
+    result.record.note = note;
+  }
   return Status::ok();
 }
 

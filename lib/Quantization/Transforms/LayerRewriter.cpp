@@ -198,6 +198,21 @@ Status mlir::qc::parseLayerOverrides(const std::vector<std::string> &entries,
   return Status::ok();
 }
 
+bool mlir::qc::resolveLayerConfig(const std::vector<LayerOverride> &overrides,
+                                  const std::string &layer,
+                                  ::qc::quant::QuantConfig &cfg) {
+  bool skip = false;
+  for (const LayerOverride &o : overrides) {
+    if (!llvm::Regex(o.pattern).match(layer))
+      continue;
+    skip = o.skip;
+    cfg.bits = o.bits.value_or(cfg.bits);
+    cfg.groupSize = o.groupSize.value_or(cfg.groupSize);
+    cfg.sym = o.sym.value_or(cfg.sym);
+  }
+  return !skip;
+}
+
 std::optional<::qc::quant::ScaleDType>
 mlir::qc::parseScaleDType(llvm::StringRef s) {
   if (s == "f16")
@@ -248,16 +263,7 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     if (exclude.match(layer))
       return;
     ::qc::quant::QuantConfig cfg = opts.config;
-    bool skip = false;
-    for (const LayerOverride &o : overrides) {
-      if (!llvm::Regex(o.pattern).match(layer))
-        continue;
-      skip = o.skip;
-      cfg.bits = o.bits.value_or(cfg.bits);
-      cfg.groupSize = o.groupSize.value_or(cfg.groupSize);
-      cfg.sym = o.sym.value_or(cfg.sym);
-    }
-    if (skip || plan.configs.count(layer))
+    if (!resolveLayerConfig(overrides, layer, cfg) || plan.configs.count(layer))
       return;
     plan.order.push_back(layer);
     plan.configs[layer] = cfg;

@@ -16,6 +16,7 @@
 #define QC_LIB_QUANTIZATION_TRANSFORMS_LAYERREWRITER_H
 
 #include "qc/Quantization/Algorithms/Common.h"
+#include "qc/Quantization/LayerOverrides.h"
 #include "qc/Quantization/Observer.h"
 #include "qc/runtime/Model.h"
 
@@ -28,23 +29,6 @@
 #include <vector>
 
 namespace mlir::qc {
-
-/// One per-layer override of a pass's configuration (pass option
-/// `overrides`, recipes' "overrides"): layers whose name the regex matches
-/// (a search, not a full match) are skipped or get other bits / group size /
-/// symmetry. Later overrides win.
-struct LayerOverride {
-  std::string pattern;
-  bool skip = false;
-  std::optional<int> bits;
-  std::optional<int64_t> groupSize;
-  std::optional<bool> sym;
-};
-
-/// Parses overrides written "REGEX:skip" or "REGEX:key=value[:key=value]"
-/// with keys bits, group-size, sym (true/false). Errors name the entry.
-::qc::Status parseLayerOverrides(const std::vector<std::string> &entries,
-                                 std::vector<LayerOverride> &out);
 
 /// The layers a pass will quantize, in IR order, each with its resolved
 /// configuration (skipped and excluded layers are absent).

@@ -30,11 +30,23 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 namespace {
 
 const std::string kShared = QC_SHARED_DIR;
 const std::string kModel = kShared + "/models/stories260K/stories260K.bin";
 const std::string kTokenizer = kShared + "/models/stories260K/tok512.bin";
+
+/// A private folder for this process's files: tests of other builds may run
+/// at the same time on the same machine and must not share paths.
+const std::string &scratchDir() {
+  static const std::string dir = [] {
+    std::string t = testing::TempDir() + "/qc_ordering_XXXXXX";
+    return std::string(mkdtemp(t.data()) ? t.c_str() : testing::TempDir().c_str());
+  }();
+  return dir;
+}
 
 /// Shared state: the float model, its trace and the validation windows.
 struct Fixture {
@@ -66,7 +78,7 @@ Fixture &fixture() {
     opts.sampleSequences = 32;
     s = mlir::qc::collectTrace(*f->model, f->weights, calib, opts, trace);
     EXPECT_TRUE(s) << s.message();
-    f->tracePath = testing::TempDir() + "/qc_ordering.trace";
+    f->tracePath = scratchDir() + "/qc_ordering.trace";
     s = qc::writeTrace(trace, f->tracePath);
     EXPECT_TRUE(s) << s.message();
     return f;
@@ -101,7 +113,7 @@ double perplexityAfter(const std::string &pipeline) {
 std::string pass(const std::string &name, const std::string &options,
                  const std::string &tag) {
   return name + "{" + options + " layout=rows weights-out=" +
-         testing::TempDir() + "/qc_ordering_" + tag + ".safetensors}";
+         scratchDir() + "/qc_ordering_" + tag + ".safetensors}";
 }
 
 TEST(QuantizedOrdering, GPTQBeatsRTNAtW4G32AndW3G32) {
@@ -149,7 +161,7 @@ TEST(QuantizedOrdering, AWQFoldingAloneKeepsTheFloatFunction) {
   EXPECT_NEAR(folded, fp, 1e-4 * fp);
   qc::ModelWeights overlay;
   qc::Status s = qc::loadSafetensorsOverlay(
-      testing::TempDir() + "/qc_ordering_awqfold.safetensors", overlay);
+      scratchDir() + "/qc_ordering_awqfold.safetensors", overlay);
   ASSERT_TRUE(s) << s.message();
   const qc::HostTensor *norm =
       overlay.find("model.layers.0.input_layernorm.weight");

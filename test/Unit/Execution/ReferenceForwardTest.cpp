@@ -22,6 +22,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -223,7 +225,7 @@ TEST_P(ReferenceForward, MatchesFloat64) {
 
   // The same model through a Hugging Face checkpoint on disk (config.json
   // for this model_type, safetensors, rotate_half RoPE rows) and back.
-  std::string dir = testing::TempDir() + "/qc_ref_" + tc.name;
+  std::string dir = testing::TempDir() + "/qc_ref_" + std::to_string(getpid()) + "_" + tc.name;
   std::filesystem::remove_all(dir);
   s = qc::writeHFCheckpoint(dir, w, qc::DType::F32);
   ASSERT_TRUE(s) << s.message();

@@ -27,6 +27,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 
@@ -124,7 +126,7 @@ TEST(StoriesGolden, Llama2CPath) {
 TEST(StoriesGolden, HuggingFaceExportReimport) {
   qc::ModelWeights original;
   ASSERT_TRUE(qc::loadLlama2C(kModel, original));
-  std::string dir = testing::TempDir() + "/qc_stories_hf";
+  std::string dir = testing::TempDir() + "/qc_stories_hf_" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
   qc::Status s = qc::writeHFCheckpoint(dir, original, qc::DType::F32);
   ASSERT_TRUE(s) << s.message();

@@ -1,0 +1,337 @@
+//===- quant-compile.cpp - Checkpoint + calibration text + recipe -> model -===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+//   quant-compile MODEL --recipe RECIPE.json [--calib TEXT --tokenizer TOK]
+//                 [--trace TRACE] [--seed N] -o OUT_DIR
+//
+// Writes OUT_DIR/model.mlir (the quantized model, runnable with quant-run),
+// OUT_DIR/weights.safetensors (its packed tensors), OUT_DIR/trace.safetensors
+// (the calibration trace, reusable with other recipes) and
+// OUT_DIR/report.json (per-layer loss, damping, tokens, fallbacks, times).
+// Steps: load, validate the recipe against the model (before any
+// calibration), calibrate, run the method's pass, write. The pass pipeline
+// is printed so that the same run can be replayed with quant-opt.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Calibration/Calibrate.h"
+#include "qc/Driver/Recipe.h"
+#include "qc/Import/LoadModel.h"
+#include "qc/InitAllPasses.h"
+#include "qc/Quantization/Observer.h"
+#include "qc/runtime/Json.h"
+#include "qc/runtime/Safetensors.h"
+#include "qc/runtime/TextDataset.h"
+#include "qc/runtime/Tokenizer.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+#include <optional>
+
+using namespace llvm;
+using ::qc::Status;
+namespace json = ::qc::json;
+
+static cl::OptionCategory category("quant-compile options");
+static cl::opt<std::string> modelPath(cl::Positional, cl::Required,
+                                      cl::desc("<model: .bin | HF folder | .mlir>"),
+                                      cl::cat(category));
+static cl::opt<std::string> recipePath("recipe", cl::Required,
+                                       cl::desc("Recipe (JSON)"), cl::cat(category));
+static cl::opt<std::string> outDir("o", cl::Required,
+                                   cl::desc("Output folder (created; files inside are replaced)"),
+                                   cl::cat(category));
+static cl::opt<std::string> calibText("calib", cl::desc("Calibration text (GPTQ, AWQ, AutoRound)"),
+                                      cl::cat(category));
+static cl::opt<std::string> tokenizerPath("tokenizer", cl::desc("llama2.c tokenizer.bin"),
+                                          cl::cat(category));
+static cl::opt<std::string> tracePath("trace",
+                                      cl::desc("Reuse this calibration trace instead of calibrating"),
+                                      cl::cat(category));
+static cl::opt<int64_t> seed("seed", cl::desc("Seed of every random choice (overrides the recipe's)"),
+                             cl::init(-1), cl::cat(category));
+static cl::opt<bool> validateOnly("validate-only",
+                                  cl::desc("Stop after validating the recipe"),
+                                  cl::cat(category));
+static cl::opt<bool> noProgress("no-progress", cl::desc("Do not print per-layer progress"),
+                                cl::cat(category));
+
+static int fail(const Status &s) {
+  errs() << "quant-compile: error: " << s.message() << "\n";
+  return 1;
+}
+
+static double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
+      .count();
+}
+
+static json::Value number(double v) {
+  return std::isfinite(v) ? json::Value::number(v) : json::Value();
+}
+
+namespace {
+
+/// Prints one line per finished layer with elapsed time and ETA, and keeps
+/// the records for report.json.
+class ProgressObserver : public ::qc::QuantizationObserver {
+public:
+  explicit ProgressObserver(bool print) : print(print) {}
+  void passStarted(const std::string &pass, int64_t layers) override {
+    start = std::chrono::steady_clock::now();
+    if (print)
+      errs() << "quant-compile: " << pass << ": " << layers << " layers\n";
+  }
+  void layerDone(const ::qc::LayerRecord &r, int64_t index,
+                 int64_t layers) override {
+    records.push_back(r);
+    if (!print)
+      return;
+    double elapsed = since(start);
+    double eta = elapsed / double(index + 1) * double(layers - index - 1);
+    errs() << format("quant-compile: [%lld/%lld] ", (long long)index + 1,
+                     (long long)layers)
+           << r.layer << format(": loss %.4g", r.loss);
+    if (std::isfinite(r.damping))
+      errs() << format(", damp %.4g", r.damping);
+    if (r.fallback)
+      errs() << ", FALLBACK";
+    errs() << format(", %.2f s; elapsed %.1f s, ETA %.1f s\n", r.seconds,
+                     elapsed, eta);
+  }
+  std::vector<::qc::LayerRecord> records;
+
+private:
+  bool print;
+  std::chrono::steady_clock::time_point start;
+};
+
+Status writeText(const std::string &path, const std::string &text) {
+  return ::qc::writeFileAtomically(path, {{text.data(), text.size()}});
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(argc, argv,
+                              "quant-compile: quantize a model with a recipe\n");
+  auto t0 = std::chrono::steady_clock::now();
+  ::qc::Recipe recipe;
+  if (Status s = ::qc::parseRecipe(recipePath, recipe); !s)
+    return fail(s);
+  if (seed >= 0)
+    recipe.seed = static_cast<uint64_t>(seed);
+
+  mlir::MLIRContext ctx;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  ::qc::ModelWeights weights;
+  if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
+    return fail(s);
+
+  // Validation first: everything that can be known without calibrating.
+  ::qc::ValidationResult validation;
+  Status valid = ::qc::validateRecipe(recipe, weights, validation);
+  if (!valid)
+    return fail(Status::error(modelPath + " with " + recipePath + ": " +
+                              valid.message()));
+  outs() << "validated: " << validation.layers.size() << " layers to quantize ("
+         << recipe.method << "), "
+         << format("estimated peak memory %.1f MiB",
+                   validation.peakBytes / 1048576.0);
+  if (validation.physicalBytes > 0)
+    outs() << format(" of %.0f MiB", validation.physicalBytes / 1048576.0);
+  outs() << "\n";
+  if (!validation.raggedGroups.empty()) {
+    outs() << "note: " << validation.raggedGroups.size()
+           << " layers have a ragged last group (the group size does not "
+              "divide K); qc's formats hold them, interchange loaders may "
+              "not (set require_divisible_groups to refuse):\n";
+    for (const std::string &l : validation.raggedGroups)
+      outs() << "  " << l << "\n";
+  }
+  if (validateOnly)
+    return 0;
+
+  // Calibration (in memory: nothing is written before it succeeded).
+  json::Value calibReport = json::Value::object();
+  std::optional<::qc::CalibrationTrace> calibrated;
+  SmallString<256> tracePathBuf(outDir);
+  sys::path::append(tracePathBuf, "trace.safetensors");
+  std::string trace(tracePathBuf.str());
+  if (::qc::methodNeedsCalibration(recipe.method)) {
+    auto tc = std::chrono::steady_clock::now();
+    if (!tracePath.empty()) {
+      trace = tracePath;
+      calibReport.set("trace", json::Value::string(trace));
+    } else {
+      if (calibText.empty() || tokenizerPath.empty())
+        return fail(Status::error(recipe.method +
+                                  " needs calibration: pass --calib TEXT and "
+                                  "--tokenizer TOK (or --trace TRACE)"));
+      ::qc::Tokenizer tok;
+      if (Status s = ::qc::Tokenizer::load(tokenizerPath,
+                                           weights.config.vocabSize, tok);
+          !s)
+        return fail(s);
+      std::vector<int> tokens;
+      if (Status s = ::qc::loadPerplexityTokens(calibText, tok, tokens); !s)
+        return fail(s);
+      mlir::qc::CalibrationOptions copts;
+      copts.windowLen = recipe.window;
+      copts.maxTokens = recipe.maxTokens;
+      copts.sampleSequences = recipe.samples;
+      copts.textName = calibText;
+      copts.progress = !noProgress;
+      std::vector<std::string> warnings;
+      copts.warnings = &warnings;
+      ::qc::CalibrationTrace ct;
+      if (Status s = mlir::qc::collectTrace(*module, weights, tokens, copts, ct);
+          !s)
+        return fail(s.withContext(calibText));
+      for (const std::string &w : warnings)
+        errs() << "quant-compile: warning: " << calibText << ": " << w << "\n";
+      calibReport.set("text", json::Value::string(calibText));
+      calibReport.set("tokens", json::Value::string(ct.settings["tokens"]));
+      calibReport.set("sampled_sequences", json::Value::integer(ct.sampleSequences));
+      calibReport.set("sample_length", json::Value::integer(ct.sampleLength));
+      calibReport.set("fingerprint", json::Value::string(ct.fingerprint));
+      json::Value warn = json::Value::array();
+      for (const std::string &w : warnings)
+        warn.push(json::Value::string(w));
+      calibReport.set("warnings", warn);
+      calibrated = std::move(ct);
+    }
+    calibReport.set("seconds", json::Value::number(since(tc)));
+  }
+
+  if (std::error_code ec = sys::fs::create_directories(outDir))
+    return fail(Status::error(outDir + ": cannot create the output folder: " +
+                              ec.message()));
+  auto inOut = [&](const char *name) {
+    SmallString<256> p(outDir);
+    sys::path::append(p, name);
+    return std::string(p.str());
+  };
+
+  if (calibrated)
+    if (Status s = ::qc::writeTrace(*calibrated, trace); !s)
+      return fail(s);
+
+  // Quantization: one pass, printed for replay with quant-opt.
+  std::string weightsOut = inOut("weights.safetensors");
+  std::string pipeline = ::qc::recipePipeline(recipe, trace, weightsOut);
+  outs() << "pipeline: " << pipeline << "\n";
+  mlir::qc::registerAllQCPasses();
+  std::string diagText;
+  std::vector<std::string> passWarnings;
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    std::string msg;
+    llvm::raw_string_ostream os(msg);
+    os << d;
+    if (d.getSeverity() == mlir::DiagnosticSeverity::Warning)
+      passWarnings.push_back(msg);
+    else
+      diagText += msg + "\n";
+    return mlir::success();
+  });
+  mlir::PassManager pm(&ctx);
+  // The pass manager is anchored on builtin.module already: parse the
+  // pass inside the printed "builtin.module(...)".
+  StringRef inner = StringRef(pipeline).drop_front(strlen("builtin.module("))
+                        .drop_back(1);
+  if (failed(mlir::parsePassPipeline(inner, pm, errs())))
+    return fail(Status::error("internal error: bad pipeline " + pipeline));
+  ProgressObserver observer(!noProgress);
+  ::qc::setQuantizationObserver(&observer);
+  auto tq = std::chrono::steady_clock::now();
+  bool ok = succeeded(pm.run(*module));
+  ::qc::setQuantizationObserver(nullptr);
+  double quantSeconds = since(tq);
+  if (!ok)
+    return fail(Status::error(diagText));
+  for (const std::string &w : passWarnings)
+    errs() << "quant-compile: warning: " << w << "\n";
+
+  std::string ir;
+  {
+    raw_string_ostream os(ir);
+    module->print(os);
+  }
+  std::string modelOut = inOut("model.mlir");
+  if (Status s = writeText(modelOut, ir); !s)
+    return fail(s);
+
+  // report.json: everything a user asks after a run, one entry per layer.
+  json::Value report = json::Value::object();
+  report.set("tool", json::Value::string("quant-compile"));
+  report.set("model", json::Value::string(modelPath));
+  report.set("recipe", recipe.source);
+  report.set("pipeline", json::Value::string(pipeline));
+  report.set("seed", recipe.seed ? json::Value::unsignedInteger(*recipe.seed)
+                                 : json::Value());
+  json::Value v = json::Value::object();
+  v.set("layers", json::Value::integer(validation.layers.size()));
+  json::Value ragged = json::Value::array();
+  for (const std::string &l : validation.raggedGroups)
+    ragged.push(json::Value::string(l));
+  v.set("ragged_groups", ragged);
+  v.set("estimated_peak_bytes", json::Value::number(validation.peakBytes));
+  report.set("validation", v);
+  report.set("calibration", calibReport);
+  json::Value layers = json::Value::array();
+  int64_t fallbacks = 0;
+  for (const ::qc::LayerRecord &r : observer.records) {
+    json::Value l = json::Value::object();
+    l.set("layer", json::Value::string(r.layer));
+    l.set("method", json::Value::string(r.method));
+    l.set("bits", json::Value::integer(r.bits));
+    l.set("group_size", json::Value::integer(r.groupSize));
+    l.set("sym", json::Value::boolean(r.sym));
+    l.set("loss", number(r.loss));
+    l.set("damping", number(r.damping));
+    l.set("tokens", r.tokens >= 0 ? json::Value::integer(r.tokens) : json::Value());
+    l.set("fallback", json::Value::boolean(r.fallback));
+    l.set("note", json::Value::string(r.note));
+    l.set("seconds", json::Value::number(r.seconds));
+    fallbacks += r.fallback;
+    layers.push(std::move(l));
+  }
+  report.set("layers", layers);
+  json::Value warn = json::Value::array();
+  for (const std::string &w : passWarnings)
+    warn.push(json::Value::string(w));
+  report.set("warnings", warn);
+  report.set("quantization_seconds", json::Value::number(quantSeconds));
+  report.set("total_seconds", json::Value::number(since(t0)));
+  json::Value outputs = json::Value::object();
+  outputs.set("model", json::Value::string(modelOut));
+  outputs.set("weights", json::Value::string(weightsOut));
+  if (::qc::methodNeedsCalibration(recipe.method))
+    outputs.set("trace", json::Value::string(trace));
+  report.set("outputs", outputs);
+  json::WriteOptions wopts;
+  wopts.pretty = true;
+  if (Status s = writeText(inOut("report.json"), json::write(report, wopts) + "\n");
+      !s)
+    return fail(s);
+  outs() << "wrote " << modelOut << " (" << observer.records.size()
+         << " layers quantized, " << fallbacks << " fallbacks, "
+         << format("%.2f s quantization, %.2f s total", quantSeconds, since(t0))
+         << "); report: " << inOut("report.json") << "\n";
+  return 0;
+}
