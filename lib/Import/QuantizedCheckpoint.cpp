@@ -863,6 +863,13 @@ Status readGPTQLayer(CheckpointReader &r, const Scheme &s,
                          "] (codes packed along in_features, one column per "
                          "output feature)");
   const int64_t rows = qw.info->shape[0];
+  if (rows < quant::packedWordCount(K, s.bits))
+    return Status::error(qw.where + " has " + std::to_string(rows) +
+                         " rows, expected ceil(in_features " +
+                         std::to_string(K) + " * bits " +
+                         std::to_string(s.bits) + " / 32) = " +
+                         std::to_string(quant::packedWordCount(K, s.bits)) +
+                         " (or more, for a padded K)");
   // The packed K: the true K, or a §14.6 padding that fills whole words.
   // g_idx, when present, has one entry per packed input channel.
   int64_t Kp = -1;
