@@ -536,6 +536,13 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
     // The values were checked to be fp16-exact by packGPTQ; scales of a
     // wider dtype that happen to be exact are accepted.
     q.scaleDType = quant::ScaleDType::F16;
+    if (q.bits == 3 && q.rows % 32 != 0)
+      return fail("layer '" + name +
+                  "': 3-bit GPTQ checkpoints pack qzeros along out_features "
+                  "in whole 32-value (3-word) blocks, so out_features must "
+                  "be a multiple of 32, got " +
+                  std::to_string(q.rows) +
+                  "; this model cannot be exported as 3-bit GPTQ");
     quant::GPTQPackOptions packOpts;
     packOpts.format = options.format;
     packOpts.padK = true;

@@ -96,8 +96,12 @@ int main(int argc, char **argv) {
     mlir::qc::GPTQExportSummary sum;
     if (Status s = mlir::qc::exportGPTQCheckpoint(*module, weights, exportGPTQ,
                                                   opts, &sum);
-        !s)
+        !s) {
+      if (s.message().find("cannot be stored in GPTQ v1") != std::string::npos)
+        return fail(Status::error(s.message() +
+                                  " (--gptq-format gptq_v2 stores it)"));
       return fail(s);
+    }
     outs() << "wrote GPTQ checkpoint " << exportGPTQ << " ("
            << sum.quantizedLayers << " quantized layers, " << sum.bits
            << " bits, group size " << sum.groupSize
