@@ -33,7 +33,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -619,6 +621,27 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
   files[1].bytes.assign(qtext.begin(), qtext.end());
   files[2].name = "model.safetensors";
   QC_RETURN_IF_ERROR(writer.serialize(files[2].bytes));
+  for (const std::string &path : options.copyFiles) {
+    FolderFile f;
+    f.name = fs::path(path).filename().string();
+    for (const FolderFile &other : files)
+      if (other.name == f.name)
+        return fail("cannot copy '" + path + "': the export writes its own " +
+                    f.name);
+    std::error_code ec;
+    uintmax_t size = fs::file_size(path, ec);
+    // Tokenizer files are a few MB; the cap keeps a mistaken path (a
+    // weight file, a device) from being read whole.
+    if (ec || size > (256u << 20))
+      return fail("cannot copy '" + path + "': " +
+                  (ec ? ec.message() : std::string("larger than 256 MB")));
+    std::ifstream in(path, std::ios::binary);
+    f.bytes.resize(static_cast<size_t>(size));
+    if (!in.read(reinterpret_cast<char *>(f.bytes.data()),
+                 static_cast<std::streamsize>(size)))
+      return fail("cannot read '" + path + "'");
+    files.push_back(std::move(f));
+  }
   QC_RETURN_IF_ERROR(writeFolderAtomically(dir, files));
 
   if (summary) {
@@ -630,6 +653,20 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
     summary->paddedLayers = padded;
   }
   return Status::ok();
+}
+
+std::vector<std::string> mlir::qc::hfTokenizerFiles(const std::string &dir) {
+  std::vector<std::string> out;
+  for (const char *name :
+       {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+        "special_tokens_map.json", "added_tokens.json",
+        "generation_config.json"}) {
+    std::error_code ec;
+    std::string path = joinPath(dir, name);
+    if (fs::is_regular_file(path, ec))
+      out.push_back(path);
+  }
+  return out;
 }
 
 //===----------------------------------------------------------------------===//
@@ -1022,6 +1059,45 @@ Status packForCpu(QuantizedWeight q, const std::string &layer,
   return Status::ok();
 }
 
+/// The checkpoint's weight files: model.safetensors or an index, as for
+/// float checkpoints, else AutoGPTQ's own single file
+/// `<model_file_base_name>.safetensors` (e.g.
+/// gptq_model-4bit-128g.safetensors) named by quantization_config or
+/// quantize_config.json.
+Status openQuantizedTensorFiles(const std::string &dir, const json::Value &qconf,
+                                ::qc::HFTensorFiles &files) {
+  std::error_code ec;
+  bool standard = fs::exists(joinPath(dir, "model.safetensors"), ec) ||
+                  fs::exists(joinPath(dir, "model.safetensors.index.json"), ec);
+  const json::Value *base = qconf.find("model_file_base_name");
+  json::Value fileConfig;
+  if ((!base || !base->isString()) &&
+      fs::is_regular_file(joinPath(dir, "quantize_config.json"), ec) &&
+      fs::file_size(joinPath(dir, "quantize_config.json"), ec) < (1u << 20)) {
+    std::ifstream in(joinPath(dir, "quantize_config.json"));
+    std::stringstream text;
+    text << in.rdbuf();
+    if (json::parse(text.str(), fileConfig) && fileConfig.isObject())
+      base = fileConfig.find("model_file_base_name");
+  }
+  if (standard || !base || !base->isString() || base->asString().empty() ||
+      base->asString().find('/') != std::string::npos ||
+      base->asString() == "model")
+    return ::qc::openHFTensorFiles(dir, files);
+  std::string name = base->asString() + ".safetensors";
+  if (!fs::is_regular_file(joinPath(dir, name), ec))
+    return Status::error(dir + ": neither model.safetensors, "
+                               "model.safetensors.index.json nor " +
+                         name + " (model_file_base_name) exists");
+  files.files.emplace_back();
+  files.files[0].fileName = name;
+  QC_RETURN_IF_ERROR(
+      ::qc::SafetensorsFile::open(joinPath(dir, name), files.files[0].file));
+  for (const ::qc::TensorInfo &info : files.files[0].file->tensors())
+    files.tensors.emplace(info.name, &files.files[0]);
+  return Status::ok();
+}
+
 } // namespace
 
 Status mlir::qc::isQuantizedHFCheckpoint(const std::string &dir,
@@ -1047,7 +1123,7 @@ Status mlir::qc::loadQuantizedHFCheckpoint(
   QC_RETURN_IF_ERROR(parseScheme(configPath, qconf, scheme));
 
   ::qc::HFTensorFiles files;
-  QC_RETURN_IF_ERROR(::qc::openHFTensorFiles(dir, files));
+  QC_RETURN_IF_ERROR(openQuantizedTensorFiles(dir, qconf, files));
   CheckpointReader reader(dir, files);
   ModelWeights w;
   w.config = cfg;

@@ -93,6 +93,11 @@ int main(int argc, char **argv) {
     else
       return fail(Status::error("--gptq-format must be gptq or gptq_v2, got '" +
                                 gptqFormat + "'"));
+    // A Hugging Face source's tokenizer travels with the checkpoint; a
+    // llama2.c tokenizer.bin is not a format transformers reads.
+    mlir::qc::CheckpointRef ref;
+    if (mlir::qc::getCheckpointRef(*module, ref) && ref.format == "hf")
+      opts.copyFiles = mlir::qc::hfTokenizerFiles(ref.path);
     mlir::qc::GPTQExportSummary sum;
     if (Status s = mlir::qc::exportGPTQCheckpoint(*module, weights, exportGPTQ,
                                                   opts, &sum);
@@ -109,6 +114,8 @@ int main(int argc, char **argv) {
            << (sum.descAct ? ", desc_act" : "") << ", " << gptqFormat;
     if (sum.paddedLayers)
       outs() << ", " << sum.paddedLayers << " layers with K padded";
+    if (!opts.copyFiles.empty())
+      outs() << ", " << opts.copyFiles.size() << " tokenizer files copied";
     outs() << ")\n";
     return 0;
   }

@@ -51,7 +51,17 @@ struct GPTQExportOptions {
   /// read) or "gptq_v2" (GPTQModel; zeros as they are). v1 cannot hold an
   /// asymmetric zero point of 0 (§14.5) and refuses such a layer.
   ::qc::quant::GPTQFormat format = ::qc::quant::GPTQFormat::V1;
+  /// Files copied into the folder under their own names (a Hugging Face
+  /// source's tokenizer files); they may not be named like the files the
+  /// export writes.
+  std::vector<std::string> copyFiles;
 };
+
+/// The tokenizer (and generation config) files of the Hugging Face
+/// checkpoint folder `dir` that exist: tokenizer.json, tokenizer.model,
+/// tokenizer_config.json, special_tokens_map.json, added_tokens.json,
+/// generation_config.json.
+std::vector<std::string> hfTokenizerFiles(const std::string &dir);
 
 /// What exportGPTQCheckpoint wrote, for the tool's summary line.
 struct GPTQExportSummary {
@@ -78,7 +88,8 @@ struct GPTQExportSummary {
 /// point; the true in_features is in the file metadata). The folder is
 /// written under a temporary name and renamed into place; an existing
 /// `dir` is replaced only if it looks like a checkpoint (a config.json and
-/// nothing but regular files), by an atomic exchange.
+/// nothing but regular files), by an atomic exchange. options.copyFiles
+/// are copied in with the rest.
 ::qc::Status exportGPTQCheckpoint(ModuleOp module,
                                   const ::qc::ModelWeights &weights,
                                   const std::string &dir,
@@ -111,7 +122,9 @@ struct QuantizedLayerInfo {
 /// Loads a quantized Hugging Face checkpoint folder: quant_method "gptq"
 /// (checkpoint_format gptq or gptq_v2, bits 2/3/4/8, any group size,
 /// desc_act with g_idx, sym or asym, K padded or not) or "awq" (version
-/// gemm, 4-bit, zero_point true). Float tensors go to out.tensors as fp32;
+/// gemm, 4-bit, zero_point true). The tensors are in model.safetensors, an
+/// index with shards, or AutoGPTQ's `<model_file_base_name>.safetensors`.
+/// Float tensors go to out.tensors as fp32;
 /// each quantized linear is unpacked, checked and repacked into the layout
 /// the CPU path executes -- `gptq` (v1 zeros) when the weight fits it,
 /// else `rows` (an asymmetric zero point of 0, or 3-bit shapes that are

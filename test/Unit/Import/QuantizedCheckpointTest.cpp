@@ -511,6 +511,59 @@ TEST(QuantizedCheckpoint, SymmetricZerosAreWrittenAsAutoGPTQDoes) {
   EXPECT_EQ(layers, 14);
 }
 
+TEST(QuantizedCheckpoint, TokenizerFilesOfAHuggingFaceSourceAreCopied) {
+  std::string dir = freshDir("tokenizer");
+  std::string src = writeRandomModel(dir, 9);
+  std::ofstream(src + "/tokenizer.json") << R"({"model": {"type": "BPE"}})";
+  std::ofstream(src + "/tokenizer_config.json") << "{}";
+  Model m;
+  open(src, m);
+  runPasses(m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir + "/ov.safetensors}");
+  GPTQExportOptions opts;
+  opts.copyFiles = mlir::qc::hfTokenizerFiles(src);
+  ASSERT_EQ(opts.copyFiles.size(), 2u);
+  exportTo(m, dir + "/gptq", opts);
+  EXPECT_EQ(readText(dir + "/gptq/tokenizer.json"), R"({"model": {"type": "BPE"}})");
+  EXPECT_EQ(readText(dir + "/gptq/tokenizer_config.json"), "{}");
+  // A file named like one the export writes is refused.
+  opts.copyFiles.push_back(src + "/config.json");
+  qc::Status s = mlir::qc::exportGPTQCheckpoint(*m.module, m.weights,
+                                                dir + "/gptq2", opts);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("writes its own config.json"), std::string::npos)
+      << s.message();
+}
+
+TEST(QuantizedCheckpoint, AutoGPTQFileNameFromModelFileBaseName) {
+  // Older AutoGPTQ saves gptq_model-4bit-128g.safetensors and names it in
+  // quantize_config.json.
+  std::string dir = freshDir("basename");
+  Model m;
+  open(writeRandomModel(dir, 10), m);
+  runPasses(m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir + "/ov.safetensors}");
+  exportTo(m, dir + "/gptq");
+  fs::rename(dir + "/gptq/model.safetensors",
+             dir + "/gptq/gptq_model-4bit-32g.safetensors");
+  json::Value q = readJson(dir + "/gptq/quantize_config.json");
+  q.set("model_file_base_name", json::Value::string("gptq_model-4bit-32g"));
+  std::ofstream(dir + "/gptq/quantize_config.json") << json::write(q);
+  json::Value config = readJson(dir + "/gptq/config.json");
+  json::Value qc = *config.find("quantization_config");
+  qc.set("model_file_base_name", json::Value());
+  config.set("quantization_config", qc);
+  std::ofstream(dir + "/gptq/config.json") << json::write(config);
+  Model imported;
+  open(dir + "/gptq", imported);
+  expectSameLayers(m, imported);
+  fs::remove(dir + "/gptq/gptq_model-4bit-32g.safetensors");
+  Model missing;
+  qc::Status s = mlir::qc::openModel(context(), dir + "/gptq", missing.module,
+                                     missing.weights);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("gptq_model-4bit-32g.safetensors"), std::string::npos)
+      << s.message();
+}
+
 //===----------------------------------------------------------------------===//
 // AWQ GEMM, built by hand
 //===----------------------------------------------------------------------===//
