@@ -298,6 +298,11 @@ struct BitsCase {
   bool sym;
 };
 
+// Without it gtest prints the struct's bytes, padding included.
+void PrintTo(const BitsCase &c, std::ostream *os) {
+  *os << c.bits << " bits, " << (c.sym ? "sym" : "asym");
+}
+
 class RandomModelRoundTrip : public testing::TestWithParam<BitsCase> {};
 
 TEST_P(RandomModelRoundTrip, DequantizedWeightsAndLogitsSurvive) {
