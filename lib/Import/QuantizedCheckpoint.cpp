@@ -272,8 +272,6 @@ Status mlir::qc::readQuantizedLayer(Operation *op, const ModelWeights &weights,
     quant::GPTQTensors t;
     t.bits = bits;
     t.groupSize = G;
-    // Fractional zeros are read through an integer stand-in (all 1) and
-    // put back below: the gptq layout stores them unpacked.
     t.sym = sym;
     t.format = quant::GPTQFormat::V1;
     t.inFeatures = t.K = K;
@@ -289,7 +287,9 @@ Status mlir::qc::readQuantizedLayer(Operation *op, const ModelWeights &weights,
       t.qzeros = fromBytes<int32_t>(zs.data, zs.bytes / 4);
     } else {
       // Symmetric layers carry no zeros in the IR; v1 stores 2^(b-1) as
-      // 2^(b-1) - 1. Fractional zeros: stored 0 decodes as 1.
+      // 2^(b-1) - 1. Fractional (HQQ) zeros are kept unpacked as floats in
+      // the gptq layout: unpack with a stand-in (stored 0, decoded 1) and
+      // put the real values back below.
       std::vector<uint8_t> row(static_cast<size_t>(N),
                                sym ? (1 << (bits - 1)) - 1 : 0);
       int64_t cols = quant::packedWordCount(N, bits);

@@ -853,8 +853,26 @@ TEST(QuantizedCheckpoint, ExportRefusesWhatGPTQCannotHold) {
       "wq-rtn{bits=4 group-size=32 exclude=mlp" + ov + "},wq-rtn{bits=8 group-size=32" + ov + "}");
   EXPECT_NE(mixed.find("differ"), std::string::npos) << mixed;
   EXPECT_NE(mixed.find("8 bits"), std::string::npos) << mixed;
+  std::string hqq = exportError("wq-hqq{group-size=32" + ov + "}");
+  EXPECT_NE(hqq.find("fractional HQQ zeros"), std::string::npos) << hqq;
   std::string partial = exportError("wq-rtn{bits=4 group-size=32 exclude=down_proj" + ov + "}");
   EXPECT_NE(partial.find("down_proj' is not quantized"), std::string::npos) << partial;
+}
+
+TEST(QuantizedCheckpoint, HQQWithRoundedZerosAndF16ScalesRoundTrips) {
+  // HQQ's fractional zeros cannot be stored; rounded ones with fp16 scales
+  // are an ordinary asymmetric grid.
+  std::string dir = freshDir("hqq");
+  Model m;
+  open(writeRandomModel(dir, 51), m);
+  runPasses(m, "wq-hqq{group-size=32 scale-dtype=f16 round-zeros=true weights-out=" +
+                   dir + "/ov.safetensors}");
+  GPTQExportOptions opts;
+  opts.format = quant::GPTQFormat::V2; // HQQ zeros may be 0
+  exportTo(m, dir + "/gptq", opts);
+  Model imported;
+  open(dir + "/gptq", imported);
+  expectSameLayers(m, imported);
 }
 
 TEST(QuantizedCheckpoint, ExportReplacesOnlyCheckpointFolders) {
