@@ -220,7 +220,9 @@ Status mlir::qc::readQuantizedLayer(Operation *op, const ModelWeights &weights,
     return Status::error("a wq.linear's qweight is not an llm.param named "
                          "'<layer>.qweight'");
   layer = qwName.substr(0, qwName.size() - strlen(".qweight"));
-  auto fail = [&](const Status &s) { return s.withContext("layer '" + layer + "'"); };
+  auto fail = [&](const Status &s) {
+    return s.withContext("layer '" + layer + "'");
+  };
   if (lin.getCodebook())
     return fail(Status::error(
         "has a codebook (NF4): its codes are not a uniform integer grid, so "
@@ -243,8 +245,8 @@ Status mlir::qc::readQuantizedLayer(Operation *op, const ModelWeights &weights,
   QC_RETURN_IF_ERROR(fail(findStored(weights, qwName, qw)));
   QC_RETURN_IF_ERROR(fail(findStored(weights, scName, sc)));
   auto qwShape = wq::getQWeightShape(layout, bits, K, N);
-  QC_RETURN_IF_ERROR(fail(expectTensor(qw, qwName, {DType::I32},
-                                       {qwShape[0], qwShape[1]})));
+  QC_RETURN_IF_ERROR(
+      fail(expectTensor(qw, qwName, {DType::I32}, {qwShape[0], qwShape[1]})));
   QC_RETURN_IF_ERROR(fail(expectTensor(
       sc, scName, {DType::F16, DType::BF16, DType::F32}, {ng, N})));
   std::vector<float> scales = decodeFloats(sc);
@@ -398,13 +400,15 @@ Status writeFolderAtomically(std::string dir,
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec)
-    return Status::error(parent + ": cannot create the folder: " + ec.message());
+    return Status::error(parent +
+                         ": cannot create the folder: " + ec.message());
 
   std::string tmpl = dir + ".tmp-XXXXXX";
   if (!::mkdtemp(&tmpl[0])) {
     int err = errno;
-    return Status::error(dir + ": cannot create a temporary folder beside it: " +
-                         std::strerror(err));
+    return Status::error(
+        dir +
+        ": cannot create a temporary folder beside it: " + std::strerror(err));
   }
   const std::string tmp = tmpl;
   auto cleanup = [&](Status s) {
@@ -413,24 +417,26 @@ Status writeFolderAtomically(std::string dir,
     return s;
   };
   for (const FolderFile &f : files)
-    if (Status s = ::qc::writeFileAtomically(joinPath(tmp, f.name),
-                                             {{f.bytes.data(), f.bytes.size()}});
+    if (Status s = ::qc::writeFileAtomically(
+            joinPath(tmp, f.name), {{f.bytes.data(), f.bytes.size()}});
         !s)
       return cleanup(s);
   fsyncPath(tmp);
   if (!exists) {
     if (::rename(tmp.c_str(), dir.c_str()) != 0) {
       int err = errno;
-      return cleanup(Status::error(dir + ": cannot rename the finished "
-                                         "temporary folder into place: " +
+      return cleanup(Status::error(dir +
+                                   ": cannot rename the finished "
+                                   "temporary folder into place: " +
                                    std::strerror(err)));
     }
   } else if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(),
                          RENAME_EXCHANGE) != 0) {
     int err = errno;
     return cleanup(Status::error(
-        dir + ": cannot atomically exchange the existing folder with the "
-              "new checkpoint (" +
+        dir +
+        ": cannot atomically exchange the existing folder with the "
+        "new checkpoint (" +
         std::strerror(err) + "); the old folder is unchanged"));
   }
   // After an exchange `tmp` holds the previous checkpoint.
@@ -501,15 +507,16 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
   const QuantizedWeight &first = layers.begin()->second;
   bool descAct = false;
   for (const auto &[name, q] : layers) {
-    if (!specNames.count(name + ".weight") || !isProjectionWeight(name + ".weight"))
+    if (!specNames.count(name + ".weight") ||
+        !isProjectionWeight(name + ".weight"))
       return fail("layer '" + name +
                   "' is not a decoder projection of this model; only "
                   "q/k/v/o and gate/up/down projections can be exported as "
                   "GPTQ layers");
     if (q.bits != first.bits || q.groupSize != first.groupSize ||
         q.sym != first.sym)
-      return fail("layers '" + firstName + "' (" + describe(first) +
-                  ") and '" + name + "' (" + describe(q) +
+      return fail("layers '" + firstName + "' (" + describe(first) + ") and '" +
+                  name + "' (" + describe(q) +
                   ") differ; a GPTQ quantization_config has one bits, "
                   "group_size and sym for the whole model (per-module "
                   "overrides are not written), so mixed configurations are "
@@ -574,14 +581,14 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
       continue;
     const ::qc::HostTensor *t = weights.find(spec.name);
     if (!t || t->shape != spec.shape)
-      return fail("tensor '" + spec.name + "' is missing from the model's "
+      return fail("tensor '" + spec.name +
+                  "' is missing from the model's "
                   "weights or has the wrong shape");
     std::vector<float> data = t->data;
     if (int64_t heads = ropeHeads(spec.name))
-      ::qc::permuteInterleavedToHalfSplit(t->data.data(), data.data(), heads,
-                                          cfg.headDim,
-                                          spec.shape.size() == 2 ? spec.shape[1]
-                                                                 : 1);
+      ::qc::permuteInterleavedToHalfSplit(
+          t->data.data(), data.data(), heads, cfg.headDim,
+          spec.shape.size() == 2 ? spec.shape[1] : 1);
     for (size_t i = 0; i < data.size(); ++i)
       if (!std::isfinite(data[i]) || std::fabs(data[i]) > 65504.0f)
         return fail("tensor '" + spec.name + "' value " +
@@ -599,9 +606,8 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
   json::Value qconf = json::Value::object();
   qconf.set("bits", json::Value::integer(first.bits));
   qconf.set("checkpoint_format",
-            json::Value::string(options.format == quant::GPTQFormat::V1
-                                    ? "gptq"
-                                    : "gptq_v2"));
+            json::Value::string(
+                options.format == quant::GPTQFormat::V1 ? "gptq" : "gptq_v2"));
   qconf.set("desc_act", json::Value::boolean(descAct));
   qconf.set("group_size", json::Value::integer(first.groupSize));
   qconf.set("model_file_base_name", json::Value::string("model"));
@@ -657,10 +663,9 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
 
 std::vector<std::string> mlir::qc::hfTokenizerFiles(const std::string &dir) {
   std::vector<std::string> out;
-  for (const char *name :
-       {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-        "special_tokens_map.json", "added_tokens.json",
-        "generation_config.json"}) {
+  for (const char *name : {"tokenizer.json", "tokenizer.model",
+                           "tokenizer_config.json", "special_tokens_map.json",
+                           "added_tokens.json", "generation_config.json"}) {
     std::error_code ec;
     std::string path = joinPath(dir, name);
     if (fs::is_regular_file(path, ec))
@@ -688,8 +693,7 @@ struct Scheme {
 /// Reads quantization_config (object `q` of `path`). Synonyms as §8.1:
 /// w_bit for bits, q_group_size for group_size; GPTQModel's "format" for
 /// checkpoint_format.
-Status parseScheme(const std::string &path, const json::Value &q,
-                   Scheme &out) {
+Status parseScheme(const std::string &path, const json::Value &q, Scheme &out) {
   auto fail = [&](const std::string &field, const std::string &what) {
     return Status::error(path + ": quantization_config field \"" + field +
                          "\" " + what);
@@ -733,7 +737,8 @@ Status parseScheme(const std::string &path, const json::Value &q,
 
   if (out.method == "awq") {
     const json::Value *version = get({"version"}, key);
-    std::string v = version && version->isString() ? version->asString() : "gemm";
+    std::string v =
+        version && version->isString() ? version->asString() : "gemm";
     std::transform(v.begin(), v.end(), v.begin(),
                    [](unsigned char c) { return std::tolower(c); });
     if (v != "gemm")
@@ -819,8 +824,9 @@ public:
     QC_RETURN_IF_ERROR(get(name, t));
     QC_RETURN_IF_ERROR(checkDType(t, DType::I32));
     if (t.info->shape != shape)
-      return Status::error(t.where + " has shape " + shapeString(t.info->shape) +
-                           ", expected " + shapeString(shape) + " (" + why + ")");
+      return Status::error(t.where + " has shape " +
+                           shapeString(t.info->shape) + ", expected " +
+                           shapeString(shape) + " (" + why + ")");
     out = fromBytes<int32_t>(t.file->tensorData(*t.info),
                              static_cast<size_t>(t.info->numElements()));
     return Status::ok();
@@ -833,8 +839,9 @@ public:
     QC_RETURN_IF_ERROR(get(name, t));
     QC_RETURN_IF_ERROR(checkDType(t, DType::F16));
     if (t.info->shape != shape)
-      return Status::error(t.where + " has shape " + shapeString(t.info->shape) +
-                           ", expected " + shapeString(shape) + " (" + why + ")");
+      return Status::error(t.where + " has shape " +
+                           shapeString(t.info->shape) + ", expected " +
+                           shapeString(shape) + " (" + why + ")");
     out = fromBytes<uint16_t>(t.file->tensorData(*t.info),
                               static_cast<size_t>(t.info->numElements()));
     return Status::ok();
@@ -854,8 +861,9 @@ public:
     FileTensor t;
     QC_RETURN_IF_ERROR(get(name, t));
     if (t.info->shape != shape)
-      return Status::error(t.where + " has shape " + shapeString(t.info->shape) +
-                           ", expected " + shapeString(shape));
+      return Status::error(t.where + " has shape " +
+                           shapeString(t.info->shape) + ", expected " +
+                           shapeString(shape));
     out.shape = shape;
     return t.file->readAsF32(*t.info, out.data, true);
   }
@@ -902,18 +910,19 @@ Status readGPTQLayer(CheckpointReader &r, const Scheme &s,
   QC_RETURN_IF_ERROR(r.get(layer + ".qweight", qw));
   QC_RETURN_IF_ERROR(r.checkDType(qw, DType::I32));
   if (qw.info->shape.size() != 2 || qw.info->shape[1] != N)
-    return Status::error(qw.where + " has shape " + shapeString(qw.info->shape) +
-                         ", expected [words, " + std::to_string(N) +
+    return Status::error(qw.where + " has shape " +
+                         shapeString(qw.info->shape) + ", expected [words, " +
+                         std::to_string(N) +
                          "] (codes packed along in_features, one column per "
                          "output feature)");
   const int64_t rows = qw.info->shape[0];
   if (rows < quant::packedWordCount(K, s.bits))
-    return Status::error(qw.where + " has " + std::to_string(rows) +
-                         " rows, expected ceil(in_features " +
-                         std::to_string(K) + " * bits " +
-                         std::to_string(s.bits) + " / 32) = " +
-                         std::to_string(quant::packedWordCount(K, s.bits)) +
-                         " (or more, for a padded K)");
+    return Status::error(
+        qw.where + " has " + std::to_string(rows) +
+        " rows, expected ceil(in_features " + std::to_string(K) + " * bits " +
+        std::to_string(s.bits) +
+        " / 32) = " + std::to_string(quant::packedWordCount(K, s.bits)) +
+        " (or more, for a padded K)");
   // The packed K: the true K, or a §14.6 padding that fills whole words.
   // g_idx, when present, has one entry per packed input channel.
   int64_t Kp = -1;
@@ -924,28 +933,28 @@ Status readGPTQLayer(CheckpointReader &r, const Scheme &s,
     QC_RETURN_IF_ERROR(r.checkDType(gi, DType::I32));
     if (gi.info->shape.size() != 1 || gi.info->shape[0] < K ||
         quant::packedWordCount(gi.info->shape[0], s.bits) != rows)
-      return Status::error(
-          gi.where + " has shape " + shapeString(gi.info->shape) +
-          ", expected [" + std::to_string(K) +
-          "] (in_features, or in_features padded to the " +
-          std::to_string(rows) + " qweight rows)");
+      return Status::error(gi.where + " has shape " +
+                           shapeString(gi.info->shape) + ", expected [" +
+                           std::to_string(K) +
+                           "] (in_features, or in_features padded to the " +
+                           std::to_string(rows) + " qweight rows)");
     Kp = gi.info->shape[0];
     gIdx = fromBytes<int32_t>(gi.file->tensorData(*gi.info),
                               static_cast<size_t>(Kp));
   } else {
     if (s.descAct)
-      return Status::error(r.fileOf(layer + ".qweight") + ": tensor '" +
-                           layer + ".g_idx' is missing, and desc_act is true "
-                                   "(act-order layers need their g_idx)");
+      return Status::error(r.fileOf(layer + ".qweight") + ": tensor '" + layer +
+                           ".g_idx' is missing, and desc_act is true "
+                           "(act-order layers need their g_idx)");
     if (quant::packedWordCount(K, s.bits) == rows)
       Kp = K;
     else if ((rows * 32) % s.bits == 0 && rows * 32 / s.bits > K)
       Kp = rows * 32 / s.bits;
     else
-      return Status::error(qw.where + " has " + std::to_string(rows) +
-                           " rows, expected ceil(" + std::to_string(K) + " * " +
-                           std::to_string(s.bits) + " / 32) = " +
-                           std::to_string(quant::packedWordCount(K, s.bits)));
+      return Status::error(
+          qw.where + " has " + std::to_string(rows) + " rows, expected ceil(" +
+          std::to_string(K) + " * " + std::to_string(s.bits) +
+          " / 32) = " + std::to_string(quant::packedWordCount(K, s.bits)));
     gIdx.resize(static_cast<size_t>(Kp));
     for (int64_t k = 0; k < Kp; ++k)
       gIdx[k] = static_cast<int32_t>(
@@ -961,8 +970,8 @@ Status readGPTQLayer(CheckpointReader &r, const Scheme &s,
                          ".qzeros' is missing (GPTQ checkpoints store the zero "
                          "points of every quantized layer, symmetric ones "
                          "included)");
-  QC_RETURN_IF_ERROR(r.readI32(layer + ".qzeros",
-                               {t.numGroups, t.qzerosCols()}, t.qzeros,
+  QC_RETURN_IF_ERROR(r.readI32(layer + ".qzeros", {t.numGroups, t.qzerosCols()},
+                               t.qzeros,
                                "groups x zero points packed along "
                                "out_features"));
   QC_RETURN_IF_ERROR(r.readF16(layer + ".scales", {t.numGroups, N}, t.scales,
@@ -984,9 +993,10 @@ Status readAWQLayer(CheckpointReader &r, const Scheme &s,
                          " is not a multiple of 8, which AWQ GEMM packs per "
                          "word");
   if (s.groupSize > 0 && K % s.groupSize != 0)
-    return Status::error(file + ": layer '" + layer + "': in_features " +
-                         std::to_string(K) + " is not a multiple of group_size " +
-                         std::to_string(s.groupSize) + " (AWQ needs K % G == 0)");
+    return Status::error(
+        file + ": layer '" + layer + "': in_features " + std::to_string(K) +
+        " is not a multiple of group_size " + std::to_string(s.groupSize) +
+        " (AWQ needs K % G == 0)");
   quant::AWQTensors t;
   t.K = K;
   t.N = N;
@@ -1039,19 +1049,19 @@ Status packForCpu(QuantizedWeight q, const std::string &layer,
   if (gptq) {
     quant::GPTQTensors t;
     QC_RETURN_IF_ERROR(quant::packGPTQ(q, {}, t));
-    out.packed[layer + ".qweight"] = {DType::I32, {t.qweightRows(), N},
-                                      rawBytes(t.qweight)};
+    out.packed[layer + ".qweight"] = {
+        DType::I32, {t.qweightRows(), N}, rawBytes(t.qweight)};
     if (!q.sym)
-      out.packed[layer + ".qzeros"] = {DType::I32, {ng, t.qzerosCols()},
-                                       rawBytes(t.qzeros)};
+      out.packed[layer + ".qzeros"] = {
+          DType::I32, {ng, t.qzerosCols()}, rawBytes(t.qzeros)};
     if (info.hasGIdx)
       out.packed[layer + ".g_idx"] = {DType::I32, {K}, rawBytes(t.gIdx)};
     return Status::ok();
   }
   quant::RowsTensors t;
   QC_RETURN_IF_ERROR(quant::packRows(q, {}, t));
-  out.packed[layer + ".qweight"] = {DType::I32, {N, t.qweightCols()},
-                                    rawBytes(t.qweight)};
+  out.packed[layer + ".qweight"] = {
+      DType::I32, {N, t.qweightCols()}, rawBytes(t.qweight)};
   if (!q.sym)
     out.packed[layer + ".qzeros"] = {DType::I32, {ng, N}, rawBytes(t.zeros)};
   if (info.hasGIdx)
@@ -1064,7 +1074,8 @@ Status packForCpu(QuantizedWeight q, const std::string &layer,
 /// `<model_file_base_name>.safetensors` (e.g.
 /// gptq_model-4bit-128g.safetensors) named by quantization_config or
 /// quantize_config.json.
-Status openQuantizedTensorFiles(const std::string &dir, const json::Value &qconf,
+Status openQuantizedTensorFiles(const std::string &dir,
+                                const json::Value &qconf,
                                 ::qc::HFTensorFiles &files) {
   std::error_code ec;
   bool standard = fs::exists(joinPath(dir, "model.safetensors"), ec) ||
@@ -1086,8 +1097,9 @@ Status openQuantizedTensorFiles(const std::string &dir, const json::Value &qconf
     return ::qc::openHFTensorFiles(dir, files);
   std::string name = base->asString() + ".safetensors";
   if (!fs::is_regular_file(joinPath(dir, name), ec))
-    return Status::error(dir + ": neither model.safetensors, "
-                               "model.safetensors.index.json nor " +
+    return Status::error(dir +
+                         ": neither model.safetensors, "
+                         "model.safetensors.index.json nor " +
                          name + " (model_file_base_name) exists");
   files.files.emplace_back();
   files.files[0].fileName = name;
@@ -1110,9 +1122,9 @@ Status mlir::qc::isQuantizedHFCheckpoint(const std::string &dir,
   return Status::ok();
 }
 
-Status mlir::qc::loadQuantizedHFCheckpoint(
-    const std::string &dir, ModelWeights &out,
-    std::vector<QuantizedLayerInfo> &layers) {
+Status
+mlir::qc::loadQuantizedHFCheckpoint(const std::string &dir, ModelWeights &out,
+                                    std::vector<QuantizedLayerInfo> &layers) {
   const std::string configPath = joinPath(dir, "config.json");
   ModelConfig cfg;
   json::Value qconf;
@@ -1135,10 +1147,11 @@ Status mlir::qc::loadQuantizedHFCheckpoint(
                          "quantized but config.json has tie_word_embeddings "
                          "true (it would share the float embedding)");
   for (const ::qc::TensorSpec &spec : ::qc::modelTensorSpecs(cfg)) {
-    bool linear = isProjectionWeight(spec.name) || spec.name == "lm_head.weight";
-    std::string layer =
-        endsWith(spec.name, ".weight") ? spec.name.substr(0, spec.name.size() - 7)
-                                       : spec.name;
+    bool linear =
+        isProjectionWeight(spec.name) || spec.name == "lm_head.weight";
+    std::string layer = endsWith(spec.name, ".weight")
+                            ? spec.name.substr(0, spec.name.size() - 7)
+                            : spec.name;
     if (!linear || !reader.has(layer + ".qweight")) {
       ::qc::HostTensor t;
       QC_RETURN_IF_ERROR(reader.readFloat(spec.name, spec.shape, t));
@@ -1189,8 +1202,9 @@ Status mlir::qc::loadQuantizedHFCheckpoint(
   return Status::ok();
 }
 
-Status mlir::qc::applyQuantizedLayers(
-    ModuleOp module, const std::vector<QuantizedLayerInfo> &layers) {
+Status
+mlir::qc::applyQuantizedLayers(ModuleOp module,
+                               const std::vector<QuantizedLayerInfo> &layers) {
   std::map<std::string, const QuantizedLayerInfo *> byWeight;
   for (const QuantizedLayerInfo &l : layers)
     byWeight[l.layer + ".weight"] = &l;
@@ -1215,9 +1229,10 @@ Status mlir::qc::applyQuantizedLayers(
                                   RankedTensorType::get(shape, type),
                                   b.getStringAttr(l.layer + suffix));
     };
-    Value qweight = param(
-        ".qweight", wq::getQWeightShape(layout, l.bits, l.inFeatures, l.outFeatures),
-        b.getI32Type());
+    Value qweight =
+        param(".qweight",
+              wq::getQWeightShape(layout, l.bits, l.inFeatures, l.outFeatures),
+              b.getI32Type());
     Value scales = param(".scales", {ng, l.outFeatures}, b.getF16Type());
     Value zeros = l.hasZeros
                       ? param(".qzeros",

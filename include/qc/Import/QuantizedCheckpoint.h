@@ -1,4 +1,4 @@
-//===- QuantizedCheckpoint.h - GPTQ / AWQ checkpoint interchange -*- C++ -*-===//
+//===- QuantizedCheckpoint.h - GPTQ/AWQ checkpoint interchange -*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -140,8 +140,9 @@ struct QuantizedLayerInfo {
 
 /// Replaces the llm.linear of each layer in `layers` (found by its weight
 /// parameter `<layer>.weight`) with a wq.linear over the packed tensors.
-::qc::Status applyQuantizedLayers(ModuleOp module,
-                                  const std::vector<QuantizedLayerInfo> &layers);
+::qc::Status
+applyQuantizedLayers(ModuleOp module,
+                     const std::vector<QuantizedLayerInfo> &layers);
 
 } // namespace mlir::qc
 

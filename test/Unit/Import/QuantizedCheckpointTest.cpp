@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qc/Import/QuantizedCheckpoint.h"
 #include "LLM/IR/LLMOps.h"
 #include "WQ/IR/WQOps.h"
 #include "qc/Calibration/Calibrate.h"
@@ -21,7 +22,6 @@
 #include "qc/Execution/CpuExecutable.h"
 #include "qc/Execution/Evaluate.h"
 #include "qc/Import/LoadModel.h"
-#include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/InitAllPasses.h"
 #include "qc/Quantization/Algorithms/Packing.h"
 #include "qc/runtime/HFCheckpoint.h"
@@ -45,6 +45,8 @@
 #include <random>
 #include <sstream>
 
+#include <unistd.h>
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -58,7 +60,9 @@ const std::string kTokenizer = kShared + "/models/stories260K/tok512.bin";
 
 /// A fresh, empty directory for one test.
 std::string freshDir(const std::string &name) {
-  std::string dir = testing::TempDir() + "/qc_interchange_" + name;
+  // The pid keeps test processes that ctest runs in parallel apart.
+  std::string dir = testing::TempDir() + "/qc_interchange_" +
+                    std::to_string(::getpid()) + "_" + name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -86,7 +90,8 @@ void open(const std::string &path, Model &m) {
 /// Runs `pipeline` on `m` and reloads its weights (module + overlay).
 void runPasses(Model &m, const std::string &pipeline) {
   mlir::PassManager pm(&context());
-  ASSERT_TRUE(mlir::succeeded(mlir::parsePassPipeline(pipeline, pm, llvm::errs())));
+  ASSERT_TRUE(
+      mlir::succeeded(mlir::parsePassPipeline(pipeline, pm, llvm::errs())));
   ASSERT_TRUE(mlir::succeeded(pm.run(*m.module))) << pipeline;
   m.weights = qc::ModelWeights();
   qc::Status s = mlir::qc::loadModuleWeights(*m.module, m.weights);
@@ -145,9 +150,11 @@ void roundFloatsToF16(qc::ModelWeights &w) {
       v = qc::f16ToF32(qc::f32ToF16(v));
 }
 
-std::vector<float> logitsOf(const Model &m, const std::vector<int32_t> &tokens) {
+std::vector<float> logitsOf(const Model &m,
+                            const std::vector<int32_t> &tokens) {
   std::unique_ptr<mlir::qc::CpuExecutable> exe;
-  qc::Status s = mlir::qc::CpuExecutable::compile(m.module.get(), m.weights, exe);
+  qc::Status s =
+      mlir::qc::CpuExecutable::compile(m.module.get(), m.weights, exe);
   EXPECT_TRUE(s) << s.message();
   std::vector<float> logits(tokens.size() * m.weights.config.vocabSize);
   if (exe) {
@@ -157,9 +164,11 @@ std::vector<float> logitsOf(const Model &m, const std::vector<int32_t> &tokens) 
   return logits;
 }
 
-double perplexityOf(const Model &m, const std::vector<std::vector<int>> &windows) {
+double perplexityOf(const Model &m,
+                    const std::vector<std::vector<int>> &windows) {
   std::unique_ptr<mlir::qc::CpuExecutable> exe;
-  qc::Status s = mlir::qc::CpuExecutable::compile(m.module.get(), m.weights, exe);
+  qc::Status s =
+      mlir::qc::CpuExecutable::compile(m.module.get(), m.weights, exe);
   EXPECT_TRUE(s) << s.message();
   if (!s)
     return 0.0;
@@ -180,7 +189,8 @@ std::vector<std::vector<int>> storiesWindows(int64_t tokens) {
 
 void exportTo(const Model &m, const std::string &dir,
               const GPTQExportOptions &opts = {}) {
-  qc::Status s = mlir::qc::exportGPTQCheckpoint(m.module.get(), m.weights, dir, opts);
+  qc::Status s =
+      mlir::qc::exportGPTQCheckpoint(m.module.get(), m.weights, dir, opts);
   ASSERT_TRUE(s) << s.message();
 }
 
@@ -205,12 +215,13 @@ json::Value readJson(const std::string &path) {
 TEST(QuantizedCheckpoint, StoriesRTNRoundTripsWithRopePermutation) {
   std::string dir = freshDir("stories_rtn");
   Model src;
-  open(kStories, src);
-  runPasses(src, "wq-rtn{bits=4 group-size=32 sym=false weights-out=" + dir +
-                     "/overlay.safetensors}");
-  exportTo(src, dir + "/gptq");
+  ASSERT_NO_FATAL_FAILURE(open(kStories, src));
+  ASSERT_NO_FATAL_FAILURE(runPasses(
+      src, "wq-rtn{bits=4 group-size=32 sym=false weights-out=" + dir +
+               "/overlay.safetensors}"));
+  ASSERT_NO_FATAL_FAILURE(exportTo(src, dir + "/gptq"));
   Model imported;
-  open(dir + "/gptq", imported);
+  ASSERT_NO_FATAL_FAILURE(open(dir + "/gptq", imported));
   expectSameLayers(src, imported);
 
   // The permuted q/k rows and rotate_half RoPE compute the same model: the
@@ -226,7 +237,7 @@ TEST(QuantizedCheckpoint, StoriesRTNRoundTripsWithRopePermutation) {
 TEST(QuantizedCheckpoint, StoriesGPTQActOrderRoundTrips) {
   std::string dir = freshDir("stories_gptq");
   Model src;
-  open(kStories, src);
+  ASSERT_NO_FATAL_FAILURE(open(kStories, src));
   qc::Tokenizer tok;
   ASSERT_TRUE(qc::Tokenizer::load(kTokenizer, 512, tok));
   std::vector<int> calib;
@@ -236,22 +247,26 @@ TEST(QuantizedCheckpoint, StoriesGPTQActOrderRoundTrips) {
   mlir::qc::CalibrationOptions copts;
   copts.windowLen = 255;
   copts.maxTokens = 255 * 16;
-  qc::Status s = mlir::qc::collectTrace(*src.module, src.weights, calib, copts, trace);
+  qc::Status s =
+      mlir::qc::collectTrace(*src.module, src.weights, calib, copts, trace);
   ASSERT_TRUE(s) << s.message();
   ASSERT_TRUE(qc::writeTrace(trace, dir + "/trace.safetensors"));
-  runPasses(src, "wq-gptq{bits=4 group-size=32 sym=false act-order=true trace=" +
-                     dir + "/trace.safetensors weights-out=" + dir +
-                     "/overlay.safetensors}");
-  exportTo(src, dir + "/gptq");
+  ASSERT_NO_FATAL_FAILURE(runPasses(
+      src,
+      "wq-gptq{bits=4 group-size=32 sym=false act-order=true trace=" + dir +
+          "/trace.safetensors weights-out=" + dir + "/overlay.safetensors}"));
+  ASSERT_NO_FATAL_FAILURE(exportTo(src, dir + "/gptq"));
   json::Value config = readJson(dir + "/gptq/config.json");
   const json::Value *q = config.find("quantization_config");
   ASSERT_TRUE(q && q->find("desc_act"));
-  EXPECT_TRUE(q->find("desc_act")->asBool()) << "act-order g_idx needs desc_act";
+  EXPECT_TRUE(q->find("desc_act")->asBool())
+      << "act-order g_idx needs desc_act";
   Model imported;
-  open(dir + "/gptq", imported);
+  ASSERT_NO_FATAL_FAILURE(open(dir + "/gptq", imported));
   expectSameLayers(src, imported);
   int withGIdx = 0;
-  imported.module->walk([&](mlir::qc::wq::LinearOp op) { withGIdx += !!op.getGIdx(); });
+  imported.module->walk(
+      [&](mlir::qc::wq::LinearOp op) { withGIdx += !!op.getGIdx(); });
   EXPECT_GT(withGIdx, 0) << "act-order layers lost their g_idx";
 }
 
@@ -310,11 +325,12 @@ TEST_P(RandomModelRoundTrip, DequantizedWeightsAndLogitsSurvive) {
   std::string name = "rand_b" + std::to_string(tc.bits) + (tc.sym ? "s" : "a");
   std::string dir = freshDir(name);
   Model src;
-  open(writeRandomModel(dir, 100 + tc.bits), src);
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 100 + tc.bits), src));
   // rows holds any zero point; the exporter converts to the GPTQ layout.
-  runPasses(src, "wq-rtn{bits=" + std::to_string(tc.bits) +
-                     " group-size=32 sym=" + (tc.sym ? "true" : "false") +
-                     " layout=rows weights-out=" + dir + "/overlay.safetensors}");
+  ASSERT_NO_FATAL_FAILURE(runPasses(
+      src, "wq-rtn{bits=" + std::to_string(tc.bits) +
+               " group-size=32 sym=" + (tc.sym ? "true" : "false") +
+               " layout=rows weights-out=" + dir + "/overlay.safetensors}"));
   GPTQExportOptions opts;
   qc::Status s = mlir::qc::exportGPTQCheckpoint(*src.module, src.weights,
                                                 dir + "/gptq", opts);
@@ -322,14 +338,15 @@ TEST_P(RandomModelRoundTrip, DequantizedWeightsAndLogitsSurvive) {
     // Only an asymmetric zero point of 0 may stop v1 (§14.5), and the
     // message must say how to proceed.
     EXPECT_FALSE(tc.sym) << s.message();
-    EXPECT_NE(s.message().find("zero point 0"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("zero point 0"), std::string::npos)
+        << s.message();
     EXPECT_NE(s.message().find("gptq_v2"), std::string::npos) << s.message();
     EXPECT_FALSE(fs::exists(dir + "/gptq")) << "a refused export left a folder";
     opts.format = quant::GPTQFormat::V2;
-    exportTo(src, dir + "/gptq", opts);
+    ASSERT_NO_FATAL_FAILURE(exportTo(src, dir + "/gptq", opts));
   }
   Model imported;
-  open(dir + "/gptq", imported);
+  ASSERT_NO_FATAL_FAILURE(open(dir + "/gptq", imported));
   expectSameLayers(src, imported);
   // Same dequantized weights and the same (fp16-exact) float tensors: the
   // logits are identical.
@@ -337,22 +354,22 @@ TEST_P(RandomModelRoundTrip, DequantizedWeightsAndLogitsSurvive) {
   std::vector<float> a = logitsOf(src, tokens), b = logitsOf(imported, tokens);
   EXPECT_EQ(a, b);
   // Re-exporting the imported model writes the same files.
-  exportTo(imported, dir + "/again", opts);
+  ASSERT_NO_FATAL_FAILURE(exportTo(imported, dir + "/again", opts));
   EXPECT_EQ(readText(dir + "/gptq/model.safetensors"),
             readText(dir + "/again/model.safetensors"));
   EXPECT_EQ(readText(dir + "/gptq/config.json"),
             readText(dir + "/again/config.json"));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Bits, RandomModelRoundTrip,
-    testing::Values(BitsCase{2, true}, BitsCase{2, false}, BitsCase{3, true},
-                    BitsCase{3, false}, BitsCase{4, true}, BitsCase{4, false},
-                    BitsCase{8, true}, BitsCase{8, false}),
-    [](const testing::TestParamInfo<BitsCase> &info) {
-      return "W" + std::to_string(info.param.bits) +
-             (info.param.sym ? "Sym" : "Asym");
-    });
+INSTANTIATE_TEST_SUITE_P(Bits, RandomModelRoundTrip,
+                         testing::Values(BitsCase{2, true}, BitsCase{2, false},
+                                         BitsCase{3, true}, BitsCase{3, false},
+                                         BitsCase{4, true}, BitsCase{4, false},
+                                         BitsCase{8, true}, BitsCase{8, false}),
+                         [](const testing::TestParamInfo<BitsCase> &info) {
+                           return "W" + std::to_string(info.param.bits) +
+                                  (info.param.sym ? "Sym" : "Asym");
+                         });
 
 //===----------------------------------------------------------------------===//
 // Exact file format, read independently
@@ -400,9 +417,10 @@ struct RawSafetensors {
 TEST(QuantizedCheckpoint, ExactFormatOfAHandBuiltLayer) {
   std::string dir = freshDir("format");
   Model m;
-  open(writeRandomModel(dir, 7), m);
-  runPasses(m, "wq-rtn{bits=4 group-size=32 sym=false layout=rows weights-out=" +
-                   dir + "/overlay.safetensors}");
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 7), m));
+  ASSERT_NO_FATAL_FAILURE(runPasses(
+      m, "wq-rtn{bits=4 group-size=32 sym=false layout=rows weights-out=" +
+             dir + "/overlay.safetensors}"));
   // Replace q_proj of layer 0 ([64, 64], 2 groups) by known values: code
   // (n + 3k) % 16, zero 1 + (g + n) % 15 (never 0), scale 2^-(n % 5).
   const std::string layer = "model.layers.0.self_attn.q_proj";
@@ -415,7 +433,9 @@ TEST(QuantizedCheckpoint, ExactFormatOfAHandBuiltLayer) {
   q.allocate(N, K, ng, cfg);
   auto code = [](int64_t n, int64_t k) { return (n + 3 * k) % 16; };
   auto zero = [](int64_t g, int64_t n) { return 1 + (g + n) % 15; };
-  auto scale = [](int64_t n) { return std::ldexp(1.0f, -static_cast<int>(n % 5)); };
+  auto scale = [](int64_t n) {
+    return std::ldexp(1.0f, -static_cast<int>(n % 5));
+  };
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t k = 0; k < K; ++k)
       q.codes[n * K + k] = static_cast<uint8_t>(code(n, k));
@@ -434,16 +454,21 @@ TEST(QuantizedCheckpoint, ExactFormatOfAHandBuiltLayer) {
   std::vector<uint16_t> halves;
   for (float s : rows.scales)
     halves.push_back(qc::f32ToF16(s));
-  m.weights.packed[layer + ".qweight"] = {qc::DType::I32, {N, 8}, bytesOf(rows.qweight)};
-  m.weights.packed[layer + ".scales"] = {qc::DType::F16, {ng, N}, bytesOf(halves)};
-  m.weights.packed[layer + ".qzeros"] = {qc::DType::I32, {ng, N}, bytesOf(rows.zeros)};
-  exportTo(m, dir + "/gptq");
+  m.weights.packed[layer + ".qweight"] = {
+      qc::DType::I32, {N, 8}, bytesOf(rows.qweight)};
+  m.weights.packed[layer + ".scales"] = {
+      qc::DType::F16, {ng, N}, bytesOf(halves)};
+  m.weights.packed[layer + ".qzeros"] = {
+      qc::DType::I32, {ng, N}, bytesOf(rows.zeros)};
+  ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/gptq"));
 
   RawSafetensors st(dir + "/gptq/model.safetensors");
   EXPECT_EQ(st.dtype(layer + ".qweight"), "I32");
-  EXPECT_EQ(st.shape(layer + ".qweight"), (std::vector<int64_t>{K * 4 / 32, N}));
+  EXPECT_EQ(st.shape(layer + ".qweight"),
+            (std::vector<int64_t>{K * 4 / 32, N}));
   EXPECT_EQ(st.dtype(layer + ".qzeros"), "I32");
-  EXPECT_EQ(st.shape(layer + ".qzeros"), (std::vector<int64_t>{ng, N * 4 / 32}));
+  EXPECT_EQ(st.shape(layer + ".qzeros"),
+            (std::vector<int64_t>{ng, N * 4 / 32}));
   EXPECT_EQ(st.dtype(layer + ".scales"), "F16");
   EXPECT_EQ(st.shape(layer + ".scales"), (std::vector<int64_t>{ng, N}));
   EXPECT_EQ(st.dtype(layer + ".g_idx"), "I32");
@@ -456,7 +481,8 @@ TEST(QuantizedCheckpoint, ExactFormatOfAHandBuiltLayer) {
       uint32_t want = 0;
       for (int j = 0; j < 8; ++j)
         want |= static_cast<uint32_t>(code(n, 8 * r + j)) << (4 * j);
-      ASSERT_EQ(qweight[r * N + n], want) << "qweight[" << r << ", " << n << "]";
+      ASSERT_EQ(qweight[r * N + n], want)
+          << "qweight[" << r << ", " << n << "]";
     }
   auto qzeros = st.values<uint32_t>(layer + ".qzeros");
   for (int64_t g = 0; g < ng; ++g)
@@ -464,7 +490,8 @@ TEST(QuantizedCheckpoint, ExactFormatOfAHandBuiltLayer) {
       uint32_t want = 0;
       for (int j = 0; j < 8; ++j)
         want |= static_cast<uint32_t>(zero(g, 8 * c + j) - 1) << (4 * j);
-      ASSERT_EQ(qzeros[g * (N / 8) + c], want) << "qzeros[" << g << ", " << c << "]";
+      ASSERT_EQ(qzeros[g * (N / 8) + c], want)
+          << "qzeros[" << g << ", " << c << "]";
     }
   auto scales = st.values<uint16_t>(layer + ".scales");
   for (int64_t g = 0; g < ng; ++g)
@@ -498,14 +525,16 @@ TEST(QuantizedCheckpoint, ExactFormatOfAHandBuiltLayer) {
 TEST(QuantizedCheckpoint, SymmetricZerosAreWrittenAsAutoGPTQDoes) {
   std::string dir = freshDir("symzeros");
   Model m;
-  open(writeRandomModel(dir, 8), m);
-  runPasses(m, "wq-rtn{bits=4 group-size=-1 sym=true weights-out=" + dir +
-                   "/overlay.safetensors}");
-  exportTo(m, dir + "/gptq");
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 8), m));
+  ASSERT_NO_FATAL_FAILURE(
+      runPasses(m, "wq-rtn{bits=4 group-size=-1 sym=true weights-out=" + dir +
+                       "/overlay.safetensors}"));
+  ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/gptq"));
   RawSafetensors st(dir + "/gptq/model.safetensors");
   int layers = 0;
   for (const auto &kv : st.header.asObject()) {
-    if (kv.first.size() < 7 || kv.first.substr(kv.first.size() - 7) != ".qzeros")
+    if (kv.first.size() < 7 ||
+        kv.first.substr(kv.first.size() - 7) != ".qzeros")
       continue;
     ++layers;
     // z = 8 stored minus one: every nibble 7.
@@ -522,13 +551,16 @@ TEST(QuantizedCheckpoint, TokenizerFilesOfAHuggingFaceSourceAreCopied) {
   std::ofstream(src + "/tokenizer.json") << R"({"model": {"type": "BPE"}})";
   std::ofstream(src + "/tokenizer_config.json") << "{}";
   Model m;
-  open(src, m);
-  runPasses(m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir + "/ov.safetensors}");
+  ASSERT_NO_FATAL_FAILURE(open(src, m));
+  ASSERT_NO_FATAL_FAILURE(
+      runPasses(m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir +
+                       "/ov.safetensors}"));
   GPTQExportOptions opts;
   opts.copyFiles = mlir::qc::hfTokenizerFiles(src);
   ASSERT_EQ(opts.copyFiles.size(), 2u);
-  exportTo(m, dir + "/gptq", opts);
-  EXPECT_EQ(readText(dir + "/gptq/tokenizer.json"), R"({"model": {"type": "BPE"}})");
+  ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/gptq", opts));
+  EXPECT_EQ(readText(dir + "/gptq/tokenizer.json"),
+            R"({"model": {"type": "BPE"}})");
   EXPECT_EQ(readText(dir + "/gptq/tokenizer_config.json"), "{}");
   // A file named like one the export writes is refused.
   opts.copyFiles.push_back(src + "/config.json");
@@ -544,9 +576,11 @@ TEST(QuantizedCheckpoint, AutoGPTQFileNameFromModelFileBaseName) {
   // quantize_config.json.
   std::string dir = freshDir("basename");
   Model m;
-  open(writeRandomModel(dir, 10), m);
-  runPasses(m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir + "/ov.safetensors}");
-  exportTo(m, dir + "/gptq");
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 10), m));
+  ASSERT_NO_FATAL_FAILURE(
+      runPasses(m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir +
+                       "/ov.safetensors}"));
+  ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/gptq"));
   fs::rename(dir + "/gptq/model.safetensors",
              dir + "/gptq/gptq_model-4bit-32g.safetensors");
   json::Value q = readJson(dir + "/gptq/quantize_config.json");
@@ -558,14 +592,15 @@ TEST(QuantizedCheckpoint, AutoGPTQFileNameFromModelFileBaseName) {
   config.set("quantization_config", qc);
   std::ofstream(dir + "/gptq/config.json") << json::write(config);
   Model imported;
-  open(dir + "/gptq", imported);
+  ASSERT_NO_FATAL_FAILURE(open(dir + "/gptq", imported));
   expectSameLayers(m, imported);
   fs::remove(dir + "/gptq/gptq_model-4bit-32g.safetensors");
   Model missing;
   qc::Status s = mlir::qc::openModel(context(), dir + "/gptq", missing.module,
                                      missing.weights);
   ASSERT_FALSE(s);
-  EXPECT_NE(s.message().find("gptq_model-4bit-32g.safetensors"), std::string::npos)
+  EXPECT_NE(s.message().find("gptq_model-4bit-32g.safetensors"),
+            std::string::npos)
       << s.message();
 }
 
@@ -576,7 +611,7 @@ TEST(QuantizedCheckpoint, AutoGPTQFileNameFromModelFileBaseName) {
 TEST(QuantizedCheckpoint, HandBuiltAWQCheckpointImportsAndEvaluates) {
   std::string dir = freshDir("awq");
   Model ref;
-  open(writeRandomModel(dir, 11), ref);
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 11), ref));
   const qc::ModelConfig &c = ref.weights.config;
   qc::SafetensorsWriter writer;
   std::map<std::string, quant::QuantizedWeight> expected;
@@ -599,7 +634,8 @@ TEST(QuantizedCheckpoint, HandBuiltAWQCheckpointImportsAndEvaluates) {
     cfg.groupSize = 32;
     cfg.sym = false;
     quant::QuantizedWeight q;
-    ASSERT_TRUE(quant::quantizeRTN(w.data(), spec.shape[0], spec.shape[1], cfg, q));
+    ASSERT_TRUE(
+        quant::quantizeRTN(w.data(), spec.shape[0], spec.shape[1], cfg, q));
     quant::AWQTensors a;
     ASSERT_TRUE(quant::packAWQ(q, a));
     auto i32 = [](const std::vector<int32_t> &v) {
@@ -609,9 +645,12 @@ TEST(QuantizedCheckpoint, HandBuiltAWQCheckpointImportsAndEvaluates) {
     };
     std::vector<uint8_t> sb(a.scales.size() * 2);
     std::memcpy(sb.data(), a.scales.data(), sb.size());
-    ASSERT_TRUE(writer.add(layer + ".qweight", qc::DType::I32, {a.K, a.N / 8}, i32(a.qweight)));
-    ASSERT_TRUE(writer.add(layer + ".qzeros", qc::DType::I32, {a.numGroups, a.N / 8}, i32(a.qzeros)));
-    ASSERT_TRUE(writer.add(layer + ".scales", qc::DType::F16, {a.numGroups, a.N}, sb));
+    ASSERT_TRUE(writer.add(layer + ".qweight", qc::DType::I32, {a.K, a.N / 8},
+                           i32(a.qweight)));
+    ASSERT_TRUE(writer.add(layer + ".qzeros", qc::DType::I32,
+                           {a.numGroups, a.N / 8}, i32(a.qzeros)));
+    ASSERT_TRUE(
+        writer.add(layer + ".scales", qc::DType::F16, {a.numGroups, a.N}, sb));
     expected[layer] = q;
   }
   std::string ckpt = dir + "/awq";
@@ -620,12 +659,13 @@ TEST(QuantizedCheckpoint, HandBuiltAWQCheckpointImportsAndEvaluates) {
   json::Value qconf;
   ASSERT_TRUE(json::parse(R"({"quant_method": "awq", "zero_point": true,
       "group_size": 32, "bits": 4, "version": "gemm",
-      "modules_to_not_convert": null})", qconf));
+      "modules_to_not_convert": null})",
+                          qconf));
   std::string config = qc::buildHFConfigJson(c, qc::DType::F16, &qconf);
   std::ofstream(ckpt + "/config.json") << config;
 
   Model imported;
-  open(ckpt, imported);
+  ASSERT_NO_FATAL_FAILURE(open(ckpt, imported));
   auto layers = dequantizedLayers(imported);
   ASSERT_EQ(layers.size(), expected.size());
   for (auto &[layer, q] : expected) {
@@ -658,22 +698,27 @@ protected:
   static void SetUpTestSuite() {
     base = freshDir("malformed_base");
     Model m;
-    open(writeRandomModel(base, 21), m);
-    runPasses(m, "wq-rtn{bits=4 group-size=32 sym=false weights-out=" + base +
-                     "/overlay.safetensors}");
-    exportTo(m, base + "/gptq");
+    ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(base, 21), m));
+    ASSERT_NO_FATAL_FAILURE(runPasses(
+        m, "wq-rtn{bits=4 group-size=32 sym=false weights-out=" + base +
+               "/overlay.safetensors}"));
+    ASSERT_NO_FATAL_FAILURE(exportTo(m, base + "/gptq"));
   }
 
   /// Rewrites model.safetensors through `edit` (name -> tensor) and the
   /// quantization_config through `editConfig`, then loads.
-  qc::Status load(
-      const std::string &name,
-      const std::function<void(std::map<std::string, qc::PackedTensor> &)> &edit,
-      const std::function<void(json::Value &)> &editConfig = nullptr,
-      Model *out = nullptr) {
+  qc::Status
+  load(const std::string &name,
+       const std::function<void(std::map<std::string, qc::PackedTensor> &)>
+           &edit,
+       const std::function<void(json::Value &)> &editConfig = nullptr,
+       Model *out = nullptr) {
     std::string dir = freshDir("malformed_" + name);
     std::unique_ptr<qc::SafetensorsFile> f;
-    EXPECT_TRUE(qc::SafetensorsFile::open(base + "/gptq/model.safetensors", f));
+    qc::Status opened =
+        qc::SafetensorsFile::open(base + "/gptq/model.safetensors", f);
+    if (!opened)
+      return opened.withContext("the base checkpoint was not written");
     std::map<std::string, qc::PackedTensor> tensors;
     for (const qc::TensorInfo &info : f->tensors()) {
       const uint8_t *p = f->tensorData(info);
@@ -752,9 +797,10 @@ TEST_F(Malformed, GIdxOutOfRange) {
 
 TEST_F(Malformed, UnsupportedBitsAndMethods) {
   auto none = [](auto &) {};
-  expectError(load("bits5", none,
-                   [](json::Value &q) { q.set("bits", json::Value::integer(5)); }),
-              {"config.json", "\"bits\"", "5", "not supported"});
+  expectError(
+      load("bits5", none,
+           [](json::Value &q) { q.set("bits", json::Value::integer(5)); }),
+      {"config.json", "\"bits\"", "5", "not supported"});
   expectError(load("bnb", none,
                    [](json::Value &q) {
                      q.set("quant_method", json::Value::string("bitsandbytes"));
@@ -766,30 +812,33 @@ TEST_F(Malformed, UnsupportedBitsAndMethods) {
                    }),
               {"config.json", "checkpoint_format", "marlin"});
   // The config says 8 bits; the tensors hold 4-bit words.
-  expectError(load("bitsmismatch", none,
-                   [](json::Value &q) { q.set("bits", json::Value::integer(8)); }),
-              {"model.safetensors", kQ + ".qweight", "rows, expected"});
+  expectError(
+      load("bitsmismatch", none,
+           [](json::Value &q) { q.set("bits", json::Value::integer(8)); }),
+      {"model.safetensors", kQ + ".qweight", "rows, expected"});
 }
 
 TEST_F(Malformed, DescActWithoutGIdx) {
-  expectError(load("nogidx", [](auto &t) { t.erase(kQ + ".g_idx"); },
-                   [](json::Value &q) {
-                     q.set("desc_act", json::Value::boolean(true));
-                   }),
+  expectError(load(
+                  "nogidx", [](auto &t) { t.erase(kQ + ".g_idx"); },
+                  [](json::Value &q) {
+                    q.set("desc_act", json::Value::boolean(true));
+                  }),
               {kQ + ".g_idx", "missing", "desc_act"});
 }
 
 TEST_F(Malformed, ExtraAndAmbiguousTensors) {
-  expectError(load("extra",
-                   [](auto &t) {
-                     t["model.layers.0.self_attn.q_proj.qweight_extra"] =
-                         t[kQ + ".g_idx"];
-                   }),
-              {"model.safetensors", "unexpected tensor",
-               "q_proj.qweight_extra"});
+  expectError(
+      load("extra",
+           [](auto &t) {
+             t["model.layers.0.self_attn.q_proj.qweight_extra"] =
+                 t[kQ + ".g_idx"];
+           }),
+      {"model.safetensors", "unexpected tensor", "q_proj.qweight_extra"});
   expectError(load("both",
                    [](auto &t) {
-                     t[kQ + ".weight"] = t["model.layers.0.input_layernorm.weight"];
+                     t[kQ + ".weight"] =
+                         t["model.layers.0.input_layernorm.weight"];
                    }),
               {kQ, "both a float weight and a qweight"});
 }
@@ -814,13 +863,16 @@ TEST_F(Malformed, QuantizedLmHeadIsDequantized) {
     return b;
   };
   Model m;
-  qc::Status s = load("lmhead", [&](auto &t) {
-    t.erase("lm_head.weight");
-    t["lm_head.qweight"] = {qc::DType::I32, {8, 64}, bytes(g.qweight)};
-    t["lm_head.qzeros"] = {qc::DType::I32, {2, 8}, bytes(g.qzeros)};
-    t["lm_head.scales"] = {qc::DType::F16, {2, 64}, bytes(g.scales)};
-    t["lm_head.g_idx"] = {qc::DType::I32, {64}, bytes(g.gIdx)};
-  }, nullptr, &m);
+  qc::Status s = load(
+      "lmhead",
+      [&](auto &t) {
+        t.erase("lm_head.weight");
+        t["lm_head.qweight"] = {qc::DType::I32, {8, 64}, bytes(g.qweight)};
+        t["lm_head.qzeros"] = {qc::DType::I32, {2, 8}, bytes(g.qzeros)};
+        t["lm_head.scales"] = {qc::DType::F16, {2, 64}, bytes(g.scales)};
+        t["lm_head.g_idx"] = {qc::DType::I32, {64}, bytes(g.gIdx)};
+      },
+      nullptr, &m);
   ASSERT_TRUE(s) << s.message();
   std::vector<float> want;
   q.dequantize(want);
@@ -837,10 +889,12 @@ TEST(QuantizedCheckpoint, ExportRefusesWhatGPTQCannotHold) {
   auto exportError = [&](const std::string &pipeline) {
     Model m;
     open(floatModel, m);
-    if (!pipeline.empty())
+    if (m.module && !pipeline.empty())
       runPasses(m, pipeline);
-    qc::Status s = mlir::qc::exportGPTQCheckpoint(*m.module, m.weights,
-                                                  dir + "/out", {});
+    if (!m.module || testing::Test::HasFatalFailure())
+      return std::string("(setup failed)");
+    qc::Status s =
+        mlir::qc::exportGPTQCheckpoint(*m.module, m.weights, dir + "/out", {});
     EXPECT_FALSE(fs::exists(dir + "/out"));
     return s.isOk() ? std::string("(exported)") : s.message();
   };
@@ -849,14 +903,17 @@ TEST(QuantizedCheckpoint, ExportRefusesWhatGPTQCannotHold) {
   std::string nf4 = exportError("wq-nf4{block-size=32" + ov + "}");
   EXPECT_NE(nf4.find("codebook"), std::string::npos) << nf4;
   EXPECT_NE(nf4.find("layer 'model.layers."), std::string::npos) << nf4;
-  std::string mixed = exportError(
-      "wq-rtn{bits=4 group-size=32 exclude=mlp" + ov + "},wq-rtn{bits=8 group-size=32" + ov + "}");
+  std::string mixed =
+      exportError("wq-rtn{bits=4 group-size=32 exclude=mlp" + ov +
+                  "},wq-rtn{bits=8 group-size=32" + ov + "}");
   EXPECT_NE(mixed.find("differ"), std::string::npos) << mixed;
   EXPECT_NE(mixed.find("8 bits"), std::string::npos) << mixed;
   std::string hqq = exportError("wq-hqq{group-size=32" + ov + "}");
   EXPECT_NE(hqq.find("fractional HQQ zeros"), std::string::npos) << hqq;
-  std::string partial = exportError("wq-rtn{bits=4 group-size=32 exclude=down_proj" + ov + "}");
-  EXPECT_NE(partial.find("down_proj' is not quantized"), std::string::npos) << partial;
+  std::string partial =
+      exportError("wq-rtn{bits=4 group-size=32 exclude=down_proj" + ov + "}");
+  EXPECT_NE(partial.find("down_proj' is not quantized"), std::string::npos)
+      << partial;
 }
 
 TEST(QuantizedCheckpoint, HQQWithRoundedZerosAndF16ScalesRoundTrips) {
@@ -864,34 +921,38 @@ TEST(QuantizedCheckpoint, HQQWithRoundedZerosAndF16ScalesRoundTrips) {
   // are an ordinary asymmetric grid.
   std::string dir = freshDir("hqq");
   Model m;
-  open(writeRandomModel(dir, 51), m);
-  runPasses(m, "wq-hqq{group-size=32 scale-dtype=f16 round-zeros=true weights-out=" +
-                   dir + "/ov.safetensors}");
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 51), m));
+  ASSERT_NO_FATAL_FAILURE(runPasses(
+      m, "wq-hqq{group-size=32 scale-dtype=f16 round-zeros=true weights-out=" +
+             dir + "/ov.safetensors}"));
   GPTQExportOptions opts;
   opts.format = quant::GPTQFormat::V2; // HQQ zeros may be 0
-  exportTo(m, dir + "/gptq", opts);
+  ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/gptq", opts));
   Model imported;
-  open(dir + "/gptq", imported);
+  ASSERT_NO_FATAL_FAILURE(open(dir + "/gptq", imported));
   expectSameLayers(m, imported);
 }
 
 TEST(QuantizedCheckpoint, ExportReplacesOnlyCheckpointFolders) {
   std::string dir = freshDir("replace");
   Model m;
-  open(writeRandomModel(dir, 41), m);
-  runPasses(m, "wq-rtn{bits=4 group-size=32" " weights-out=" + dir + "/ov.safetensors}");
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 41), m));
+  ASSERT_NO_FATAL_FAILURE(runPasses(m, "wq-rtn{bits=4 group-size=32"
+                                       " weights-out=" +
+                                           dir + "/ov.safetensors}"));
   // A folder that is not a checkpoint is never replaced.
   fs::create_directories(dir + "/precious/sub");
   std::ofstream(dir + "/precious/notes.txt") << "keep";
   qc::Status s = mlir::qc::exportGPTQCheckpoint(*m.module, m.weights,
                                                 dir + "/precious", {});
   ASSERT_FALSE(s);
-  EXPECT_NE(s.message().find("refusing to replace"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("refusing to replace"), std::string::npos)
+      << s.message();
   EXPECT_EQ(readText(dir + "/precious/notes.txt"), "keep");
   // A previous checkpoint is replaced as a whole, leaving no temporaries.
-  exportTo(m, dir + "/ckpt");
+  ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/ckpt"));
   std::ofstream(dir + "/ckpt/stale.safetensors") << "old";
-  exportTo(m, dir + "/ckpt");
+  ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/ckpt"));
   EXPECT_FALSE(fs::exists(dir + "/ckpt/stale.safetensors"));
   for (const auto &e : fs::directory_iterator(dir))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos)
