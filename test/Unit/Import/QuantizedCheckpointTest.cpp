@@ -843,6 +843,32 @@ TEST_F(Malformed, ExtraAndAmbiguousTensors) {
               {kQ, "both a float weight and a qweight"});
 }
 
+TEST_F(Malformed, RandomWordsInPackedTensorsNeverCrash) {
+  // Hostile values (not shapes) in qweight/qzeros/g_idx/scales: every load
+  // either succeeds (any code is a valid code) or names the layer; what
+  // must never happen is a crash or an out-of-range read. The failures
+  // seen are counted so the test notices if corruption stops being caught.
+  std::mt19937 rng(5);
+  const char *suffixes[] = {".qweight", ".qzeros", ".g_idx", ".scales"};
+  int failures = 0;
+  for (int i = 0; i < 40; ++i) {
+    std::string layer = "model.layers." + std::to_string(rng() % 2) +
+                        (rng() % 2 ? ".self_attn.k_proj" : ".mlp.up_proj");
+    std::string name = layer + suffixes[i % 4];
+    qc::Status s = load("random", [&](auto &t) {
+      auto &bytes = t[name].bytes;
+      uint32_t word = rng();
+      std::memcpy(bytes.data() + 4 * (rng() % (bytes.size() / 4)), &word, 4);
+    });
+    if (!s) {
+      ++failures;
+      EXPECT_NE(s.message().find(layer), std::string::npos) << s.message();
+    }
+  }
+  // Random g_idx words are out of range, random fp16 pairs are often NaN.
+  EXPECT_GE(failures, 10);
+}
+
 TEST_F(Malformed, QuantizedLmHeadIsDequantized) {
   // GPTQModel's lm_head=true: the classifier is stored quantized. It loads
   // as the exact dequantized fp32 matrix.
