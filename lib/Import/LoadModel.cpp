@@ -6,6 +6,7 @@
 
 #include "qc/Import/LoadModel.h"
 
+#include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/InitAllDialects.h"
 #include "qc/runtime/HFCheckpoint.h"
 #include "qc/runtime/Llama2C.h"
@@ -24,8 +25,17 @@ Status mlir::qc::loadCheckpoint(const CheckpointRef &ref,
                                 ::qc::ModelWeights &weights) {
   if (ref.format == "llama2c")
     return ::qc::loadLlama2C(ref.path, weights);
-  if (ref.format == "hf")
+  if (ref.format == "hf") {
+    // A GPTQ/AWQ checkpoint's quantized layers come back as packed tensors
+    // in the layouts the IR built by openModel references.
+    bool quantized = false;
+    QC_RETURN_IF_ERROR(isQuantizedHFCheckpoint(ref.path, quantized));
+    if (quantized) {
+      std::vector<QuantizedLayerInfo> layers;
+      return loadQuantizedHFCheckpoint(ref.path, weights, layers);
+    }
     return ::qc::loadHFCheckpoint(ref.path, weights);
+  }
   return Status::error(ref.path + ": unknown checkpoint format '" + ref.format +
                        "' (expected 'llama2c' or 'hf')");
 }
@@ -71,7 +81,20 @@ Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
   llvm::sys::path::remove_dots(absolute, /*remove_dot_dot=*/true);
   ref.path = absolute.str().str();
   ref.format = llvm::sys::fs::is_directory(path) ? "hf" : "llama2c";
-  QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
+  bool quantized = false;
+  if (ref.format == "hf")
+    QC_RETURN_IF_ERROR(isQuantizedHFCheckpoint(ref.path, quantized));
+  if (!quantized) {
+    QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
+    module = buildModelModule(ctx, weights.config, ref);
+    return Status::ok();
+  }
+  std::vector<QuantizedLayerInfo> layers;
+  QC_RETURN_IF_ERROR(loadQuantizedHFCheckpoint(ref.path, weights, layers));
+  DialectRegistry registry;
+  registerAllQCDialects(registry);
+  ctx.appendDialectRegistry(registry);
+  ctx.loadAllAvailableDialects();
   module = buildModelModule(ctx, weights.config, ref);
-  return Status::ok();
+  return applyQuantizedLayers(*module, layers).withContext(path);
 }

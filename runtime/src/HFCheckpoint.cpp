@@ -194,11 +194,20 @@ private:
 /// Refusals that come before any size field is read: a checkpoint we would
 /// compute wrongly must not get as far as a shape check.
 Status checkUnsupportedFeatures(const ConfigFields &f,
-                                const std::string &type) {
-  if (f.get("quantization_config"))
+                                const std::string &type,
+                                bool allowQuantization) {
+  if (const json::Value *q = f.get("quantization_config");
+      q && !allowQuantization) {
+    const json::Value *method = q->isObject() ? q->find("quant_method") : nullptr;
+    std::string what = method && method->isString()
+                           ? " (quant_method " + json::quote(method->asString()) +
+                                 ")"
+                           : "";
     return f.fail("quantization_config",
-                  "is present: the checkpoint is already quantized and will "
-                  "not be quantized again; start from the unquantized model");
+                  "is present" + what +
+                      ": the checkpoint is already quantized and cannot be "
+                      "read as a float model");
+  }
   if (f.get("rope_scaling"))
     return f.fail("rope_scaling",
                   "is not null: RoPE scaling (linear, dynamic, yarn, llama3, "
@@ -228,7 +237,10 @@ Status checkUnsupportedFeatures(const ConfigFields &f,
 
 } // namespace
 
-Status parseHFConfig(const std::string &configPath, ModelConfig &out) {
+namespace {
+
+Status parseHFConfigImpl(const std::string &configPath, ModelConfig &out,
+                         json::Value *quantizationConfig) {
   json::Value root;
   QC_RETURN_IF_ERROR(readJsonObject(configPath, kMaxConfigBytes, root));
   ConfigFields f(root, configPath);
@@ -243,7 +255,7 @@ Status parseHFConfig(const std::string &configPath, ModelConfig &out) {
     return f.fail("model_type", "is " + json::quote(t) +
                                     ", which is not supported (supported: "
                                     "llama, mistral, qwen2)");
-  QC_RETURN_IF_ERROR(checkUnsupportedFeatures(f, t));
+  QC_RETURN_IF_ERROR(checkUnsupportedFeatures(f, t, quantizationConfig));
 
   ModelConfig c;
   c.modelType = t;
@@ -288,7 +300,22 @@ Status parseHFConfig(const std::string &configPath, ModelConfig &out) {
   }
   QC_RETURN_IF_ERROR(validateModelConfig(c, configPath));
   out = c;
+  if (quantizationConfig) {
+    const json::Value *q = f.get("quantization_config");
+    *quantizationConfig = q ? *q : json::Value();
+  }
   return Status::ok();
+}
+
+} // namespace
+
+Status parseHFConfig(const std::string &configPath, ModelConfig &out) {
+  return parseHFConfigImpl(configPath, out, nullptr);
+}
+
+Status parseHFConfig(const std::string &configPath, ModelConfig &out,
+                     json::Value &quantizationConfig) {
+  return parseHFConfigImpl(configPath, out, &quantizationConfig);
 }
 
 //===----------------------------------------------------------------------===//
@@ -298,10 +325,7 @@ Status parseHFConfig(const std::string &configPath, ModelConfig &out) {
 namespace {
 
 /// An opened shard and its file name relative to the checkpoint directory.
-struct Shard {
-  std::string fileName;
-  std::unique_ptr<SafetensorsFile> file;
-};
+using Shard = HFTensorFiles::File;
 
 /// Where each tensor lives after the index has been checked.
 using TensorSources = std::map<std::string, const Shard *>;
@@ -392,13 +416,6 @@ Status loadShardIndex(const std::string &dir, std::vector<Shard> &shards,
   return Status::ok();
 }
 
-/// Legacy checkpoints carry the RoPE frequency buffer as a tensor;
-/// transformers ignores it on load (`_keys_to_ignore_on_load_unexpected`).
-bool isIgnoredBuffer(const std::string &name) {
-  static const std::string suffix = ".self_attn.rotary_emb.inv_freq";
-  return name.size() > suffix.size() &&
-         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 /// Resolves tie_word_embeddings against the presence of lm_head.weight.
 Status reconcileTiedHead(const std::string &dir, ModelWeights &w) {
@@ -426,10 +443,15 @@ Status reconcileTiedHead(const std::string &dir, ModelWeights &w) {
 
 } // namespace
 
-Status loadHFCheckpoint(const std::string &dir, ModelWeights &out) {
-  ModelConfig config;
-  QC_RETURN_IF_ERROR(parseHFConfig(joinPath(dir, "config.json"), config));
+// Legacy checkpoints carry the RoPE frequency buffer as a tensor;
+// transformers ignores it on load (`_keys_to_ignore_on_load_unexpected`).
+bool isIgnoredHFBuffer(const std::string &name) {
+  static const std::string suffix = ".self_attn.rotary_emb.inv_freq";
+  return name.size() > suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
 
+Status openHFTensorFiles(const std::string &dir, HFTensorFiles &out) {
   std::string singlePath = joinPath(dir, kSingleFile);
   std::string indexPath = joinPath(dir, kIndexFile);
   bool hasSingle = isRegularFile(singlePath);
@@ -441,22 +463,31 @@ Status loadHFCheckpoint(const std::string &dir, ModelWeights &out) {
     return Status::error(dir + ": neither " + std::string(kSingleFile) +
                          " nor " + kIndexFile + " exists");
 
-  std::vector<Shard> shards;
-  TensorSources sources;
+  // Filled in place: `tensors` points into `files`.
+  out.files.clear();
+  out.tensors.clear();
   if (hasSingle) {
-    shards.emplace_back();
-    shards[0].fileName = kSingleFile;
-    QC_RETURN_IF_ERROR(SafetensorsFile::open(singlePath, shards[0].file));
-    for (const TensorInfo &info : shards[0].file->tensors())
-      sources.emplace(info.name, &shards[0]);
-  } else {
-    QC_RETURN_IF_ERROR(loadShardIndex(dir, shards, sources));
+    out.files.emplace_back();
+    out.files[0].fileName = kSingleFile;
+    QC_RETURN_IF_ERROR(SafetensorsFile::open(singlePath, out.files[0].file));
+    for (const TensorInfo &info : out.files[0].file->tensors())
+      out.tensors.emplace(info.name, &out.files[0]);
+    return Status::ok();
   }
+  return loadShardIndex(dir, out.files, out.tensors);
+}
+
+Status loadHFCheckpoint(const std::string &dir, ModelWeights &out) {
+  ModelConfig config;
+  QC_RETURN_IF_ERROR(parseHFConfig(joinPath(dir, "config.json"), config));
+  HFTensorFiles files;
+  QC_RETURN_IF_ERROR(openHFTensorFiles(dir, files));
+  const TensorSources &sources = files.tensors;
 
   ModelWeights w;
   w.config = config;
   for (const auto &kv : sources) {
-    if (isIgnoredBuffer(kv.first))
+    if (isIgnoredHFBuffer(kv.first))
       continue;
     const TensorInfo *info = kv.second->file->find(kv.first);
     HostTensor t;
@@ -529,9 +560,11 @@ json::Value floatNumber(float v) {
   return json::Value::number(d);
 }
 
-/// config.json for `c` stored as `dtype`, keys sorted like transformers'
-/// to_json_string(sort_keys=True).
-std::string buildConfigJson(const ModelConfig &c, DType dtype) {
+} // namespace
+
+// Keys sorted like transformers' to_json_string(sort_keys=True).
+std::string buildHFConfigJson(const ModelConfig &c, DType dtype,
+                              const json::Value *quantizationConfig) {
   std::map<std::string, json::Value> f;
   json::Value arch = json::Value::array();
   arch.push(json::Value::string(architectureFor(c.modelType)));
@@ -568,6 +601,8 @@ std::string buildConfigJson(const ModelConfig &c, DType dtype) {
   }
   if (c.modelType == "qwen2")
     f["use_sliding_window"] = json::Value::boolean(false);
+  if (quantizationConfig)
+    f["quantization_config"] = *quantizationConfig;
   json::Value root = json::Value::object();
   for (auto &kv : f)
     root.set(kv.first, std::move(kv.second));
@@ -575,6 +610,8 @@ std::string buildConfigJson(const ModelConfig &c, DType dtype) {
   opts.pretty = true;
   return json::write(root, opts) + "\n";
 }
+
+namespace {
 
 /// One tensor to write, possibly pointing at a permuted copy.
 struct OutTensor {
@@ -744,7 +781,7 @@ Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
                                            {{text.data(), text.size()}}));
     written.insert(kIndexFile);
   }
-  std::string config = buildConfigJson(c, dtype);
+  std::string config = buildHFConfigJson(c, dtype);
   QC_RETURN_IF_ERROR(writeFileAtomically(joinPath(dir, "config.json"),
                                          {{config.data(), config.size()}}));
   return removeStaleWeightFiles(dir, written);

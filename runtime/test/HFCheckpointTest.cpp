@@ -598,7 +598,38 @@ TEST(HFConfig, RefusesAlreadyQuantizedCheckpoints) {
         q.set("bits", Value::integer(4));
         c.set("quantization_config", q);
       },
-      {"field \"quantization_config\" is present", "already quantized"});
+      {"field \"quantization_config\" is present (quant_method \"gptq\")",
+       "already quantized"});
+}
+
+TEST(HFConfig, QuantizedCheckpointLoadersGetTheQuantizationConfig) {
+  TempDir dir;
+  writeOk(dir, tinyModel());
+  Value q = Value::object();
+  q.set("quant_method", Value::string("awq"));
+  q.set("bits", Value::integer(4));
+  editConfig(dir, [&](Value &c) { c.set("quantization_config", q); });
+  ModelConfig c;
+  Value got;
+  Status s = parseHFConfig(dir.file("config.json"), c, got);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_TRUE(got == q);
+  EXPECT_EQ(c.dim, tinyModel().config.dim);
+  // The other refusals still apply.
+  editConfig(dir, [](Value &c) { c.set("hidden_act", Value::string("gelu")); });
+  EXPECT_FALSE(parseHFConfig(dir.file("config.json"), c, got).isOk());
+
+  // A float config has none; the writer's text round-trips one.
+  TempDir plain;
+  writeOk(plain, tinyModel());
+  ASSERT_TRUE(parseHFConfig(plain.file("config.json"), c, got).isOk());
+  EXPECT_TRUE(got.isNull());
+  writeText(plain.file("config.json"),
+            buildHFConfigJson(tinyModel().config, DType::F16, &q));
+  ASSERT_TRUE(parseHFConfig(plain.file("config.json"), c, got).isOk());
+  EXPECT_TRUE(got == q);
+  EXPECT_EQ(readJson(plain.file("config.json")).find("torch_dtype")->asString(),
+            "float16");
 }
 
 TEST(HFConfig, RefusesUnsupportedFeatures) {

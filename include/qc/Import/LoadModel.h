@@ -19,7 +19,8 @@
 namespace mlir::qc {
 
 /// Loads the weights of the checkpoint `ref` (llama2.c file or Hugging Face
-/// folder).
+/// folder; a quantized GPTQ/AWQ folder gives its packed tensors as
+/// loadQuantizedHFCheckpoint repacks them).
 ::qc::Status loadCheckpoint(const CheckpointRef &ref,
                             ::qc::ModelWeights &weights);
 
@@ -29,7 +30,8 @@ namespace mlir::qc {
 ::qc::Status loadModuleWeights(ModuleOp module, ::qc::ModelWeights &weights);
 
 /// Opens what a user named: a llama2.c `.bin` file, a Hugging Face
-/// checkpoint folder (config.json + safetensors), or a `.mlir` file holding
+/// checkpoint folder (config.json + safetensors; a GPTQ/AWQ one is built
+/// with wq.linear layers, see QuantizedCheckpoint.h), or a `.mlir` file holding
 /// model IR whose `llm.checkpoint` attribute names its weights. On success
 /// `module` holds the model IR (built by buildModelModule unless it came from
 /// the .mlir file) and `weights` its parameters.

@@ -17,12 +17,16 @@
 #ifndef QC_RUNTIME_HFCHECKPOINT_H
 #define QC_RUNTIME_HFCHECKPOINT_H
 
+#include "qc/runtime/Json.h"
 #include "qc/runtime/Model.h"
 #include "qc/runtime/Safetensors.h"
 #include "qc/runtime/Status.h"
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace qc {
 
@@ -42,6 +46,37 @@ namespace qc {
 /// max_position_embeddings caps maxSeqLen, inside which attention is
 /// unaffected by the window. Errors name `configPath` and the field.
 Status parseHFConfig(const std::string &configPath, ModelConfig &out);
+
+/// As above, except that a quantization_config is not refused but copied
+/// into `quantizationConfig` (left null when the config has none), for the
+/// loaders of quantized checkpoints, which check it themselves. Every other
+/// refusal is the same.
+Status parseHFConfig(const std::string &configPath, ModelConfig &out,
+                     json::Value &quantizationConfig);
+
+/// The safetensors files of a checkpoint directory, opened and checked
+/// against each other (and against the index, if sharded), with every
+/// tensor's file. Used by loaders that need the stored dtypes (packed
+/// integer tensors of quantized checkpoints), not just fp32 values.
+struct HFTensorFiles {
+  /// One opened weight file.
+  struct File {
+    std::string fileName; ///< relative to the checkpoint directory
+    std::unique_ptr<SafetensorsFile> file;
+  };
+  std::vector<File> files;
+  /// Tensor name -> the file holding it (points into `files`).
+  std::map<std::string, const File *> tensors;
+};
+
+/// Opens model.safetensors or model.safetensors.index.json and its shards
+/// in `dir` with the checks loadHFCheckpoint documents (ambiguous
+/// directory, index <-> shard consistency, duplicate tensors).
+Status openHFTensorFiles(const std::string &dir, HFTensorFiles &out);
+
+/// True for the RoPE frequency buffers of legacy checkpoints
+/// (`*.self_attn.rotary_emb.inv_freq`), which transformers ignores on load.
+bool isIgnoredHFBuffer(const std::string &tensorName);
 
 /// Loads the checkpoint in directory `dir`: config.json, then
 /// model.safetensors or model.safetensors.index.json and its shards (having
@@ -66,6 +101,13 @@ Status loadHFCheckpoint(const std::string &dir, ModelWeights &out);
 /// to the HalfSplit layout the written config implies.
 Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
                          DType dtype, uint64_t maxShardBytes = 0);
+
+/// The config.json text writeHFCheckpoint writes for `config` stored as
+/// `dtype` (the torch_dtype field), in the HalfSplit RoPE layout; with a
+/// non-null `quantizationConfig` it is added as "quantization_config"
+/// (quantized checkpoints: GPTQ, AWQ).
+std::string buildHFConfigJson(const ModelConfig &config, DType dtype,
+                              const json::Value *quantizationConfig = nullptr);
 
 /// Reorders the rows of a q_proj or k_proj weight (or bias, rowLength 1)
 /// from the interleaved RoPE layout (llama2.c/Meta: pairs (2i, 2i+1)) to
