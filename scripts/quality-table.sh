@@ -15,7 +15,14 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${QC_BUILD_DIR:-$root/build}"
-"$root/scripts/setup.sh" >/dev/null
+# QC_BIN: use already-built tools from this folder (e.g. a copy, so that the
+# build folder can be rebuilt while the table runs) instead of building.
+if [ -n "${QC_BIN:-}" ]; then
+  bin="$QC_BIN"
+else
+  "$root/scripts/setup.sh" >/dev/null
+  bin="$build/bin"
+fi
 # Relative paths keep machine paths out of the results file.
 cd "$root"
 shared="../shared"
@@ -26,7 +33,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 out="bench/results/quality-stories260K.json"
 
-"$build/bin/quant-import" "$model" -o "$work/float.mlir"
+"$bin/quant-import" "$model" -o "$work/float.mlir"
 
 json_rows=()
 table_rows=()
@@ -38,7 +45,7 @@ field() { grep -m1 "\"$2\": [-0-9]" "$1" | sed 's/.*: //; s/,$//'; }
 evaluate() {
   local name="$1" config="$2" m="$3" qsec="$4" kl_args=()
   if [ "$name" != "float" ]; then kl_args=(--kl-reference "$model"); fi
-  "$build/bin/quant-run" "$m" --tokenizer "$tok" --ppl "$text" --no-progress \
+  "$bin/quant-run" "$m" --tokenizer "$tok" --ppl "$text" --no-progress \
     "${kl_args[@]}" --json "$work/r.json" >/dev/null
   local ppl kl
   ppl=$(field "$work/r.json" perplexity)
@@ -58,7 +65,7 @@ quantize() {
   local name="$1" config="$2" pass="$3" start end tag
   tag="$(echo "$name-$config" | tr ' ' '_')"
   start=$(date +%s.%N)
-  "$build/bin/quant-opt" "$work/float.mlir" \
+  "$bin/quant-opt" "$work/float.mlir" \
     "--$pass=$4 weights-out=$work/$tag.safetensors" \
     -o "$work/$tag.mlir"
   end=$(date +%s.%N)
@@ -69,7 +76,7 @@ quantize() {
 # One calibration trace (train_head.txt only; the evaluation text is never
 # seen) serves every calibrated method.
 calib_start=$(date +%s.%N)
-"$build/bin/quant-calibrate" "$work/float.mlir" --tokenizer "$tok" \
+"$bin/quant-calibrate" "$work/float.mlir" --tokenizer "$tok" \
   --text "$shared/data/tinystories/train_head.txt" --no-progress \
   -o "$work/trace.safetensors" >&2
 calib_end=$(date +%s.%N)
