@@ -136,8 +136,10 @@ Status GpuRuntime::create(std::unique_ptr<GpuRuntime> &out, DriverState &state,
   size_t freeBytes = 0;
   QC_RETURN_IF_ERROR(
       d->check(d->cuMemGetInfo(&freeBytes, &i.totalMemory), "cuMemGetInfo"));
-  QC_RETURN_IF_ERROR(d->check(d->cuStreamCreate(&rt->strm, CU_STREAM_NON_BLOCKING),
-                              "cuStreamCreate"));
+  // A blocking stream (flags 0): it is ordered after the synchronous-looking
+  // cuMemcpy/cuMemset calls, which run on the legacy default stream and may
+  // still be in flight when they return (device-to-device copies, memsets).
+  QC_RETURN_IF_ERROR(d->check(d->cuStreamCreate(&rt->strm, 0), "cuStreamCreate"));
   state = DriverState::Ready;
   out = std::move(rt);
   return Status::ok();
@@ -199,6 +201,8 @@ Status GpuRuntime::loadArtifact(const Artifact &a,
                                 const std::string &displayName) {
   unloadModules();
   artifactName = displayName;
+  // The lookups below rely on every cross reference resolving.
+  QC_RETURN_IF_ERROR(validateArtifact(a, displayName));
   for (const ArtifactModule &m : a.modules) {
     const std::string where = displayName + ": module " + json::quote(m.name);
     const ArtifactImage *img = selectImage(m, info.ccMajor, info.ccMinor);

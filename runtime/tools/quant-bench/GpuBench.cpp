@@ -150,12 +150,13 @@ private:
                     const std::vector<int64_t> &channels,
                     const std::vector<double> &ref, const std::string &what,
                     Verification &v) {
-    QC_RETURN_IF_ERROR(d.check(d.cuMemsetD8(y.ptr(), 0xFF, size_t(M) * N * 2),
-                               what + ": poisoning y"));
+    QC_RETURN_IF_ERROR(d.check(
+        d.cuMemsetD8Async(y.ptr(), 0xFF, size_t(M) * N * 2, rt.stream()),
+        what + ": poisoning y"));
     if (alsoPoison)
-      QC_RETURN_IF_ERROR(d.check(d.cuMemsetD8(alsoPoison, 0xFF, alsoBytes),
-                                 what + ": poisoning w"));
-    QC_RETURN_IF_ERROR(d.check(d.cuStreamSynchronize(rt.stream()), what));
+      QC_RETURN_IF_ERROR(d.check(
+          d.cuMemsetD8Async(alsoPoison, 0xFF, alsoBytes, rt.stream()),
+          what + ": poisoning w"));
     QC_RETURN_IF_ERROR(enqueue(rt.stream(), 0));
     QC_RETURN_IF_ERROR(rt.synchronize(what));
     std::vector<uint16_t> out(size_t(M) * size_t(N));
@@ -238,6 +239,8 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
   wDequant = DeviceBuffer();
   if (dq)
     QC_RETURN_IF_ERROR(rt.alloc(size_t(N) * K * 2, wDequant, lw + ": dequantized w"));
+  // Every copy and upload above has landed before anything is measured.
+  QC_RETURN_IF_ERROR(d.check(d.cuCtxSynchronize(), lw + ": setting up"));
   auto argsFor = [&](int copy) {
     LayerArgs args;
     const DeviceLayerTensors &c = q[size_t(copy % copies)];
@@ -266,6 +269,7 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
     std::vector<uint16_t> xh =
         randomActivations(M, K, o.seed * 7919u + layerIndex * 65536u + uint64_t(M));
     QC_RETURN_IF_ERROR(rt.upload(x.ptr(), xh.data(), xh.size() * 2, mw + " x"));
+    QC_RETURN_IF_ERROR(d.check(d.cuCtxSynchronize(), mw + ": uploading x"));
     std::vector<float> xf(xh.size());
     for (size_t i = 0; i < xh.size(); ++i)
       xf[i] = f16ToF32(xh[i]);
@@ -351,6 +355,7 @@ Status measureCopy(GpuRuntime &rt, const Options &o, double &tbps) {
   QC_RETURN_IF_ERROR(rt.alloc(bytes, src, "copy-bandwidth source"));
   QC_RETURN_IF_ERROR(rt.alloc(bytes, dst, "copy-bandwidth destination"));
   QC_RETURN_IF_ERROR(d.check(d.cuMemsetD8(src.ptr(), 0x5A, bytes), "memset"));
+  QC_RETURN_IF_ERROR(d.check(d.cuCtxSynchronize(), "copy-bandwidth setup"));
   double us = 0;
   Options co = o;
   co.reps = std::min(o.reps, 50);
