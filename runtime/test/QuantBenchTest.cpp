@@ -291,6 +291,7 @@ Report syntheticReport() {
   r.artifact = "k.qcart";
   r.producer = "QuantBenchTest";
   r.copyTBps = 3.0;
+  r.gemmTflops = 700.0;
   Row a;
   a.layer = "4096x4096";
   a.N = a.K = 4096;
@@ -320,6 +321,7 @@ TEST(QuantBenchOutput, TableAndJson) {
   std::string table = formatTable(r);
   EXPECT_NE(table.find("synthetic test report"), std::string::npos);
   EXPECT_NE(table.find("cuBLAS us"), std::string::npos);
+  EXPECT_NE(table.find("cuBLAS FP16 GEMM 8192^3 700.0 TFLOP/s"), std::string::npos);
   EXPECT_NE(table.find("2.00x"), std::string::npos);
   EXPECT_NE(table.find("unavailable"), std::string::npos); // no dequant variant
   EXPECT_NE(table.find("FAIL: ours rel. error NaN"), std::string::npos);
@@ -335,6 +337,8 @@ TEST(QuantBenchOutput, TableAndJson) {
   EXPECT_EQ(v.find("schema")->asString(), "qc-bench-kernels");
   EXPECT_EQ(v.find("device")->find("name")->asString(), r.deviceName);
   EXPECT_EQ(v.find("date")->asString(), r.date);
+  EXPECT_EQ(v.find("copy_tbps")->asDouble(), 3.0);
+  EXPECT_EQ(v.find("gemm_tflops")->asDouble(), 700.0);
   const auto &rows = v.find("rows")->asArray();
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].find("M")->asInt64(), 1);

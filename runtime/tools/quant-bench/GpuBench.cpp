@@ -370,6 +370,46 @@ Status measureCopy(GpuRuntime &rt, const Options &o, double &tbps) {
   return Status::ok();
 }
 
+/// The FP16 tensor-core ceiling: cuBLAS on an 8192^3 GEMM (fp32
+/// accumulate) over non-zero data (0x11 bytes: fp16 6.5e-4, no overflow).
+Status measureGemmPeak(GpuRuntime &rt, const CublasLib &blas,
+                       cublasHandle_t handle, const Options &o,
+                       double &tflops) {
+  const CudaDriver &d = rt.driver();
+  const int n = 8192;
+  const size_t bytes = size_t(n) * n * 2;
+  DeviceBuffer A, B, C;
+  QC_RETURN_IF_ERROR(rt.alloc(bytes, A, "GEMM-peak A"));
+  QC_RETURN_IF_ERROR(rt.alloc(bytes, B, "GEMM-peak B"));
+  QC_RETURN_IF_ERROR(rt.alloc(bytes, C, "GEMM-peak C"));
+  QC_RETURN_IF_ERROR(d.check(d.cuMemsetD8(A.ptr(), 0x11, bytes), "memset"));
+  QC_RETURN_IF_ERROR(d.check(d.cuMemsetD8(B.ptr(), 0x11, bytes), "memset"));
+  QC_RETURN_IF_ERROR(d.check(d.cuCtxSynchronize(), "GEMM-peak setup"));
+  const float alpha = 1.0f, beta = 0.0f;
+  auto gemm = [&](CUstream s, int) -> Status {
+    int r = blas.cublasSetStream(handle, s);
+    if (r == 0)
+      r = blas.cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha,
+                            reinterpret_cast<void *>(A.ptr()), CUDA_R_16F, n,
+                            reinterpret_cast<void *>(B.ptr()), CUDA_R_16F, n,
+                            &beta, reinterpret_cast<void *>(C.ptr()),
+                            CUDA_R_16F, n, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT);
+    if (r != 0)
+      return Status::error("GEMM peak: cublasGemmEx failed with status " +
+                           std::to_string(r));
+    return Status::ok();
+  };
+  QC_RETURN_IF_ERROR(gemm(rt.stream(), 0)); // workspace set up outside capture
+  QC_RETURN_IF_ERROR(rt.synchronize("GEMM peak"));
+  Options go = o;
+  go.reps = std::min(o.reps, 20);
+  double us = 0;
+  QC_RETURN_IF_ERROR(timeGraph(rt, 3, go, gemm, "GEMM peak", us));
+  tflops = 2.0 * double(n) * n * n / (us * 1e-6) / 1e12;
+  return Status::ok();
+}
+
 } // namespace
 
 Status runOnGpu(const Options &o, const Artifact &a,
@@ -407,8 +447,12 @@ Status runOnGpu(const Options &o, const Artifact &a,
   report.producer = a.producer;
   report.options = o;
   QC_RETURN_IF_ERROR(measureCopy(*rt, o, report.copyTBps));
+  QC_RETURN_IF_ERROR(
+      measureGemmPeak(*rt, *blas, handle, o, report.gemmTflops));
   progress << "quant-bench: " << dev.name << " (" << dev.arch()
-           << "), device-to-device copy " << report.copyTBps << " TB/s\n";
+           << "), device-to-device copy " << report.copyTBps
+           << " TB/s, cuBLAS FP16 GEMM 8192^3 " << report.gemmTflops
+           << " TFLOP/s\n";
   LayerBench lb(*rt, *blas, handle, o, progress);
   for (size_t i = 0; i < layers.size(); ++i)
     QC_RETURN_IF_ERROR(lb.run(a, *layers[i], i, report.copyTBps, report.rows));

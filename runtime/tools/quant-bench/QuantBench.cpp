@@ -275,8 +275,10 @@ std::string formatTable(const Report &r) {
     << (r.driverVersion % 1000) / 10 << ", cuBLAS " << r.cublasVersion
     << ", " << r.date << "\n";
   o << "artifact: " << r.artifact << " (" << r.producer << ")\n";
-  o << "measured device-to-device copy: " << fmt(r.copyTBps, 2)
-    << " TB/s; median of " << r.options.reps << " reps after "
+  o << "measured ceilings: device-to-device copy " << fmt(r.copyTBps, 2)
+    << " TB/s, cuBLAS FP16 GEMM 8192^3 " << fmt(r.gemmTflops, 1)
+    << " TFLOP/s\n";
+  o << "median of " << r.options.reps << " reps after "
     << r.options.warmup << " warm-up, L2 cold (" << (r.options.rotateBytes >> 20)
     << " MiB of rotated weights), CUDA graphs\n\n";
   std::vector<std::vector<std::string>> cells;
@@ -303,8 +305,10 @@ std::string formatTable(const Report &r) {
         o << std::left;
       else
         o << std::right;
-      o << std::setw(int(width[i])) << cells[ri][i]
-        << (i + 1 < cells[ri].size() ? "  " : "");
+      if (i + 1 == cells[ri].size()) // no trailing padding
+        o << cells[ri][i];
+      else
+        o << std::setw(int(width[i])) << cells[ri][i] << "  ";
     }
     o << "\n";
     if (ri == 0) {
@@ -344,6 +348,7 @@ json::Value toJson(const Report &r) {
                       "launches per graph"));
   root.set("settings", std::move(s));
   root.set("copy_tbps", num(r.copyTBps));
+  root.set("gemm_tflops", num(r.gemmTflops));
   json::Value rows = json::Value::array();
   for (const Row &w : r.rows) {
     json::Value o = json::Value::object();

@@ -131,7 +131,8 @@ void computeMetrics(Row &row, double copyTBps);
 struct Report {
   std::string deviceName, arch, date, artifact, producer;
   int driverVersion = 0, cublasVersion = 0, smCount = 0;
-  double copyTBps = NAN;
+  double copyTBps = NAN;   ///< measured device-to-device copy bandwidth
+  double gemmTflops = NAN; ///< measured cuBLAS FP16 8192^3 GEMM throughput
   Options options;
   std::vector<Row> rows;
 };
