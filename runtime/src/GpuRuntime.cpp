@@ -157,6 +157,7 @@ GpuRuntime::~GpuRuntime() {
     return;
   if (ctx)
     drv->cuCtxSetCurrent(ctx);
+  workspace = DeviceBuffer();
   unloadModules();
   if (strm)
     drv->cuStreamDestroy(strm);
@@ -282,6 +283,37 @@ Status GpuRuntime::uploadLayerTensors(const MMA16x64Tensors &t,
     QC_RETURN_IF_ERROR(allocAndUpload(t.zeros.data(), t.zeros.size() * 2,
                                       out.zeros, w + " zeros"));
   return Status::ok();
+}
+
+Status GpuRuntime::uploadLayer(const Artifact &a, const ArtifactLayer &layer,
+                               DeviceLayerTensors &out) {
+  MMA16x64Tensors t;
+  QC_RETURN_IF_ERROR(layerTensors(a, layer, t));
+  return uploadLayerTensors(t, out, layer.name);
+}
+
+Status GpuRuntime::runLayer(const ArtifactLayer &layer,
+                            const DeviceLayerTensors &w, int M, CUdeviceptr x,
+                            CUdeviceptr y) {
+  const ArtifactVariant *v = selectVariant(layer, M);
+  if (!v)
+    return Status::error("layer " + json::quote(layer.name) +
+                         ": no kernel variant covers M = " + std::to_string(M));
+  size_t need = size_t(v->workspaceBytesPerRow) * size_t(M > 0 ? M : 0);
+  if (need > workspace.size())
+    QC_RETURN_IF_ERROR(alloc(need, workspace,
+                             "the workspace of layer " + json::quote(layer.name)));
+  LayerArgs args;
+  args.x = x;
+  args.y = y;
+  args.qweight = w.qweight.ptr();
+  args.scales = w.scales.ptr();
+  args.zeros = w.zeros.ptr();
+  args.workspace = workspace.ptr();
+  args.workspaceBytes = workspace.size();
+  QC_RETURN_IF_ERROR(launch(layer, *v, M, args));
+  return synchronize("layer " + json::quote(layer.name) + ": " + v->family +
+                     " variant at M = " + std::to_string(M));
 }
 
 Status GpuRuntime::launch(const ArtifactLayer &layer,

@@ -242,6 +242,19 @@ TEST(GpuRuntime, LaunchesByTheManifest) {
   for (size_t i = 0; i < y.size(); ++i)
     ASSERT_EQ(y[i], x[i] + M) << i;
 
+  // runLayer: variant selection, launch and synchronization in one call.
+  DeviceLayerTensors none; // the test kernel reads no weights
+  st = rt->runLayer(l, none, 3, dx.ptr(), dy.ptr());
+  ASSERT_TRUE(st) << st.message();
+  ASSERT_TRUE(rt->download(y.data(), dy.ptr(), y.size() * 4, "y"));
+  for (size_t i = 0; i < 3 * 32; ++i)
+    ASSERT_EQ(y[i], x[i] + 3) << i;
+  st = rt->runLayer(l, none, 65, dx.ptr(), dy.ptr());
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("layer \"16x64\": no kernel variant covers M = 65"),
+            std::string::npos)
+      << st.message();
+
   // Errors name the layer and kernel and enqueue nothing.
   LayerArgs missing = args;
   missing.y = 0;

@@ -126,6 +126,18 @@ public:
   Status uploadLayerTensors(const MMA16x64Tensors &t, DeviceLayerTensors &out,
                             const std::string &layerName);
 
+  /// Uploads the packed tensors `layer` references in `a` (fails, naming
+  /// the layer, for a kernel-only layer).
+  Status uploadLayer(const Artifact &a, const ArtifactLayer &layer,
+                     DeviceLayerTensors &out);
+
+  /// Computes y = x W^T for one layer and batch size M and waits for it:
+  /// picks the variant whose M range holds M, sizes (and grows) the
+  /// runtime's workspace to workspaceBytesPerRow * M, launches and
+  /// synchronizes. x: fp16 [M, K], y: fp16 [M, N] device buffers.
+  Status runLayer(const ArtifactLayer &layer, const DeviceLayerTensors &w,
+                  int M, cuda::CUdeviceptr x, cuda::CUdeviceptr y);
+
   /// Enqueues `variant`'s launches for batch size M on `stream` (the
   /// runtime's own when null); does not synchronize, so it can be captured
   /// into a CUDA graph. Fails before enqueuing anything when an argument is
@@ -155,6 +167,7 @@ private:
   cuda::CUstream strm = nullptr;
   std::string artifactName;
   std::map<std::string, LoadedModule> modules;
+  DeviceBuffer workspace; ///< runLayer's, grown on demand
 };
 
 } // namespace qc
