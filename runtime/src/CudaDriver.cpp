@@ -6,6 +6,7 @@
 
 #include "qc/runtime/CudaDriver.h"
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -85,7 +86,14 @@ Status resolveDriverSymbols(void *h, CudaDriver &d) {
 }
 
 Status CudaDriver::load(const CudaDriver *&out, DriverState &state,
-                        const std::string &library) {
+                        const std::string &requested) {
+  // QC_CUDA_DRIVER_LIBRARY replaces the default library (a driver installed
+  // outside the loader's path, or the runtime tests' test double).
+  std::string library = requested;
+  if (library == "libcuda.so.1")
+    if (const char *env = std::getenv("QC_CUDA_DRIVER_LIBRARY"))
+      if (*env)
+        library = env;
   // One table per library path for the whole process: cuInit is cheap to
   // repeat but the handle must never be closed while contexts exist.
   struct Loaded {
@@ -151,7 +159,12 @@ Status CudaDriver::check(CUresult r, const std::string &what) const {
   return Status::error(what + ": " + describe(r));
 }
 
-Status CublasLib::load(const CublasLib *&out, const std::string &library) {
+Status CublasLib::load(const CublasLib *&out, const std::string &requested) {
+  std::string library = requested; // QC_CUBLAS_LIBRARY: as for the driver
+  if (library == "libcublas.so.13")
+    if (const char *env = std::getenv("QC_CUBLAS_LIBRARY"))
+      if (*env)
+        library = env;
   static std::mutex mu;
   static std::map<std::string, std::pair<std::unique_ptr<CublasLib>, std::string>>
       cache;

@@ -101,7 +101,10 @@ TEST(QuantBenchArgs, DefaultsAndLists) {
   EXPECT_FALSE(o.table);
   EXPECT_EQ(o.layers, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(o.rotateBytes, uint64_t(1024) << 20);
+  EXPECT_TRUE(l2Cold(o));
   EXPECT_EQ(o.maxRelError, 1e-3);
+  ASSERT_TRUE(parse({"--artifact", "k", "--rotate-mb", "256"}, o));
+  EXPECT_FALSE(l2Cold(o)); // reported, not refused
 }
 
 TEST(QuantBenchArgs, ErrorsAreClear) {
@@ -115,7 +118,8 @@ TEST(QuantBenchArgs, ErrorsAreClear) {
       {{"--artifact", "k", "--m", "1,0"}, "\"0\" is not a batch size"},
       {{"--artifact", "k", "--m", "1,x"}, "\"x\" is not a batch size"},
       {{"--artifact", "k", "--reps", "0"}, "--reps: \"0\" is not an integer"},
-      {{"--artifact", "k", "--rotate-mb", "100"}, "--rotate-mb"},
+      {{"--artifact", "k", "--rotate-mb", "0"}, "--rotate-mb"},
+      {{"--artifact", "k", "--gemm-peak-n", "8"}, "--gemm-peak-n"},
       {{"--artifact", "k", "--max-rel-error", "-1"}, "not a positive number"},
       {{"--artifact", "k", "--frobnicate"}, "unknown argument \"--frobnicate\""},
   };

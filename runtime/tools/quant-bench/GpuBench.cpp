@@ -370,13 +370,14 @@ Status measureCopy(GpuRuntime &rt, const Options &o, double &tbps) {
   return Status::ok();
 }
 
-/// The FP16 tensor-core ceiling: cuBLAS on an 8192^3 GEMM (fp32
-/// accumulate) over non-zero data (0x11 bytes: fp16 6.5e-4, no overflow).
+/// The FP16 tensor-core ceiling: cuBLAS on an n^3 GEMM (--gemm-peak-n,
+/// default 8192; fp32 accumulate) over non-zero data (0x11 bytes: fp16
+/// 6.5e-4, no overflow).
 Status measureGemmPeak(GpuRuntime &rt, const CublasLib &blas,
                        cublasHandle_t handle, const Options &o,
                        double &tflops) {
   const CudaDriver &d = rt.driver();
-  const int n = 8192;
+  const int n = o.gemmPeakN;
   const size_t bytes = size_t(n) * n * 2;
   DeviceBuffer A, B, C;
   QC_RETURN_IF_ERROR(rt.alloc(bytes, A, "GEMM-peak A"));
@@ -451,7 +452,8 @@ Status runOnGpu(const Options &o, const Artifact &a,
       measureGemmPeak(*rt, *blas, handle, o, report.gemmTflops));
   progress << "quant-bench: " << dev.name << " (" << dev.arch()
            << "), device-to-device copy " << report.copyTBps
-           << " TB/s, cuBLAS FP16 GEMM 8192^3 " << report.gemmTflops
+           << " TB/s, cuBLAS FP16 GEMM " << o.gemmPeakN << "^3 "
+           << report.gemmTflops
            << " TFLOP/s\n";
   LayerBench lb(*rt, *blas, handle, o, progress);
   for (size_t i = 0; i < layers.size(); ++i)

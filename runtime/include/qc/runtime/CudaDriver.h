@@ -121,7 +121,8 @@ struct CudaDriver {
   CUresult (*cuGraphExecDestroy)(CUgraphExec exec);
   CUresult (*cuGraphDestroy)(CUgraph graph);
 
-  /// Opens `library` (default libcuda.so.1), resolves every entry point and
+  /// Opens `library` (default libcuda.so.1, or $QC_CUDA_DRIVER_LIBRARY when
+  /// set), resolves every entry point and
   /// runs cuInit(0). `state` says which step failed; the Status says why
   /// (for NotFound: kNoDriverMessage followed by nothing else). Loading is
   /// done once per library path; later calls return the same table.
@@ -165,7 +166,8 @@ struct CublasLib {
                                  const void *beta, void *C, int Ctype, int ldc,
                                  int computeType, int algo);
 
-  /// Opens `library` and resolves the entry points (no handle is created).
+  /// Opens `library` (default libcublas.so.13, or $QC_CUBLAS_LIBRARY when
+  /// set) and resolves the entry points (no handle is created).
   static Status load(const CublasLib *&out,
                      const std::string &library = "libcublas.so.13");
 };
