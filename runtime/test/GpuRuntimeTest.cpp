@@ -14,6 +14,9 @@
 
 #include "qc/runtime/GpuRuntime.h"
 
+#include "qc/runtime/CpuLinear.h"
+#include "qc/runtime/Safetensors.h"
+
 #include "TestUtil.h"
 
 #include <gtest/gtest.h>
@@ -21,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
 
 #include <dlfcn.h>
 
@@ -282,6 +286,140 @@ TEST(GpuRuntime, MissingKernelInImageIsReported) {
             std::string::npos)
       << st.message();
 }
+
+#ifdef QC_FAKE_CUDA_LIBRARY
+// GpuRuntime on the host-memory test double of the driver (FakeCuda.cpp; not
+// a GPU): image selection, error messages and argument marshalling.
+class GpuRuntimeOnTestDouble : public ::testing::Test {
+protected:
+  void SetUp() override {
+    DriverState state;
+    Status st = GpuRuntime::create(rt, state, 0, QC_FAKE_CUDA_LIBRARY);
+    ASSERT_TRUE(st) << st.message();
+    ASSERT_EQ(state, DriverState::Ready);
+  }
+  Artifact artifact(std::vector<std::string> kernels,
+                    std::vector<std::string> targets) {
+    Artifact a;
+    ArtifactModule m;
+    m.name = "fake";
+    m.kernels = std::move(kernels);
+    const std::string image = "//qc-fake-module";
+    for (auto &t : targets)
+      m.images.push_back({t, "cubin", {image.begin(), image.end()}});
+    a.modules.push_back(m);
+    ArtifactLayer l;
+    l.name = "16x64";
+    l.N = 16;
+    l.K = 64;
+    ArtifactVariant v;
+    v.family = "mma";
+    v.minM = 1;
+    v.maxM = 8;
+    ArtifactLaunch L;
+    L.module = "fake";
+    L.kernel = a.modules[0].kernels[0];
+    L.block[0] = 64;
+    L.tileM = 8;
+    L.params = {"x", "qweight", "scales", "y", "M"};
+    v.launches.push_back(L);
+    l.variants.push_back(v);
+    a.layers.push_back(l);
+    return a;
+  }
+  std::unique_ptr<GpuRuntime> rt;
+};
+
+TEST_F(GpuRuntimeOnTestDouble, PicksTheImageForTheDevice) {
+  EXPECT_NE(rt->device().name.find("test double"), std::string::npos);
+  EXPECT_EQ(rt->device().arch(), "sm_80");
+  Artifact a = artifact({"fake_linear_16_64_ch_s"}, {"sm_90a", "sm_80"});
+  Status st = rt->loadArtifact(a, "t.qcart");
+  ASSERT_TRUE(st) << st.message();
+  EXPECT_EQ(rt->loadedImage("fake"), "sm_80 cubin");
+
+  a = artifact({"fake_linear_16_64_ch_s"}, {"sm_90a"});
+  st = rt->loadArtifact(a, "t.qcart");
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("t.qcart: module \"fake\": no image runs on "
+                              "sm_80"),
+            std::string::npos)
+      << st.message();
+}
+
+TEST_F(GpuRuntimeOnTestDouble, ErrorsNameTheModuleLayerAndKernel) {
+  Artifact a = artifact({"fake_linear_16_64_ch_s", "missing_kernel"}, {"sm_80"});
+  Status st = rt->loadArtifact(a, "t.qcart");
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("t.qcart: module \"fake\": kernel "
+                              "\"missing_kernel\" is not in its sm_80 cubin "
+                              "image: CUDA_ERROR_FAKE (500)"),
+            std::string::npos)
+      << st.message();
+
+  a = artifact({"fake_linear_16_64_ch_s"}, {"sm_80"});
+  a.layers[0].variants[0].launches[0].sharedBytes = 240000;
+  st = rt->loadArtifact(a, "t.qcart");
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("layer \"16x64\": mma kernel "
+                              "\"fake_linear_16_64_ch_s\" needs 240000 bytes "
+                              "of shared memory"),
+            std::string::npos)
+      << st.message();
+
+  // An artifact that breaks a cross reference is refused before loading.
+  a = artifact({"fake_linear_16_64_ch_s"}, {"sm_80"});
+  a.layers[0].variants[0].launches[0].kernel = "other";
+  st = rt->loadArtifact(a, "t.qcart");
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("kernel \"other\" is missing from module"),
+            std::string::npos)
+      << st.message();
+}
+
+TEST_F(GpuRuntimeOnTestDouble, RunLayerPassesArgumentsByName) {
+  Artifact a = artifact({"fake_linear_16_64_ch_s"}, {"sm_80"});
+  ASSERT_TRUE(rt->loadArtifact(a, "t.qcart"));
+  std::mt19937 rng(4);
+  std::vector<uint8_t> codes(16 * 64);
+  for (auto &c : codes)
+    c = uint8_t(rng() % 16);
+  std::vector<float> scales(16);
+  for (auto &s : scales)
+    s = 0.01f * float(1 + rng() % 50);
+  MMA16x64Tensors t;
+  ASSERT_TRUE(packMMA16x64(4, 16, 64, -1, true, codes.data(), scales.data(),
+                           nullptr, t));
+  DeviceLayerTensors w;
+  ASSERT_TRUE(rt->uploadLayerTensors(t, w, "16x64"));
+  const int M = 3;
+  std::vector<uint16_t> x(M * 64), y(M * 16, 0xFFFF);
+  for (auto &v : x)
+    v = f32ToF16(float(int(rng() % 200) - 100) / 64.0f);
+  DeviceBuffer dx, dy;
+  ASSERT_TRUE(rt->allocAndUpload(x.data(), x.size() * 2, dx, "x"));
+  ASSERT_TRUE(rt->allocAndUpload(y.data(), y.size() * 2, dy, "y"));
+  Status st = rt->runLayer(a.layers[0], w, M, dx.ptr(), dy.ptr());
+  ASSERT_TRUE(st) << st.message();
+  ASSERT_TRUE(rt->download(y.data(), dy.ptr(), y.size() * 2, "y"));
+  std::vector<float> ref;
+  ASSERT_TRUE(cpuLinearMMA16x64(t, x.data(), M, ref));
+  for (size_t i = 0; i < y.size(); ++i)
+    ASSERT_EQ(y[i], f32ToF16(ref[i])) << i; // same fp32 order: bit exact
+
+  LayerArgs args;
+  args.x = dx.ptr();
+  args.qweight = w.qweight.ptr();
+  args.scales = w.scales.ptr(); // y missing
+  st = rt->launch(a.layers[0], a.layers[0].variants[0], M, args);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("t.qcart: layer \"16x64\": mma variant: launch "
+                              "0 (kernel \"fake_linear_16_64_ch_s\"): "
+                              "parameter \"y\" has no device buffer"),
+            std::string::npos)
+      << st.message();
+}
+#endif
 
 } // namespace
 } // namespace qc

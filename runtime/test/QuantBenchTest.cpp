@@ -358,3 +358,182 @@ TEST(QuantBenchOutput, TableAndJson) {
 } // namespace
 } // namespace bench
 } // namespace qc
+
+namespace qc {
+namespace bench {
+namespace {
+
+#ifdef QC_FAKE_CUDA_LIBRARY
+/// Points the runtime at the test double for the lifetime of the object.
+struct FakeDriverEnv {
+  FakeDriverEnv() {
+    setenv("QC_CUDA_DRIVER_LIBRARY", QC_FAKE_CUDA_LIBRARY, 1);
+    setenv("QC_CUBLAS_LIBRARY", QC_FAKE_CUDA_LIBRARY, 1);
+  }
+  ~FakeDriverEnv() {
+    unsetenv("QC_CUDA_DRIVER_LIBRARY");
+    unsetenv("QC_CUBLAS_LIBRARY");
+  }
+};
+
+ArtifactLaunch fakeLaunch(const std::string &kernel,
+                          std::vector<std::string> params, uint32_t tileM,
+                          uint32_t gridZ = 1) {
+  ArtifactLaunch L;
+  L.module = "fake";
+  L.kernel = kernel;
+  L.block[0] = 128;
+  L.tileM = tileM;
+  L.gridZ = gridZ;
+  L.params = std::move(params);
+  return L;
+}
+
+/// Layer "48x200" (asym, G 64): split-K for M <= 4 (workspace zeroed, three
+/// K slices, then a reduce), mma above, a dequant variant. Layer "32x128"
+/// (sym): a kernel that leaves the last row of y unwritten.
+Artifact fakeArtifact() {
+  Artifact a;
+  a.producer = "QuantBenchTest (fake driver)";
+  ArtifactModule m;
+  m.name = "fake";
+  m.kernels = {"fake_splitk_48_200_64_a", "fake_reduce_48_200_64_a",
+               "fake_linear_48_200_64_a", "fake_dequant_48_200_64_a",
+               "fake_partial_32_128_ch_s"};
+  const std::string image = "//qc-fake-module";
+  m.images.push_back({"sm_80", "cubin", {image.begin(), image.end()}});
+  a.modules.push_back(m);
+
+  ArtifactLayer l;
+  l.name = "48x200";
+  l.N = 48;
+  l.K = 200;
+  l.groupSize = 64;
+  l.sym = false;
+  ArtifactVariant sk;
+  sk.family = "splitk";
+  sk.minM = 1;
+  sk.maxM = 4;
+  sk.workspaceBytesPerRow = 48 * 4;
+  sk.zeroWorkspace = true;
+  sk.launches = {fakeLaunch("fake_splitk_48_200_64_a",
+                            {"x", "qweight", "scales", "zeros", "workspace", "M"},
+                            8, 3),
+                 fakeLaunch("fake_reduce_48_200_64_a", {"workspace", "y", "M"}, 8)};
+  ArtifactVariant mma;
+  mma.family = "mma";
+  mma.minM = 5;
+  mma.maxM = 64;
+  mma.launches = {fakeLaunch("fake_linear_48_200_64_a",
+                             {"x", "qweight", "scales", "zeros", "y", "M"}, 16)};
+  ArtifactVariant dq;
+  dq.family = "dequant";
+  dq.minM = 1;
+  dq.maxM = 64;
+  dq.launches = {fakeLaunch("fake_dequant_48_200_64_a",
+                            {"qweight", "scales", "zeros", "w"}, 1)};
+  l.variants = {sk, mma, dq};
+  a.layers.push_back(l);
+
+  ArtifactLayer bad;
+  bad.name = "32x128";
+  bad.N = 32;
+  bad.K = 128;
+  bad.groupSize = -1;
+  bad.sym = true;
+  ArtifactVariant bv;
+  bv.family = "mma";
+  bv.minM = 1;
+  bv.maxM = 64;
+  bv.launches = {fakeLaunch("fake_partial_32_128_ch_s",
+                            {"x", "qweight", "scales", "y", "M"}, 16)};
+  bad.variants = {bv};
+  a.layers.push_back(bad);
+  return a;
+}
+
+// quant-bench end to end on the host-memory test double: the numbers are
+// not measurements (the device name in the report says so); what is checked
+// is the flow: variant choice by M, argument marshalling, split-K workspace
+// zeroing (a stale workspace would double the result), poisoning and
+// verification (the partial kernel must fail), dequantize-then-cuBLAS, JSON.
+TEST(QuantBenchFakeDriver, EndToEndFlowOnTheTestDouble) {
+  FakeDriverEnv env;
+  test::TempDir dir;
+  const std::string path = dir.file("fake.qcart");
+  ASSERT_TRUE(writeArtifact(path, fakeArtifact()));
+  const std::string json = dir.file("r.json");
+  std::string out, err;
+  int code = runMain({"--artifact", path, "--m", "1,3,17", "--reps", "3",
+                      "--warmup", "1", "--rotate-mb", "1", "--gemm-peak-n",
+                      "64", "--json", json, "--table"},
+                     out, err);
+  EXPECT_EQ(code, kExitVerifyFailed) << err;
+  EXPECT_NE(out.find("qc fake CUDA driver (test double, not a GPU)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("L2 NOT kept cold"), std::string::npos);
+  EXPECT_NE(err.find("layer 32x128 at M = 1 failed: ours rel. error NaN"),
+            std::string::npos)
+      << err;
+
+  std::ifstream f(json);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  json::Value v;
+  ASSERT_TRUE(json::parse(ss.str(), v));
+  EXPECT_FALSE(v.find("settings")->find("l2_cold")->asBool());
+  const auto &rows = v.find("rows")->asArray();
+  ASSERT_EQ(rows.size(), 6u);
+  const char *families[3] = {"splitk", "splitk", "mma"};
+  for (int i = 0; i < 3; ++i) {
+    const json::Value &r = rows[size_t(i)];
+    SCOPED_TRACE("48x200 row " + std::to_string(i));
+    EXPECT_EQ(r.find("layer")->asString(), "48x200");
+    EXPECT_EQ(r.find("variant")->asString(), families[i]);
+    EXPECT_TRUE(r.find("ok")->asBool()) << r.find("failure")->asString();
+    EXPECT_TRUE(r.find("dequant_available")->asBool());
+    for (const char *who : {"ours", "cublas", "dequant_cublas"}) {
+      const json::Value *e = r.find("rel_error")->find(who);
+      ASSERT_TRUE(e->isNumber()) << who;
+      EXPECT_LT(e->asDouble(), 1e-3) << who;
+      EXPECT_GT(e->asDouble(), 0.0) << who; // fp16 outputs are not exact
+    }
+    EXPECT_EQ(r.find("checked_outputs")->asInt64(),
+              48 * r.find("M")->asInt64());
+  }
+  for (int i = 3; i < 6; ++i) {
+    const json::Value &r = rows[size_t(i)];
+    EXPECT_EQ(r.find("layer")->asString(), "32x128");
+    EXPECT_FALSE(r.find("ok")->asBool());
+    EXPECT_TRUE(r.find("rel_error")->find("ours")->isNull());
+    EXPECT_FALSE(r.find("dequant_available")->asBool());
+  }
+
+  // Only the good layer: exit 0.
+  EXPECT_EQ(runMain({"--artifact", path, "--layer", "48x200", "--m", "2",
+                     "--reps", "2", "--warmup", "0", "--rotate-mb", "1",
+                     "--gemm-peak-n", "64"},
+                    out, err),
+            kExitOk)
+      << err;
+
+  // The runtime zeroes the workspace only because the manifest says so:
+  // without it, the split-K sums of earlier runs leak into the next M.
+  Artifact noZero = fakeArtifact();
+  noZero.layers[0].variants[0].zeroWorkspace = false;
+  ASSERT_TRUE(writeArtifact(dir.file("nozero.qcart"), noZero));
+  EXPECT_EQ(runMain({"--artifact", dir.file("nozero.qcart"), "--layer",
+                     "48x200", "--m", "1,3", "--reps", "2", "--warmup", "0",
+                     "--rotate-mb", "1", "--gemm-peak-n", "64"},
+                    out, err),
+            kExitVerifyFailed);
+  EXPECT_NE(err.find("layer 48x200 at M = 3 failed: ours rel. error"),
+            std::string::npos)
+      << err;
+}
+#endif
+
+} // namespace
+} // namespace bench
+} // namespace qc
