@@ -72,6 +72,67 @@ def ConvertWQToLinalgPass : Pass<"convert-wq-to-linalg", "ModuleOp"> {
   ];
 }
 
+def ConvertWQToGPUPass : Pass<"convert-wq-to-gpu", "ModuleOp"> {
+  let summary = "Generate fused dequantize-GEMM GPU kernels for 4-bit linear layers";
+  let description = [{
+    Builds, for each layer configuration, one `gpu.module` of fused
+    dequantize-GEMM kernels y[M, N] = x[M, K] W^T reading W in the mma16x64
+    kernel layout (dialects/WQ/README.md). Layers come from the `shapes`
+    option (kernel-only layers: N x K with the `bits`, `group-size` and
+    `sym` options). The kernels are built with MLIR builders in the gpu,
+    nvgpu, nvvm, arith, vector, scf and llvm dialects; M is a runtime
+    argument, everything else is a compile-time constant.
+
+    Families (`tiles`, default: one splitk variant for M <= 8 and mma
+    variants with tile-m 16/32/64 above):
+    - `splitk`: GEMV / split-K, W as the A operand of mma.sync.m16n8k16,
+      128-bit weight loads with a register prefetch, fp32 partials reduced
+      through shared memory and (split-k > 1) an fp32 workspace.
+    - `mma`: tensor-core GEMM with a multi-stage cp.async pipeline
+      (nvgpu.device_async_copy), ldmatrix.x4 for the activations.
+    Weights are dequantized in registers (fp16 magic-number trick), never
+    written back to memory.
+
+    Kernel ABI: pointers are i64 device addresses, M is i32; parameter
+    names, launch geometry and M ranges are recorded in the module's
+    `qc.variants` attribute. Postcondition: the module is a
+    `gpu.container_module` holding one `gpu.module` per distinct layer;
+    lower it with `qc-gpu-to-binary`. Unsupported layers (bits != 4, K not
+    a multiple of 8, group size not a multiple of 16) and bad tile
+    configurations are reported as errors and the pass fails.
+
+    ```mlir
+    // quant-opt --convert-wq-to-gpu="shapes=4096x4096 group-size=128"
+    gpu.module @wq_n4096_k4096_b4_g128_sym attributes {qc.variants = [...]} {
+      gpu.func @splitk_0(%x: i64, %qweight: i64, %scales: i64, %y: i64,
+                         %M: i32) kernel { ... nvgpu.mma.sync ... }
+      ...
+    }
+    ```
+  }];
+  let options = [
+    ListOption<"shapes", "shapes", "std::string",
+               "Kernel-only layers as NxK (N outputs, K inputs)">,
+    Option<"bits", "bits", "int64_t", "4", "Weight code width">,
+    Option<"groupSize", "group-size", "int64_t", "128",
+           "Input channels per scale group (-1: per channel)">,
+    Option<"sym", "sym", "bool", "true",
+           "Symmetric (z = 2^(bits-1)) or with an fp16 zeros tensor">,
+    Option<"tiles", "tiles", "std::string", "\"\"",
+           "Variants, ';'-separated: family:key=value,... e.g. "
+           "'splitk:warps=4,split-k=4,stages=2,m=1-8;mma:tile-m=64,warps=4,"
+           "stages=3,m=9-128' (empty: defaults)">,
+    Option<"numSms", "num-sms", "int64_t", "132",
+           "Multiprocessor count that sizes the default split-k factors">,
+  ];
+  let dependentDialects = [
+    "mlir::gpu::GPUDialect", "mlir::nvgpu::NVGPUDialect",
+    "mlir::NVVM::NVVMDialect", "mlir::LLVM::LLVMDialect",
+    "mlir::arith::ArithDialect", "mlir::scf::SCFDialect",
+    "mlir::vector::VectorDialect"
+  ];
+}
+
 def LLMParamsToArgumentsPass : Pass<"llm-params-to-arguments", "ModuleOp"> {
   let summary = "Turn `llm.param` ops into function arguments for execution";
   let description = [{

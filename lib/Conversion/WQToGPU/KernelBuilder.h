@@ -1,0 +1,112 @@
+//===- KernelBuilder.h - Shared helpers of the kernel generators -*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Private to lib/Conversion/WQToGPU. The layer constants every kernel bakes
+// in (padded sizes, groups), typed access to i64 device addresses, memref
+// views of raw pointers (what the nvgpu ops need), and the in-register
+// dequantization of one mma16x64 word into an A fragment.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_LIB_CONVERSION_WQTOGPU_KERNELBUILDER_H
+#define QC_LIB_CONVERSION_WQTOGPU_KERNELBUILDER_H
+
+#include "qc/Conversion/WQToGPU/WQToGPU.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir::qc::gpugen {
+
+/// Compile-time constants of one layer in the mma16x64 layout.
+struct LayerDims {
+  int64_t n, k;      ///< logical W shape (N x K)
+  int64_t np, kp;    ///< N rounded up to 16, K rounded up to 64
+  int64_t nt, kc;    ///< n16 tiles (Np/16) and k64 chunks (Kp/64)
+  int64_t g;         ///< effective group size (K when group_size = -1)
+  int64_t groups;    ///< ceil(K / g)
+  int64_t bits;
+  bool sym;
+};
+LayerDims getLayerDims(const GPULayerConfig &layer);
+
+/// Emits the ops of a kernel body. All index arithmetic is on `index`
+/// (64-bit after lowering: device offsets of 70B layers exceed 2^31 bytes).
+class KernelBuilder {
+public:
+  explicit KernelBuilder(ImplicitLocOpBuilder &b) : b(b) {}
+  ImplicitLocOpBuilder &b;
+
+  Value idx(int64_t v);
+  Value i32(int64_t v);
+  Value add(Value a, Value c);
+  Value mul(Value a, Value c);
+  Value div(Value a, int64_t c);
+  Value rem(Value a, int64_t c);
+  Value minIdx(Value a, Value c);
+  Value ult(Value a, Value c);
+  Value andI1(Value a, Value c);
+
+  /// The global pointer (address space 1) behind an i64 kernel argument.
+  Value globalPtr(Value addr);
+  /// Loads `type` from `ptr + index * sizeof(elem)`; `invariant` marks
+  /// read-only kernel inputs so NVPTX may use the non-coherent path.
+  Value load(Type type, Value ptr, Type elem, Value index, unsigned align,
+             bool invariant);
+  void store(Value value, Value ptr, Type elem, Value index, unsigned align);
+  /// One 128-bit read-only load (ld.global.nc.v4.u32) of the 16-byte slot
+  /// `slot` of `ptr`, as vector<4xi32>. Emitted as inline PTX so LLVM
+  /// cannot move it next to its use: instcombine otherwise folds the
+  /// loads carried through a loop (the register prefetch) into one load of
+  /// a rotating address at the top of the loop, losing the prefetch.
+  Value loadWeights128(Value ptr, Value slot);
+  /// A 1-D dynamic memref<?xelem, global> view of an i64 device address
+  /// (the source operand of nvgpu.device_async_copy).
+  Value globalMemref(Value addr, Type elem);
+  /// A static, row-major memref view of shared memory at `ptr3` (an
+  /// address-space-3 pointer).
+  Value sharedMemref(Value ptr3, Type elem, ArrayRef<int64_t> shape);
+  /// An address-space-3 pointer to `bytes` of static shared memory,
+  /// 16-byte aligned, declared as a global named `sym` in `module`.
+  Value sharedBuffer(gpu::GPUModuleOp module, StringRef sym, int64_t bytes);
+  /// 2 x f16 splat of a scalar f16.
+  Value splat2(Value f16);
+  /// Dequantizes one mma16x64 word into the A fragment (vector<4x2xf16>,
+  /// registers a0..a3) of a 16x16 W tile: a_i = (nibble pair i | 1024.0)
+  /// - (1024 + z) then * s, rows r (a0, a2) and r + 8 (a1, a3) with their
+  /// own zero/scale splats.
+  Value dequantFragment(Value word, Value zLo, Value zHi, Value sLo, Value sHi);
+  /// Packs vectors of 2 elements into a vector<Nx2xT>.
+  Value pack(ArrayRef<Value> pairs, Type elem);
+};
+
+/// Creates a kernel `name` with the given argument types in `module`,
+/// marks its block size, and leaves `b` at the start of its body (before
+/// the gpu.return).
+gpu::GPUFuncOp createKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                            StringRef name, ArrayRef<Type> args,
+                            int64_t blockX);
+
+/// The split-K / GEMV kernel (family splitk). Writes y (splitK == 1) or
+/// adds into the fp32 workspace.
+void buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                       StringRef name, const LayerDims &d,
+                       const GPUTileConfig &tile, GPUKernelLaunch &launch);
+/// The tensor-core kernel (family mma).
+void buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                    StringRef name, const LayerDims &d,
+                    const GPUTileConfig &tile, GPUKernelLaunch &launch);
+/// workspace fp32 [M, N] -> y fp16 [M, N] (second launch of split-K).
+void buildFinalizeKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                         StringRef name, const LayerDims &d,
+                         GPUKernelLaunch &launch);
+
+/// Static shared memory of an mma kernel in bytes.
+int64_t mmaSharedBytes(const GPUTileConfig &tile);
+
+} // namespace mlir::qc::gpugen
+
+#endif // QC_LIB_CONVERSION_WQTOGPU_KERNELBUILDER_H
