@@ -77,21 +77,26 @@ def ConvertWQToGPUPass : Pass<"convert-wq-to-gpu", "ModuleOp"> {
   let description = [{
     Builds, for each layer configuration, one `gpu.module` of fused
     dequantize-GEMM kernels y[M, N] = x[M, K] W^T reading W in the mma16x64
-    kernel layout (dialects/WQ/README.md). Layers come from the `shapes`
-    option (kernel-only layers: N x K with the `bits`, `group-size` and
-    `sym` options). The kernels are built with MLIR builders in the gpu,
+    kernel layout (dialects/WQ/README.md). Layers come from every
+    `wq.linear` of the module (which must be in the mma16x64 layout: run
+    wq-repack-mma16x64 first) and from the `shapes` option (kernel-only
+    layers: N x K with the `bits`, `group-size` and `sym` options). The
+    wq ops themselves are left in place (the host-side schedule is the
+    runtime's). The kernels are built with MLIR builders in the gpu,
     nvgpu, nvvm, arith, vector, scf and llvm dialects; M is a runtime
     argument, everything else is a compile-time constant.
 
-    Families (`tiles`, default: one splitk variant for M <= 8 and mma
-    variants with tile-m 16/32/64 above):
+    Families (`tiles`, default: one splitk variant for M <= 8, mma variants
+    with tile-m 16/32/64 above, and the dequant baseline):
     - `splitk`: GEMV / split-K, W as the A operand of mma.sync.m16n8k16,
       128-bit weight loads with a register prefetch, fp32 partials reduced
       through shared memory and (split-k > 1) an fp32 workspace.
     - `mma`: tensor-core GEMM with a multi-stage cp.async pipeline
       (nvgpu.device_async_copy), ldmatrix.x4 for the activations.
-    Weights are dequantized in registers (fp16 magic-number trick), never
-    written back to memory.
+    - `dequant`: writes W as fp16 [N, K] (one thread per packed word) for
+      the dequantize-then-cuBLAS baseline of the benchmarks.
+    The fused kernels dequantize in registers (fp16 magic-number trick),
+    never writing W back to memory.
 
     Kernel ABI: pointers are i64 device addresses, M is i32; parameter
     names, launch geometry and M ranges are recorded in the module's
@@ -131,6 +136,49 @@ def ConvertWQToGPUPass : Pass<"convert-wq-to-gpu", "ModuleOp"> {
     "mlir::arith::ArithDialect", "mlir::scf::SCFDialect",
     "mlir::vector::VectorDialect"
   ];
+}
+
+def WQRepackMMA16x64Pass : Pass<"wq-repack-mma16x64"> {
+  let summary = "Repack 4-bit gptq-layout weights into the GPU layout mma16x64";
+  let description = [{
+    Rewrites every `wq.linear` / `wq.dequantize` in the GPTQ v1 layout
+    (4-bit, f16 scales, integer v1 or f16 zeros, no g_idx, no codebook) into
+    the mma16x64 kernel layout the GPU kernels read: qweight i32
+    [Np*Kp/8] in mma.sync fragment order, scales and zeros f16 [groups, Np]
+    (dialects/WQ/README.md). Packing is the runtime's packMMA16x64, so the
+    compiler and quant-bench produce identical tensors; padding dequantizes
+    to exactly 0. Ops in other layouts are left alone.
+
+    Precondition: the packed operands are `arith.constant` tensors;
+    otherwise (e.g. `llm.param` weights in an overlay) the op is reported
+    and the pass fails.
+
+    ```mlir
+    %y = wq.linear %x, %qw, %s {bits = 4, group_size = 64, ..., layout = #wq.layout<gptq>}
+        : (tensor<?x128xf32>, tensor<16x32xi32>, tensor<2x32xf16>) -> tensor<?x32xf32>
+    // becomes
+    %y = wq.linear %x, %qw2, %s2 {..., layout = #wq.layout<mma16x64>}
+        : (tensor<?x128xf32>, tensor<512xi32>, tensor<2x32xf16>) -> tensor<?x32xf32>
+    ```
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect"];
+}
+
+def WQRepackGPTQPass : Pass<"wq-repack-gptq"> {
+  let summary = "Repack mma16x64 weights back into the gptq layout";
+  let description = [{
+    The inverse of wq-repack-mma16x64 (unpackMMA16x64, then GPTQ v1
+    packing): every op in the mma16x64 layout with constant operands gets
+    gptq tensors, with zero points as GPTQ v1 integers (`zero-dtype=i32`,
+    refusing a zero point of 0, which v1 cannot store) or f16 values. Used
+    to test that repacking is lossless and to send a GPU-layout model to
+    the CPU reference path.
+  }];
+  let options = [
+    Option<"zeroDtype", "zero-dtype", "std::string", "\"i32\"",
+           "Zero points as GPTQ v1 packed i32 or as f16">,
+  ];
+  let dependentDialects = ["mlir::arith::ArithDialect"];
 }
 
 def LLMParamsToArgumentsPass : Pass<"llm-params-to-arguments", "ModuleOp"> {

@@ -104,6 +104,11 @@ void buildFinalizeKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                          StringRef name, const LayerDims &d,
                          GPUKernelLaunch &launch);
 
+/// W fp16 [N, K] from the mma16x64 tensors (family dequant, the baseline).
+void buildDequantKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                        StringRef name, const LayerDims &d,
+                        GPUKernelLaunch &launch);
+
 /// Static shared memory of an mma kernel in bytes.
 int64_t mmaSharedBytes(const GPUTileConfig &tile);
 

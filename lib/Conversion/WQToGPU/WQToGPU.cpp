@@ -16,6 +16,8 @@
 
 #include "qc/Conversion/Passes.h"
 
+#include "WQ/IR/WQOps.h"
+
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -38,7 +40,15 @@ using namespace mlir::qc::gpugen;
 //===----------------------------------------------------------------------===//
 
 static StringRef familyName(GPUKernelFamily f) {
-  return f == GPUKernelFamily::SplitK ? "splitk" : "mma";
+  switch (f) {
+  case GPUKernelFamily::SplitK:
+    return "splitk";
+  case GPUKernelFamily::MMA:
+    return "mma";
+  case GPUKernelFamily::Dequant:
+    return "dequant";
+  }
+  llvm_unreachable("unknown kernel family");
 }
 
 LogicalResult
@@ -64,6 +74,8 @@ mlir::qc::verifyGPUConfig(const GPULayerConfig &layer,
                        << layer.groupSize;
   int64_t kc = (layer.k + 63) / 64;
   StringRef fam = familyName(tile.family);
+  if (tile.family == GPUKernelFamily::Dequant)
+    return success(); // one thread per word, no tiling
   if (tile.minM < 1 || tile.maxM < tile.minM)
     return emitError() << fam << ": invalid M range [" << tile.minM << ", "
                        << tile.maxM << "]";
@@ -141,6 +153,11 @@ mlir::qc::defaultGPUTileConfigs(const GPULayerConfig &layer, int64_t numSMs) {
     t.maxM = m.maxM;
     out.push_back(t);
   }
+  GPUTileConfig dq;
+  dq.family = GPUKernelFamily::Dequant;
+  dq.minM = 1;
+  dq.maxM = int64_t(1) << 30;
+  out.push_back(dq);
   return out;
 }
 
@@ -172,9 +189,13 @@ LogicalResult mlir::qc::parseGPUTileConfigs(StringRef text,
       t.stages = 3;
       t.minM = 9;
       t.maxM = int64_t(1) << 30;
+    } else if (fam == "dequant") {
+      t.family = GPUKernelFamily::Dequant;
+      t.minM = 1;
+      t.maxM = int64_t(1) << 30;
     } else {
       error = "unknown kernel family '" + fam.str() +
-              "' (expected splitk or mma)";
+              "' (expected splitk, mma or dequant)";
       return failure();
     }
     SmallVector<StringRef> kvs;
@@ -274,10 +295,12 @@ gpu::GPUModuleOp mlir::qc::buildGPULinearModule(
     GPUKernelLaunch launch;
     if (tile.family == GPUKernelFamily::SplitK)
       buildSplitKKernel(b, module, kname, d, tile, launch);
-    else
+    else if (tile.family == GPUKernelFamily::MMA)
       buildMMAKernel(b, module, kname, d, tile, launch);
+    else
+      buildDequantKernel(b, module, kname, d, launch);
     v.launches.push_back(launch);
-    if (tile.splitK > 1) {
+    if (tile.family != GPUKernelFamily::Dequant && tile.splitK > 1) {
       // The fp32 partials of the K slices meet in the workspace; the
       // finalize kernel (one per module) rounds them to y.
       GPUKernelLaunch fin;
@@ -322,7 +345,6 @@ struct ConvertWQToGPUPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto emitError = [&]() { return module.emitError(); };
 
     SmallVector<GPUTileConfig> tileList;
     if (!tiles.empty()) {
@@ -350,17 +372,41 @@ struct ConvertWQToGPUPass
       layers.push_back(l);
     }
 
+    // Layers of the module: every wq.linear in the kernels' layout (the
+    // kernels are named by configuration, so equal layers share a module).
+    SmallVector<Operation *> layerOps(layers.size(), module);
+    bool wrongLayout = false;
+    module.walk([&](wq::LinearOp op) {
+      if (op.getLayout() != wq::Layout::mma16x64) {
+        op.emitError("convert-wq-to-gpu: the GPU kernels read the mma16x64 "
+                     "layout; run wq-repack-mma16x64 first (layout ")
+            << wq::stringifyLayout(op.getLayout()) << ")";
+        wrongLayout = true;
+        return;
+      }
+      GPULayerConfig l;
+      l.n = op.getOutFeatures();
+      l.k = op.getInFeatures();
+      l.bits = op.getBits();
+      l.groupSize = op.getGroupSize();
+      l.sym = op.getSym();
+      layers.push_back(l);
+      layerOps.push_back(op);
+    });
+    if (wrongLayout)
+      return signalPassFailure();
+
     OpBuilder b(module.getContext());
     b.setInsertionPointToEnd(module.getBody());
     std::set<std::string> seen;
-    for (const GPULayerConfig &l : layers) {
+    for (auto [l, where] : llvm::zip(layers, layerOps)) {
       std::string name = getGPUModuleName(l);
       if (!seen.insert(name).second)
         continue;
       SmallVector<GPUTileConfig> cfgs =
           tileList.empty() ? defaultGPUTileConfigs(l, numSms) : tileList;
       for (const GPUTileConfig &t : cfgs)
-        if (failed(verifyGPUConfig(l, t, emitError)))
+        if (failed(verifyGPUConfig(l, t, [&] { return where->emitError(); })))
           return signalPassFailure();
       SmallVector<GPUKernelVariant> variants;
       buildGPULinearModule(b, module.getLoc(), name, l, cfgs, variants);

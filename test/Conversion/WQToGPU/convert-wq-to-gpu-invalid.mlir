@@ -20,7 +20,7 @@ module {
 // KMOD: error: GPU kernels need in_features (K) to be a multiple of 8 (activations are read in aligned pairs and 16-byte chunks), got K = 100
 // GROUP: error: GPU kernels need group_size = -1 or a positive multiple of 16 (one group per 16x16 MMA tile), got 24
 // SHAPE: error: convert-wq-to-gpu: bad shape '64xabc' (expected NxK, e.g. 4096x11008)
-// FAMILY: error: convert-wq-to-gpu: unknown kernel family 'wgmma' (expected splitk or mma)
+// FAMILY: error: convert-wq-to-gpu: unknown kernel family 'wgmma' (expected splitk, mma or dequant)
 // KEY: error: convert-wq-to-gpu: unknown tile key 'colour' (expected warps, split-k, tile-m, tiles-n, stages or m)
 // SPLITKM: error: splitk serves M <= 8, got an M range up to 16; use the mma family above 8
 // SPLITK: error: splitk: split-k must be in [1, 2] (the number of k64 chunks), got 3

@@ -51,7 +51,8 @@ module {
 // SYM-NOT: gpu.func @finalize
 // SYM-NOT: gpu.module
 
-// The default variants: splitk for M <= 8 and three mma tile heights.
+// The default variants: splitk for M <= 8, three mma tile heights and the
+// dequantize-only baseline kernel (one thread per word: W fp16 [N, K]).
 // DEFAULT: gpu.module @wq_n4096_k4096_b4_gc_sym
 // DEFAULT-SAME: kernel = "splitk_0"
 // DEFAULT-SAME: max_m = 8 : i64, min_m = 1 : i64
@@ -61,7 +62,9 @@ module {
 // DEFAULT-SAME: max_m = 32 : i64, min_m = 17 : i64
 // DEFAULT-SAME: kernel = "mma_3_m64"
 // DEFAULT-SAME: max_m = 1073741824 : i64, min_m = 33 : i64
+// DEFAULT-SAME: {family = "dequant", launches = [{block = array<i32: 256, 1, 1>, grid_x = 8192 : i64, grid_z = 1 : i64, kernel = "dequant_4", params = ["qweight", "scales", "w"], shared_bytes = 0 : i64, tile_m = 1073741824 : i64}]
 // DEFAULT-DAG: gpu.func @splitk_0(
 // DEFAULT-DAG: gpu.func @mma_1_m16(
 // DEFAULT-DAG: gpu.func @mma_2_m32(
 // DEFAULT-DAG: gpu.func @mma_3_m64(
+// DEFAULT-DAG: gpu.func @dequant_4(%{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64) kernel

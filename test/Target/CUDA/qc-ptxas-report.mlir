@@ -11,6 +11,7 @@ module {
 }
 
 // CHECK: gpu.binary @wq_{{.*}} {qc.ptxas = {
+// CHECK-SAME: dequant_4 = {barriers = 0 : i64, registers = {{[0-9]+}} : i64, shared_bytes = 0 : i64, spill_loads = 0 : i64, spill_stores = 0 : i64, stack_bytes = 0 : i64}
 // CHECK-SAME: finalize = {barriers = 0 : i64, registers = {{[0-9]+}} : i64, shared_bytes = 0 : i64, spill_loads = 0 : i64, spill_stores = 0 : i64, stack_bytes = 0 : i64}
 // CHECK-SAME: mma_1_m16 = {barriers = 1 : i64, registers = {{[0-9]+}} : i64, shared_bytes = 16384 : i64, spill_loads = 0 : i64, spill_stores = 0 : i64, stack_bytes = 0 : i64}
 // CHECK-SAME: mma_2_m32 = {barriers = 1 : i64, registers = {{[0-9]+}} : i64, shared_bytes = 24576 : i64, spill_loads = 0 : i64, spill_stores = 0 : i64, stack_bytes = 0 : i64}

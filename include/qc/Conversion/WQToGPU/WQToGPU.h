@@ -45,8 +45,9 @@ struct GPULayerConfig {
 
 /// The kernel families. `splitk` serves M <= 8 (one n8 MMA column tile of
 /// activations, W as the A operand, K split over warps and CTAs); `mma` is
-/// the tensor-core GEMM for M up to ~128 (cp.async pipeline, ldmatrix).
-enum class GPUKernelFamily { SplitK, MMA };
+/// the tensor-core GEMM for M up to ~128 (cp.async pipeline, ldmatrix);
+/// `dequant` only writes W as fp16 (the dequantize-then-cuBLAS baseline).
+enum class GPUKernelFamily { SplitK, MMA, Dequant };
 
 /// A tiling configuration. Fields that a family does not use are ignored.
 struct GPUTileConfig {
@@ -94,7 +95,8 @@ LogicalResult verifyGPUConfig(const GPULayerConfig &layer,
                               function_ref<InFlightDiagnostic()> emitError);
 
 /// The default variants for a layer: splitk for M in [1, 8], then mma with
-/// tileM 16 / 32 / 64 up to M = 2^30. `numSMs` sizes the split-K factor.
+/// tileM 16 / 32 / 64 up to M = 2^30, then the dequant baseline. `numSMs`
+/// sizes the split-K factor.
 SmallVector<GPUTileConfig> defaultGPUTileConfigs(const GPULayerConfig &layer,
                                                  int64_t numSMs = 132);
 
