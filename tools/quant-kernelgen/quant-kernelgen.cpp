@@ -12,6 +12,11 @@
 //       forward compatibility), and writes a kernel-only artifact through
 //       the runtime's writeArtifact: layers named "<N>x<K>" without tensors
 //       (quant-bench packs random weights into them).
+//   quant-kernelgen model.mlir [--targets ...] -o model.qcart
+//       the same for every 4-bit gptq wq.linear of a quantized model (its
+//       packed tensors come from the model's overlay), with the tensors
+//       repacked into the mma16x64 layout and stored in the artifact;
+//       layers the kernels cannot serve are listed and left out.
 //   --print-ir       prints the kernel IR (before lowering)
 //   --print-ptx      prints the PTX of every target
 //   --ptxas-report   prints ptxas -v (registers, spills, shared memory)
@@ -20,7 +25,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "LLM/IR/LLMOps.h"
+#include "WQ/IR/WQOps.h"
 #include "qc/Conversion/WQToGPU/WQToGPU.h"
+#include "qc/Import/LoadModel.h"
 #include "qc/InitAllDialects.h"
 #include "qc/Target/CUDA/CUDATarget.h"
 #include "qc/runtime/Artifact.h"
@@ -40,6 +48,9 @@ using namespace mlir;
 using ::qc::Status;
 
 static cl::OptionCategory category("quant-kernelgen options");
+static cl::opt<std::string> modelPath(cl::Positional,
+                                      cl::desc("[quantized model .mlir]"),
+                                      cl::init(""), cl::cat(category));
 static cl::list<std::string> shapes("shape", cl::CommaSeparated,
                                     cl::desc("Layers as NxK (N outputs, K inputs)"),
                                     cl::value_desc("NxK,..."), cl::cat(category));
@@ -101,6 +112,16 @@ static int inspect(const std::string &path) {
            << " bits=" << l.bits << " group=" << l.groupSize
            << (l.sym ? " sym" : " asym") << " layout=" << l.layout
            << " tensors=" << l.tensors.size() << "\n";
+    for (const auto &[role, tname] : l.tensors) {
+      auto it = a.tensors.find(tname);
+      outs() << "  tensor " << role << " " << tname;
+      if (it != a.tensors.end()) {
+        outs() << " [";
+        llvm::interleave(it->second.shape, outs(), "x");
+        outs() << "] " << it->second.bytes.size() << " bytes";
+      }
+      outs() << "\n";
+    }
     for (const ::qc::ArtifactVariant &v : l.variants) {
       outs() << "  variant " << v.family << " M=[" << v.minM << "," << v.maxM
              << "] workspace/row=" << v.workspaceBytesPerRow
@@ -113,6 +134,119 @@ static int inspect(const std::string &path) {
     }
   }
   return 0;
+}
+
+/// The fp32 values of fp16 bit patterns.
+static std::vector<float> halfsToFloats(const std::vector<uint8_t> &bytes) {
+  std::vector<float> out;
+  for (size_t i = 0; i + 1 < bytes.size(); i += 2) {
+    uint16_t h = uint16_t(bytes[i] | (bytes[i + 1] << 8));
+    out.push_back(APFloat(APFloat::IEEEhalf(), APInt(16, h)).convertToFloat());
+  }
+  return out;
+}
+
+/// Model mode: every 4-bit gptq wq.linear of the model whose tensors are in
+/// its overlay is repacked into mma16x64 tensors stored in the artifact
+/// (layer name = the qweight parameter name without ".qweight"); layers the
+/// kernels cannot serve (act-order, K % 8 != 0, ...) are listed and kept
+/// out. Returns true on error.
+template <typename AddLayerFn>
+static bool addModelLayers(MLIRContext &ctx, const std::string &path,
+                           ::qc::Artifact &art, AddLayerFn &addLayer) {
+  OwningOpRef<ModuleOp> model;
+  ::qc::ModelWeights weights;
+  if (Status s = mlir::qc::openModel(ctx, path, model, weights); !s) {
+    fail(s.message());
+    return true;
+  }
+  bool error = false;
+  int64_t added = 0, skipped = 0;
+  model->walk([&](mlir::qc::wq::LinearOp op) {
+    auto param = [&](mlir::Value v) -> const ::qc::PackedTensor * {
+      auto p = v ? v.getDefiningOp<mlir::qc::llm::ParamOp>() : nullptr;
+      if (!p)
+        return nullptr;
+      auto it = weights.packed.find(p.getName().str());
+      return it == weights.packed.end() ? nullptr : &it->second;
+    };
+    auto qwName = op.getQweight().getDefiningOp<mlir::qc::llm::ParamOp>();
+    std::string name = qwName ? qwName.getName().str() : "<constant>";
+    std::string layerName = StringRef(name).ends_with(".qweight")
+                                ? name.substr(0, name.size() - 8)
+                                : name;
+    auto skip = [&](const Twine &why) {
+      errs() << "quant-kernelgen: skipping " << layerName << ": " << why
+             << "\n";
+      ++skipped;
+    };
+    if (op.getLayout() != mlir::qc::wq::Layout::gptq || op.getBits() != 4 ||
+        op.getCodebook() || op.getGIdx() || !op.getScaleDtype().isF16())
+      return skip("not a 4-bit gptq layer with f16 scales and no g_idx");
+    const ::qc::PackedTensor *qw = param(op.getQweight());
+    const ::qc::PackedTensor *sc = param(op.getScales());
+    const ::qc::PackedTensor *zr = op.getZeros() ? param(op.getZeros()) : nullptr;
+    if (!qw || !sc || (op.getZeros() && !zr))
+      return skip("its packed tensors are not in the model's overlay");
+    mlir::qc::GPULayerConfig layer;
+    layer.n = op.getOutFeatures();
+    layer.k = op.getInFeatures();
+    layer.bits = 4;
+    layer.groupSize = op.getGroupSize();
+    layer.sym = op.getSym();
+    if (layer.k % 8)
+      return skip("K = " + Twine(layer.k) +
+                  " is not a multiple of 8 (GPU kernels read x in 16-byte "
+                  "chunks)");
+    if (layer.groupSize != -1 && layer.groupSize % 16)
+      return skip("group size " + Twine(layer.groupSize) +
+                  " is not a multiple of 16");
+    int64_t groups = mlir::qc::wq::getNumGroups(layer.k, layer.groupSize);
+    std::vector<uint8_t> codes;
+    mlir::qc::unpackGPTQCodes4(layer.n, layer.k,
+                               reinterpret_cast<const int32_t *>(qw->bytes.data()),
+                               codes);
+    std::vector<float> scales = halfsToFloats(sc->bytes), zeros;
+    if (zr) {
+      if (zr->dtype == ::qc::DType::F16)
+        zeros = halfsToFloats(zr->bytes);
+      else
+        mlir::qc::unpackGPTQZerosV1(
+            layer.n, groups,
+            reinterpret_cast<const int32_t *>(zr->bytes.data()), zeros);
+    }
+    ::qc::MMA16x64Tensors t;
+    if (Status s = ::qc::packMMA16x64(4, layer.n, layer.k, layer.groupSize,
+                                      layer.sym, codes.data(), scales.data(),
+                                      zeros.empty() ? nullptr : zeros.data(),
+                                      t);
+        !s) {
+      fail(layerName + ": " + s.message());
+      error = true;
+      return;
+    }
+    ::qc::ArtifactLayer *al = addLayer(layerName, layer, [&] {
+      return emitError(UnknownLoc::get(&ctx)) << "layer " << layerName << ": ";
+    });
+    if (!al) {
+      error = true;
+      return;
+    }
+    if (Status s = ::qc::addLayerTensors(art, *al, t); !s) {
+      fail(s.message());
+      error = true;
+      return;
+    }
+    ++added;
+  });
+  if (!error && added == 0) {
+    fail("no layer of " + path + " can be served by the GPU kernels");
+    return true;
+  }
+  if (!error)
+    errs() << "quant-kernelgen: " << added << " layers repacked, " << skipped
+           << " skipped\n";
+  return error;
 }
 
 /// Lowers a clone of `module` for `chip` in `format` and returns the bytes
@@ -143,8 +277,9 @@ int main(int argc, char **argv) {
                               "for 4-bit linear layers\n");
   if (!inspectPath.empty())
     return inspect(inspectPath);
-  if (shapes.empty())
-    return fail("give the layers with --shape NxK[,NxK...] (or --inspect FILE)");
+  if (shapes.empty() && modelPath.empty())
+    return fail("give the layers with --shape NxK[,NxK...] or a quantized "
+                "model .mlir (or --inspect FILE)");
   if (outputPath.empty() && !printIR && !printPTX && !ptxasReport)
     return fail("nothing to do: give -o FILE, --print-ir, --print-ptx or "
                 "--ptxas-report");
@@ -171,43 +306,43 @@ int main(int argc, char **argv) {
 
   ::qc::Artifact art;
   art.producer = "quant-kernelgen";
-  for (const std::string &s : shapes) {
-    auto [nStr, kStr] = StringRef(s).split('x');
-    mlir::qc::GPULayerConfig layer;
-    if (nStr.getAsInteger(10, layer.n) || kStr.getAsInteger(10, layer.k))
-      return fail("bad shape '" + s + "' (expected NxK, e.g. 4096x11008)");
-    layer.bits = bits;
-    layer.groupSize = groupSize;
-    layer.sym = !asym;
+  // Kernel variants of every module built so far, by module name: layers
+  // with the same configuration share one module.
+  std::map<std::string, SmallVector<mlir::qc::GPUKernelVariant>> built;
+
+  // Adds layer `layerName` (kernels built once per configuration); reports
+  // an unsupported configuration through `emitError` and returns null.
+  auto addLayer = [&](const std::string &layerName,
+                      const mlir::qc::GPULayerConfig &layer,
+                      llvm::function_ref<InFlightDiagnostic()> emitErr)
+      -> ::qc::ArtifactLayer * {
     std::string name = mlir::qc::getGPUModuleName(layer);
-    if (::qc::findModule(art, name))
-      continue;
-    SmallVector<mlir::qc::GPUTileConfig> cfgs =
-        tileList.empty() ? mlir::qc::defaultGPUTileConfigs(layer, numSMs) : tileList;
-    for (const mlir::qc::GPUTileConfig &t : cfgs)
-      if (failed(mlir::qc::verifyGPUConfig(layer, t, [&] {
-            return emitError(UnknownLoc::get(&ctx)) << "layer " << s << ": ";
-          })))
-        return 1;
-    SmallVector<mlir::qc::GPUKernelVariant> variants;
-    gpu::GPUModuleOp gm = mlir::qc::buildGPULinearModule(
-        b, UnknownLoc::get(&ctx), name, layer, cfgs, variants);
-
-    ::qc::ArtifactModule am;
-    am.name = name;
-    for (auto f : gm.getOps<gpu::GPUFuncOp>())
-      am.kernels.push_back(f.getName().str());
-    art.modules.push_back(am);
-
+    if (!built.count(name)) {
+      SmallVector<mlir::qc::GPUTileConfig> cfgs =
+          tileList.empty() ? mlir::qc::defaultGPUTileConfigs(layer, numSMs)
+                           : tileList;
+      for (const mlir::qc::GPUTileConfig &t : cfgs)
+        if (failed(mlir::qc::verifyGPUConfig(layer, t, emitErr)))
+          return nullptr;
+      SmallVector<mlir::qc::GPUKernelVariant> variants;
+      gpu::GPUModuleOp gm = mlir::qc::buildGPULinearModule(
+          b, UnknownLoc::get(&ctx), name, layer, cfgs, variants);
+      ::qc::ArtifactModule am;
+      am.name = name;
+      for (auto f : gm.getOps<gpu::GPUFuncOp>())
+        am.kernels.push_back(f.getName().str());
+      art.modules.push_back(am);
+      built[name] = variants;
+    }
     ::qc::ArtifactLayer al;
-    al.name = s;
+    al.name = layerName;
     al.N = layer.n;
     al.K = layer.k;
     al.bits = layer.bits;
     al.groupSize = layer.groupSize;
     al.sym = layer.sym;
     al.layout = "mma16x64";
-    for (const mlir::qc::GPUKernelVariant &v : variants) {
+    for (const mlir::qc::GPUKernelVariant &v : built[name]) {
       ::qc::ArtifactVariant av;
       av.family = v.family;
       av.minM = v.minM;
@@ -229,7 +364,27 @@ int main(int argc, char **argv) {
       al.variants.push_back(av);
     }
     art.layers.push_back(al);
+    return &art.layers.back();
+  };
+
+  for (const std::string &s : shapes) {
+    auto [nStr, kStr] = StringRef(s).split('x');
+    mlir::qc::GPULayerConfig layer;
+    if (nStr.getAsInteger(10, layer.n) || kStr.getAsInteger(10, layer.k))
+      return fail("bad shape '" + s + "' (expected NxK, e.g. 4096x11008)");
+    layer.bits = bits;
+    layer.groupSize = groupSize;
+    layer.sym = !asym;
+    if (::qc::findLayer(art, s))
+      continue;
+    if (!addLayer(s, layer, [&] {
+          return emitError(UnknownLoc::get(&ctx)) << "layer " << s << ": ";
+        }))
+      return 1;
   }
+
+  if (!modelPath.empty() && addModelLayers(ctx, modelPath, art, addLayer))
+    return 1;
 
   if (printIR)
     module->print(outs());

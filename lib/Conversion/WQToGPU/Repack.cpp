@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qc/Conversion/Passes.h"
+#include "qc/Conversion/WQToGPU/WQToGPU.h"
 #include "qc/Quantization/Algorithms/Packing.h"
 
 #include "WQ/IR/WQOps.h"
@@ -33,6 +34,28 @@ namespace mlir::qc {
 
 using namespace mlir;
 using namespace mlir::qc;
+
+void mlir::qc::unpackGPTQCodes4(int64_t n, int64_t k, const int32_t *qweight,
+                                std::vector<uint8_t> &codes) {
+  codes.assign(n * k, 0);
+  for (int64_t col = 0; col < n; ++col)
+    ::qc::quant::unpackCodeStream(qweight + col, n, k, 4,
+                                  codes.data() + col * k, 1);
+}
+
+void mlir::qc::unpackGPTQZerosV1(int64_t n, int64_t groups,
+                                 const int32_t *qzeros,
+                                 std::vector<float> &zeros) {
+  int64_t words = ::qc::quant::packedWordCount(n, 4);
+  std::vector<uint8_t> stored(n);
+  zeros.clear();
+  for (int64_t g = 0; g < groups; ++g) {
+    ::qc::quant::unpackCodeStream(qzeros + g * words, 1, n, 4, stored.data(),
+                                  1);
+    for (int64_t i = 0; i < n; ++i)
+      zeros.push_back(float((stored[i] + 1) & 15));
+  }
+}
 
 namespace {
 
@@ -137,23 +160,12 @@ LogicalResult toMMA(OpT op) {
     return op.emitOpError("wq-repack-mma16x64: packed operands must be "
                           "arith.constant tensors (parameters in an overlay "
                           "file are not repacked yet)");
-  // Codes: column n of qweight [ceil(K/8), N] is the stream of q[n, 0..K).
-  std::vector<uint8_t> codes(n * k);
-  for (int64_t col = 0; col < n; ++col)
-    ::qc::quant::unpackCodeStream(qw->data() + col, n, k, 4, codes.data() + col * k,
-                           1);
+  std::vector<uint8_t> codes;
+  unpackGPTQCodes4(n, k, qw->data(), codes);
   std::vector<float> zeros;
   if (Value z = op.getZeros()) {
     if (auto zi = constInts(z); succeeded(zi)) {
-      // v1: row g is the stream of z - 1 over N.
-      std::vector<uint8_t> stored(n);
-      for (int64_t g = 0; g < groups; ++g) {
-        int64_t words = ::qc::quant::packedWordCount(n, 4);
-        ::qc::quant::unpackCodeStream(zi->data() + g * words, 1, n, 4, stored.data(),
-                               1);
-        for (int64_t i = 0; i < n; ++i)
-          zeros.push_back(float((stored[i] + 1) & 15));
-      }
+      unpackGPTQZerosV1(n, groups, zi->data(), zeros);
     } else {
       zeros = *constF16(z);
     }

@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mlir::qc {
 
@@ -120,6 +121,17 @@ gpu::GPUModuleOp buildGPULinearModule(OpBuilder &builder, Location loc,
 LogicalResult parseGPUTileConfigs(StringRef text,
                                   SmallVectorImpl<GPUTileConfig> &out,
                                   std::string &error);
+
+/// Unpacks the 4-bit codes of a GPTQ-layout qweight ([ceil(K/8), N]
+/// row-major, column n = LSB-first stream of q[n, 0..K)) into row-major
+/// codes [N*K] (the input of packMMA16x64).
+void unpackGPTQCodes4(int64_t n, int64_t k, const int32_t *qweight,
+                      std::vector<uint8_t> &codes);
+
+/// Decodes GPTQ v1 integer zeros ([groups, ceil(N/8)], stored z - 1) into
+/// float zero points [groups*N].
+void unpackGPTQZerosV1(int64_t n, int64_t groups, const int32_t *qzeros,
+                       std::vector<float> &zeros);
 
 } // namespace mlir::qc
 
