@@ -15,8 +15,10 @@
 //   [z KC / S, (z+1) KC / S); warp w takes every `warps`-th chunk of it.
 //
 // Per chunk a lane issues one 128-bit load (ld.global.nc.v4) that holds its
-// A fragments for four MMAs; `stages` such loads are kept in flight in
-// registers (a rotating prefetch carried through the loop). Activations are
+// A fragments for four MMAs, plus the fp16 scales (and zeros) of its two
+// rows; `stages` such chunks are kept in flight in registers (a rotating
+// prefetch carried through the loop), so neither weights nor scales are
+// waited for at their use. Activations are
 // read as 32-bit pairs straight from global memory (x is small and stays in
 // L1/L2), zero for rows m >= M and columns k >= K. The warps' fp32 partials
 // are summed through shared memory; with splitK > 1 the CTA partials are
@@ -39,36 +41,48 @@ using namespace mlir::qc::gpugen;
 
 namespace {
 
-/// Loads the zero-point and scale splats of rows r and r + 8 of tile `nt`
-/// for group `g`. Symmetric layers use the constant 1024 + 2^(bits-1).
+/// The zero-point and scale splats of rows r and r + 8 for one group.
 struct GroupParams {
   Value zLo, zHi, sLo, sHi;
 };
 
-GroupParams loadGroupParams(KernelBuilder &kb, const LayerDims &d, Value g,
-                            Value row, Value scales, Value zeros) {
-  ImplicitLocOpBuilder &b = kb.b;
-  Type f16 = b.getF16Type();
+/// Loads the raw fp16 group parameters of rows `row` and `row` + 8 for
+/// group `g`: (sLo, sHi) and, asymmetric, (zLo, zHi). They travel through
+/// the prefetch pipeline as scalars and become splats at their use.
+SmallVector<Value> loadGroupScalars(KernelBuilder &kb, const LayerDims &d,
+                                    Value g, Value row, Value scales,
+                                    Value zeros) {
+  Type f16 = kb.b.getF16Type();
   Value base = kb.add(kb.mul(g, kb.idx(d.np)), row);
   Value baseHi = kb.add(base, kb.idx(8));
+  SmallVector<Value> out = {kb.load(f16, scales, f16, base, 2, true),
+                            kb.load(f16, scales, f16, baseHi, 2, true)};
+  if (!d.sym) {
+    out.push_back(kb.load(f16, zeros, f16, base, 2, true));
+    out.push_back(kb.load(f16, zeros, f16, baseHi, 2, true));
+  }
+  return out;
+}
+
+/// Splats loaded scalars (loadGroupScalars order) into GroupParams.
+/// Symmetric layers use the constant 1024 + 2^(bits-1); asymmetric ones
+/// 1024 + z, exact in fp16 (z < 16).
+GroupParams splatGroup(KernelBuilder &kb, const LayerDims &d,
+                       ArrayRef<Value> v) {
+  ImplicitLocOpBuilder &b = kb.b;
+  Type f16 = b.getF16Type();
   GroupParams p;
-  p.sLo = kb.splat2(kb.load(f16, scales, f16, base, 2, true));
-  p.sHi = kb.splat2(kb.load(f16, scales, f16, baseHi, 2, true));
+  p.sLo = kb.splat2(v[0]);
+  p.sHi = kb.splat2(v[1]);
   if (d.sym) {
     double z = 1024.0 + double(int64_t(1) << (d.bits - 1));
-    Value c = arith::ConstantOp::create(
+    p.zLo = p.zHi = arith::ConstantOp::create(
         b, DenseElementsAttr::get(VectorType::get({2}, f16),
                                   b.getFloatAttr(f16, z)));
-    p.zLo = p.zHi = c;
   } else {
-    // 1024 + z is exact in fp16 (z < 16).
     Value k1024 = arith::ConstantOp::create(b, b.getFloatAttr(f16, 1024.0));
-    auto zAt = [&](Value at) {
-      Value z = kb.load(f16, zeros, f16, at, 2, true);
-      return kb.splat2(arith::AddFOp::create(b, z, k1024));
-    };
-    p.zLo = zAt(base);
-    p.zHi = zAt(baseHi);
+    p.zLo = kb.splat2(arith::AddFOp::create(b, v[2], k1024));
+    p.zHi = kb.splat2(arith::AddFOp::create(b, v[3], k1024));
   }
   return p;
 }
@@ -94,7 +108,6 @@ void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Type i64 = b.getI64Type(), f16 = b.getF16Type(), f32 = b.getF32Type();
   Type i32 = b.getI32Type();
   auto f16x2 = VectorType::get({2}, f16);
-  auto i32x4 = VectorType::get({4}, i32);
   auto accTy = VectorType::get({2, 2}, f32);
 
   SmallVector<Type> args = {i64, i64, i64};
@@ -142,44 +155,68 @@ void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value xRow = kb.mul(arith::SelectOp::create(b, mXValid, mX, kb.idx(0)),
                       kb.idx(d.k));
 
-  // One lane's 128-bit slice of chunk kc of tile nt; kc is clamped so the
-  // prefetches past the end stay inside the tensor (their data is unused).
-  auto loadWords = [&](Value kc) -> Value {
+  // Group parameter sets per chunk: one when a chunk lies in one group
+  // (G % 64 == 0 or per-channel), 64 / G for G = 16 / 32, else one per k16
+  // step. Set `s` serves the k16 steps j with setOf(j) == s.
+  const bool perChunkGroup = d.groups == 1 || d.g % 64 == 0;
+  const int64_t sets = perChunkGroup ? 1 : (64 % d.g == 0 ? 64 / d.g : 4);
+  auto setOf = [&](int64_t j) -> int64_t {
+    return perChunkGroup ? 0 : (64 % d.g == 0 ? 16 * j / d.g : j);
+  };
+  auto firstStepOf = [&](int64_t set) -> int64_t {
+    return perChunkGroup ? 0 : (64 % d.g == 0 ? set * d.g / 16 : set);
+  };
+  const int64_t perSet = d.sym ? 2 : 4;
+
+  // What one prefetch slot holds for chunk kc: the lane's 128-bit weight
+  // slice and the fp16 group parameters of its rows. kc is clamped so the
+  // prefetches past the end stay inside the tensors (their data is unused).
+  auto loadChunk = [&](Value kc) -> SmallVector<Value> {
     Value c = kb.minIdx(kc, kb.idx(d.kc - 1));
     Value word = kb.add(kb.mul(kb.add(kb.mul(nt, kb.idx(d.kc)), c),
                                kb.idx(32)),
                         lane);
-    return kb.loadWeights128(qw, word);
+    SmallVector<Value> slot = {kb.loadWeights128(qw, word)};
+    for (int64_t set = 0; set < sets; ++set) {
+      Value k0 = kb.add(kb.mul(c, kb.idx(64)), kb.idx(16 * firstStepOf(set)));
+      llvm::append_range(slot, loadGroupScalars(kb, d, groupOf(kb, d, k0),
+                                                row, scales, zeros));
+    }
+    return slot;
   };
+  const int64_t slotSize = 1 + sets * perSet;
 
   Value first = kb.add(kcBegin, warp);
   SmallVector<Value> init = {arith::ConstantOp::create(
       b, DenseElementsAttr::get(accTy, b.getFloatAttr(f32, 0.0)))};
   for (int64_t p = 0; p < prefetch; ++p)
-    init.push_back(loadWords(kb.add(first, kb.idx(p * warps))));
+    llvm::append_range(init, loadChunk(kb.add(first, kb.idx(p * warps))));
 
   auto loop = scf::ForOp::create(b, first, kcEnd, kb.idx(warps), init);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     Value kc = loop.getInductionVar();
-    Value acc = loop.getRegionIterArgs()[0];
-    Value words = loop.getRegionIterArgs()[1];
-    // Issue the load `prefetch` iterations ahead before any use of this
-    // chunk, so the memory system always has `prefetch` loads per warp.
-    Value next = loadWords(kb.add(kc, kb.idx(prefetch * warps)));
+    auto args = loop.getRegionIterArgs();
+    Value acc = args[0];
+    ArrayRef<BlockArgument> cur = args.slice(1, slotSize);
+    // Issue the loads `prefetch` iterations ahead before any use of this
+    // chunk, so every warp keeps `prefetch` chunks in flight.
+    SmallVector<Value> next = loadChunk(kb.add(kc, kb.idx(prefetch * warps)));
 
+    Value words = cur[0];
     Value kChunk = kb.mul(kc, kb.idx(64));
-    GroupParams gp;
-    bool perChunkGroup = d.groups == 1 || d.g % 64 == 0;
-    if (perChunkGroup)
-      gp = loadGroupParams(kb, d, groupOf(kb, d, kChunk), row, scales, zeros);
+    SmallVector<GroupParams> gps;
+    for (int64_t set = 0; set < sets; ++set) {
+      SmallVector<Value> v(cur.begin() + 1 + set * perSet,
+                           cur.begin() + 1 + (set + 1) * perSet);
+      gps.push_back(splatGroup(kb, d, v));
+    }
     Value zero2 = arith::ConstantOp::create(
         b, DenseElementsAttr::get(f16x2, b.getFloatAttr(f16, 0.0)));
     for (int64_t j = 0; j < 4; ++j) {
       Value k0 = kb.add(kChunk, kb.idx(16 * j));
-      if (!perChunkGroup)
-        gp = loadGroupParams(kb, d, groupOf(kb, d, k0), row, scales, zeros);
+      const GroupParams &gp = gps[setOf(j)];
       Value word = vector::ExtractOp::create(b, words, ArrayRef<int64_t>{j});
       Value aFrag = kb.dequantFragment(word, gp.zLo, gp.zHi, gp.sLo, gp.sHi);
       // K % 8 == 0, so both elements of a pair are either in or out.
@@ -195,10 +232,12 @@ void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       acc = nvgpu::MmaSyncOp::create(b, aFrag, bFrag, acc,
                                      ArrayRef<int64_t>{16, 8, 16});
     }
+    // Rotate the prefetch slots: slot p + 1 becomes slot p, the new loads
+    // become the last slot.
     SmallVector<Value> yields = {acc};
     for (int64_t p = 1; p < prefetch; ++p)
-      yields.push_back(loop.getRegionIterArgs()[1 + p]);
-    yields.push_back(next);
+      llvm::append_range(yields, args.slice(1 + p * slotSize, slotSize));
+    llvm::append_range(yields, next);
     scf::YieldOp::create(b, yields);
   }
   Value acc = loop.getResult(0);
