@@ -223,6 +223,74 @@ Value KernelBuilder::dequantFragment(Value word, Value zLo, Value zHi,
 }
 
 //===----------------------------------------------------------------------===//
+// Group parameters
+//===----------------------------------------------------------------------===//
+
+GroupSets::GroupSets(const LayerDims &d)
+    : perChunk(d.groups == 1 || d.g % 64 == 0), g(d.g) {
+  count = perChunk ? 1 : (64 % g == 0 ? 64 / g : 4);
+  perSet = d.sym ? 2 : 4;
+}
+
+int64_t GroupSets::setOf(int64_t j) const {
+  return perChunk ? 0 : (64 % g == 0 ? 16 * j / g : j);
+}
+
+int64_t GroupSets::firstStepOf(int64_t set) const {
+  return perChunk ? 0 : (64 % g == 0 ? set * g / 16 : set);
+}
+
+Value gpugen::groupOf(KernelBuilder &kb, const LayerDims &d, Value k0) {
+  if (d.groups == 1)
+    return kb.idx(0);
+  return kb.minIdx(kb.div(k0, d.g), kb.idx(d.groups - 1));
+}
+
+SmallVector<Value> gpugen::loadChunkGroupScalars(KernelBuilder &kb,
+                                                 const LayerDims &d,
+                                                 const GroupSets &sets,
+                                                 Value kc, Value row,
+                                                 Value scales, Value zeros) {
+  Type f16 = kb.b.getF16Type();
+  Value c = kb.minIdx(kc, kb.idx(d.kc - 1));
+  SmallVector<Value> out;
+  for (int64_t set = 0; set < sets.count; ++set) {
+    Value k0 = kb.add(kb.mul(c, kb.idx(64)), kb.idx(16 * sets.firstStepOf(set)));
+    Value base = kb.add(kb.mul(groupOf(kb, d, k0), kb.idx(d.np)), row);
+    Value baseHi = kb.add(base, kb.idx(8));
+    out.push_back(kb.load(f16, scales, f16, base, 2, true));
+    out.push_back(kb.load(f16, scales, f16, baseHi, 2, true));
+    if (!d.sym) {
+      out.push_back(kb.load(f16, zeros, f16, base, 2, true));
+      out.push_back(kb.load(f16, zeros, f16, baseHi, 2, true));
+    }
+  }
+  return out;
+}
+
+GroupParams gpugen::splatGroup(KernelBuilder &kb, const LayerDims &d,
+                               const GroupSets &sets, ArrayRef<Value> scalars,
+                               int64_t set) {
+  ImplicitLocOpBuilder &b = kb.b;
+  Type f16 = b.getF16Type();
+  ArrayRef<Value> v = scalars.slice(set * sets.perSet, sets.perSet);
+  GroupParams p;
+  p.sLo = kb.splat2(v[0]);
+  p.sHi = kb.splat2(v[1]);
+  if (d.sym) {
+    double z = 1024.0 + double(int64_t(1) << (d.bits - 1));
+    p.zLo = p.zHi = arith::ConstantOp::create(
+        b, DenseElementsAttr::get(VectorType::get({2}, f16),
+                                  b.getFloatAttr(f16, z)));
+  } else {
+    Value k1024 = arith::ConstantOp::create(b, b.getFloatAttr(f16, 1024.0));
+    p.zLo = kb.splat2(arith::AddFOp::create(b, v[2], k1024));
+    p.zHi = kb.splat2(arith::AddFOp::create(b, v[3], k1024));
+  }
+  return p;
+}
+
+//===----------------------------------------------------------------------===//
 // Kernels
 //===----------------------------------------------------------------------===//
 

@@ -83,6 +83,47 @@ public:
   Value pack(ArrayRef<Value> pairs, Type elem);
 };
 
+/// The zero-point and scale splats (vector<2xf16>) of rows r and r + 8 of a
+/// 16-row W tile for one group.
+struct GroupParams {
+  Value zLo, zHi, sLo, sHi;
+};
+
+/// How many groups one k64 chunk spans and which k16 step uses which:
+/// one set when the chunk lies in one group (G % 64 == 0 or per-channel),
+/// 64 / G sets for G = 16 / 32, otherwise one per k16 step.
+struct GroupSets {
+  explicit GroupSets(const LayerDims &d);
+  int64_t count;  ///< sets per chunk
+  int64_t perSet; ///< fp16 scalars per set: s(r), s(r+8) [, z(r), z(r+8)]
+  /// The set of k16 step j (0..3) and the first k16 step of a set.
+  int64_t setOf(int64_t j) const;
+  int64_t firstStepOf(int64_t set) const;
+
+private:
+  bool perChunk;
+  int64_t g;
+};
+
+/// The group of the 16 columns starting at `k0`: min(k0 / G, groups - 1)
+/// (padded columns past the last group reuse it; their codes are that
+/// group's zero point and x is zero there).
+Value groupOf(KernelBuilder &kb, const LayerDims &d, Value k0);
+
+/// Loads, for chunk `kc` (clamped to the last chunk) and W row `row` (and
+/// row + 8), the raw fp16 scales (and zeros) of every set, in set order.
+/// They can be loaded ahead (prefetch) and turned into splats at their use.
+SmallVector<Value> loadChunkGroupScalars(KernelBuilder &kb, const LayerDims &d,
+                                         const GroupSets &sets, Value kc,
+                                         Value row, Value scales, Value zeros);
+
+/// The splats of set `set` from loadChunkGroupScalars' result. Symmetric
+/// layers use the constant 1024 + 2^(bits-1); asymmetric ones 1024 + z,
+/// exact in fp16 (z < 16).
+GroupParams splatGroup(KernelBuilder &kb, const LayerDims &d,
+                       const GroupSets &sets, ArrayRef<Value> scalars,
+                       int64_t set);
+
 /// Creates a kernel `name` with the given argument types in `module`,
 /// marks its block size, and leaves `b` at the start of its body (before
 /// the gpu.return).

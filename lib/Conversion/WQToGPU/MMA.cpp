@@ -161,14 +161,32 @@ void gpugen::buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
   Value zeroAcc = arith::ConstantOp::create(
       b, DenseElementsAttr::get(accTy, b.getFloatAttr(f32, 0.0)));
-  SmallVector<Value> init(tilesN * mTiles, zeroAcc);
+  // Scales (and zeros) are register-prefetched one chunk ahead: iteration
+  // i loads those of chunk i + 1 while it computes chunk i.
+  const GroupSets sets(d);
+  SmallVector<Value> rows; // W row r of each tile (clamped: masked later)
+  for (int64_t t = 0; t < tilesN; ++t)
+    rows.push_back(kb.add(
+        kb.mul(kb.minIdx(tiles[t], kb.idx(d.nt - 1)), kb.idx(16)), r));
+  auto loadScalars = [&](Value kc) {
+    SmallVector<Value> out;
+    for (int64_t t = 0; t < tilesN; ++t)
+      llvm::append_range(out, loadChunkGroupScalars(kb, d, sets, kc, rows[t],
+                                                    scales, zeros));
+    return out;
+  };
+  const int64_t numAcc = tilesN * mTiles;
+  const int64_t perTile = sets.count * sets.perSet;
+  SmallVector<Value> init(numAcc, zeroAcc);
+  llvm::append_range(init, loadScalars(kcBegin));
   auto loop = scf::ForOp::create(b, kb.idx(0), nIter, kb.idx(1), init);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     Value i = loop.getInductionVar();
-    SmallVector<Value> acc(loop.getRegionIterArgs().begin(),
-                           loop.getRegionIterArgs().end());
+    auto args = loop.getRegionIterArgs();
+    SmallVector<Value> acc(args.begin(), args.begin() + numAcc);
+    SmallVector<Value> scalars(args.begin() + numAcc, args.end());
     // Group i has landed for this thread; the barrier makes every thread's
     // copies visible and frees the stage computed in iteration i - 1.
     NVVM::CpAsyncWaitGroupOp::create(b, stages - 2);
@@ -178,7 +196,7 @@ void gpugen::buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
     Value stage = kb.rem(i, stages);
     Value kc = kb.add(kcBegin, i);
-    Value kChunk = kb.mul(kc, kb.idx(64));
+    SmallVector<Value> nextScalars = loadScalars(kb.add(kc, kb.idx(1)));
     // Weight words of every tile for this chunk (ld.shared.v4).
     SmallVector<Value> words;
     for (int64_t t = 0; t < tilesN; ++t)
@@ -186,36 +204,13 @@ void gpugen::buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
           b, i32x4, wsm,
           ValueRange{stage, kb.add(kb.mul(warp, kb.idx(tilesN)), kb.idx(t)),
                      lane, kb.idx(0)}));
-    // Group parameters of rows r / r + 8 of each tile.
-    auto groupParams = [&](Value k0, int64_t t, Value &zLo, Value &zHi,
-                           Value &sLo, Value &sHi) {
-      Value g = d.groups == 1
-                    ? kb.idx(0)
-                    : kb.minIdx(kb.div(k0, d.g), kb.idx(d.groups - 1));
-      Value ntC = kb.minIdx(tiles[t], kb.idx(d.nt - 1));
-      Value base = kb.add(kb.mul(g, kb.idx(d.np)),
-                          kb.add(kb.mul(ntC, kb.idx(16)), r));
-      Value baseHi = kb.add(base, kb.idx(8));
-      sLo = kb.splat2(kb.load(f16, scales, f16, base, 2, true));
-      sHi = kb.splat2(kb.load(f16, scales, f16, baseHi, 2, true));
-      if (d.sym) {
-        double zc = 1024.0 + double(int64_t(1) << (d.bits - 1));
-        zLo = zHi = arith::ConstantOp::create(
-            b, DenseElementsAttr::get(VectorType::get({2}, f16),
-                                      b.getFloatAttr(f16, zc)));
-      } else {
-        Value k1024 = arith::ConstantOp::create(b, b.getFloatAttr(f16, 1024.0));
-        zLo = kb.splat2(arith::AddFOp::create(
-            b, kb.load(f16, zeros, f16, base, 2, true), k1024));
-        zHi = kb.splat2(arith::AddFOp::create(
-            b, kb.load(f16, zeros, f16, baseHi, 2, true), k1024));
-      }
-    };
-    bool perChunkGroup = d.groups == 1 || d.g % 64 == 0;
-    SmallVector<std::array<Value, 4>> gp(tilesN);
-    if (perChunkGroup)
-      for (int64_t t = 0; t < tilesN; ++t)
-        groupParams(kChunk, t, gp[t][0], gp[t][1], gp[t][2], gp[t][3]);
+    // Group parameters of rows r / r + 8 of each tile, per set.
+    SmallVector<SmallVector<GroupParams>> gp(tilesN);
+    for (int64_t t = 0; t < tilesN; ++t)
+      for (int64_t set = 0; set < sets.count; ++set)
+        gp[t].push_back(splatGroup(
+            kb, d, sets, ArrayRef<Value>(scalars).slice(t * perTile, perTile),
+            set));
 
     for (int64_t jp = 0; jp < 2; ++jp) {
       // ldmatrix.x4 per n8 tile: lane l addresses row l % 8 of matrix l / 8,
@@ -234,13 +229,10 @@ void gpugen::buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       for (int64_t jj = 0; jj < 2; ++jj) {
         int64_t j = 2 * jp + jj;
         for (int64_t t = 0; t < tilesN; ++t) {
-          if (!perChunkGroup)
-            groupParams(kb.add(kChunk, kb.idx(16 * j)), t, gp[t][0],
-                        gp[t][1], gp[t][2], gp[t][3]);
+          const GroupParams &g = gp[t][sets.setOf(j)];
           Value word =
               vector::ExtractOp::create(b, words[t], ArrayRef<int64_t>{j});
-          Value aFrag = kb.dequantFragment(word, gp[t][0], gp[t][1],
-                                           gp[t][2], gp[t][3]);
+          Value aFrag = kb.dequantFragment(word, g.zLo, g.zHi, g.sLo, g.sHi);
           for (int64_t mt = 0; mt < mTiles; ++mt) {
             Value b0 = vector::ExtractOp::create(b, bx[mt],
                                                  ArrayRef<int64_t>{2 * jj});
@@ -254,7 +246,9 @@ void gpugen::buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         }
       }
     }
-    scf::YieldOp::create(b, acc);
+    SmallVector<Value> yields(acc);
+    llvm::append_range(yields, nextScalars);
+    scf::YieldOp::create(b, yields);
   }
   // Drain the trailing (zero-fill) groups before the CTA exits.
   NVVM::CpAsyncWaitGroupOp::create(b, 0);

@@ -39,64 +39,6 @@ using namespace mlir;
 using namespace mlir::qc;
 using namespace mlir::qc::gpugen;
 
-namespace {
-
-/// The zero-point and scale splats of rows r and r + 8 for one group.
-struct GroupParams {
-  Value zLo, zHi, sLo, sHi;
-};
-
-/// Loads the raw fp16 group parameters of rows `row` and `row` + 8 for
-/// group `g`: (sLo, sHi) and, asymmetric, (zLo, zHi). They travel through
-/// the prefetch pipeline as scalars and become splats at their use.
-SmallVector<Value> loadGroupScalars(KernelBuilder &kb, const LayerDims &d,
-                                    Value g, Value row, Value scales,
-                                    Value zeros) {
-  Type f16 = kb.b.getF16Type();
-  Value base = kb.add(kb.mul(g, kb.idx(d.np)), row);
-  Value baseHi = kb.add(base, kb.idx(8));
-  SmallVector<Value> out = {kb.load(f16, scales, f16, base, 2, true),
-                            kb.load(f16, scales, f16, baseHi, 2, true)};
-  if (!d.sym) {
-    out.push_back(kb.load(f16, zeros, f16, base, 2, true));
-    out.push_back(kb.load(f16, zeros, f16, baseHi, 2, true));
-  }
-  return out;
-}
-
-/// Splats loaded scalars (loadGroupScalars order) into GroupParams.
-/// Symmetric layers use the constant 1024 + 2^(bits-1); asymmetric ones
-/// 1024 + z, exact in fp16 (z < 16).
-GroupParams splatGroup(KernelBuilder &kb, const LayerDims &d,
-                       ArrayRef<Value> v) {
-  ImplicitLocOpBuilder &b = kb.b;
-  Type f16 = b.getF16Type();
-  GroupParams p;
-  p.sLo = kb.splat2(v[0]);
-  p.sHi = kb.splat2(v[1]);
-  if (d.sym) {
-    double z = 1024.0 + double(int64_t(1) << (d.bits - 1));
-    p.zLo = p.zHi = arith::ConstantOp::create(
-        b, DenseElementsAttr::get(VectorType::get({2}, f16),
-                                  b.getFloatAttr(f16, z)));
-  } else {
-    Value k1024 = arith::ConstantOp::create(b, b.getFloatAttr(f16, 1024.0));
-    p.zLo = kb.splat2(arith::AddFOp::create(b, v[2], k1024));
-    p.zHi = kb.splat2(arith::AddFOp::create(b, v[3], k1024));
-  }
-  return p;
-}
-
-/// The group of the 16 columns starting at `k0`: min(k0 / G, groups - 1)
-/// (padded columns past the last group reuse it; their codes are that
-/// group's zero point and x is zero there).
-Value groupOf(KernelBuilder &kb, const LayerDims &d, Value k0) {
-  if (d.groups == 1)
-    return kb.idx(0);
-  return kb.minIdx(kb.div(k0, d.g), kb.idx(d.groups - 1));
-}
-
-} // namespace
 
 void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                StringRef name, const LayerDims &d,
@@ -155,18 +97,7 @@ void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   Value xRow = kb.mul(arith::SelectOp::create(b, mXValid, mX, kb.idx(0)),
                       kb.idx(d.k));
 
-  // Group parameter sets per chunk: one when a chunk lies in one group
-  // (G % 64 == 0 or per-channel), 64 / G for G = 16 / 32, else one per k16
-  // step. Set `s` serves the k16 steps j with setOf(j) == s.
-  const bool perChunkGroup = d.groups == 1 || d.g % 64 == 0;
-  const int64_t sets = perChunkGroup ? 1 : (64 % d.g == 0 ? 64 / d.g : 4);
-  auto setOf = [&](int64_t j) -> int64_t {
-    return perChunkGroup ? 0 : (64 % d.g == 0 ? 16 * j / d.g : j);
-  };
-  auto firstStepOf = [&](int64_t set) -> int64_t {
-    return perChunkGroup ? 0 : (64 % d.g == 0 ? set * d.g / 16 : set);
-  };
-  const int64_t perSet = d.sym ? 2 : 4;
+  const GroupSets sets(d);
 
   // What one prefetch slot holds for chunk kc: the lane's 128-bit weight
   // slice and the fp16 group parameters of its rows. kc is clamped so the
@@ -177,14 +108,11 @@ void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                                kb.idx(32)),
                         lane);
     SmallVector<Value> slot = {kb.loadWeights128(qw, word)};
-    for (int64_t set = 0; set < sets; ++set) {
-      Value k0 = kb.add(kb.mul(c, kb.idx(64)), kb.idx(16 * firstStepOf(set)));
-      llvm::append_range(slot, loadGroupScalars(kb, d, groupOf(kb, d, k0),
-                                                row, scales, zeros));
-    }
+    llvm::append_range(slot, loadChunkGroupScalars(kb, d, sets, kc, row,
+                                                   scales, zeros));
     return slot;
   };
-  const int64_t slotSize = 1 + sets * perSet;
+  const int64_t slotSize = 1 + sets.count * sets.perSet;
 
   Value first = kb.add(kcBegin, warp);
   SmallVector<Value> init = {arith::ConstantOp::create(
@@ -206,17 +134,15 @@ void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 
     Value words = cur[0];
     Value kChunk = kb.mul(kc, kb.idx(64));
+    SmallVector<Value> scalars(cur.begin() + 1, cur.end());
     SmallVector<GroupParams> gps;
-    for (int64_t set = 0; set < sets; ++set) {
-      SmallVector<Value> v(cur.begin() + 1 + set * perSet,
-                           cur.begin() + 1 + (set + 1) * perSet);
-      gps.push_back(splatGroup(kb, d, v));
-    }
+    for (int64_t set = 0; set < sets.count; ++set)
+      gps.push_back(splatGroup(kb, d, sets, scalars, set));
     Value zero2 = arith::ConstantOp::create(
         b, DenseElementsAttr::get(f16x2, b.getFloatAttr(f16, 0.0)));
     for (int64_t j = 0; j < 4; ++j) {
       Value k0 = kb.add(kChunk, kb.idx(16 * j));
-      const GroupParams &gp = gps[setOf(j)];
+      const GroupParams &gp = gps[sets.setOf(j)];
       Value word = vector::ExtractOp::create(b, words, ArrayRef<int64_t>{j});
       Value aFrag = kb.dequantFragment(word, gp.zLo, gp.zHi, gp.sLo, gp.sHi);
       // K % 8 == 0, so both elements of a pair are either in or out.
