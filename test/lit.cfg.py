@@ -24,6 +24,10 @@ config.substitutions.append(
     ("%mlir_c_runner_utils",
      os.path.join(config.llvm_lib_dir, "libmlir_c_runner_utils.so")))
 
+# `REQUIRES: ptxas`: tests that build cubins or read ptxas -v reports.
+if config.qc_ptxas and os.access(config.qc_ptxas, os.X_OK):
+    config.available_features.add("ptxas")
+
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
@@ -34,5 +38,6 @@ tools = [
     ToolSubst("quant-import", unresolved="ignore"),
     ToolSubst("quant-calibrate", unresolved="ignore"),
     ToolSubst("quant-compile", unresolved="ignore"),
+    ToolSubst("quant-kernelgen", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -11,6 +11,7 @@
 #include "qc/InitAllPasses.h"
 #include "qc/Pipelines/Pipelines.h"
 #include "qc/Quantization/Passes.h"
+#include "qc/Target/CUDA/CUDATarget.h"
 
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -23,6 +24,8 @@ void mlir::qc::registerAllQCDialects(DialectRegistry &registry) {
   registerAllDialects(registry);
   registerAllExtensions(registry);
   registerAllToLLVMIRTranslations(registry);
+  // gpu-module-to-binary translates gpu.modules through these.
+  registerAllGPUToLLVMIRTranslations(registry);
 }
 
 void mlir::qc::registerAllQCPasses() {
@@ -30,4 +33,6 @@ void mlir::qc::registerAllQCPasses() {
   registerQCConversionPasses();
   registerQCQuantizationPasses();
   registerQCPipelines();
+  registerQCCUDATargetPasses();
+  registerQCCUDATargetPipelines();
 }

@@ -6,8 +6,8 @@
 //
 // The packing-layout enum. A layout fixes how the integer codes and the
 // integer zero points are laid out in their i32 words; scales are always
-// `[groups, N]`. Kernel layouts (e.g. a Marlin-style fragment order) are
-// added here as new cases, with their shape rules in WQOps.cpp.
+// `[groups, N]` (`[groups, Np]` in the padded kernel layout). Kernel layouts
+// are cases here, with their shape rules in WQOps.cpp.
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,9 +26,14 @@ def WQ_LayoutGPTQ : I32EnumAttrCase<"gptq", 0>;
 // each output row an LSB-first bit stream of its K codes.
 def WQ_LayoutRows : I32EnumAttrCase<"rows", 1>;
 
+// Kernel layout of the GPU fused dequantize-GEMM kernels (4-bit): qweight
+// 1-D [Np*Kp/8] in mma.sync A-fragment order (Np = N rounded up to 16, Kp =
+// K up to 64), fp16 scales and fp16 zeros [groups, Np]. See README.md.
+def WQ_LayoutMMA16x64 : I32EnumAttrCase<"mma16x64", 2>;
+
 def WQ_Layout : I32EnumAttr<"Layout",
     "how packed weight codes are laid out in i32 words",
-    [WQ_LayoutGPTQ, WQ_LayoutRows]> {
+    [WQ_LayoutGPTQ, WQ_LayoutRows, WQ_LayoutMMA16x64]> {
   let genSpecializedAttr = 0;
   let cppNamespace = "::mlir::qc::wq";
 }

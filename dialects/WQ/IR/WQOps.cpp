@@ -55,8 +55,19 @@ SmallVector<int64_t, 2> mlir::qc::wq::getQWeightShape(Layout layout,
     return {words, outFeatures};
   case Layout::rows:
     return {outFeatures, words};
+  case Layout::mma16x64:
+    return {llvm::alignTo(outFeatures, 16) * llvm::alignTo(inFeatures, 64) *
+            bits / 32};
   }
   llvm_unreachable("unknown wq layout");
+}
+
+SmallVector<int64_t, 2> mlir::qc::wq::getScalesShape(Layout layout,
+                                                     int64_t numGroups,
+                                                     int64_t outFeatures) {
+  if (layout == Layout::mma16x64)
+    return {numGroups, (int64_t)llvm::alignTo(outFeatures, 16)};
+  return {numGroups, outFeatures};
 }
 
 SmallVector<int64_t, 2> mlir::qc::wq::getZerosShape(Layout layout,
@@ -66,6 +77,8 @@ SmallVector<int64_t, 2> mlir::qc::wq::getZerosShape(Layout layout,
                                                     int64_t outFeatures) {
   if (layout == Layout::gptq && isa<IntegerType>(zeroType))
     return {numGroups, getNumPackedWords(outFeatures, bits)};
+  if (layout == Layout::mma16x64)
+    return {numGroups, (int64_t)llvm::alignTo(outFeatures, 16)};
   return {numGroups, outFeatures};
 }
 
@@ -184,6 +197,25 @@ static LogicalResult verifyPackedWeights(Operation *op,
              << n;
   }
 
+  // The GPU kernel layout: 4-bit codes, fp16 scales and zeros, groups in
+  // k order (no act-order permutation), no codebook.
+  if (p.layout == Layout::mma16x64) {
+    if (p.bits != 4)
+      return op->emitOpError("layout mma16x64 holds 4-bit codes, got bits = ")
+             << p.bits;
+    if (p.codebook)
+      return op->emitOpError("layout mma16x64 does not support a codebook");
+    if (p.gIdx)
+      return op->emitOpError("layout mma16x64 has no g_idx (groups follow k; "
+                             "reorder act-order weights before repacking)");
+    if (!p.scaleDtype.isF16())
+      return op->emitOpError("layout mma16x64 requires scale_dtype f16, got ")
+             << p.scaleDtype;
+    if (p.zeroDtype && !p.zeroDtype->isF16())
+      return op->emitOpError("layout mma16x64 requires zero_dtype f16, got ")
+             << *p.zeroDtype;
+  }
+
   // qweight.
   SmallVector<int64_t, 2> qwShape = getQWeightShape(p.layout, p.bits, k, n);
   if (p.qweight.getShape() != ArrayRef<int64_t>(qwShape))
@@ -196,12 +228,14 @@ static LogicalResult verifyPackedWeights(Operation *op,
            << layoutName << ", got " << p.qweight.getElementType();
 
   // scales.
-  SmallVector<int64_t, 2> sShape = {p.numGroups, n};
+  SmallVector<int64_t, 2> sShape = getScalesShape(p.layout, p.numGroups, n);
   if (p.scales.getShape() != ArrayRef<int64_t>(sShape))
     return op->emitOpError("expected scales of shape ")
            << formatShape(sShape) << " (groups = " << p.numGroups
            << " for K = " << k << ", group_size = " << p.groupSize
-           << "; N = " << n << "), got " << p.scales;
+           << "; N = " << n
+           << (p.layout == Layout::mma16x64 ? " padded to 16" : "")
+           << "), got " << p.scales;
   if (p.scales.getElementType() != p.scaleDtype)
     return op->emitOpError("scales element type ")
            << p.scales.getElementType() << " does not match scale_dtype "

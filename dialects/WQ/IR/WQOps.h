@@ -36,17 +36,22 @@ int64_t getNumGroups(int64_t inFeatures, int64_t groupSize);
 int64_t getNumPackedWords(int64_t count, int64_t bits);
 
 /// Shape of `qweight` for `layout`: [words(K), N] for gptq, [N, words(K)]
-/// for rows. `inFeatures` is K, `outFeatures` N.
+/// for rows, [Np * Kp / 8] for mma16x64 (Np = N rounded up to 16, Kp = K
+/// rounded up to 64). `inFeatures` is K, `outFeatures` N.
 SmallVector<int64_t, 2> getQWeightShape(Layout layout, int64_t bits,
                                         int64_t inFeatures,
                                         int64_t outFeatures);
 
 /// Shape of `zeros` with element type `zeroType`: integer zeros in the gptq
-/// layout are packed along N, [groups, words(N)]; every other combination
-/// is [groups, N].
+/// layout are packed along N, [groups, words(N)]; mma16x64 pads N,
+/// [groups, Np]; every other combination is [groups, N].
 SmallVector<int64_t, 2> getZerosShape(Layout layout, Type zeroType,
                                       int64_t bits, int64_t numGroups,
                                       int64_t outFeatures);
+
+/// Shape of `scales`: [groups, Np] for mma16x64, else [groups, N].
+SmallVector<int64_t, 2> getScalesShape(Layout layout, int64_t numGroups,
+                                       int64_t outFeatures);
 
 } // namespace mlir::qc::wq
 

@@ -72,6 +72,115 @@ def ConvertWQToLinalgPass : Pass<"convert-wq-to-linalg", "ModuleOp"> {
   ];
 }
 
+def ConvertWQToGPUPass : Pass<"convert-wq-to-gpu", "ModuleOp"> {
+  let summary = "Generate fused dequantize-GEMM GPU kernels for 4-bit linear layers";
+  let description = [{
+    Builds, for each layer configuration, one `gpu.module` of fused
+    dequantize-GEMM kernels y[M, N] = x[M, K] W^T reading W in the mma16x64
+    kernel layout (dialects/WQ/README.md). Layers come from every
+    `wq.linear` of the module (which must be in the mma16x64 layout: run
+    wq-repack-mma16x64 first) and from the `shapes` option (kernel-only
+    layers: N x K with the `bits`, `group-size` and `sym` options). The
+    wq ops themselves are left in place (the host-side schedule is the
+    runtime's). The kernels are built with MLIR builders in the gpu,
+    nvgpu, nvvm, arith, vector, scf and llvm dialects; M is a runtime
+    argument, everything else is a compile-time constant.
+
+    Families (`tiles`, default: one splitk variant for M <= 8, mma variants
+    with tile-m 16/32/64 above, and the dequant baseline):
+    - `splitk`: GEMV / split-K, W as the A operand of mma.sync.m16n8k16,
+      128-bit weight loads with a register prefetch, fp32 partials reduced
+      through shared memory and (split-k > 1) an fp32 workspace.
+    - `mma`: tensor-core GEMM with a multi-stage cp.async pipeline
+      (nvgpu.device_async_copy), ldmatrix.x4 for the activations.
+    - `dequant`: writes W as fp16 [N, K] (one thread per packed word) for
+      the dequantize-then-cuBLAS baseline of the benchmarks.
+    The fused kernels dequantize in registers (fp16 magic-number trick),
+    never writing W back to memory.
+
+    Kernel ABI: pointers are i64 device addresses, M is i32; parameter
+    names, launch geometry and M ranges are recorded in the module's
+    `qc.variants` attribute. Postcondition: the module is a
+    `gpu.container_module` holding one `gpu.module` per distinct layer;
+    lower it with `qc-gpu-to-binary`. Unsupported layers (bits != 4, K not
+    a multiple of 8, group size not a multiple of 16) and bad tile
+    configurations are reported as errors and the pass fails.
+
+    ```mlir
+    // quant-opt --convert-wq-to-gpu="shapes=4096x4096 group-size=128"
+    gpu.module @wq_n4096_k4096_b4_g128_sym attributes {qc.variants = [...]} {
+      gpu.func @splitk_0(%x: i64, %qweight: i64, %scales: i64, %y: i64,
+                         %M: i32) kernel { ... nvgpu.mma.sync ... }
+      ...
+    }
+    ```
+  }];
+  let options = [
+    ListOption<"shapes", "shapes", "std::string",
+               "Kernel-only layers as NxK (N outputs, K inputs)">,
+    Option<"bits", "bits", "int64_t", "4", "Weight code width">,
+    Option<"groupSize", "group-size", "int64_t", "128",
+           "Input channels per scale group (-1: per channel)">,
+    Option<"sym", "sym", "bool", "true",
+           "Symmetric (z = 2^(bits-1)) or with an fp16 zeros tensor">,
+    Option<"tiles", "tiles", "std::string", "\"\"",
+           "Variants, ';'-separated: family:key=value,... e.g. "
+           "'splitk:warps=4,split-k=4,stages=2,m=1-8;mma:tile-m=64,warps=4,"
+           "stages=3,m=9-128' (empty: defaults)">,
+    Option<"numSms", "num-sms", "int64_t", "132",
+           "Multiprocessor count that sizes the default split-k factors">,
+  ];
+  let dependentDialects = [
+    "mlir::gpu::GPUDialect", "mlir::nvgpu::NVGPUDialect",
+    "mlir::NVVM::NVVMDialect", "mlir::LLVM::LLVMDialect",
+    "mlir::arith::ArithDialect", "mlir::scf::SCFDialect",
+    "mlir::vector::VectorDialect"
+  ];
+}
+
+def WQRepackMMA16x64Pass : Pass<"wq-repack-mma16x64"> {
+  let summary = "Repack 4-bit gptq-layout weights into the GPU layout mma16x64";
+  let description = [{
+    Rewrites every `wq.linear` / `wq.dequantize` in the GPTQ v1 layout
+    (4-bit, f16 scales, integer v1 or f16 zeros, no g_idx, no codebook) into
+    the mma16x64 kernel layout the GPU kernels read: qweight i32
+    [Np*Kp/8] in mma.sync fragment order, scales and zeros f16 [groups, Np]
+    (dialects/WQ/README.md). Packing is the runtime's packMMA16x64, so the
+    compiler and quant-bench produce identical tensors; padding dequantizes
+    to exactly 0. Ops in other layouts are left alone.
+
+    Precondition: the packed operands are `arith.constant` tensors;
+    otherwise (e.g. `llm.param` weights in an overlay) the op is reported
+    and the pass fails.
+
+    ```mlir
+    %y = wq.linear %x, %qw, %s {bits = 4, group_size = 64, ..., layout = #wq.layout<gptq>}
+        : (tensor<?x128xf32>, tensor<16x32xi32>, tensor<2x32xf16>) -> tensor<?x32xf32>
+    // becomes
+    %y = wq.linear %x, %qw2, %s2 {..., layout = #wq.layout<mma16x64>}
+        : (tensor<?x128xf32>, tensor<512xi32>, tensor<2x32xf16>) -> tensor<?x32xf32>
+    ```
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect"];
+}
+
+def WQRepackGPTQPass : Pass<"wq-repack-gptq"> {
+  let summary = "Repack mma16x64 weights back into the gptq layout";
+  let description = [{
+    The inverse of wq-repack-mma16x64 (unpackMMA16x64, then GPTQ v1
+    packing): every op in the mma16x64 layout with constant operands gets
+    gptq tensors, with zero points as GPTQ v1 integers (`zero-dtype=i32`,
+    refusing a zero point of 0, which v1 cannot store) or f16 values. Used
+    to test that repacking is lossless and to send a GPU-layout model to
+    the CPU reference path.
+  }];
+  let options = [
+    Option<"zeroDtype", "zero-dtype", "std::string", "\"i32\"",
+           "Zero points as GPTQ v1 packed i32 or as f16">,
+  ];
+  let dependentDialects = ["mlir::arith::ArithDialect"];
+}
+
 def LLMParamsToArgumentsPass : Pass<"llm-params-to-arguments", "ModuleOp"> {
   let summary = "Turn `llm.param` ops into function arguments for execution";
   let description = [{

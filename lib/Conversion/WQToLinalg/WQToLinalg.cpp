@@ -177,6 +177,8 @@ struct DequantizeLowering : OpRewritePattern<wq::DequantizeOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(wq::DequantizeOp op,
                                 PatternRewriter &rewriter) const override {
+    if (op.getLayout() == wq::Layout::mma16x64)
+      return rewriter.notifyMatchFailure(op, "GPU kernel layout");
     Value w = buildDequantize(rewriter, op.getLoc(), Scheme::from(op));
     auto resultType = cast<RankedTensorType>(op.getType());
     if (!resultType.getElementType().isF32()) {
@@ -197,6 +199,8 @@ struct LinearLowering : OpRewritePattern<wq::LinearOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(wq::LinearOp op,
                                 PatternRewriter &rewriter) const override {
+    if (op.getLayout() == wq::Layout::mma16x64)
+      return rewriter.notifyMatchFailure(op, "GPU kernel layout");
     if (!cast<RankedTensorType>(op.getX().getType()).getElementType().isF32())
       return rewriter.notifyMatchFailure(op, "only f32 activations");
     Value w = buildDequantize(rewriter, op.getLoc(), Scheme::from(op));
@@ -217,6 +221,14 @@ struct ConvertWQToLinalgPass
     getOperation().walk([&](Operation *op) {
       if (!isa<wq::WQDialect>(op->getDialect()))
         return;
+      auto layout = op->getAttrOfType<wq::LayoutAttr>("layout");
+      if (layout && layout.getValue() == wq::Layout::mma16x64) {
+        op->emitOpError("cannot be lowered to linalg: layout mma16x64 is the "
+                        "GPU kernels' layout (repack to gptq with "
+                        "wq-repack-gptq for the CPU path)");
+        failedAny = true;
+        return;
+      }
       op->emitOpError("cannot be lowered to linalg: only f32 activations "
                       "are supported by the CPU lowering");
       failedAny = true;

@@ -234,8 +234,10 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     return fail("the weights-out option is required (the safetensors file "
                 "that receives the packed tensors)");
   std::optional<wq::Layout> layout = wq::symbolizeLayout(opts.layout);
-  if (!layout)
-    return fail("unknown layout '" + opts.layout + "' (expected gptq or rows)");
+  if (!layout || *layout == wq::Layout::mma16x64)
+    return fail("unknown layout '" + opts.layout +
+                "' (expected gptq or rows); the GPU layout mma16x64 is made "
+                "by wq-repack-mma16x64");
   llvm::Regex exclude(opts.exclude.empty() ? "$^" : opts.exclude);
   std::string regexError;
   if (!exclude.isValid(regexError))
