@@ -100,6 +100,12 @@ for cfg in "${configs[@]}"; do
   quantize "GPTQ act-order" "${cfg%%:*}" wq-gptq \
     "sym=false layout=rows act-order=true ${cfg#*:} trace=$work/trace.safetensors"
 done
+# GPTQ without the block-sequential pipeline: every layer from the float
+# model's whole-text Hessian (what the trace holds), for comparison.
+for cfg in "${configs[@]}"; do
+  quantize "GPTQ whole-text H" "${cfg%%:*}" wq-gptq \
+    "sym=false layout=rows sequential=false ${cfg#*:} trace=$work/trace.safetensors"
+done
 # AWQ and AutoRound with their reference defaults (AWQ: 20-point scale grid,
 # clip search; AutoRound: 200 signSGD steps, batches of 8 sequences).
 for cfg in "${configs[@]}"; do
