@@ -56,43 +56,25 @@ struct WQAWQPass : mlir::qc::impl::WQAWQPassBase<WQAWQPass> {
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto scaleType = parseScaleDType(scaleDType);
-    if (!scaleType) {
-      module.emitError() << "wq-awq: unknown scale-dtype '" << scaleDType
-                         << "' (expected f16, bf16 or f32)";
-      return signalPassFailure();
-    }
-    if (trace.empty()) {
-      module.emitError("wq-awq: the trace option is required (a calibration "
-                       "trace with sampled sequences, from quant-calibrate)");
-      return signalPassFailure();
-    }
     if (nGrid < 1 || maxShrink < 0.0 || maxShrink >= 1.0) {
       module.emitError("wq-awq: n-grid must be >= 1 and max-shrink in [0, 1)");
       return signalPassFailure();
     }
+    LayerRewriteOptions opts;
     ::qc::CalibrationTrace calib;
-    if (Status s = ::qc::readTrace(trace, calib); !s) {
-      module.emitError() << "wq-awq: " << s.message();
+    if (failed(initRewriteOptions(module, "wq-awq", bits, groupSize, sym,
+                                  scaleDType, layout, exclude, weightsOut,
+                                  {overrides.begin(), overrides.end()},
+                                  opts)) ||
+        failed(loadRequiredTrace(module, "wq-awq", trace, /*needSample=*/true,
+                                 calib, opts)))
       return signalPassFailure();
-    }
+    opts.floatOnly = !quantize;
     AWQOptions awq;
     awq.nGrid = static_cast<int>(nGrid);
     awq.duoScaling = duoScaling;
     awq.applyClip = clip;
     awq.maxShrink = static_cast<float>(maxShrink);
-
-    LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-awq"};
-    opts.config.bits = static_cast<int>(bits);
-    opts.config.groupSize = groupSize;
-    opts.config.sym = sym;
-    opts.config.scaleDType = *scaleType;
-    opts.overrides.assign(overrides.begin(), overrides.end());
-    opts.floatOnly = !quantize;
-    std::string tracePath = trace;
-    opts.checkWeights = [&](const ::qc::ModelWeights &w) -> Status {
-      return checkTrace(calib, tracePath, w, /*needSample=*/true);
-    };
     std::vector<std::string> notes;
     std::map<std::string, LayerResult> results;
     std::set<std::string> changed;

@@ -34,28 +34,20 @@ struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto scaleType = parseScaleDType(scaleDType);
-    if (!scaleType) {
-      module.emitError() << "wq-autoround: unknown scale-dtype '" << scaleDType
-                         << "' (expected f16, bf16 or f32)";
-      return signalPassFailure();
-    }
-    if (trace.empty()) {
-      module.emitError("wq-autoround: the trace option is required (a "
-                       "calibration trace with sampled sequences, from "
-                       "quant-calibrate)");
-      return signalPassFailure();
-    }
     if (iters < 0 || batchSize < 1 || lr < 0.0 || minmaxLr < 0.0) {
       module.emitError("wq-autoround: iters must be >= 0, batch-size >= 1 "
                        "and the learning rates >= 0");
       return signalPassFailure();
     }
+    LayerRewriteOptions opts;
     ::qc::CalibrationTrace calib;
-    if (Status s = ::qc::readTrace(trace, calib); !s) {
-      module.emitError() << "wq-autoround: " << s.message();
+    if (failed(initRewriteOptions(module, "wq-autoround", bits, groupSize, sym,
+                                  scaleDType, layout, exclude, weightsOut,
+                                  {overrides.begin(), overrides.end()},
+                                  opts)) ||
+        failed(loadRequiredTrace(module, "wq-autoround", trace,
+                                 /*needSample=*/true, calib, opts)))
       return signalPassFailure();
-    }
     AutoRoundOptions ar;
     ar.iters = static_cast<int>(iters);
     ar.lr = static_cast<float>(lr);
@@ -63,17 +55,6 @@ struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
     ar.batchSize = static_cast<int>(batchSize);
     ar.enableMinmaxTuning = minmaxTuning;
     ar.seed = static_cast<uint64_t>(seed);
-
-    LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-autoround"};
-    opts.config.bits = static_cast<int>(bits);
-    opts.config.groupSize = groupSize;
-    opts.config.sym = sym;
-    opts.config.scaleDType = *scaleType;
-    opts.overrides.assign(overrides.begin(), overrides.end());
-    std::string tracePath = trace;
-    opts.checkWeights = [&](const ::qc::ModelWeights &w) -> Status {
-      return checkTrace(calib, tracePath, w, /*needSample=*/true);
-    };
     std::map<std::string, LayerResult> results;
     opts.prepare = [&](::qc::ModelWeights &weights,
                        const LayerPlan &plan) -> Status {

@@ -39,6 +39,25 @@ Status mlir::qc::checkTrace(const ::qc::CalibrationTrace &trace,
   return Status::ok();
 }
 
+LogicalResult mlir::qc::loadRequiredTrace(ModuleOp module,
+                                          const std::string &passName,
+                                          const std::string &tracePath,
+                                          bool needSample,
+                                          ::qc::CalibrationTrace &trace,
+                                          LayerRewriteOptions &opts) {
+  if (tracePath.empty())
+    return module.emitError()
+           << passName << ": the trace option is required (a calibration "
+           << "trace written by quant-calibrate)";
+  if (Status s = ::qc::readTrace(tracePath, trace); !s)
+    return module.emitError() << passName << ": " << s.message();
+  opts.checkWeights = [&trace, tracePath,
+                       needSample](const ::qc::ModelWeights &w) -> Status {
+    return checkTrace(trace, tracePath, w, needSample);
+  };
+  return success();
+}
+
 LayerQuantizer
 mlir::qc::lookupResults(std::map<std::string, LayerResult> &results) {
   return [&results](const std::string &layer, const float *, int64_t N,

@@ -80,6 +80,16 @@ struct BlockDriverOptions {
                         const std::string &tracePath,
                         const ::qc::ModelWeights &weights, bool needSample);
 
+/// Reads the trace a calibrated pass requires (its `trace` option) and makes
+/// `opts` check, once the weights are loaded, that the trace belongs to them
+/// (and holds sampled sequences when `needSample`). Emits a diagnostic
+/// naming the pass and fails when the option is empty or the file is not a
+/// trace. `trace` must outlive the pass's rewrite.
+LogicalResult loadRequiredTrace(ModuleOp module, const std::string &passName,
+                                const std::string &tracePath, bool needSample,
+                                ::qc::CalibrationTrace &trace,
+                                LayerRewriteOptions &opts);
+
 /// A LayerQuantizer that hands out the results runBlockwise computed.
 LayerQuantizer lookupResults(std::map<std::string, LayerResult> &results);
 

@@ -128,39 +128,22 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto scaleType = parseScaleDType(scaleDType);
-    if (!scaleType) {
-      module.emitError() << "wq-gptq: unknown scale-dtype '" << scaleDType
-                         << "' (expected f16, bf16 or f32)";
-      return signalPassFailure();
-    }
-    if (trace.empty()) {
-      module.emitError("wq-gptq: the trace option is required (a calibration "
-                       "trace written by quant-calibrate)");
-      return signalPassFailure();
-    }
+    LayerRewriteOptions opts;
     ::qc::CalibrationTrace calib;
-    if (Status s = ::qc::readTrace(trace, calib); !s) {
-      module.emitError() << "wq-gptq: " << s.message();
+    bool seq = sequential;
+    if (failed(initRewriteOptions(module, "wq-gptq", bits, groupSize, sym,
+                                  scaleDType, layout, exclude, weightsOut,
+                                  {overrides.begin(), overrides.end()},
+                                  opts)) ||
+        failed(loadRequiredTrace(module, "wq-gptq", trace, seq, calib, opts)))
       return signalPassFailure();
-    }
+    std::string tracePath = trace;
     ::qc::quant::GPTQOptions gptq;
     gptq.dampPercent = dampPercent;
     gptq.blockSize = blockSize;
     gptq.actOrder = actOrder;
     gptq.staticGroups = staticGroups;
 
-    LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-gptq"};
-    opts.config.bits = static_cast<int>(bits);
-    opts.config.groupSize = groupSize;
-    opts.config.sym = sym;
-    opts.config.scaleDType = *scaleType;
-    opts.overrides.assign(overrides.begin(), overrides.end());
-    std::string tracePath = trace;
-    bool seq = sequential;
-    opts.checkWeights = [&](const ::qc::ModelWeights &w) -> Status {
-      return checkTrace(calib, tracePath, w, seq);
-    };
     std::vector<std::string> warnings;
     std::map<std::string, LayerResult> results;
     LayerQuantizer quantize;

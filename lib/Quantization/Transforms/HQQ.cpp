@@ -30,17 +30,12 @@ struct WQHQQPass : mlir::qc::impl::WQHQQPassBase<WQHQQPass> {
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto scaleType = parseScaleDType(scaleDType);
-    if (!scaleType) {
-      module.emitError() << "wq-hqq: unknown scale-dtype '" << scaleDType
-                         << "' (expected f16, bf16 or f32)";
+    LayerRewriteOptions opts;
+    if (failed(initRewriteOptions(module, "wq-hqq", bits, groupSize,
+                                  /*sym=*/false, scaleDType, layout, exclude,
+                                  weightsOut,
+                                  {overrides.begin(), overrides.end()}, opts)))
       return signalPassFailure();
-    }
-    ::qc::quant::QuantConfig cfg;
-    cfg.bits = static_cast<int>(bits);
-    cfg.groupSize = groupSize;
-    cfg.sym = false;
-    cfg.scaleDType = *scaleType;
     ::qc::quant::HQQOptions hqq;
     hqq.lpNorm = static_cast<float>(lpNorm);
     hqq.beta = static_cast<float>(beta);
@@ -48,9 +43,6 @@ struct WQHQQPass : mlir::qc::impl::WQHQQPassBase<WQHQQPass> {
     hqq.iters = static_cast<int>(iters);
     hqq.roundZeros = roundZeros;
     hqq.strictShapes = false;
-    LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-hqq"};
-    opts.config = cfg;
-    opts.overrides.assign(overrides.begin(), overrides.end());
     auto quantize = [&](const std::string &layer, const float *w, int64_t n,
                         int64_t k, const ::qc::quant::QuantConfig &c,
                         LayerResult &out) -> Status {

@@ -224,6 +224,25 @@ mlir::qc::parseScaleDType(llvm::StringRef s) {
   return std::nullopt;
 }
 
+LogicalResult mlir::qc::initRewriteOptions(
+    ModuleOp module, const std::string &passName, int64_t bits,
+    int64_t groupSize, bool sym, llvm::StringRef scaleDType,
+    const std::string &layout, const std::string &exclude,
+    const std::string &weightsOut, const std::vector<std::string> &overrides,
+    LayerRewriteOptions &opts) {
+  auto scaleType = parseScaleDType(scaleDType);
+  if (!scaleType)
+    return module.emitError() << passName << ": unknown scale-dtype '"
+                              << scaleDType << "' (expected f16, bf16 or f32)";
+  opts = LayerRewriteOptions{exclude, layout, weightsOut, passName};
+  opts.config.bits = static_cast<int>(bits);
+  opts.config.groupSize = groupSize;
+  opts.config.sym = sym;
+  opts.config.scaleDType = *scaleType;
+  opts.overrides = overrides;
+  return success();
+}
+
 LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
                                                const LayerRewriteOptions &opts,
                                                const LayerQuantizer &quantize) {

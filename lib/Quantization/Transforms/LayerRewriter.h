@@ -103,6 +103,19 @@ inline double weightMSE(const ::qc::quant::QuantizedWeight &q, const float *w) {
   return d.empty() ? 0.0 : se / static_cast<double>(d.size());
 }
 
+/// Fills what every weight-quantizing pass shares: the base configuration
+/// (bits, group size, sym, scale dtype), layout, exclusion, output and
+/// overrides. On an unknown scale dtype emits a diagnostic naming the pass
+/// and fails.
+LogicalResult initRewriteOptions(ModuleOp module, const std::string &passName,
+                                 int64_t bits, int64_t groupSize, bool sym,
+                                 llvm::StringRef scaleDType,
+                                 const std::string &layout,
+                                 const std::string &exclude,
+                                 const std::string &weightsOut,
+                                 const std::vector<std::string> &overrides,
+                                 LayerRewriteOptions &opts);
+
 /// Parses a scale-dtype pass option ("f16", "bf16" or "f32").
 std::optional<::qc::quant::ScaleDType> parseScaleDType(llvm::StringRef s);
 

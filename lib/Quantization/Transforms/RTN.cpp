@@ -27,20 +27,11 @@ namespace {
 struct WQRTNPass : mlir::qc::impl::WQRTNPassBase<WQRTNPass> {
   using Base::Base;
   void runOnOperation() override {
-    auto scaleType = parseScaleDType(scaleDType);
-    if (!scaleType) {
-      getOperation().emitError() << "wq-rtn: unknown scale-dtype '"
-                                 << scaleDType << "' (expected f16, bf16 or f32)";
+    LayerRewriteOptions opts;
+    if (failed(initRewriteOptions(getOperation(), "wq-rtn", bits, groupSize,
+                                  sym, scaleDType, layout, exclude, weightsOut,
+                                  {overrides.begin(), overrides.end()}, opts)))
       return signalPassFailure();
-    }
-    ::qc::quant::QuantConfig cfg;
-    cfg.bits = static_cast<int>(bits);
-    cfg.groupSize = groupSize;
-    cfg.sym = sym;
-    cfg.scaleDType = *scaleType;
-    LayerRewriteOptions opts{exclude, layout, weightsOut, "wq-rtn"};
-    opts.config = cfg;
-    opts.overrides.assign(overrides.begin(), overrides.end());
     auto quantize = [&](const std::string &layer, const float *w, int64_t n,
                         int64_t k, const ::qc::quant::QuantConfig &c,
                         LayerResult &out) -> ::qc::Status {
