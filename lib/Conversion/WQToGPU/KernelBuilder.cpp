@@ -294,6 +294,23 @@ GroupParams gpugen::splatGroup(KernelBuilder &kb, const LayerDims &d,
 // Kernels
 //===----------------------------------------------------------------------===//
 
+void gpugen::fusedKernelSignature(ImplicitLocOpBuilder &b, bool sym,
+                                  bool toWorkspace,
+                                  SmallVectorImpl<Type> &args,
+                                  SmallVectorImpl<std::string> &params) {
+  Type i64 = b.getI64Type();
+  args.assign({i64, i64, i64});
+  params.assign({"x", "qweight", "scales"});
+  if (!sym) {
+    args.push_back(i64);
+    params.push_back("zeros");
+  }
+  args.push_back(i64);
+  params.push_back(toWorkspace ? "workspace" : "y");
+  args.push_back(b.getI32Type());
+  params.push_back("M");
+}
+
 gpu::GPUFuncOp gpugen::createKernel(ImplicitLocOpBuilder &b,
                                     gpu::GPUModuleOp module, StringRef name,
                                     ArrayRef<Type> args, int64_t blockX) {

@@ -131,6 +131,14 @@ gpu::GPUFuncOp createKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                             StringRef name, ArrayRef<Type> args,
                             int64_t blockX);
 
+/// The parameter list of the fused kernels (the artifact's kernel ABI, one
+/// definition for both families): x, qweight, scales, zeros (asymmetric
+/// only) as i64 device addresses, then y or, with split-K, the fp32
+/// workspace, then M as i32. Fills the argument types and their names.
+void fusedKernelSignature(ImplicitLocOpBuilder &b, bool sym,
+                          bool toWorkspace, SmallVectorImpl<Type> &args,
+                          SmallVectorImpl<std::string> &params);
+
 /// The split-K / GEMV kernel (family splitk). Writes y (splitK == 1) or
 /// adds into the fp32 workspace.
 void buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,

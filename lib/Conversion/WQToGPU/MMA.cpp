@@ -62,16 +62,9 @@ void gpugen::buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   auto i32x4 = VectorType::get({4}, i32);
   auto accTy = VectorType::get({2, 2}, f32);
 
-  SmallVector<Type> args = {i64, i64, i64};
-  SmallVector<std::string> params = {"x", "qweight", "scales"};
-  if (!d.sym) {
-    args.push_back(i64);
-    params.push_back("zeros");
-  }
-  args.push_back(i64);
-  params.push_back(toWorkspace ? "workspace" : "y");
-  args.push_back(i32);
-  params.push_back("M");
+  SmallVector<Type> args;
+  SmallVector<std::string> params;
+  fusedKernelSignature(b, d.sym, toWorkspace, args, params);
 
   gpu::GPUFuncOp func = createKernel(b, module, name, args, threads);
   KernelBuilder kb(b);

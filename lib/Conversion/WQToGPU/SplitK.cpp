@@ -48,20 +48,12 @@ void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   const int64_t prefetch = tile.stages;
   const bool toWorkspace = splitK > 1;
   Type i64 = b.getI64Type(), f16 = b.getF16Type(), f32 = b.getF32Type();
-  Type i32 = b.getI32Type();
   auto f16x2 = VectorType::get({2}, f16);
   auto accTy = VectorType::get({2, 2}, f32);
 
-  SmallVector<Type> args = {i64, i64, i64};
-  SmallVector<std::string> params = {"x", "qweight", "scales"};
-  if (!d.sym) {
-    args.push_back(i64);
-    params.push_back("zeros");
-  }
-  args.push_back(i64);
-  params.push_back(toWorkspace ? "workspace" : "y");
-  args.push_back(i32);
-  params.push_back("M");
+  SmallVector<Type> args;
+  SmallVector<std::string> params;
+  fusedKernelSignature(b, d.sym, toWorkspace, args, params);
 
   int64_t redBytes = warps > 1 ? warps * 32 * 4 * 4 : 0;
   gpu::GPUFuncOp func = createKernel(b, module, name, args, warps * 32);
