@@ -37,7 +37,10 @@ struct TypeRow {
 };
 
 // Sizes from ggml's block structs (ggml-common.h), cross-checked against
-// gguf-py's GGML_QUANT_SIZES by GgufDequantTest on the committed vectors.
+// gguf-py's GGML_QUANT_SIZES by GgmlQuantsTest on the committed manifest.
+// Q8_1 is the one difference: gguf-py still lists 40 bytes (fp32 d and s),
+// while ggml's block_q8_1 holds two fp16 values, 36 bytes; Q8_1 is an
+// internal activation format that files do not contain.
 constexpr TypeRow kTypes[] = {
     {0, {"F32", 1, 4, true}},
     {1, {"F16", 1, 2, true}},
@@ -58,7 +61,8 @@ constexpr TypeRow kTypes[] = {
     {18, {"IQ3_XXS", QK_K, 2 + 3 * QK_K / 8, false}},
     {19, {"IQ1_S", QK_K, 2 + QK_K / 8 + QK_K / 32 * 2, false}},
     {20, {"IQ4_NL", 32, 2 + 16, false}},
-    {21, {"IQ3_S", QK_K, 2 + QK_K / 4 + QK_K / 32 + QK_K / 8 + QK_K / 64, false}},
+    {21,
+     {"IQ3_S", QK_K, 2 + QK_K / 4 + QK_K / 32 + QK_K / 8 + QK_K / 64, false}},
     {22, {"IQ2_S", QK_K, 2 + QK_K / 4 + QK_K / 32 + QK_K / 32, false}},
     {23, {"IQ4_XS", QK_K, 2 + 2 + QK_K / 64 + QK_K / 2, false}},
     {24, {"I8", 1, 1, false}},
@@ -66,11 +70,13 @@ constexpr TypeRow kTypes[] = {
     {26, {"I32", 1, 4, false}},
     {27, {"I64", 1, 8, false}},
     {28, {"F64", 1, 8, false}},
-    {29, {"IQ1_M", QK_K, QK_K / 8 + QK_K / 16 + QK_K / 64, false}},
+    {29, {"IQ1_M", QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32, false}},
     {30, {"BF16", 1, 2, true}},
     {34, {"TQ1_0", QK_K, (QK_K - 4 * QK_K / 64) / 5 + QK_K / 64 + 2, false}},
     {35, {"TQ2_0", QK_K, QK_K / 4 + 2, false}},
     {39, {"MXFP4", 32, 1 + 16, false}},
+    {40, {"NVFP4", 64, 4 + 32, false}},
+    {41, {"Q1_0", 128, 2 + 16, false}},
 };
 
 /// Little-endian u16 at p (any alignment).
@@ -139,8 +145,8 @@ void blockQ8_0(const uint8_t *b, float *y) {
 }
 
 void blockQ2_K(const uint8_t *b, float *y) {
-  const uint8_t *scales = b;           // QK_K/16: low nibble scale, high min
-  const uint8_t *qs = b + QK_K / 16;   // QK_K/4: four 2-bit codes per byte
+  const uint8_t *scales = b;         // QK_K/16: low nibble scale, high min
+  const uint8_t *qs = b + QK_K / 16; // QK_K/4: four 2-bit codes per byte
   float d = half(b + QK_K / 16 + QK_K / 4);
   float dmin = half(b + QK_K / 16 + QK_K / 4 + 2);
   // Element c*128 + j*32 + l is bits 2j..2j+1 of qs[c*32 + l]; its
@@ -157,8 +163,8 @@ void blockQ2_K(const uint8_t *b, float *y) {
 }
 
 void blockQ3_K(const uint8_t *b, float *y) {
-  const uint8_t *hmask = b;                 // QK_K/8: high bit, inverted
-  const uint8_t *qs = b + QK_K / 8;         // QK_K/4: low two bits
+  const uint8_t *hmask = b;                    // QK_K/8: high bit, inverted
+  const uint8_t *qs = b + QK_K / 8;            // QK_K/4: low two bits
   const uint8_t *sc = b + QK_K / 8 + QK_K / 4; // 12 bytes: 16 6-bit scales
   float d = half(b + QK_K / 8 + QK_K / 4 + 12);
   float dl[16];
@@ -183,7 +189,8 @@ void scaleMinK4(const uint8_t *s, uint8_t *sc, uint8_t *mn) {
     sc[j] = s[j] & 0x3F;
     mn[j] = s[4 + j] & 0x3F;
     sc[4 + j] = static_cast<uint8_t>((s[8 + j] & 0x0F) | ((s[j] >> 2) & 0x30));
-    mn[4 + j] = static_cast<uint8_t>((s[8 + j] >> 4) | ((s[4 + j] >> 2) & 0x30));
+    mn[4 + j] =
+        static_cast<uint8_t>((s[8 + j] >> 4) | ((s[4 + j] >> 2) & 0x30));
   }
 }
 
@@ -226,8 +233,8 @@ void blockQ5_K(const uint8_t *b, float *y) {
 }
 
 void blockQ6_K(const uint8_t *b, float *y) {
-  const uint8_t *ql = b;                       // QK_K/2: low nibbles
-  const uint8_t *qh = b + QK_K / 2;            // QK_K/4: high two bits
+  const uint8_t *ql = b;                           // QK_K/2: low nibbles
+  const uint8_t *qh = b + QK_K / 2;                // QK_K/4: high two bits
   const uint8_t *scales = b + QK_K / 2 + QK_K / 4; // 16 int8 scales
   float d = half(b + QK_K / 2 + QK_K / 4 + QK_K / 16);
   for (int i = 0; i < 256; ++i) {

@@ -233,7 +233,7 @@ public:
     // 8-byte length/count, an array also its 4-byte type): checking the
     // total against the bytes left bounds every allocation below by the
     // file size.
-    uint64_t minSize = scalarSize(elem) ? scalarSize(elem)
+    uint64_t minSize = scalarSize(elem)           ? scalarSize(elem)
                        : elem == GgufType::String ? 8
                                                   : 12;
     uint64_t need;
@@ -391,7 +391,8 @@ Status GgufFile::validate(const GgufLimits &limits) {
       std::snprintf(buf, sizeof(buf), "%s%02x", i ? " " : "", base[i]);
       got += buf;
     }
-    return error("bad magic " + got + " (expected 'GGUF' = 47 47 55 46): not "
+    return error("bad magic " + got +
+                 " (expected 'GGUF' = 47 47 55 46): not "
                  "a GGUF file");
   }
   cur.skip(4);
@@ -498,7 +499,8 @@ Status GgufFile::validate(const GgufLimits &limits) {
     for (uint32_t d = 0; d < nDims; ++d) {
       uint64_t v;
       if (!cur.u64(v))
-        return fail(p.truncated("dimension " + std::to_string(d) + " of " + who));
+        return fail(
+            p.truncated("dimension " + std::to_string(d) + " of " + who));
       if (v == 0 || v > static_cast<uint64_t>(INT64_MAX))
         return error(who + " dimension " + std::to_string(d) + " is " +
                      (v == 0 ? std::string("0")
@@ -550,8 +552,7 @@ Status GgufFile::validate(const GgufLimits &limits) {
   uint64_t avail = size - dataStart;
   for (const GgufTensorInfo &info : infos) {
     uint64_t end;
-    if (__builtin_add_overflow(info.offset, info.byteSize, &end) ||
-        end > avail)
+    if (__builtin_add_overflow(info.offset, info.byteSize, &end) || end > avail)
       return error("tensor " + quoted(info.name) + " (" +
                    ggmlTypeName(info.type) + ", " +
                    std::to_string(info.byteSize) + " bytes at data offset " +
@@ -569,13 +570,12 @@ Status GgufFile::validate(const GgufLimits &limits) {
             });
   for (size_t i = 1; i < order.size(); ++i)
     if (order[i]->offset < order[i - 1]->offset + order[i - 1]->byteSize)
-      return error("tensor " + quoted(order[i]->name) + " at data offset " +
-                   std::to_string(order[i]->offset) + " overlaps tensor " +
-                   quoted(order[i - 1]->name) + " (bytes [" +
-                   std::to_string(order[i - 1]->offset) + ", " +
-                   std::to_string(order[i - 1]->offset +
-                                  order[i - 1]->byteSize) +
-                   "))");
+      return error(
+          "tensor " + quoted(order[i]->name) + " at data offset " +
+          std::to_string(order[i]->offset) + " overlaps tensor " +
+          quoted(order[i - 1]->name) + " (bytes [" +
+          std::to_string(order[i - 1]->offset) + ", " +
+          std::to_string(order[i - 1]->offset + order[i - 1]->byteSize) + "))");
   return Status::ok();
 }
 
@@ -612,8 +612,8 @@ Status GgufFile::readTensorF32(const GgufTensorInfo &info,
                  " (supported: " + dequantizableGgmlTypeNames() + ")");
   // numElements was checked against the bytes in the file at open.
   std::vector<float> result(static_cast<size_t>(info.numElements));
-  Status s =
-      dequantizeRow(info.type, tensorData(info), result.data(), info.numElements);
+  Status s = dequantizeRow(info.type, tensorData(info), result.data(),
+                           info.numElements);
   if (!s)
     return error(who + ": " + s.message());
   if (checkFinite) {
@@ -711,8 +711,9 @@ Status GgufFile::getF32(std::string_view key, float &out) const {
     return error("metadata key " + quoted(key) + " has type " +
                  v->typeDescription() + ", expected f32");
   if (!toF32(v->type, v->scalar, out))
-    return error("metadata key " + quoted(key) + " (f64) is outside the "
-                                                 "fp32 range");
+    return error("metadata key " + quoted(key) +
+                 " (f64) is outside the "
+                 "fp32 range");
   return Status::ok();
 }
 
@@ -809,8 +810,7 @@ namespace {
 /// `emit(i, neg, mag)` stores element i.
 template <typename Emit>
 Status intArray(const GgufFile &f, std::string_view key, const GgufValue *v,
-                const char *want, uint64_t minMag, uint64_t maxVal,
-                Emit emit) {
+                const char *want, uint64_t minMag, uint64_t maxVal, Emit emit) {
   if (v->type != GgufType::Array || !isIntType(v->elemType))
     return f.error("metadata key " + quoted(key) + " has type " +
                    v->typeDescription() + ", expected array of " + want);
@@ -834,9 +834,8 @@ Status GgufFile::getI32Array(std::string_view key,
                              std::vector<int32_t> &out) const {
   const GgufValue *v;
   QC_RETURN_IF_ERROR(lookup(key, v));
-  std::vector<int32_t> r(v->type == GgufType::Array
-                             ? static_cast<size_t>(v->count)
-                             : 0);
+  std::vector<int32_t> r(
+      v->type == GgufType::Array ? static_cast<size_t>(v->count) : 0);
   QC_RETURN_IF_ERROR(intArray(*this, key, v, "i32", uint64_t(INT32_MAX) + 1,
                               INT32_MAX, [&](size_t i, bool neg, uint64_t m) {
                                 r[i] = neg ? static_cast<int32_t>(0 - m)
@@ -850,13 +849,11 @@ Status GgufFile::getU32Array(std::string_view key,
                              std::vector<uint32_t> &out) const {
   const GgufValue *v;
   QC_RETURN_IF_ERROR(lookup(key, v));
-  std::vector<uint32_t> r(v->type == GgufType::Array
-                              ? static_cast<size_t>(v->count)
-                              : 0);
-  QC_RETURN_IF_ERROR(intArray(*this, key, v, "u32", 0, UINT32_MAX,
-                              [&](size_t i, bool, uint64_t m) {
-                                r[i] = static_cast<uint32_t>(m);
-                              }));
+  std::vector<uint32_t> r(
+      v->type == GgufType::Array ? static_cast<size_t>(v->count) : 0);
+  QC_RETURN_IF_ERROR(intArray(
+      *this, key, v, "u32", 0, UINT32_MAX,
+      [&](size_t i, bool, uint64_t m) { r[i] = static_cast<uint32_t>(m); }));
   out = std::move(r);
   return Status::ok();
 }
@@ -865,9 +862,8 @@ Status GgufFile::getI64Array(std::string_view key,
                              std::vector<int64_t> &out) const {
   const GgufValue *v;
   QC_RETURN_IF_ERROR(lookup(key, v));
-  std::vector<int64_t> r(v->type == GgufType::Array
-                             ? static_cast<size_t>(v->count)
-                             : 0);
+  std::vector<int64_t> r(
+      v->type == GgufType::Array ? static_cast<size_t>(v->count) : 0);
   QC_RETURN_IF_ERROR(intArray(*this, key, v, "i64", uint64_t(INT64_MAX) + 1,
                               INT64_MAX, [&](size_t i, bool neg, uint64_t m) {
                                 r[i] = neg ? static_cast<int64_t>(0 - m)

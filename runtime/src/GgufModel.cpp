@@ -103,8 +103,7 @@ Status checkUnsupported(const GgufFile &f, const std::string &arch,
     QC_RETURN_IF_ERROR(f.getString(p + "rope.scaling.type", type));
     if (type != "none")
       return f.error("metadata key " + q(p + "rope.scaling.type") + " is " +
-                     q(type) +
-                     ": RoPE scaling is not supported (only 'none')");
+                     q(type) + ": RoPE scaling is not supported (only 'none')");
   }
   if (f.has(p + "rope.scaling.factor")) {
     float factor;
@@ -281,8 +280,8 @@ Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
   for (const GgufTensorInfo &info : f.tensors()) {
     std::string hf;
     if (!ggufTensorNameToHF(info.name, c.nLayers, hf))
-      return f.error("tensor '" + info.name +
-                     "' is not a tensor of a " + c.modelType +
+      return f.error("tensor '" + info.name + "' is not a tensor of a " +
+                     c.modelType +
                      " model that qc knows (or its layer index is out of "
                      "range)");
     HostTensor t;

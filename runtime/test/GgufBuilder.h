@@ -43,7 +43,9 @@ struct GgufBytes {
     u64(s.size());
     b.insert(b.end(), s.begin(), s.end());
   }
-  void raw(const std::vector<uint8_t> &r) { b.insert(b.end(), r.begin(), r.end()); }
+  void raw(const std::vector<uint8_t> &r) {
+    b.insert(b.end(), r.begin(), r.end());
+  }
 };
 
 /// Builds a GGUF file; see the file comment.

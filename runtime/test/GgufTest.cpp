@@ -449,8 +449,9 @@ TEST(GgufBadFile, BadValues) {
     x.u64(~uint64_t(0));
     arr.addRaw("k.arr", 9, x.b);
   }
-  expectError(arr.build(), "metadata key 'k.arr' is an array of "
-                           "18446744073709551615 elements, more than the limit");
+  expectError(arr.build(),
+              "metadata key 'k.arr' is an array of "
+              "18446744073709551615 elements, more than the limit");
   GgufBuilder arr2;
   {
     GgufBytes x;
