@@ -14,9 +14,12 @@
 // split identically.
 //
 // Invalid UTF-8 in the text to encode is not an error: byte-level BPE
-// encodes the raw bytes (each invalid byte becomes its own pre-token, as
-// ids of those bytes), SentencePiece-style models fall back to <0xHH> byte
-// tokens or the unknown token, exactly as they do for unknown characters.
+// encodes the raw bytes (each invalid byte becomes its own pre-token and
+// the token of that byte's character; bytes F5-FF, which never occur in
+// UTF-8, are usually missing from byte-level vocabularies and are dropped,
+// as Hugging Face drops characters a BPE model without an unknown token
+// lacks), SentencePiece-style models fall back to <0xHH> byte tokens or the
+// unknown token, exactly as they do for unknown characters.
 //
 //===----------------------------------------------------------------------===//
 
