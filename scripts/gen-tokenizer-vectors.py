@@ -273,6 +273,55 @@ def llama3_regex():
     return doc, texts
 
 
+QWEN2_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
+    r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def qwen2_nfc():
+    """Qwen2 style: NFC normalizer, Split(regex, one digit per pre-token) +
+    ByteLevel(no regex), no post-processing."""
+    split = pre_tokenizers.Split(
+        pattern=__import__("tokenizers").Regex(QWEN2_REGEX),
+        behavior="isolated",
+    )
+    bl = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    pieces, merges = train(380, normalizer=normalizers.NFC(),
+                           pre=pre_tokenizers.Sequence([split, bl]),
+                           alphabet=pre_tokenizers.ByteLevel.alphabet())
+    vocab = {p: i for i, p in enumerate(pieces)}
+    n = len(vocab)
+    names = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    doc = document(
+        bpe(vocab, merges, False),
+        [added(n + i, t) for i, t in enumerate(names)],
+        {"type": "NFC"},
+        {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": QWEN2_REGEX},
+                 "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False,
+                 "trim_offsets": False, "use_regex": False},
+            ],
+        },
+        {"type": "ByteLevel", "add_prefix_space": False,
+         "trim_offsets": False, "use_regex": False},
+        {"type": "ByteLevel", "add_prefix_space": False,
+         "trim_offsets": False, "use_regex": False},
+    )
+    texts = [
+        "Numbers like 12345 and 3.14159",
+        "café naïve résumé",
+        "<|im_start|>user\nHi<|im_end|>\n",
+        "日本語のテキスト 🙂",
+        "I'M HERE, THEY'RE THERE",
+        "Привет, мир",
+    ]
+    return doc, texts
+
+
 def gpt2_roberta():
     """GPT-2 ByteLevel with prefix space and regex, Roberta post-processing,
     a regex Replace normalizer."""
@@ -366,6 +415,7 @@ def main():
         ("llama3_regex", llama3_regex),
         ("gpt2_roberta", gpt2_roberta),
         ("splits", splits),
+        ("qwen2_nfc", qwen2_nfc),
     ]:
         doc, texts = make()
         text = json.dumps(doc, ensure_ascii=False, indent=1)

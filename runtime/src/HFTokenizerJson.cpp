@@ -173,12 +173,17 @@ Status readNormalizer(const Reader &r, const Value &v, const std::string &path,
     out.push_back(std::move(s));
     return Status::ok();
   }
-  if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD")
+  if (type == "NFC") {
+    // Applied as a check: encode() refuses text NFC could change.
+    out.push_back({NormStep::NfcCheck, "", "", nullptr});
+    return Status::ok();
+  }
+  if (type == "NFD" || type == "NFKC" || type == "NFKD")
     return r.fail(path + ".type",
                   json::quote(type) +
                       " (Unicode normalization) is not supported: this "
                       "build has no Unicode normalization tables");
-  return unsupported(r, path, type, "Sequence, Prepend, Replace");
+  return unsupported(r, path, type, "Sequence, Prepend, Replace, NFC");
 }
 
 Status readBehavior(const Reader &r, const Value &v, const std::string &path,

@@ -27,6 +27,7 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <queue>
 
@@ -521,9 +522,61 @@ Status Pipeline::splitAdded(const Segment &seg, const Buckets &buckets,
   return Status::ok();
 }
 
+namespace {
+
+/// True when every string made of `cp` and other such characters is
+/// already in NFC: the character's NFC_Quick_Check is Yes and its canonical
+/// combining class is 0 (so no reordering or composition can involve it).
+/// Conservative on purpose: whole blocks known to satisfy both (Latin up to
+/// the spacing modifiers, Cyrillic letters, punctuation, CJK, kana without
+/// the combining voicing marks, Hangul syllables, fullwidth forms, emoji,
+/// private use); anything else is reported rather than approximated.
+bool nfcStable(uint32_t cp) {
+  static const std::pair<uint32_t, uint32_t> kRanges[] = {
+      {0x0000, 0x02FF},   {0x0400, 0x0482},   {0x048A, 0x04FF},
+      {0x200B, 0x205F},   {0x20A0, 0x20C0},   {0x2500, 0x27BF},
+      {0x3000, 0x3029},   {0x3030, 0x3098},   {0x309B, 0x30FF},
+      {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},   {0xAC00, 0xD7A3},
+      {0xE000, 0xF8FF},   {0xFE00, 0xFE0F},   {0xFF01, 0xFFEF},
+      {0x1F000, 0x1FAFF}, {0x20000, 0x2EBEF}};
+  for (auto &[lo, hi] : kRanges)
+    if (cp >= lo && cp <= hi)
+      return true;
+  return false;
+}
+
+/// Checks that NFC leaves `s` unchanged; invalid UTF-8 bytes are left to
+/// the model (NFC cannot apply to them).
+Status checkNfc(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t n = charLenAt(s, i);
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    uint32_t cp = n == 1 ? c : (c & (0xFF >> (n + 1)));
+    for (size_t k = 1; k < n; ++k)
+      cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    if (n > 1 && !nfcStable(cp)) {
+      char hex[16];
+      std::snprintf(hex, sizeof(hex), "U+%04X", cp);
+      return Status::error(
+          std::string("the NFC normalizer may change character ") + hex +
+          " at byte " + std::to_string(i) +
+          " and this build has no Unicode normalization tables; only text "
+          "that NFC provably leaves unchanged can be encoded");
+    }
+    i += n;
+  }
+  return Status::ok();
+}
+
+} // namespace
+
 Status Pipeline::normalize(std::string &s) const {
   for (const NormStep &n : normalizer) {
     switch (n.kind) {
+    case NormStep::NfcCheck:
+      QC_RETURN_IF_ERROR(checkNfc(s));
+      break;
     case NormStep::Prepend:
       if (!s.empty())
         s = n.text + s;

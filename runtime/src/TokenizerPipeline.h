@@ -72,7 +72,9 @@ enum class SplitBehavior {
 
 /// One normalizer step (Sequence normalizers are flattened).
 struct NormStep {
-  enum Kind { Prepend, Replace } kind;
+  /// NfcCheck: Unicode NFC where it is provably the identity (see
+  /// normalize()); text that NFC might change is refused, not guessed.
+  enum Kind { Prepend, Replace, NfcCheck } kind;
   /// Prepend: the prefix; Replace: the literal pattern (when no regex).
   std::string text;
   /// Replace: the replacement.

@@ -177,7 +177,7 @@ TEST(HFVectors, EveryCaseMatchesTokenizers) {
   json::Value e = readJson(kDataDir + "/expected.json");
   const json::Value *all = e.find("tokenizers");
   ASSERT_TRUE(all && all->isObject());
-  ASSERT_EQ(all->asObject().size(), 5u);
+  ASSERT_EQ(all->asObject().size(), 6u);
   for (const auto &[name, t] : all->asObject()) {
     SCOPED_TRACE(name);
     auto tok = load(kDataDir + "/" + t.find("file")->asString());
@@ -253,6 +253,115 @@ TEST(HFVectors, InvalidUtf8EncodesTheRawBytes) {
   ASSERT_TRUE(sp);
   std::vector<int> spIds = enc(*sp, "\xFF");
   EXPECT_EQ(spIds.back(), 3 + 0xFF);
+}
+
+TEST(HFVectors, NfcRefusesTextItCannotProve) {
+  auto tok = load(kDataDir + "/qwen2_nfc.json");
+  ASSERT_TRUE(tok);
+  // "e" + COMBINING ACUTE ACCENT: NFC would compose it into U+00E9.
+  std::vector<int> ids;
+  Status s = tok->encode("cafe\xCC\x81", false, ids);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("U+0301 at byte 4"), std::string::npos)
+      << s.message();
+  // Precomposed text is encoded.
+  EXPECT_TRUE(tok->encode("caf\xC3\xA9", false, ids).isOk());
+}
+
+TEST(HFVectors, FolderConfigurationDecidesBosAndEos) {
+  qc::test::TempDir dir("qc_tok_");
+  auto write = [&](const std::string &name, const std::string &text) {
+    std::ofstream f(dir.file(name), std::ios::binary);
+    f << text;
+  };
+  write("tokenizer.json", readFile(kDataDir + "/sp_byte_fallback.json"));
+  write("tokenizer_config.json",
+        "{\"add_bos_token\": false, \"add_eos_token\": true,"
+        " \"bos_token\": {\"content\": \"<s>\"}, \"eos_token\": \"</s>\"}");
+  auto tok = load(dir.path);
+  ASSERT_TRUE(tok);
+  EXPECT_FALSE(tok->addsBos());
+  EXPECT_TRUE(tok->addsEos());
+  std::vector<int> plain = enc(*tok, "hello");
+  std::vector<int> special = enc(*tok, "hello", true);
+  plain.push_back(2);
+  EXPECT_EQ(special, plain);
+
+  // config.json names the ids when tokenizer_config.json does not.
+  write("tokenizer_config.json", "{}");
+  write("config.json", "{\"bos_token_id\": 2, \"eos_token_id\": [0, 1]}");
+  tok = load(dir.path);
+  ASSERT_TRUE(tok);
+  EXPECT_EQ(tok->bosId(), 2);
+  EXPECT_EQ(tok->eosId(), 0);
+  EXPECT_FALSE(tok->addsBos()); // the template adds <s> (1), not id 2
+
+  write("tokenizer_config.json", "{\"bos_token\": \"<nope>\"}");
+  std::unique_ptr<TextTokenizer> t;
+  Status s = loadTokenizer(dir.path, t);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("tokenizer_config.json"), std::string::npos);
+  EXPECT_NE(s.message().find("bos_token: \"<nope>\" is not a token"),
+            std::string::npos)
+      << s.message();
+}
+
+/// GGUF "llama" metadata made from the SentencePiece-style tokenizer.json:
+/// the same pieces, each merged piece scored by its merge's rank (earlier
+/// merges score higher), byte tokens typed as bytes.
+GgufTokenizerData ggufFromSp(const json::Value &doc) {
+  GgufTokenizerData d;
+  d.model = "llama";
+  const auto &vocab = doc.find("model")->find("vocab")->asObject();
+  d.tokens.resize(vocab.size());
+  for (const auto &[piece, id] : vocab)
+    d.tokens[id.asInt64()] = piece;
+  d.scores.assign(d.tokens.size(), 0.f);
+  d.tokenTypes.assign(d.tokens.size(), 1);
+  const auto &merges = doc.find("model")->find("merges")->asArray();
+  for (size_t r = 0; r < merges.size(); ++r) {
+    std::string m = merges[r].asString();
+    std::string merged = m.substr(0, m.find(' ')) + m.substr(m.find(' ') + 1);
+    for (size_t i = 0; i < d.tokens.size(); ++i)
+      if (d.tokens[i] == merged)
+        d.scores[i] = -static_cast<float>(r);
+  }
+  d.tokenTypes[0] = 2;
+  d.tokenTypes[1] = d.tokenTypes[2] = 3;
+  for (int b = 0; b < 256; ++b)
+    d.tokenTypes[3 + b] = 6;
+  d.bosId = 1;
+  d.eosId = 2;
+  d.unkId = 0;
+  return d;
+}
+
+TEST(GgufSentencePiece, AgreesWithTheEquivalentTokenizerJson) {
+  json::Value doc = readJson(kDataDir + "/sp_byte_fallback.json");
+  std::unique_ptr<TextTokenizer> gguf;
+  ASSERT_TRUE(loadGgufTokenizer(ggufFromSp(doc), "sp.gguf", gguf).isOk());
+  auto hf = load(kDataDir + "/sp_byte_fallback.json");
+  ASSERT_TRUE(hf);
+  EXPECT_TRUE(gguf->addsBos()); // llama.cpp's default for SentencePiece
+  json::Value e = readJson(kDataDir + "/expected.json");
+  for (const json::Value &c :
+       e.find("tokenizers")->find("sp_byte_fallback")->find("cases")->asArray()) {
+    const std::string &text = c.find("text")->asString();
+    SCOPED_TRACE(json::quote(text));
+    std::vector<int> ids = idsOf(*c.find("ids"));
+    EXPECT_EQ(enc(*gguf, text), ids);
+    EXPECT_EQ(enc(*gguf, text, true), idsOf(*c.find("ids_special")));
+    EXPECT_EQ(gguf->decode(ids), c.find("decoded")->asString());
+    EXPECT_EQ(gguf->decode(ids, true), c.find("decoded_skip")->asString());
+  }
+  // Without the space prefix (tokenizer.ggml.add_space_prefix = false).
+  GgufTokenizerData d = ggufFromSp(doc);
+  d.addSpacePrefix = false;
+  d.addBos = false;
+  ASSERT_TRUE(loadGgufTokenizer(d, "sp.gguf", gguf).isOk());
+  std::vector<int> ids = enc(*gguf, "hello world", true);
+  EXPECT_EQ(gguf->decode(ids), "hello world");
+  EXPECT_NE(ids, enc(*hf, "hello world"));
 }
 
 //===----------------------------------------------------------------------===//
@@ -339,8 +448,8 @@ TEST(BadTokenizerJson, ClearErrors) {
   EXPECT_NE(m.find("pre_tokenizer.pretokenizers[1].type: \"Punctuation\""),
             std::string::npos)
       << m;
-  m = jsonError(doc(kGoodModel, "null", "{\"type\":\"NFC\"}"));
-  EXPECT_NE(m.find("normalizer.type: \"NFC\""), std::string::npos) << m;
+  m = jsonError(doc(kGoodModel, "null", "{\"type\":\"NFKC\"}"));
+  EXPECT_NE(m.find("normalizer.type: \"NFKC\""), std::string::npos) << m;
   m = jsonError(doc(kGoodModel, "null", "null", "{\"type\":\"WordPiece\"}"));
   EXPECT_NE(m.find("decoder.type: \"WordPiece\" is not supported"),
             std::string::npos)
