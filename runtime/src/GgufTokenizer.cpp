@@ -117,9 +117,9 @@ Status loadGgufTokenizer(const GgufTokenizerData &d,
     return fail("tokenizer.ggml.tokens",
                 std::to_string(n) + " tokens is more than supported (2^24)");
   if (!d.scores.empty() && d.scores.size() != n)
-    return fail("tokenizer.ggml.scores",
-                std::to_string(d.scores.size()) + " scores for " +
-                    std::to_string(n) + " tokens");
+    return fail("tokenizer.ggml.scores", std::to_string(d.scores.size()) +
+                                             " scores for " +
+                                             std::to_string(n) + " tokens");
   if (!d.tokenTypes.empty() && d.tokenTypes.size() != n)
     return fail("tokenizer.ggml.token_type",
                 std::to_string(d.tokenTypes.size()) + " types for " +
@@ -144,9 +144,9 @@ Status loadGgufTokenizer(const GgufTokenizerData &d,
   for (size_t i = 0; i < d.tokenTypes.size(); ++i) {
     int32_t t = d.tokenTypes[i];
     if (t < kNormal || t > kByte)
-      return fail("tokenizer.ggml.token_type",
-                  "token " + std::to_string(i) + " has unknown type " +
-                      std::to_string(t));
+      return fail("tokenizer.ggml.token_type", "token " + std::to_string(i) +
+                                                   " has unknown type " +
+                                                   std::to_string(t));
     if (t == kUnknown || t == kControl || t == kUserDefined) {
       AddedToken a;
       a.content = d.tokens[i];
@@ -164,8 +164,8 @@ Status loadGgufTokenizer(const GgufTokenizerData &d,
     PreSpec spec;
     if (!preSpec(d.pre, spec))
       return fail("tokenizer.ggml.pre",
-                  json::quote(d.pre) + " is not supported (known: " +
-                      kKnownPre + ")");
+                  json::quote(d.pre) +
+                      " is not supported (known: " + kKnownPre + ")");
     for (const char *re : spec.regexes) {
       PreStep s{};
       s.kind = PreStep::Split;
@@ -244,7 +244,8 @@ Status loadGgufTokenizer(const GgufTokenizerData &d,
     for (int b = 0; b < 256; ++b)
       if (m.byteIds[b] < 0 && m.unkId < 0)
         return fail("tokenizer.ggml.tokens",
-                    "byte token <0x" + std::string(1, "0123456789ABCDEF"[b >> 4]) +
+                    "byte token <0x" +
+                        std::string(1, "0123456789ABCDEF"[b >> 4]) +
                         std::string(1, "0123456789ABCDEF"[b & 15]) +
                         "> is missing and there is no unknown token");
   out = std::move(p);

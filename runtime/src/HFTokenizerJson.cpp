@@ -85,8 +85,8 @@ public:
   Status integer(const Value &v, const std::string &path, int64_t lo,
                  int64_t hi, int64_t &out) const {
     if (!v.isInt64() || v.asInt64() < lo || v.asInt64() > hi)
-      return fail(path, "expected an integer in [" + std::to_string(lo) +
-                            ", " + std::to_string(hi) + "]");
+      return fail(path, "expected an integer in [" + std::to_string(lo) + ", " +
+                            std::to_string(hi) + "]");
     out = v.asInt64();
     return Status::ok();
   }
@@ -96,9 +96,10 @@ public:
                const Value::Array *&out) const {
     const Value *v = obj.find(key);
     if (!v || !v->isArray())
-      return fail(path + "." + key, v ? std::string("expected an array, found ") +
-                                            json::kindName(v->kind())
-                                      : std::string("missing"));
+      return fail(path + "." + key,
+                  v ? std::string("expected an array, found ") +
+                          json::kindName(v->kind())
+                    : std::string("missing"));
     out = &v->asArray();
     return Status::ok();
   }
@@ -139,8 +140,8 @@ public:
 /// An unsupported component: names the path, the type and what is supported.
 Status unsupported(const Reader &r, const std::string &path,
                    const std::string &type, const char *supported) {
-  return r.fail(path + ".type", json::quote(type) + " is not supported (" +
-                                    supported + ")");
+  return r.fail(path + ".type",
+                json::quote(type) + " is not supported (" + supported + ")");
 }
 
 Status readNormalizer(const Reader &r, const Value &v, const std::string &path,
@@ -251,8 +252,8 @@ Status readPreTokenizer(const Reader &r, const Value &v,
     QC_RETURN_IF_ERROR(r.boolean(v, "invert", path, s.invert));
   } else if (type == "ByteLevel") {
     s.kind = PreStep::ByteLevel;
-    QC_RETURN_IF_ERROR(r.boolean(v, "add_prefix_space", path,
-                                 s.addPrefixSpace));
+    QC_RETURN_IF_ERROR(
+        r.boolean(v, "add_prefix_space", path, s.addPrefixSpace));
     QC_RETURN_IF_ERROR(r.boolean(v, "use_regex", path, s.useRegex));
   } else if (type == "Digits") {
     // Rust's char::is_numeric is \p{N}; individual digits are isolated one
@@ -260,8 +261,8 @@ Status readPreTokenizer(const Reader &r, const Value &v,
     s.kind = PreStep::Split;
     bool individual = false;
     QC_RETURN_IF_ERROR(r.boolean(v, "individual_digits", path, individual));
-    QC_RETURN_IF_ERROR(Regex::compile(individual ? "\\p{N}" : "\\p{N}+",
-                                      s.regex));
+    QC_RETURN_IF_ERROR(
+        Regex::compile(individual ? "\\p{N}" : "\\p{N}+", s.regex));
     s.behavior = SplitBehavior::Isolated;
   } else if (type == "Whitespace") {
     // Hugging Face: keep the matches of \w+|[^\w\s]+, drop the rest.
@@ -276,9 +277,8 @@ Status readPreTokenizer(const Reader &r, const Value &v,
   } else if (type == "Metaspace") {
     s.kind = PreStep::Metaspace;
     QC_RETURN_IF_ERROR(r.str(v, "replacement", path, s.replacement, true));
-    if (s.replacement.empty() ||
-        tok::utf8Len(static_cast<unsigned char>(s.replacement[0])) !=
-            s.replacement.size())
+    if (s.replacement.empty() || tok::utf8Len(static_cast<unsigned char>(
+                                     s.replacement[0])) != s.replacement.size())
       return r.fail(path + ".replacement", "expected one character");
     QC_RETURN_IF_ERROR(readPrependScheme(r, v, path, s.prepend));
     QC_RETURN_IF_ERROR(r.boolean(v, "split", path, s.split));
@@ -374,8 +374,8 @@ Status readPostProcessor(const Reader &r, const Value &v,
           !t->asArray()[0].isString())
         return r.fail(where, "expected [token, id]");
       int64_t x;
-      QC_RETURN_IF_ERROR(r.integer(t->asArray()[1], where + "[1]", 0, kMaxId,
-                                   x));
+      QC_RETURN_IF_ERROR(
+          r.integer(t->asArray()[1], where + "[1]", 0, kMaxId, x));
       id = static_cast<int>(x);
       return Status::ok();
     };
@@ -419,9 +419,8 @@ Status readPostProcessor(const Reader &r, const Value &v,
       QC_RETURN_IF_ERROR(r.array(*spec, "ids", sw, ids));
       for (size_t k = 0; k < ids->size(); ++k) {
         int64_t x;
-        QC_RETURN_IF_ERROR(r.integer((*ids)[k],
-                                     sw + ".ids[" + std::to_string(k) + "]", 0,
-                                     kMaxId, x));
+        QC_RETURN_IF_ERROR(r.integer(
+            (*ids)[k], sw + ".ids[" + std::to_string(k) + "]", 0, kMaxId, x));
         (seenSequence ? after : before).push_back(static_cast<int>(x));
       }
     }
@@ -462,7 +461,7 @@ Status readModel(const Reader &r, const Value &v, Pipeline &p) {
     QC_RETURN_IF_ERROR(r.str(v, key, path, s));
     if (!s.empty())
       return r.fail(path + "." + key, json::quote(s) + " is not supported "
-                                                        "(only null or \"\")");
+                                                       "(only null or \"\")");
   }
   QC_RETURN_IF_ERROR(r.boolean(v, "fuse_unk", path, m.fuseUnk));
   QC_RETURN_IF_ERROR(r.boolean(v, "byte_fallback", path, m.byteFallback));
@@ -527,11 +526,11 @@ Status readModel(const Reader &r, const Value &v, Pipeline &p) {
     }
     auto ia = m.index.find(a), ib = m.index.find(b), im = m.index.find(a + b);
     if (ia == m.index.end())
-      return r.fail(where, "token " + json::quote(a) +
-                               " is not in the vocabulary");
+      return r.fail(where,
+                    "token " + json::quote(a) + " is not in the vocabulary");
     if (ib == m.index.end())
-      return r.fail(where, "token " + json::quote(b) +
-                               " is not in the vocabulary");
+      return r.fail(where,
+                    "token " + json::quote(b) + " is not in the vocabulary");
     if (im == m.index.end())
       return r.fail(where, "merged token " + json::quote(a + b) +
                                " is not in the vocabulary");
@@ -591,8 +590,7 @@ Status configToken(const Reader &r, const Value &cfg, const char *key,
 
 /// config.json's bos_token_id / eos_token_id: an id, a list (first one
 /// used) or null; -1 when absent.
-Status configId(const Reader &r, const Value &cfg, const char *key,
-                int &out) {
+Status configId(const Reader &r, const Value &cfg, const char *key, int &out) {
   const Value *v = cfg.find(key);
   if (!v || v->isNull())
     return Status::ok();
@@ -647,12 +645,12 @@ Status loadHFTokenizerJson(std::string_view tokenizerJson,
   QC_RETURN_IF_ERROR(p->finalize(sourceName));
   for (int id : p->prefix)
     if (id >= p->vocabSize())
-      return r.fail("post_processor",
-                    "adds id " + std::to_string(id) + " outside the vocabulary");
+      return r.fail("post_processor", "adds id " + std::to_string(id) +
+                                          " outside the vocabulary");
   for (int id : p->suffix)
     if (id >= p->vocabSize())
-      return r.fail("post_processor",
-                    "adds id " + std::to_string(id) + " outside the vocabulary");
+      return r.fail("post_processor", "adds id " + std::to_string(id) +
+                                          " outside the vocabulary");
 
   // BOS / EOS: tokenizer_config.json names them by text, config.json by id;
   // without either, the post-processor's first / last added token.

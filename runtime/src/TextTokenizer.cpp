@@ -189,9 +189,11 @@ Status loadTokenizer(const std::string &source,
     QC_RETURN_IF_ERROR(readGgufTokenizer(*f, d));
     return loadGgufTokenizer(d, source, out);
   }
-  if (source.size() >= 5 && source.compare(source.size() - 5, 5, ".json") == 0) {
+  if (source.size() >= 5 &&
+      source.compare(source.size() - 5, 5, ".json") == 0) {
     size_t slash = source.find_last_of('/');
-    std::string dir = slash == std::string::npos ? "." : source.substr(0, slash);
+    std::string dir =
+        slash == std::string::npos ? "." : source.substr(0, slash);
     if (dir.empty())
       dir = "/";
     return loadJsonWithConfigs(source, dir, out);
@@ -202,8 +204,7 @@ Status loadTokenizer(const std::string &source,
                                   "vocabulary size (e.g. --vocab-size)");
   Tokenizer t;
   QC_RETURN_IF_ERROR(Tokenizer::load(source, options.llama2cVocabSize, t));
-  out = std::make_unique<Llama2cTokenizer>(std::move(t),
-                                           options.llama2cAddBos);
+  out = std::make_unique<Llama2cTokenizer>(std::move(t), options.llama2cAddBos);
   return Status::ok();
 }
 
@@ -236,8 +237,7 @@ Status parseIdList(std::string_view text, std::vector<int> &out) {
     if (i == start)
       return Status::error("id list: expected a non-negative integer at "
                            "character " +
-                           std::to_string(start) + " of " +
-                           json::quote(text));
+                           std::to_string(start) + " of " + json::quote(text));
     out.push_back(static_cast<int>(v));
   }
   if (bracket) {

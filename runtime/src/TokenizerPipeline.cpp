@@ -303,10 +303,10 @@ Status Regex::compile(const std::string &pattern,
                       std::shared_ptr<const Regex> &out) {
   int err = 0;
   PCRE2_SIZE errOffset = 0;
-  pcre2_code *c = pcre2_compile(
-      reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-      PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &errOffset,
-      nullptr);
+  pcre2_code *c = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()),
+                                pattern.size(),
+                                PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
+                                &err, &errOffset, nullptr);
   if (!c) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof(msg));
@@ -502,8 +502,8 @@ Status Pipeline::splitAdded(const Segment &seg, const Buckets &buckets,
         startOk = !wordChar->matches(std::string_view(s).substr(q, start - q));
       }
       bool stopOk = stop == s.size() ||
-                    !wordChar->matches(std::string_view(s).substr(
-                        stop, charLenAt(s, stop)));
+                    !wordChar->matches(
+                        std::string_view(s).substr(stop, charLenAt(s, stop)));
       if (!startOk || !stopOk)
         continue;
     }
@@ -533,12 +533,11 @@ namespace {
 /// private use); anything else is reported rather than approximated.
 bool nfcStable(uint32_t cp) {
   static const std::pair<uint32_t, uint32_t> kRanges[] = {
-      {0x0000, 0x02FF},   {0x0400, 0x0482},   {0x048A, 0x04FF},
-      {0x200B, 0x205F},   {0x20A0, 0x20C0},   {0x2500, 0x27BF},
-      {0x3000, 0x3029},   {0x3030, 0x3098},   {0x309B, 0x30FF},
-      {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},   {0xAC00, 0xD7A3},
-      {0xE000, 0xF8FF},   {0xFE00, 0xFE0F},   {0xFF01, 0xFFEF},
-      {0x1F000, 0x1FAFF}, {0x20000, 0x2EBEF}};
+      {0x0000, 0x02FF},  {0x0400, 0x0482}, {0x048A, 0x04FF}, {0x200B, 0x205F},
+      {0x20A0, 0x20C0},  {0x2500, 0x27BF}, {0x3000, 0x3029}, {0x3030, 0x3098},
+      {0x309B, 0x30FF},  {0x3400, 0x4DBF}, {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3},
+      {0xE000, 0xF8FF},  {0xFE00, 0xFE0F}, {0xFF01, 0xFFEF}, {0x1F000, 0x1FAFF},
+      {0x20000, 0x2EBEF}};
   for (auto &[lo, hi] : kRanges)
     if (cp >= lo && cp <= hi)
       return true;
@@ -750,8 +749,8 @@ Status Pipeline::preTokenize(const Segment &seg,
       case PreStep::Metaspace: {
         Segment q = p;
         q.text = replaceAll(q.text, " ", step.replacement);
-        bool starts = q.text.compare(0, step.replacement.size(),
-                                     step.replacement) == 0;
+        bool starts =
+            q.text.compare(0, step.replacement.size(), step.replacement) == 0;
         if (!starts && (step.prepend == PreStep::Always ||
                         (step.prepend == PreStep::First && q.first)))
           q.text = step.replacement + q.text;
@@ -759,8 +758,8 @@ Status Pipeline::preTokenize(const Segment &seg,
           m.clear();
           for (size_t pos = q.text.find(step.replacement);
                pos != std::string::npos;
-               pos = q.text.find(step.replacement,
-                                 pos + step.replacement.size()))
+               pos =
+                   q.text.find(step.replacement, pos + step.replacement.size()))
             m.emplace_back(pos, pos + step.replacement.size());
           splitInto(q, applyBehavior(coverParts(q.text.size(), m, false),
                                      SplitBehavior::MergedWithNext));
@@ -879,8 +878,8 @@ void Pipeline::spmWord(const std::string &w, std::vector<int> &out) const {
   };
   std::vector<Sym> syms;
   for (size_t i = 0; i < w.size();) {
-    size_t n = std::min(utf8Len(static_cast<unsigned char>(w[i])),
-                        w.size() - i);
+    size_t n =
+        std::min(utf8Len(static_cast<unsigned char>(w[i])), w.size() - i);
     int k = static_cast<int>(syms.size());
     syms.push_back({i, n, k - 1, i + n == w.size() ? -1 : k + 1});
     i += n;

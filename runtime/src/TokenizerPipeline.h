@@ -1,4 +1,4 @@
-//===- TokenizerPipeline.h - Hugging Face-style tokenizer engine -*- C++ -*-===//
+//===- TokenizerPipeline.h - HF-style tokenizer engine ----------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -183,7 +183,7 @@ private:
   /// A stretch of text between added tokens, or an added token's id.
   struct Segment {
     std::string text;
-    int id = -1;       ///< >= 0: an added token
+    int id = -1;        ///< >= 0: an added token
     bool first = false; ///< starts at offset 0 of the original text
   };
   /// Candidate added tokens by first byte, longest match form first.

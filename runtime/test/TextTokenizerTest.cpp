@@ -1,4 +1,4 @@
-//===- TextTokenizerTest.cpp - Tests for the tokenizer interface -*- C++ -*-===//
+//===- TextTokenizerTest.cpp - Tokenizer interface tests --------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -66,7 +66,8 @@ std::string firstChars(const std::string &text, size_t chars) {
   size_t i = 0, n = 0;
   while (i < text.size() && n < chars) {
     ++i;
-    while (i < text.size() && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80)
+    while (i < text.size() &&
+           (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80)
       ++i;
     ++n;
   }
@@ -139,13 +140,14 @@ TEST_P(SmolGoldens, ValidHeadTotalTokens) {
   auto tok = load(GetParam());
   ASSERT_TRUE(tok);
   json::Value g = readJson(kSmolDir + "/goldens.json");
-  int64_t want = g.find("tokenizer")->find("valid_head_total_tokens")->asInt64();
+  int64_t want =
+      g.find("tokenizer")->find("valid_head_total_tokens")->asInt64();
   std::string text = readFile(kValidHead);
   auto t0 = std::chrono::steady_clock::now();
   std::vector<int> ids = enc(*tok, text);
-  double secs = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - t0)
-                    .count();
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   EXPECT_EQ(static_cast<int64_t>(ids.size()), want);
   EXPECT_EQ(tok->decode(ids), text);
   // The brief's bound: the 1.7 MB file in a few seconds on a busy core.
@@ -240,8 +242,8 @@ TEST(HFVectors, InvalidUtf8EncodesTheRawBytes) {
   for (size_t i = 0; i < ids.size(); ++i)
     raw += tok->decodePiece(i ? ids[i - 1] : -1, ids[i]);
   EXPECT_EQ(raw, bad);
-  EXPECT_EQ(tok->decode(ids),
-            "ab\xEF\xBF\xBD" "cd\xEF\xBF\xBD \xEF\xBF\xBD");
+  EXPECT_EQ(tok->decode(ids), "ab\xEF\xBF\xBD"
+                              "cd\xEF\xBF\xBD \xEF\xBF\xBD");
   EXPECT_NE(std::find(ids.begin(), ids.end(), tok->pieceId("\xC3\x83")),
             ids.end()); // byte C3 is the character U+00C3
   // Bytes F5..FF never occur in UTF-8, so this vocabulary has no piece for
@@ -344,8 +346,10 @@ TEST(GgufSentencePiece, AgreesWithTheEquivalentTokenizerJson) {
   ASSERT_TRUE(hf);
   EXPECT_TRUE(gguf->addsBos()); // llama.cpp's default for SentencePiece
   json::Value e = readJson(kDataDir + "/expected.json");
-  for (const json::Value &c :
-       e.find("tokenizers")->find("sp_byte_fallback")->find("cases")->asArray()) {
+  for (const json::Value &c : e.find("tokenizers")
+                                  ->find("sp_byte_fallback")
+                                  ->find("cases")
+                                  ->asArray()) {
     const std::string &text = c.find("text")->asString();
     SCOPED_TRACE(json::quote(text));
     std::vector<int> ids = idsOf(*c.find("ids"));
@@ -379,8 +383,8 @@ TEST(Llama2cSource, SameIdsAsTheExistingTokenizer) {
   EXPECT_EQ(tok->vocabSize(), 512);
   EXPECT_TRUE(tok->addsBos());
   EXPECT_EQ(tok->bosId(), 1);
-  for (std::string text : {"Once upon a time, there was a little girl.",
-                           "", "日本 \xFF tabs\t"}) {
+  for (std::string text :
+       {"Once upon a time, there was a little girl.", "", "日本 \xFF tabs\t"}) {
     std::vector<int> want, got = enc(*tok, text, true);
     ref.encode(text, true, false, want);
     EXPECT_EQ(got, want) << text;
@@ -428,7 +432,8 @@ const std::string kGoodModel =
 TEST(BadTokenizerJson, ClearErrors) {
   // Sanity: the base document loads and merges.
   std::unique_ptr<TextTokenizer> t;
-  ASSERT_TRUE(loadHFTokenizerJson(doc(kGoodModel), "", "", "ok.json", t).isOk());
+  ASSERT_TRUE(
+      loadHFTokenizerJson(doc(kGoodModel), "", "", "ok.json", t).isOk());
   EXPECT_EQ(enc(*t, "abab"), (std::vector<int>{2, 2}));
 
   std::string m = jsonError("{\"model\": [1, 2,}");
@@ -469,8 +474,7 @@ TEST(BadTokenizerJson, ClearErrors) {
                     "\"merges\":[\"ab\"]}"));
   EXPECT_NE(m.find("model.merges[0]"), std::string::npos) << m;
   m = jsonError(doc("{\"type\":\"BPE\",\"vocab\":{\"a\":-4},\"merges\":[]}"));
-  EXPECT_NE(m.find("model.vocab.\"a\": expected an integer"),
-            std::string::npos)
+  EXPECT_NE(m.find("model.vocab.\"a\": expected an integer"), std::string::npos)
       << m;
   m = jsonError(doc("{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},"
                     "\"merges\":[]}"));
@@ -542,8 +546,7 @@ TEST(BadGgufTokenizer, ClearErrors) {
   x = d;
   x.merges = {"a c"};
   m = err(x);
-  EXPECT_NE(m.find("'tokenizer.ggml.merges': merge 0"), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("'tokenizer.ggml.merges': merge 0"), std::string::npos) << m;
   x = d;
   x.bosId = 7;
   m = err(x);

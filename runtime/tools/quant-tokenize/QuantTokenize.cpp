@@ -41,7 +41,8 @@ const char *kUsage =
     "tokenizer.bin (which needs --vocab-size).\n"
     "\n"
     "  --text S          the text to tokenize\n"
-    "  --file F          tokenize the bytes of file F (default: standard input)\n"
+    "  --file F          tokenize the bytes of file F (default: standard "
+    "input)\n"
     "  --json            print one JSON object: ids, count, bos_added,\n"
     "                    eos_added (and pieces with --pieces)\n"
     "  --pieces          also print each token's text\n"
@@ -68,7 +69,8 @@ bool readAll(const std::string &path, std::string &out, std::string &error) {
     error = path + ": cannot open: " + std::strerror(errno);
     return false;
   }
-  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  out.assign(std::istreambuf_iterator<char>(in),
+             std::istreambuf_iterator<char>());
   if (in.bad()) {
     error = path + ": cannot read";
     return false;
@@ -127,8 +129,8 @@ int quantTokenizeMain(int argc, char **argv, std::ostream &out,
       errno = 0;
       long long n = std::strtoll(v.c_str(), &end, 10);
       if (v.empty() || *end || errno || n <= 0)
-        return usageError("--vocab-size expects a positive integer, got '" +
-                          v + "'");
+        return usageError("--vocab-size expects a positive integer, got '" + v +
+                          "'");
       vocabSize = n;
     } else if (!a.empty() && a[0] == '-' && a != "-") {
       return usageError("unknown option '" + a + "'");

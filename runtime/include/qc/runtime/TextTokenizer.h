@@ -1,4 +1,4 @@
-//===- TextTokenizer.h - One interface for every tokenizer source -*- C++ -*-===//
+//===- TextTokenizer.h - Tokenizer interface and sources --------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //
