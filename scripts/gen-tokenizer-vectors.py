@@ -18,6 +18,7 @@
 # ===------------------------------------------------------------------------===#
 import json
 import os
+import random
 import sys
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -398,6 +399,31 @@ def splits():
     return doc, texts
 
 
+# Characters the random strings are drawn from: ASCII of every class,
+# whitespace of several kinds, accented and combining letters, scripts with
+# combining marks, CJK, emoji with modifiers and joiners, the SentencePiece
+# space mark and text that looks like special or byte tokens.
+POOL = (
+    list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    + list(" \t\n\r.,;:!?'\"-_()[]{}<>/\\|@#$%^&*+=~`")
+    + ["  ", "\r\n", "\n\n", "   ", "\u00a0", "\u2028", "\u3000",
+       "\u200b", "\u00e9", "\u00f1", "\u00fc", "\u00df", "\u00c5",
+       "e\u0301", "\u0306", "\u0416", "\u043f\u0440\u0438",
+       "\u0645\u0631\u062d\u0628\u0627", "\u0928\u092e\u0938\u094d\u0924\u0947",
+       "\u65e5\u672c", "\u8a9e", "\u30c6\u30ad", "\ud55c\uad6d",
+       "\U0001f642", "\U0001f44d\U0001f3fd", "\U0001f468\u200d\U0001f469",
+       "\u2581", "'s", "'S", "'ll", "'VE", "<0x41>", "<s>", "</s>",
+       "<|im_start|>", "<|im_end|>", "<|endoftext|>", "[MASK]", "cat", "dog",
+       "<|tool|>", "<|eot_id|>", "the", " the", "robot", "123", "3.14"]
+)
+
+
+def random_texts(seed, count, pool=POOL):
+    rng = random.Random(seed)
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(0, 24)))
+            for _ in range(count)]
+
+
 def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
@@ -418,6 +444,12 @@ def main():
         ("qwen2_nfc", qwen2_nfc),
     ]:
         doc, texts = make()
+        pool = POOL
+        if name == "qwen2_nfc":
+            # Only text NFC leaves unchanged (the C++ side refuses the rest).
+            pool = [c for c in POOL if c not in ("e\u0301", "\u0306")
+                    and "\u0928" not in c and "\u0645" not in c]
+        texts = texts + random_texts(name, 40, pool)
         text = json.dumps(doc, ensure_ascii=False, indent=1)
         with open(os.path.join(out_dir, name + ".json"), "w",
                   encoding="utf-8") as f:
@@ -436,6 +468,24 @@ def main():
             })
         expected["tokenizers"][name] = {"file": name + ".json",
                                         "cases": cases}
+    # The bundled SmolLM2 tokenizer.json (read from the shared folder, not
+    # copied): many random strings, ids only, for a differential check.
+    smol = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                        "shared", "models", "smollm2-135m", "tokenizer.json")
+    if os.path.exists(smol):
+        tk = Tokenizer.from_file(smol)
+        cases = []
+        for t in random_texts("smollm2", 300):
+            ids = tk.encode(t, add_special_tokens=False).ids
+            cases.append({"text": t, "ids": ids,
+                          "decoded": tk.decode(ids, skip_special_tokens=False)})
+        with open(os.path.join(out_dir, "smollm2_random.json"), "w",
+                  encoding="utf-8") as f:
+            json.dump({"generator": expected["generator"],
+                       "tokenizer": "../shared/models/smollm2-135m/"
+                                    "tokenizer.json",
+                       "cases": cases}, f, ensure_ascii=False, indent=1)
+            f.write("\n")
     with open(os.path.join(out_dir, "expected.json"), "w",
               encoding="utf-8") as f:
         json.dump(expected, f, ensure_ascii=False, indent=1)

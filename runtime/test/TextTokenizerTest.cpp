@@ -154,6 +154,24 @@ TEST_P(SmolGoldens, ValidHeadTotalTokens) {
   EXPECT_LT(secs, 10.0) << "encoding valid_head.txt took " << secs << " s";
 }
 
+TEST_P(SmolGoldens, RandomStringsMatchTokenizers) {
+  // 300 random strings over tricky characters (scripts, combining marks,
+  // emoji, whitespace kinds, special-token text), ids from Hugging Face
+  // `tokenizers` on the same tokenizer.json (scripts/gen-tokenizer-vectors).
+  auto tok = load(GetParam());
+  ASSERT_TRUE(tok);
+  json::Value v = readJson(kDataDir + "/smollm2_random.json");
+  const auto &cases = v.find("cases")->asArray();
+  ASSERT_EQ(cases.size(), 300u);
+  for (const json::Value &c : cases) {
+    const std::string &text = c.find("text")->asString();
+    std::vector<int> ids = idsOf(*c.find("ids"));
+    EXPECT_EQ(enc(*tok, text), ids) << json::quote(text);
+    EXPECT_EQ(tok->decode(ids), c.find("decoded")->asString())
+        << json::quote(text);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Sources, SmolGoldens,
                          ::testing::Values(kSmolJson, kSmolDir, kSmolGguf),
                          [](const auto &info) {
