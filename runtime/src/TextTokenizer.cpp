@@ -28,8 +28,6 @@
 
 namespace qc {
 
-TextTokenizer::~TextTokenizer() = default;
-
 namespace {
 
 /// Largest JSON file read (tokenizer.json of large vocabularies is ~20 MB).

@@ -32,6 +32,9 @@
 #include <queue>
 
 namespace qc {
+
+TextTokenizer::~TextTokenizer() = default;
+
 namespace tok {
 
 //===----------------------------------------------------------------------===//
@@ -423,8 +426,11 @@ Status Pipeline::finalize(const std::string &sourceName) {
   }
   for (Buckets *bk : {&rawBuckets, &normBuckets})
     for (auto &b : *bk)
-      std::stable_sort(b.begin(), b.end(), [&](int x, int y) {
-        return matchForm[x].size() > matchForm[y].size();
+      std::sort(b.begin(), b.end(), [&](int x, int y) {
+        // Longest first; equal lengths keep the file's order.
+        if (matchForm[x].size() != matchForm[y].size())
+          return matchForm[x].size() > matchForm[y].size();
+        return x < y;
       });
   QC_RETURN_IF_ERROR(Regex::compile("\\w", wordChar));
   return Status::ok();
