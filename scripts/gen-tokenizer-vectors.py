@@ -335,7 +335,9 @@ def gpt2_roberta():
         vocab.setdefault(p, len(vocab))
     doc = document(
         bpe(vocab, merges, True),
-        [added(0, "<s>"), added(1, "<pad>"), added(2, "</s>")],
+        # "x7" is matched in the normalized text, so "x1" finds it too.
+        [added(0, "<s>"), added(1, "<pad>"), added(2, "</s>"),
+         added(len(vocab), "x7", special=False, normalized=True)],
         {"type": "Replace", "pattern": {"Regex": r"\d"}, "content": "7"},
         {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
          "use_regex": True},
@@ -352,6 +354,7 @@ def gpt2_roberta():
         "don't we'll",
         "<s>x</s>",
         "naïve café",
+        "x1 and x7, ax9",
     ]
     return doc, texts
 
