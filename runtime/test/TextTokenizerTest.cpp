@@ -636,6 +636,16 @@ TEST(QuantTokenize, JsonForOneString) {
   EXPECT_FALSE(v.find("bos_added")->asBool());
   EXPECT_NE(v.find("ids")->asArray()[0].asInt64(), 1);
 
+  // A llama2.c tokenizer.bin adds BOS as run.c does.
+  ASSERT_EQ(runTool({kShared + "/models/stories260K/tok512.bin",
+                     "--vocab-size", "512", "--text", "Once upon", "--json"},
+                    out, err),
+            0)
+      << err;
+  ASSERT_TRUE(json::parse(out, v).isOk()) << out;
+  EXPECT_TRUE(v.find("bos_added")->asBool());
+  EXPECT_EQ(v.find("ids")->asArray()[0].asInt64(), 1);
+
   // Plain output and --decode.
   ASSERT_EQ(runTool({kSmolDir, "--text", "Hello world"}, out, err), 0);
   EXPECT_EQ(out, "19556 905\n");
