@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 
+#include <cassert>
 #include <cmath>
 
 using namespace mlir;
@@ -31,6 +32,11 @@ class Emitter {
 public:
   Emitter(OpBuilder &b, const ::qc::ModelConfig &cfg) : b(b), cfg(cfg) {
     f32 = b.getF32Type();
+    // validateModelConfig (run by every loader) already computed these once;
+    // a failure here would mean an unvalidated config reached the builder.
+    ::qc::Status s = ::qc::computeRopeParameters(cfg, ropeParams);
+    assert(s.isOk() && "model config was not validated");
+    (void)s;
   }
 
   /// A rank-2 activation type [?, n].
@@ -64,10 +70,23 @@ public:
     auto layout = cfg.ropeLayout == ::qc::RopeLayout::Interleaved
                       ? llm::RopeLayout::interleaved
                       : llm::RopeLayout::half;
+    // The default rotary embedding is computed by the op from theta; any
+    // other (scaled, partial) carries its resolved frequencies.
+    IntegerAttr rotaryDim;
+    DenseF32ArrayAttr invFreq;
+    FloatAttr attentionScaling;
+    if (!ropeParams.isDefault) {
+      if (ropeParams.rotaryDim != cfg.headDim)
+        rotaryDim = b.getI64IntegerAttr(ropeParams.rotaryDim);
+      invFreq = b.getDenseF32ArrayAttr(ropeParams.invFreq);
+      if (ropeParams.attentionScaling != 1.0f)
+        attentionScaling = b.getF32FloatAttr(ropeParams.attentionScaling);
+    }
     return llm::RopeOp::create(
         b, at(layer), x.getType(), x, b.getI64IntegerAttr(heads),
         b.getI64IntegerAttr(cfg.headDim), b.getF32FloatAttr(cfg.ropeTheta),
-        llm::RopeLayoutAttr::get(b.getContext(), layout));
+        llm::RopeLayoutAttr::get(b.getContext(), layout), rotaryDim, invFreq,
+        attentionScaling);
   }
 
   /// One decoder block: pre-norm attention and SwiGLU MLP with residuals.
@@ -99,6 +118,7 @@ public:
 private:
   OpBuilder &b;
   const ::qc::ModelConfig &cfg;
+  ::qc::RopeParameters ropeParams;
   Type f32;
 };
 
