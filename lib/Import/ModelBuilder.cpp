@@ -124,9 +124,9 @@ private:
 
 } // namespace
 
-OwningOpRef<ModuleOp> mlir::qc::buildModelModule(MLIRContext &ctx,
-                                                 const ::qc::ModelConfig &cfg,
-                                                 const CheckpointRef &ckpt) {
+OwningOpRef<ModuleOp> mlir::qc::buildModelModule(
+    MLIRContext &ctx, const ::qc::ModelConfig &cfg, const CheckpointRef &ckpt,
+    const ModelBuildOptions &options) {
   ctx.loadDialect<llm::LLMDialect, func::FuncDialect>();
   OpBuilder b(&ctx);
   Location loc = NameLoc::get(b.getStringAttr("model"));
@@ -150,7 +150,10 @@ OwningOpRef<ModuleOp> mlir::qc::buildModelModule(MLIRContext &ctx,
 
   Emitter e(b, cfg);
   auto tokensType = RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type());
-  auto fnType = b.getFunctionType({tokensType}, {e.act(cfg.vocabSize)});
+  SmallVector<Type> resultTypes = {e.act(cfg.vocabSize)};
+  if (options.hiddenStates)
+    resultTypes.append(static_cast<size_t>(cfg.nLayers + 1), e.act(cfg.dim));
+  auto fnType = b.getFunctionType({tokensType}, resultTypes);
   b.setInsertionPointToEnd(module->getBody());
   auto fn = func::FuncOp::create(b, loc, "forward", fnType);
   Block *entry = fn.addEntryBlock();
@@ -160,15 +163,22 @@ OwningOpRef<ModuleOp> mlir::qc::buildModelModule(MLIRContext &ctx,
   Value x = llm::EmbeddingOp::create(b, e.at("model.embed_tokens"),
                                      e.act(cfg.dim), table,
                                      entry->getArgument(0));
-  for (int64_t l = 0; l < cfg.nLayers; ++l)
+  SmallVector<Value> hidden;
+  for (int64_t l = 0; l < cfg.nLayers; ++l) {
     x = e.block(l, x);
+    hidden.push_back(x);
+  }
   x = e.rmsNorm("model.norm", x);
+  hidden.push_back(x);
   Value head = cfg.tiedEmbeddings
                    ? table
                    : e.param("lm_head.weight", {cfg.vocabSize, cfg.dim});
   Value logits = llm::LogitsOp::create(b, e.at("lm_head"),
                                        e.act(cfg.vocabSize), x, head);
-  func::ReturnOp::create(b, loc, logits);
+  SmallVector<Value> results = {logits};
+  if (options.hiddenStates)
+    results.append(hidden.begin(), hidden.end());
+  func::ReturnOp::create(b, loc, results);
   return module;
 }
 

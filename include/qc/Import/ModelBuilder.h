@@ -26,6 +26,15 @@ struct CheckpointRef {
   std::string path;
 };
 
+/// What buildModelModule emits besides the logits.
+struct ModelBuildOptions {
+  /// Also return the residual stream after every decoder layer and the
+  /// final norm's output, as results 1..nLayers and nLayers + 1 (each
+  /// [T, dim]); for comparing hidden states with a reference
+  /// implementation (transformers' output_hidden_states).
+  bool hiddenStates = false;
+};
+
 /// Builds a module with one function
 ///   func.func @forward(%tokens: tensor<?xi32>) -> tensor<?xVxf32>
 /// computing the logits of every position of a token sequence with `llm`
@@ -33,8 +42,9 @@ struct CheckpointRef {
 /// carries a NameLoc naming its layer (e.g. "model.layers.3.mlp.down_proj").
 /// The module also records the configuration as `llm.config`.
 OwningOpRef<ModuleOp> buildModelModule(MLIRContext &ctx,
-                                       const ::qc::ModelConfig &config,
-                                       const CheckpointRef &checkpoint);
+                                       const ::qc::ModelConfig &cfg,
+                                       const CheckpointRef &ckpt,
+                                       const ModelBuildOptions &options = {});
 
 /// Reads `llm.checkpoint` / `llm.checkpoint_format` back from a module.
 /// Returns false if the module does not carry them.
