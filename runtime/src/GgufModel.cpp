@@ -1,0 +1,337 @@
+//===- GgufModel.cpp - GGUF file to ModelWeights ----------------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Metadata keys follow llama.cpp's naming (`<arch>.embedding_length`,
+// `<arch>.attention.head_count_kv`, ...). Every key under the architecture's
+// prefix must be one this file understands: an unknown key could change
+// the computation (a new RoPE variant, a softcap, experts), so it is an
+// error naming the key rather than something silently dropped. The same
+// holds for tensor names.
+//
+// llama.cpp's converter stores the llama architecture's Q and K weights
+// with the rows of each head interleaved (its RoPE pairs features 2i and
+// 2i+1); undoing that gives the Hugging Face rotate_half layout. qwen2 is
+// stored unpermuted (llama.cpp runs it with NEOX-style RoPE), so its rows
+// are kept as they are.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/runtime/GgufModel.h"
+
+#include "qc/runtime/HFCheckpoint.h"
+
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace qc {
+
+namespace {
+
+/// Keys under `<arch>.` that parseGgufConfig reads or checks.
+const char *const kKnownArchKeys[] = {
+    "context_length",
+    "embedding_length",
+    "block_count",
+    "feed_forward_length",
+    "attention.head_count",
+    "attention.head_count_kv",
+    "attention.key_length",
+    "attention.value_length",
+    "attention.layer_norm_rms_epsilon",
+    "rope.freq_base",
+    "rope.dimension_count",
+    "rope.scaling.type",
+    "rope.scaling.factor",
+    "vocab_size",
+};
+
+std::string q(const std::string &s) { return "'" + s + "'"; }
+
+/// Reads an optional u32-representable key into an int64_t.
+Status optionalInt(const GgufFile &f, const std::string &key, int64_t &out) {
+  if (!f.has(key))
+    return Status::ok();
+  uint32_t v;
+  QC_RETURN_IF_ERROR(f.getU32(key, v));
+  out = v;
+  return Status::ok();
+}
+
+Status requiredInt(const GgufFile &f, const std::string &key, int64_t &out) {
+  uint32_t v;
+  QC_RETURN_IF_ERROR(f.getU32(key, v));
+  out = v;
+  return Status::ok();
+}
+
+/// Refusals for metadata that would change the model's function.
+Status checkUnsupported(const GgufFile &f, const std::string &arch,
+                        int64_t headDim) {
+  const std::string p = arch + ".";
+  for (const GgufKV &kv : f.metadata()) {
+    if (kv.key.compare(0, p.size(), p) != 0)
+      continue;
+    std::string rest = kv.key.substr(p.size());
+    bool known = false;
+    for (const char *k : kKnownArchKeys)
+      known = known || rest == k;
+    if (known)
+      continue;
+    if (rest.find("sliding_window") != std::string::npos)
+      return f.error("metadata key " + q(kv.key) +
+                     ": sliding-window attention is not supported");
+    if (rest.compare(0, 5, "rope.") == 0)
+      return f.error("metadata key " + q(kv.key) +
+                     ": this RoPE variant is not supported");
+    if (rest.compare(0, 6, "expert") == 0)
+      return f.error("metadata key " + q(kv.key) +
+                     ": mixture-of-experts models are not supported");
+    return f.error("metadata key " + q(kv.key) +
+                   " is not understood by qc (it may change the model's "
+                   "function, so it is not ignored)");
+  }
+  if (f.has(p + "rope.scaling.type")) {
+    std::string type;
+    QC_RETURN_IF_ERROR(f.getString(p + "rope.scaling.type", type));
+    if (type != "none")
+      return f.error("metadata key " + q(p + "rope.scaling.type") + " is " +
+                     q(type) + ": RoPE scaling is not supported (only 'none')");
+  }
+  if (f.has(p + "rope.scaling.factor")) {
+    float factor;
+    QC_RETURN_IF_ERROR(f.getF32(p + "rope.scaling.factor", factor));
+    // llama.cpp writes 0 or 1 for "no scaling".
+    if (factor != 0.0f && factor != 1.0f)
+      return f.error("metadata key " + q(p + "rope.scaling.factor") + " is " +
+                     std::to_string(factor) +
+                     ": RoPE scaling is not supported");
+  }
+  if (f.has(p + "rope.dimension_count")) {
+    int64_t rot = 0;
+    QC_RETURN_IF_ERROR(requiredInt(f, p + "rope.dimension_count", rot));
+    if (rot != headDim)
+      return f.error("metadata key " + q(p + "rope.dimension_count") + " is " +
+                     std::to_string(rot) + ", not the head dim " +
+                     std::to_string(headDim) +
+                     ": partial rotary embeddings are not supported");
+  }
+  if (f.has(p + "attention.value_length")) {
+    int64_t v = 0;
+    QC_RETURN_IF_ERROR(requiredInt(f, p + "attention.value_length", v));
+    if (v != headDim)
+      return f.error("metadata key " + q(p + "attention.value_length") +
+                     " is " + std::to_string(v) + " but the key length is " +
+                     std::to_string(headDim) +
+                     ": different key and value head sizes are not "
+                     "supported");
+  }
+  if (f.findTensor("rope_freqs.weight"))
+    return f.error("tensor 'rope_freqs.weight' (per-frequency RoPE factors, "
+                   "llama3-style scaling) is not supported");
+  return Status::ok();
+}
+
+/// Maps "blk.N.<suffix>" suffixes to Hugging Face layer suffixes.
+struct LayerName {
+  const char *gguf;
+  const char *hf;
+};
+constexpr LayerName kLayerNames[] = {
+    {"attn_norm.weight", "input_layernorm.weight"},
+    {"ffn_norm.weight", "post_attention_layernorm.weight"},
+    {"attn_q.weight", "self_attn.q_proj.weight"},
+    {"attn_k.weight", "self_attn.k_proj.weight"},
+    {"attn_v.weight", "self_attn.v_proj.weight"},
+    {"attn_q.bias", "self_attn.q_proj.bias"},
+    {"attn_k.bias", "self_attn.k_proj.bias"},
+    {"attn_v.bias", "self_attn.v_proj.bias"},
+    {"attn_output.weight", "self_attn.o_proj.weight"},
+    {"ffn_gate.weight", "mlp.gate_proj.weight"},
+    {"ffn_up.weight", "mlp.up_proj.weight"},
+    {"ffn_down.weight", "mlp.down_proj.weight"},
+};
+
+} // namespace
+
+bool ggufTensorNameToHF(const std::string &name, int64_t nLayers,
+                        std::string &hf) {
+  if (name == "token_embd.weight") {
+    hf = "model.embed_tokens.weight";
+    return true;
+  }
+  if (name == "output_norm.weight") {
+    hf = "model.norm.weight";
+    return true;
+  }
+  if (name == "output.weight") {
+    hf = "lm_head.weight";
+    return true;
+  }
+  if (name.compare(0, 4, "blk.") != 0)
+    return false;
+  size_t i = 4;
+  int64_t layer = 0;
+  // Decimal without sign or leading zeros, below nLayers.
+  if (i >= name.size() || name[i] < '0' || name[i] > '9' ||
+      (name[i] == '0' && i + 1 < name.size() && name[i + 1] != '.'))
+    return false;
+  while (i < name.size() && name[i] >= '0' && name[i] <= '9') {
+    layer = layer * 10 + (name[i] - '0');
+    if (layer >= nLayers)
+      return false;
+    ++i;
+  }
+  if (i >= name.size() || name[i] != '.')
+    return false;
+  std::string suffix = name.substr(i + 1);
+  for (const LayerName &n : kLayerNames) {
+    if (suffix == n.gguf) {
+      hf = layerTensorName(layer, n.hf);
+      return true;
+    }
+  }
+  return false;
+}
+
+Status parseGgufConfig(const GgufFile &f, ModelConfig &out) {
+  std::string arch;
+  QC_RETURN_IF_ERROR(f.getString("general.architecture", arch));
+  if (arch != "llama" && arch != "qwen2")
+    return f.error("architecture " + q(arch) +
+                   " is not supported (supported: llama, qwen2)");
+  const std::string p = arch + ".";
+  ModelConfig c;
+  c.modelType = arch;
+  QC_RETURN_IF_ERROR(requiredInt(f, p + "embedding_length", c.dim));
+  QC_RETURN_IF_ERROR(requiredInt(f, p + "feed_forward_length", c.hiddenDim));
+  QC_RETURN_IF_ERROR(requiredInt(f, p + "block_count", c.nLayers));
+  QC_RETURN_IF_ERROR(requiredInt(f, p + "attention.head_count", c.nHeads));
+  c.nKVHeads = c.nHeads;
+  QC_RETURN_IF_ERROR(optionalInt(f, p + "attention.head_count_kv", c.nKVHeads));
+  QC_RETURN_IF_ERROR(requiredInt(f, p + "context_length", c.maxSeqLen));
+  QC_RETURN_IF_ERROR(
+      f.getF32(p + "attention.layer_norm_rms_epsilon", c.normEps));
+  c.ropeTheta = 10000.0f;
+  if (f.has(p + "rope.freq_base"))
+    QC_RETURN_IF_ERROR(f.getF32(p + "rope.freq_base", c.ropeTheta));
+  if (f.has(p + "attention.key_length")) {
+    QC_RETURN_IF_ERROR(requiredInt(f, p + "attention.key_length", c.headDim));
+  } else {
+    if (c.nHeads <= 0 || c.dim % c.nHeads != 0)
+      return f.error("metadata key " + q(p + "embedding_length") + " (" +
+                     std::to_string(c.dim) +
+                     ") is not a multiple of the head count (" +
+                     std::to_string(c.nHeads) + ") and " +
+                     q(p + "attention.key_length") + " is absent");
+    c.headDim = c.dim / c.nHeads;
+  }
+  QC_RETURN_IF_ERROR(checkUnsupported(f, arch, c.headDim));
+
+  const GgufTensorInfo *embd = f.findTensor("token_embd.weight");
+  if (!embd)
+    return f.error("tensor 'token_embd.weight' is missing");
+  if (embd->dims.size() != 2)
+    return f.error("tensor 'token_embd.weight' has " +
+                   std::to_string(embd->dims.size()) +
+                   " dimensions, expected 2");
+  c.vocabSize = static_cast<int64_t>(embd->dims[1]);
+  if (f.has(p + "vocab_size")) {
+    int64_t v = 0;
+    QC_RETURN_IF_ERROR(requiredInt(f, p + "vocab_size", v));
+    if (v != c.vocabSize)
+      return f.error("metadata key " + q(p + "vocab_size") + " is " +
+                     std::to_string(v) + " but 'token_embd.weight' has " +
+                     std::to_string(c.vocabSize) + " rows");
+  }
+  c.tiedEmbeddings = f.findTensor("output.weight") == nullptr;
+  c.attentionBias = f.findTensor("blk.0.attn_q.bias") != nullptr;
+  if (arch == "qwen2" && !c.attentionBias)
+    return f.error("tensor 'blk.0.attn_q.bias' is missing (qwen2 has q/k/v "
+                   "biases)");
+  c.ropeLayout = RopeLayout::HalfSplit;
+  if (f.has("tokenizer.ggml.bos_token_id")) {
+    uint32_t v;
+    QC_RETURN_IF_ERROR(f.getU32("tokenizer.ggml.bos_token_id", v));
+    c.bosId = v;
+  }
+  if (f.has("tokenizer.ggml.eos_token_id")) {
+    uint32_t v;
+    QC_RETURN_IF_ERROR(f.getU32("tokenizer.ggml.eos_token_id", v));
+    c.eosId = v;
+  }
+  QC_RETURN_IF_ERROR(validateModelConfig(c, f.displayName()));
+  out = c;
+  return Status::ok();
+}
+
+Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
+  ModelWeights w;
+  QC_RETURN_IF_ERROR(parseGgufConfig(f, w.config));
+  const ModelConfig &c = w.config;
+  bool unpermute = c.modelType == "llama";
+  for (const GgufTensorInfo &info : f.tensors()) {
+    std::string hf;
+    if (!ggufTensorNameToHF(info.name, c.nLayers, hf))
+      return f.error("tensor '" + info.name + "' is not a tensor of a " +
+                     c.modelType +
+                     " model that qc knows (or its layer index is out of "
+                     "range)");
+    HostTensor t;
+    t.shape = info.shape();
+    QC_RETURN_IF_ERROR(f.readTensorF32(info, t.data, true));
+    auto endsWith = [&](const char *s) {
+      size_t n = std::strlen(s);
+      return hf.size() >= n && hf.compare(hf.size() - n, n, s) == 0;
+    };
+    if (unpermute && (endsWith("self_attn.q_proj.weight") ||
+                      endsWith("self_attn.k_proj.weight"))) {
+      int64_t heads = endsWith("q_proj.weight") ? c.nHeads : c.nKVHeads;
+      if (t.shape.size() != 2 || t.shape[0] != heads * c.headDim)
+        return f.error("tensor '" + info.name + "' has shape " +
+                       (t.shape.size() == 2
+                            ? "[" + std::to_string(t.shape[0]) + ", " +
+                                  std::to_string(t.shape[1]) + "]"
+                            : std::to_string(t.shape.size()) + "-D") +
+                       ", expected " + std::to_string(heads * c.headDim) +
+                       " rows (" + std::to_string(heads) + " heads of " +
+                       std::to_string(c.headDim) + ")");
+      std::vector<float> un(t.data.size());
+      permuteInterleavedToHalfSplit(t.data.data(), un.data(), heads, c.headDim,
+                                    t.shape[1]);
+      t.data = std::move(un);
+    }
+    if (!w.tensors.emplace(hf, std::move(t)).second)
+      return f.error("two tensors map to '" + hf + "'");
+  }
+  QC_RETURN_IF_ERROR(validateModelWeights(w, f.displayName()));
+  out = std::move(w);
+  return Status::ok();
+}
+
+Status loadGgufModel(const std::string &path, ModelWeights &out) {
+  std::unique_ptr<GgufFile> file;
+  QC_RETURN_IF_ERROR(GgufFile::open(path, file));
+  return loadGgufModel(*file, out);
+}
+
+bool isGgufFile(const std::string &path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  struct stat st;
+  char magic[4];
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            ::read(fd, magic, 4) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+  ::close(fd);
+  return ok;
+}
+
+} // namespace qc
