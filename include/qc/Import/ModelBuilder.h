@@ -20,7 +20,7 @@ namespace mlir::qc {
 /// (`llm.checkpoint`, `llm.checkpoint_format`) so that tools given only the
 /// IR can bind the weights again.
 struct CheckpointRef {
-  /// "llama2c" or "hf".
+  /// "llama2c", "gguf" or "hf".
   std::string format;
   /// The .bin file or the Hugging Face checkpoint folder.
   std::string path;
