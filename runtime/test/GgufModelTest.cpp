@@ -1,0 +1,439 @@
+//===- GgufModelTest.cpp - GGUF model import tests --------------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// Loads the bundled SmolLM2 GGUF (config, tensor set, a Q8_0 and a Q4_1
+// value recomputed here straight from the file's bytes, the Q/K row
+// un-permutation), then small hand-made llama and qwen2 GGUF files whose
+// Q/K rows are stored with llama.cpp's permutation, and the refusals: other
+// architectures, RoPE scaling, partial rotary dims, sliding windows,
+// unknown keys and tensors.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/runtime/GgufModel.h"
+
+#include "GgufBuilder.h"
+#include "TestUtil.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+using namespace qc;
+using qc::test::GgufBuilder;
+
+namespace {
+
+const std::string kSmol =
+    std::string(QC_SHARED_DIR) +
+    "/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// fp16 at p (little-endian) to float, written out independently of the
+/// runtime's converter for normal numbers and zero (enough for scales).
+float halfRef(const uint8_t *p) {
+  uint16_t h = static_cast<uint16_t>(p[0] | (p[1] << 8));
+  int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
+  float v = exp == 0 ? std::ldexp(static_cast<float>(man), -24)
+                     : std::ldexp(1.0f + man / 1024.0f, exp - 15);
+  return sign ? -v : v;
+}
+
+/// The llama.cpp converter's permutation of a [heads*hd, in] weight: row
+/// h*hd + 2i + e of the result is row h*hd + e*hd/2 + i of `w`.
+std::vector<float> llamaCppPermute(const std::vector<float> &w, int heads,
+                                   int hd, int in) {
+  std::vector<float> r(w.size());
+  for (int h = 0; h < heads; ++h)
+    for (int i = 0; i < hd / 2; ++i)
+      for (int e = 0; e < 2; ++e)
+        for (int c = 0; c < in; ++c)
+          r[(h * hd + 2 * i + e) * in + c] =
+              w[(h * hd + e * hd / 2 + i) * in + c];
+  return r;
+}
+
+std::vector<float> ramp(size_t n, float scale) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i)
+    v[i] = scale * static_cast<float>(static_cast<int>(i % 97) - 48);
+  return v;
+}
+
+/// A tiny model: dim 8, 2 heads of 4, 1 KV head, FFN 16, 1 layer, vocab 8.
+struct Tiny {
+  std::string arch = "llama";
+  std::vector<float> q = ramp(8 * 8, 0.01f), k = ramp(4 * 8, 0.02f),
+                     v = ramp(4 * 8, 0.03f);
+  GgufBuilder b;
+
+  explicit Tiny(const std::string &a = "llama", bool write = true) : arch(a) {
+    if (write)
+      fill();
+  }
+  void fill() {
+    b.addString("general.architecture", arch);
+    b.addU32(arch + ".context_length", 64);
+    b.addU32(arch + ".embedding_length", 8);
+    b.addU32(arch + ".block_count", 1);
+    b.addU32(arch + ".feed_forward_length", 16);
+    b.addU32(arch + ".attention.head_count", 2);
+    b.addU32(arch + ".attention.head_count_kv", 1);
+    b.addF32(arch + ".attention.layer_norm_rms_epsilon", 1e-6f);
+    b.addF32(arch + ".rope.freq_base", 5000.0f);
+    b.addU32("tokenizer.ggml.bos_token_id", 3);
+    b.addU32("tokenizer.ggml.eos_token_id", 4);
+  }
+  void tensors(bool permuted, bool biases = false) {
+    b.addF32Tensor("token_embd.weight", {8, 8}, ramp(64, 0.1f));
+    b.addF32Tensor("blk.0.attn_norm.weight", {8}, ramp(8, 0.5f));
+    b.addF32Tensor("blk.0.attn_q.weight", {8, 8},
+                   permuted ? llamaCppPermute(q, 2, 4, 8) : q);
+    b.addF32Tensor("blk.0.attn_k.weight", {8, 4},
+                   permuted ? llamaCppPermute(k, 1, 4, 8) : k);
+    b.addF32Tensor("blk.0.attn_v.weight", {8, 4}, v);
+    if (biases) {
+      b.addF32Tensor("blk.0.attn_q.bias", {8}, ramp(8, 1));
+      b.addF32Tensor("blk.0.attn_k.bias", {4}, ramp(4, 1));
+      b.addF32Tensor("blk.0.attn_v.bias", {4}, ramp(4, 1));
+    }
+    b.addF32Tensor("blk.0.attn_output.weight", {8, 8}, ramp(64, 0.04f));
+    b.addF32Tensor("blk.0.ffn_norm.weight", {8}, ramp(8, 0.25f));
+    b.addF32Tensor("blk.0.ffn_gate.weight", {8, 16}, ramp(128, 0.05f));
+    b.addF32Tensor("blk.0.ffn_up.weight", {8, 16}, ramp(128, 0.06f));
+    b.addF32Tensor("blk.0.ffn_down.weight", {16, 8}, ramp(128, 0.07f));
+    b.addF32Tensor("output_norm.weight", {8}, ramp(8, 0.125f));
+  }
+  Status load(ModelWeights &w) {
+    std::vector<uint8_t> bytes = b.build();
+    std::unique_ptr<GgufFile> f;
+    QC_RETURN_IF_ERROR(
+        GgufFile::parse(bytes.data(), bytes.size(), "tiny.gguf", f));
+    return loadGgufModel(*f, w);
+  }
+};
+
+void expectRefusal(Tiny &t, const std::string &needle) {
+  ModelWeights w;
+  Status s = t.load(w);
+  ASSERT_FALSE(s.isOk()) << "expected: " << needle;
+  EXPECT_EQ(s.message().rfind("tiny.gguf", 0), 0u) << s.message();
+  EXPECT_NE(s.message().find(needle), std::string::npos) << s.message();
+}
+
+} // namespace
+
+TEST(GgufModel, TinyLlamaUnpermutesQK) {
+  Tiny t;
+  t.tensors(/*permuted=*/true);
+  ModelWeights w;
+  Status s = t.load(w);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  const ModelConfig &c = w.config;
+  EXPECT_EQ(c.modelType, "llama");
+  EXPECT_EQ(c.dim, 8);
+  EXPECT_EQ(c.hiddenDim, 16);
+  EXPECT_EQ(c.nLayers, 1);
+  EXPECT_EQ(c.nHeads, 2);
+  EXPECT_EQ(c.nKVHeads, 1);
+  EXPECT_EQ(c.headDim, 4);
+  EXPECT_EQ(c.vocabSize, 8);
+  EXPECT_EQ(c.maxSeqLen, 64);
+  EXPECT_EQ(c.normEps, 1e-6f);
+  EXPECT_EQ(c.ropeTheta, 5000.0f);
+  EXPECT_TRUE(c.tiedEmbeddings);
+  EXPECT_FALSE(c.attentionBias);
+  EXPECT_EQ(c.bosId, 3);
+  EXPECT_EQ(c.eosId, 4);
+  EXPECT_EQ(c.ropeLayout, RopeLayout::HalfSplit);
+  const HostTensor *q = w.find("model.layers.0.self_attn.q_proj.weight");
+  const HostTensor *k = w.find("model.layers.0.self_attn.k_proj.weight");
+  const HostTensor *v = w.find("model.layers.0.self_attn.v_proj.weight");
+  ASSERT_TRUE(q && k && v);
+  EXPECT_EQ(q->shape, (std::vector<int64_t>{8, 8}));
+  EXPECT_EQ(k->shape, (std::vector<int64_t>{4, 8}));
+  EXPECT_EQ(q->data, t.q);
+  EXPECT_EQ(k->data, t.k);
+  EXPECT_EQ(v->data, t.v); // V is never permuted
+  const HostTensor *down = w.find("model.layers.0.mlp.down_proj.weight");
+  ASSERT_TRUE(down);
+  EXPECT_EQ(down->shape, (std::vector<int64_t>{8, 16}));
+  EXPECT_EQ(w.find("lm_head.weight"), nullptr);
+}
+
+TEST(GgufModel, TinyLlamaUntiedHead) {
+  Tiny t;
+  t.tensors(true);
+  t.b.addF32Tensor("output.weight", {8, 8}, ramp(64, 0.3f));
+  ModelWeights w;
+  Status s = t.load(w);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_FALSE(w.config.tiedEmbeddings);
+  ASSERT_NE(w.find("lm_head.weight"), nullptr);
+  EXPECT_EQ(w.find("lm_head.weight")->data, ramp(64, 0.3f));
+}
+
+TEST(GgufModel, TinyQwen2KeepsRowsAndBiases) {
+  Tiny t("qwen2");
+  t.tensors(/*permuted=*/false, /*biases=*/true);
+  ModelWeights w;
+  Status s = t.load(w);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_EQ(w.config.modelType, "qwen2");
+  EXPECT_TRUE(w.config.attentionBias);
+  EXPECT_EQ(w.find("model.layers.0.self_attn.q_proj.weight")->data, t.q);
+  EXPECT_EQ(w.find("model.layers.0.self_attn.k_proj.weight")->data, t.k);
+  ASSERT_NE(w.find("model.layers.0.self_attn.k_proj.bias"), nullptr);
+}
+
+TEST(GgufModel, KeyLengthSetsHeadDim) {
+  // head_dim 8 with dim 8 and 2 heads: q_proj is [16, 8].
+  Tiny t("llama", false);
+  t.fill();
+  t.b.addU32("llama.attention.key_length", 8);
+  t.b.addU32("llama.attention.value_length", 8);
+  t.b.addU32("llama.rope.dimension_count", 8);
+  t.b.addF32Tensor("token_embd.weight", {8, 8}, ramp(64, 0.1f));
+  t.b.addF32Tensor("blk.0.attn_norm.weight", {8}, ramp(8, 0.5f));
+  std::vector<float> q = ramp(16 * 8, 0.01f);
+  t.b.addF32Tensor("blk.0.attn_q.weight", {8, 16}, llamaCppPermute(q, 2, 8, 8));
+  t.b.addF32Tensor("blk.0.attn_k.weight", {8, 8}, ramp(64, 0.02f));
+  t.b.addF32Tensor("blk.0.attn_v.weight", {8, 8}, ramp(64, 0.03f));
+  t.b.addF32Tensor("blk.0.attn_output.weight", {16, 8}, ramp(128, 0.04f));
+  t.b.addF32Tensor("blk.0.ffn_norm.weight", {8}, ramp(8, 0.25f));
+  t.b.addF32Tensor("blk.0.ffn_gate.weight", {8, 16}, ramp(128, 0.05f));
+  t.b.addF32Tensor("blk.0.ffn_up.weight", {8, 16}, ramp(128, 0.06f));
+  t.b.addF32Tensor("blk.0.ffn_down.weight", {16, 8}, ramp(128, 0.07f));
+  t.b.addF32Tensor("output_norm.weight", {8}, ramp(8, 0.125f));
+  ModelWeights w;
+  Status s = t.load(w);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_EQ(w.config.headDim, 8);
+  EXPECT_EQ(w.find("model.layers.0.self_attn.q_proj.weight")->data, q);
+}
+
+TEST(GgufModel, Refusals) {
+  {
+    Tiny t("phi3");
+    t.tensors(true);
+    expectRefusal(t, "architecture 'phi3' is not supported (supported: "
+                     "llama, qwen2)");
+  }
+  {
+    Tiny t;
+    t.b.addString("llama.rope.scaling.type", "linear");
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.rope.scaling.type' is 'linear'");
+  }
+  {
+    Tiny t;
+    t.b.addString("llama.rope.scaling.type", "none");
+    t.tensors(true);
+    ModelWeights w;
+    EXPECT_TRUE(t.load(w).isOk());
+  }
+  {
+    Tiny t;
+    t.b.addF32("llama.rope.scaling.factor", 8.0f);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.rope.scaling.factor' is 8");
+  }
+  {
+    Tiny t;
+    t.b.addU32("llama.rope.dimension_count", 2);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.rope.dimension_count' is 2, not the "
+                     "head dim 4");
+  }
+  {
+    Tiny t("qwen2");
+    t.b.addU32("qwen2.attention.sliding_window", 32);
+    t.tensors(false, true);
+    expectRefusal(t, "metadata key 'qwen2.attention.sliding_window': "
+                     "sliding-window attention is not supported");
+  }
+  {
+    Tiny t;
+    t.b.addF32("llama.rope.scaling.attn_factor", 1.5f);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.rope.scaling.attn_factor': this RoPE "
+                     "variant is not supported");
+  }
+  {
+    Tiny t;
+    t.b.addU32("llama.expert_count", 8);
+    t.tensors(true);
+    expectRefusal(t, "mixture-of-experts");
+  }
+  {
+    Tiny t;
+    t.b.addF32("llama.attn_logit_softcapping", 50.0f);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.attn_logit_softcapping' is not "
+                     "understood by qc");
+  }
+  {
+    Tiny t;
+    t.tensors(true);
+    t.b.addF32Tensor("rope_freqs.weight", {2}, {1, 1});
+    expectRefusal(t, "tensor 'rope_freqs.weight'");
+  }
+  {
+    Tiny t;
+    t.tensors(true);
+    t.b.addF32Tensor("blk.0.attn_q_norm.weight", {4}, {1, 1, 1, 1});
+    expectRefusal(t, "tensor 'blk.0.attn_q_norm.weight' is not a tensor of a "
+                     "llama model");
+  }
+  {
+    Tiny t;
+    t.tensors(true);
+    t.b.addF32Tensor("blk.1.attn_norm.weight", {8}, ramp(8, 1));
+    expectRefusal(t, "tensor 'blk.1.attn_norm.weight' is not a tensor");
+  }
+  {
+    Tiny t("llama", false);
+    t.fill();
+    t.b.addF32Tensor("token_embd.weight", {8, 8}, ramp(64, 0.1f));
+    expectRefusal(t, "model.layers.0"); // validateModelWeights: missing
+  }
+  {
+    Tiny t("llama", false);
+    t.b.addString("general.architecture", "llama");
+    t.b.addU32("llama.embedding_length", 8);
+    t.b.addU32("llama.feed_forward_length", 16);
+    t.b.addString("llama.block_count", "1");
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.block_count' has type string");
+  }
+  {
+    Tiny t("llama", false);
+    t.b.addString("general.architecture", "llama");
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.embedding_length' is missing");
+  }
+  {
+    // A quantization type qc cannot decode is named with the tensor.
+    Tiny u;
+    u.b.addF32Tensor("token_embd.weight", {8, 8}, ramp(64, 0.1f));
+    u.b.addTensor("blk.0.attn_q.weight", {256, 8}, 16,
+                  std::vector<uint8_t>(66 * 8));
+    expectRefusal(u, "tensor 'blk.0.attn_q.weight' has unsupported type "
+                     "IQ2_XXS");
+  }
+}
+
+TEST(GgufModel, TensorNames) {
+  std::string hf;
+  EXPECT_TRUE(ggufTensorNameToHF("blk.12.ffn_down.weight", 30, hf));
+  EXPECT_EQ(hf, "model.layers.12.mlp.down_proj.weight");
+  EXPECT_TRUE(ggufTensorNameToHF("blk.0.attn_output.weight", 1, hf));
+  EXPECT_EQ(hf, "model.layers.0.self_attn.o_proj.weight");
+  EXPECT_TRUE(ggufTensorNameToHF("output_norm.weight", 1, hf));
+  EXPECT_EQ(hf, "model.norm.weight");
+  EXPECT_FALSE(ggufTensorNameToHF("blk.30.ffn_down.weight", 30, hf));
+  EXPECT_FALSE(ggufTensorNameToHF("blk.01.ffn_down.weight", 30, hf));
+  EXPECT_FALSE(ggufTensorNameToHF("blk.-1.ffn_down.weight", 30, hf));
+  EXPECT_FALSE(ggufTensorNameToHF("blk.1", 30, hf));
+  EXPECT_FALSE(
+      ggufTensorNameToHF("blk.99999999999999999999.ffn_up.weight", 30, hf));
+  EXPECT_FALSE(ggufTensorNameToHF("token_embd", 30, hf));
+}
+
+TEST(GgufModel, BundledSmolLM2) {
+  std::unique_ptr<GgufFile> f;
+  Status s = GgufFile::open(kSmol, f);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  ModelWeights w;
+  s = loadGgufModel(*f, w);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  const ModelConfig &c = w.config;
+  EXPECT_EQ(c.modelType, "llama");
+  EXPECT_EQ(c.dim, 576);
+  EXPECT_EQ(c.hiddenDim, 1536);
+  EXPECT_EQ(c.nLayers, 30);
+  EXPECT_EQ(c.nHeads, 9);
+  EXPECT_EQ(c.nKVHeads, 3);
+  EXPECT_EQ(c.headDim, 64);
+  EXPECT_EQ(c.vocabSize, 49152);
+  EXPECT_EQ(c.maxSeqLen, 8192);
+  EXPECT_EQ(c.normEps, 1e-5f);
+  EXPECT_EQ(c.ropeTheta, 100000.0f);
+  EXPECT_TRUE(c.tiedEmbeddings);
+  EXPECT_EQ(c.bosId, 1);
+  EXPECT_EQ(c.eosId, 2);
+  EXPECT_EQ(c.ropeLayout, RopeLayout::HalfSplit);
+  EXPECT_EQ(w.tensors.size(), 272u);
+
+  // A Q8_0 value recomputed from the raw block: embedding row 1000, column
+  // 100 is block (1000*576 + 100) / 32, element 100 % 32.
+  const GgufTensorInfo *embd = f->findTensor("token_embd.weight");
+  ASSERT_EQ(embd->type, GgmlType::Q8_0);
+  {
+    size_t flat = 1000 * 576 + 100;
+    const uint8_t *blk = f->tensorData(*embd) + (flat / 32) * 34;
+    float want = halfRef(blk) *
+                 static_cast<float>(static_cast<int8_t>(blk[2 + flat % 32]));
+    const HostTensor *e = w.find("model.embed_tokens.weight");
+    ASSERT_EQ(e->shape, (std::vector<int64_t>{49152, 576}));
+    EXPECT_EQ(e->data[flat], want);
+  }
+  // A Q4_1 value of V (not permuted): row 37, column 333.
+  const GgufTensorInfo *vi = f->findTensor("blk.3.attn_v.weight");
+  ASSERT_EQ(vi->type, GgmlType::Q4_1);
+  auto q41 = [&](const GgufTensorInfo *t, size_t row, size_t col) {
+    size_t flat = row * 576 + col;
+    const uint8_t *blk = f->tensorData(*t) + (flat / 32) * 20;
+    size_t j = flat % 32;
+    int code = j < 16 ? blk[4 + j] & 15 : blk[4 + j - 16] >> 4;
+    float d = halfRef(blk), m = halfRef(blk + 2);
+    float scaled = d * static_cast<float>(code);
+    return scaled + m;
+  };
+  EXPECT_EQ(
+      w.find("model.layers.3.self_attn.v_proj.weight")->data[37 * 576 + 333],
+      q41(vi, 37, 333));
+  // Q rows: HF row h*64 + e*32 + i is GGUF row h*64 + 2i + e (9 heads); K
+  // the same with 3 heads.
+  const GgufTensorInfo *qi = f->findTensor("blk.3.attn_q.weight");
+  const GgufTensorInfo *ki = f->findTensor("blk.3.attn_k.weight");
+  const HostTensor *q = w.find("model.layers.3.self_attn.q_proj.weight");
+  const HostTensor *k = w.find("model.layers.3.self_attn.k_proj.weight");
+  ASSERT_EQ(q->shape, (std::vector<int64_t>{576, 576}));
+  ASSERT_EQ(k->shape, (std::vector<int64_t>{192, 576}));
+  for (int h : {0, 4, 8})
+    for (int i : {0, 5, 31})
+      for (int e : {0, 1})
+        for (int col : {0, 77, 575}) {
+          size_t hfRow = h * 64 + e * 32 + i, ggRow = h * 64 + 2 * i + e;
+          EXPECT_EQ(q->data[hfRow * 576 + col], q41(qi, ggRow, col));
+          if (h < 3)
+            EXPECT_EQ(k->data[hfRow * 576 + col], q41(ki, ggRow, col));
+        }
+  // Norms are F32, copied as is.
+  std::vector<float> norm;
+  ASSERT_TRUE(f->readTensorF32("blk.7.ffn_norm.weight", norm).isOk());
+  EXPECT_EQ(w.find("model.layers.7.post_attention_layernorm.weight")->data,
+            norm);
+}
+
+TEST(GgufModel, IsGgufFile) {
+  EXPECT_TRUE(isGgufFile(kSmol));
+  qc::test::TempDir dir("qc_ggufm_");
+  std::string p = dir.file("x.bin");
+  {
+    std::ofstream o(p, std::ios::binary);
+    o << "GGU";
+  }
+  EXPECT_FALSE(isGgufFile(p));
+  EXPECT_FALSE(isGgufFile(dir.path));
+  EXPECT_FALSE(isGgufFile(dir.file("missing")));
+  ModelWeights w;
+  Status s = loadGgufModel(p, w);
+  EXPECT_EQ(s.message(), p + ": file is 3 bytes, too short for the GGUF magic "
+                             "(truncated file)");
+}
