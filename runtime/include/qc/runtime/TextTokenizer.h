@@ -55,7 +55,8 @@ public:
   /// The text of `ids`, as Hugging Face's decode: every token goes through
   /// the source's decoder (special tokens too, unless `skipSpecial`), bytes
   /// that do not form valid UTF-8 become U+FFFD the way Hugging Face's
-  /// decoders replace them. Ids outside [0, vocabSize()) are skipped.
+  /// decoders replace them. Ids outside [0, vocabSize()) are skipped. (The
+  /// llama2.c tokenizer decodes as run.c: raw bytes, BOS/EOS never shown.)
   virtual std::string decode(const std::vector<int> &ids,
                              bool skipSpecial = false) const = 0;
 
@@ -90,8 +91,9 @@ public:
   /// Every special token id, ascending.
   virtual std::vector<int> specialIds() const = 0;
 
-  /// A short description of the source, e.g. "tokenizer.json (BPE)",
-  /// "GGUF (gpt2, pre smollm)", "llama2.c tokenizer.bin".
+  /// A short description of the source, e.g. "tokenizer.json (BPE,
+  /// byte-level)", "GGUF (gpt2 byte-level BPE, pre smollm)", "llama2.c
+  /// tokenizer.bin".
   virtual std::string describe() const = 0;
 };
 
