@@ -265,10 +265,19 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
 
 Status CpuExecutable::forward(const int32_t *tokens, int64_t numTokens,
                               float *logits) const {
-  if (outputWidths.size() != 1)
-    return Status::error("forward: this model has observation outputs; use "
-                         "forwardAll");
-  return forwardAll(tokens, numTokens, {logits});
+  if (outputWidths.size() == 1)
+    return forwardAll(tokens, numTokens, {logits});
+  // Extra results (observed activations, hidden states) land in scratch
+  // buffers that are dropped: the caller only wants the logits.
+  if (numTokens <= 0)
+    return Status::error("forward: the token sequence is empty");
+  std::vector<std::vector<float>> scratch(outputWidths.size() - 1);
+  std::vector<float *> outputs = {logits};
+  for (size_t i = 1; i < outputWidths.size(); ++i) {
+    scratch[i - 1].resize(static_cast<size_t>(numTokens * outputWidths[i]));
+    outputs.push_back(scratch[i - 1].data());
+  }
+  return forwardAll(tokens, numTokens, outputs);
 }
 
 Status CpuExecutable::forwardAll(const int32_t *tokens, int64_t numTokens,

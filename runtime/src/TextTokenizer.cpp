@@ -69,6 +69,7 @@ public:
   }
   std::vector<int> specialIds() const override { return {0, 1, 2}; }
   std::string describe() const override { return "llama2.c tokenizer.bin"; }
+  const Tokenizer *llama2c() const override { return &tok; }
 
 private:
   Tokenizer tok;

@@ -5,23 +5,32 @@
 //===----------------------------------------------------------------------===//
 //
 // Runs a model on the CPU path (model IR -> linalg -> LLVM JIT):
-//   quant-run MODEL --tokenizer TOK [--ppl TEXT [--max-tokens N]]
+//   quant-run MODEL [--tokenizer TOK] [--ppl TEXT [--ctx N] [--bos MODE]
+//             [--skip-tokens N] [--max-tokens N]]
 //             [--generate N [--prompt TEXT] [--temperature T] [--top-p P]
 //              [--seed S]] [--json OUT]
-// MODEL is a llama2.c .bin, a Hugging Face checkpoint folder, or a .mlir
-// file from quant-import. Perplexity follows the protocol of
-// ../shared/models/stories260K/README.md: paragraphs encoded separately and
-// joined by two newline tokens, non-overlapping 511-token windows each
-// prefixed with BOS.
-//
+// MODEL is a llama2.c .bin, a GGUF file, a Hugging Face checkpoint folder,
+// or a .mlir file from quant-import; a GGUF file or a folder with
+// tokenizer.json brings its own tokenizer. Perplexity follows one of two
+// protocols, printed with the result:
+//  - text (--ctx N, the default for every tokenizer but llama2.c's): the
+//    text tokenized as one string, non-overlapping windows of N tokens each
+//    scored on its own, BOS per window or none; what llama.cpp and
+//    transformers users compare;
+//  - stories (llama2.c tokenizers without --ctx): the protocol of
+//    ../shared/models/stories260K/README.md, paragraphs encoded separately
+//    and joined by two newline tokens, 511-token windows each prefixed with
+//    BOS.
 //===----------------------------------------------------------------------===//
 
 #include "qc/Execution/CpuExecutable.h"
 #include "qc/Execution/Evaluate.h"
 #include "qc/Import/LoadModel.h"
+#include "qc/Import/ModelTokenizer.h"
 #include "qc/runtime/Json.h"
 #include "qc/runtime/Sampler.h"
 #include "qc/runtime/TextDataset.h"
+#include "qc/runtime/TextTokenizer.h"
 #include "qc/runtime/Tokenizer.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -40,16 +49,34 @@ using namespace llvm;
 using ::qc::Status;
 
 static cl::OptionCategory category("quant-run options");
-static cl::opt<std::string> modelPath(cl::Positional, cl::Required,
-                                      cl::desc("<model: .bin | HF folder | .mlir>"),
-                                      cl::cat(category));
-static cl::opt<std::string> tokenizerPath("tokenizer", cl::desc("llama2.c tokenizer.bin"),
-                                          cl::value_desc("file"), cl::cat(category));
+static cl::opt<std::string> modelPath(
+    cl::Positional, cl::Required,
+    cl::desc("<model: .bin | .gguf | HF folder | .mlir>"), cl::cat(category));
+static cl::opt<std::string> tokenizerPath(
+    "tokenizer",
+    cl::desc("Tokenizer: tokenizer.json, GGUF, model folder or llama2.c "
+             "tokenizer.bin (default: the model's own)"),
+    cl::value_desc("path"), cl::cat(category));
 static cl::opt<std::string> pplText("ppl", cl::desc("Score perplexity on this text file"),
                                     cl::value_desc("file"), cl::cat(category));
-static cl::opt<int64_t> maxTokens("max-tokens",
-                                  cl::desc("Score only the first N tokens (0 = all)"),
-                                  cl::init(0), cl::cat(category));
+static cl::opt<int64_t> maxTokens(
+    "max-tokens",
+    cl::desc("Score only N tokens (after --skip-tokens; 0 = all)"),
+    cl::init(0), cl::cat(category));
+static cl::opt<int64_t> ctxLen(
+    "ctx",
+    cl::desc("Text protocol: positions per window, BOS included (default "
+             "1024, capped at the model's context; 0 = protocol default)"),
+    cl::init(0), cl::cat(category));
+static cl::opt<std::string> bosMode(
+    "bos",
+    cl::desc("Text protocol: each-window | none (default: each-window when "
+             "the tokenizer adds BOS, else none)"),
+    cl::init(""), cl::cat(category));
+static cl::opt<int64_t> skipTokens(
+    "skip-tokens",
+    cl::desc("Text protocol: tokens dropped before the first window"),
+    cl::init(0), cl::cat(category));
 static cl::opt<std::string> klReference(
     "kl-reference",
     cl::desc("Also report KL divergence to this model (e.g. the float one)"),
@@ -97,10 +124,11 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "quant-run: perplexity and text generation on "
                               "the CPU (MLIR JIT) path\n");
-  if ((!pplText.empty() || genCount > 0) && tokenizerPath.empty())
-    return fail(Status::error("--ppl and --generate need --tokenizer"));
   if (windowLen <= 0)
     return fail(Status::error("--window must be positive"));
+  if (!bosMode.empty() && bosMode != "each-window" && bosMode != "none")
+    return fail(Status::error("--bos must be each-window or none, got '" +
+                              bosMode + "'"));
 
   mlir::MLIRContext ctx;
   mlir::OwningOpRef<mlir::ModuleOp> module;
@@ -125,10 +153,25 @@ int main(int argc, char **argv) {
          << "), loaded and compiled in " << format("%.2f", compileSeconds)
          << " s\n";
 
-  ::qc::Tokenizer tok;
-  if (!tokenizerPath.empty())
-    if (Status s = ::qc::Tokenizer::load(tokenizerPath, cfg.vocabSize, tok); !s)
+  std::unique_ptr<::qc::TextTokenizer> tok;
+  if (!pplText.empty() || genCount > 0)
+    if (Status s = mlir::qc::openModelTokenizer(*module, modelPath,
+                                                tokenizerPath, cfg.vocabSize,
+                                                tok);
+        !s)
       return fail(s);
+  // The context a window may use: max_position_embeddings, capped by a
+  // sliding window qc does not implement (inside it attention is exact).
+  auto contextError = [&](const std::string &what, int64_t need) {
+    std::string why = "max_position_embeddings " + std::to_string(cfg.maxSeqLen);
+    if (cfg.slidingWindow > 0)
+      why = "sliding_window " + std::to_string(cfg.slidingWindow) +
+            " (sliding-window attention equals full attention only inside "
+            "the window)";
+    return Status::error(what + " needs " + std::to_string(need) +
+                         " positions, more than the model's context (" + why +
+                         ")");
+  };
 
   int nThreads = threads > 0 ? threads.getValue()
                              : std::max(1u, std::thread::hardware_concurrency());
@@ -138,10 +181,61 @@ int main(int argc, char **argv) {
 
   if (!pplText.empty()) {
     std::vector<int> tokens;
-    if (Status s = ::qc::loadPerplexityTokens(pplText, tok, tokens); !s)
-      return fail(s);
-    auto windows = ::qc::makeWindows(tokens, maxTokens, windowLen,
-                                     static_cast<int>(cfg.bosId));
+    std::vector<std::vector<int>> windows;
+    std::string protocol;
+    ::qc::json::Value protocolJson = ::qc::json::Value::object();
+    using ::qc::json::Value;
+    const ::qc::Tokenizer *storiesTok = tok->llama2c();
+    if (storiesTok && ctxLen == 0 && skipTokens == 0 && bosMode.empty()) {
+      if (windowLen + 1 > cfg.maxSeqLen)
+        return fail(contextError("--window " + std::to_string(windowLen),
+                                 windowLen + 1));
+      if (Status s = ::qc::loadPerplexityTokens(pplText, *storiesTok, tokens);
+          !s)
+        return fail(s);
+      windows = ::qc::makeWindows(tokens, maxTokens, windowLen,
+                                  static_cast<int>(cfg.bosId));
+      int64_t used = maxTokens > 0 ? std::min<int64_t>(maxTokens, tokens.size())
+                                   : static_cast<int64_t>(tokens.size());
+      protocol = "stories: paragraphs encoded separately, joined by two "
+                 "newline tokens; windows of " +
+                 std::to_string(windowLen) + " tokens each prefixed with BOS; "
+                 "tokens [0, " + std::to_string(used) + ") of " +
+                 std::to_string(tokens.size());
+      protocolJson.set("name", Value::string("stories"));
+      protocolJson.set("window", Value::integer(windowLen));
+      protocolJson.set("bos", Value::string("each-window"));
+      protocolJson.set("max_tokens", Value::integer(maxTokens));
+    } else {
+      ::qc::ContextWindowProtocol p;
+      p.ctx = ctxLen > 0 ? ctxLen.getValue()
+                         : std::min<int64_t>(1024, cfg.maxSeqLen);
+      if (p.ctx > cfg.maxSeqLen)
+        return fail(contextError("--ctx " + std::to_string(p.ctx), p.ctx));
+      p.bosEachWindow = bosMode.empty() ? tok->addsBos()
+                                        : bosMode == "each-window";
+      p.bosId = tok->bosId();
+      p.skipTokens = skipTokens;
+      p.maxTokens = maxTokens;
+      std::string text;
+      if (Status s = ::qc::readTextFile(pplText, text); !s)
+        return fail(s);
+      if (Status s = tok->encode(text, /*addSpecial=*/false, tokens); !s)
+        return fail(s.withContext(pplText));
+      int64_t scored = 0;
+      if (Status s = ::qc::makeContextWindows(tokens, p, windows, scored); !s)
+        return fail(s.withContext(pplText));
+      protocol = ::qc::describeContextWindows(
+          p, static_cast<int64_t>(tokens.size()));
+      protocolJson.set("name", Value::string("text"));
+      protocolJson.set("ctx", Value::integer(p.ctx));
+      protocolJson.set("bos", Value::string(p.bosEachWindow ? "each-window"
+                                                            : "none"));
+      protocolJson.set("skip_tokens", Value::integer(p.skipTokens));
+      protocolJson.set("max_tokens", Value::integer(p.maxTokens));
+    }
+    protocolJson.set("description", Value::string(protocol));
+    protocolJson.set("tokenizer", Value::string(tok->describe()));
     // The reference model (for KL divergence) is compiled in its own
     // context: it may come from a different checkpoint format.
     mlir::MLIRContext refCtx;
@@ -170,14 +264,15 @@ int main(int argc, char **argv) {
            << tokens.size() << ", " << ppl.windows << " windows, "
            << format("%.2f", ppl.seconds) << " s, " << nThreads
            << " threads)\n";
+    outs() << "protocol: " << protocol << "\n";
     if (refExe)
       outs() << "kl divergence to " << klReference << ": "
              << format("%.6f", ppl.klDivergence) << " nats/token (reference "
              << "perplexity " << format("%.4f", ppl.referencePerplexity)
              << ")\n";
-    using ::qc::json::Value;
     Value p = Value::object();
     p.set("text", Value::string(pplText.getValue()));
+    p.set("protocol", std::move(protocolJson));
     p.set("perplexity", Value::number(ppl.perplexity));
     p.set("nll", Value::number(ppl.nll));
     p.set("scored_tokens", Value::integer(ppl.tokens));
@@ -195,7 +290,17 @@ int main(int argc, char **argv) {
 
   if (genCount > 0) {
     std::vector<int> ids;
-    tok.encode(prompt, /*bos=*/true, /*eos=*/false, ids);
+    if (Status s = tok->encode(prompt, /*addSpecial=*/true, ids); !s)
+      return fail(s);
+    // Generation needs a first token: BOS when the tokenizer does not add
+    // it and the prompt is empty.
+    if (ids.empty()) {
+      if (tok->bosId() < 0)
+        return fail(Status::error(
+            "--generate with an empty --prompt needs a BOS token, and the "
+            "tokenizer names none: give a prompt"));
+      ids.push_back(tok->bosId());
+    }
     size_t promptLen = ids.size();
     ::qc::Sampler sampler(cfg.vocabSize, temperature, topP, seed);
     if (Status s = mlir::qc::generate(*exe, ids, genCount, sampler,
@@ -203,7 +308,7 @@ int main(int argc, char **argv) {
                                       cfg.maxSeqLen);
         !s)
       return fail(s);
-    std::string text = tok.decode(ids);
+    std::string text = tok->decode(ids, /*skipSpecial=*/true);
     outs() << "generated (" << (ids.size() - promptLen) << " tokens, "
            << (temperature == 0.0f ? std::string("greedy")
                                    : formatv("temperature {0}, top-p {1}, seed {2}",

@@ -58,7 +58,8 @@ public:
                               const CpuCompileOptions &options = {});
 
   /// Logits of every position: `logits` receives numTokens x vocabSize
-  /// floats, row-major. Token ids must lie in [0, vocabSize).
+  /// floats, row-major. Token ids must lie in [0, vocabSize). A model with
+  /// extra results computes them into scratch buffers that are dropped.
   ::qc::Status forward(const int32_t *tokens, int64_t numTokens,
                        float *logits) const;
 

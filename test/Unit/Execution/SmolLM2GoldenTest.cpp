@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <iostream>
 #include <numeric>
 
 namespace {
@@ -124,6 +125,8 @@ void checkForwardGoldens(const Compiled &m) {
     worst = std::max(worst, std::fabs(last[id] - expected));
   }
   EXPECT_LT(worst, 1e-3 * std::fabs(largest));
+  std::cout << "max |logit error| over the golden top-20: " << worst
+            << " (largest logit " << largest << ")\n";
   double mx = -INFINITY;
   for (int64_t v = 0; v < V; ++v)
     mx = std::max(mx, static_cast<double>(last[v]));
@@ -208,6 +211,8 @@ void checkPerplexity(const Compiled &m, const std::string &tokenizerSource) {
   EXPECT_EQ(ppl.tokens, ref.find("predicted_tokens")->asInt64());
   double expected = ref.find("ppl")->asDouble();
   EXPECT_NEAR(ppl.perplexity, expected, 1e-3 * expected);
+  std::cout << "perplexity " << ppl.perplexity << " vs golden " << expected
+            << " (" << ppl.tokens << " predictions)\n";
   ::testing::Test::RecordProperty("perplexity", std::to_string(ppl.perplexity));
 }
 
@@ -221,7 +226,8 @@ const Compiled &gguf() {
   return c;
 }
 
-TEST(SmolLM2Golden, GgufConfigIsTheModels) {
+TEST(SmolLM2Golden, GgufLogitsHiddenStatesAndGreedy) {
+  ASSERT_TRUE(gguf().exe);
   const qc::ModelConfig &c = gguf().weights.config;
   EXPECT_EQ(c.dim, 576);
   EXPECT_EQ(c.hiddenDim, 1536);
@@ -232,10 +238,6 @@ TEST(SmolLM2Golden, GgufConfigIsTheModels) {
   EXPECT_EQ(c.ropeTheta, 100000.0f);
   EXPECT_TRUE(c.tiedEmbeddings);
   EXPECT_EQ(c.ropeLayout, qc::RopeLayout::HalfSplit);
-}
-
-TEST(SmolLM2Golden, GgufLogitsHiddenStatesAndGreedy) {
-  ASSERT_TRUE(gguf().exe);
   checkForwardGoldens(gguf());
 }
 

@@ -27,6 +27,7 @@
 #define QC_RUNTIME_TEXTTOKENIZER_H
 
 #include "qc/runtime/Status.h"
+#include "qc/runtime/Tokenizer.h"
 
 #include <cstdint>
 #include <memory>
@@ -95,6 +96,11 @@ public:
   /// byte-level)", "GGUF (gpt2 byte-level BPE, pre smollm)", "llama2.c
   /// tokenizer.bin".
   virtual std::string describe() const = 0;
+
+  /// The llama2.c tokenizer behind this one, or nullptr: the stories260K
+  /// perplexity protocol (paragraphs encoded separately with run.c's dummy
+  /// prefix on the first only) is defined on it alone.
+  virtual const Tokenizer *llama2c() const { return nullptr; }
 };
 
 /// Options of loadTokenizer().
