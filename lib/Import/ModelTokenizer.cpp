@@ -7,6 +7,7 @@
 #include "qc/Import/ModelTokenizer.h"
 
 #include "qc/Import/ModelBuilder.h"
+#include "qc/runtime/TextDataset.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
@@ -53,5 +54,19 @@ Status mlir::qc::openModelTokenizer(ModuleOp module,
                          " ids but the model " + modelPath + " only " +
                          std::to_string(vocabSize) +
                          ": they do not belong together");
+  return Status::ok();
+}
+
+Status mlir::qc::encodeCorpus(const ::qc::TextTokenizer &tok,
+                              const std::string &textPath,
+                              std::vector<int> &tokens) {
+  if (const ::qc::Tokenizer *l = tok.llama2c())
+    return ::qc::loadPerplexityTokens(textPath, *l, tokens);
+  std::string text;
+  QC_RETURN_IF_ERROR(::qc::readTextFile(textPath, text));
+  QC_RETURN_IF_ERROR(tok.encode(text, /*addSpecial=*/false, tokens)
+                         .withContext(textPath));
+  if (tokens.empty())
+    return Status::error(textPath + ": the text holds no token");
   return Status::ok();
 }

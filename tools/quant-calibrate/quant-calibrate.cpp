@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 //
-//   quant-calibrate MODEL --tokenizer TOK --text CALIB.txt -o trace.safetensors
+//   quant-calibrate MODEL [--tokenizer TOK] --text CALIB.txt -o trace.safetensors
 //                   [--max-tokens N] [--window 511]
 // Runs the model on the calibration text (CPU path) and writes the input
 // statistics of every linear layer: sum x x^T, token count, mean |x|, with
@@ -16,7 +16,8 @@
 #include "qc/Calibration/Calibrate.h"
 #include "qc/Import/LoadModel.h"
 #include "qc/runtime/TextDataset.h"
-#include "qc/runtime/Tokenizer.h"
+#include "qc/Import/ModelTokenizer.h"
+#include "qc/runtime/TextTokenizer.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/CommandLine.h"
@@ -30,12 +31,14 @@ using namespace llvm;
 using ::qc::Status;
 
 static cl::OptionCategory category("quant-calibrate options");
-static cl::opt<std::string> modelPath(cl::Positional, cl::Required,
-                                      cl::desc("<model: .bin | HF folder | .mlir>"),
-                                      cl::cat(category));
-static cl::opt<std::string> tokenizerPath("tokenizer", cl::Required,
-                                          cl::desc("llama2.c tokenizer.bin"),
-                                          cl::cat(category));
+static cl::opt<std::string> modelPath(
+    cl::Positional, cl::Required,
+    cl::desc("<model: .bin | .gguf | HF folder | .mlir>"), cl::cat(category));
+static cl::opt<std::string> tokenizerPath(
+    "tokenizer",
+    cl::desc("Tokenizer: tokenizer.json, GGUF, model folder or llama2.c "
+             "tokenizer.bin (default: the model's own)"),
+    cl::cat(category));
 static cl::opt<std::string> textPath("text", cl::Required,
                                      cl::desc("Calibration text"), cl::cat(category));
 static cl::opt<std::string> outPath("o", cl::Required,
@@ -67,12 +70,13 @@ int main(int argc, char **argv) {
   ::qc::ModelWeights weights;
   if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
     return fail(s);
-  ::qc::Tokenizer tok;
-  if (Status s = ::qc::Tokenizer::load(tokenizerPath, weights.config.vocabSize, tok);
+  std::unique_ptr<::qc::TextTokenizer> tok;
+  if (Status s = mlir::qc::openModelTokenizer(*module, modelPath, tokenizerPath,
+                                              weights.config.vocabSize, tok);
       !s)
     return fail(s);
   std::vector<int> tokens;
-  if (Status s = ::qc::loadPerplexityTokens(textPath, tok, tokens); !s)
+  if (Status s = mlir::qc::encodeCorpus(*tok, textPath, tokens); !s)
     return fail(s);
   mlir::qc::CalibrationOptions options;
   options.windowLen = windowLen;

@@ -25,7 +25,8 @@
 #include "qc/runtime/Json.h"
 #include "qc/runtime/Safetensors.h"
 #include "qc/runtime/TextDataset.h"
-#include "qc/runtime/Tokenizer.h"
+#include "qc/Import/ModelTokenizer.h"
+#include "qc/runtime/TextTokenizer.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -56,7 +57,7 @@ static cl::opt<std::string> outDir("o", cl::Required,
                                    cl::cat(category));
 static cl::opt<std::string> calibText("calib", cl::desc("Calibration text (GPTQ, AWQ, AutoRound)"),
                                       cl::cat(category));
-static cl::opt<std::string> tokenizerPath("tokenizer", cl::desc("llama2.c tokenizer.bin"),
+static cl::opt<std::string> tokenizerPath("tokenizer", cl::desc("Tokenizer (default: the model's own; a llama2.c model needs its tokenizer.bin)"),
                                           cl::cat(category));
 static cl::opt<std::string> tracePath("trace",
                                       cl::desc("Reuse this calibration trace instead of calibrating"),
@@ -179,17 +180,18 @@ int main(int argc, char **argv) {
       trace = tracePath;
       calibReport.set("trace", json::Value::string(trace));
     } else {
-      if (calibText.empty() || tokenizerPath.empty())
+      if (calibText.empty())
         return fail(Status::error(recipe.method +
-                                  " needs calibration: pass --calib TEXT and "
-                                  "--tokenizer TOK (or --trace TRACE)"));
-      ::qc::Tokenizer tok;
-      if (Status s = ::qc::Tokenizer::load(tokenizerPath,
-                                           weights.config.vocabSize, tok);
+                                  " needs calibration: pass --calib TEXT "
+                                  "(or --trace TRACE)"));
+      std::unique_ptr<::qc::TextTokenizer> tok;
+      if (Status s = mlir::qc::openModelTokenizer(*module, modelPath,
+                                                  tokenizerPath,
+                                                  weights.config.vocabSize, tok);
           !s)
         return fail(s);
       std::vector<int> tokens;
-      if (Status s = ::qc::loadPerplexityTokens(calibText, tok, tokens); !s)
+      if (Status s = mlir::qc::encodeCorpus(*tok, calibText, tokens); !s)
         return fail(s);
       mlir::qc::CalibrationOptions copts;
       copts.windowLen = recipe.window;

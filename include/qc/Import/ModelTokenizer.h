@@ -22,6 +22,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace mlir::qc {
 
@@ -34,6 +35,15 @@ namespace mlir::qc {
                                 const std::string &explicitSource,
                                 int64_t vocabSize,
                                 std::unique_ptr<::qc::TextTokenizer> &out);
+
+/// Tokenizes the calibration or evaluation corpus at `textPath`: for a
+/// llama2.c tokenizer under the stories260K protocol (paragraphs encoded
+/// separately, joined by two newline tokens), for every other tokenizer as
+/// one string without special tokens, as transformers and llama.cpp
+/// tokenize a corpus. Errors name the file.
+::qc::Status encodeCorpus(const ::qc::TextTokenizer &tok,
+                          const std::string &textPath,
+                          std::vector<int> &tokens);
 
 } // namespace mlir::qc
 
