@@ -234,6 +234,14 @@ Status parseGgufConfig(const GgufFile &f, ModelConfig &out) {
     c.headDim = c.dim / c.nHeads;
   }
   QC_RETURN_IF_ERROR(checkUnsupported(f, arch, c.headDim));
+  // Every layer has at least 9 tensors. Checking the layer count against
+  // the file before validateModelConfig/validateModelWeights keeps a lying
+  // block_count from sizing their per-layer lists (found by the fuzzer).
+  if (c.nLayers > static_cast<int64_t>(f.tensors().size() / 9))
+    return f.error("metadata key " + q(p + "block_count") + " is " +
+                   std::to_string(c.nLayers) + " but the file has only " +
+                   std::to_string(f.tensors().size()) +
+                   " tensors (a layer has at least 9)");
 
   const GgufTensorInfo *embd = f.findTensor("token_embd.weight");
   if (!embd)

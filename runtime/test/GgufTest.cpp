@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "qc/runtime/Gguf.h"
+#include "qc/runtime/GgufModel.h"
 
 #include "GgufBuilder.h"
 #include "TestUtil.h"
@@ -21,8 +22,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 using namespace qc;
 using qc::test::GgufBuilder;
@@ -656,4 +659,132 @@ TEST(GgufReader, BundledSmolLM2) {
   EXPECT_EQ(k->shape(), (std::vector<int64_t>{192, 576}));
   EXPECT_EQ(k->type, GgmlType::Q4_1);
   EXPECT_EQ(k->byteSize, 192u * 576 / 32 * 20);
+}
+
+//===----------------------------------------------------------------------===//
+// Fuzzer seed corpus (runtime/fuzz/gguf-corpus)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Small valid files covering the reader's paths: every metadata type,
+/// quantized tensors, version 2 with a larger alignment, a tiny llama.
+std::vector<std::pair<std::string, std::vector<uint8_t>>> seedFiles() {
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> seeds;
+  {
+    GgufBuilder b;
+    b.addRaw("t.u8", 0, {7});
+    b.addRaw("t.i16", 3, {0x00, 0x80});
+    b.addI32("t.i32", -7);
+    b.addU64("t.u64", 1ull << 40);
+    b.addF32("t.f32", 0.5f);
+    b.addBool("t.bool", true);
+    b.addString("t.string", "text");
+    b.addStringArray("t.strings", {"a", "bc"});
+    b.addI32Array("t.ints", {1, -1});
+    b.addF32Array("t.floats", {1.5f});
+    GgufBytes x;
+    x.u32(9);
+    x.u64(1);
+    x.u32(0);
+    x.u64(2);
+    x.u8(1);
+    x.u8(2);
+    b.addRaw("t.nested", 9, x.b);
+    seeds.push_back({"metadata.gguf", b.build()});
+  }
+  {
+    GgufBuilder b;
+    b.addString("general.architecture", "llama");
+    std::vector<uint8_t> q40(18 * 2, 0x5A), q80(34, 0x11), q4k(144, 0x33),
+        q6k(210, 0x77), f16(8, 0x3C), bf16(8, 0x3F);
+    for (std::vector<uint8_t> *v : {&q40, &q80})
+      (*v)[1] = 0x3C; // scale 1.0 in the first block
+    q40[19] = 0x38;
+    q4k[1] = 0x3C;
+    q4k[3] = 0x38;
+    q6k[209] = 0x3C;
+    b.addTensor("q4_0", {32, 2}, 2, q40);
+    b.addTensor("q8_0", {32}, 8, q80);
+    b.addTensor("q4_k", {256}, 12, q4k);
+    b.addTensor("q6_k", {256}, 14, q6k);
+    b.addTensor("f16", {4}, 1, f16);
+    b.addTensor("bf16", {2, 2}, 30, bf16);
+    seeds.push_back({"quantized.gguf", b.build()});
+  }
+  {
+    GgufBuilder b;
+    b.version = 2;
+    b.alignment = 64;
+    b.addU32("general.alignment", 64);
+    b.addF32Tensor("a", {3, 1}, {1, 2, 3});
+    b.addF32Tensor("b", {1}, {4});
+    seeds.push_back({"v2-align64.gguf", b.build()});
+  }
+  {
+    GgufBuilder b;
+    b.addString("general.architecture", "llama");
+    b.addU32("llama.context_length", 16);
+    b.addU32("llama.embedding_length", 4);
+    b.addU32("llama.block_count", 1);
+    b.addU32("llama.feed_forward_length", 8);
+    b.addU32("llama.attention.head_count", 2);
+    b.addU32("llama.attention.head_count_kv", 1);
+    b.addF32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    b.addF32("llama.rope.freq_base", 10000.0f);
+    b.addU32("tokenizer.ggml.bos_token_id", 1);
+    b.addU32("tokenizer.ggml.eos_token_id", 2);
+    auto vals = [](size_t n) {
+      std::vector<float> v(n);
+      for (size_t i = 0; i < n; ++i)
+        v[i] = 0.125f * static_cast<float>(static_cast<int>(i % 7) - 3);
+      return v;
+    };
+    b.addF32Tensor("token_embd.weight", {4, 4}, vals(16));
+    b.addF32Tensor("blk.0.attn_norm.weight", {4}, vals(4));
+    b.addF32Tensor("blk.0.attn_q.weight", {4, 4}, vals(16));
+    b.addF32Tensor("blk.0.attn_k.weight", {4, 2}, vals(8));
+    b.addF32Tensor("blk.0.attn_v.weight", {4, 2}, vals(8));
+    b.addF32Tensor("blk.0.attn_output.weight", {4, 4}, vals(16));
+    b.addF32Tensor("blk.0.ffn_norm.weight", {4}, vals(4));
+    b.addF32Tensor("blk.0.ffn_gate.weight", {4, 8}, vals(32));
+    b.addF32Tensor("blk.0.ffn_up.weight", {4, 8}, vals(32));
+    b.addF32Tensor("blk.0.ffn_down.weight", {8, 4}, vals(32));
+    b.addF32Tensor("output_norm.weight", {4}, vals(4));
+    seeds.push_back({"tiny-llama.gguf", b.build()});
+  }
+  return seeds;
+}
+
+} // namespace
+
+/// Checks that the committed seeds are exactly what seedFiles() builds and
+/// that each is accepted. With QC_WRITE_GGUF_CORPUS=1 in the environment it
+/// (re)writes them first.
+TEST(GgufFuzzCorpus, SeedsAreValidAndUpToDate) {
+  const std::string dir = QC_GGUF_FUZZ_CORPUS;
+  bool write = std::getenv("QC_WRITE_GGUF_CORPUS") != nullptr;
+  for (const auto &seed : seedFiles()) {
+    SCOPED_TRACE(seed.first);
+    std::string path = dir + "/" + seed.first;
+    if (write) {
+      std::ofstream o(path, std::ios::binary);
+      o.write(reinterpret_cast<const char *>(seed.second.data()),
+              static_cast<std::streamsize>(seed.second.size()));
+    }
+    std::ifstream in(path, std::ios::binary);
+    ASSERT_TRUE(in.good()) << "missing seed " << path;
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(bytes, seed.second) << "stale seed; rerun with "
+                                     "QC_WRITE_GGUF_CORPUS=1";
+    std::unique_ptr<GgufFile> f;
+    Status s = GgufFile::open(path, f);
+    EXPECT_TRUE(s.isOk()) << s.message();
+    if (seed.first == "tiny-llama.gguf") {
+      // The fuzzer also reaches the model import from this seed.
+      ModelWeights w;
+      s = loadGgufModel(path, w);
+      EXPECT_TRUE(s.isOk()) << s.message();
+    }
+  }
 }
