@@ -53,7 +53,7 @@ const char *const kKnownArchKeys[] = {
     "vocab_size",
 };
 
-std::string q(const std::string &s) { return "'" + s + "'"; }
+std::string q(const std::string &s) { return ggufQuote(s); }
 
 /// Reads an optional u32-representable key into an int64_t.
 Status optionalInt(const GgufFile &f, const std::string &key, int64_t &out) {
@@ -288,7 +288,7 @@ Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
   for (const GgufTensorInfo &info : f.tensors()) {
     std::string hf;
     if (!ggufTensorNameToHF(info.name, c.nLayers, hf))
-      return f.error("tensor '" + info.name + "' is not a tensor of a " +
+      return f.error("tensor " + q(info.name) + " is not a tensor of a " +
                      c.modelType +
                      " model that qc knows (or its layer index is out of "
                      "range)");
@@ -303,7 +303,7 @@ Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
                       endsWith("self_attn.k_proj.weight"))) {
       int64_t heads = endsWith("q_proj.weight") ? c.nHeads : c.nKVHeads;
       if (t.shape.size() != 2 || t.shape[0] != heads * c.headDim)
-        return f.error("tensor '" + info.name + "' has shape " +
+        return f.error("tensor " + q(info.name) + " has shape " +
                        (t.shape.size() == 2
                             ? "[" + std::to_string(t.shape[0]) + ", " +
                                   std::to_string(t.shape[1]) + "]"

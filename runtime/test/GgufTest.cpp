@@ -566,6 +566,12 @@ TEST(GgufBadFile, DuplicateTensorName) {
   GgufBuilder b = baseBuilder();
   b.addF32Tensor("a.weight", {1}, {0});
   expectError(b.build(), "duplicate tensor name 'a.weight'");
+  // Names from the file are escaped so that the message stays one line.
+  GgufBuilder c;
+  c.addF32Tensor("x\ny", {1}, {0});
+  c.addF32Tensor("x\ny", {1}, {0});
+  expectError(c.build(), "duplicate tensor name 'x\\x0ay'");
+  EXPECT_EQ(ggufQuote(std::string(300, 'k')).size(), 205u);
 }
 
 TEST(GgufBadFile, DataOneByteShort) {

@@ -59,6 +59,11 @@ enum class GgufType : uint32_t {
 /// Lower-case name of a metadata type ("u32", "string", "array", ...).
 const char *ggufTypeName(GgufType type);
 
+/// A key or tensor name from a file in single quotes for a one-line error
+/// message: control bytes are written as \xNN and names longer than 200
+/// bytes are cut with "...".
+std::string ggufQuote(std::string_view name);
+
 /// One metadata value. Scalars keep their value in `scalar` (integers and
 /// bools zero- or sign-extended per `type`, floats as their bit pattern;
 /// use the GgufFile accessors or the helpers below rather than reading it
