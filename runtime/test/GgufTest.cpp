@@ -21,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -793,4 +794,46 @@ TEST(GgufFuzzCorpus, SeedsAreValidAndUpToDate) {
       EXPECT_TRUE(s.isOk()) << s.message();
     }
   }
+}
+
+TEST(GgufBadFile, BundledSmolLM2CutAnywhere) {
+  // Cuts of the real file's 2 MB header (tokenizer arrays included) and of
+  // its data: every prefix shorter than the end of the last tensor fails.
+  std::string path = std::string(QC_SHARED_DIR) +
+                     "/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::unique_ptr<GgufFile> f;
+  ASSERT_TRUE(GgufFile::open(path, f).isOk());
+  uint64_t end = 0;
+  for (const GgufTensorInfo &t : f->tensors())
+    end = std::max(end, f->dataOffset() + t.offset + t.byteSize);
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> head(static_cast<size_t>(f->dataOffset()));
+  in.read(reinterpret_cast<char *>(head.data()),
+          static_cast<std::streamsize>(head.size()));
+  ASSERT_TRUE(in.good());
+  std::vector<size_t> cuts;
+  for (size_t n = 0; n < 4096; ++n)
+    cuts.push_back(n);
+  for (size_t i = 1; i <= 400; ++i)
+    cuts.push_back(head.size() * i / 401);
+  cuts.push_back(head.size() - 1);
+  for (size_t n : cuts) {
+    std::unique_ptr<GgufFile> g;
+    Status s = GgufFile::parse(head.data(), n, kFile, g);
+    ASSERT_FALSE(s.isOk()) << "accepted a cut at " << n;
+    EXPECT_EQ(s.message().rfind(kFile + ": ", 0), 0u) << s.message();
+  }
+  // Header complete but the data one byte short of the last tensor's end:
+  // only the sizes matter, so a zero-filled buffer stands in for the data.
+  std::vector<uint8_t> shortFile(static_cast<size_t>(end - 1), 0);
+  std::copy(head.begin(), head.end(), shortFile.begin());
+  std::unique_ptr<GgufFile> g;
+  Status s = GgufFile::parse(shortFile.data(), shortFile.size(), kFile, g);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("runs past the end of the data section"),
+            std::string::npos)
+      << s.message();
+  shortFile.push_back(0);
+  EXPECT_TRUE(
+      GgufFile::parse(shortFile.data(), shortFile.size(), kFile, g).isOk());
 }
