@@ -38,7 +38,8 @@ namespace {
 
 const std::string kFile = "test.gguf";
 
-/// Parses `bytes`; returns the status (and the file in `out` on success).
+/// Parses `bytes`; returns the status (and the file in `out` on success,
+/// which borrows `bytes`: keep them alive while it is used).
 Status parseBytes(const std::vector<uint8_t> &bytes,
                   std::unique_ptr<GgufFile> *out = nullptr) {
   std::unique_ptr<GgufFile> f;
@@ -120,7 +121,8 @@ TEST(GgufReader, ReadsEveryMetadataType) {
     b.addRaw("t.nested", 9, x.b);
   }
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   EXPECT_EQ(f->version(), 3u);
   EXPECT_EQ(f->alignment(), 32u);
   EXPECT_EQ(f->metadata().size(), 16u);
@@ -197,7 +199,8 @@ TEST(GgufReader, AccessorErrorsNameTheKey) {
   b.addI32Array("k.ints", {1, -1});
   b.addStringArray("k.strs", {"a"});
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   uint32_t u32;
   int32_t i32;
   std::string s;
@@ -260,7 +263,8 @@ TEST(GgufReader, Version2IsAccepted) {
   GgufBuilder b = baseBuilder();
   b.version = 2;
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   EXPECT_EQ(f->version(), 2u);
 }
 
@@ -284,7 +288,8 @@ TEST(GgufReader, LargeAlignment) {
   b.addF32Tensor("a", {3}, {1, 2, 3});
   b.addF32Tensor("b", {1}, {4});
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   EXPECT_EQ(f->alignment(), 64u);
   EXPECT_EQ(f->dataOffset() % 64, 0u);
   EXPECT_EQ(f->findTensor("b")->offset, 64u);
@@ -296,7 +301,8 @@ TEST(GgufReader, UnsupportedTypeIsNamedOnRead) {
   // tensor as fp32 is what fails.
   b.addTensor("blk.0.attn_q.weight", {256}, 16, std::vector<uint8_t>(66));
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   std::vector<float> v;
   Status s = f->readTensorF32("blk.0.attn_q.weight", v);
   ASSERT_FALSE(s.isOk());
@@ -310,7 +316,8 @@ TEST(GgufReader, NonFiniteValuesAreReported) {
   GgufBuilder b;
   b.addF32Tensor("x", {3}, {1, NAN, 2});
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   std::vector<float> v;
   Status s = f->readTensorF32("x", v);
   EXPECT_EQ(s.message(),
