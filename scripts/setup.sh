@@ -16,6 +16,8 @@ build="${QC_BUILD_DIR:-$root/build}"
 packages=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   cmake ninja-build libgtest-dev libgmock-dev
+  # PCRE2 for the tokenizers' split regexes (Unicode property classes).
+  libpcre2-dev
   # libFuzzer for the safetensors fuzz target.
   clang-22 libclang-rt-22-dev
 )

@@ -8,6 +8,7 @@
 
 #include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/InitAllDialects.h"
+#include "qc/runtime/GgufModel.h"
 #include "qc/runtime/HFCheckpoint.h"
 #include "qc/runtime/Llama2C.h"
 
@@ -25,6 +26,8 @@ Status mlir::qc::loadCheckpoint(const CheckpointRef &ref,
                                 ::qc::ModelWeights &weights) {
   if (ref.format == "llama2c")
     return ::qc::loadLlama2C(ref.path, weights);
+  if (ref.format == "gguf")
+    return ::qc::loadGgufModel(ref.path, weights);
   if (ref.format == "hf") {
     // A GPTQ/AWQ checkpoint's quantized layers come back as packed tensors
     // in the layouts the IR built by openModel references.
@@ -37,7 +40,7 @@ Status mlir::qc::loadCheckpoint(const CheckpointRef &ref,
     return ::qc::loadHFCheckpoint(ref.path, weights);
   }
   return Status::error(ref.path + ": unknown checkpoint format '" + ref.format +
-                       "' (expected 'llama2c' or 'hf')");
+                       "' (expected 'llama2c', 'gguf' or 'hf')");
 }
 
 Status mlir::qc::loadModuleWeights(ModuleOp module,
@@ -80,7 +83,10 @@ Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
   llvm::sys::fs::make_absolute(absolute);
   llvm::sys::path::remove_dots(absolute, /*remove_dot_dot=*/true);
   ref.path = absolute.str().str();
-  ref.format = llvm::sys::fs::is_directory(path) ? "hf" : "llama2c";
+  // A GGUF file is recognised by its magic, not its name.
+  ref.format = llvm::sys::fs::is_directory(path) ? "hf"
+               : ::qc::isGgufFile(path)          ? "gguf"
+                                                 : "llama2c";
   bool quantized = false;
   if (ref.format == "hf")
     QC_RETURN_IF_ERROR(isQuantizedHFCheckpoint(ref.path, quantized));

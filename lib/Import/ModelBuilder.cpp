@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 
+#include <cassert>
 #include <cmath>
 
 using namespace mlir;
@@ -31,6 +32,11 @@ class Emitter {
 public:
   Emitter(OpBuilder &b, const ::qc::ModelConfig &cfg) : b(b), cfg(cfg) {
     f32 = b.getF32Type();
+    // validateModelConfig (run by every loader) already computed these once;
+    // a failure here would mean an unvalidated config reached the builder.
+    ::qc::Status s = ::qc::computeRopeParameters(cfg, ropeParams);
+    assert(s.isOk() && "model config was not validated");
+    (void)s;
   }
 
   /// A rank-2 activation type [?, n].
@@ -64,10 +70,23 @@ public:
     auto layout = cfg.ropeLayout == ::qc::RopeLayout::Interleaved
                       ? llm::RopeLayout::interleaved
                       : llm::RopeLayout::half;
+    // The default rotary embedding is computed by the op from theta; any
+    // other (scaled, partial) carries its resolved frequencies.
+    IntegerAttr rotaryDim;
+    DenseF32ArrayAttr invFreq;
+    FloatAttr attentionScaling;
+    if (!ropeParams.isDefault) {
+      if (ropeParams.rotaryDim != cfg.headDim)
+        rotaryDim = b.getI64IntegerAttr(ropeParams.rotaryDim);
+      invFreq = b.getDenseF32ArrayAttr(ropeParams.invFreq);
+      if (ropeParams.attentionScaling != 1.0f)
+        attentionScaling = b.getF32FloatAttr(ropeParams.attentionScaling);
+    }
     return llm::RopeOp::create(
         b, at(layer), x.getType(), x, b.getI64IntegerAttr(heads),
         b.getI64IntegerAttr(cfg.headDim), b.getF32FloatAttr(cfg.ropeTheta),
-        llm::RopeLayoutAttr::get(b.getContext(), layout));
+        llm::RopeLayoutAttr::get(b.getContext(), layout), rotaryDim, invFreq,
+        attentionScaling);
   }
 
   /// One decoder block: pre-norm attention and SwiGLU MLP with residuals.
@@ -99,14 +118,15 @@ public:
 private:
   OpBuilder &b;
   const ::qc::ModelConfig &cfg;
+  ::qc::RopeParameters ropeParams;
   Type f32;
 };
 
 } // namespace
 
-OwningOpRef<ModuleOp> mlir::qc::buildModelModule(MLIRContext &ctx,
-                                                 const ::qc::ModelConfig &cfg,
-                                                 const CheckpointRef &ckpt) {
+OwningOpRef<ModuleOp> mlir::qc::buildModelModule(
+    MLIRContext &ctx, const ::qc::ModelConfig &cfg, const CheckpointRef &ckpt,
+    const ModelBuildOptions &options) {
   ctx.loadDialect<llm::LLMDialect, func::FuncDialect>();
   OpBuilder b(&ctx);
   Location loc = NameLoc::get(b.getStringAttr("model"));
@@ -130,7 +150,10 @@ OwningOpRef<ModuleOp> mlir::qc::buildModelModule(MLIRContext &ctx,
 
   Emitter e(b, cfg);
   auto tokensType = RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type());
-  auto fnType = b.getFunctionType({tokensType}, {e.act(cfg.vocabSize)});
+  SmallVector<Type> resultTypes = {e.act(cfg.vocabSize)};
+  if (options.hiddenStates)
+    resultTypes.append(static_cast<size_t>(cfg.nLayers + 1), e.act(cfg.dim));
+  auto fnType = b.getFunctionType({tokensType}, resultTypes);
   b.setInsertionPointToEnd(module->getBody());
   auto fn = func::FuncOp::create(b, loc, "forward", fnType);
   Block *entry = fn.addEntryBlock();
@@ -140,15 +163,22 @@ OwningOpRef<ModuleOp> mlir::qc::buildModelModule(MLIRContext &ctx,
   Value x = llm::EmbeddingOp::create(b, e.at("model.embed_tokens"),
                                      e.act(cfg.dim), table,
                                      entry->getArgument(0));
-  for (int64_t l = 0; l < cfg.nLayers; ++l)
+  SmallVector<Value> hidden;
+  for (int64_t l = 0; l < cfg.nLayers; ++l) {
     x = e.block(l, x);
+    hidden.push_back(x);
+  }
   x = e.rmsNorm("model.norm", x);
+  hidden.push_back(x);
   Value head = cfg.tiedEmbeddings
                    ? table
                    : e.param("lm_head.weight", {cfg.vocabSize, cfg.dim});
   Value logits = llm::LogitsOp::create(b, e.at("lm_head"),
                                        e.act(cfg.vocabSize), x, head);
-  func::ReturnOp::create(b, loc, logits);
+  SmallVector<Value> results = {logits};
+  if (options.hiddenStates)
+    results.append(hidden.begin(), hidden.end());
+  func::ReturnOp::create(b, loc, results);
   return module;
 }
 

@@ -259,6 +259,27 @@ Status parseGgufConfig(const GgufFile &f, ModelConfig &out) {
                      std::to_string(v) + " but 'token_embd.weight' has " +
                      std::to_string(c.vocabSize) + " rows");
   }
+  // Check the sizes that validateModelConfig works with (it builds
+  // per-frequency RoPE tables of headDim/2 entries) against the tensors
+  // first, so that a lying key can only size work by what the file holds.
+  if (embd->dims[0] != static_cast<uint64_t>(c.dim))
+    return f.error("metadata key " + q(p + "embedding_length") + " is " +
+                   std::to_string(c.dim) +
+                   " but 'token_embd.weight' rows have " +
+                   std::to_string(embd->dims[0]) + " elements");
+  const GgufTensorInfo *q0 = f.findTensor("blk.0.attn_q.weight");
+  if (!q0)
+    return f.error("tensor 'blk.0.attn_q.weight' is missing");
+  uint64_t qRows;
+  if (q0->dims.size() != 2 ||
+      __builtin_mul_overflow(static_cast<uint64_t>(c.nHeads),
+                             static_cast<uint64_t>(c.headDim), &qRows) ||
+      q0->dims[1] != qRows || q0->dims[0] != static_cast<uint64_t>(c.dim))
+    return f.error("tensor 'blk.0.attn_q.weight' does not have the shape "
+                   "[embedding_length, head_count * head dim] = [" +
+                   std::to_string(c.dim) + ", " + std::to_string(c.nHeads) +
+                   " * " + std::to_string(c.headDim) +
+                   "] the metadata implies");
   c.tiedEmbeddings = f.findTensor("output.weight") == nullptr;
   c.attentionBias = f.findTensor("blk.0.attn_q.bias") != nullptr;
   if (arch == "qwen2" && !c.attentionBias)

@@ -119,8 +119,9 @@ Status readJsonObject(const std::string &path, uint64_t maxBytes,
 /// Typed access to config.json fields with errors naming file and field.
 class ConfigFields {
 public:
-  ConfigFields(const json::Value &root, const std::string &path)
-      : root(root), path(path) {}
+  ConfigFields(const json::Value &root, const std::string &path,
+               std::string prefix = "")
+      : root(root), path(path), prefix(std::move(prefix)) {}
 
   /// The field, or nullptr when absent or null (transformers treats an
   /// explicit null like an absent key for the fields read here).
@@ -130,7 +131,18 @@ public:
   }
 
   Status fail(const char *key, const std::string &what) const {
-    return Status::error(path + ": field \"" + key + "\" " + what);
+    return Status::error(path + ": field \"" + prefix + key + "\" " + what);
+  }
+
+  /// A number read in double precision (rope scaling parameters).
+  Status number(const char *key, double &out, bool required) const {
+    const json::Value *v = get(key);
+    if (!v)
+      return required ? fail(key, "is missing") : Status::ok();
+    if (!v->isNumber())
+      return wrongType(key, "a number", *v);
+    out = v->asDouble();
+    return Status::ok();
   }
 
   Status wrongType(const char *key, const char *want,
@@ -189,6 +201,8 @@ public:
 private:
   const json::Value &root;
   const std::string &path;
+  /// "rope_scaling." for the fields of a nested object.
+  std::string prefix;
 };
 
 /// Refusals that come before any size field is read: a checkpoint we would
@@ -208,10 +222,6 @@ Status checkUnsupportedFeatures(const ConfigFields &f,
                       ": the checkpoint is already quantized and cannot be "
                       "read as a float model");
   }
-  if (f.get("rope_scaling"))
-    return f.fail("rope_scaling",
-                  "is not null: RoPE scaling (linear, dynamic, yarn, llama3, "
-                  "...) is not supported");
   if (const json::Value *act = f.get("hidden_act"))
     if (!act->isString() || act->asString() != "silu")
       return f.fail("hidden_act", "must be \"silu\" (SwiGLU MLP)");
@@ -226,11 +236,138 @@ Status checkUnsupportedFeatures(const ConfigFields &f,
     if (flag)
       return f.fail("mlp_bias", "is true: MLP biases are not supported");
   }
-  if (type == "qwen2") {
-    QC_RETURN_IF_ERROR(f.boolean("use_sliding_window", flag));
-    if (flag)
-      return f.fail("use_sliding_window",
-                    "is true: sliding-window attention is not supported");
+  return Status::ok();
+}
+
+/// Keys of config.json that qc either reads (below) or knows not to change
+/// the function of the model at inference (bookkeeping, training-only and
+/// generation defaults). Any other key is refused by name: a key we do not
+/// understand may change what the model computes (soft-capping, logit
+/// multipliers, QK norms, ...), and silently ignoring it would give wrong
+/// numbers that look right.
+bool isKnownConfigKey(const std::string &key) {
+  static const std::set<std::string> known = {
+      // Read by qc.
+      "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
+      "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size",
+      "max_position_embeddings", "rms_norm_eps", "rope_theta", "rope_scaling",
+      "rope_parameters", "partial_rotary_factor", "tie_word_embeddings",
+      "bos_token_id", "eos_token_id", "hidden_act", "attention_bias",
+      "mlp_bias", "sliding_window", "use_sliding_window", "max_window_layers",
+      "layer_types", "quantization_config",
+      // No effect on the function at inference.
+      "architectures", "torch_dtype", "dtype", "transformers_version",
+      "_name_or_path", "name_or_path", "use_cache", "initializer_range",
+      "pad_token_id", "sep_token_id", "decoder_start_token_id",
+      "attention_dropout", "hidden_dropout", "embd_pdrop", "resid_pdrop",
+      "pretraining_tp", "output_attentions", "output_hidden_states",
+      "return_dict", "use_return_dict", "torchscript", "use_bfloat16",
+      "tf_legacy_loss", "pruned_heads", "tie_encoder_decoder", "is_decoder",
+      "is_encoder_decoder", "add_cross_attention",
+      "cross_attention_hidden_size", "chunk_size_feed_forward",
+      "problem_type", "id2label", "label2id", "num_labels", "finetuning_task",
+      "tokenizer_class", "prefix", "task_specific_params", "keys_to_ignore",
+      "_attn_implementation", "_attn_implementation_autoset",
+      "attn_implementation", "auto_map", "transformers.js_config",
+      "unsloth_version", "unsloth_fixed", "model_name", "base_model",
+      "license", "language", "tags",
+      // Generation defaults (transformers moves them to generation_config).
+      "max_length", "min_length", "do_sample", "early_stopping", "num_beams",
+      "num_beam_groups", "diversity_penalty", "temperature", "top_k", "top_p",
+      "typical_p", "repetition_penalty", "length_penalty",
+      "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids",
+      "num_return_sequences", "output_scores", "return_dict_in_generate",
+      "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
+      "exponential_decay_length_penalty", "suppress_tokens",
+      "begin_suppress_tokens"};
+  return known.count(key) != 0;
+}
+
+/// Refuses every key isKnownConfigKey does not accept, naming the first.
+Status checkUnknownKeys(const json::Value &root, const ConfigFields &f) {
+  for (const auto &member : root.asObject()) {
+    if (isKnownConfigKey(member.first))
+      continue;
+    // An explicit null is the "feature off" spelling of many keys.
+    if (member.second.isNull())
+      continue;
+    return f.fail(member.first.c_str(),
+                  "is not understood by qc and may change what the model "
+                  "computes; refusing rather than ignoring it");
+  }
+  return Status::ok();
+}
+
+/// Reads `rope_scaling` / `rope_parameters` (transformers' two spellings,
+/// the second also carrying rope_theta) into `c`. Types qc does not
+/// implement (dynamic, longrope, ...) and unknown parameters are refused by
+/// name.
+Status parseRopeObject(const json::Value &obj, const char *key,
+                       const std::string &path, ModelConfig &c,
+                       double &partialRotaryFactor) {
+  if (!obj.isObject())
+    return Status::error(path + ": field \"" + key +
+                         "\" must be an object or null, found " +
+                         json::kindName(obj.kind()));
+  ConfigFields f(obj, path, std::string(key) + ".");
+  static const std::set<std::string> params = {
+      "rope_type", "type", "rope_theta", "factor", "low_freq_factor",
+      "high_freq_factor", "original_max_position_embeddings", "beta_fast",
+      "beta_slow", "attention_factor", "mscale", "mscale_all_dim", "truncate",
+      "partial_rotary_factor"};
+  for (const auto &member : obj.asObject())
+    if (!params.count(member.first) && !member.second.isNull())
+      return f.fail(member.first.c_str(),
+                    "is not a RoPE parameter qc implements");
+  std::string type = "default";
+  for (const char *k : {"rope_type", "type"}) {
+    if (const json::Value *v = f.get(k)) {
+      if (!v->isString())
+        return f.wrongType(k, "a string", *v);
+      type = v->asString();
+      break;
+    }
+  }
+  if (f.get("rope_theta")) {
+    QC_RETURN_IF_ERROR(f.number("rope_theta", c.ropeTheta, true));
+  }
+  if (f.get("partial_rotary_factor")) {
+    QC_RETURN_IF_ERROR(
+        f.number("partial_rotary_factor", partialRotaryFactor, true));
+    if (!(partialRotaryFactor > 0.0 && partialRotaryFactor <= 1.0))
+      return f.fail("partial_rotary_factor", "must be in (0, 1]");
+  }
+  RopeScaling &s = c.ropeScaling;
+  s = RopeScaling();
+  if (type == "default")
+    return Status::ok();
+  if (type == "linear")
+    s.type = RopeScalingType::Linear;
+  else if (type == "llama3")
+    s.type = RopeScalingType::Llama3;
+  else if (type == "yarn")
+    s.type = RopeScalingType::Yarn;
+  else
+    return f.fail(f.get("rope_type") ? "rope_type" : "type",
+                  "is " + json::quote(type) +
+                      ": this RoPE scaling is not implemented (implemented: "
+                      "default, linear, llama3, yarn)");
+  QC_RETURN_IF_ERROR(f.number("factor", s.factor, true));
+  if (s.type == RopeScalingType::Llama3) {
+    QC_RETURN_IF_ERROR(f.number("low_freq_factor", s.lowFreqFactor, true));
+    QC_RETURN_IF_ERROR(f.number("high_freq_factor", s.highFreqFactor, true));
+    QC_RETURN_IF_ERROR(f.integer("original_max_position_embeddings",
+                                 s.originalMaxPositions, true));
+  }
+  if (s.type == RopeScalingType::Yarn) {
+    QC_RETURN_IF_ERROR(f.integer("original_max_position_embeddings",
+                                 s.originalMaxPositions, false));
+    QC_RETURN_IF_ERROR(f.number("beta_fast", s.betaFast, false));
+    QC_RETURN_IF_ERROR(f.number("beta_slow", s.betaSlow, false));
+    QC_RETURN_IF_ERROR(f.number("attention_factor", s.attentionFactor, false));
+    QC_RETURN_IF_ERROR(f.number("mscale", s.mscale, false));
+    QC_RETURN_IF_ERROR(f.number("mscale_all_dim", s.mscaleAllDim, false));
+    QC_RETURN_IF_ERROR(f.boolean("truncate", s.truncate));
   }
   return Status::ok();
 }
@@ -256,6 +393,7 @@ Status parseHFConfigImpl(const std::string &configPath, ModelConfig &out,
                                     ", which is not supported (supported: "
                                     "llama, mistral, qwen2)");
   QC_RETURN_IF_ERROR(checkUnsupportedFeatures(f, t, quantizationConfig));
+  QC_RETURN_IF_ERROR(checkUnknownKeys(root, f));
 
   ModelConfig c;
   c.modelType = t;
@@ -291,12 +429,70 @@ Status parseHFConfigImpl(const std::string &configPath, ModelConfig &out,
                                        ") and head_dim is not given");
     c.headDim = c.dim / c.nHeads;
   }
-  if (t == "mistral") {
-    // Inside the window, sliding-window attention equals full attention.
+  // RoPE: transformers 4.x spells scaling as rope_scaling (theta beside
+  // it), 5.x as rope_parameters (theta inside); partial_rotary_factor may
+  // sit at the top level or inside. The rotary dimension is resolved once
+  // head_dim is known.
+  double partial = 1.0;
+  if (f.get("partial_rotary_factor")) {
+    QC_RETURN_IF_ERROR(f.number("partial_rotary_factor", partial, true));
+    if (!(partial > 0.0 && partial <= 1.0))
+      return f.fail("partial_rotary_factor", "must be in (0, 1]");
+  }
+  if (const json::Value *r = f.get("rope_parameters"))
+    QC_RETURN_IF_ERROR(
+        parseRopeObject(*r, "rope_parameters", configPath, c, partial));
+  if (const json::Value *r = f.get("rope_scaling")) {
+    if (f.get("rope_parameters") &&
+        c.ropeScaling.type != RopeScalingType::None)
+      return f.fail("rope_scaling",
+                    "and rope_parameters both describe the RoPE scaling");
+    QC_RETURN_IF_ERROR(
+        parseRopeObject(*r, "rope_scaling", configPath, c, partial));
+  }
+  if (partial != 1.0) {
+    // transformers: dim = int(head_dim * partial_rotary_factor).
+    int64_t dim = static_cast<int64_t>(static_cast<double>(c.headDim) * partial);
+    if (dim <= 0 || dim % 2 != 0)
+      return f.fail("partial_rotary_factor",
+                    "gives a rotary dimension of " + std::to_string(dim) +
+                        " features per head, which is not a positive even "
+                        "number");
+    c.rotaryDim = dim == c.headDim ? 0 : dim;
+  }
+  // Sliding-window attention (mistral; qwen2 with use_sliding_window;
+  // layer_types naming "sliding_attention"): inside the window it equals
+  // full attention, so qc runs such a model exactly for contexts up to the
+  // window and refuses longer ones (maxSeqLen becomes the window).
+  bool sliding = t == "mistral";
+  if (t == "qwen2") {
+    bool use = false;
+    QC_RETURN_IF_ERROR(f.boolean("use_sliding_window", use));
+    sliding = use;
+  }
+  if (const json::Value *types = f.get("layer_types")) {
+    if (!types->isArray())
+      return f.wrongType("layer_types", "a list of strings", *types);
+    for (const json::Value &lt : types->asArray()) {
+      if (!lt.isString())
+        return f.wrongType("layer_types", "a list of strings", lt);
+      if (lt.asString() == "sliding_attention")
+        sliding = true;
+      else if (lt.asString() != "full_attention")
+        return f.fail("layer_types", "names the layer type " +
+                                         json::quote(lt.asString()) +
+                                         ", which qc does not implement");
+    }
+  }
+  if (sliding) {
     int64_t window = 0;
     QC_RETURN_IF_ERROR(f.integer("sliding_window", window, false));
-    if (window > 0 && window < c.maxSeqLen)
+    if (window < 0)
+      return f.fail("sliding_window", "must be positive or null");
+    if (window > 0 && window < c.maxSeqLen) {
+      c.slidingWindow = window;
       c.maxSeqLen = window;
+    }
   }
   QC_RETURN_IF_ERROR(validateModelConfig(c, configPath));
   out = c;
@@ -584,6 +780,34 @@ std::string buildHFConfigJson(const ModelConfig &c, DType dtype,
   f["num_key_value_heads"] = json::Value::integer(c.nKVHeads);
   f["rms_norm_eps"] = floatNumber(c.normEps);
   f["rope_scaling"] = json::Value();
+  const RopeScaling &rs = c.ropeScaling;
+  if (rs.type != RopeScalingType::None) {
+    json::Value r = json::Value::object();
+    r.set("rope_type", json::Value::string(ropeScalingName(rs.type)));
+    r.set("factor", json::Value::number(rs.factor));
+    if (rs.type == RopeScalingType::Llama3) {
+      r.set("low_freq_factor", json::Value::number(rs.lowFreqFactor));
+      r.set("high_freq_factor", json::Value::number(rs.highFreqFactor));
+    }
+    if (rs.originalMaxPositions > 0)
+      r.set("original_max_position_embeddings",
+            json::Value::integer(rs.originalMaxPositions));
+    if (rs.type == RopeScalingType::Yarn) {
+      r.set("beta_fast", json::Value::number(rs.betaFast));
+      r.set("beta_slow", json::Value::number(rs.betaSlow));
+      if (rs.attentionFactor > 0.0)
+        r.set("attention_factor", json::Value::number(rs.attentionFactor));
+      if (rs.mscale != 0.0)
+        r.set("mscale", json::Value::number(rs.mscale));
+      if (rs.mscaleAllDim != 0.0)
+        r.set("mscale_all_dim", json::Value::number(rs.mscaleAllDim));
+      r.set("truncate", json::Value::boolean(rs.truncate));
+    }
+    f["rope_scaling"] = std::move(r);
+  }
+  if (c.rotaryDim > 0 && c.rotaryDim != c.headDim)
+    f["partial_rotary_factor"] = json::Value::number(
+        static_cast<double>(c.rotaryDim) / static_cast<double>(c.headDim));
   f["rope_theta"] = floatNumber(c.ropeTheta);
   f["tie_word_embeddings"] = json::Value::boolean(c.tiedEmbeddings);
   f["torch_dtype"] = json::Value::string(dtype == DType::F32   ? "float32"
@@ -596,11 +820,14 @@ std::string buildHFConfigJson(const ModelConfig &c, DType dtype,
     f["mlp_bias"] = json::Value::boolean(false);
   } else {
     // MistralConfig defaults sliding_window to 4096; null means full
-    // attention, which is what the weights were validated for.
-    f["sliding_window"] = json::Value();
+    // attention, which is what the weights were validated for. A model
+    // read with a window keeps it (its context is capped to the window).
+    f["sliding_window"] = c.slidingWindow > 0
+                              ? json::Value::integer(c.slidingWindow)
+                              : json::Value();
   }
   if (c.modelType == "qwen2")
-    f["use_sliding_window"] = json::Value::boolean(false);
+    f["use_sliding_window"] = json::Value::boolean(c.slidingWindow > 0);
   if (quantizationConfig)
     f["quantization_config"] = *quantizationConfig;
   json::Value root = json::Value::object();

@@ -114,10 +114,22 @@ Status validateModelConfig(const ModelConfig &c,
   if (c.headDim % 2 != 0)
     return fail("headDim (" + std::to_string(c.headDim) +
                 ") must be even: rotary embeddings rotate feature pairs");
+  if (c.rotaryDim < 0 || c.rotaryDim > c.headDim || c.rotaryDim % 2 != 0)
+    return fail("rotaryDim (" + std::to_string(c.rotaryDim) +
+                ") must be even and within headDim (" +
+                std::to_string(c.headDim) + ")");
+  if (c.rotaryDim != 0 && c.rotaryDim != c.headDim &&
+      c.ropeLayout == RopeLayout::Interleaved)
+    return fail("a partial rotary dimension needs the rotate_half layout");
   if (!(std::isfinite(c.normEps) && c.normEps > 0))
     return fail("normEps must be positive and finite");
   if (!(std::isfinite(c.ropeTheta) && c.ropeTheta > 0))
     return fail("ropeTheta must be positive and finite");
+  {
+    RopeParameters rope;
+    if (Status s = computeRopeParameters(c, rope); !s)
+      return fail(s.message());
+  }
   if (c.bosId < 0 || c.bosId >= c.vocabSize)
     return fail("bosId " + std::to_string(c.bosId) +
                 " is outside the vocabulary [0, " +
@@ -229,6 +241,156 @@ Status loadSafetensorsOverlay(const std::string &path, ModelWeights &weights) {
     raw.bytes.assign(data, data + info.byteSize());
     weights.packed[info.name] = std::move(raw);
   }
+  return Status::ok();
+}
+
+} // namespace qc
+
+//===----------------------------------------------------------------------===//
+// Rotary frequencies
+//===----------------------------------------------------------------------===//
+
+namespace qc {
+
+const char *ropeScalingName(RopeScalingType t) {
+  switch (t) {
+  case RopeScalingType::None:
+    return "default";
+  case RopeScalingType::Linear:
+    return "linear";
+  case RopeScalingType::Llama3:
+    return "llama3";
+  case RopeScalingType::Yarn:
+    return "yarn";
+  }
+  return "?";
+}
+
+Status computeRopeParameters(const ModelConfig &c, RopeParameters &out) {
+  const int64_t dim = effectiveRotaryDim(c);
+  const RopeScaling &s = c.ropeScaling;
+  auto fail = [&](const std::string &what) {
+    return Status::error(std::string("rope scaling '") +
+                         ropeScalingName(s.type) + "': " + what);
+  };
+  if (dim <= 0 || dim % 2 != 0 || dim > c.headDim)
+    return Status::error("rotary dimension " + std::to_string(dim) +
+                         " must be even and within head_dim (" +
+                         std::to_string(c.headDim) + ")");
+  RopeParameters p;
+  p.rotaryDim = dim;
+  p.isDefault = s.type == RopeScalingType::None && dim == c.headDim;
+  // transformers: base ** (arange(0, dim, 2).float() / dim) in fp32, then
+  // 1.0 / that. The exponent is an fp32 quotient; pow is evaluated in fp32
+  // (the llm.rope lowering does the same for the default case).
+  const float base = c.ropeTheta;
+  std::vector<float> posFreq(static_cast<size_t>(dim / 2));
+  for (int64_t i = 0; i < dim / 2; ++i)
+    posFreq[i] = std::pow(base, static_cast<float>(2 * i) /
+                                    static_cast<float>(dim));
+  p.invFreq.resize(posFreq.size());
+  for (size_t i = 0; i < posFreq.size(); ++i)
+    p.invFreq[i] = 1.0f / posFreq[i];
+
+  switch (s.type) {
+  case RopeScalingType::None:
+    break;
+  case RopeScalingType::Linear: {
+    if (!(s.factor >= 1.0) || !std::isfinite(s.factor))
+      return fail("factor must be a finite number >= 1, got " +
+                  std::to_string(s.factor));
+    const float f = static_cast<float>(s.factor);
+    for (float &v : p.invFreq)
+      v /= f;
+    break;
+  }
+  case RopeScalingType::Llama3: {
+    if (!(s.factor >= 1.0) || !std::isfinite(s.factor))
+      return fail("factor must be a finite number >= 1");
+    if (!(s.lowFreqFactor > 0.0) || !(s.highFreqFactor > s.lowFreqFactor))
+      return fail("needs 0 < low_freq_factor < high_freq_factor");
+    if (s.originalMaxPositions <= 0)
+      return fail("needs original_max_position_embeddings > 0");
+    // Llama 3.1: wavelengths longer than the original context / low factor
+    // are interpolated (divided by factor), shorter than context / high
+    // factor kept, and the band between blended linearly in 1/wavelen.
+    const float factor = static_cast<float>(s.factor);
+    // Evaluated in fp32 like torch's tensor-with-scalar arithmetic.
+    const float oldCtx = static_cast<float>(s.originalMaxPositions);
+    const float lowF = static_cast<float>(s.lowFreqFactor);
+    const float highF = static_cast<float>(s.highFreqFactor);
+    const float lowWavelen = static_cast<float>(
+        static_cast<double>(s.originalMaxPositions) / s.lowFreqFactor);
+    const float highWavelen = static_cast<float>(
+        static_cast<double>(s.originalMaxPositions) / s.highFreqFactor);
+    for (float &v : p.invFreq) {
+      const float wavelen = static_cast<float>(2.0 * M_PI) / v;
+      float scaled = wavelen > lowWavelen ? v / factor : v;
+      const bool medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen);
+      if (medium) {
+        const float smooth = (oldCtx / wavelen - lowF) / (highF - lowF);
+        scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+      }
+      v = scaled;
+    }
+    break;
+  }
+  case RopeScalingType::Yarn: {
+    if (!(s.factor >= 1.0) || !std::isfinite(s.factor))
+      return fail("factor must be a finite number >= 1");
+    const int64_t original =
+        s.originalMaxPositions > 0 ? s.originalMaxPositions : c.maxSeqLen;
+    if (original <= 0)
+      return fail("needs original_max_position_embeddings > 0");
+    if (!(s.betaFast > 0.0) || !(s.betaSlow > 0.0))
+      return fail("beta_fast and beta_slow must be positive");
+    auto mscaleOf = [](double scale, double m) {
+      return scale <= 1.0 ? 1.0 : 0.1 * m * std::log(scale) + 1.0;
+    };
+    double attention = s.attentionFactor;
+    if (!(attention > 0.0)) {
+      if (s.mscale != 0.0 && s.mscaleAllDim != 0.0)
+        attention = mscaleOf(s.factor, s.mscale) /
+                    mscaleOf(s.factor, s.mscaleAllDim);
+      else
+        attention = mscaleOf(s.factor, 1.0);
+    }
+    // The ramp runs over the pair index between the dimensions at which the
+    // original context completes beta_fast and beta_slow rotations.
+    auto correctionDim = [&](double rotations) {
+      return (static_cast<double>(dim) *
+              std::log(static_cast<double>(original) /
+                       (rotations * 2.0 * M_PI))) /
+             (2.0 * std::log(static_cast<double>(base)));
+    };
+    double low = correctionDim(s.betaFast), high = correctionDim(s.betaSlow);
+    if (s.truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::max(low, 0.0);
+    high = std::min(high, static_cast<double>(dim - 1));
+    if (low == high)
+      high += 0.001; // transformers: avoids a division by zero
+    const float factor = static_cast<float>(s.factor);
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      float ramp = (static_cast<float>(i) - static_cast<float>(low)) /
+                   static_cast<float>(high - low);
+      ramp = std::min(1.0f, std::max(0.0f, ramp));
+      const float extrapolationFactor = 1.0f - ramp;
+      const float extrapolation = 1.0f / posFreq[i];
+      const float interpolation = 1.0f / (factor * posFreq[i]);
+      p.invFreq[i] = interpolation * (1.0f - extrapolationFactor) +
+                     extrapolation * extrapolationFactor;
+    }
+    p.attentionScaling = static_cast<float>(attention);
+    break;
+  }
+  }
+  for (float v : p.invFreq)
+    if (!std::isfinite(v) || !(v > 0.0f))
+      return fail("produced a non-finite or non-positive frequency");
+  out = std::move(p);
   return Status::ok();
 }
 

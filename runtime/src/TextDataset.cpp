@@ -129,4 +129,62 @@ std::vector<std::vector<int>> makeWindows(const std::vector<int> &tokens,
   return windows;
 }
 
+Status makeContextWindows(const std::vector<int> &tokens,
+                          const ContextWindowProtocol &p,
+                          std::vector<std::vector<int>> &windows,
+                          int64_t &scored) {
+  windows.clear();
+  scored = 0;
+  if (p.ctx < 2)
+    return Status::error("--ctx must be at least 2 (a window needs one "
+                         "token to predict another), got " +
+                         std::to_string(p.ctx));
+  if (p.bosEachWindow && p.bosId < 0)
+    return Status::error("--bos each-window: the tokenizer names no BOS "
+                         "token; use --bos none");
+  if (p.skipTokens < 0 || p.maxTokens < 0)
+    return Status::error("--skip-tokens and --max-tokens must not be "
+                         "negative");
+  const int64_t size = static_cast<int64_t>(tokens.size());
+  if (p.skipTokens >= size)
+    return Status::error("--skip-tokens " + std::to_string(p.skipTokens) +
+                         " leaves nothing of the " + std::to_string(size) +
+                         " tokens of the text");
+  const int64_t begin = p.skipTokens;
+  const int64_t end = p.maxTokens > 0 ? std::min(size, begin + p.maxTokens)
+                                      : size;
+  // Text ids per window: BOS takes one of the ctx positions.
+  const int64_t step = p.bosEachWindow ? p.ctx - 1 : p.ctx;
+  for (int64_t at = begin; at < end; at += step) {
+    const int64_t stop = std::min(end, at + step);
+    std::vector<int> w;
+    w.reserve(static_cast<size_t>(stop - at + 1));
+    if (p.bosEachWindow)
+      w.push_back(p.bosId);
+    w.insert(w.end(), tokens.begin() + at, tokens.begin() + stop);
+    // A window of n ids predicts n - 1 of them.
+    if (w.size() < 2)
+      break;
+    scored += static_cast<int64_t>(w.size()) - 1;
+    windows.push_back(std::move(w));
+  }
+  return Status::ok();
+}
+
+std::string describeContextWindows(const ContextWindowProtocol &p,
+                                   int64_t textTokens) {
+  const int64_t end = p.maxTokens > 0
+                          ? std::min(textTokens, p.skipTokens + p.maxTokens)
+                          : textTokens;
+  return "text tokenized as one string, non-overlapping windows of " +
+         std::to_string(p.ctx) + " tokens" +
+         (p.bosEachWindow ? " (BOS + " + std::to_string(p.ctx - 1) +
+                                " text tokens)"
+                          : "") +
+         ", " + (p.bosEachWindow ? "BOS each window" : "no BOS") +
+         ", each window scored on its own, tokens [" +
+         std::to_string(p.skipTokens) + ", " + std::to_string(end) + ") of " +
+         std::to_string(textTokens);
+}
+
 } // namespace qc

@@ -75,10 +75,10 @@ struct Tiny {
     if (write)
       fill();
   }
-  void fill(uint32_t blockCount = 1) {
+  void fill(uint32_t blockCount = 1, uint32_t embedding = 8) {
     b.addString("general.architecture", arch);
     b.addU32(arch + ".context_length", 64);
-    b.addU32(arch + ".embedding_length", 8);
+    b.addU32(arch + ".embedding_length", embedding);
     b.addU32(arch + ".block_count", blockCount);
     b.addU32(arch + ".feed_forward_length", 16);
     b.addU32(arch + ".attention.head_count", 2);
@@ -316,6 +316,22 @@ TEST(GgufModel, Refusals) {
     t.b.addString("general.architecture", "llama");
     t.tensors(true);
     expectRefusal(t, "metadata key 'llama.embedding_length' is missing");
+  }
+  {
+    // A lying head size must fail before RoPE tables are sized by it.
+    Tiny t;
+    t.b.addU32("llama.attention.key_length", 1u << 30);
+    t.tensors(true);
+    expectRefusal(t, "tensor 'blk.0.attn_q.weight' does not have the shape "
+                     "[embedding_length, head_count * head dim] = [8, 2 * "
+                     "1073741824]");
+  }
+  {
+    Tiny t("llama", false);
+    t.fill(1, /*embedding=*/16);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.embedding_length' is 16 but "
+                     "'token_embd.weight' rows have 8 elements");
   }
   {
     // A lying layer count must fail before anything is sized by it.

@@ -633,14 +633,64 @@ TEST(HFConfig, QuantizedCheckpointLoadersGetTheQuantizationConfig) {
 }
 
 TEST(HFConfig, RefusesUnsupportedFeatures) {
+  // RoPE scaling types qc does not implement, and unknown parameters.
+  for (const char *type : {"dynamic", "longrope", "su"})
+    expectConfigError(
+        [&](Value &c) {
+          Value r = Value::object();
+          r.set("type", Value::string(type));
+          r.set("factor", Value::number(2.0));
+          c.set("rope_scaling", r);
+        },
+        {"field \"rope_scaling.type\" is \"" + std::string(type) + "\"",
+         "not implemented (implemented: default, linear, llama3, yarn)"});
   expectConfigError(
       [](Value &c) {
         Value r = Value::object();
-        r.set("type", Value::string("linear"));
+        r.set("rope_type", Value::string("linear"));
         r.set("factor", Value::number(2.0));
+        r.set("short_factor", Value::number(2.0));
+        c.set("rope_parameters", r);
+      },
+      {"field \"rope_parameters.short_factor\" is not a RoPE parameter"});
+  expectConfigError(
+      [](Value &c) {
+        Value r = Value::object();
+        r.set("rope_type", Value::string("llama3"));
+        r.set("factor", Value::number(8.0));
         c.set("rope_scaling", r);
       },
-      {"field \"rope_scaling\" is not null", "not supported"});
+      {"field \"rope_scaling.low_freq_factor\" is missing"});
+  expectConfigError(
+      [](Value &c) {
+        Value r = Value::object();
+        r.set("rope_type", Value::string("linear"));
+        r.set("factor", Value::number(0.5));
+        c.set("rope_scaling", r);
+      },
+      {"rope scaling 'linear': factor must be a finite number >= 1"});
+  expectConfigError(
+      [](Value &c) { c.set("partial_rotary_factor", Value::number(1.5)); },
+      {"field \"partial_rotary_factor\" must be in (0, 1]"});
+  expectConfigError(
+      [](Value &c) { c.set("partial_rotary_factor", Value::number(0.3)); },
+      {"field \"partial_rotary_factor\" gives a rotary dimension of 1"});
+  // Keys that change the function and that qc does not implement.
+  for (const char *key : {"final_logit_softcapping", "attn_logit_softcapping",
+                          "logits_scaling", "embedding_multiplier",
+                          "use_qk_norm", "some_future_key"})
+    expectConfigError(
+        [&](Value &c) { c.set(key, Value::number(30.0)); },
+        {"field \"" + std::string(key) + "\" is not understood by qc",
+         "refusing rather than ignoring"});
+  expectConfigError(
+      [](Value &c) {
+        Value types = Value::array();
+        types.push(Value::string("full_attention"));
+        types.push(Value::string("linear_attention"));
+        c.set("layer_types", types);
+      },
+      {"field \"layer_types\" names the layer type \"linear_attention\""});
   expectConfigError(
       [](Value &c) { c.set("hidden_act", Value::string("gelu")); },
       {"field \"hidden_act\" must be \"silu\""});
@@ -722,6 +772,160 @@ TEST(HFConfig, DefaultsAndVariants) {
   EXPECT_EQ(c.maxSeqLen, 32);
   c = configAfter([](Value &) {}, "qwen2");
   EXPECT_TRUE(c.attentionBias);
+  EXPECT_EQ(c.slidingWindow, 0);
+  // qwen2's window applies only with use_sliding_window; layer_types may
+  // also ask for it.
+  c = configAfter(
+      [](Value &v) {
+        v.set("sliding_window", Value::integer(16));
+        v.set("use_sliding_window", Value::boolean(false));
+      },
+      "qwen2");
+  EXPECT_EQ(c.maxSeqLen, 32);
+  c = configAfter(
+      [](Value &v) {
+        v.set("sliding_window", Value::integer(16));
+        v.set("use_sliding_window", Value::boolean(true));
+      },
+      "qwen2");
+  EXPECT_EQ(c.maxSeqLen, 16);
+  EXPECT_EQ(c.slidingWindow, 16);
+  c = configAfter([](Value &v) {
+    Value types = Value::array();
+    types.push(Value::string("sliding_attention"));
+    types.push(Value::string("full_attention"));
+    v.set("layer_types", types);
+    v.set("sliding_window", Value::integer(8));
+  });
+  EXPECT_EQ(c.maxSeqLen, 8);
+}
+
+TEST(HFConfig, RopeThetaScalingAndPartialRotary) {
+  // rope_theta inside rope_parameters (transformers 5) wins over the old
+  // top-level spelling.
+  ModelConfig c = configAfter([](Value &v) {
+    Value r = Value::object();
+    r.set("rope_type", Value::string("default"));
+    r.set("rope_theta", Value::number(250000.0));
+    v.set("rope_parameters", r);
+  });
+  EXPECT_EQ(c.ropeTheta, 250000.0f);
+  EXPECT_EQ(c.ropeScaling.type, qc::RopeScalingType::None);
+
+  c = configAfter([](Value &v) {
+    Value r = Value::object();
+    r.set("rope_type", Value::string("llama3"));
+    r.set("factor", Value::number(8.0));
+    r.set("low_freq_factor", Value::number(1.0));
+    r.set("high_freq_factor", Value::number(4.0));
+    r.set("original_max_position_embeddings", Value::integer(8192));
+    v.set("rope_scaling", r);
+  });
+  EXPECT_EQ(c.ropeScaling.type, qc::RopeScalingType::Llama3);
+  EXPECT_EQ(c.ropeScaling.factor, 8.0);
+  EXPECT_EQ(c.ropeScaling.originalMaxPositions, 8192);
+
+  c = configAfter([](Value &v) {
+    Value r = Value::object();
+    r.set("type", Value::string("yarn"));
+    r.set("factor", Value::number(4.0));
+    r.set("beta_fast", Value::number(16.0));
+    r.set("original_max_position_embeddings", Value::integer(16));
+    v.set("rope_scaling", r);
+    v.set("partial_rotary_factor", Value::number(0.5));
+  });
+  EXPECT_EQ(c.ropeScaling.type, qc::RopeScalingType::Yarn);
+  EXPECT_EQ(c.ropeScaling.betaFast, 16.0);
+  EXPECT_EQ(c.rotaryDim, 2); // head_dim 4 * 0.5
+  // A scaled model writes its scaling back out.
+  ModelWeights w = tinyModel();
+  w.config.ropeScaling = c.ropeScaling;
+  w.config.rotaryDim = 2;
+  std::string text = buildHFConfigJson(w.config, DType::F32, nullptr);
+  EXPECT_NE(text.find("\"rope_type\": \"yarn\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"partial_rotary_factor\": 0.5"), std::string::npos)
+      << text;
+}
+
+TEST(HFConfig, RopeFrequenciesOfEachScaling) {
+  ModelConfig c;
+  c.headDim = 128;
+  c.ropeTheta = 500000.0f;
+  c.maxSeqLen = 131072;
+  qc::RopeParameters p;
+  ASSERT_TRUE(computeRopeParameters(c, p));
+  ASSERT_EQ(p.invFreq.size(), 64u);
+  EXPECT_TRUE(p.isDefault);
+  EXPECT_EQ(p.invFreq[0], 1.0f);
+  EXPECT_NEAR(p.invFreq[1], std::pow(500000.0, -2.0 / 128), 1e-7);
+  std::vector<float> base = p.invFreq;
+
+  // Llama 3.1 8B's rope_scaling: high frequencies (wavelength < 2048) kept,
+  // low ones (wavelength > 8192) divided by 8, the band between blended.
+  c.ropeScaling.type = qc::RopeScalingType::Llama3;
+  c.ropeScaling.factor = 8.0;
+  c.ropeScaling.lowFreqFactor = 1.0;
+  c.ropeScaling.highFreqFactor = 4.0;
+  c.ropeScaling.originalMaxPositions = 8192;
+  ASSERT_TRUE(computeRopeParameters(c, p));
+  EXPECT_FALSE(p.isDefault);
+  int kept = 0, divided = 0, blended = 0;
+  for (size_t i = 0; i < base.size(); ++i) {
+    double wavelen = 2 * M_PI / base[i];
+    if (wavelen < 2048) {
+      EXPECT_EQ(p.invFreq[i], base[i]) << i;
+      ++kept;
+    } else if (wavelen > 8192) {
+      EXPECT_FLOAT_EQ(p.invFreq[i], base[i] / 8.0f) << i;
+      ++divided;
+    } else {
+      double smooth = (8192 / wavelen - 1.0) / 3.0;
+      EXPECT_NEAR(p.invFreq[i], (1 - smooth) * base[i] / 8 + smooth * base[i],
+                  1e-6 * base[i])
+          << i;
+      ++blended;
+    }
+  }
+  EXPECT_GT(kept, 0);
+  EXPECT_GT(divided, 0);
+  EXPECT_GT(blended, 0);
+
+  // Linear: every frequency / factor.
+  c.ropeScaling = qc::RopeScaling();
+  c.ropeScaling.type = qc::RopeScalingType::Linear;
+  c.ropeScaling.factor = 2.0;
+  ASSERT_TRUE(computeRopeParameters(c, p));
+  for (size_t i = 0; i < base.size(); ++i)
+    EXPECT_EQ(p.invFreq[i], base[i] / 2.0f);
+  EXPECT_EQ(p.attentionScaling, 1.0f);
+
+  // YaRN (Qwen2.5's factor 4 over 32768): attention factor 0.1 ln 4 + 1,
+  // the first pairs extrapolated (unchanged), the last interpolated.
+  c.ropeTheta = 1000000.0f;
+  c.ropeScaling = qc::RopeScaling();
+  c.ropeScaling.type = qc::RopeScalingType::Yarn;
+  c.ropeScaling.factor = 4.0;
+  c.ropeScaling.originalMaxPositions = 32768;
+  ASSERT_TRUE(computeRopeParameters(c, p));
+  EXPECT_FLOAT_EQ(p.attentionScaling, static_cast<float>(0.1 * std::log(4.0) + 1));
+  qc::RopeParameters plain;
+  ModelConfig d = c;
+  d.ropeScaling = qc::RopeScaling();
+  ASSERT_TRUE(computeRopeParameters(d, plain));
+  EXPECT_EQ(p.invFreq[0], plain.invFreq[0]);
+  EXPECT_FLOAT_EQ(p.invFreq[63], plain.invFreq[63] / 4.0f);
+  c.ropeScaling.mscale = 1.0;
+  c.ropeScaling.mscaleAllDim = 1.0;
+  ASSERT_TRUE(computeRopeParameters(c, p));
+  EXPECT_EQ(p.attentionScaling, 1.0f); // DeepSeek-style ratio of equal mscales
+
+  // Partial rotary: dim = rotaryDim, frequencies over that dimension.
+  c.ropeScaling = qc::RopeScaling();
+  c.rotaryDim = 32;
+  ASSERT_TRUE(computeRopeParameters(c, p));
+  EXPECT_EQ(p.invFreq.size(), 16u);
+  EXPECT_NEAR(p.invFreq[1], std::pow(1000000.0, -2.0 / 32), 1e-7);
+  EXPECT_FALSE(p.isDefault);
 }
 
 //===----------------------------------------------------------------------===//

@@ -176,3 +176,70 @@ TEST(TextDatasetTest, ErrorsNameTheFile) {
   std::remove(path.c_str());
   EXPECT_EQ(text, "abc\n");
 }
+
+TEST(TextDatasetTest, ContextWindowsWithoutBos) {
+  std::vector<int> t = {10, 11, 12, 13, 14, 15, 16};
+  using W = std::vector<std::vector<int>>;
+  ContextWindowProtocol p;
+  p.ctx = 3;
+  W w;
+  int64_t scored = 0;
+  ASSERT_TRUE(makeContextWindows(t, p, w, scored));
+  // The last window {16} predicts nothing and is dropped.
+  EXPECT_EQ(w, (W{{10, 11, 12}, {13, 14, 15}}));
+  EXPECT_EQ(scored, 4);
+  // The goldens' protocol: 16,384 tokens in windows of 1,024 predict
+  // 16 * 1,023 = 16,368 tokens.
+  std::vector<int> many(20000, 5);
+  p.ctx = 1024;
+  p.maxTokens = 16384;
+  ASSERT_TRUE(makeContextWindows(many, p, w, scored));
+  EXPECT_EQ(w.size(), 16u);
+  EXPECT_EQ(scored, 16368);
+  EXPECT_EQ(describeContextWindows(p, 20000),
+            "text tokenized as one string, non-overlapping windows of 1024 "
+            "tokens, no BOS, each window scored on its own, tokens [0, "
+            "16384) of 20000");
+}
+
+TEST(TextDatasetTest, ContextWindowsWithBosAndSkip) {
+  std::vector<int> t = {10, 11, 12, 13, 14, 15, 16};
+  using W = std::vector<std::vector<int>>;
+  ContextWindowProtocol p;
+  p.ctx = 3;
+  p.bosEachWindow = true;
+  p.bosId = 1;
+  p.skipTokens = 2;
+  p.maxTokens = 4;
+  W w;
+  int64_t scored = 0;
+  ASSERT_TRUE(makeContextWindows(t, p, w, scored));
+  EXPECT_EQ(w, (W{{1, 12, 13}, {1, 14, 15}}));
+  EXPECT_EQ(scored, 4);
+  p.maxTokens = 0;
+  ASSERT_TRUE(makeContextWindows(t, p, w, scored));
+  EXPECT_EQ(w, (W{{1, 12, 13}, {1, 14, 15}, {1, 16}}));
+  EXPECT_EQ(scored, 5);
+}
+
+TEST(TextDatasetTest, ContextWindowsRejectBadOptions) {
+  std::vector<int> t = {10, 11, 12};
+  ContextWindowProtocol p;
+  std::vector<std::vector<int>> w;
+  int64_t scored = 0;
+  p.ctx = 1;
+  Status s = makeContextWindows(t, p, w, scored);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("--ctx must be at least 2"), std::string::npos);
+  p.ctx = 4;
+  p.bosEachWindow = true;
+  s = makeContextWindows(t, p, w, scored);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("names no BOS token"), std::string::npos);
+  p.bosEachWindow = false;
+  p.skipTokens = 3;
+  s = makeContextWindows(t, p, w, scored);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("--skip-tokens 3 leaves nothing of the 3 tokens"),
+            std::string::npos);
+}

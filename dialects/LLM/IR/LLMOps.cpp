@@ -17,6 +17,8 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::qc::llm;
 
@@ -138,6 +140,20 @@ LogicalResult RopeOp::verify() {
   int64_t headDim = getHeadDim();
   if (headDim % 2 != 0)
     return emitOpError("head_dim must be even, got ") << headDim;
+  int64_t rotaryDim = getRotaryDim().value_or(headDim);
+  if (rotaryDim % 2 != 0 || rotaryDim > headDim)
+    return emitOpError("rotary_dim must be even and at most head_dim (")
+           << headDim << "), got " << rotaryDim;
+  if (rotaryDim != headDim && getLayout() == RopeLayout::interleaved)
+    return emitOpError("a partial rotary_dim needs the half layout");
+  if (auto freq = getInvFreq()) {
+    if (static_cast<int64_t>(freq->size()) != rotaryDim / 2)
+      return emitOpError("inv_freq must hold rotary_dim / 2 = ")
+             << rotaryDim / 2 << " values, got " << freq->size();
+    for (float f : *freq)
+      if (!(f > 0.0f) || !std::isfinite(f))
+        return emitOpError("inv_freq values must be positive and finite");
+  }
   return checkFeatureDim(*this, x, 1, getNumHeads() * headDim, "input");
 }
 

@@ -144,17 +144,36 @@ def LLM_RopeOp : LLM_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     (2i, 2i+1) as in llama2.c, or `half` (i, i + head_dim/2) as in Hugging
     Face's `rotate_half`. The angle and its sine/cosine are computed in fp32.
 
+    Scaled and partial rotary embeddings (transformers' rope_scaling types
+    linear, llama3 and yarn; partial_rotary_factor) carry their resolved
+    numbers instead of a formula, so the op stays one op for every variant:
+    - `rotary_dim` (default `head_dim`): only the first `rotary_dim`
+      features of each head rotate, pairing (i, i + rotary_dim/2) in the
+      `half` layout; the others pass through.
+    - `inv_freq` (`rotary_dim / 2` positive values): the angle of pair `i`
+      is `pos * inv_freq[i]` instead of `pos * theta^(-2i/head_dim)`.
+    - `attention_scaling` (default 1): cos and sin are multiplied by it
+      (YaRN's attention factor).
+
     ```mlir
     %q2 = llm.rope %q {num_heads = 8 : i64, head_dim = 8 : i64,
                        theta = 1.0e+04 : f32, layout = #llm.rope_layout<interleaved>}
         : tensor<?x64xf32>
+    %k2 = llm.rope %k {num_heads = 2 : i64, head_dim = 8 : i64,
+                       theta = 1.0e+04 : f32, layout = #llm.rope_layout<half>,
+                       rotary_dim = 4 : i64, inv_freq = array<f32: 0.5, 0.25>,
+                       attention_scaling = 1.1 : f32}
+        : tensor<?x16xf32>
     ```
   }];
   let arguments = (ins LLM_FloatTensor:$x,
                        ConfinedAttr<I64Attr, [IntPositive]>:$num_heads,
                        ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
                        ConfinedAttr<F32Attr, [LLM_FloatPositive]>:$theta,
-                       LLM_RopeLayoutAttr:$layout);
+                       LLM_RopeLayoutAttr:$layout,
+                       OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$rotary_dim,
+                       OptionalAttr<DenseF32ArrayAttr>:$inv_freq,
+                       OptionalAttr<ConfinedAttr<F32Attr, [LLM_FloatPositive]>>:$attention_scaling);
   let results = (outs LLM_FloatTensor:$result);
   let assemblyFormat = "$x attr-dict `:` type($result)";
   let hasVerifier = 1;

@@ -20,10 +20,19 @@ namespace mlir::qc {
 /// (`llm.checkpoint`, `llm.checkpoint_format`) so that tools given only the
 /// IR can bind the weights again.
 struct CheckpointRef {
-  /// "llama2c" or "hf".
+  /// "llama2c", "gguf" or "hf".
   std::string format;
   /// The .bin file or the Hugging Face checkpoint folder.
   std::string path;
+};
+
+/// What buildModelModule emits besides the logits.
+struct ModelBuildOptions {
+  /// Also return the residual stream after every decoder layer and the
+  /// final norm's output, as results 1..nLayers and nLayers + 1 (each
+  /// [T, dim]); for comparing hidden states with a reference
+  /// implementation (transformers' output_hidden_states).
+  bool hiddenStates = false;
 };
 
 /// Builds a module with one function
@@ -33,8 +42,9 @@ struct CheckpointRef {
 /// carries a NameLoc naming its layer (e.g. "model.layers.3.mlp.down_proj").
 /// The module also records the configuration as `llm.config`.
 OwningOpRef<ModuleOp> buildModelModule(MLIRContext &ctx,
-                                       const ::qc::ModelConfig &config,
-                                       const CheckpointRef &checkpoint);
+                                       const ::qc::ModelConfig &cfg,
+                                       const CheckpointRef &ckpt,
+                                       const ModelBuildOptions &options = {});
 
 /// Reads `llm.checkpoint` / `llm.checkpoint_format` back from a module.
 /// Returns false if the module does not carry them.

@@ -40,8 +40,23 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
     MLIRContext *ctx = rewriter.getContext();
     Value x = op.getX();
     int64_t headDim = op.getHeadDim();
-    int64_t half = headDim / 2;
+    // Partial rotary: only the first rotaryDim features of a head rotate.
+    int64_t rotaryDim = op.getRotaryDim().value_or(headDim);
+    int64_t half = rotaryDim / 2;
+    bool partial = rotaryDim != headDim;
     float theta = op.getTheta().convertToFloat();
+    std::optional<ArrayRef<float>> invFreq = op.getInvFreq();
+    float attentionScaling =
+        op.getAttentionScaling() ? op.getAttentionScaling()->convertToFloat()
+                                 : 1.0f;
+    // Given frequencies (scaled RoPE) travel as a constant vector.
+    Value freqTable;
+    if (invFreq) {
+      auto freqType = RankedTensorType::get({half}, rewriter.getF32Type());
+      freqTable = arith::ConstantOp::create(
+          rewriter, loc, freqType,
+          DenseElementsAttr::get(freqType, *invFreq));
+    }
     bool interleaved = op.getLayout() == llm::RopeLayout::interleaved;
     OpFoldResult rows = dimSize(rewriter, loc, x, 0);
 
@@ -61,20 +76,33 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
           Value i = linalg::IndexOp::create(b, l, 1);
           Value pos = arith::SIToFPOp::create(
               b, l, f32, arith::IndexCastOp::create(b, l, i64, t));
-          Value twoI = arith::MulIOp::create(b, l, i, indexConst(b, l, 2));
-          Value twoIf = arith::SIToFPOp::create(
-              b, l, f32, arith::IndexCastOp::create(b, l, i64, twoI));
-          Value hd = arith::ConstantOp::create(
-              b, l, b.getF32FloatAttr(static_cast<float>(headDim)));
-          Value base = arith::ConstantOp::create(b, l, b.getF32FloatAttr(theta));
-          Value one = arith::ConstantOp::create(b, l, b.getF32FloatAttr(1));
-          Value expo = arith::DivFOp::create(b, l, twoIf, hd);
-          Value freq = arith::DivFOp::create(
-              b, l, one, math::PowFOp::create(b, l, base, expo));
+          Value freq;
+          if (freqTable) {
+            freq = tensor::ExtractOp::create(b, l, freqTable, ValueRange{i});
+          } else {
+            Value twoI = arith::MulIOp::create(b, l, i, indexConst(b, l, 2));
+            Value twoIf = arith::SIToFPOp::create(
+                b, l, f32, arith::IndexCastOp::create(b, l, i64, twoI));
+            Value hd = arith::ConstantOp::create(
+                b, l, b.getF32FloatAttr(static_cast<float>(rotaryDim)));
+            Value base =
+                arith::ConstantOp::create(b, l, b.getF32FloatAttr(theta));
+            Value one = arith::ConstantOp::create(b, l, b.getF32FloatAttr(1));
+            Value expo = arith::DivFOp::create(b, l, twoIf, hd);
+            freq = arith::DivFOp::create(
+                b, l, one, math::PowFOp::create(b, l, base, expo));
+          }
           Value angle = arith::MulFOp::create(b, l, pos, freq);
-          linalg::YieldOp::create(b, l,
-                                  ValueRange{math::CosOp::create(b, l, angle),
-                                             math::SinOp::create(b, l, angle)});
+          Value cosV = math::CosOp::create(b, l, angle);
+          Value sinV = math::SinOp::create(b, l, angle);
+          if (attentionScaling != 1.0f) {
+            // YaRN: transformers multiplies cos and sin (fp32) by it.
+            Value sc = arith::ConstantOp::create(
+                b, l, b.getF32FloatAttr(attentionScaling));
+            cosV = arith::MulFOp::create(b, l, cosV, sc);
+            sinV = arith::MulFOp::create(b, l, sinV, sc);
+          }
+          linalg::YieldOp::create(b, l, ValueRange{cosV, sinV});
         });
     Value cosT = table.getResult(0), sinT = table.getResult(1);
 
@@ -89,7 +117,7 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
               Value t = linalg::IndexOp::create(b, l, 0);
               Value c = linalg::IndexOp::create(b, l, 1);
               Value local = arith::RemUIOp::create(b, l, c, indexConst(b, l, headDim));
-              Value pairIdx, partner, isFirst;
+              Value pairIdx, partner, isFirst, rotated;
               if (interleaved) {
                 // Features (2i, 2i+1) of a head form pair i.
                 Value two = indexConst(b, l, 2);
@@ -101,7 +129,7 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
                     b, l, isFirst, arith::AddIOp::create(b, l, c, indexConst(b, l, 1)),
                     arith::SubIOp::create(b, l, c, indexConst(b, l, 1)));
               } else {
-                // Features (i, i + head_dim/2) of a head form pair i.
+                // Features (i, i + rotary_dim/2) of a head form pair i.
                 Value h = indexConst(b, l, half);
                 isFirst = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult,
                                                 local, h);
@@ -110,6 +138,16 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
                 partner = arith::SelectOp::create(
                     b, l, isFirst, arith::AddIOp::create(b, l, c, h),
                     arith::SubIOp::create(b, l, c, h));
+                if (partial) {
+                  // Features at or past rotary_dim pass through; their
+                  // (unused) table lookups are pointed at valid indices.
+                  rotated = arith::CmpIOp::create(
+                      b, l, arith::CmpIPredicate::ult, local,
+                      indexConst(b, l, rotaryDim));
+                  Value zero = indexConst(b, l, 0);
+                  pairIdx = arith::SelectOp::create(b, l, rotated, pairIdx, zero);
+                  partner = arith::SelectOp::create(b, l, rotated, partner, c);
+                }
               }
               Value p = tensor::ExtractOp::create(b, l, x, ValueRange{t, partner});
               Value cs = tensor::ExtractOp::create(b, l, cosT, ValueRange{t, pairIdx});
@@ -119,8 +157,11 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
               // First of a pair: x*cos - p*sin; second: p*sin + x*cos.
               Value first = arith::SubFOp::create(b, l, xc, ps);
               Value second = arith::AddFOp::create(b, l, ps, xc);
-              linalg::YieldOp::create(
-                  b, l, arith::SelectOp::create(b, l, isFirst, first, second).getResult());
+              Value result =
+                  arith::SelectOp::create(b, l, isFirst, first, second);
+              if (rotated)
+                result = arith::SelectOp::create(b, l, rotated, result, args[0]);
+              linalg::YieldOp::create(b, l, result);
             })
             .getResult(0);
     rewriter.replaceOp(op, out);

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -100,6 +101,9 @@ Status checkConfig(const ModelConfig &c) {
   if (!(c.ropeTheta > 0.0f) || !std::isfinite(c.ropeTheta))
     return Status::error("block config: ropeTheta must be positive and "
                          "finite");
+  RopeParameters rope;
+  if (Status s = computeRopeParameters(c, rope); !s)
+    return Status::error("block config: " + s.message());
   return Status::ok();
 }
 
@@ -219,35 +223,45 @@ void rmsNormBackward(const float *x, const float *rms, int64_t rows,
   }
 }
 
-/// cos/sin of pos * theta^(-2i/hd) for pos in [0, T), i in [0, hd/2),
-/// evaluated in fp32 in the same order as the llm.rope lowering
-/// (freq = 1 / theta^(2i/hd), angle = pos * freq).
+/// cos/sin of pos * invFreq[i] for pos in [0, T), i in [0, rotaryDim/2),
+/// with invFreq from computeRopeParameters (theta^(-2i/hd) for the default
+/// rotary embedding, evaluated in fp32 in the same order as the llm.rope
+/// lowering) and YaRN's attention scaling applied to both.
 struct RopeTable {
   int64_t half = 0;
   std::vector<float> cos, sin; ///< [T, half]
 
   void build(const ModelConfig &c, int64_t T) {
-    half = c.headDim / 2;
+    RopeParameters p;
+    // checkConfig ran computeRopeParameters on this config already.
+    Status s = computeRopeParameters(c, p);
+    assert(s.isOk());
+    (void)s;
+    half = p.rotaryDim / 2;
     cos.resize(static_cast<size_t>(T * half));
     sin.resize(static_cast<size_t>(T * half));
-    const float hd = static_cast<float>(c.headDim);
     for (int64_t i = 0; i < half; ++i) {
-      const float expo = static_cast<float>(2 * i) / hd;
-      const float freq = 1.0f / std::pow(c.ropeTheta, expo);
+      const float freq = p.invFreq[i];
       for (int64_t t = 0; t < T; ++t) {
         const float angle = static_cast<float>(t) * freq;
-        cos[t * half + i] = std::cos(angle);
-        sin[t * half + i] = std::sin(angle);
+        float cv = std::cos(angle), sv = std::sin(angle);
+        if (p.attentionScaling != 1.0f) {
+          cv *= p.attentionScaling;
+          sv *= p.attentionScaling;
+        }
+        cos[t * half + i] = cv;
+        sin[t * half + i] = sv;
       }
     }
   }
 };
 
-/// Rotates every head of x [T, nHeads*hd] in place. `inverse` applies the
+/// Rotates every head of x [T, nHeads*hd] in place (the first 2 * tab.half
+/// features of each head; the rest pass through). `inverse` applies the
 /// transposed rotation, which is the backward of the forward rotation.
 void applyRope(float *x, int64_t T, int64_t nHeads, int64_t hd,
                RopeLayout layout, const RopeTable &tab, bool inverse) {
-  const int64_t half = hd / 2;
+  const int64_t half = tab.half;
   const int64_t width = nHeads * hd;
   for (int64_t t = 0; t < T; ++t) {
     const float *cs = tab.cos.data() + t * half;

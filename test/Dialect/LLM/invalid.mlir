@@ -273,6 +273,47 @@ func.func @rope_width(%x: tensor<?x48xf32>) -> tensor<?x48xf32> {
 
 // -----
 
+// Tests that llm.rope rejects a rotary_dim larger than head_dim.
+func.func @rope_rotary_dim_too_big(%x: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{rotary_dim must be even and at most head_dim (8), got 10}}
+  %r = llm.rope %x {num_heads = 2 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f32,
+                    layout = #llm.rope_layout<half>, rotary_dim = 10 : i64} : tensor<?x16xf32>
+  return %r : tensor<?x16xf32>
+}
+
+// -----
+
+// Tests that llm.rope rejects a partial rotary_dim with the interleaved layout.
+func.func @rope_partial_interleaved(%x: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{a partial rotary_dim needs the half layout}}
+  %r = llm.rope %x {num_heads = 2 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f32,
+                    layout = #llm.rope_layout<interleaved>, rotary_dim = 4 : i64} : tensor<?x16xf32>
+  return %r : tensor<?x16xf32>
+}
+
+// -----
+
+// Tests that llm.rope rejects inv_freq of the wrong length.
+func.func @rope_inv_freq_length(%x: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{inv_freq must hold rotary_dim / 2 = 4 values, got 2}}
+  %r = llm.rope %x {num_heads = 2 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f32,
+                    layout = #llm.rope_layout<half>, inv_freq = array<f32: 0.5, 0.25>} : tensor<?x16xf32>
+  return %r : tensor<?x16xf32>
+}
+
+// -----
+
+// Tests that llm.rope rejects non-positive frequencies.
+func.func @rope_inv_freq_negative(%x: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  // expected-error @+1 {{inv_freq values must be positive and finite}}
+  %r = llm.rope %x {num_heads = 2 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f32,
+                    layout = #llm.rope_layout<half>, rotary_dim = 4 : i64,
+                    inv_freq = array<f32: 0.5, -0.25>} : tensor<?x16xf32>
+  return %r : tensor<?x16xf32>
+}
+
+// -----
+
 // Tests that llm.rope rejects a non-positive num_heads.
 func.func @rope_zero_heads(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
   // expected-error @+1 {{attribute 'num_heads' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}

@@ -91,6 +91,20 @@ func.func @rope_half(%k: tensor<4x32xf32>) -> tensor<4x32xf32> {
 
 // -----
 
+// Tests that llm.rope round-trips a scaled, partial rotary embedding
+// (resolved frequencies, rotary_dim, YaRN's attention scaling).
+// CHECK-LABEL: func.func @rope_scaled_partial
+// CHECK: llm.rope %{{.*}} {attention_scaling = 1.100000e+00 : f32, head_dim = 8 : i64, inv_freq = array<f32: 5.000000e-01, 2.500000e-01>, layout = #llm.rope_layout<half>, num_heads = 2 : i64, rotary_dim = 4 : i64, theta = 1.000000e+04 : f32} : tensor<?x16xf32>
+func.func @rope_scaled_partial(%k: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  %r = llm.rope %k {num_heads = 2 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f32,
+                    layout = #llm.rope_layout<half>, rotary_dim = 4 : i64,
+                    inv_freq = array<f32: 0.5, 0.25>, attention_scaling = 1.1 : f32}
+      : tensor<?x16xf32>
+  return %r : tensor<?x16xf32>
+}
+
+// -----
+
 // Tests that llm.attention round-trips with grouped key/value heads.
 // CHECK-LABEL: func.func @attention
 // CHECK-SAME: (%[[Q:.*]]: tensor<?x64xf32>, %[[K:.*]]: tensor<?x32xf32>, %[[V:.*]]: tensor<?x32xf32>)

@@ -24,6 +24,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -86,25 +87,82 @@ Matrix rmsNorm(const Matrix &x, int64_t T, int64_t D, const qc::HostTensor &w,
   return y;
 }
 
-/// Rotates each head's pairs; which features pair up depends on the layout.
-void rope(Matrix &x, int64_t T, int64_t heads, int64_t hd, double theta,
-          qc::RopeLayout layout) {
+/// Inverse frequencies of the rotary embedding of `c`, in float64, written
+/// from the definitions (RoFormer; linear position interpolation; Llama 3.1's
+/// frequency bands; YaRN's ramp and attention factor) rather than from the
+/// code under test. Returns the attention (cos/sin) scaling.
+double referenceInvFreq(const ModelConfig &c, std::vector<double> &invFreq) {
+  const int64_t dim = c.rotaryDim > 0 ? c.rotaryDim : c.headDim;
+  const qc::RopeScaling &s = c.ropeScaling;
+  invFreq.assign(dim / 2, 0.0);
+  for (int64_t i = 0; i < dim / 2; ++i)
+    invFreq[i] = std::pow(static_cast<double>(c.ropeTheta), -2.0 * i / dim);
+  switch (s.type) {
+  case qc::RopeScalingType::None:
+    return 1.0;
+  case qc::RopeScalingType::Linear:
+    for (double &f : invFreq)
+      f /= s.factor;
+    return 1.0;
+  case qc::RopeScalingType::Llama3:
+    for (double &f : invFreq) {
+      double wavelen = 2 * M_PI / f;
+      double lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
+      double highWavelen = s.originalMaxPositions / s.highFreqFactor;
+      if (wavelen > lowWavelen) {
+        f /= s.factor;
+      } else if (wavelen >= highWavelen) {
+        double smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) /
+                        (s.highFreqFactor - s.lowFreqFactor);
+        f = (1 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+    return 1.0;
+  case qc::RopeScalingType::Yarn: {
+    double orig = s.originalMaxPositions > 0 ? s.originalMaxPositions
+                                             : c.maxSeqLen;
+    auto corr = [&](double rot) {
+      return dim * std::log(orig / (rot * 2 * M_PI)) /
+             (2 * std::log(static_cast<double>(c.ropeTheta)));
+    };
+    double lo = std::max(0.0, std::floor(corr(s.betaFast)));
+    double hi = std::min(static_cast<double>(dim - 1), std::ceil(corr(s.betaSlow)));
+    if (lo == hi)
+      hi += 0.001;
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      double ramp = std::clamp((i - lo) / (hi - lo), 0.0, 1.0);
+      // Pairs below the ramp keep their frequency (extrapolation), pairs
+      // above it are interpolated (divided by the factor).
+      invFreq[i] = invFreq[i] / s.factor * ramp + invFreq[i] * (1 - ramp);
+    }
+    return s.factor <= 1 ? 1.0 : 0.1 * std::log(s.factor) + 1.0;
+  }
+  }
+  return 1.0;
+}
+
+/// Rotates the first rotary-dim features of each head; which features pair
+/// up depends on the layout.
+void rope(Matrix &x, int64_t T, int64_t heads, int64_t hd, const ModelConfig &c) {
+  std::vector<double> invFreq;
+  double scale = referenceInvFreq(c, invFreq);
+  const int64_t half = static_cast<int64_t>(invFreq.size());
   for (int64_t t = 0; t < T; ++t)
     for (int64_t h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < hd / 2; ++i) {
-        double freq = std::pow(theta, -2.0 * i / hd);
-        double c = std::cos(t * freq), s = std::sin(t * freq);
+      for (int64_t i = 0; i < half; ++i) {
+        double freq = invFreq[i];
+        double cs = std::cos(t * freq) * scale, sn = std::sin(t * freq) * scale;
         int64_t a, b;
-        if (layout == qc::RopeLayout::Interleaved) {
+        if (c.ropeLayout == qc::RopeLayout::Interleaved) {
           a = 2 * i;
           b = 2 * i + 1;
         } else {
           a = i;
-          b = i + hd / 2;
+          b = i + half;
         }
         double &x0 = x[t * heads * hd + h * hd + a];
         double &x1 = x[t * heads * hd + h * hd + b];
-        double n0 = x0 * c - x1 * s, n1 = x0 * s + x1 * c;
+        double n0 = x0 * cs - x1 * sn, n1 = x0 * sn + x1 * cs;
         x0 = n0;
         x1 = n1;
       }
@@ -127,8 +185,8 @@ Matrix referenceForward(const ModelWeights &w, const std::vector<int32_t> &token
     Matrix q = linear(h, T, D, *W("self_attn.q_proj.weight"), W("self_attn.q_proj.bias"));
     Matrix k = linear(h, T, D, *W("self_attn.k_proj.weight"), W("self_attn.k_proj.bias"));
     Matrix v = linear(h, T, D, *W("self_attn.v_proj.weight"), W("self_attn.v_proj.bias"));
-    rope(q, T, c.nHeads, hd, c.ropeTheta, c.ropeLayout);
-    rope(k, T, c.nKVHeads, hd, c.ropeTheta, c.ropeLayout);
+    rope(q, T, c.nHeads, hd, c);
+    rope(k, T, c.nKVHeads, hd, c);
     Matrix att(T * qd, 0.0);
     for (int64_t hh = 0; hh < c.nHeads; ++hh) {
       int64_t kh = hh / group;
@@ -174,6 +232,11 @@ struct Case {
   int64_t dim, hidden, layers, heads, kvHeads, vocab, tokens;
   qc::RopeLayout layout;
   bool tied, bias;
+  /// RoPE variant: scaling type, its factor, rotary dim (0 = head dim),
+  /// head dim (0 = dim / heads).
+  qc::RopeScalingType scaling = qc::RopeScalingType::None;
+  double factor = 1.0;
+  int64_t rotaryDim = 0, headDim = 0;
 };
 
 /// Keeps test names readable (ctest lists parameters with this).
@@ -190,7 +253,19 @@ TEST_P(ReferenceForward, MatchesFloat64) {
   cfg.nLayers = tc.layers;
   cfg.nHeads = tc.heads;
   cfg.nKVHeads = tc.kvHeads;
-  cfg.headDim = tc.dim / tc.heads;
+  cfg.headDim = tc.headDim ? tc.headDim : tc.dim / tc.heads;
+  cfg.rotaryDim = tc.rotaryDim;
+  cfg.ropeTheta = tc.scaling == qc::RopeScalingType::None ? 10000.0f : 500.0f;
+  cfg.ropeScaling.type = tc.scaling;
+  cfg.ropeScaling.factor = tc.factor;
+  if (tc.scaling == qc::RopeScalingType::Llama3) {
+    // Small original context so that all three frequency bands occur.
+    cfg.ropeScaling.lowFreqFactor = 1.0;
+    cfg.ropeScaling.highFreqFactor = 4.0;
+    cfg.ropeScaling.originalMaxPositions = 64;
+  }
+  if (tc.scaling == qc::RopeScalingType::Yarn)
+    cfg.ropeScaling.originalMaxPositions = 64;
   cfg.vocabSize = tc.vocab;
   cfg.maxSeqLen = 512;
   cfg.tiedEmbeddings = tc.tied;
@@ -237,6 +312,10 @@ TEST_P(ReferenceForward, MatchesFloat64) {
   EXPECT_EQ(w2.config.modelType, cfg.modelType);
   EXPECT_EQ(w2.config.tiedEmbeddings, cfg.tiedEmbeddings);
   EXPECT_EQ(w2.config.attentionBias, cfg.attentionBias);
+  EXPECT_EQ(w2.config.rotaryDim, cfg.rotaryDim);
+  EXPECT_EQ(w2.config.headDim, cfg.headDim);
+  EXPECT_EQ(w2.config.ropeScaling.type, cfg.ropeScaling.type);
+  EXPECT_EQ(w2.config.ropeScaling.factor, cfg.ropeScaling.factor);
   std::unique_ptr<mlir::qc::CpuExecutable> exe2;
   s = mlir::qc::CpuExecutable::compile(*module2, w2, exe2);
   ASSERT_TRUE(s) << s.message();
@@ -254,7 +333,20 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"qwen2_bias_single_token", "qwen2", 32, 20, 1, 8, 1, 17, 1,
              qc::RopeLayout::HalfSplit, false, true},
         Case{"qwen2_gqa_chunk_boundary", "qwen2", 16, 16, 1, 4, 2, 11, 64,
-             qc::RopeLayout::Interleaved, true, true}),
+             qc::RopeLayout::Interleaved, true, true},
+        // rope_scaling / partial_rotary_factor / head_dim != dim / heads.
+        Case{"llama_linear_rope", "llama", 32, 48, 1, 4, 2, 29, 90,
+             qc::RopeLayout::HalfSplit, true, false,
+             qc::RopeScalingType::Linear, 4.0},
+        Case{"llama_llama3_rope_head_dim_24", "llama", 32, 40, 1, 2, 1, 23, 100,
+             qc::RopeLayout::HalfSplit, false, false,
+             qc::RopeScalingType::Llama3, 8.0, 0, 24},
+        Case{"qwen2_yarn_partial_rotary", "qwen2", 32, 24, 1, 4, 2, 19, 77,
+             qc::RopeLayout::HalfSplit, true, true, qc::RopeScalingType::Yarn,
+             4.0, 4},
+        Case{"mistral_partial_rotary", "mistral", 24, 24, 1, 2, 2, 13, 40,
+             qc::RopeLayout::HalfSplit, true, false,
+             qc::RopeScalingType::None, 1.0, 6}),
     [](const testing::TestParamInfo<Case> &info) { return info.param.name; });
 
 } // namespace

@@ -113,12 +113,19 @@ Vec rmsnorm(const Vec &x, const Vec &g, double eps) {
   return y;
 }
 
-/// Rotates one head vector at position pos.
-void rope(double *h, int64_t hd, int64_t pos, double theta, RopeLayout l) {
-  for (int64_t i = 0; i < hd / 2; ++i) {
-    double ang = pos * std::pow(theta, -2.0 * i / hd);
+/// Rotates one head vector at position pos: the first rotary-dim features
+/// (partial rotary), with linear position interpolation when configured.
+void rope(double *h, int64_t hd, int64_t pos, const ModelConfig &c) {
+  const double theta = c.ropeTheta;
+  const RopeLayout l = c.ropeLayout;
+  const int64_t dim = c.rotaryDim > 0 ? c.rotaryDim : hd;
+  const double factor = c.ropeScaling.type == qc::RopeScalingType::Linear
+                            ? c.ropeScaling.factor
+                            : 1.0;
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    double ang = pos * std::pow(theta, -2.0 * i / dim) / factor;
     int64_t a = l == RopeLayout::Interleaved ? 2 * i : i;
-    int64_t b = l == RopeLayout::Interleaved ? 2 * i + 1 : i + hd / 2;
+    int64_t b = l == RopeLayout::Interleaved ? 2 * i + 1 : i + dim / 2;
     double x0 = h[a], x1 = h[b];
     h[a] = x0 * std::cos(ang) - x1 * std::sin(ang);
     h[b] = x0 * std::sin(ang) + x1 * std::cos(ang);
@@ -141,9 +148,9 @@ Vec naiveBlock(const ModelConfig &c, const WeightsD &w, const Vec &x,
       ks[t] = matvec(L[1], w.kBias, xn, KV * hd, D);
       vs[t] = matvec(L[2], w.vBias, xn, KV * hd, D);
       for (int64_t h = 0; h < H; ++h)
-        rope(&qs[t][h * hd], hd, t, c.ropeTheta, c.ropeLayout);
+        rope(&qs[t][h * hd], hd, t, c);
       for (int64_t h = 0; h < KV; ++h)
-        rope(&ks[t][h * hd], hd, t, c.ropeTheta, c.ropeLayout);
+        rope(&ks[t][h * hd], hd, t, c);
     }
     for (int64_t t = 0; t < T; ++t) {
       Vec a(H * hd, 0.0);
@@ -193,11 +200,25 @@ double dotVec(const Vec &a, const std::vector<float> &b) {
 struct Case {
   RopeLayout layout;
   bool bias;
+  /// Partial rotary (2 of 4 features) with linear RoPE scaling (factor 3).
+  bool scaledRope = false;
 };
 
 void PrintTo(const Case &c, std::ostream *os) {
   *os << (c.layout == RopeLayout::Interleaved ? "interleaved" : "half-split")
-      << (c.bias ? " with bias" : " without bias");
+      << (c.bias ? " with bias" : " without bias")
+      << (c.scaledRope ? ", scaled partial rope" : "");
+}
+
+/// tinyConfig with the case's RoPE variant.
+ModelConfig caseConfig(const Case &k) {
+  ModelConfig c = tinyConfig(k.layout, k.bias);
+  if (k.scaledRope) {
+    c.rotaryDim = 2;
+    c.ropeScaling.type = qc::RopeScalingType::Linear;
+    c.ropeScaling.factor = 3.0;
+  }
+  return c;
 }
 
 class BlockReferenceCase : public ::testing::TestWithParam<Case> {};
@@ -205,7 +226,7 @@ class BlockReferenceCase : public ::testing::TestWithParam<Case> {};
 const int64_t kS = 2, kT = 7;
 
 TEST_P(BlockReferenceCase, ForwardMatchesFloat64) {
-  ModelConfig c = tinyConfig(GetParam().layout, GetParam().bias);
+  ModelConfig c = caseConfig(GetParam());
   BlockWeights w = randomBlock(c, 1);
   Rng r(2);
   std::vector<float> x;
@@ -221,10 +242,17 @@ TEST_P(BlockReferenceCase, ForwardMatchesFloat64) {
         << "element " << i;
   // The two layouts must really differ (otherwise the test proves nothing
   // about the pairing).
+  // With a scaled partial rotary embedding (2 features: both layouts pair
+  // them alike) the comparison is with the plain rotary embedding instead.
   ModelConfig other = c;
-  other.ropeLayout = c.ropeLayout == RopeLayout::Interleaved
-                         ? RopeLayout::HalfSplit
-                         : RopeLayout::Interleaved;
+  if (GetParam().scaledRope) {
+    other.rotaryDim = 0;
+    other.ropeScaling = qc::RopeScaling();
+  } else {
+    other.ropeLayout = c.ropeLayout == RopeLayout::Interleaved
+                           ? RopeLayout::HalfSplit
+                           : RopeLayout::Interleaved;
+  }
   Vec refOther =
       naiveBlock(other, toDouble(w), Vec(x.begin(), x.end()), kS, kT);
   double diff = 0;
@@ -234,7 +262,7 @@ TEST_P(BlockReferenceCase, ForwardMatchesFloat64) {
 }
 
 TEST_P(BlockReferenceCase, BackwardMatchesFiniteDifferences) {
-  ModelConfig c = tinyConfig(GetParam().layout, GetParam().bias);
+  ModelConfig c = caseConfig(GetParam());
   BlockWeights w = randomBlock(c, 3);
   Rng r(4);
   std::vector<float> x, R;
@@ -282,12 +310,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{RopeLayout::Interleaved, false},
                       Case{RopeLayout::Interleaved, true},
                       Case{RopeLayout::HalfSplit, false},
-                      Case{RopeLayout::HalfSplit, true}),
+                      Case{RopeLayout::HalfSplit, true},
+                      Case{RopeLayout::HalfSplit, true, true}),
     [](const ::testing::TestParamInfo<Case> &info) {
       return std::string(info.param.layout == RopeLayout::Interleaved
                              ? "Interleaved"
                              : "HalfSplit") +
-             (info.param.bias ? "Bias" : "NoBias");
+             (info.param.bias ? "Bias" : "NoBias") +
+             (info.param.scaledRope ? "ScaledPartialRope" : "");
     });
 
 TEST(BlockReference, MultiHeadAttentionMatchesFloat64) {

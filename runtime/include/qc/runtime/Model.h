@@ -34,6 +34,33 @@ enum class RopeLayout {
   HalfSplit,
 };
 
+/// How the rotary frequencies are rescaled for long contexts (transformers'
+/// `rope_scaling` / `rope_parameters`, llama.cpp's `rope.scaling.*`).
+enum class RopeScalingType {
+  None,   ///< theta^(-2i/d) unchanged ("default")
+  Linear, ///< every frequency divided by `factor` (position interpolation)
+  Llama3, ///< Llama 3.1: low frequencies / factor, a smooth band between
+  Yarn,   ///< YaRN: per-frequency ramp + attention (cos/sin) scaling
+};
+
+/// Parameters of a RoPE scaling; which fields matter depends on `type`.
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::None;
+  double factor = 1.0;
+  /// Llama3: the frequency band edges.
+  double lowFreqFactor = 1.0, highFreqFactor = 4.0;
+  /// Llama3 and YaRN: the context the model was trained with before
+  /// scaling (0 = max_position_embeddings, for YaRN).
+  int64_t originalMaxPositions = 0;
+  /// YaRN: the ramp's rotation counts, an explicit attention factor (0 =
+  /// derived from factor / mscale / mscaleAllDim), and whether the ramp
+  /// bounds are rounded outwards to integers.
+  double betaFast = 32.0, betaSlow = 1.0;
+  double attentionFactor = 0.0;
+  double mscale = 0.0, mscaleAllDim = 0.0;
+  bool truncate = true;
+};
+
 /// Architecture hyper-parameters of a LLaMA-family decoder.
 struct ModelConfig {
   /// "llama", "mistral" or "qwen2" (HF `model_type`); "llama" for llama2.c.
@@ -51,9 +78,46 @@ struct ModelConfig {
   bool tiedEmbeddings = true;   ///< lm_head shares embed_tokens
   bool attentionBias = false;   ///< q/k/v projections carry a bias (qwen2)
   RopeLayout ropeLayout = RopeLayout::HalfSplit;
+  /// Features of each head that RoPE rotates (transformers'
+  /// head_dim * partial_rotary_factor); 0 means all of headDim. The rest
+  /// pass through unrotated.
+  int64_t rotaryDim = 0;
+  RopeScaling ropeScaling;
+  /// Sliding-window attention width (0 = none). qc runs such a model only
+  /// for contexts within the window, where it equals full attention, so
+  /// maxSeqLen is capped to it; kept to explain the cap in errors.
+  int64_t slidingWindow = 0;
   int64_t bosId = 1;
   int64_t eosId = 2;
 };
+
+/// The rotary embedding a configuration implies, resolved to numbers: the
+/// angle of pair i at position p is p * invFreq[i] (fp32), and cos/sin are
+/// multiplied by attentionScaling (YaRN; 1 otherwise).
+struct RopeParameters {
+  int64_t rotaryDim = 0;       ///< rotated features per head (even)
+  std::vector<float> invFreq;  ///< rotaryDim / 2 frequencies
+  float attentionScaling = 1.0f;
+  /// True when the frequencies are theta^(-2i/headDim) over the whole head
+  /// with no scaling: the form the llm.rope op computes by itself.
+  bool isDefault = true;
+};
+
+/// The effective rotary dimension of `c` (rotaryDim, or headDim when 0).
+inline int64_t effectiveRotaryDim(const ModelConfig &c) {
+  return c.rotaryDim > 0 ? c.rotaryDim : c.headDim;
+}
+
+/// Computes the rotary frequencies of `c` exactly as transformers'
+/// modeling_rope_utils does in fp32 (default, linear, llama3 and yarn), so
+/// that a scaled model computes what its reference implementation computes.
+/// Fails naming the parameter when the scaling is inconsistent (factor < 1,
+/// low >= high frequency factor, ...).
+Status computeRopeParameters(const ModelConfig &c, RopeParameters &out);
+
+/// Name of a scaling type as transformers spells it ("default", "linear",
+/// "llama3", "yarn").
+const char *ropeScalingName(RopeScalingType t);
 
 /// A dense fp32 tensor, row-major.
 struct HostTensor {

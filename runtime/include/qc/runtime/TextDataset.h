@@ -59,6 +59,34 @@ std::vector<std::vector<int>> makeWindows(const std::vector<int> &tokens,
                                           int64_t windowLen = 511,
                                           int bos = Tokenizer::kBosId);
 
+/// The perplexity protocol users compare with llama.cpp and transformers:
+/// the text tokenized as one string, the first `skipTokens` ids dropped,
+/// at most `maxTokens` of the rest kept (0 = all), cut into consecutive
+/// non-overlapping windows of `ctx` positions, each scored on its own.
+struct ContextWindowProtocol {
+  int64_t ctx = 1024;       ///< positions per window, BOS included
+  bool bosEachWindow = false; ///< prepend BOS to every window
+  int bosId = -1;           ///< used when bosEachWindow
+  int64_t skipTokens = 0;   ///< ids dropped before the first window
+  int64_t maxTokens = 0;    ///< ids kept after the skip (0 = all)
+};
+
+/// Cuts `tokens` under `p`. With BOS, a window is BOS + ctx - 1 text ids
+/// and scores all of them; without, a window is ctx text ids and scores all
+/// but its first. A last window shorter than ctx is kept when it scores at
+/// least one id. Fails, naming the option, when ctx < 2 (< 1 text id with
+/// BOS), when BOS is asked for without an id, or when skipTokens leaves no
+/// text. `scored` receives the number of predictions the windows make.
+Status makeContextWindows(const std::vector<int> &tokens,
+                          const ContextWindowProtocol &p,
+                          std::vector<std::vector<int>> &windows,
+                          int64_t &scored);
+
+/// One line naming the protocol, e.g. "text as one string, windows of 1024
+/// tokens, no BOS, tokens [0, 16384) of 193745", for results and JSON.
+std::string describeContextWindows(const ContextWindowProtocol &p,
+                                   int64_t textTokens);
+
 } // namespace qc
 
 #endif // QC_RUNTIME_TEXTDATASET_H
