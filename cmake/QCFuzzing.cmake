@@ -24,11 +24,12 @@ if(QC_FUZZ_CXX_COMPILER AND EXISTS "${QC_FUZZ_CXX_COMPILER}")
       -DCMAKE_CXX_COMPILER=${QC_FUZZ_CXX_COMPILER}
       -DQC_ENABLE_FUZZING=ON
       -DQC_RUNTIME_BUILD_TESTS=OFF
-    BUILD_COMMAND ${CMAKE_COMMAND} --build . --target qc_safetensors_fuzzer qc_artifact_fuzzer qc_tokenizer_fuzzer
+    BUILD_COMMAND ${CMAKE_COMMAND} --build . --target qc_safetensors_fuzzer qc_artifact_fuzzer qc_tokenizer_fuzzer qc_gguf_fuzzer
     INSTALL_COMMAND ""
     BUILD_ALWAYS ON
     BUILD_BYPRODUCTS "${_qc_fuzz_bin}/fuzz/qc_safetensors_fuzzer"
                      "${_qc_fuzz_bin}/fuzz/qc_artifact_fuzzer"
+                     "${_qc_fuzz_bin}/fuzz/qc_gguf_fuzzer"
                      "${_qc_fuzz_bin}/fuzz/qc_tokenizer_fuzzer")
   set(_qc_fuzz_dir "${PROJECT_SOURCE_DIR}/runtime/fuzz")
   file(MAKE_DIRECTORY "${_qc_fuzz_bin}/corpus")
@@ -48,6 +49,15 @@ if(QC_FUZZ_CXX_COMPILER AND EXISTS "${QC_FUZZ_CXX_COMPILER}")
       ${_qc_fuzz_bin}/artifact-corpus ${_qc_fuzz_dir}/artifact-corpus
     WORKING_DIRECTORY "${_qc_fuzz_bin}")
   set_tests_properties(artifact_fuzz_smoke PROPERTIES TIMEOUT 120 LABELS fuzz)
+  file(MAKE_DIRECTORY "${_qc_fuzz_bin}/gguf-corpus")
+  add_test(NAME gguf_fuzz_smoke
+    COMMAND "${_qc_fuzz_bin}/fuzz/qc_gguf_fuzzer"
+      -max_total_time=10 -timeout=10 -rss_limit_mb=2048
+      -dict=${_qc_fuzz_dir}/gguf.dict
+      -artifact_prefix=${_qc_fuzz_bin}/gguf-
+      ${_qc_fuzz_bin}/gguf-corpus ${_qc_fuzz_dir}/gguf-corpus
+    WORKING_DIRECTORY "${_qc_fuzz_bin}")
+  set_tests_properties(gguf_fuzz_smoke PROPERTIES TIMEOUT 120 LABELS fuzz)
   file(MAKE_DIRECTORY "${_qc_fuzz_bin}/tokenizer-corpus")
   add_test(NAME tokenizer_fuzz_smoke
     COMMAND "${_qc_fuzz_bin}/fuzz/qc_tokenizer_fuzzer"

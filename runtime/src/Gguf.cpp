@@ -278,6 +278,8 @@ public:
 
 } // namespace
 
+std::string ggufQuote(std::string_view name) { return quoted(name); }
+
 const char *ggufTypeName(GgufType type) {
   static const char *names[] = {"u8",  "i8",  "u16",  "i16",    "u32",
                                 "i32", "f32", "bool", "string", "array",

@@ -53,7 +53,7 @@ const char *const kKnownArchKeys[] = {
     "vocab_size",
 };
 
-std::string q(const std::string &s) { return "'" + s + "'"; }
+std::string q(const std::string &s) { return ggufQuote(s); }
 
 /// Reads an optional u32-representable key into an int64_t.
 Status optionalInt(const GgufFile &f, const std::string &key, int64_t &out) {
@@ -234,6 +234,14 @@ Status parseGgufConfig(const GgufFile &f, ModelConfig &out) {
     c.headDim = c.dim / c.nHeads;
   }
   QC_RETURN_IF_ERROR(checkUnsupported(f, arch, c.headDim));
+  // Every layer has at least 9 tensors. Checking the layer count against
+  // the file before validateModelConfig/validateModelWeights keeps a lying
+  // block_count from sizing their per-layer lists (found by the fuzzer).
+  if (c.nLayers > static_cast<int64_t>(f.tensors().size() / 9))
+    return f.error("metadata key " + q(p + "block_count") + " is " +
+                   std::to_string(c.nLayers) + " but the file has only " +
+                   std::to_string(f.tensors().size()) +
+                   " tensors (a layer has at least 9)");
 
   const GgufTensorInfo *embd = f.findTensor("token_embd.weight");
   if (!embd)
@@ -251,6 +259,27 @@ Status parseGgufConfig(const GgufFile &f, ModelConfig &out) {
                      std::to_string(v) + " but 'token_embd.weight' has " +
                      std::to_string(c.vocabSize) + " rows");
   }
+  // Check the sizes that validateModelConfig works with (it builds
+  // per-frequency RoPE tables of headDim/2 entries) against the tensors
+  // first, so that a lying key can only size work by what the file holds.
+  if (embd->dims[0] != static_cast<uint64_t>(c.dim))
+    return f.error("metadata key " + q(p + "embedding_length") + " is " +
+                   std::to_string(c.dim) +
+                   " but 'token_embd.weight' rows have " +
+                   std::to_string(embd->dims[0]) + " elements");
+  const GgufTensorInfo *q0 = f.findTensor("blk.0.attn_q.weight");
+  if (!q0)
+    return f.error("tensor 'blk.0.attn_q.weight' is missing");
+  uint64_t qRows;
+  if (q0->dims.size() != 2 ||
+      __builtin_mul_overflow(static_cast<uint64_t>(c.nHeads),
+                             static_cast<uint64_t>(c.headDim), &qRows) ||
+      q0->dims[1] != qRows || q0->dims[0] != static_cast<uint64_t>(c.dim))
+    return f.error("tensor 'blk.0.attn_q.weight' does not have the shape "
+                   "[embedding_length, head_count * head dim] = [" +
+                   std::to_string(c.dim) + ", " + std::to_string(c.nHeads) +
+                   " * " + std::to_string(c.headDim) +
+                   "] the metadata implies");
   c.tiedEmbeddings = f.findTensor("output.weight") == nullptr;
   c.attentionBias = f.findTensor("blk.0.attn_q.bias") != nullptr;
   if (arch == "qwen2" && !c.attentionBias)
@@ -280,7 +309,7 @@ Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
   for (const GgufTensorInfo &info : f.tensors()) {
     std::string hf;
     if (!ggufTensorNameToHF(info.name, c.nLayers, hf))
-      return f.error("tensor '" + info.name + "' is not a tensor of a " +
+      return f.error("tensor " + q(info.name) + " is not a tensor of a " +
                      c.modelType +
                      " model that qc knows (or its layer index is out of "
                      "range)");
@@ -295,7 +324,7 @@ Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
                       endsWith("self_attn.k_proj.weight"))) {
       int64_t heads = endsWith("q_proj.weight") ? c.nHeads : c.nKVHeads;
       if (t.shape.size() != 2 || t.shape[0] != heads * c.headDim)
-        return f.error("tensor '" + info.name + "' has shape " +
+        return f.error("tensor " + q(info.name) + " has shape " +
                        (t.shape.size() == 2
                             ? "[" + std::to_string(t.shape[0]) + ", " +
                                   std::to_string(t.shape[1]) + "]"

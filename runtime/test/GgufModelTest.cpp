@@ -75,11 +75,11 @@ struct Tiny {
     if (write)
       fill();
   }
-  void fill() {
+  void fill(uint32_t blockCount = 1, uint32_t embedding = 8) {
     b.addString("general.architecture", arch);
     b.addU32(arch + ".context_length", 64);
-    b.addU32(arch + ".embedding_length", 8);
-    b.addU32(arch + ".block_count", 1);
+    b.addU32(arch + ".embedding_length", embedding);
+    b.addU32(arch + ".block_count", blockCount);
     b.addU32(arch + ".feed_forward_length", 16);
     b.addU32(arch + ".attention.head_count", 2);
     b.addU32(arch + ".attention.head_count_kv", 1);
@@ -88,7 +88,7 @@ struct Tiny {
     b.addU32("tokenizer.ggml.bos_token_id", 3);
     b.addU32("tokenizer.ggml.eos_token_id", 4);
   }
-  void tensors(bool permuted, bool biases = false) {
+  void tensors(bool permuted, bool biases = false, bool withDown = true) {
     b.addF32Tensor("token_embd.weight", {8, 8}, ramp(64, 0.1f));
     b.addF32Tensor("blk.0.attn_norm.weight", {8}, ramp(8, 0.5f));
     b.addF32Tensor("blk.0.attn_q.weight", {8, 8},
@@ -105,7 +105,8 @@ struct Tiny {
     b.addF32Tensor("blk.0.ffn_norm.weight", {8}, ramp(8, 0.25f));
     b.addF32Tensor("blk.0.ffn_gate.weight", {8, 16}, ramp(128, 0.05f));
     b.addF32Tensor("blk.0.ffn_up.weight", {8, 16}, ramp(128, 0.06f));
-    b.addF32Tensor("blk.0.ffn_down.weight", {16, 8}, ramp(128, 0.07f));
+    if (withDown)
+      b.addF32Tensor("blk.0.ffn_down.weight", {16, 8}, ramp(128, 0.07f));
     b.addF32Tensor("output_norm.weight", {8}, ramp(8, 0.125f));
   }
   Status load(ModelWeights &w) {
@@ -296,10 +297,10 @@ TEST(GgufModel, Refusals) {
     expectRefusal(t, "tensor 'blk.1.attn_norm.weight' is not a tensor");
   }
   {
-    Tiny t("llama", false);
-    t.fill();
-    t.b.addF32Tensor("token_embd.weight", {8, 8}, ramp(64, 0.1f));
-    expectRefusal(t, "model.layers.0"); // validateModelWeights: missing
+    Tiny t;
+    t.tensors(true, false, /*withDown=*/false);
+    // validateModelWeights names the missing tensor.
+    expectRefusal(t, "model.layers.0.mlp.down_proj.weight");
   }
   {
     Tiny t("llama", false);
@@ -317,12 +318,36 @@ TEST(GgufModel, Refusals) {
     expectRefusal(t, "metadata key 'llama.embedding_length' is missing");
   }
   {
+    // A lying head size must fail before RoPE tables are sized by it.
+    Tiny t;
+    t.b.addU32("llama.attention.key_length", 1u << 30);
+    t.tensors(true);
+    expectRefusal(t, "tensor 'blk.0.attn_q.weight' does not have the shape "
+                     "[embedding_length, head_count * head dim] = [8, 2 * "
+                     "1073741824]");
+  }
+  {
+    Tiny t("llama", false);
+    t.fill(1, /*embedding=*/16);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.embedding_length' is 16 but "
+                     "'token_embd.weight' rows have 8 elements");
+  }
+  {
+    // A lying layer count must fail before anything is sized by it.
+    Tiny t("llama", false);
+    t.fill(100000000);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.block_count' is 100000000 but the "
+                     "file has only 11 tensors");
+  }
+  {
     // A quantization type qc cannot decode is named with the tensor.
     Tiny u;
-    u.b.addF32Tensor("token_embd.weight", {8, 8}, ramp(64, 0.1f));
-    u.b.addTensor("blk.0.attn_q.weight", {256, 8}, 16,
+    u.tensors(true, false, /*withDown=*/false);
+    u.b.addTensor("blk.0.ffn_down.weight", {256, 8}, 16,
                   std::vector<uint8_t>(66 * 8));
-    expectRefusal(u, "tensor 'blk.0.attn_q.weight' has unsupported type "
+    expectRefusal(u, "tensor 'blk.0.ffn_down.weight' has unsupported type "
                      "IQ2_XXS");
   }
 }

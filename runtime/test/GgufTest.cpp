@@ -14,15 +14,19 @@
 //===----------------------------------------------------------------------===//
 
 #include "qc/runtime/Gguf.h"
+#include "qc/runtime/GgufModel.h"
 
 #include "GgufBuilder.h"
 #include "TestUtil.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 using namespace qc;
 using qc::test::GgufBuilder;
@@ -34,7 +38,8 @@ namespace {
 
 const std::string kFile = "test.gguf";
 
-/// Parses `bytes`; returns the status (and the file in `out` on success).
+/// Parses `bytes`; returns the status (and the file in `out` on success,
+/// which borrows `bytes`: keep them alive while it is used).
 Status parseBytes(const std::vector<uint8_t> &bytes,
                   std::unique_ptr<GgufFile> *out = nullptr) {
   std::unique_ptr<GgufFile> f;
@@ -116,7 +121,8 @@ TEST(GgufReader, ReadsEveryMetadataType) {
     b.addRaw("t.nested", 9, x.b);
   }
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   EXPECT_EQ(f->version(), 3u);
   EXPECT_EQ(f->alignment(), 32u);
   EXPECT_EQ(f->metadata().size(), 16u);
@@ -193,7 +199,8 @@ TEST(GgufReader, AccessorErrorsNameTheKey) {
   b.addI32Array("k.ints", {1, -1});
   b.addStringArray("k.strs", {"a"});
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   uint32_t u32;
   int32_t i32;
   std::string s;
@@ -256,7 +263,8 @@ TEST(GgufReader, Version2IsAccepted) {
   GgufBuilder b = baseBuilder();
   b.version = 2;
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   EXPECT_EQ(f->version(), 2u);
 }
 
@@ -280,7 +288,8 @@ TEST(GgufReader, LargeAlignment) {
   b.addF32Tensor("a", {3}, {1, 2, 3});
   b.addF32Tensor("b", {1}, {4});
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   EXPECT_EQ(f->alignment(), 64u);
   EXPECT_EQ(f->dataOffset() % 64, 0u);
   EXPECT_EQ(f->findTensor("b")->offset, 64u);
@@ -292,7 +301,8 @@ TEST(GgufReader, UnsupportedTypeIsNamedOnRead) {
   // tensor as fp32 is what fails.
   b.addTensor("blk.0.attn_q.weight", {256}, 16, std::vector<uint8_t>(66));
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   std::vector<float> v;
   Status s = f->readTensorF32("blk.0.attn_q.weight", v);
   ASSERT_FALSE(s.isOk());
@@ -306,7 +316,8 @@ TEST(GgufReader, NonFiniteValuesAreReported) {
   GgufBuilder b;
   b.addF32Tensor("x", {3}, {1, NAN, 2});
   std::unique_ptr<GgufFile> f;
-  ASSERT_TRUE(parseBytes(b.build(), &f).isOk());
+  std::vector<uint8_t> bytes = b.build(); // must outlive f
+  ASSERT_TRUE(parseBytes(bytes, &f).isOk());
   std::vector<float> v;
   Status s = f->readTensorF32("x", v);
   EXPECT_EQ(s.message(),
@@ -563,6 +574,12 @@ TEST(GgufBadFile, DuplicateTensorName) {
   GgufBuilder b = baseBuilder();
   b.addF32Tensor("a.weight", {1}, {0});
   expectError(b.build(), "duplicate tensor name 'a.weight'");
+  // Names from the file are escaped so that the message stays one line.
+  GgufBuilder c;
+  c.addF32Tensor("x\ny", {1}, {0});
+  c.addF32Tensor("x\ny", {1}, {0});
+  expectError(c.build(), "duplicate tensor name 'x\\x0ay'");
+  EXPECT_EQ(ggufQuote(std::string(300, 'k')).size(), 205u);
 }
 
 TEST(GgufBadFile, DataOneByteShort) {
@@ -656,4 +673,174 @@ TEST(GgufReader, BundledSmolLM2) {
   EXPECT_EQ(k->shape(), (std::vector<int64_t>{192, 576}));
   EXPECT_EQ(k->type, GgmlType::Q4_1);
   EXPECT_EQ(k->byteSize, 192u * 576 / 32 * 20);
+}
+
+//===----------------------------------------------------------------------===//
+// Fuzzer seed corpus (runtime/fuzz/gguf-corpus)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Small valid files covering the reader's paths: every metadata type,
+/// quantized tensors, version 2 with a larger alignment, a tiny llama.
+std::vector<std::pair<std::string, std::vector<uint8_t>>> seedFiles() {
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> seeds;
+  {
+    GgufBuilder b;
+    b.addRaw("t.u8", 0, {7});
+    b.addRaw("t.i16", 3, {0x00, 0x80});
+    b.addI32("t.i32", -7);
+    b.addU64("t.u64", 1ull << 40);
+    b.addF32("t.f32", 0.5f);
+    b.addBool("t.bool", true);
+    b.addString("t.string", "text");
+    b.addStringArray("t.strings", {"a", "bc"});
+    b.addI32Array("t.ints", {1, -1});
+    b.addF32Array("t.floats", {1.5f});
+    GgufBytes x;
+    x.u32(9);
+    x.u64(1);
+    x.u32(0);
+    x.u64(2);
+    x.u8(1);
+    x.u8(2);
+    b.addRaw("t.nested", 9, x.b);
+    seeds.push_back({"metadata.gguf", b.build()});
+  }
+  {
+    GgufBuilder b;
+    b.addString("general.architecture", "llama");
+    std::vector<uint8_t> q40(18 * 2, 0x5A), q80(34, 0x11), q4k(144, 0x33),
+        q6k(210, 0x77), f16(8, 0x3C), bf16(8, 0x3F);
+    for (std::vector<uint8_t> *v : {&q40, &q80})
+      (*v)[1] = 0x3C; // scale 1.0 in the first block
+    q40[19] = 0x38;
+    q4k[1] = 0x3C;
+    q4k[3] = 0x38;
+    q6k[209] = 0x3C;
+    b.addTensor("q4_0", {32, 2}, 2, q40);
+    b.addTensor("q8_0", {32}, 8, q80);
+    b.addTensor("q4_k", {256}, 12, q4k);
+    b.addTensor("q6_k", {256}, 14, q6k);
+    b.addTensor("f16", {4}, 1, f16);
+    b.addTensor("bf16", {2, 2}, 30, bf16);
+    seeds.push_back({"quantized.gguf", b.build()});
+  }
+  {
+    GgufBuilder b;
+    b.version = 2;
+    b.alignment = 64;
+    b.addU32("general.alignment", 64);
+    b.addF32Tensor("a", {3, 1}, {1, 2, 3});
+    b.addF32Tensor("b", {1}, {4});
+    seeds.push_back({"v2-align64.gguf", b.build()});
+  }
+  {
+    GgufBuilder b;
+    b.addString("general.architecture", "llama");
+    b.addU32("llama.context_length", 16);
+    b.addU32("llama.embedding_length", 4);
+    b.addU32("llama.block_count", 1);
+    b.addU32("llama.feed_forward_length", 8);
+    b.addU32("llama.attention.head_count", 2);
+    b.addU32("llama.attention.head_count_kv", 1);
+    b.addF32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    b.addF32("llama.rope.freq_base", 10000.0f);
+    b.addU32("tokenizer.ggml.bos_token_id", 1);
+    b.addU32("tokenizer.ggml.eos_token_id", 2);
+    auto vals = [](size_t n) {
+      std::vector<float> v(n);
+      for (size_t i = 0; i < n; ++i)
+        v[i] = 0.125f * static_cast<float>(static_cast<int>(i % 7) - 3);
+      return v;
+    };
+    b.addF32Tensor("token_embd.weight", {4, 4}, vals(16));
+    b.addF32Tensor("blk.0.attn_norm.weight", {4}, vals(4));
+    b.addF32Tensor("blk.0.attn_q.weight", {4, 4}, vals(16));
+    b.addF32Tensor("blk.0.attn_k.weight", {4, 2}, vals(8));
+    b.addF32Tensor("blk.0.attn_v.weight", {4, 2}, vals(8));
+    b.addF32Tensor("blk.0.attn_output.weight", {4, 4}, vals(16));
+    b.addF32Tensor("blk.0.ffn_norm.weight", {4}, vals(4));
+    b.addF32Tensor("blk.0.ffn_gate.weight", {4, 8}, vals(32));
+    b.addF32Tensor("blk.0.ffn_up.weight", {4, 8}, vals(32));
+    b.addF32Tensor("blk.0.ffn_down.weight", {8, 4}, vals(32));
+    b.addF32Tensor("output_norm.weight", {4}, vals(4));
+    seeds.push_back({"tiny-llama.gguf", b.build()});
+  }
+  return seeds;
+}
+
+} // namespace
+
+/// Checks that the committed seeds are exactly what seedFiles() builds and
+/// that each is accepted. With QC_WRITE_GGUF_CORPUS=1 in the environment it
+/// (re)writes them first.
+TEST(GgufFuzzCorpus, SeedsAreValidAndUpToDate) {
+  const std::string dir = QC_GGUF_FUZZ_CORPUS;
+  bool write = std::getenv("QC_WRITE_GGUF_CORPUS") != nullptr;
+  for (const auto &seed : seedFiles()) {
+    SCOPED_TRACE(seed.first);
+    std::string path = dir + "/" + seed.first;
+    if (write) {
+      std::ofstream o(path, std::ios::binary);
+      o.write(reinterpret_cast<const char *>(seed.second.data()),
+              static_cast<std::streamsize>(seed.second.size()));
+    }
+    std::ifstream in(path, std::ios::binary);
+    ASSERT_TRUE(in.good()) << "missing seed " << path;
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(bytes, seed.second) << "stale seed; rerun with "
+                                     "QC_WRITE_GGUF_CORPUS=1";
+    std::unique_ptr<GgufFile> f;
+    Status s = GgufFile::open(path, f);
+    EXPECT_TRUE(s.isOk()) << s.message();
+    if (seed.first == "tiny-llama.gguf") {
+      // The fuzzer also reaches the model import from this seed.
+      ModelWeights w;
+      s = loadGgufModel(path, w);
+      EXPECT_TRUE(s.isOk()) << s.message();
+    }
+  }
+}
+
+TEST(GgufBadFile, BundledSmolLM2CutAnywhere) {
+  // Cuts of the real file's 2 MB header (tokenizer arrays included) and of
+  // its data: every prefix shorter than the end of the last tensor fails.
+  std::string path = std::string(QC_SHARED_DIR) +
+                     "/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::unique_ptr<GgufFile> f;
+  ASSERT_TRUE(GgufFile::open(path, f).isOk());
+  uint64_t end = 0;
+  for (const GgufTensorInfo &t : f->tensors())
+    end = std::max(end, f->dataOffset() + t.offset + t.byteSize);
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> head(static_cast<size_t>(f->dataOffset()));
+  in.read(reinterpret_cast<char *>(head.data()),
+          static_cast<std::streamsize>(head.size()));
+  ASSERT_TRUE(in.good());
+  std::vector<size_t> cuts;
+  for (size_t n = 0; n < 4096; ++n)
+    cuts.push_back(n);
+  for (size_t i = 1; i <= 400; ++i)
+    cuts.push_back(head.size() * i / 401);
+  cuts.push_back(head.size() - 1);
+  for (size_t n : cuts) {
+    std::unique_ptr<GgufFile> g;
+    Status s = GgufFile::parse(head.data(), n, kFile, g);
+    ASSERT_FALSE(s.isOk()) << "accepted a cut at " << n;
+    EXPECT_EQ(s.message().rfind(kFile + ": ", 0), 0u) << s.message();
+  }
+  // Header complete but the data one byte short of the last tensor's end:
+  // only the sizes matter, so a zero-filled buffer stands in for the data.
+  std::vector<uint8_t> shortFile(static_cast<size_t>(end - 1), 0);
+  std::copy(head.begin(), head.end(), shortFile.begin());
+  std::unique_ptr<GgufFile> g;
+  Status s = GgufFile::parse(shortFile.data(), shortFile.size(), kFile, g);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("runs past the end of the data section"),
+            std::string::npos)
+      << s.message();
+  shortFile.push_back(0);
+  EXPECT_TRUE(
+      GgufFile::parse(shortFile.data(), shortFile.size(), kFile, g).isOk());
 }

@@ -59,6 +59,11 @@ enum class GgufType : uint32_t {
 /// Lower-case name of a metadata type ("u32", "string", "array", ...).
 const char *ggufTypeName(GgufType type);
 
+/// A key or tensor name from a file in single quotes for a one-line error
+/// message: control bytes are written as \xNN and names longer than 200
+/// bytes are cut with "...".
+std::string ggufQuote(std::string_view name);
+
 /// One metadata value. Scalars keep their value in `scalar` (integers and
 /// bools zero- or sign-extended per `type`, floats as their bit pattern;
 /// use the GgufFile accessors or the helpers below rather than reading it
@@ -110,13 +115,14 @@ struct GgufTensorInfo {
 /// Caps applied to untrusted files before anything is allocated. Every
 /// count is also checked against the bytes left in the file.
 struct GgufLimits {
-  uint64_t maxTensors = 1u << 20;        ///< tensor infos
-  uint64_t maxKV = 1u << 20;             ///< metadata pairs
-  uint64_t maxStringBytes = 64ull << 20; ///< one key, name or string value
-  uint64_t maxArrayElements = 1u << 26;  ///< one array's element count
-  unsigned maxArrayDepth = 8;            ///< nesting of arrays of arrays
-  unsigned maxDims = 4;                  ///< tensor rank (GGML_MAX_DIMS)
-  uint64_t maxAlignment = 1u << 20;      ///< largest general.alignment
+  uint64_t maxTensors = 1u << 20; ///< tensor infos
+  uint64_t maxKV = 1u << 20;      ///< metadata pairs
+  /// One tensor name or string value (keys are capped at 65535 bytes).
+  uint64_t maxStringBytes = 64ull << 20;
+  uint64_t maxArrayElements = 1u << 26; ///< one array's element count
+  unsigned maxArrayDepth = 8;           ///< nesting of arrays of arrays
+  unsigned maxDims = 4;                 ///< tensor rank (GGML_MAX_DIMS)
+  uint64_t maxAlignment = 1u << 20;     ///< largest general.alignment
 };
 
 /// A validated, read-only view of one GGUF file. Either memory-maps a file
