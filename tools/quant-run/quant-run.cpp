@@ -136,6 +136,14 @@ int main(int argc, char **argv) {
   auto t0 = std::chrono::steady_clock::now();
   if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
     return fail(s);
+  // The tokenizer before the (slow) compilation: a missing one fails fast.
+  std::unique_ptr<::qc::TextTokenizer> tok;
+  if (!pplText.empty() || genCount > 0)
+    if (Status s = mlir::qc::openModelTokenizer(*module, modelPath,
+                                                tokenizerPath,
+                                                weights.config.vocabSize, tok);
+        !s)
+      return fail(s);
   std::unique_ptr<mlir::qc::CpuExecutable> exe;
   mlir::qc::CpuCompileOptions compileOptions;
   compileOptions.dumpLoweredTo = dumpLowered;
@@ -153,13 +161,6 @@ int main(int argc, char **argv) {
          << "), loaded and compiled in " << format("%.2f", compileSeconds)
          << " s\n";
 
-  std::unique_ptr<::qc::TextTokenizer> tok;
-  if (!pplText.empty() || genCount > 0)
-    if (Status s = mlir::qc::openModelTokenizer(*module, modelPath,
-                                                tokenizerPath, cfg.vocabSize,
-                                                tok);
-        !s)
-      return fail(s);
   // The context a window may use: max_position_embeddings, capped by a
   // sliding window qc does not implement (inside it attention is exact).
   auto contextError = [&](const std::string &what, int64_t need) {
