@@ -42,32 +42,32 @@ enum TokenType : int32_t {
   kByte = 6
 };
 
-/// GPT-2's split regex (llama.cpp's spelling, without the trailing \s+
-/// alternative: whitespace it leaves unmatched becomes a pre-token anyway).
-const char *kGpt2 =
+} // namespace
+
+namespace tok {
+namespace {
+
+/// GPT-2's split regex; see kGgufGpt2Regex.
+const char *const kGpt2 =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|"
     "\\s+(?!\\S)";
 /// Llama 3's split regex (case-insensitive contractions spelled out).
-const char *kLlama3 =
+const char *const kLlama3 =
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|"
     "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /// Qwen 2's split regex: as Llama 3's but one digit per pre-token.
-const char *kQwen2 =
+const char *const kQwen2 =
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|"
     "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-/// What one tokenizer.ggml.pre name means.
-struct PreSpec {
-  std::vector<const char *> regexes;
-  bool ignoreMerges = false;
-  bool addBos = false;
-};
+} // namespace
 
-/// The pre-tokenizer names this file implements, or false.
-bool preSpec(const std::string &name, PreSpec &out) {
-  out = PreSpec();
+const char *const kGgufGpt2Regex = kGpt2;
+
+bool ggufPreSpec(const std::string &name, GgufPreSpec &out) {
+  out = GgufPreSpec();
   if (name.empty() || name == "default" || name == "gpt2" || name == "mpt" ||
       name == "olmo" || name == "jais" || name == "gpt-2") {
     out.regexes = {kGpt2};
@@ -97,12 +97,12 @@ bool preSpec(const std::string &name, PreSpec &out) {
   return false;
 }
 
-const char *kKnownPre =
+const char *const kGgufKnownPre =
     "default, gpt2, mpt, olmo, jais, llama3, llama-bpe, falcon3, pixtral, "
     "dbrx, smaug-bpe, qwen2, stablelm2, hunyuan, smollm, starcoder, refact, "
     "command-r, codeshell, exaone, minerva-7b";
 
-} // namespace
+} // namespace tok
 
 Status loadGgufTokenizer(const GgufTokenizerData &d,
                          const std::string &sourceName,
@@ -161,11 +161,11 @@ Status loadGgufTokenizer(const GgufTokenizerData &d,
 
   bool addBos = false;
   if (d.model == "gpt2") {
-    PreSpec spec;
-    if (!preSpec(d.pre, spec))
+    tok::GgufPreSpec spec;
+    if (!tok::ggufPreSpec(d.pre, spec))
       return fail("tokenizer.ggml.pre",
                   json::quote(d.pre) +
-                      " is not supported (known: " + kKnownPre + ")");
+                      " is not supported (known: " + tok::kGgufKnownPre + ")");
     for (const char *re : spec.regexes) {
       PreStep s{};
       s.kind = PreStep::Split;

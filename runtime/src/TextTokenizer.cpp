@@ -121,8 +121,10 @@ Status loadJsonWithConfigs(const std::string &jsonPath, const std::string &dir,
   return loadHFTokenizerJson(tj, tc, mc, jsonPath, out);
 }
 
-/// Reads the tokenizer.ggml.* keys of an opened GGUF file.
-Status readGgufTokenizer(const GgufFile &f, GgufTokenizerData &d) {
+} // namespace
+
+Status readGgufTokenizerData(const GgufFile &f, GgufTokenizerData &d) {
+  d = GgufTokenizerData();
   QC_RETURN_IF_ERROR(f.getString("tokenizer.ggml.model", d.model));
   if (f.has("tokenizer.ggml.pre"))
     QC_RETURN_IF_ERROR(f.getString("tokenizer.ggml.pre", d.pre));
@@ -152,8 +154,15 @@ Status readGgufTokenizer(const GgufFile &f, GgufTokenizerData &d) {
       QC_RETURN_IF_ERROR(f.getBool(key, b));
       *dst = b;
     }
+  if (f.has("tokenizer.chat_template")) {
+    std::string t;
+    QC_RETURN_IF_ERROR(f.getString("tokenizer.chat_template", t));
+    d.chatTemplate = std::move(t);
+  }
   return Status::ok();
 }
+
+namespace {
 
 /// True when the file starts with the GGUF magic.
 bool hasGgufMagic(const std::string &path) {
@@ -185,7 +194,7 @@ Status loadTokenizer(const std::string &source,
     std::unique_ptr<GgufFile> f;
     QC_RETURN_IF_ERROR(GgufFile::open(source, f));
     GgufTokenizerData d;
-    QC_RETURN_IF_ERROR(readGgufTokenizer(*f, d));
+    QC_RETURN_IF_ERROR(readGgufTokenizerData(*f, d));
     return loadGgufTokenizer(d, source, out);
   }
   if (source.size() >= 5 &&

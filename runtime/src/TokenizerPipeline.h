@@ -236,6 +236,27 @@ std::string utf8Lossy(std::string_view s);
 /// that cannot start one).
 size_t utf8Len(unsigned char c);
 
+/// GPT-2's split regex in llama.cpp's spelling (no trailing \s+
+/// alternative: whitespace it leaves unmatched becomes a pre-token anyway,
+/// so it splits exactly as Hugging Face's ByteLevel regex does).
+extern const char *const kGgufGpt2Regex;
+
+/// What one GGUF tokenizer.ggml.pre name means: the split regexes applied
+/// in turn (each isolating its matches) before the byte-level mapping, and
+/// llama.cpp's per-name flags.
+struct GgufPreSpec {
+  std::vector<const char *> regexes;
+  bool ignoreMerges = false; ///< whole words in the vocabulary skip merging
+  bool addBos = false;       ///< llama.cpp adds BOS by default
+};
+
+/// The meaning of pre-tokenizer name `name` ("" = "default"), or false for
+/// a name this runtime does not implement.
+bool ggufPreSpec(const std::string &name, GgufPreSpec &out);
+
+/// The implemented names, comma-separated, for error messages.
+extern const char *const kGgufKnownPre;
+
 } // namespace tok
 } // namespace qc
 

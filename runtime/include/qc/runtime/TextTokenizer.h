@@ -162,7 +162,16 @@ struct GgufTokenizerData {
   /// tokenizer.ggml.add_bos_token / add_eos_token / add_space_prefix, when
   /// present (otherwise llama.cpp's defaults for the model type apply).
   std::optional<bool> addBos, addEos, addSpacePrefix;
+  /// tokenizer.chat_template, when present (only exported, never used to
+  /// encode).
+  std::optional<std::string> chatTemplate;
 };
+
+class GgufFile;
+
+/// Reads the tokenizer.ggml.* keys (and tokenizer.chat_template) of an
+/// opened GGUF file; errors name the key.
+Status readGgufTokenizerData(const GgufFile &file, GgufTokenizerData &out);
 
 /// Builds a tokenizer from GGUF tokenizer metadata. Unknown models and
 /// pre-tokenizer names are refused by name; inconsistent metadata (counts
