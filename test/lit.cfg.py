@@ -39,5 +39,6 @@ tools = [
     ToolSubst("quant-calibrate", unresolved="ignore"),
     ToolSubst("quant-compile", unresolved="ignore"),
     ToolSubst("quant-kernelgen", unresolved="ignore"),
+    ToolSubst("quant-tokenize", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -648,6 +648,20 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
       return fail("cannot read '" + path + "'");
     files.push_back(std::move(f));
   }
+  for (const ::qc::NamedFile &extra : options.extraFiles) {
+    if (extra.name.empty() || extra.name == "." || extra.name == ".." ||
+        extra.name.find('/') != std::string::npos)
+      return fail("cannot write '" + extra.name +
+                  "': not a plain file name");
+    for (const FolderFile &other : files)
+      if (other.name == extra.name)
+        return fail("cannot write '" + extra.name +
+                    "': the export writes its own " + extra.name);
+    FolderFile f;
+    f.name = extra.name;
+    f.bytes.assign(extra.bytes.begin(), extra.bytes.end());
+    files.push_back(std::move(f));
+  }
   QC_RETURN_IF_ERROR(writeFolderAtomically(dir, files));
 
   if (summary) {

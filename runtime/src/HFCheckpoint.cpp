@@ -951,7 +951,8 @@ Status writeShard(const std::string &path, const std::vector<OutTensor> &ts,
 } // namespace
 
 Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
-                         DType dtype, uint64_t maxShardBytes) {
+                         DType dtype, uint64_t maxShardBytes,
+                         const std::vector<NamedFile> &extraFiles) {
   const ModelConfig &c = weights.config;
   if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
     return Status::error(dir + ": cannot write a checkpoint as " +
@@ -967,6 +968,13 @@ Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
                               : " always has q/k/v biases"));
   // Refuse to publish anything a loader would reject (NaN included).
   QC_RETURN_IF_ERROR(validateModelWeights(weights, dir));
+  for (const NamedFile &f : extraFiles)
+    if (f.name.empty() || f.name == "." || f.name == ".." ||
+        f.name.find('/') != std::string::npos || f.name == "config.json" ||
+        isWeightFileName(f.name))
+      return Status::error(dir + ": cannot write " + json::quote(f.name) +
+                           " beside the checkpoint (not a plain file name, "
+                           "or a name the checkpoint itself uses)");
 
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -1008,6 +1016,9 @@ Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
                                            {{text.data(), text.size()}}));
     written.insert(kIndexFile);
   }
+  for (const NamedFile &f : extraFiles)
+    QC_RETURN_IF_ERROR(writeFileAtomically(joinPath(dir, f.name),
+                                           {{f.bytes.data(), f.bytes.size()}}));
   std::string config = buildHFConfigJson(c, dtype);
   QC_RETURN_IF_ERROR(writeFileAtomically(joinPath(dir, "config.json"),
                                          {{config.data(), config.size()}}));

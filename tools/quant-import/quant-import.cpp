@@ -12,10 +12,15 @@
 //       writes any importable model as a Hugging Face checkpoint
 //       (config.json + safetensors, sharded with an index when asked);
 //       llama2.c's interleaved RoPE rows are permuted to rotate_half.
+//       The tokenizer travels with it: a Hugging Face source's tokenizer
+//       files are copied, a GGUF source's embedded tokenizer is written as
+//       tokenizer.json + tokenizer_config.json + special_tokens_map.json +
+//       generation_config.json (a tokenizer that cannot be written exactly
+//       is an error unless --skip-tokenizer is given).
 //   quant-import QUANTIZED.mlir --export-gptq DIR [--gptq-format gptq|gptq_v2]
 //       writes a quantized module (every linear a wq.linear) as a GPTQ
 //       checkpoint vLLM and transformers load (../shared/docs/ALGORITHMS.md
-//       §8.1); same RoPE permutation.
+//       §8.1); same RoPE permutation and tokenizer files as --export-hf.
 // MODEL is a llama2.c .bin, a Hugging Face checkpoint folder (float, GPTQ
 // or AWQ), or a .mlir.
 //
@@ -24,11 +29,14 @@
 #include "qc/Import/LoadModel.h"
 #include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/runtime/HFCheckpoint.h"
+#include "qc/runtime/TokenizerExport.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -59,6 +67,44 @@ static cl::opt<std::string> dtype("dtype", cl::desc("Stored dtype for --export-h
 static cl::opt<uint64_t> maxShardBytes("max-shard-bytes",
                                        cl::desc("Shard --export-hf output above this size (0 = one file)"),
                                        cl::init(0), cl::cat(category));
+
+static cl::opt<bool> skipTokenizer(
+    "skip-tokenizer",
+    cl::desc("Export without tokenizer files (e.g. when a GGUF tokenizer "
+             "cannot be written as tokenizer.json)"),
+    cl::init(false), cl::cat(category));
+
+/// The tokenizer files of the checkpoint `ref` names, for the exported
+/// folder: a Hugging Face folder's own files (read here, so that exporting
+/// into the source folder itself keeps them), a GGUF file's embedded
+/// tokenizer written as Hugging Face files, nothing for llama2.c (its
+/// tokenizer.bin is not part of the checkpoint and not a format
+/// transformers reads).
+static Status tokenizerFiles(const mlir::qc::CheckpointRef &ref,
+                             std::vector<::qc::NamedFile> &out) {
+  out.clear();
+  if (ref.format == "gguf") {
+    if (Status s = ::qc::exportGgufTokenizerFiles(ref.path, out); !s)
+      return Status::error(s.message() +
+                           " (--skip-tokenizer exports without it)");
+    return Status::ok();
+  }
+  if (ref.format != "hf")
+    return Status::ok();
+  for (const std::string &path : mlir::qc::hfTokenizerFiles(ref.path)) {
+    auto buf = MemoryBuffer::getFile(path, /*IsText=*/false,
+                                     /*RequiresNullTerminator=*/false);
+    if (!buf)
+      return Status::error(path + ": " + buf.getError().message());
+    // Tokenizer files are a few MB; the cap keeps a mistaken file from being
+    // read whole.
+    if ((*buf)->getBufferSize() > (256u << 20))
+      return Status::error(path + ": larger than 256 MB, not a tokenizer file");
+    out.push_back({sys::path::filename(path).str(),
+                   (*buf)->getBuffer().str()});
+  }
+  return Status::ok();
+}
 
 static int fail(const Status &s) {
   errs() << "quant-import: error: " << s.message() << "\n";
@@ -93,11 +139,11 @@ int main(int argc, char **argv) {
     else
       return fail(Status::error("--gptq-format must be gptq or gptq_v2, got '" +
                                 gptqFormat + "'"));
-    // A Hugging Face source's tokenizer travels with the checkpoint; a
-    // llama2.c tokenizer.bin is not a format transformers reads.
+    // The source's tokenizer travels with the checkpoint.
     mlir::qc::CheckpointRef ref;
-    if (mlir::qc::getCheckpointRef(*module, ref) && ref.format == "hf")
-      opts.copyFiles = mlir::qc::hfTokenizerFiles(ref.path);
+    if (!skipTokenizer && mlir::qc::getCheckpointRef(*module, ref))
+      if (Status s = tokenizerFiles(ref, opts.extraFiles); !s)
+        return fail(s);
     mlir::qc::GPTQExportSummary sum;
     if (Status s = mlir::qc::exportGPTQCheckpoint(*module, weights, exportGPTQ,
                                                   opts, &sum);
@@ -114,8 +160,8 @@ int main(int argc, char **argv) {
            << (sum.descAct ? ", desc_act" : "") << ", " << gptqFormat;
     if (sum.paddedLayers)
       outs() << ", " << sum.paddedLayers << " layers with K padded";
-    if (!opts.copyFiles.empty())
-      outs() << ", " << opts.copyFiles.size() << " tokenizer files copied";
+    if (!opts.extraFiles.empty())
+      outs() << ", " << opts.extraFiles.size() << " tokenizer files";
     outs() << ")\n";
     return 0;
   }
@@ -137,11 +183,20 @@ int main(int argc, char **argv) {
     else
       return fail(Status::error("--dtype must be f32, f16 or bf16, got '" +
                                 dtype + "'"));
-    if (Status s = ::qc::writeHFCheckpoint(exportHF, weights, type, maxShardBytes);
+    std::vector<::qc::NamedFile> extra;
+    mlir::qc::CheckpointRef ref;
+    if (!skipTokenizer && mlir::qc::getCheckpointRef(*module, ref))
+      if (Status s = tokenizerFiles(ref, extra); !s)
+        return fail(s);
+    if (Status s = ::qc::writeHFCheckpoint(exportHF, weights, type,
+                                           maxShardBytes, extra);
         !s)
       return fail(s);
     outs() << "wrote Hugging Face checkpoint " << exportHF << " ("
-           << weights.tensors.size() << " tensors, " << dtype << ")\n";
+           << weights.tensors.size() << " tensors, " << dtype;
+    if (!extra.empty())
+      outs() << ", " << extra.size() << " tokenizer files";
+    outs() << ")\n";
     return 0;
   }
 

@@ -18,6 +18,7 @@
 #define QC_IMPORT_QUANTIZEDCHECKPOINT_H
 
 #include "qc/Quantization/Algorithms/Packing.h"
+#include "qc/runtime/HFCheckpoint.h"
 #include "qc/runtime/Model.h"
 #include "qc/runtime/Status.h"
 
@@ -55,6 +56,10 @@ struct GPTQExportOptions {
   /// source's tokenizer files); they may not be named like the files the
   /// export writes.
   std::vector<std::string> copyFiles;
+  /// Files written into the folder from memory (a GGUF source's tokenizer
+  /// exported as Hugging Face files, exportGgufTokenizerFiles); the same
+  /// name rule as copyFiles.
+  std::vector<::qc::NamedFile> extraFiles;
 };
 
 /// The tokenizer (and generation config) files of the Hugging Face
@@ -89,7 +94,7 @@ struct GPTQExportSummary {
 /// written under a temporary name and renamed into place; an existing
 /// `dir` is replaced only if it looks like a checkpoint (a config.json and
 /// nothing but regular files), by an atomic exchange. options.copyFiles
-/// are copied in with the rest.
+/// and options.extraFiles are written in with the rest.
 ::qc::Status exportGPTQCheckpoint(ModuleOp module,
                                   const ::qc::ModelWeights &weights,
                                   const std::string &dir,

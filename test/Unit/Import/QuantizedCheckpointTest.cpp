@@ -571,6 +571,30 @@ TEST(QuantizedCheckpoint, TokenizerFilesOfAHuggingFaceSourceAreCopied) {
       << s.message();
 }
 
+TEST(QuantizedCheckpoint, ExtraFilesAreWrittenFromMemory) {
+  // A GGUF source's tokenizer comes as generated files, not paths.
+  std::string dir = freshDir("extra");
+  Model m;
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 11), m));
+  ASSERT_NO_FATAL_FAILURE(
+      runPasses(m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir +
+                       "/ov.safetensors}"));
+  GPTQExportOptions opts;
+  opts.extraFiles = {{"tokenizer.json", "{\"a\": 1}"},
+                     {"generation_config.json", "{}"}};
+  ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/gptq", opts));
+  EXPECT_EQ(readText(dir + "/gptq/tokenizer.json"), "{\"a\": 1}");
+  EXPECT_EQ(readText(dir + "/gptq/generation_config.json"), "{}");
+  for (const char *bad : {"model.safetensors", "../x.json", ""}) {
+    opts.extraFiles = {{bad, "{}"}};
+    qc::Status s = mlir::qc::exportGPTQCheckpoint(*m.module, m.weights,
+                                                  dir + "/gptq3", opts);
+    ASSERT_FALSE(s) << bad;
+    EXPECT_NE(s.message().find("cannot write"), std::string::npos)
+        << s.message();
+  }
+}
+
 TEST(QuantizedCheckpoint, AutoGPTQFileNameFromModelFileBaseName) {
   // Older AutoGPTQ saves gptq_model-4bit-128g.safetensors and names it in
   // quantize_config.json.

@@ -90,17 +90,27 @@ bool isIgnoredHFBuffer(const std::string &tensorName);
 /// then passes validateModelWeights. Errors name the file and tensor.
 Status loadHFCheckpoint(const std::string &dir, ModelWeights &out);
 
+/// One file written beside a checkpoint's weights (tokenizer files): a plain
+/// file name and its contents.
+struct NamedFile {
+  std::string name;  ///< e.g. "tokenizer.json"
+  std::string bytes; ///< the whole file
+};
+
 /// Writes `weights` as a Hugging Face checkpoint into `dir` (created if
 /// needed): config.json and either model.safetensors or, when the tensors
 /// exceed `maxShardBytes` (0 = no limit), shards
-/// model-00001-of-0000N.safetensors plus model.safetensors.index.json. Each
-/// file is replaced atomically; stale weight files of a previous save with
-/// a different sharding are removed afterwards. `dtype` (F32, F16 or BF16)
-/// is the stored type, rounded to nearest even. The weights must pass
+/// model-00001-of-0000N.safetensors plus model.safetensors.index.json, and
+/// `extraFiles` (the tokenizer files; a name that is not a plain file name
+/// or that the checkpoint itself uses is an error). Each file is replaced
+/// atomically, config.json last; stale weight files of a previous save
+/// with a different sharding are removed afterwards. `dtype` (F32, F16 or
+/// BF16) is the stored type, rounded to nearest even. The weights must pass
 /// validateModelWeights; an Interleaved model has its q/k rows permuted
 /// to the HalfSplit layout the written config implies.
 Status writeHFCheckpoint(const std::string &dir, const ModelWeights &weights,
-                         DType dtype, uint64_t maxShardBytes = 0);
+                         DType dtype, uint64_t maxShardBytes = 0,
+                         const std::vector<NamedFile> &extraFiles = {});
 
 /// The config.json text writeHFCheckpoint writes for `config` stored as
 /// `dtype` (the torch_dtype field), in the HalfSplit RoPE layout; with a

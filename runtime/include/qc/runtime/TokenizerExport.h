@@ -25,6 +25,7 @@
 #ifndef QC_RUNTIME_TOKENIZEREXPORT_H
 #define QC_RUNTIME_TOKENIZEREXPORT_H
 
+#include "qc/runtime/HFCheckpoint.h"
 #include "qc/runtime/Status.h"
 #include "qc/runtime/TextTokenizer.h"
 
@@ -33,12 +34,6 @@
 #include <vector>
 
 namespace qc {
-
-/// One file of an exported folder: a plain file name and its contents.
-struct NamedFile {
-  std::string name;  ///< e.g. "tokenizer.json"
-  std::string bytes; ///< the whole file
-};
 
 /// Options of exportHFTokenizer().
 struct HFTokenizerExportOptions {
