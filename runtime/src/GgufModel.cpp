@@ -17,6 +17,16 @@
 // stored unpermuted (llama.cpp runs it with NEOX-style RoPE), so its rows
 // are kept as they are.
 //
+// RoPE keys are mapped to what transformers computes for the same model:
+// `rope.dimension_count` below the head size is a partial rotary embedding
+// (rotaryDim; llama.cpp rotates the first dimension_count features of each
+// head and passes the rest through, as transformers' partial_rotary_factor
+// does), `rope.scaling.type` linear and yarn with their parameters (the
+// values convert_hf_to_gguf.py copies from the Hugging Face rope_scaling).
+// What has no exact equivalent (llama3-style rope_freqs.weight factors,
+// rope.scaling.finetuned, YaRN's log multiplier or an extrapolation factor
+// other than 1, sliding windows) is refused with the key's name.
+//
 //===----------------------------------------------------------------------===//
 
 #include "qc/runtime/GgufModel.h"
@@ -50,6 +60,13 @@ const char *const kKnownArchKeys[] = {
     "rope.dimension_count",
     "rope.scaling.type",
     "rope.scaling.factor",
+    "rope.scale_linear",
+    "rope.scaling.attn_factor",
+    "rope.scaling.original_context_length",
+    "rope.scaling.yarn_attn_factor",
+    "rope.scaling.yarn_beta_fast",
+    "rope.scaling.yarn_beta_slow",
+    "rope.scaling.yarn_ext_factor",
     "vocab_size",
 };
 
@@ -70,6 +87,148 @@ Status requiredInt(const GgufFile &f, const std::string &key, int64_t &out) {
   QC_RETURN_IF_ERROR(f.getU32(key, v));
   out = v;
   return Status::ok();
+}
+
+/// Reads an optional f32 key; `present` says whether it was there.
+Status optionalF32(const GgufFile &f, const std::string &key, double &out,
+                   bool &present) {
+  present = f.has(key);
+  if (!present)
+    return Status::ok();
+  float v = 0;
+  QC_RETURN_IF_ERROR(f.getF32(key, v));
+  if (!std::isfinite(v))
+    return f.error("metadata key " + q(key) + " is not finite");
+  out = v;
+  return Status::ok();
+}
+
+/// The RoPE keys: partial rotary dimension and scaling, into `c` (whose
+/// headDim and maxSeqLen are set).
+Status parseGgufRope(const GgufFile &f, const std::string &arch,
+                     ModelConfig &c) {
+  const std::string p = arch + ".";
+  if (f.has(p + "rope.dimension_count")) {
+    int64_t rot = 0;
+    QC_RETURN_IF_ERROR(requiredInt(f, p + "rope.dimension_count", rot));
+    if (rot <= 0 || rot > c.headDim || rot % 2 != 0)
+      return f.error("metadata key " + q(p + "rope.dimension_count") + " is " +
+                     std::to_string(rot) +
+                     ": the rotated features must be an even number within "
+                     "the head dim " +
+                     std::to_string(c.headDim));
+    c.rotaryDim = rot == c.headDim ? 0 : rot;
+  }
+
+  // llama.cpp's defaults: scaling type "linear" when the key is absent, the
+  // factor from rope.scaling.factor or its older name rope.scale_linear,
+  // 0 meaning 1 (no scaling).
+  std::string type = "linear";
+  const bool hasType = f.has(p + "rope.scaling.type");
+  if (hasType)
+    QC_RETURN_IF_ERROR(f.getString(p + "rope.scaling.type", type));
+  double factor = 0.0;
+  bool hasFactor = false;
+  std::string factorKey = p + "rope.scaling.factor";
+  QC_RETURN_IF_ERROR(optionalF32(f, factorKey, factor, hasFactor));
+  if (!hasFactor && f.has(p + "rope.scale_linear")) {
+    factorKey = p + "rope.scale_linear";
+    QC_RETURN_IF_ERROR(optionalF32(f, factorKey, factor, hasFactor));
+  }
+  const bool scales = hasFactor && factor != 0.0 && factor != 1.0;
+
+  // YaRN-only keys.
+  double attn = 0, attnYarn = 0, betaFast = 32.0, betaSlow = 1.0, ext = 1.0;
+  bool hasAttn, hasAttnYarn, hasBetaFast, hasBetaSlow, hasExt;
+  QC_RETURN_IF_ERROR(
+      optionalF32(f, p + "rope.scaling.attn_factor", attn, hasAttn));
+  QC_RETURN_IF_ERROR(optionalF32(f, p + "rope.scaling.yarn_attn_factor",
+                                 attnYarn, hasAttnYarn));
+  QC_RETURN_IF_ERROR(optionalF32(f, p + "rope.scaling.yarn_beta_fast",
+                                 betaFast, hasBetaFast));
+  QC_RETURN_IF_ERROR(optionalF32(f, p + "rope.scaling.yarn_beta_slow",
+                                 betaSlow, hasBetaSlow));
+  QC_RETURN_IF_ERROR(
+      optionalF32(f, p + "rope.scaling.yarn_ext_factor", ext, hasExt));
+  int64_t original = 0;
+  const bool hasOriginal = f.has(p + "rope.scaling.original_context_length");
+  if (hasOriginal)
+    QC_RETURN_IF_ERROR(
+        requiredInt(f, p + "rope.scaling.original_context_length", original));
+
+  RopeScaling &s = c.ropeScaling;
+  s = RopeScaling();
+  if (type == "yarn") {
+    if (!hasFactor || !(factor >= 1.0))
+      return f.error("metadata key " + q(factorKey) +
+                     (hasFactor ? " is " + std::to_string(factor) + ": "
+                                : " is missing: ") +
+                     "YaRN scaling needs a factor >= 1");
+    s.type = RopeScalingType::Yarn;
+    s.factor = factor;
+    s.originalMaxPositions = original; // 0: the context length
+    s.betaFast = betaFast;
+    s.betaSlow = betaSlow;
+    // Both keys carry transformers' attention_factor (convert_hf_to_gguf.py
+    // writes the second; some model classes the first).
+    if (hasAttn && hasAttnYarn && attn != attnYarn)
+      return f.error("metadata keys " + q(p + "rope.scaling.attn_factor") +
+                     " and " + q(p + "rope.scaling.yarn_attn_factor") +
+                     " disagree (" + std::to_string(attn) + " and " +
+                     std::to_string(attnYarn) + ")");
+    if (hasAttn || hasAttnYarn) {
+      s.attentionFactor = hasAttnYarn ? attnYarn : attn;
+      if (!(s.attentionFactor > 0.0))
+        return f.error("metadata key " +
+                       q(p + (hasAttnYarn ? "rope.scaling.yarn_attn_factor"
+                                          : "rope.scaling.attn_factor")) +
+                       " must be positive");
+    }
+    // transformers' YaRN blends the interpolated and extrapolated
+    // frequencies with the plain ramp, i.e. llama.cpp's extrapolation
+    // factor 1.
+    if (hasExt && ext != 1.0)
+      return f.error("metadata key " + q(p + "rope.scaling.yarn_ext_factor") +
+                     " is " + std::to_string(ext) +
+                     ": only 1 (transformers' YaRN) is supported");
+    return Status::ok();
+  }
+  // Not YaRN: its parameters would be ignored, which hides a mistake.
+  const std::pair<bool, const char *> yarnOnly[] = {
+      {hasAttn, "rope.scaling.attn_factor"},
+      {hasAttnYarn, "rope.scaling.yarn_attn_factor"},
+      {hasBetaFast, "rope.scaling.yarn_beta_fast"},
+      {hasBetaSlow, "rope.scaling.yarn_beta_slow"},
+      {hasExt, "rope.scaling.yarn_ext_factor"},
+      {hasOriginal, "rope.scaling.original_context_length"}};
+  for (auto &[present, key] : yarnOnly)
+    if (present)
+      return f.error("metadata key " + q(p + key) + " is only used by YaRN "
+                     "scaling, but the scaling type is " +
+                     q(hasType ? type : "linear (the default)"));
+  if (type == "linear") {
+    if (scales) {
+      if (!(factor > 0.0))
+        return f.error("metadata key " + q(factorKey) + " is " +
+                       std::to_string(factor) + ": must be positive");
+      s.type = RopeScalingType::Linear;
+      s.factor = factor;
+    }
+    return Status::ok();
+  }
+  if (type == "none") {
+    // llama.cpp ignores the factor then; a file saying both is ambiguous.
+    if (scales)
+      return f.error("metadata key " + q(factorKey) + " is " +
+                     std::to_string(factor) + " but " +
+                     q(p + "rope.scaling.type") +
+                     " is 'none': ambiguous RoPE scaling");
+    return Status::ok();
+  }
+  return f.error("metadata key " + q(p + "rope.scaling.type") + " is " +
+                 q(type) +
+                 ": this RoPE scaling is not supported (supported: none, "
+                 "linear, yarn)");
 }
 
 /// Refusals for metadata that would change the model's function.
@@ -97,31 +256,6 @@ Status checkUnsupported(const GgufFile &f, const std::string &arch,
     return f.error("metadata key " + q(kv.key) +
                    " is not understood by qc (it may change the model's "
                    "function, so it is not ignored)");
-  }
-  if (f.has(p + "rope.scaling.type")) {
-    std::string type;
-    QC_RETURN_IF_ERROR(f.getString(p + "rope.scaling.type", type));
-    if (type != "none")
-      return f.error("metadata key " + q(p + "rope.scaling.type") + " is " +
-                     q(type) + ": RoPE scaling is not supported (only 'none')");
-  }
-  if (f.has(p + "rope.scaling.factor")) {
-    float factor;
-    QC_RETURN_IF_ERROR(f.getF32(p + "rope.scaling.factor", factor));
-    // llama.cpp writes 0 or 1 for "no scaling".
-    if (factor != 0.0f && factor != 1.0f)
-      return f.error("metadata key " + q(p + "rope.scaling.factor") + " is " +
-                     std::to_string(factor) +
-                     ": RoPE scaling is not supported");
-  }
-  if (f.has(p + "rope.dimension_count")) {
-    int64_t rot = 0;
-    QC_RETURN_IF_ERROR(requiredInt(f, p + "rope.dimension_count", rot));
-    if (rot != headDim)
-      return f.error("metadata key " + q(p + "rope.dimension_count") + " is " +
-                     std::to_string(rot) + ", not the head dim " +
-                     std::to_string(headDim) +
-                     ": partial rotary embeddings are not supported");
   }
   if (f.has(p + "attention.value_length")) {
     int64_t v = 0;
@@ -234,6 +368,7 @@ Status parseGgufConfig(const GgufFile &f, ModelConfig &out) {
     c.headDim = c.dim / c.nHeads;
   }
   QC_RETURN_IF_ERROR(checkUnsupported(f, arch, c.headDim));
+  QC_RETURN_IF_ERROR(parseGgufRope(f, arch, c));
   // Every layer has at least 9 tensors. Checking the layer count against
   // the file before validateModelConfig/validateModelWeights keeps a lying
   // block_count from sizing their per-layer lists (found by the fuzzer).
@@ -332,9 +467,17 @@ Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
                        ", expected " + std::to_string(heads * c.headDim) +
                        " rows (" + std::to_string(heads) + " heads of " +
                        std::to_string(c.headDim) + ")");
-      std::vector<float> un(t.data.size());
-      permuteInterleavedToHalfSplit(t.data.data(), un.data(), heads, c.headDim,
-                                    t.shape[1]);
+      // llama.cpp rotates the pairs (2i, 2i+1) of the first
+      // effectiveRotaryDim features of each head: those rows go to the
+      // rotate_half positions (i, i + rot/2) of a head of rot features; the
+      // unrotated rest keeps its order (Q and K alike, so their dot
+      // products are unchanged).
+      const int64_t rot = effectiveRotaryDim(c), len = t.shape[1];
+      std::vector<float> un(t.data);
+      for (int64_t h = 0; h < heads; ++h)
+        permuteInterleavedToHalfSplit(t.data.data() + h * c.headDim * len,
+                                      un.data() + h * c.headDim * len, 1, rot,
+                                      len);
       t.data = std::move(un);
     }
     if (!w.tensors.emplace(hf, std::move(t)).second)

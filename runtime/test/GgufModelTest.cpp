@@ -14,6 +14,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "qc/runtime/GgufModel.h"
+#include "qc/runtime/HFCheckpoint.h"
+#include "qc/runtime/Json.h"
 
 #include "GgufBuilder.h"
 #include "TestUtil.h"
@@ -217,6 +219,163 @@ TEST(GgufModel, KeyLengthSetsHeadDim) {
   EXPECT_EQ(w.find("model.layers.0.self_attn.q_proj.weight")->data, q);
 }
 
+TEST(GgufModel, LinearRopeScaling) {
+  for (const char *key : {"llama.rope.scaling.factor", "llama.rope.scale_linear"})
+    for (bool typed : {true, false}) {
+      SCOPED_TRACE(std::string(key) + (typed ? " with type" : " alone"));
+      Tiny t;
+      if (typed)
+        t.b.addString("llama.rope.scaling.type", "linear");
+      // llama.cpp's default scaling type is linear.
+      t.b.addF32(key, 4.0f);
+      t.tensors(true);
+      ModelWeights w;
+      Status s = t.load(w);
+      ASSERT_TRUE(s.isOk()) << s.message();
+      EXPECT_EQ(w.config.ropeScaling.type, RopeScalingType::Linear);
+      EXPECT_EQ(w.config.ropeScaling.factor, 4.0);
+      RopeParameters rope;
+      ASSERT_TRUE(computeRopeParameters(w.config, rope).isOk());
+      ASSERT_EQ(rope.invFreq.size(), 2u);
+      EXPECT_FLOAT_EQ(rope.invFreq[1],
+                      static_cast<float>(std::pow(5000.0, -0.5) / 4.0));
+    }
+  // Factor 1 (or 0, llama.cpp's "unset") is no scaling.
+  Tiny t;
+  t.b.addString("llama.rope.scaling.type", "linear");
+  t.b.addF32("llama.rope.scaling.factor", 1.0f);
+  t.tensors(true);
+  ModelWeights w;
+  ASSERT_TRUE(t.load(w).isOk());
+  EXPECT_EQ(w.config.ropeScaling.type, RopeScalingType::None);
+}
+
+TEST(GgufModel, YarnRopeScaling) {
+  Tiny t;
+  t.b.addString("llama.rope.scaling.type", "yarn");
+  t.b.addF32("llama.rope.scaling.factor", 4.0f);
+  t.b.addU32("llama.rope.scaling.original_context_length", 16);
+  t.b.addF32("llama.rope.scaling.yarn_beta_fast", 16.0f);
+  t.b.addF32("llama.rope.scaling.yarn_beta_slow", 2.0f);
+  t.b.addF32("llama.rope.scaling.yarn_attn_factor", 1.25f);
+  t.b.addF32("llama.rope.scaling.yarn_ext_factor", 1.0f);
+  t.tensors(true);
+  ModelWeights w;
+  Status s = t.load(w);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  const RopeScaling &r = w.config.ropeScaling;
+  EXPECT_EQ(r.type, RopeScalingType::Yarn);
+  EXPECT_EQ(r.factor, 4.0);
+  EXPECT_EQ(r.originalMaxPositions, 16);
+  EXPECT_EQ(r.betaFast, 16.0);
+  EXPECT_EQ(r.betaSlow, 2.0);
+  EXPECT_EQ(r.attentionFactor, 1.25);
+  EXPECT_TRUE(r.truncate);
+  RopeParameters rope;
+  ASSERT_TRUE(computeRopeParameters(w.config, rope).isOk());
+  EXPECT_FLOAT_EQ(rope.attentionScaling, 1.25f);
+  // The Hugging Face config written for it says the same.
+  json::Value config;
+  ASSERT_TRUE(json::parse(buildHFConfigJson(w.config, DType::F32), config).isOk());
+  const json::Value *rs = config.find("rope_scaling");
+  ASSERT_TRUE(rs && rs->isObject());
+  EXPECT_EQ(rs->find("rope_type")->asString(), "yarn");
+  EXPECT_EQ(rs->find("factor")->asDouble(), 4.0);
+  EXPECT_EQ(rs->find("original_max_position_embeddings")->asInt64(), 16);
+  EXPECT_EQ(rs->find("beta_fast")->asDouble(), 16.0);
+  EXPECT_EQ(rs->find("beta_slow")->asDouble(), 2.0);
+  EXPECT_EQ(rs->find("attention_factor")->asDouble(), 1.25);
+
+  // The attention factor under its other key; without one, transformers'
+  // default 0.1 ln(factor) + 1.
+  for (bool other : {true, false}) {
+    Tiny u;
+    u.b.addString("llama.rope.scaling.type", "yarn");
+    u.b.addF32("llama.rope.scaling.factor", 4.0f);
+    if (other)
+      u.b.addF32("llama.rope.scaling.attn_factor", 1.5f);
+    u.tensors(true);
+    ModelWeights v;
+    ASSERT_TRUE(u.load(v).isOk());
+    EXPECT_EQ(v.config.ropeScaling.attentionFactor, other ? 1.5 : 0.0);
+    EXPECT_EQ(v.config.ropeScaling.originalMaxPositions, 0); // the context
+    ASSERT_TRUE(computeRopeParameters(v.config, rope).isOk());
+    EXPECT_FLOAT_EQ(rope.attentionScaling,
+                    other ? 1.5f : static_cast<float>(0.1 * std::log(4.0) + 1));
+  }
+}
+
+/// A llama or qwen2 model with head dim 8 (2 heads, dim 8) whose RoPE
+/// rotates the first `rot` features of each head; `q` is the Hugging Face
+/// q_proj, stored as llama.cpp runs it.
+struct PartialRotary {
+  Tiny t;
+  std::vector<float> q = ramp(16 * 8, 0.01f), k = ramp(8 * 8, 0.02f);
+  PartialRotary(const std::string &arch, int rot) : t(arch, false) {
+    t.fill(); // 2 heads, 1 KV head
+    t.b.addU32(arch + ".attention.key_length", 8);
+    t.b.addU32(arch + ".rope.dimension_count", rot);
+    // llama: the rotated pairs (i, i + rot/2) of a head are stored as
+    // (2i, 2i + 1); the other rows stay. qwen2 (NEOX RoPE) is stored as is.
+    auto store = [&](const std::vector<float> &w) {
+      if (arch != "llama")
+        return w;
+      std::vector<float> r = w;
+      for (int h = 0; h < static_cast<int>(w.size()) / 64; ++h)
+        for (int i = 0; i < rot / 2; ++i)
+          for (int e = 0; e < 2; ++e)
+            for (int c = 0; c < 8; ++c)
+              r[(h * 8 + 2 * i + e) * 8 + c] =
+                  w[(h * 8 + e * rot / 2 + i) * 8 + c];
+      return r;
+    };
+    t.b.addF32Tensor("token_embd.weight", {8, 8}, ramp(64, 0.1f));
+    t.b.addF32Tensor("blk.0.attn_norm.weight", {8}, ramp(8, 0.5f));
+    t.b.addF32Tensor("blk.0.attn_q.weight", {8, 16}, store(q));
+    t.b.addF32Tensor("blk.0.attn_k.weight", {8, 8}, store(k));
+    t.b.addF32Tensor("blk.0.attn_v.weight", {8, 8}, ramp(64, 0.03f));
+    if (arch == "qwen2") {
+      t.b.addF32Tensor("blk.0.attn_q.bias", {16}, ramp(16, 1));
+      t.b.addF32Tensor("blk.0.attn_k.bias", {8}, ramp(8, 1));
+      t.b.addF32Tensor("blk.0.attn_v.bias", {8}, ramp(8, 1));
+    }
+    t.b.addF32Tensor("blk.0.attn_output.weight", {16, 8}, ramp(128, 0.04f));
+    t.b.addF32Tensor("blk.0.ffn_norm.weight", {8}, ramp(8, 0.25f));
+    t.b.addF32Tensor("blk.0.ffn_gate.weight", {8, 16}, ramp(128, 0.05f));
+    t.b.addF32Tensor("blk.0.ffn_up.weight", {8, 16}, ramp(128, 0.06f));
+    t.b.addF32Tensor("blk.0.ffn_down.weight", {16, 8}, ramp(128, 0.07f));
+    t.b.addF32Tensor("output_norm.weight", {8}, ramp(8, 0.125f));
+  }
+};
+
+TEST(GgufModel, PartialRotaryDimension) {
+  for (std::string arch : {"llama", "qwen2"}) {
+    SCOPED_TRACE(arch);
+    PartialRotary m(arch, 4);
+    ModelWeights w;
+    Status s = m.t.load(w);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    EXPECT_EQ(w.config.headDim, 8);
+    EXPECT_EQ(w.config.rotaryDim, 4);
+    EXPECT_EQ(w.find("model.layers.0.self_attn.q_proj.weight")->data, m.q);
+    EXPECT_EQ(w.find("model.layers.0.self_attn.k_proj.weight")->data, m.k);
+    RopeParameters rope;
+    ASSERT_TRUE(computeRopeParameters(w.config, rope).isOk());
+    EXPECT_EQ(rope.rotaryDim, 4);
+    json::Value config;
+    ASSERT_TRUE(
+        json::parse(buildHFConfigJson(w.config, DType::F32), config).isOk());
+    ASSERT_TRUE(config.find("partial_rotary_factor"));
+    EXPECT_EQ(config.find("partial_rotary_factor")->asDouble(), 0.5);
+  }
+  // dimension_count equal to the head dim is the full rotation.
+  PartialRotary full("llama", 8);
+  ModelWeights w;
+  ASSERT_TRUE(full.t.load(w).isOk());
+  EXPECT_EQ(w.config.rotaryDim, 0);
+  EXPECT_EQ(w.find("model.layers.0.self_attn.q_proj.weight")->data, full.q);
+}
+
 TEST(GgufModel, Refusals) {
   {
     Tiny t("phi3");
@@ -226,9 +385,10 @@ TEST(GgufModel, Refusals) {
   }
   {
     Tiny t;
-    t.b.addString("llama.rope.scaling.type", "linear");
+    t.b.addString("llama.rope.scaling.type", "longrope");
     t.tensors(true);
-    expectRefusal(t, "metadata key 'llama.rope.scaling.type' is 'linear'");
+    expectRefusal(t, "metadata key 'llama.rope.scaling.type' is 'longrope': "
+                     "this RoPE scaling is not supported");
   }
   {
     Tiny t;
@@ -239,16 +399,24 @@ TEST(GgufModel, Refusals) {
   }
   {
     Tiny t;
+    t.b.addString("llama.rope.scaling.type", "none");
     t.b.addF32("llama.rope.scaling.factor", 8.0f);
     t.tensors(true);
     expectRefusal(t, "metadata key 'llama.rope.scaling.factor' is 8");
   }
   {
     Tiny t;
-    t.b.addU32("llama.rope.dimension_count", 2);
+    t.b.addU32("llama.rope.dimension_count", 3);
     t.tensors(true);
-    expectRefusal(t, "metadata key 'llama.rope.dimension_count' is 2, not the "
+    expectRefusal(t, "metadata key 'llama.rope.dimension_count' is 3: the "
+                     "rotated features must be an even number within the "
                      "head dim 4");
+  }
+  {
+    Tiny t;
+    t.b.addU32("llama.rope.dimension_count", 6);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.rope.dimension_count' is 6");
   }
   {
     Tiny t("qwen2");
@@ -261,8 +429,44 @@ TEST(GgufModel, Refusals) {
     Tiny t;
     t.b.addF32("llama.rope.scaling.attn_factor", 1.5f);
     t.tensors(true);
-    expectRefusal(t, "metadata key 'llama.rope.scaling.attn_factor': this RoPE "
-                     "variant is not supported");
+    expectRefusal(t, "metadata key 'llama.rope.scaling.attn_factor' is only "
+                     "used by YaRN scaling");
+  }
+  for (const char *key :
+       {"rope.scaling.finetuned", "rope.scaling.yarn_log_multiplier"}) {
+    Tiny t;
+    if (std::string(key) == "rope.scaling.finetuned")
+      t.b.addBool(std::string("llama.") + key, true);
+    else
+      t.b.addF32(std::string("llama.") + key, 0.1f);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama." + std::string(key) +
+                         "': this RoPE variant is not supported");
+  }
+  {
+    Tiny t;
+    t.b.addString("llama.rope.scaling.type", "yarn");
+    t.b.addF32("llama.rope.scaling.factor", 4.0f);
+    t.b.addF32("llama.rope.scaling.yarn_ext_factor", 0.5f);
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.rope.scaling.yarn_ext_factor' is "
+                     "0.5");
+  }
+  {
+    Tiny t;
+    t.b.addString("llama.rope.scaling.type", "yarn");
+    t.tensors(true);
+    expectRefusal(t, "metadata key 'llama.rope.scaling.factor' is missing: "
+                     "YaRN scaling needs a factor >= 1");
+  }
+  {
+    Tiny t;
+    t.b.addString("llama.rope.scaling.type", "yarn");
+    t.b.addF32("llama.rope.scaling.factor", 4.0f);
+    t.b.addF32("llama.rope.scaling.attn_factor", 1.5f);
+    t.b.addF32("llama.rope.scaling.yarn_attn_factor", 1.25f);
+    t.tensors(true);
+    expectRefusal(t, "disagree");
   }
   {
     Tiny t;
