@@ -651,8 +651,7 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
   for (const ::qc::NamedFile &extra : options.extraFiles) {
     if (extra.name.empty() || extra.name == "." || extra.name == ".." ||
         extra.name.find('/') != std::string::npos)
-      return fail("cannot write '" + extra.name +
-                  "': not a plain file name");
+      return fail("cannot write '" + extra.name + "': not a plain file name");
     for (const FolderFile &other : files)
       if (other.name == extra.name)
         return fail("cannot write '" + extra.name +

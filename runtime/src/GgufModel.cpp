@@ -144,10 +144,10 @@ Status parseGgufRope(const GgufFile &f, const std::string &arch,
       optionalF32(f, p + "rope.scaling.attn_factor", attn, hasAttn));
   QC_RETURN_IF_ERROR(optionalF32(f, p + "rope.scaling.yarn_attn_factor",
                                  attnYarn, hasAttnYarn));
-  QC_RETURN_IF_ERROR(optionalF32(f, p + "rope.scaling.yarn_beta_fast",
-                                 betaFast, hasBetaFast));
-  QC_RETURN_IF_ERROR(optionalF32(f, p + "rope.scaling.yarn_beta_slow",
-                                 betaSlow, hasBetaSlow));
+  QC_RETURN_IF_ERROR(
+      optionalF32(f, p + "rope.scaling.yarn_beta_fast", betaFast, hasBetaFast));
+  QC_RETURN_IF_ERROR(
+      optionalF32(f, p + "rope.scaling.yarn_beta_slow", betaSlow, hasBetaSlow));
   QC_RETURN_IF_ERROR(
       optionalF32(f, p + "rope.scaling.yarn_ext_factor", ext, hasExt));
   int64_t original = 0;
@@ -203,7 +203,8 @@ Status parseGgufRope(const GgufFile &f, const std::string &arch,
       {hasOriginal, "rope.scaling.original_context_length"}};
   for (auto &[present, key] : yarnOnly)
     if (present)
-      return f.error("metadata key " + q(p + key) + " is only used by YaRN "
+      return f.error("metadata key " + q(p + key) +
+                     " is only used by YaRN "
                      "scaling, but the scaling type is " +
                      q(hasType ? type : "linear (the default)"));
   if (type == "linear") {

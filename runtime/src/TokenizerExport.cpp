@@ -179,8 +179,8 @@ Status exportHFTokenizer(const GgufTokenizerData &d,
                          std::vector<NamedFile> &out) {
   out.clear();
   auto fail = [&](const std::string &key, const std::string &what) {
-    return Status::error(sourceName + ": metadata key '" + key +
-                         "': " + what + " (cannot write it as tokenizer.json)");
+    return Status::error(sourceName + ": metadata key '" + key + "': " + what +
+                         " (cannot write it as tokenizer.json)");
   };
   // Everything loadGgufTokenizer refuses (unknown model or pre name,
   // inconsistent counts, ids out of range, bad merges) is refused here too;
@@ -286,10 +286,9 @@ Status exportHFTokenizer(const GgufTokenizerData &d,
     root.set("normalizer", std::move(norm));
     root.set("pre_tokenizer", Value());
     root.set("post_processor",
-             templateProcessing(addBos ? d.tokens[d.bosId] : "",
-                                static_cast<int>(d.bosId),
-                                addEos ? d.tokens[d.eosId] : "",
-                                static_cast<int>(d.eosId)));
+             templateProcessing(
+                 addBos ? d.tokens[d.bosId] : "", static_cast<int>(d.bosId),
+                 addEos ? d.tokens[d.eosId] : "", static_cast<int>(d.eosId)));
     Value dec = typed("Sequence");
     Value ds = Value::array();
     Value dr = typed("Replace");
@@ -329,26 +328,24 @@ Status exportHFTokenizer(const GgufTokenizerData &d,
       }
       if (list.size() == before)
         continue;
-      auto [it, inserted] = scoreOwner.emplace(d.scores[i], static_cast<int>(i));
+      auto [it, inserted] =
+          scoreOwner.emplace(d.scores[i], static_cast<int>(i));
       if (!inserted)
         return fail("tokenizer.ggml.scores",
                     "tokens " + std::to_string(it->second) + " " +
                         json::quote(d.tokens[it->second]) + " and " +
                         std::to_string(i) + " " + json::quote(t) +
-                        " have the same score " +
-                        std::to_string(d.scores[i]) +
+                        " have the same score " + std::to_string(d.scores[i]) +
                         ": ranked merges cannot reproduce SentencePiece's "
                         "order between them");
       std::sort(list.begin() + before, list.end(),
                 [](const Merge &a, const Merge &b) {
-                  return a.left != b.left ? a.left < b.left
-                                          : a.right < b.right;
+                  return a.left != b.left ? a.left < b.left : a.right < b.right;
                 });
     }
-    std::stable_sort(list.begin(), list.end(),
-                     [](const Merge &a, const Merge &b) {
-                       return a.score > b.score;
-                     });
+    std::stable_sort(
+        list.begin(), list.end(),
+        [](const Merge &a, const Merge &b) { return a.score > b.score; });
     for (const Merge &m : list)
       merges.push(pairOf(d.tokens[m.left], d.tokens[m.right]));
     tokenizerClass = "PreTrainedTokenizerFast";
@@ -371,11 +368,10 @@ Status exportHFTokenizer(const GgufTokenizerData &d,
   tc.set("add_bos_token", Value::boolean(addBos));
   tc.set("add_eos_token", Value::boolean(addEos));
   Value stm = Value::object();
-  const std::pair<const char *, int64_t> specials[] = {
-      {"bos_token", d.bosId},
-      {"eos_token", d.eosId},
-      {"unk_token", d.unkId},
-      {"pad_token", d.padId}};
+  const std::pair<const char *, int64_t> specials[] = {{"bos_token", d.bosId},
+                                                       {"eos_token", d.eosId},
+                                                       {"unk_token", d.unkId},
+                                                       {"pad_token", d.padId}};
   for (auto &[key, id] : specials)
     if (id >= 0) {
       tc.set(key, piece(id));
@@ -391,10 +387,9 @@ Status exportHFTokenizer(const GgufTokenizerData &d,
   out.push_back({"special_tokens_map.json", json::write(stm, pretty) + "\n"});
 
   Value gc = Value::object();
-  const std::pair<const char *, int64_t> genIds[] = {
-      {"bos_token_id", d.bosId},
-      {"eos_token_id", d.eosId},
-      {"pad_token_id", d.padId}};
+  const std::pair<const char *, int64_t> genIds[] = {{"bos_token_id", d.bosId},
+                                                     {"eos_token_id", d.eosId},
+                                                     {"pad_token_id", d.padId}};
   for (auto &[key, id] : genIds)
     if (id >= 0)
       gc.set(key, Value::integer(id));

@@ -220,7 +220,8 @@ TEST(GgufModel, KeyLengthSetsHeadDim) {
 }
 
 TEST(GgufModel, LinearRopeScaling) {
-  for (const char *key : {"llama.rope.scaling.factor", "llama.rope.scale_linear"})
+  for (const char *key :
+       {"llama.rope.scaling.factor", "llama.rope.scale_linear"})
     for (bool typed : {true, false}) {
       SCOPED_TRACE(std::string(key) + (typed ? " with type" : " alone"));
       Tiny t;
@@ -276,7 +277,8 @@ TEST(GgufModel, YarnRopeScaling) {
   EXPECT_FLOAT_EQ(rope.attentionScaling, 1.25f);
   // The Hugging Face config written for it says the same.
   json::Value config;
-  ASSERT_TRUE(json::parse(buildHFConfigJson(w.config, DType::F32), config).isOk());
+  ASSERT_TRUE(
+      json::parse(buildHFConfigJson(w.config, DType::F32), config).isOk());
   const json::Value *rs = config.find("rope_scaling");
   ASSERT_TRUE(rs && rs->isObject());
   EXPECT_EQ(rs->find("rope_type")->asString(), "yarn");

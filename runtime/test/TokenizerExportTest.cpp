@@ -1,4 +1,5 @@
-//===- TokenizerExportTest.cpp - GGUF tokenizer to HF files tests -*- C++ -*-===//
+//===- TokenizerExportTest.cpp - GGUF tokenizer to HF files tests -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -136,10 +137,10 @@ test::TempDir *SmolExport::dir = nullptr;
 std::vector<NamedFile> *SmolExport::files = nullptr;
 
 TEST_F(SmolExport, WritesTheFourFiles) {
-  EXPECT_EQ(dir->list(),
-            (std::vector<std::string>{
-                "generation_config.json", "special_tokens_map.json",
-                "tokenizer.json", "tokenizer_config.json"}));
+  EXPECT_EQ(dir->list(), (std::vector<std::string>{"generation_config.json",
+                                                   "special_tokens_map.json",
+                                                   "tokenizer.json",
+                                                   "tokenizer_config.json"}));
 }
 
 TEST_F(SmolExport, StructureEqualsHuggingFacesFile) {
@@ -154,12 +155,11 @@ TEST_F(SmolExport, StructureEqualsHuggingFacesFile) {
   for (const char *key : {"type", "byte_fallback", "ignore_merges",
                           "continuing_subword_prefix", "end_of_word_suffix"})
     EXPECT_TRUE(*gm->find(key) == *wm->find(key)) << key;
-  for (const char *key :
-       {"added_tokens", "normalizer", "pre_tokenizer", "post_processor",
-        "decoder"})
+  for (const char *key : {"added_tokens", "normalizer", "pre_tokenizer",
+                          "post_processor", "decoder"})
     EXPECT_TRUE(*got.find(key) == *want.find(key))
-        << key << ": " << json::write(*got.find(key)).substr(0, 400)
-        << "\nvs " << json::write(*want.find(key)).substr(0, 400);
+        << key << ": " << json::write(*got.find(key)).substr(0, 400) << "\nvs "
+        << json::write(*want.find(key)).substr(0, 400);
 }
 
 TEST_F(SmolExport, ConfigFilesMatchTheModel) {
@@ -317,10 +317,8 @@ TEST(SentencePieceExport, HandBuiltGgufRoundTrips) {
   EXPECT_EQ(exported->bosId(), 1);
   EXPECT_EQ(exported->eosId(), 2);
   json::Value e = parseJson(readFile(kDataDir + "/expected.json"), "");
-  const auto &cases = e.find("tokenizers")
-                          ->find("sp_byte_fallback")
-                          ->find("cases")
-                          ->asArray();
+  const auto &cases =
+      e.find("tokenizers")->find("sp_byte_fallback")->find("cases")->asArray();
   ASSERT_GT(cases.size(), 10u);
   for (const json::Value &c : cases) {
     const std::string &text = c.find("text")->asString();
@@ -350,8 +348,8 @@ TEST(SentencePieceExport, NoSpacePrefixAndEos) {
   ASSERT_TRUE(exported);
   EXPECT_FALSE(exported->addsBos());
   EXPECT_TRUE(exported->addsEos());
-  for (std::string text : {"hello world", " two  spaces ", "café <s> x",
-                           "日本語", "a\nb"}) {
+  for (std::string text :
+       {"hello world", " two  spaces ", "café <s> x", "日本語", "a\nb"}) {
     EXPECT_EQ(enc(*exported, text, true), enc(*gguf, text, true)) << text;
     EXPECT_EQ(exported->decode(enc(*gguf, text)),
               gguf->decode(enc(*gguf, text)));
@@ -394,7 +392,7 @@ GgufTokenizerData byteLevelData(const std::string &pre) {
   const std::string sp = chars[' '];
   const char *const merges[][2] = {
       {"h", "e"}, {"l", "l"}, {"he", "ll"}, {"hell", "o"}, {"", "w"},
-      {"o", "r"}, {"1", "2"}, {"12", "3"}, {"'", "s"}, {"", "t"}};
+      {"o", "r"}, {"1", "2"}, {"12", "3"},  {"'", "s"},    {"", "t"}};
   for (auto &m : merges) {
     std::string a = m[0][0] ? m[0] : sp, b = m[1];
     d.merges.push_back(a + " " + b);
@@ -420,8 +418,8 @@ TEST(ByteLevelExport, EveryKnownPreNameEncodesAsTheGguf) {
       "\r\n\r\n  x  \n",
       "١٢٣ ½ Ⅻ 4567890"};
   for (std::string pre :
-       {"", "default", "gpt2", "llama-bpe", "llama3", "dbrx", "qwen2",
-        "smollm", "starcoder", "falcon3", "command-r"}) {
+       {"", "default", "gpt2", "llama-bpe", "llama3", "dbrx", "qwen2", "smollm",
+        "starcoder", "falcon3", "command-r"}) {
     SCOPED_TRACE(pre);
     GgufTokenizerData d = byteLevelData(pre);
     std::unique_ptr<TextTokenizer> gguf;

@@ -100,8 +100,7 @@ static Status tokenizerFiles(const mlir::qc::CheckpointRef &ref,
     // read whole.
     if ((*buf)->getBufferSize() > (256u << 20))
       return Status::error(path + ": larger than 256 MB, not a tokenizer file");
-    out.push_back({sys::path::filename(path).str(),
-                   (*buf)->getBuffer().str()});
+    out.push_back({sys::path::filename(path).str(), (*buf)->getBuffer().str()});
   }
   return Status::ok();
 }
