@@ -399,8 +399,13 @@ Status exportHFTokenizer(const GgufTokenizerData &d,
 
 Status exportGgufTokenizerFiles(const std::string &ggufPath,
                                 std::vector<NamedFile> &out) {
+  out.clear();
   std::unique_ptr<GgufFile> f;
   QC_RETURN_IF_ERROR(GgufFile::open(ggufPath, f));
+  // A file without a tokenizer has nothing to export (as a Hugging Face
+  // folder without tokenizer files has nothing to copy).
+  if (!f->has("tokenizer.ggml.model"))
+    return Status::ok();
   GgufTokenizerData d;
   QC_RETURN_IF_ERROR(readGgufTokenizerData(*f, d));
   HFTokenizerExportOptions options;

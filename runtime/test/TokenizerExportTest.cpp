@@ -332,6 +332,34 @@ TEST(SentencePieceExport, HandBuiltGgufRoundTrips) {
   }
 }
 
+TEST(SentencePieceExport, GgufWithoutTokenizerGivesNoFiles) {
+  test::TempDir dir("qc_tokexport_none_");
+  test::GgufBuilder b;
+  b.addString("general.architecture", "llama");
+  std::vector<uint8_t> bytes = b.build();
+  {
+    std::ofstream out(dir.file("none.gguf"), std::ios::binary);
+    out.write(reinterpret_cast<const char *>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+  }
+  std::vector<NamedFile> files = {{"stale", "x"}};
+  Status s = exportGgufTokenizerFiles(dir.file("none.gguf"), files);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_TRUE(files.empty());
+  // A tokenizer that is there but broken is an error naming the key.
+  b.addString("tokenizer.ggml.model", "gpt2");
+  bytes = b.build();
+  {
+    std::ofstream out(dir.file("bad.gguf"), std::ios::binary);
+    out.write(reinterpret_cast<const char *>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+  }
+  s = exportGgufTokenizerFiles(dir.file("bad.gguf"), files);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("tokenizer.ggml.tokens"), std::string::npos)
+      << s.message();
+}
+
 TEST(SentencePieceExport, NoSpacePrefixAndEos) {
   GgufTokenizerData d = spData();
   d.addSpacePrefix = false;

@@ -56,7 +56,8 @@ Status exportHFTokenizer(const GgufTokenizerData &data,
                          std::vector<NamedFile> &out);
 
 /// exportHFTokenizer for the tokenizer of the GGUF file at `ggufPath`, with
-/// model_max_length taken from `<general.architecture>.context_length`.
+/// model_max_length taken from `<general.architecture>.context_length`. A
+/// file without tokenizer.ggml.model has no tokenizer: `out` is left empty.
 Status exportGgufTokenizerFiles(const std::string &ggufPath,
                                 std::vector<NamedFile> &out);
 
