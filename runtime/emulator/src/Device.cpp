@@ -54,7 +54,9 @@ DeviceImpl::~DeviceImpl() {
 Status DeviceImpl::malloc(uint64_t bytes, uint64_t &addr) {
   if (bytes == 0)
     return Status::error("device malloc of 0 bytes");
-  uint64_t need = (bytes + 255) / 256 * 256;
+  // A 256-byte red zone after every allocation: an access just past the end
+  // of one buffer must not land in the next one, where it would look legal.
+  uint64_t need = (bytes + 255) / 256 * 256 + 256;
   for (auto it = freeRanges.begin(); it != freeRanges.end(); ++it) {
     if (it->second < need)
       continue;
@@ -62,7 +64,7 @@ Status DeviceImpl::malloc(uint64_t bytes, uint64_t &addr) {
     freeRanges.erase(it);
     if (size > need)
       freeRanges[off + need] = size - need;
-    live[off] = need;
+    live[off] = Allocation{bytes, need};
     usedBytes += need;
     addr = kGlobalBase + off;
     return Status::ok();
@@ -77,7 +79,7 @@ Status DeviceImpl::free(uint64_t addr) {
   if (it == live.end())
     return Status::error("device free of " + hex(addr) +
                          ", which is not the start of a live allocation");
-  uint64_t off = it->first, size = it->second;
+  uint64_t off = it->first, size = it->second.reserved;
   live.erase(it);
   usedBytes -= size;
   // Give the pages back (and make reused memory read as zero bytes rather
@@ -113,10 +115,10 @@ bool DeviceImpl::allocationOf(uint64_t addr, uint64_t &lo,
   if (it == live.begin())
     return false;
   --it;
-  if (off >= it->first + it->second)
+  if (off >= it->first + it->second.bytes)
     return false;
   lo = kGlobalBase + it->first;
-  hi = lo + it->second;
+  hi = lo + it->second.bytes;
   return true;
 }
 

@@ -535,6 +535,12 @@ Status BlockRunner::runWarp(Warp &w) {
       uint32_t stay = w.active & ~em;
       if (!stay) {
         w.pc = target;
+        if (w.alive & ~w.waiting & ~w.active) {
+          // Other lanes of a diverged warp wait elsewhere: continue with
+          // the smallest program counter (min-PC reconvergence).
+          FOR_LANES(w.active) w.lanePc[l] = target;
+          reschedule(w);
+        }
       } else if (!em) {
         ++w.pc;
       } else {
@@ -804,6 +810,10 @@ Status BlockRunner::runWarp(Warp &w) {
         return s;
     }
     ++w.pc;
+    if (uint32_t others = w.alive & ~w.waiting & ~w.active) {
+      // Diverged: lanes waiting at this new pc join the active group.
+      FOR_LANES(others) if (w.lanePc[l] == w.pc) w.active |= 1u << l;
+    }
   }
   return Status::ok();
 }

@@ -93,6 +93,10 @@ const char *spaceName(Space s) {
 
 namespace {
 
+/// Placeholder address of extern (dynamic) shared arrays until the static
+/// shared size of the function is known.
+constexpr uint64_t kExternMarker = uint64_t(1) << 40;
+
 //===----------------------------------------------------------------------===//
 // Tokens
 //===----------------------------------------------------------------------===//
@@ -374,7 +378,6 @@ private:
   uint32_t sharedTop = 0, localTop = 0, externAlign = 16;
   /// Operands that hold the address of an extern .shared array: patched with
   /// the dynamic shared base once the static size is known.
-  std::vector<std::pair<size_t, unsigned>> externFixups;
   Status placeVar(Variable v, uint32_t line);
 
   const Tok &cur() const { return toks[pos]; }
@@ -426,9 +429,9 @@ private:
                 uint32_t line, Inst &in);
   Status lookupReg(const std::string &r, uint32_t &idx) const;
   Status symbolAddress(const std::string &sym, uint32_t line, Space &space,
-                       uint64_t &addr) const;
+                       uint64_t &addr);
   Status immFor(const RawOp &r, Ty ty, uint32_t line, uint64_t &bits) const;
-  Status toOperand(const RawOp &r, Ty ty, uint32_t line, Operand &o) const;
+  Status toOperand(const RawOp &r, Ty ty, uint32_t line, Operand &o);
 };
 
 Status Parser::parseModule() {
@@ -674,7 +677,6 @@ Status Parser::parseFunction(bool isEntry) {
   labels.clear();
   fixups.clear();
   fnVars.clear();
-  externFixups.clear();
   sharedTop = localTop = 0;
   externAlign = 16;
   if (!isEntry && isP("(")) {
@@ -739,8 +741,11 @@ Status Parser::parseFunction(bool isEntry) {
   // variables; every extern array aliases it (PTX ISA 5.1.5 "Shared State
   // Space"; CUDA's dynamic shared memory).
   uint32_t dynBase = (sharedTop + externAlign - 1) / externAlign * externAlign;
-  for (auto &f : externFixups)
-    fn->code[f.first].ops[f.second].imm += dynBase;
+  for (Inst &in : fn->code)
+    for (Operand &o : in.ops)
+      if ((o.kind == Operand::Imm || o.kind == Operand::Addr) &&
+          o.symSpace == Space::Shared && o.imm >= kExternMarker / 2)
+        o.imm = o.imm - kExternMarker + dynBase;
   fn->staticShared = sharedTop;
   fn->dynSharedBase = dynBase;
   fn->localBytes = (localTop + 15) / 16 * 16;
@@ -890,7 +895,7 @@ Status Parser::placeVar(Variable v, uint32_t line) {
   if (v.space == Space::Shared) {
     if (v.isExternShared) {
       externAlign = std::max(externAlign, v.align);
-      v.addr = 0; // patched: the dynamic base
+      v.addr = kExternMarker; // patched to the dynamic base at the end
     } else {
       sharedTop = (sharedTop + v.align - 1) / v.align * v.align;
       v.addr = sharedTop;
@@ -917,8 +922,18 @@ Status Parser::lookupReg(const std::string &r, uint32_t &idx) const {
 }
 
 Status Parser::symbolAddress(const std::string &sym, uint32_t line,
-                             Space &space, uint64_t &addr) const {
+                             Space &space, uint64_t &addr) {
   auto it = fnVars.find(sym);
+  if (it == fnVars.end()) {
+    // A module-scope .shared variable gets its per-block place in each
+    // function at the first reference.
+    for (const Variable &g : mod.globals)
+      if (g.name == sym && g.space == Space::Shared) {
+        QC_RETURN_IF_ERROR(placeVar(g, line));
+        it = fnVars.find(sym);
+        break;
+      }
+  }
   if (it != fnVars.end()) {
     space = it->second.space;
     addr = it->second.addr;
@@ -1182,7 +1197,7 @@ Status Parser::immFor(const RawOp &r, Ty ty, uint32_t line,
 }
 
 Status Parser::toOperand(const RawOp &r, Ty ty, uint32_t line,
-                         Operand &o) const {
+                         Operand &o) {
   switch (r.kind) {
   case RawOp::Reg:
     o.kind = Operand::Reg;
