@@ -294,6 +294,22 @@ uint32_t Device::maxThreadsPerBlock(const Kernel *k) const {
   return 1024;
 }
 
+uint32_t Device::localBytesPerThread(const Kernel *k) const {
+  return k->fn->localBytes;
+}
+uint32_t Device::numRegisters(const Kernel *k) const {
+  return uint32_t(k->fn->regBits.size());
+}
+std::vector<std::string> Device::kernelNames(const Module *m) const {
+  std::vector<std::string> names;
+  for (const Kernel &k : m->kernels)
+    names.push_back(k.fn->name);
+  return names;
+}
+uint32_t Device::maxSharedBytesPerBlock() const {
+  return impl->archMaxShared();
+}
+
 Status Device::launch(Kernel *k, Dim3 grid, Dim3 block,
                       uint32_t dynamicSharedBytes, void **kernelParams) {
   const Function &f = *k->fn;

@@ -121,6 +121,7 @@ private:
   std::vector<ShadowByte> shadow;
   std::vector<uint8_t> local;
   uint32_t epoch = 1;
+  uint64_t executed = 0;
   // Cache of the last global allocation hit.
   uint64_t gLo = 1, gHi = 0;
 
@@ -445,6 +446,7 @@ Status BlockRunner::run(uint32_t cx, uint32_t cy, uint32_t cz) {
   ctaid[1] = cy;
   ctaid[2] = cz;
   epoch = 1;
+  executed = 0;
   std::fill(shared.begin(), shared.end(), 0);
   if (checks)
     std::fill(shadow.begin(), shadow.end(), ShadowByte());
@@ -518,6 +520,11 @@ Status BlockRunner::runWarp(Warp &w) {
       return Status::error("kernel '" + f.name + "': ran past its end");
     const Inst &in = code[w.pc];
     uint32_t em = w.active;
+    if (++executed > L.dev.opts.maxWarpInstructionsPerBlock)
+      return fail(w, __builtin_ctz(em), in,
+                  "is past the limit of " +
+                      std::to_string(L.dev.opts.maxWarpInstructionsPerBlock) +
+                      " warp instructions per block (an endless loop?)");
     if (in.guard != kNoReg) {
       if (checks && (w.active & ~w.init[in.guard]))
         return fail(w, __builtin_ctz(w.active & ~w.init[in.guard]), in,

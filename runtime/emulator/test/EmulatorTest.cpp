@@ -935,6 +935,25 @@ TEST_F(EmuCheck, PartialWarpCollective) {
               {"membermask 0xffffffff names lanes that do not execute it"});
 }
 
+TEST_F(EmuCheck, EndlessLoopHitsTheInstructionLimit) {
+  DeviceOptions o = opts();
+  o.maxWarpInstructionsPerBlock = 10000;
+  Device d(o);
+  Module *m = nullptr;
+  std::string ptx = kernel("SPIN:\n add.u32 %r1, %r0, 1;\n bra.uni SPIN;");
+  ASSERT_TRUE(d.loadModule(ptx, "t.ptx", m).isOk());
+  Kernel *k = nullptr;
+  ASSERT_TRUE(d.getKernel(m, "k", k).isOk());
+  uint64_t a = 0;
+  ASSERT_TRUE(d.malloc(64, a).isOk());
+  void *args[] = {&a, &a};
+  Status s = d.launch(k, {1, 1, 1}, {32, 1, 1}, 0, args);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("limit of 10000 warp instructions"),
+            std::string::npos)
+      << s.message();
+}
+
 TEST_F(EmuCheck, ChecksOffStillCatchesOutOfBounds) {
   DeviceOptions o = opts();
   o.checks = false;
