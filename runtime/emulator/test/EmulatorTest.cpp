@@ -173,6 +173,43 @@ TEST_F(Emu, IntegerArithmetic) {
   EXPECT_EQ(out[30], 0xf0f0f0f0u);
 }
 
+// The 64- and 16-bit integer forms LLVM emits for qc's kernels.
+TEST_F(Emu, SixtyFourAndSixteenBitIntegers) {
+  auto out = run1(R"(
+    bfe.u64 %rd6, 0x123456789ABCDEF0, 36, 8;  st.global.u64 [%rd1], %rd6;
+    mul.hi.u64 %rd6, 0xFFFFFFFFFFFFFFFF, 2;   st.global.u64 [%rd1+8], %rd6;
+    min.u64 %rd6, -1, 5;                      st.global.u64 [%rd1+16], %rd6;
+    mov.b16 %h1, 0x8000; shr.u16 %h2, %h1, 15; st.global.u16 [%rd1+24], %h2;
+    mov.b16 %h1, -3; mul.lo.s16 %h2, %h1, 300; st.global.u16 [%rd1+26], %h2;
+    mov.b16 %h1, 0xFFFF; mul.hi.u16 %h2, %h1, %h1; st.global.u16 [%rd1+28], %h2;
+    cvt.u16.u64 %h3, 0x12345;                  st.global.u16 [%rd1+30], %h3;
+    cvt.u64.u16 %rd6, %h1;                     st.global.u64 [%rd1+32], %rd6;
+    mov.b16 %h1, 5; sub.s16 %h2, %h1, 7;      st.global.u16 [%rd1+40], %h2;
+    and.b16 %h2, %h2, 0x0ff0;                  st.global.u16 [%rd1+42], %h2;
+    mad.lo.s64 %rd6, -2, 3, 100;              st.global.u64 [%rd1+48], %rd6;
+    xor.b64 %rd6, 0xF0F0F0F0F0F0F0F0, -1;     st.global.u64 [%rd1+56], %rd6;
+    setp.ne.b64 %p1, %rd6, 0x0F0F0F0F0F0F0F0F; selp.b32 %r2, 1, 2, %p1;
+    st.global.u32 [%rd1+64], %r2;
+    shl.b64 %rd6, 1, 63; shr.s64 %rd7, %rd6, 70; st.global.u64 [%rd1+72], %rd7;
+  )", 20);
+  EXPECT_EQ(out[0], 0x67u); // bits 36..43 are hex digits 9 and 10: 6, 7
+  EXPECT_EQ(out[1], 0u);
+  EXPECT_EQ(out[2], 1u);    // (2^64 - 1) * 2 >> 64
+  EXPECT_EQ(out[4], 5u);
+  EXPECT_EQ(out[6], 0xFC7C0001u);  // -900 in 16 bits | 0x8000 >> 15
+  EXPECT_EQ(out[7], 0x2345FFFEu);  // 0xFFFF^2 = 0xFFFE0001 -> hi 0xFFFE
+  EXPECT_EQ(out[8], 0xFFFFu);
+  EXPECT_EQ(out[9], 0u);
+  EXPECT_EQ(out[10], 0x0FF0FFFEu); // 5 - 7 = 0xFFFE; & 0x0FF0
+  EXPECT_EQ(out[12], 94u);
+  EXPECT_EQ(out[13], 0u);
+  EXPECT_EQ(out[14], 0x0F0F0F0Fu);
+  EXPECT_EQ(out[15], 0x0F0F0F0Fu);
+  EXPECT_EQ(out[16], 2u);          // equal: the ne is false
+  EXPECT_EQ(out[18], 0xFFFFFFFFu); // arithmetic shift clamped to 63
+  EXPECT_EQ(out[19], 0xFFFFFFFFu);
+}
+
 // ld with a destination wider than the type extends by the type's
 // signedness (PTX ISA 9.7.9.8 "ld"); LLVM emits ld.param.s32 into .b64.
 TEST_F(Emu, LoadExtendsToTheRegisterWidth) {
