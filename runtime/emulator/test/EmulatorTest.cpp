@@ -299,7 +299,8 @@ TEST_F(Emu, SetpAndSelp) {
 TEST_F(Emu, HalfPrecisionRounding) {
   // 0x3C00 = 1.0, 0x1000 = 2^-11 (half an ulp of 1.0), 0x1600 = 3 * 2^-11.
   auto out = run1(R"(
-    add.rn.f16x2 %r2, 0x3C003C00, 0x16001000;  st.global.u32 [%rd1], %r2;
+    mov.b32 %r10, 0x3C003C00; mov.b32 %r11, 0x16001000;
+    add.rn.f16x2 %r2, %r10, %r11;              st.global.u32 [%rd1], %r2;
     mov.b16 %h1, 0x3C01; mov.b16 %h2, 0x0FFC;
     fma.rn.f16 %h3, %h1, %h1, %h2;             st.global.u16 [%rd1+4], %h3;
     mov.b16 %h2, 0x0FFD;
@@ -307,10 +308,14 @@ TEST_F(Emu, HalfPrecisionRounding) {
     mov.b16 %h2, 0x1000;
     fma.rn.f16 %h3, %h1, %h1, %h2;             st.global.u16 [%rd1+8], %h3;
     mul.rn.f16 %h4, %h1, %h1; add.rn.f16 %h4, %h4, %h2; st.global.u16 [%rd1+10], %h4;
-    mul.rn.f16x2 %r2, 0x7BFF4000, 0x40004200;  st.global.u32 [%rd1+12], %r2;
-    sub.rn.f16x2 %r2, 0x3C000000, 0x3C008000;  st.global.u32 [%rd1+16], %r2;
-    max.f16x2 %r2, 0x3C00C000, 0xBC004000;     st.global.u32 [%rd1+20], %r2;
-    neg.f16x2 %r2, 0x3C00BC00;                 st.global.u32 [%rd1+24], %r2;
+    mov.b32 %r10, 0x7BFF4000; mov.b32 %r11, 0x40004200;
+    mul.rn.f16x2 %r2, %r10, %r11;              st.global.u32 [%rd1+12], %r2;
+    mov.b32 %r10, 0x3C000000; mov.b32 %r11, 0x3C008000;
+    sub.rn.f16x2 %r2, %r10, %r11;              st.global.u32 [%rd1+16], %r2;
+    mov.b32 %r10, 0x3C00C000; mov.b32 %r11, 0xBC004000;
+    max.f16x2 %r2, %r10, %r11;                 st.global.u32 [%rd1+20], %r2;
+    mov.b32 %r10, 0x3C00BC00;
+    neg.f16x2 %r2, %r10;                       st.global.u32 [%rd1+24], %r2;
   )", 7);
   // Low: 1 + 2^-11 is a tie between 0x3C00 and 0x3C01 -> even 0x3C00. High:
   // 1 + 3 * 2^-11 ties between 0x3C01 and 0x3C02 -> even 0x3C02.
@@ -1034,6 +1039,8 @@ TEST_F(Emu, ParserErrorsNameTheLine) {
        "floating-point immediate"},
       {"mul.u32 %r1, %r2, %r3;", "mul.u32", ".lo, .hi or .wide"},
       {"call foo;", "call foo", "calls are not supported"},
+      {"add.rn.f16x2 %r1, %r2, 0x3C003C00;", "add.rn.f16x2",
+       "half-precision operands must be registers"},
       {".section .debug_info { }", ".section", "unsupported directive"},
       {"mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%r1,%r2,%r3,%r4}, "
        "{%r1,%r2}, {%r1}, {%r1,%r2,%r3,%r4};",
