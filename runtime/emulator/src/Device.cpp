@@ -210,7 +210,7 @@ Status Device::loadModule(const std::string &ptxText,
         m->globalAllocs.push_back(addr);
         uint8_t *p = impl->lookup(addr, v.size ? v.size : 1);
         // .global/.const variables without an initializer start zeroed
-        // (PTX ISA 5.4.4 "Initializers").
+        // (PTX ISA "Initializers").
         std::memset(p, 0, v.size ? v.size : 1);
         if (!v.init.empty())
           std::memcpy(p, v.init.data(), v.init.size());

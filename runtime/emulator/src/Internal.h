@@ -8,7 +8,7 @@
 // kernels, and the entry point of the interpreter (Exec.cpp). Device
 // addresses live in a window of their own (kGlobalBase..), shared and local
 // memory in two more, so a generic address says which space it is in, as on
-// the hardware (PTX ISA 5.1.6 "Generic addressing" / cvta).
+// the hardware (PTX ISA "Generic addressing" / cvta).
 //
 //===----------------------------------------------------------------------===//
 

@@ -5,7 +5,7 @@
 //===----------------------------------------------------------------------===//
 //
 // A tokenizer and recursive-descent parser for the PTX ISA's module syntax
-// (PTX ISA chapter 4 "Syntax", chapter 5 "State Spaces, Types, and
+// (PTX ISA "Syntax", "State Spaces, Types, and
 // Variables", chapter 11 "Directives") restricted to what a single-module,
 // non-calling kernel uses: .version/.target/.address_size, .entry/.func with
 // .param lists, .reg (including `%r<N>` ranges), variables in the
@@ -116,7 +116,7 @@ bool isIdChar(char c) {
          c == '.' || c == ':';
 }
 
-/// Splits PTX text into tokens (PTX ISA 4.1-4.3: source format, comments,
+/// Splits PTX text into tokens (PTX ISA "Syntax": source format, comments,
 /// statements). `::` inside an identifier is kept (e.g. `.shared::cta`,
 /// `.L2::128B`); a label's trailing ':' is split off by the parser.
 Status tokenize(const std::string &text, const std::string &name,
@@ -218,7 +218,7 @@ Status tokenize(const std::string &text, const std::string &name,
   return Status::ok();
 }
 
-/// A numeric literal (PTX ISA 4.5.1 "Constants": integer constants in
+/// A numeric literal (PTX ISA "Constants": integer constants in
 /// decimal/hex/octal/binary, floating-point constants in decimal or as
 /// 0fXXXXXXXX (f32 bits) / 0dXXXXXXXXXXXXXXXX (f64 bits)).
 struct Literal {
@@ -594,7 +594,7 @@ Status Parser::parseVariable(Space space, bool isExtern, bool moduleScope) {
   v.size = elem * count;
   if (isP("=")) {
     ++pos;
-    // Initializer: a scalar or a brace list of scalars (PTX ISA 5.4.4
+    // Initializer: a scalar or a brace list of scalars (PTX ISA
     // "Initializers"); stored little-endian.
     std::vector<Literal> vals;
     bool brace = isP("{");
@@ -691,7 +691,7 @@ Status Parser::parseFunction(bool isEntry) {
     ++pos;
     QC_RETURN_IF_ERROR(parseParams());
   }
-  // Performance-tuning directives (PTX ISA 11.4).
+  // Performance-tuning directives (PTX ISA "Performance-Tuning Directives").
   while (cur().kind == Tok::Id && cur().s[0] == '.') {
     std::string d = cur().s;
     uint32_t line = cur().line;
@@ -738,7 +738,7 @@ Status Parser::parseFunction(bool isEntry) {
     fn->code[f.inst].ops[f.op].imm = it->second;
   }
   // Dynamic shared memory (extern .shared arrays) starts after the static
-  // variables; every extern array aliases it (PTX ISA 5.1.5 "Shared State
+  // variables; every extern array aliases it (PTX ISA "Shared State
   // Space"; CUDA's dynamic shared memory).
   uint32_t dynBase = (sharedTop + externAlign - 1) / externAlign * externAlign;
   for (Inst &in : fn->code)
@@ -818,8 +818,8 @@ Status Parser::parseParams() {
 }
 
 Status Parser::parseRegDecl() {
-  // .reg .type name[<N>] {, name[<N>]} ;  (PTX ISA 5.1.1 "Register State
-  // Space"; the <N> form declares name0..name(N-1), PTX ISA 11.x "Parameterized
+  // .reg .type name[<N>] {, name[<N>]} ;  (PTX ISA "Register State
+  // Space"; the <N> form declares name0..name(N-1), PTX ISA "Parameterized
   // variable names").
   uint32_t line = cur().line;
   Ty ty = Ty::None;
@@ -1212,7 +1212,7 @@ Status Parser::toOperand(const RawOp &r, Ty ty, uint32_t line,
     o.sreg = r.sreg;
     return Status::ok();
   case RawOp::Name: {
-    // A variable's address as a value (PTX ISA 5.4.5 "Variables as
+    // A variable's address as a value (PTX ISA "Variables as
     // operands": the address in the variable's state space).
     Space sp;
     uint64_t a = 0;

@@ -105,7 +105,8 @@ float f32(uint32_t b) {
 }
 
 //===----------------------------------------------------------------------===//
-// Integer arithmetic (PTX ISA 9.7.1) and bit manipulation (9.7.1, 9.7.8)
+// Integer arithmetic and bit manipulation (PTX ISA "Integer Arithmetic
+// Instructions", "Logic and Shift Instructions")
 //===----------------------------------------------------------------------===//
 
 TEST_F(Emu, IntegerArithmetic) {
@@ -211,7 +212,7 @@ TEST_F(Emu, SixtyFourAndSixteenBitIntegers) {
 }
 
 // ld with a destination wider than the type extends by the type's
-// signedness (PTX ISA 9.7.9.8 "ld"); LLVM emits ld.param.s32 into .b64.
+// signedness (PTX ISA "ld"); LLVM emits ld.param.s32 into .b64.
 TEST_F(Emu, LoadExtendsToTheRegisterWidth) {
   auto out = run1(R"(
     ld.global.s32 %rd6, [%rd2];  st.global.u64 [%rd1], %rd6;
@@ -225,7 +226,7 @@ TEST_F(Emu, LoadExtendsToTheRegisterWidth) {
   EXPECT_EQ(out[4], 0xfffffff0u); // byte 0xf0 sign-extended
 }
 
-// lop3: PTX ISA 9.7.8.6 "lop3": immLut is F(ta, tb, tc) for ta = 0xF0,
+// lop3: PTX ISA "lop3": immLut is F(ta, tb, tc) for ta = 0xF0,
 // tb = 0xCC, tc = 0xAA, so applied to those operands every byte of the
 // result equals immLut.
 TEST_F(Emu, Lop3TruthTables) {
@@ -244,7 +245,7 @@ TEST_F(Emu, Lop3TruthTables) {
   EXPECT_EQ(out[8], 0x64046408u);
 }
 
-// prmt default mode: PTX ISA 9.7.8.7 "prmt": bytes {b, a} are numbered 7..0
+// prmt default mode: PTX ISA "prmt": bytes {b, a} are numbered 7..0
 // (a is bytes 0-3); selector nibble k picks d's byte k; its msb replicates
 // the picked byte's sign bit.
 TEST_F(Emu, PrmtByteSelectors) {
@@ -261,7 +262,7 @@ TEST_F(Emu, PrmtByteSelectors) {
 }
 
 //===----------------------------------------------------------------------===//
-// Comparison and selection (PTX ISA 9.7.7)
+// Comparison and selection (PTX ISA "Comparison and Selection Instructions")
 //===----------------------------------------------------------------------===//
 
 TEST_F(Emu, SetpAndSelp) {
@@ -293,7 +294,8 @@ TEST_F(Emu, SetpAndSelp) {
 }
 
 //===----------------------------------------------------------------------===//
-// Floating point (PTX ISA 9.7.3, 9.7.4) and cvt (9.7.9.21)
+// Floating point (PTX ISA "Floating-Point Instructions", "Half Precision
+// Floating-Point Instructions") and cvt (PTX ISA "cvt")
 //===----------------------------------------------------------------------===//
 
 TEST_F(Emu, HalfPrecisionRounding) {
@@ -429,7 +431,7 @@ TEST_F(Emu, Conversions) {
 }
 
 //===----------------------------------------------------------------------===//
-// Moves, vectors and state spaces (PTX ISA 9.7.9)
+// Moves, vectors and state spaces (PTX ISA "mov", "ld", "st", "cvta")
 //===----------------------------------------------------------------------===//
 
 TEST_F(Emu, MovPackUnpackAndVectors) {
@@ -570,7 +572,7 @@ TEST_F(Emu, BarrierOrdersSharedMemoryBetweenWarps) {
 }
 
 //===----------------------------------------------------------------------===//
-// Warp collectives: shfl.sync (9.7.9.6), vote (9.7.13.x)
+// Warp collectives: PTX ISA "shfl.sync", "vote.sync"
 //===----------------------------------------------------------------------===//
 
 TEST_F(Emu, ShflModesClampsAndSegments) {
@@ -626,7 +628,7 @@ TEST_F(Emu, VoteBallotAnyAll) {
 }
 
 //===----------------------------------------------------------------------===//
-// Atomics (PTX ISA 9.7.13.x "atom", "red")
+// Atomics (PTX ISA "atom", "red")
 //===----------------------------------------------------------------------===//
 
 TEST_F(Emu, AtomicsAcrossBlocksAndWorkers) {
@@ -667,7 +669,8 @@ TEST_F(Emu, AtomicsAcrossBlocksAndWorkers) {
 }
 
 //===----------------------------------------------------------------------===//
-// mma.sync (PTX ISA 9.7.14.5.8) and ldmatrix (9.7.14.5.15)
+// mma.sync and ldmatrix (PTX ISA "Warp Level Matrix Multiply-Accumulate
+// Instructions": "mma", "ldmatrix")
 //===----------------------------------------------------------------------===//
 
 // The fragment layouts of "Matrix Fragments for mma.m16n8k16 with floating
@@ -836,7 +839,7 @@ TEST_F(Emu, LdmatrixX4AndTrans) {
 }
 
 //===----------------------------------------------------------------------===//
-// cp.async (PTX ISA 9.7.9.25 - 9.7.9.27)
+// cp.async (PTX ISA "cp.async", "cp.async.commit_group", "cp.async.wait_group")
 //===----------------------------------------------------------------------===//
 
 TEST_F(Emu, CpAsyncLandsAtTheWaitAndZeroFills) {
