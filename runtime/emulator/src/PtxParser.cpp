@@ -846,13 +846,17 @@ Status Parser::parseRegDecl() {
       uint64_t n = 0;
       QC_RETURN_IF_ERROR(expectNum(n));
       QC_RETURN_IF_ERROR(expectP(">"));
-      if (n > 1u << 20)
-        return errAt(line, "too many registers");
+      if (n > 65536 || fn->regBits.size() + n > 65536)
+        return errAt(line, "too many registers (more than 65536 in a "
+                           "function)");
       for (uint64_t k = 0; k < n; ++k) {
         regScopes.back()[base + std::to_string(k)] = uint32_t(fn->regBits.size());
         fn->regBits.push_back(bits);
       }
     } else {
+      if (fn->regBits.size() >= 65536)
+        return errAt(line, "too many registers (more than 65536 in a "
+                           "function)");
       regScopes.back()[base] = uint32_t(fn->regBits.size());
       fn->regBits.push_back(bits);
     }
@@ -890,6 +894,11 @@ Status Parser::parseBody() {
   return Status::ok();
 }
 Status Parser::placeVar(Variable v, uint32_t line) {
+  // Far beyond any GPU's shared (227 KiB) or local (512 KiB per thread)
+  // memory; also keeps the 32-bit offsets from overflowing.
+  if (v.size > (uint64_t(1) << 24))
+    return errAt(line, "'" + v.name + "' is too large (" +
+                           std::to_string(v.size) + " bytes)");
   if (fnVars.count(v.name))
     return errAt(line, "'" + v.name + "' is declared twice");
   if (v.space == Space::Shared) {
@@ -1146,6 +1155,31 @@ Status Parser::parseInstruction(uint32_t guard, bool guardNeg) {
   in.guardNeg = guardNeg;
   in.line = line;
   QC_RETURN_IF_ERROR(decode(opcode, raw, line, in));
+  // Operand shapes the interpreter relies on: vectors and addresses only
+  // where the instruction takes them, and no `_` sink among sources.
+  bool vecOk = false;
+  switch (in.op) {
+  case Op::Mov: case Op::Ld: case Op::St: case Op::Mma: case Op::Ldmatrix:
+  case Op::CpAsync: case Op::Atom: case Op::Red: case Op::Bra:
+    vecOk = true;
+    break;
+  default:
+    break;
+  }
+  for (unsigned k = 0; k < in.nops; ++k) {
+    const Operand &o = in.ops[k];
+    if (!vecOk && (o.kind == Operand::Vec || o.kind == Operand::Addr))
+      return errAt(line, "'" + opcode + "': operand " + std::to_string(k + 1) +
+                             " must be a scalar");
+    bool isDest = k == 0 && in.op != Op::St && in.op != Op::Red &&
+                  in.op != Op::CpAsync && in.op != Op::Bar;
+    if (o.kind == Operand::Vec && !isDest)
+      for (unsigned e = 0; e < o.n; ++e)
+        if (o.vec[e] == kNoReg)
+          return errAt(line, "'" + opcode + "': '_' in a source vector");
+    if (isDest && o.kind == Operand::Special)
+      return errAt(line, "'" + opcode + "': a special register is read-only");
+  }
   fn->code.push_back(in);
   fn->opText.push_back(opcode);
   return Status::ok();
@@ -1178,7 +1212,7 @@ Status Parser::immFor(const RawOp &r, Ty ty, uint32_t line,
     return Status::ok();
   }
   // A 0f/0d constant in a bit-size context is its bit pattern (PTX ISA
-  // 4.5.1: "0f" constants are 32-bit, "0d" constants 64-bit).
+  // "Constants": "0f" constants are 32-bit, "0d" constants 64-bit).
   if (l.isFloat && l.exactF32 && sz == 4) {
     bits = l.bits;
     return Status::ok();

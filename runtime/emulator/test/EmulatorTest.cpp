@@ -770,23 +770,28 @@ TEST_F(Emu, MmaM16N8K16F16) {
 }
 
 TEST_F(Emu, MmaBf16AndK8) {
-  // All-ones A and B: D = C + K for every element (K = 16 for bf16 m16n8k16,
-  // K = 8 for m16n8k8), independent of the layout.
+  // All-ones A and B: D = C + K for every element (K = 16 for bf16 m16n8k16
+  // and for the f16-accumulator form, K = 8 for m16n8k8), independent of
+  // the layout.
   std::string ptx = kernel(R"(
     mov.b32 %r1, 0x3F803F80;  // bf16x2 (1, 1)
     mov.f32 %f1, 0f3F000000;  // 0.5
     mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%f5, %f6, %f7, %f8}, {%r1, %r1, %r1, %r1}, {%r1, %r1}, {%f1, %f1, %f1, %f1};
+    mov.b32 %r3, 0x38003800;  // f16x2 (0.5, 0.5)
     mov.b32 %r2, 0x3C003C00;  // f16x2 (1, 1)
+    mma.sync.aligned.m16n8k16.row.col.f16.f16.f16.f16 {%r4, %r5}, {%r2, %r2, %r2, %r2}, {%r2, %r2}, {%r3, %r3};
+    st.global.u32 [%rd4+256], %r5;
     mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%f9, %f10, %f11, %f12}, {%r2, %r2}, {%r2}, {%f1, %f1, %f1, %f1};
     st.global.f32 [%rd4], %f5;
     st.global.f32 [%rd4+128], %f12;
   )");
   std::vector<uint32_t> out;
-  Status s = run(ptx, {1, 1, 1}, {32, 1, 1}, out, 64);
+  Status s = run(ptx, {1, 1, 1}, {32, 1, 1}, out, 96);
   ASSERT_TRUE(s.isOk()) << s.message();
   for (unsigned l = 0; l < 32; ++l) {
     EXPECT_EQ(f32(out[l]), 16.5f);
     EXPECT_EQ(f32(out[32 + l]), 8.5f);
+    EXPECT_EQ(out[64 + l], 0x4C204C20u); // f16 accumulators: 16.5 = 0x4C20
   }
 }
 
@@ -1042,6 +1047,9 @@ TEST_F(Emu, ParserErrorsNameTheLine) {
        "floating-point immediate"},
       {"mul.u32 %r1, %r2, %r3;", "mul.u32", ".lo, .hi or .wide"},
       {"call foo;", "call foo", "calls are not supported"},
+      {"add.u32 %r1, {%r2, %r3}, 1;", "add.u32", "must be a scalar"},
+      {"mov.b32 %r1, {%h1, _};", "mov.b32", "'_' in a source vector"},
+      {"mov.u32 %tid.x, 1;", "mov.u32 %tid", "destination must be a register"},
       {"add.rn.f16x2 %r1, %r2, 0x3C003C00;", "add.rn.f16x2",
        "half-precision operands must be registers"},
       {".section .debug_info { }", ".section", "unsupported directive"},
