@@ -1298,6 +1298,8 @@ Status BlockRunner::execFloat(Warp &w, const Inst &in, uint32_t em) {
       case Op::Sin: r = float(std::sin(double(a))); break;
       case Op::Cos: r = float(std::cos(double(a))); break;
       case Op::Tanh: r = float(std::tanh(double(a))); break;
+      // PTX ISA "copysign": the magnitude of b with the sign of a.
+      case Op::CopySign: r = std::copysign(b, a); break;
       default:
         return fail(w, l, in, "is not supported for .f32");
       }
@@ -1332,6 +1334,7 @@ Status BlockRunner::execFloat(Warp &w, const Inst &in, uint32_t em) {
       case Op::Rcp: r = 1.0 / a; break;
       case Op::Sqrt: r = std::sqrt(a); break;
       case Op::Rsqrt: r = 1.0 / std::sqrt(a); break;
+      case Op::CopySign: r = std::copysign(b, a); break;
       default:
         return fail(w, l, in, "is not supported for .f64");
       }
@@ -1704,6 +1707,15 @@ Status BlockRunner::execInt(Warp &w, const Inst &in, uint32_t em) {
       } else {
         D[l] = s >= bits ? 0 : a >> s;
       }
+    }
+    break;
+  case Op::Shf:
+    FOR_LANES(em) {
+      uint64_t v = ((val(w, B, l) & 0xffffffffu) << 32) |
+                   (val(w, A, l) & 0xffffffffu);
+      uint32_t n = uint32_t(val(w, C, l));
+      n = in.uni ? n & 31 : std::min<uint32_t>(n, 32);
+      D[l] = in.sub == Sub::Lo ? uint32_t((v << n) >> 32) : uint32_t(v >> n);
     }
     break;
   case Op::Lop3:

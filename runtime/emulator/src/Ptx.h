@@ -49,7 +49,7 @@ const char *spaceName(Space s);
 /// Opcodes of the instructions the emulator implements.
 enum class Op : uint8_t {
   Mov, Ld, St, Add, Sub, Mul, Mad, Fma, Div, Rem, Min, Max, Abs, Neg,
-  And, Or, Xor, Not, CNot, Shl, Shr, Lop3, Prmt, Bfe, Bfi, Popc, Clz, Brev,
+  And, Or, Xor, Not, CNot, Shl, Shr, Shf, CopySign, Lop3, Prmt, Bfe, Bfi, Popc, Clz, Brev,
   Selp, Setp, Cvt, Cvta, Rcp, Sqrt, Rsqrt, Ex2, Lg2, Sin, Cos, Tanh,
   Mma, Ldmatrix, Shfl, Vote, Activemask, Bar, Membar, CpAsync,
   CpAsyncCommit, CpAsyncWait, Atom, Red, Bra, Ret, Exit, Trap, Nop,

@@ -141,7 +141,10 @@ TEST_F(Emu, IntegerArithmetic) {
     max.s32 %r2, -3, -9;            st.global.u32 [%rd1+112], %r2;
     sub.s32 %r2, 0, 1;              st.global.u32 [%rd1+116], %r2;
     xor.b32 %r2, 0xff00ff00, 0x0ff00ff0; st.global.u32 [%rd1+120], %r2;
-  )", 31);
+    shf.l.wrap.b32 %r2, 0x80000001, 0x12345678, 36; st.global.u32 [%rd1+124], %r2;
+    shf.r.clamp.b32 %r2, 0x80000001, 0x12345678, 40; st.global.u32 [%rd1+128], %r2;
+    shf.r.wrap.b32 %r2, 0x80000001, 0x12345678, 4;  st.global.u32 [%rd1+132], %r2;
+  )", 34);
   EXPECT_EQ(out[0], 0x80000000u);          // wraps
   EXPECT_EQ(out[1], 0x7fffffffu);          // .sat clamps
   EXPECT_EQ(out[2], 0xfffffffeu);          // (2^32-1)^2 >> 32
@@ -172,6 +175,12 @@ TEST_F(Emu, IntegerArithmetic) {
   EXPECT_EQ(out[28], uint32_t(-3));
   EXPECT_EQ(out[29], 0xffffffffu);
   EXPECT_EQ(out[30], 0xf0f0f0f0u);
+  // shf (funnel shift of {b, a} = 0x12345678_80000001): .l by 36 wraps to
+  // 4 -> upper word 0x23456788; .r clamps 40 to 32 -> b = 0x12345678;
+  // .r by 4 -> lower word 0x88000000.
+  EXPECT_EQ(out[31], 0x23456788u);
+  EXPECT_EQ(out[32], 0x12345678u);
+  EXPECT_EQ(out[33], 0x88000000u);
 }
 
 // The 64- and 16-bit integer forms LLVM emits for qc's kernels.
@@ -355,6 +364,7 @@ TEST_F(Emu, SinglePrecision) {
     add.rn.ftz.f32 %f5, 0f00000001, 0f00000000; st.global.f32 [%rd1+32], %f5;
     add.rn.f32 %f5, 0f00000001, 0f00000000;  st.global.f32 [%rd1+36], %f5;
     rcp.rn.f32 %f5, 0f40800000;              st.global.f32 [%rd1+40], %f5;
+    copysign.f32 %f5, 0fBF800000, 0f40000000; st.global.f32 [%rd1+44], %f5;
     add.f64 %fd1, 0d3FF0000000000000, 0d3CB0000000000000; st.global.f64 [%rd1+48], %fd1;
   )", 14);
   EXPECT_EQ(out[0], 0x33800000u); // exactly 2^-24: fused
@@ -368,6 +378,7 @@ TEST_F(Emu, SinglePrecision) {
   EXPECT_EQ(out[8], 0u);          // .ftz flushes the subnormal
   EXPECT_EQ(out[9], 1u);
   EXPECT_EQ(out[10], 0x3E800000u);
+  EXPECT_EQ(out[11], 0xC0000000u); // |2| with the sign of -1
   // 1 + 2^-52 in f64 (0x3CB0... = 2^-52).
   EXPECT_EQ(out[12], 1u);
   EXPECT_EQ(out[13], 0x3FF00000u);
