@@ -22,6 +22,29 @@
 // thread must not be read or written by a thread of another warp; a warp's
 // own lanes are ordered by its lockstep execution; atomics never race.
 //
+// Instruction coverage (anything else is a load-time error naming the line):
+//  data movement: mov (incl. vector pack/unpack, symbol addresses, special
+//    registers), ld/st (global/shared/local/param/const/generic, .v2/.v4,
+//    .nc/.volatile, cache and consistency qualifiers accepted), cvta(.to),
+//    cp.async.{ca,cg}.shared.global (4/8/16 B, src-size zero fill) with
+//    commit_group / wait_group / wait_all, ldmatrix.m8n8.{x1,x2,x4}[.trans];
+//  integer: add/sub (.sat), mul/mad .lo/.hi/.wide, div, rem, min, max, abs,
+//    neg, and/or/xor/not/cnot (also .pred), shl, shr, shf, lop3, prmt (all
+//    modes), bfe, bfi, popc, clz, brev, selp, setp (all comparisons, .and/
+//    .or/.xor, two destinations);
+//  floating point: add/sub/mul/fma/mad/div/min/max/abs/neg/rcp/sqrt/rsqrt/
+//    ex2/lg2/sin/cos/tanh/copysign for f32/f64 (.rn, .ftz, .sat; .approx
+//    computed correctly rounded), add/sub/mul/fma/min/max/abs/neg/ex2/tanh/
+//    rcp/sqrt on f16, f16x2, bf16, bf16x2; cvt between all integer and float
+//    types with .rn/.rz/.rm/.rp/.rni/.rzi/.rmi/.rpi, .sat, .ftz, and the
+//    packing cvt.{f16x2,bf16x2}.f32;
+//  warp level: mma.sync.aligned.m16n8k16 / m16n8k8 .row.col with f16 or bf16
+//    inputs and f32 (or f16) accumulators, shfl.sync (up/down/bfly/idx),
+//    vote.sync (all/any/uni/ballot), activemask, bar.warp.sync;
+//  block level: bar.sync / barrier.sync (whole-block counts), atom/red on
+//    global and shared (add/min/max/exch/cas/and/or/xor/inc/dec; f32/f64 add),
+//    membar/fence (no effect); control: bra(.uni), ret, exit, trap.
+//
 // The CUDA-driver-API shim (a shared object that the runtime can dlopen in
 // place of libcuda) and the qc-ptx-run tool are built on this interface.
 //
