@@ -69,9 +69,9 @@ Status DeviceImpl::malloc(uint64_t bytes, uint64_t &addr) {
     addr = kGlobalBase + off;
     return Status::ok();
   }
-  return Status::error("out of emulated device memory: " +
-                       std::to_string(bytes) + " bytes requested, " +
-                       std::to_string(arenaBytes - usedBytes) + " free");
+  return Status::error(
+      "out of emulated device memory: " + std::to_string(bytes) +
+      " bytes requested, " + std::to_string(arenaBytes - usedBytes) + " free");
 }
 
 Status DeviceImpl::free(uint64_t addr) {
@@ -106,8 +106,7 @@ Status DeviceImpl::free(uint64_t addr) {
   return Status::ok();
 }
 
-bool DeviceImpl::allocationOf(uint64_t addr, uint64_t &lo,
-                              uint64_t &hi) const {
+bool DeviceImpl::allocationOf(uint64_t addr, uint64_t &lo, uint64_t &hi) const {
   if (addr < kGlobalBase || addr - kGlobalBase >= arenaBytes)
     return false;
   uint64_t off = addr - kGlobalBase;
@@ -152,9 +151,8 @@ Status Device::copyToDevice(uint64_t dst, const void *src, uint64_t n) {
     return Status::ok();
   uint8_t *p = impl->lookup(dst, n);
   if (!p)
-    return Status::error("copy to device: " + std::to_string(n) +
-                         " bytes at " + hex(dst) +
-                         " are not inside one live allocation");
+    return Status::error("copy to device: " + std::to_string(n) + " bytes at " +
+                         hex(dst) + " are not inside one live allocation");
   std::memcpy(p, src, n);
   return Status::ok();
 }
@@ -258,8 +256,8 @@ Status Device::getKernel(Module *module, const std::string &entryName,
   for (Kernel &k : module->kernels)
     names += (names.empty() ? "" : ", ") + k.fn->name;
   return Status::error(module->parsed.name + ": no kernel entry named '" +
-                       entryName + "' (entries: " +
-                       (names.empty() ? "none" : names) + ")");
+                       entryName +
+                       "' (entries: " + (names.empty() ? "none" : names) + ")");
 }
 
 const std::vector<ParamInfo> &Device::params(const Kernel *k) const {
@@ -326,8 +324,8 @@ Status Device::launch(Kernel *k, Dim3 grid, Dim3 block,
   if (f.reqntid[0] && (block.x != f.reqntid[0] || block.y != f.reqntid[1] ||
                        block.z != f.reqntid[2]))
     return Status::error(where + ": block differs from its .reqntid");
-  if (f.maxntid[0] && nthreads > uint64_t(f.maxntid[0]) * f.maxntid[1] *
-                                     f.maxntid[2])
+  if (f.maxntid[0] &&
+      nthreads > uint64_t(f.maxntid[0]) * f.maxntid[1] * f.maxntid[2])
     return Status::error(where + ": " + std::to_string(nthreads) +
                          " threads per block exceed its .maxntid");
   if (dynamicSharedBytes > k->maxDynShared)

@@ -66,7 +66,7 @@ inline int64_t sext(uint64_t v, unsigned bytes) {
 }
 
 #define FOR_LANES(m)                                                           \
-  for (uint32_t mm_ = (m), l = 0; mm_ && ((l = __builtin_ctz(mm_)), true);    \
+  for (uint32_t mm_ = (m), l = 0; mm_ && ((l = __builtin_ctz(mm_)), true);     \
        mm_ &= mm_ - 1)
 
 struct ShadowByte {
@@ -194,43 +194,69 @@ Status BlockRunner::fail(const Warp &w, uint32_t lane, const Inst &in,
   std::string op = idx < f.opText.size() ? f.opText[idx] : "?";
   return Status::error(
       "kernel '" + f.name + "' block (" + std::to_string(ctaid[0]) + "," +
-      std::to_string(ctaid[1]) + "," + std::to_string(ctaid[2]) +
-      ") thread (" + std::to_string(w.tid[0][lane]) + "," +
-      std::to_string(w.tid[1][lane]) + "," + std::to_string(w.tid[2][lane]) +
-      "), line " + std::to_string(in.line) + ": " + op + " " + msg);
+      std::to_string(ctaid[1]) + "," + std::to_string(ctaid[2]) + ") thread (" +
+      std::to_string(w.tid[0][lane]) + "," + std::to_string(w.tid[1][lane]) +
+      "," + std::to_string(w.tid[2][lane]) + "), line " +
+      std::to_string(in.line) + ": " + op + " " + msg);
 }
 
 uint64_t BlockRunner::sreg(const Warp &w, Sreg s, uint32_t l) const {
   switch (s) {
-  case Sreg::TidX: return w.tid[0][l];
-  case Sreg::TidY: return w.tid[1][l];
-  case Sreg::TidZ: return w.tid[2][l];
-  case Sreg::NtidX: return L.block.x;
-  case Sreg::NtidY: return L.block.y;
-  case Sreg::NtidZ: return L.block.z;
-  case Sreg::CtaidX: return ctaid[0];
-  case Sreg::CtaidY: return ctaid[1];
-  case Sreg::CtaidZ: return ctaid[2];
-  case Sreg::NctaidX: return L.grid.x;
-  case Sreg::NctaidY: return L.grid.y;
-  case Sreg::NctaidZ: return L.grid.z;
-  case Sreg::LaneId: return l;
-  case Sreg::WarpId: return w.index;
-  case Sreg::NWarpId: return nwarps;
-  case Sreg::SmId: return 0;
-  case Sreg::NSmId: return 1;
-  case Sreg::GridId: return 0;
+  case Sreg::TidX:
+    return w.tid[0][l];
+  case Sreg::TidY:
+    return w.tid[1][l];
+  case Sreg::TidZ:
+    return w.tid[2][l];
+  case Sreg::NtidX:
+    return L.block.x;
+  case Sreg::NtidY:
+    return L.block.y;
+  case Sreg::NtidZ:
+    return L.block.z;
+  case Sreg::CtaidX:
+    return ctaid[0];
+  case Sreg::CtaidY:
+    return ctaid[1];
+  case Sreg::CtaidZ:
+    return ctaid[2];
+  case Sreg::NctaidX:
+    return L.grid.x;
+  case Sreg::NctaidY:
+    return L.grid.y;
+  case Sreg::NctaidZ:
+    return L.grid.z;
+  case Sreg::LaneId:
+    return l;
+  case Sreg::WarpId:
+    return w.index;
+  case Sreg::NWarpId:
+    return nwarps;
+  case Sreg::SmId:
+    return 0;
+  case Sreg::NSmId:
+    return 1;
+  case Sreg::GridId:
+    return 0;
   case Sreg::Clock:
   case Sreg::Clock64:
   case Sreg::GlobalTimer:
-    return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-  case Sreg::DynSmem: return L.dynShared;
-  case Sreg::TotalSmem: return L.sharedBytes;
-  case Sreg::LanemaskEq: return uint32_t(1) << l;
-  case Sreg::LanemaskLt: return (uint32_t(1) << l) - 1;
-  case Sreg::LanemaskLe: return uint32_t((uint64_t(2) << l) - 1);
-  case Sreg::LanemaskGt: return ~uint32_t((uint64_t(2) << l) - 1);
-  case Sreg::LanemaskGe: return ~((uint32_t(1) << l) - 1);
+    return uint64_t(
+        std::chrono::steady_clock::now().time_since_epoch().count());
+  case Sreg::DynSmem:
+    return L.dynShared;
+  case Sreg::TotalSmem:
+    return L.sharedBytes;
+  case Sreg::LanemaskEq:
+    return uint32_t(1) << l;
+  case Sreg::LanemaskLt:
+    return (uint32_t(1) << l) - 1;
+  case Sreg::LanemaskLe:
+    return uint32_t((uint64_t(2) << l) - 1);
+  case Sreg::LanemaskGt:
+    return ~uint32_t((uint64_t(2) << l) - 1);
+  case Sreg::LanemaskGe:
+    return ~((uint32_t(1) << l) - 1);
   }
   return 0;
 }
@@ -252,11 +278,19 @@ Status BlockRunner::checkSources(const Warp &w, const Inst &in,
                                  uint32_t em) const {
   unsigned first = 1;
   switch (in.op) {
-  case Op::St: case Op::Red: case Op::CpAsync: case Op::Bar:
+  case Op::St:
+  case Op::Red:
+  case Op::CpAsync:
+  case Op::Bar:
     first = 0;
     break;
-  case Op::Bra: case Op::Ret: case Op::Exit: case Op::Nop:
-  case Op::CpAsyncCommit: case Op::CpAsyncWait: case Op::Trap:
+  case Op::Bra:
+  case Op::Ret:
+  case Op::Exit:
+  case Op::Nop:
+  case Op::CpAsyncCommit:
+  case Op::CpAsyncWait:
+  case Op::Trap:
     return Status::ok();
   default:
     break;
@@ -274,10 +308,10 @@ Status BlockRunner::checkSources(const Warp &w, const Inst &in,
   return Status::ok();
 }
 
-Status BlockRunner::access(const Warp &w, uint32_t l, const Inst &in,
-                           Space sp, uint64_t addr, unsigned n,
-                           unsigned align, bool write, uint8_t *&p,
-                           bool &isShared, uint32_t &shOff) {
+Status BlockRunner::access(const Warp &w, uint32_t l, const Inst &in, Space sp,
+                           uint64_t addr, unsigned n, unsigned align,
+                           bool write, uint8_t *&p, bool &isShared,
+                           uint32_t &shOff) {
   isShared = false;
   const char *verb = write ? "writes " : "reads ";
   if (sp == Space::Generic) {
@@ -341,8 +375,7 @@ Status BlockRunner::access(const Warp &w, uint32_t l, const Inst &in,
       return fail(w, l, in,
                   "reads " + std::to_string(n) + " bytes at param offset " +
                       hex(addr) + ", outside the " +
-                      std::to_string(L.params.size()) +
-                      " bytes of parameters");
+                      std::to_string(L.params.size()) + " bytes of parameters");
     p = const_cast<uint8_t *>(L.params.data()) + addr;
     return Status::ok();
   case Space::Generic:
@@ -582,9 +615,8 @@ Status BlockRunner::runWarp(Warp &w) {
       if (em) {
         uint64_t id = val(w, in.ops[0], __builtin_ctz(em));
         if (id > 15)
-          return fail(w, __builtin_ctz(em), in, "barrier id " +
-                                                    std::to_string(id) +
-                                                    " is not in 0..15");
+          return fail(w, __builtin_ctz(em), in,
+                      "barrier id " + std::to_string(id) + " is not in 0..15");
         if (in.nops > 1) {
           uint64_t cnt = val(w, in.ops[1], __builtin_ctz(em));
           if (cnt != ((nthreads + 31) / 32) * 32 && cnt != nthreads)
@@ -702,10 +734,18 @@ Status BlockRunner::runWarp(Warp &w) {
         }
         uint64_t r;
         switch (in.sub) {
-        case Sub::All: r = (ballot & em) == em; break;
-        case Sub::Any: r = ballot != 0; break;
-        case Sub::Uni: r = ballot == 0 || ballot == em; break;
-        default: r = ballot; break;
+        case Sub::All:
+          r = (ballot & em) == em;
+          break;
+        case Sub::Any:
+          r = ballot != 0;
+          break;
+        case Sub::Uni:
+          r = ballot == 0 || ballot == em;
+          break;
+        default:
+          r = ballot;
+          break;
         }
         FOR_LANES(em) R[size_t(in.ops[0].reg) * 32 + l] = r;
         w.init[in.ops[0].reg] |= em;
@@ -722,10 +762,10 @@ Status BlockRunner::runWarp(Warp &w) {
           dst = (in.ops[0].reg != kNoReg ? R[size_t(in.ops[0].reg) * 32 + l]
                                          : 0) +
                 in.ops[0].imm;
-          uint64_t src = (in.ops[1].reg != kNoReg
-                              ? R[size_t(in.ops[1].reg) * 32 + l]
-                              : 0) +
-                         in.ops[1].imm;
+          uint64_t src =
+              (in.ops[1].reg != kNoReg ? R[size_t(in.ops[1].reg) * 32 + l]
+                                       : 0) +
+              in.ops[1].imm;
           unsigned srcSize = in.nops >= 4 ? unsigned(val(w, in.ops[3], l)) : n;
           if (srcSize > n)
             return fail(w, l, in,
@@ -734,8 +774,8 @@ Status BlockRunner::runWarp(Warp &w) {
           uint8_t *dp, *sp = nullptr;
           bool sh;
           uint32_t off;
-          QC_RETURN_IF_ERROR(access(w, l, in, Space::Shared, dst, n, n, true,
-                                    dp, sh, off));
+          QC_RETURN_IF_ERROR(
+              access(w, l, in, Space::Shared, dst, n, n, true, dp, sh, off));
           PendingCopy c;
           c.group = w.openGroup[l];
           c.dst = off;
@@ -747,8 +787,8 @@ Status BlockRunner::runWarp(Warp &w) {
           if (srcSize) {
             bool shs;
             uint32_t offs;
-            QC_RETURN_IF_ERROR(access(w, l, in, Space::Global, src, srcSize,
-                                      1, false, sp, shs, offs));
+            QC_RETURN_IF_ERROR(access(w, l, in, Space::Global, src, srcSize, 1,
+                                      false, sp, shs, offs));
             if (src & (n - 1))
               return fail(w, l, in,
                           "reads " + std::to_string(n) + " bytes at " +
@@ -759,7 +799,8 @@ Status BlockRunner::runWarp(Warp &w) {
           if (checks) {
             for (unsigned b = 0; b < n; ++b)
               if (shadow[off + b].pending == 255)
-                return fail(w, l, in, "too many cp.async in flight to one byte");
+                return fail(w, l, in,
+                            "too many cp.async in flight to one byte");
             for (unsigned b = 0; b < n; ++b)
               ++shadow[off + b].pending;
           }
@@ -768,7 +809,7 @@ Status BlockRunner::runWarp(Warp &w) {
         break;
       }
       case Op::CpAsyncCommit:
-        FOR_LANES(em) ++w.openGroup[l];
+        FOR_LANES(em)++ w.openGroup[l];
         break;
       case Op::CpAsyncWait: {
         // PTX ISA "cp.async.wait_group": waits until at most N of
@@ -864,9 +905,8 @@ Status BlockRunner::execLdSt(Warp &w, const Inst &in, uint32_t em) {
       if (sh && checks)
         QC_RETURN_IF_ERROR(sharedWrite(w, l, in, off, n));
       for (unsigned e = 0; e < in.vec; ++e) {
-        uint64_t x = v.kind == Operand::Vec
-                         ? R[size_t(v.vec[e]) * 32 + l]
-                         : val(w, v, l);
+        uint64_t x = v.kind == Operand::Vec ? R[size_t(v.vec[e]) * 32 + l]
+                                            : val(w, v, l);
         std::memcpy(p + e * es, &x, es);
       }
     }
@@ -890,8 +930,8 @@ template <typename T, typename F> T atomicRmw(T *p, F fn, bool shared) {
     return old;
   }
   T old = __atomic_load_n(p, __ATOMIC_RELAXED);
-  while (!__atomic_compare_exchange_n(p, &old, fn(old), true,
-                                      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+  while (!__atomic_compare_exchange_n(p, &old, fn(old), true, __ATOMIC_SEQ_CST,
+                                      __ATOMIC_RELAXED)) {
   }
   return old;
 }
@@ -903,23 +943,25 @@ Status BlockRunner::execAtom(Warp &w, const Inst &in, uint32_t em) {
   const Operand &b = in.ops[isAtom ? 2 : 1];
   const unsigned n = tySize(in.ty);
   if (n != 4 && n != 8)
-    return fail(w, __builtin_ctz(em), in, "atomics on ." +
-                                              std::string(tyName(in.ty)) +
-                                              " are not supported");
+    return fail(w, __builtin_ctz(em), in,
+                "atomics on ." + std::string(tyName(in.ty)) +
+                    " are not supported");
   const Ty t = in.ty;
   FOR_LANES(em) {
     uint64_t addr = (a.reg != kNoReg ? R[size_t(a.reg) * 32 + l] : 0) + a.imm;
     uint8_t *p;
     bool sh;
     uint32_t off;
-    QC_RETURN_IF_ERROR(access(w, l, in, in.space, addr, n, n, true, p, sh, off));
+    QC_RETURN_IF_ERROR(
+        access(w, l, in, in.space, addr, n, n, true, p, sh, off));
     if (sh && checks) {
       for (unsigned k = 0; k < n; ++k) {
         if (shadow[off + k].pending)
-          return fail(w, l, in, "updates shared memory with a pending cp.async");
+          return fail(w, l, in,
+                      "updates shared memory with a pending cp.async");
         if (!shadow[off + k].init)
-          return fail(w, l, in, "updates uninitialized shared memory at " +
-                                    hex(off + k));
+          return fail(w, l, in,
+                      "updates uninitialized shared memory at " + hex(off + k));
       }
       sharedWriteMark(off, n, uint16_t(w.linear[l]));
     }
@@ -936,28 +978,37 @@ Status BlockRunner::execAtom(Warp &w, const Inst &in, uint32_t em) {
         return x + bv;
       case Sub::AMin:
         if (t == Ty::F32)
-          return f32ToBits(std::fmin(bitsToF32(uint32_t(x)), bitsToF32(uint32_t(bv))));
+          return f32ToBits(
+              std::fmin(bitsToF32(uint32_t(x)), bitsToF32(uint32_t(bv))));
         if (tyIsSigned(t))
           return sext(x, n) < sext(bv, n) ? x : bv;
         return (x & maskOf(n)) < (bv & maskOf(n)) ? x : bv;
       case Sub::AMax:
         if (t == Ty::F32)
-          return f32ToBits(std::fmax(bitsToF32(uint32_t(x)), bitsToF32(uint32_t(bv))));
+          return f32ToBits(
+              std::fmax(bitsToF32(uint32_t(x)), bitsToF32(uint32_t(bv))));
         if (tyIsSigned(t))
           return sext(x, n) > sext(bv, n) ? x : bv;
         return (x & maskOf(n)) > (bv & maskOf(n)) ? x : bv;
-      case Sub::AExch: return bv;
-      case Sub::ACas: return x == (bv & maskOf(n)) ? cv : x;
-      case Sub::AAnd: return x & bv;
-      case Sub::AOr: return x | bv;
-      case Sub::AXor: return x ^ bv;
+      case Sub::AExch:
+        return bv;
+      case Sub::ACas:
+        return x == (bv & maskOf(n)) ? cv : x;
+      case Sub::AAnd:
+        return x & bv;
+      case Sub::AOr:
+        return x | bv;
+      case Sub::AXor:
+        return x ^ bv;
       // PTX ISA "atom": inc/dec wrap at the operand b.
-      case Sub::AInc: return (x & maskOf(n)) >= (bv & maskOf(n)) ? 0 : x + 1;
+      case Sub::AInc:
+        return (x & maskOf(n)) >= (bv & maskOf(n)) ? 0 : x + 1;
       case Sub::ADec:
         return ((x & maskOf(n)) == 0 || (x & maskOf(n)) > (bv & maskOf(n)))
                    ? bv
                    : x - 1;
-      default: return x;
+      default:
+        return x;
       }
     };
     if (n == 4)
@@ -1012,10 +1063,12 @@ Status BlockRunner::execMma(Warp &w, const Inst &in, uint32_t em) {
         A[g + 8 * ((i >> 1) & 1)][t * 2 + (i & 1) + 8 * (i >= 4)] =
             h(in.ops[1].vec[i / 2], l, i % 2);
       for (unsigned i = 0; i < 4; ++i)
-        B[t * 2 + (i & 1) + 8 * (i >= 2)][g] = h(in.ops[2].vec[i / 2], l, i % 2);
+        B[t * 2 + (i & 1) + 8 * (i >= 2)][g] =
+            h(in.ops[2].vec[i / 2], l, i % 2);
     } else {
       for (unsigned i = 0; i < 4; ++i)
-        A[g + 8 * (i >= 2)][t * 2 + (i & 1)] = h(in.ops[1].vec[i / 2], l, i % 2);
+        A[g + 8 * (i >= 2)][t * 2 + (i & 1)] =
+            h(in.ops[1].vec[i / 2], l, i % 2);
       for (unsigned i = 0; i < 2; ++i)
         B[t * 2 + i][g] = h(in.ops[2].vec[0], l, i);
     }
@@ -1024,8 +1077,8 @@ Status BlockRunner::execMma(Warp &w, const Inst &in, uint32_t em) {
       if (cF32)
         C[row][col] = bitsToF32(uint32_t(R[size_t(in.ops[3].vec[i]) * 32 + l]));
       else
-        C[row][col] = halfToDouble(
-            uint16_t(R[size_t(in.ops[3].vec[i / 2]) * 32 + l] >> (16 * (i % 2))));
+        C[row][col] = halfToDouble(uint16_t(
+            R[size_t(in.ops[3].vec[i / 2]) * 32 + l] >> (16 * (i % 2))));
     }
   }
   double D[16][8];
@@ -1097,7 +1150,8 @@ Status BlockRunner::execLdmatrix(Warp &w, const Inst &in, uint32_t em) {
         lo = M[i][2 * (l % 4)][l / 4];
         hi = M[i][2 * (l % 4) + 1][l / 4];
       }
-      R[size_t(in.ops[0].vec[i]) * 32 + l] = uint32_t(lo) | (uint32_t(hi) << 16);
+      R[size_t(in.ops[0].vec[i]) * 32 + l] =
+          uint32_t(lo) | (uint32_t(hi) << 16);
     }
   for (unsigned i = 0; i < nm; ++i)
     w.init[in.ops[0].vec[i]] |= em;
@@ -1153,8 +1207,8 @@ Status BlockRunner::execShfl(Warp &w, const Inst &in, uint32_t em) {
                     "reads lane " + std::to_string(j) +
                         ", which does not execute it (undefined value)");
     } else if (checks && !((w.init[in.ops[1].reg] >> j) & 1)) {
-      return fail(w, l, in, "reads an unwritten register of lane " +
-                                std::to_string(j));
+      return fail(w, l, in,
+                  "reads an unwritten register of lane " + std::to_string(j));
     }
     out[l] = uint32_t(val(w, in.ops[1], uint32_t(j)));
     pv[l] = ok;
@@ -1174,20 +1228,32 @@ inline float ftz32(float x) {
 
 double fget(uint64_t bits, Ty t) {
   switch (t) {
-  case Ty::F32: return bitsToF32(uint32_t(bits));
-  case Ty::F64: return bitsToF64(bits);
-  case Ty::F16: return halfToDouble(uint16_t(bits));
-  case Ty::BF16: return bf16ToDouble(uint16_t(bits));
-  default: return 0;
+  case Ty::F32:
+    return bitsToF32(uint32_t(bits));
+  case Ty::F64:
+    return bitsToF64(bits);
+  case Ty::F16:
+    return halfToDouble(uint16_t(bits));
+  case Ty::BF16:
+    return bf16ToDouble(uint16_t(bits));
+  default:
+    return 0;
   }
 }
 
 RoundDir dirOf(Rnd r) {
   switch (r) {
-  case Rnd::Rz: case Rnd::Rzi: return RoundDir::Zero;
-  case Rnd::Rm: case Rnd::Rmi: return RoundDir::Down;
-  case Rnd::Rp: case Rnd::Rpi: return RoundDir::Up;
-  default: return RoundDir::NearestEven;
+  case Rnd::Rz:
+  case Rnd::Rzi:
+    return RoundDir::Zero;
+  case Rnd::Rm:
+  case Rnd::Rmi:
+    return RoundDir::Down;
+  case Rnd::Rp:
+  case Rnd::Rpi:
+    return RoundDir::Up;
+  default:
+    return RoundDir::NearestEven;
   }
 }
 
@@ -1205,49 +1271,80 @@ Status BlockRunner::execFloat(Warp &w, const Inst &in, uint32_t em) {
   const Ty t = in.ty;
   const uint32_t dreg = in.ops[0].reg;
   const Op op = in.op;
-  const bool directed = in.rnd == Rnd::Rz || in.rnd == Rnd::Rm || in.rnd == Rnd::Rp;
+  const bool directed =
+      in.rnd == Rnd::Rz || in.rnd == Rnd::Rm || in.rnd == Rnd::Rp;
   if (directed && op != Op::Mul && t != Ty::F64)
     return fail(w, __builtin_ctz(em), in,
                 "with a directed rounding mode is not supported");
   auto halfOp = [&](uint16_t a, uint16_t b, uint16_t c, bool isBf) -> uint16_t {
-    auto get = [&](uint16_t x) { return isBf ? bf16ToDouble(x) : halfToDouble(x); };
+    auto get = [&](uint16_t x) {
+      return isBf ? bf16ToDouble(x) : halfToDouble(x);
+    };
     auto put = [&](double x, int sticky) -> uint16_t {
       if (in.sat && !std::isnan(x))
         x = std::min(1.0, std::max(0.0, x));
       else if (in.sat)
         x = 0;
-      return isBf ? toBf16(x, dirOf(in.rnd), sticky) : toHalf(x, dirOf(in.rnd), sticky);
+      return isBf ? toBf16(x, dirOf(in.rnd), sticky)
+                  : toHalf(x, dirOf(in.rnd), sticky);
     };
     double x = get(a), y = get(b), z = get(c);
     switch (op) {
-    case Op::Add: return put(x + y, 0);
-    case Op::Sub: return put(x - y, 0);
-    case Op::Mul: return put(x * y, 0);
+    case Op::Add:
+      return put(x + y, 0);
+    case Op::Sub:
+      return put(x - y, 0);
+    case Op::Mul:
+      return put(x * y, 0);
     case Op::Fma: {
       double err;
       double s = twoSum(x * y, z, err);
       return put(s, signOf(err));
     }
-    case Op::Min: return std::isnan(x) ? b : std::isnan(y) ? a : (x < y || (x == y && std::signbit(x))) ? a : b;
-    case Op::Max: return std::isnan(x) ? b : std::isnan(y) ? a : (x > y || (x == y && !std::signbit(x))) ? a : b;
-    case Op::Neg: return a ^ 0x8000;
-    case Op::Abs: return a & 0x7fff;
-    case Op::Ex2: return put(std::exp2(x), 0);
-    case Op::Tanh: return put(std::tanh(x), 0);
-    case Op::Rcp: return put(1.0 / x, 0);
-    case Op::Sqrt: return put(std::sqrt(x), 0);
-    default: return 0xffff;
+    case Op::Min:
+      return std::isnan(x)                            ? b
+             : std::isnan(y)                          ? a
+             : (x < y || (x == y && std::signbit(x))) ? a
+                                                      : b;
+    case Op::Max:
+      return std::isnan(x)                             ? b
+             : std::isnan(y)                           ? a
+             : (x > y || (x == y && !std::signbit(x))) ? a
+                                                       : b;
+    case Op::Neg:
+      return a ^ 0x8000;
+    case Op::Abs:
+      return a & 0x7fff;
+    case Op::Ex2:
+      return put(std::exp2(x), 0);
+    case Op::Tanh:
+      return put(std::tanh(x), 0);
+    case Op::Rcp:
+      return put(1.0 / x, 0);
+    case Op::Sqrt:
+      return put(std::sqrt(x), 0);
+    default:
+      return 0xffff;
     }
   };
   if (t == Ty::F16 || t == Ty::BF16 || t == Ty::F16x2 || t == Ty::BF16x2) {
     switch (op) {
-    case Op::Add: case Op::Sub: case Op::Mul: case Op::Fma: case Op::Min:
-    case Op::Max: case Op::Neg: case Op::Abs: case Op::Ex2: case Op::Tanh:
-    case Op::Rcp: case Op::Sqrt:
+    case Op::Add:
+    case Op::Sub:
+    case Op::Mul:
+    case Op::Fma:
+    case Op::Min:
+    case Op::Max:
+    case Op::Neg:
+    case Op::Abs:
+    case Op::Ex2:
+    case Op::Tanh:
+    case Op::Rcp:
+    case Op::Sqrt:
       break;
     default:
-      return fail(w, __builtin_ctz(em), in, "is not supported for ." +
-                                                std::string(tyName(t)));
+      return fail(w, __builtin_ctz(em), in,
+                  "is not supported for ." + std::string(tyName(t)));
     }
     const bool isBf = t == Ty::BF16 || t == Ty::BF16x2;
     const bool x2 = t == Ty::F16x2 || t == Ty::BF16x2;
@@ -1278,28 +1375,63 @@ Status BlockRunner::execFloat(Warp &w, const Inst &in, uint32_t em) {
       }
       float r;
       switch (op) {
-      case Op::Add: r = a + b; break;
-      case Op::Sub: r = a - b; break;
-      case Op::Mul:
-        r = directed ? bitsToF32(toF32Bits(double(a) * double(b), dirOf(in.rnd)))
-                     : a * b;
+      case Op::Add:
+        r = a + b;
         break;
-      case Op::Fma: r = std::fma(a, b, c); break;
-      case Op::Div: r = a / b; break;
-      case Op::Min: r = std::fmin(a, b); break;
-      case Op::Max: r = std::fmax(a, b); break;
-      case Op::Neg: r = -a; break;
-      case Op::Abs: r = std::fabs(a); break;
-      case Op::Rcp: r = float(1.0 / double(a)); break;
-      case Op::Sqrt: r = std::sqrt(a); break;
-      case Op::Rsqrt: r = float(1.0 / std::sqrt(double(a))); break;
-      case Op::Ex2: r = float(std::exp2(double(a))); break;
-      case Op::Lg2: r = float(std::log2(double(a))); break;
-      case Op::Sin: r = float(std::sin(double(a))); break;
-      case Op::Cos: r = float(std::cos(double(a))); break;
-      case Op::Tanh: r = float(std::tanh(double(a))); break;
+      case Op::Sub:
+        r = a - b;
+        break;
+      case Op::Mul:
+        r = directed
+                ? bitsToF32(toF32Bits(double(a) * double(b), dirOf(in.rnd)))
+                : a * b;
+        break;
+      case Op::Fma:
+        r = std::fma(a, b, c);
+        break;
+      case Op::Div:
+        r = a / b;
+        break;
+      case Op::Min:
+        r = std::fmin(a, b);
+        break;
+      case Op::Max:
+        r = std::fmax(a, b);
+        break;
+      case Op::Neg:
+        r = -a;
+        break;
+      case Op::Abs:
+        r = std::fabs(a);
+        break;
+      case Op::Rcp:
+        r = float(1.0 / double(a));
+        break;
+      case Op::Sqrt:
+        r = std::sqrt(a);
+        break;
+      case Op::Rsqrt:
+        r = float(1.0 / std::sqrt(double(a)));
+        break;
+      case Op::Ex2:
+        r = float(std::exp2(double(a)));
+        break;
+      case Op::Lg2:
+        r = float(std::log2(double(a)));
+        break;
+      case Op::Sin:
+        r = float(std::sin(double(a)));
+        break;
+      case Op::Cos:
+        r = float(std::cos(double(a)));
+        break;
+      case Op::Tanh:
+        r = float(std::tanh(double(a)));
+        break;
       // PTX ISA "copysign": the magnitude of b with the sign of a.
-      case Op::CopySign: r = std::copysign(b, a); break;
+      case Op::CopySign:
+        r = std::copysign(b, a);
+        break;
       default:
         return fail(w, l, in, "is not supported for .f32");
       }
@@ -1322,19 +1454,45 @@ Status BlockRunner::execFloat(Warp &w, const Inst &in, uint32_t em) {
       double c = in.nops > 3 ? bitsToF64(val(w, in.ops[3], l)) : 0;
       double r;
       switch (op) {
-      case Op::Add: r = a + b; break;
-      case Op::Sub: r = a - b; break;
-      case Op::Mul: r = a * b; break;
-      case Op::Fma: r = std::fma(a, b, c); break;
-      case Op::Div: r = a / b; break;
-      case Op::Min: r = std::fmin(a, b); break;
-      case Op::Max: r = std::fmax(a, b); break;
-      case Op::Neg: r = -a; break;
-      case Op::Abs: r = std::fabs(a); break;
-      case Op::Rcp: r = 1.0 / a; break;
-      case Op::Sqrt: r = std::sqrt(a); break;
-      case Op::Rsqrt: r = 1.0 / std::sqrt(a); break;
-      case Op::CopySign: r = std::copysign(b, a); break;
+      case Op::Add:
+        r = a + b;
+        break;
+      case Op::Sub:
+        r = a - b;
+        break;
+      case Op::Mul:
+        r = a * b;
+        break;
+      case Op::Fma:
+        r = std::fma(a, b, c);
+        break;
+      case Op::Div:
+        r = a / b;
+        break;
+      case Op::Min:
+        r = std::fmin(a, b);
+        break;
+      case Op::Max:
+        r = std::fmax(a, b);
+        break;
+      case Op::Neg:
+        r = -a;
+        break;
+      case Op::Abs:
+        r = std::fabs(a);
+        break;
+      case Op::Rcp:
+        r = 1.0 / a;
+        break;
+      case Op::Sqrt:
+        r = std::sqrt(a);
+        break;
+      case Op::Rsqrt:
+        r = 1.0 / std::sqrt(a);
+        break;
+      case Op::CopySign:
+        r = std::copysign(b, a);
+        break;
       default:
         return fail(w, l, in, "is not supported for .f64");
       }
@@ -1370,20 +1528,48 @@ Status BlockRunner::execSetp(Warp &w, const Inst &in, uint32_t em) {
       }
       bool un = std::isnan(a) || std::isnan(b);
       switch (in.cmp) {
-      case Cmp::Eq: r = !un && a == b; break;
-      case Cmp::Ne: r = !un && a != b; break;
-      case Cmp::Lt: r = !un && a < b; break;
-      case Cmp::Le: r = !un && a <= b; break;
-      case Cmp::Gt: r = !un && a > b; break;
-      case Cmp::Ge: r = !un && a >= b; break;
-      case Cmp::Equ: r = un || a == b; break;
-      case Cmp::Neu: r = un || a != b; break;
-      case Cmp::Ltu: r = un || a < b; break;
-      case Cmp::Leu: r = un || a <= b; break;
-      case Cmp::Gtu: r = un || a > b; break;
-      case Cmp::Geu: r = un || a >= b; break;
-      case Cmp::Num: r = !un; break;
-      case Cmp::Nan: r = un; break;
+      case Cmp::Eq:
+        r = !un && a == b;
+        break;
+      case Cmp::Ne:
+        r = !un && a != b;
+        break;
+      case Cmp::Lt:
+        r = !un && a < b;
+        break;
+      case Cmp::Le:
+        r = !un && a <= b;
+        break;
+      case Cmp::Gt:
+        r = !un && a > b;
+        break;
+      case Cmp::Ge:
+        r = !un && a >= b;
+        break;
+      case Cmp::Equ:
+        r = un || a == b;
+        break;
+      case Cmp::Neu:
+        r = un || a != b;
+        break;
+      case Cmp::Ltu:
+        r = un || a < b;
+        break;
+      case Cmp::Leu:
+        r = un || a <= b;
+        break;
+      case Cmp::Gtu:
+        r = un || a > b;
+        break;
+      case Cmp::Geu:
+        r = un || a >= b;
+        break;
+      case Cmp::Num:
+        r = !un;
+        break;
+      case Cmp::Nan:
+        r = un;
+        break;
       default:
         return fail(w, l, in, "uses an integer comparison on floats");
       }
@@ -1393,16 +1579,36 @@ Status BlockRunner::execSetp(Warp &w, const Inst &in, uint32_t em) {
       int64_t sa = sext(a, sz), sb = sext(b, sz);
       bool useSigned = sg;
       switch (in.cmp) {
-      case Cmp::Eq: r = a == b; break;
-      case Cmp::Ne: r = a != b; break;
-      case Cmp::Lt: r = useSigned ? sa < sb : a < b; break;
-      case Cmp::Le: r = useSigned ? sa <= sb : a <= b; break;
-      case Cmp::Gt: r = useSigned ? sa > sb : a > b; break;
-      case Cmp::Ge: r = useSigned ? sa >= sb : a >= b; break;
-      case Cmp::Lo: r = a < b; break;
-      case Cmp::Ls: r = a <= b; break;
-      case Cmp::Hi: r = a > b; break;
-      case Cmp::Hs: r = a >= b; break;
+      case Cmp::Eq:
+        r = a == b;
+        break;
+      case Cmp::Ne:
+        r = a != b;
+        break;
+      case Cmp::Lt:
+        r = useSigned ? sa < sb : a < b;
+        break;
+      case Cmp::Le:
+        r = useSigned ? sa <= sb : a <= b;
+        break;
+      case Cmp::Gt:
+        r = useSigned ? sa > sb : a > b;
+        break;
+      case Cmp::Ge:
+        r = useSigned ? sa >= sb : a >= b;
+        break;
+      case Cmp::Lo:
+        r = a < b;
+        break;
+      case Cmp::Ls:
+        r = a <= b;
+        break;
+      case Cmp::Hi:
+        r = a > b;
+        break;
+      case Cmp::Hs:
+        r = a >= b;
+        break;
       default:
         return fail(w, l, in, "uses a float comparison on integers");
       }
@@ -1413,7 +1619,7 @@ Status BlockRunner::execSetp(Warp &w, const Inst &in, uint32_t em) {
       if (in.ops[3].neg)
         c = !c;
       auto comb = [&](bool x) {
-        return in.boolOp == Sub::BAnd ? (x && c)
+        return in.boolOp == Sub::BAnd  ? (x && c)
                : in.boolOp == Sub::BOr ? (x || c)
                                        : (x != c);
       };
@@ -1448,8 +1654,10 @@ Status BlockRunner::execCvt(Warp &w, const Inst &in, uint32_t em) {
     if (in.sat)
       v = std::isnan(v) ? 0.0 : std::min(1.0, std::max(0.0, v));
     switch (dt) {
-    case Ty::F16: return toHalf(v, dir);
-    case Ty::BF16: return toBf16(v, dir);
+    case Ty::F16:
+      return toHalf(v, dir);
+    case Ty::BF16:
+      return toBf16(v, dir);
     case Ty::F32: {
       uint32_t b = dir == RoundDir::NearestEven ? f32ToBits(float(v))
                                                 : toF32Bits(v, dir);
@@ -1457,7 +1665,8 @@ Status BlockRunner::execCvt(Warp &w, const Inst &in, uint32_t em) {
         b = f32ToBits(ftz32(bitsToF32(b)));
       return b;
     }
-    default: return f64ToBits(v);
+    default:
+      return f64ToBits(v);
     }
   };
   if (D == Ty::F16x2 || D == Ty::BF16x2) {
@@ -1478,8 +1687,8 @@ Status BlockRunner::execCvt(Warp &w, const Inst &in, uint32_t em) {
   const bool df = tyIsFloat(D), sf = tyIsFloat(S);
   const bool dsg = tyIsSigned(D);
   // Integer range of the destination.
-  const double dmax = dsg ? std::ldexp(1.0, 8 * ds - 1) - 1
-                          : std::ldexp(1.0, 8 * ds) - 1;
+  const double dmax =
+      dsg ? std::ldexp(1.0, 8 * ds - 1) - 1 : std::ldexp(1.0, 8 * ds) - 1;
   const double dmin = dsg ? -std::ldexp(1.0, 8 * ds - 1) : 0.0;
   FOR_LANES(em) {
     uint64_t x = val(w, in.ops[1], l);
@@ -1490,25 +1699,43 @@ Status BlockRunner::execCvt(Warp &w, const Inst &in, uint32_t em) {
         v = ftz32(float(v));
       if (df) {
         switch (in.rnd) {
-        case Rnd::Rni: v = std::nearbyint(v); break;
-        case Rnd::Rzi: v = std::trunc(v); break;
-        case Rnd::Rmi: v = std::floor(v); break;
-        case Rnd::Rpi: v = std::ceil(v); break;
-        default: break;
+        case Rnd::Rni:
+          v = std::nearbyint(v);
+          break;
+        case Rnd::Rzi:
+          v = std::trunc(v);
+          break;
+        case Rnd::Rmi:
+          v = std::floor(v);
+          break;
+        case Rnd::Rpi:
+          v = std::ceil(v);
+          break;
+        default:
+          break;
         }
         r = toFloatBits(v, D);
       } else {
         double iv;
         switch (in.rnd) {
-        case Rnd::Rni: iv = std::nearbyint(v); break;
-        case Rnd::Rmi: iv = std::floor(v); break;
-        case Rnd::Rpi: iv = std::ceil(v); break;
-        default: iv = std::trunc(v); break;
+        case Rnd::Rni:
+          iv = std::nearbyint(v);
+          break;
+        case Rnd::Rmi:
+          iv = std::floor(v);
+          break;
+        case Rnd::Rpi:
+          iv = std::ceil(v);
+          break;
+        default:
+          iv = std::trunc(v);
+          break;
         }
         if (std::isnan(iv))
           r = 0;
         else if (iv >= dmax)
-          r = dsg ? uint64_t(int64_t(dmax)) : (ds >= 8 ? ~uint64_t(0) : uint64_t(dmax));
+          r = dsg ? uint64_t(int64_t(dmax))
+                  : (ds >= 8 ? ~uint64_t(0) : uint64_t(dmax));
         else if (iv <= dmin)
           r = dsg ? uint64_t(int64_t(dmin)) : 0;
         else
@@ -1533,7 +1760,9 @@ Status BlockRunner::execCvt(Warp &w, const Inst &in, uint32_t em) {
         if (in.sat) {
           if (ssg) {
             double v = double(sv);
-            r = v > dmax ? uint64_t(int64_t(dmax)) : v < dmin ? uint64_t(int64_t(dmin)) : uint64_t(sv);
+            r = v > dmax   ? uint64_t(int64_t(dmax))
+                : v < dmin ? uint64_t(int64_t(dmin))
+                           : uint64_t(sv);
             if (!dsg && ds >= 8 && sv >= 0)
               r = uint64_t(sv);
           } else {
@@ -1685,8 +1914,8 @@ Status BlockRunner::execInt(Warp &w, const Inst &in, uint32_t em) {
     FOR_LANES(em) D[l] = (val(w, A, l) ^ val(w, B, l)) & m;
     break;
   case Op::Not:
-    FOR_LANES(em) D[l] = t == Ty::Pred ? uint64_t(val(w, A, l) == 0)
-                                       : ~val(w, A, l) & m;
+    FOR_LANES(em)
+    D[l] = t == Ty::Pred ? uint64_t(val(w, A, l) == 0) : ~val(w, A, l) & m;
     break;
   case Op::CNot:
     FOR_LANES(em) D[l] = (val(w, A, l) & m) == 0;
@@ -1711,8 +1940,8 @@ Status BlockRunner::execInt(Warp &w, const Inst &in, uint32_t em) {
     break;
   case Op::Shf:
     FOR_LANES(em) {
-      uint64_t v = ((val(w, B, l) & 0xffffffffu) << 32) |
-                   (val(w, A, l) & 0xffffffffu);
+      uint64_t v =
+          ((val(w, B, l) & 0xffffffffu) << 32) | (val(w, A, l) & 0xffffffffu);
       uint32_t n = uint32_t(val(w, C, l));
       n = in.uni ? n & 31 : std::min<uint32_t>(n, 32);
       D[l] = in.sub == Sub::Lo ? uint32_t((v << n) >> 32) : uint32_t(v >> n);
@@ -1761,7 +1990,8 @@ Status BlockRunner::execInt(Warp &w, const Inst &in, uint32_t em) {
       uint64_t sbit = (sg && len) ? (a >> std::min(pos + len - 1, msb)) & 1 : 0;
       uint64_t r = 0;
       for (unsigned i = 0; i <= msb; ++i) {
-        uint64_t bit = (i < len && pos + i <= msb) ? (a >> (pos + i)) & 1 : sbit;
+        uint64_t bit =
+            (i < len && pos + i <= msb) ? (a >> (pos + i)) & 1 : sbit;
         r |= bit << i;
       }
       D[l] = r;
@@ -1794,12 +2024,13 @@ Status BlockRunner::execInt(Warp &w, const Inst &in, uint32_t em) {
       bool c = val(w, C, l) != 0;
       if (C.neg)
         c = !c;
-      D[l] = (c ? val(w, A, l) : val(w, B, l)) & (tyIsFloat(t) ? maskOf(sz) : m);
+      D[l] =
+          (c ? val(w, A, l) : val(w, B, l)) & (tyIsFloat(t) ? maskOf(sz) : m);
     }
     break;
   default:
-    return fail(w, __builtin_ctz(em), in, "is not supported for ." +
-                                              std::string(tyName(t)));
+    return fail(w, __builtin_ctz(em), in,
+                "is not supported for ." + std::string(tyName(t)));
   }
   w.init[dreg] |= em;
   return Status::ok();
@@ -1810,13 +2041,14 @@ Status BlockRunner::execInt(Warp &w, const Inst &in, uint32_t em) {
 Status executeLaunch(DeviceImpl &dev, Kernel &k, Dim3 grid, Dim3 block,
                      uint32_t dynShared, const std::vector<uint8_t> &params) {
   const Function &f = *k.fn;
-  Launch L{dev,        f,
-           grid,       block,
-           dynShared,  f.dynSharedBase + dynShared,
-           params,     dev.opts.checks};
+  Launch L{dev,       f,
+           grid,      block,
+           dynShared, f.dynSharedBase + dynShared,
+           params,    dev.opts.checks};
   const uint64_t nblocks = uint64_t(grid.x) * grid.y * grid.z;
-  unsigned nthr = dev.opts.threads ? dev.opts.threads
-                                   : std::max(1u, std::thread::hardware_concurrency());
+  unsigned nthr = dev.opts.threads
+                      ? dev.opts.threads
+                      : std::max(1u, std::thread::hardware_concurrency());
   nthr = unsigned(std::min<uint64_t>(nthr, nblocks));
   std::atomic<uint64_t> next{0};
   std::atomic<bool> stop{false};

@@ -1,4 +1,5 @@
-//===- Float.h - Reduced-precision float conversions for the emulator -*- C++ -*-===//
+//===- Float.h - Reduced-precision float conversions for the emulator -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -47,7 +48,8 @@ inline uint64_t roundToFormat(double x, int sticky, int manBits, int expBits,
     // IEEE 754 7.4: RN and the directed modes towards the sign give inf,
     // the others the largest finite value.
     bool toInf = dir == RoundDir::NearestEven ||
-                 (dir == RoundDir::Up && !neg) || (dir == RoundDir::Down && neg);
+                 (dir == RoundDir::Up && !neg) ||
+                 (dir == RoundDir::Down && neg);
     if (toInf)
       return sign | (expMask << manBits);
     return sign | ((expMask - 1) << manBits) | ((uint64_t(1) << manBits) - 1);

@@ -1,4 +1,5 @@
-//===- Internal.h - Emulator internals shared by Device and Exec -*- C++ -*-===//
+//===- Internal.h - Emulator internals shared by Device and Exec -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,4 +1,5 @@
-//===- Ptx.h - Decoded PTX: the emulator's internal program form -*- C++ -*-===//
+//===- Ptx.h - Decoded PTX: the emulator's internal program form -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -29,10 +30,25 @@ namespace qc::emu {
 /// PTX fundamental types (PTX ISA "Fundamental Types").
 enum class Ty : uint8_t {
   None,
-  B8, B16, B32, B64, B128,
-  U8, U16, U32, U64,
-  S8, S16, S32, S64,
-  F16, F16x2, BF16, BF16x2, F32, F64,
+  B8,
+  B16,
+  B32,
+  B64,
+  B128,
+  U8,
+  U16,
+  U32,
+  U64,
+  S8,
+  S16,
+  S32,
+  S64,
+  F16,
+  F16x2,
+  BF16,
+  BF16x2,
+  F32,
+  F64,
   Pred,
 };
 
@@ -48,49 +64,180 @@ const char *spaceName(Space s);
 
 /// Opcodes of the instructions the emulator implements.
 enum class Op : uint8_t {
-  Mov, Ld, St, Add, Sub, Mul, Mad, Fma, Div, Rem, Min, Max, Abs, Neg,
-  And, Or, Xor, Not, CNot, Shl, Shr, Shf, CopySign, Lop3, Prmt, Bfe, Bfi, Popc, Clz, Brev,
-  Selp, Setp, Cvt, Cvta, Rcp, Sqrt, Rsqrt, Ex2, Lg2, Sin, Cos, Tanh,
-  Mma, Ldmatrix, Shfl, Vote, Activemask, Bar, Membar, CpAsync,
-  CpAsyncCommit, CpAsyncWait, Atom, Red, Bra, Ret, Exit, Trap, Nop,
+  Mov,
+  Ld,
+  St,
+  Add,
+  Sub,
+  Mul,
+  Mad,
+  Fma,
+  Div,
+  Rem,
+  Min,
+  Max,
+  Abs,
+  Neg,
+  And,
+  Or,
+  Xor,
+  Not,
+  CNot,
+  Shl,
+  Shr,
+  Shf,
+  CopySign,
+  Lop3,
+  Prmt,
+  Bfe,
+  Bfi,
+  Popc,
+  Clz,
+  Brev,
+  Selp,
+  Setp,
+  Cvt,
+  Cvta,
+  Rcp,
+  Sqrt,
+  Rsqrt,
+  Ex2,
+  Lg2,
+  Sin,
+  Cos,
+  Tanh,
+  Mma,
+  Ldmatrix,
+  Shfl,
+  Vote,
+  Activemask,
+  Bar,
+  Membar,
+  CpAsync,
+  CpAsyncCommit,
+  CpAsyncWait,
+  Atom,
+  Red,
+  Bra,
+  Ret,
+  Exit,
+  Trap,
+  Nop,
 };
 
 /// Comparison operators of setp (PTX ISA "Comparison and Selection
 /// Instructions": Tables "Operators for signed integer, unsigned integer, and
 /// bit-size types" and "Floating-point comparison operators").
 enum class Cmp : uint8_t {
-  Eq, Ne, Lt, Le, Gt, Ge, Lo, Ls, Hi, Hs,
-  Equ, Neu, Ltu, Leu, Gtu, Geu, Num, Nan,
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge,
+  Lo,
+  Ls,
+  Hi,
+  Hs,
+  Equ,
+  Neu,
+  Ltu,
+  Leu,
+  Gtu,
+  Geu,
+  Num,
+  Nan,
 };
 
 /// Rounding modifiers (PTX ISA "Rounding Modifiers" for floating-point and
 /// conversion instructions).
-enum class Rnd : uint8_t { None, Rn, Rz, Rm, Rp, Rni, Rzi, Rmi, Rpi, Rna, Approx, Full };
+enum class Rnd : uint8_t {
+  None,
+  Rn,
+  Rz,
+  Rm,
+  Rp,
+  Rni,
+  Rzi,
+  Rmi,
+  Rpi,
+  Rna,
+  Approx,
+  Full
+};
 
 /// Sub-operation for atom/red, vote, shfl, bool ops, mul/mad halves.
 enum class Sub : uint8_t {
   None,
   // mul/mad
-  Lo, Hi, Wide,
+  Lo,
+  Hi,
+  Wide,
   // atom/red
-  AAdd, AMin, AMax, AExch, ACas, AAnd, AOr, AXor, AInc, ADec,
+  AAdd,
+  AMin,
+  AMax,
+  AExch,
+  ACas,
+  AAnd,
+  AOr,
+  AXor,
+  AInc,
+  ADec,
   // shfl
-  Up, Down, Bfly, Idx,
+  Up,
+  Down,
+  Bfly,
+  Idx,
   // vote
-  All, Any, Uni, Ballot,
+  All,
+  Any,
+  Uni,
+  Ballot,
   // setp combining
-  BAnd, BOr, BXor,
+  BAnd,
+  BOr,
+  BXor,
   // prmt modes
-  F4e, B4e, Rc8, Ecl, Ecr, Rc16,
+  F4e,
+  B4e,
+  Rc8,
+  Ecl,
+  Ecr,
+  Rc16,
   // bfe/shr: none
 };
 
 /// Special registers (PTX ISA "Special Registers").
 enum class Sreg : uint8_t {
-  TidX, TidY, TidZ, NtidX, NtidY, NtidZ, CtaidX, CtaidY, CtaidZ,
-  NctaidX, NctaidY, NctaidZ, LaneId, WarpId, NWarpId, SmId, NSmId, GridId,
-  Clock, Clock64, DynSmem, TotalSmem, LanemaskEq, LanemaskLt, LanemaskLe,
-  LanemaskGt, LanemaskGe, GlobalTimer,
+  TidX,
+  TidY,
+  TidZ,
+  NtidX,
+  NtidY,
+  NtidZ,
+  CtaidX,
+  CtaidY,
+  CtaidZ,
+  NctaidX,
+  NctaidY,
+  NctaidZ,
+  LaneId,
+  WarpId,
+  NWarpId,
+  SmId,
+  NSmId,
+  GridId,
+  Clock,
+  Clock64,
+  DynSmem,
+  TotalSmem,
+  LanemaskEq,
+  LanemaskLt,
+  LanemaskLe,
+  LanemaskGt,
+  LanemaskGe,
+  GlobalTimer,
 };
 
 /// Sentinel register index for the vector sink `_`.

@@ -17,12 +17,12 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Ptx.h"
 #include "Float.h"
+#include "Ptx.h"
 
-#include <cmath>
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <unordered_map>
 
@@ -30,13 +30,33 @@ namespace qc::emu {
 
 unsigned tySize(Ty t) {
   switch (t) {
-  case Ty::B8: case Ty::U8: case Ty::S8: case Ty::Pred: return 1;
-  case Ty::B16: case Ty::U16: case Ty::S16: case Ty::F16: case Ty::BF16: return 2;
-  case Ty::B32: case Ty::U32: case Ty::S32: case Ty::F32: case Ty::F16x2:
-  case Ty::BF16x2: return 4;
-  case Ty::B64: case Ty::U64: case Ty::S64: case Ty::F64: return 8;
-  case Ty::B128: return 16;
-  case Ty::None: return 0;
+  case Ty::B8:
+  case Ty::U8:
+  case Ty::S8:
+  case Ty::Pred:
+    return 1;
+  case Ty::B16:
+  case Ty::U16:
+  case Ty::S16:
+  case Ty::F16:
+  case Ty::BF16:
+    return 2;
+  case Ty::B32:
+  case Ty::U32:
+  case Ty::S32:
+  case Ty::F32:
+  case Ty::F16x2:
+  case Ty::BF16x2:
+    return 4;
+  case Ty::B64:
+  case Ty::U64:
+  case Ty::S64:
+  case Ty::F64:
+    return 8;
+  case Ty::B128:
+    return 16;
+  case Ty::None:
+    return 0;
   }
   return 0;
 }
@@ -81,12 +101,18 @@ static bool lookupTy(const std::string &s, Ty &t) {
 
 const char *spaceName(Space s) {
   switch (s) {
-  case Space::Generic: return "generic";
-  case Space::Global: return "global";
-  case Space::Shared: return "shared";
-  case Space::Param: return "param";
-  case Space::Local: return "local";
-  case Space::Const: return "const";
+  case Space::Generic:
+    return "generic";
+  case Space::Global:
+    return "global";
+  case Space::Shared:
+    return "shared";
+  case Space::Param:
+    return "param";
+  case Space::Local:
+    return "local";
+  case Space::Const:
+    return "const";
   }
   return "?";
 }
@@ -183,10 +209,10 @@ Status tokenize(const std::string &text, const std::string &name,
       i = j;
     } else if (std::isdigit((unsigned char)c)) {
       size_t j = i;
-      bool hex = c == '0' && j + 1 < n &&
-                 (text[j + 1] == 'x' || text[j + 1] == 'X' ||
-                  text[j + 1] == 'f' || text[j + 1] == 'F' ||
-                  text[j + 1] == 'd' || text[j + 1] == 'D');
+      bool hex =
+          c == '0' && j + 1 < n &&
+          (text[j + 1] == 'x' || text[j + 1] == 'X' || text[j + 1] == 'f' ||
+           text[j + 1] == 'F' || text[j + 1] == 'd' || text[j + 1] == 'D');
       while (j < n) {
         char d = text[j];
         if (std::isalnum((unsigned char)d) || d == '.') {
@@ -308,35 +334,48 @@ bool parseLiteral(const std::string &s, bool negative, Literal &lit) {
 
 struct RawOp {
   enum Kind { Reg, Imm, Vec, Addr, Name, Special } kind = Reg;
-  bool neg = false;           // !%p
-  uint32_t reg = kNoReg;      // Reg; Addr base
-  uint32_t reg2 = kNoReg;     // second register after '|'
+  bool neg = false;       // !%p
+  uint32_t reg = kNoReg;  // Reg; Addr base
+  uint32_t reg2 = kNoReg; // second register after '|'
   Sreg sreg = Sreg::TidX;
-  Literal lit;                // Imm
-  std::string name;           // Name; Addr symbol
-  int64_t offset = 0;         // Addr
-  std::vector<RawOp> elems;   // Vec
+  Literal lit;              // Imm
+  std::string name;         // Name; Addr symbol
+  int64_t offset = 0;       // Addr
+  std::vector<RawOp> elems; // Vec
 };
 
 const struct {
   const char *name;
   Sreg sreg;
 } kSregs[] = {
-    {"%tid.x", Sreg::TidX},         {"%tid.y", Sreg::TidY},
-    {"%tid.z", Sreg::TidZ},         {"%ntid.x", Sreg::NtidX},
-    {"%ntid.y", Sreg::NtidY},       {"%ntid.z", Sreg::NtidZ},
-    {"%ctaid.x", Sreg::CtaidX},     {"%ctaid.y", Sreg::CtaidY},
-    {"%ctaid.z", Sreg::CtaidZ},     {"%nctaid.x", Sreg::NctaidX},
-    {"%nctaid.y", Sreg::NctaidY},   {"%nctaid.z", Sreg::NctaidZ},
-    {"%laneid", Sreg::LaneId},      {"%warpid", Sreg::WarpId},
-    {"%nwarpid", Sreg::NWarpId},    {"%smid", Sreg::SmId},
-    {"%nsmid", Sreg::NSmId},        {"%gridid", Sreg::GridId},
-    {"%clock", Sreg::Clock},        {"%clock64", Sreg::Clock64},
+    {"%tid.x", Sreg::TidX},
+    {"%tid.y", Sreg::TidY},
+    {"%tid.z", Sreg::TidZ},
+    {"%ntid.x", Sreg::NtidX},
+    {"%ntid.y", Sreg::NtidY},
+    {"%ntid.z", Sreg::NtidZ},
+    {"%ctaid.x", Sreg::CtaidX},
+    {"%ctaid.y", Sreg::CtaidY},
+    {"%ctaid.z", Sreg::CtaidZ},
+    {"%nctaid.x", Sreg::NctaidX},
+    {"%nctaid.y", Sreg::NctaidY},
+    {"%nctaid.z", Sreg::NctaidZ},
+    {"%laneid", Sreg::LaneId},
+    {"%warpid", Sreg::WarpId},
+    {"%nwarpid", Sreg::NWarpId},
+    {"%smid", Sreg::SmId},
+    {"%nsmid", Sreg::NSmId},
+    {"%gridid", Sreg::GridId},
+    {"%clock", Sreg::Clock},
+    {"%clock64", Sreg::Clock64},
     {"%dynamic_smem_size", Sreg::DynSmem},
     {"%total_smem_size", Sreg::TotalSmem},
-    {"%lanemask_eq", Sreg::LanemaskEq}, {"%lanemask_lt", Sreg::LanemaskLt},
-    {"%lanemask_le", Sreg::LanemaskLe}, {"%lanemask_gt", Sreg::LanemaskGt},
-    {"%lanemask_ge", Sreg::LanemaskGe}, {"%globaltimer", Sreg::GlobalTimer},
+    {"%lanemask_eq", Sreg::LanemaskEq},
+    {"%lanemask_lt", Sreg::LanemaskLt},
+    {"%lanemask_le", Sreg::LanemaskLe},
+    {"%lanemask_gt", Sreg::LanemaskGt},
+    {"%lanemask_ge", Sreg::LanemaskGe},
+    {"%globaltimer", Sreg::GlobalTimer},
 };
 
 //===----------------------------------------------------------------------===//
@@ -348,8 +387,8 @@ public:
   Parser(const std::vector<Tok> &toks, const std::string &name, Arch arch,
          const std::function<Status(Variable &)> &allocGlobal,
          ParsedModule &mod)
-      : toks(toks), name(name), arch(arch), allocGlobal(allocGlobal),
-        mod(mod) {}
+      : toks(toks), name(name), arch(arch), allocGlobal(allocGlobal), mod(mod) {
+  }
 
   Status parseModule();
 
@@ -446,7 +485,8 @@ Status Parser::parseModule() {
     if (d == ".file") {
       // .file N "name" [, timestamp, size]: debug information, no effect.
       ++pos;
-      while (cur().kind != Tok::End && !(cur().kind == Tok::Id && cur().s[0] == '.') &&
+      while (cur().kind != Tok::End &&
+             !(cur().kind == Tok::Id && cur().s[0] == '.') &&
              cur().line == toks[pos - 1].line)
         ++pos;
       continue;
@@ -554,8 +594,8 @@ Status Parser::parseVariable(Space space, bool isExtern, bool moduleScope) {
       uint64_t a = 0;
       QC_RETURN_IF_ERROR(expectNum(a));
       if (a == 0 || (a & (a - 1)))
-        return errAt(line, ".align " + std::to_string(a) +
-                               " is not a power of two");
+        return errAt(line,
+                     ".align " + std::to_string(a) + " is not a power of two");
       v.align = uint32_t(a);
     } else if (m == "v2" || m == "v4") {
       vecN = m == "v2" ? 2 : 4;
@@ -650,8 +690,8 @@ Status Parser::parseVariable(Space space, bool isExtern, bool moduleScope) {
   }
   if (moduleScope) {
     if (space == Space::Global || space == Space::Const) {
-      QC_RETURN_IF_ERROR(allocGlobal(v).withContext(name + ":" +
-                                                    std::to_string(line)));
+      QC_RETURN_IF_ERROR(
+          allocGlobal(v).withContext(name + ":" + std::to_string(line)));
       mod.globals.push_back(v);
     } else {
       // Module-scope .shared: each kernel that uses it gets its own copy
@@ -750,9 +790,9 @@ Status Parser::parseFunction(bool isEntry) {
   fn->dynSharedBase = dynBase;
   fn->localBytes = (localTop + 15) / 16 * 16;
   // A kernel that falls off its end returns.
-  if (fn->code.empty() || (fn->code.back().op != Op::Ret &&
-                           fn->code.back().op != Op::Exit &&
-                           fn->code.back().op != Op::Bra)) {
+  if (fn->code.empty() ||
+      (fn->code.back().op != Op::Ret && fn->code.back().op != Op::Exit &&
+       fn->code.back().op != Op::Bra)) {
     Inst r;
     r.op = Op::Ret;
     r.line = toks[pos - 1].line;
@@ -782,8 +822,8 @@ Status Parser::parseParams() {
         uint64_t a = 0;
         QC_RETURN_IF_ERROR(expectNum(a));
         align = uint32_t(a);
-      } else if (m == "ptr" || m == "global" || m == "shared" ||
-                 m == "const" || m == "local") {
+      } else if (m == "ptr" || m == "global" || m == "shared" || m == "const" ||
+                 m == "local") {
       } else if (!lookupTy(m, ty)) {
         return err("unsupported parameter attribute '." + m + "'");
       }
@@ -850,7 +890,8 @@ Status Parser::parseRegDecl() {
         return errAt(line, "too many registers (more than 65536 in a "
                            "function)");
       for (uint64_t k = 0; k < n; ++k) {
-        regScopes.back()[base + std::to_string(k)] = uint32_t(fn->regBits.size());
+        regScopes.back()[base + std::to_string(k)] =
+            uint32_t(fn->regBits.size());
         fn->regBits.push_back(bits);
       }
     } else {
@@ -981,8 +1022,8 @@ Status Parser::parseStatement() {
     }
     if (d == ".shared" || d == ".local") {
       ++pos;
-      return parseVariable(d == ".shared" ? Space::Shared : Space::Local,
-                           false, false);
+      return parseVariable(d == ".shared" ? Space::Shared : Space::Local, false,
+                           false);
     }
     if (d == ".loc" || d == ".file") {
       // Debug line information: no effect on execution. It ends at the
@@ -1159,8 +1200,15 @@ Status Parser::parseInstruction(uint32_t guard, bool guardNeg) {
   // where the instruction takes them, and no `_` sink among sources.
   bool vecOk = false;
   switch (in.op) {
-  case Op::Mov: case Op::Ld: case Op::St: case Op::Mma: case Op::Ldmatrix:
-  case Op::CpAsync: case Op::Atom: case Op::Red: case Op::Bra:
+  case Op::Mov:
+  case Op::Ld:
+  case Op::St:
+  case Op::Mma:
+  case Op::Ldmatrix:
+  case Op::CpAsync:
+  case Op::Atom:
+  case Op::Red:
+  case Op::Bra:
     vecOk = true;
     break;
   default:
@@ -1190,8 +1238,9 @@ Status Parser::immFor(const RawOp &r, Ty ty, uint32_t line,
   const Literal &l = r.lit;
   unsigned sz = tySize(ty);
   if (ty == Ty::F32) {
-    bits = l.exactF32 ? l.bits
-                      : f32ToBits(float(l.isFloat ? l.f : double(int64_t(l.bits))));
+    bits = l.exactF32
+               ? l.bits
+               : f32ToBits(float(l.isFloat ? l.f : double(int64_t(l.bits))));
     return Status::ok();
   }
   if (ty == Ty::F64) {
@@ -1224,14 +1273,14 @@ Status Parser::immFor(const RawOp &r, Ty ty, uint32_t line,
   if (l.isFloat)
     return errAt(line, std::string("floating-point immediate for a .") +
                            tyName(ty) + " operand");
-  bits = sz >= 8 || sz == 0 ? l.bits : (l.bits & ((uint64_t(1) << (8 * sz)) - 1));
+  bits =
+      sz >= 8 || sz == 0 ? l.bits : (l.bits & ((uint64_t(1) << (8 * sz)) - 1));
   if (ty == Ty::Pred)
     bits = l.bits != 0;
   return Status::ok();
 }
 
-Status Parser::toOperand(const RawOp &r, Ty ty, uint32_t line,
-                         Operand &o) {
+Status Parser::toOperand(const RawOp &r, Ty ty, uint32_t line, Operand &o) {
   switch (r.kind) {
   case RawOp::Reg:
     o.kind = Operand::Reg;

@@ -144,23 +144,24 @@ TEST_F(Emu, IntegerArithmetic) {
     shf.l.wrap.b32 %r2, 0x80000001, 0x12345678, 36; st.global.u32 [%rd1+124], %r2;
     shf.r.clamp.b32 %r2, 0x80000001, 0x12345678, 40; st.global.u32 [%rd1+128], %r2;
     shf.r.wrap.b32 %r2, 0x80000001, 0x12345678, 4;  st.global.u32 [%rd1+132], %r2;
-  )", 34);
-  EXPECT_EQ(out[0], 0x80000000u);          // wraps
-  EXPECT_EQ(out[1], 0x7fffffffu);          // .sat clamps
-  EXPECT_EQ(out[2], 0xfffffffeu);          // (2^32-1)^2 >> 32
+  )",
+                  34);
+  EXPECT_EQ(out[0], 0x80000000u); // wraps
+  EXPECT_EQ(out[1], 0x7fffffffu); // .sat clamps
+  EXPECT_EQ(out[2], 0xfffffffeu); // (2^32-1)^2 >> 32
   EXPECT_EQ(out[3], 1u);
-  EXPECT_EQ(out[4], uint32_t(-5));         // -1 * 5 as 64 bits
+  EXPECT_EQ(out[4], uint32_t(-5)); // -1 * 5 as 64 bits
   EXPECT_EQ(out[5], 0xffffffffu);
-  EXPECT_EQ(out[6], 93u);                  // -7 + 100
-  EXPECT_EQ(out[7], uint32_t(-3));         // truncating division
+  EXPECT_EQ(out[6], 93u);          // -7 + 100
+  EXPECT_EQ(out[7], uint32_t(-3)); // truncating division
   EXPECT_EQ(out[8], uint32_t(-1));
   EXPECT_EQ(out[9], uint32_t(-1));
   EXPECT_EQ(out[10], 1u);
-  EXPECT_EQ(out[11], uint32_t(-4));        // arithmetic shift
+  EXPECT_EQ(out[11], uint32_t(-4)); // arithmetic shift
   EXPECT_EQ(out[12], 1u);
-  EXPECT_EQ(out[13], 0u);                  // shift amount clamped to 32
+  EXPECT_EQ(out[13], 0u); // shift amount clamped to 32
   EXPECT_EQ(out[14], 0x56u);
-  EXPECT_EQ(out[15], 0xffffffffu);         // sign bit of the field replicated
+  EXPECT_EQ(out[15], 0xffffffffu); // sign bit of the field replicated
   EXPECT_EQ(out[16], 0xf0u);
   EXPECT_EQ(out[17], 8u);
   EXPECT_EQ(out[18], 31u);
@@ -169,8 +170,8 @@ TEST_F(Emu, IntegerArithmetic) {
   EXPECT_EQ(out[21], 5u);
   EXPECT_EQ(out[22], 0xf0f0f0f0u);
   EXPECT_EQ(out[23], 1u);
-  EXPECT_EQ(out[24], 0xffffffffu);         // (-2 * 2^30) >> 32 = -1
-  EXPECT_EQ(out[26], 0x00000001u);         // (2^32-1)*2+3 = 2^33+1
+  EXPECT_EQ(out[24], 0xffffffffu); // (-2 * 2^30) >> 32 = -1
+  EXPECT_EQ(out[26], 0x00000001u); // (2^32-1)*2+3 = 2^33+1
   EXPECT_EQ(out[27], 0x00000002u);
   EXPECT_EQ(out[28], uint32_t(-3));
   EXPECT_EQ(out[29], 0xffffffffu);
@@ -201,13 +202,14 @@ TEST_F(Emu, SixtyFourAndSixteenBitIntegers) {
     setp.ne.b64 %p1, %rd6, 0x0F0F0F0F0F0F0F0F; selp.b32 %r2, 1, 2, %p1;
     st.global.u32 [%rd1+64], %r2;
     shl.b64 %rd6, 1, 63; shr.s64 %rd7, %rd6, 70; st.global.u64 [%rd1+72], %rd7;
-  )", 20);
+  )",
+                  20);
   EXPECT_EQ(out[0], 0x67u); // bits 36..43 are hex digits 9 and 10: 6, 7
   EXPECT_EQ(out[1], 0u);
-  EXPECT_EQ(out[2], 1u);    // (2^64 - 1) * 2 >> 64
+  EXPECT_EQ(out[2], 1u); // (2^64 - 1) * 2 >> 64
   EXPECT_EQ(out[4], 5u);
-  EXPECT_EQ(out[6], 0xFC7C0001u);  // -900 in 16 bits | 0x8000 >> 15
-  EXPECT_EQ(out[7], 0x2345FFFEu);  // 0xFFFF^2 = 0xFFFE0001 -> hi 0xFFFE
+  EXPECT_EQ(out[6], 0xFC7C0001u); // -900 in 16 bits | 0x8000 >> 15
+  EXPECT_EQ(out[7], 0x2345FFFEu); // 0xFFFF^2 = 0xFFFE0001 -> hi 0xFFFE
   EXPECT_EQ(out[8], 0xFFFFu);
   EXPECT_EQ(out[9], 0u);
   EXPECT_EQ(out[10], 0x0FF0FFFEu); // 5 - 7 = 0xFFFE; & 0x0FF0
@@ -227,7 +229,8 @@ TEST_F(Emu, LoadExtendsToTheRegisterWidth) {
     ld.global.s32 %rd6, [%rd2];  st.global.u64 [%rd1], %rd6;
     ld.global.u32 %rd7, [%rd2];  st.global.u64 [%rd1+8], %rd7;
     ld.global.s8 %r2, [%rd2];    st.global.u32 [%rd1+16], %r2;
-  )", 5, {0xfffffff0u});
+  )",
+                  5, {0xfffffff0u});
   EXPECT_EQ(out[0], 0xfffffff0u);
   EXPECT_EQ(out[1], 0xffffffffu);
   EXPECT_EQ(out[2], 0xfffffff0u);
@@ -262,7 +265,8 @@ TEST_F(Emu, PrmtByteSelectors) {
     prmt.b32 %r2, 0x03020100, 0x07060504, 0x5410; st.global.u32 [%rd1], %r2;
     prmt.b32 %r2, 0x00008001, 0, 0x0098;          st.global.u32 [%rd1+4], %r2;
     prmt.b32 %r2, 0x03020100, 0x07060504, 0x7654; st.global.u32 [%rd1+8], %r2;
-  )", 3);
+  )",
+                  3);
   EXPECT_EQ(out[0], 0x05040100u);
   // b0: sel 8 -> byte 0 (0x01) sign 0 -> 0x00; b1: sel 9 -> byte 1 (0x80)
   // sign 1 -> 0xff; b2, b3: sel 0 -> 0x01.
@@ -290,7 +294,8 @@ TEST_F(Emu, SetpAndSelp) {
     setp.ge.s32.or %p3, 1, 3, !%p2;
     selp.u32 %r2, 1, 0, %p3; st.global.u32 [%rd1+28], %r2;
     setp.ne.b64 %p1, 0, 1; selp.b64 %rd6, 7, 9, %p1; st.global.u64 [%rd1+32], %rd6;
-  )", 10);
+  )",
+                  10);
   EXPECT_EQ(out[0], 1u); // unordered: NaN == x is true for .equ
   EXPECT_EQ(out[1], 0u);
   EXPECT_EQ(out[2], 1u);
@@ -327,7 +332,8 @@ TEST_F(Emu, HalfPrecisionRounding) {
     max.f16x2 %r2, %r10, %r11;                 st.global.u32 [%rd1+20], %r2;
     mov.b32 %r10, 0x3C00BC00;
     neg.f16x2 %r2, %r10;                       st.global.u32 [%rd1+24], %r2;
-  )", 7);
+  )",
+                  7);
   // Low: 1 + 2^-11 is a tie between 0x3C00 and 0x3C01 -> even 0x3C00. High:
   // 1 + 3 * 2^-11 ties between 0x3C01 and 0x3C02 -> even 0x3C02.
   EXPECT_EQ(out[0], 0x3C023C00u);
@@ -366,7 +372,8 @@ TEST_F(Emu, SinglePrecision) {
     rcp.rn.f32 %f5, 0f40800000;              st.global.f32 [%rd1+40], %f5;
     copysign.f32 %f5, 0fBF800000, 0f40000000; st.global.f32 [%rd1+44], %f5;
     add.f64 %fd1, 0d3FF0000000000000, 0d3CB0000000000000; st.global.f64 [%rd1+48], %fd1;
-  )", 14);
+  )",
+                  14);
   EXPECT_EQ(out[0], 0x33800000u); // exactly 2^-24: fused
   EXPECT_EQ(out[1], 0u);          // the product rounded (tie to even) first
   EXPECT_EQ(out[2], 0x3EAAAAABu); // 1/3 rounded to nearest
@@ -375,7 +382,7 @@ TEST_F(Emu, SinglePrecision) {
   EXPECT_EQ(out[5], 0x3F800000u); // max with NaN returns the number
   EXPECT_EQ(out[6], 0x80000000u);
   EXPECT_EQ(out[7], 0x3F800000u);
-  EXPECT_EQ(out[8], 0u);          // .ftz flushes the subnormal
+  EXPECT_EQ(out[8], 0u); // .ftz flushes the subnormal
   EXPECT_EQ(out[9], 1u);
   EXPECT_EQ(out[10], 0x3E800000u);
   EXPECT_EQ(out[11], 0xC0000000u); // |2| with the sign of -1
@@ -410,7 +417,8 @@ TEST_F(Emu, Conversions) {
     cvt.rzi.u32.f32 %r2, 0fBF800000;  st.global.u32 [%rd1+76], %r2;
     cvt.rn.f16.f32 %h1, 0f477FF000;   st.global.u16 [%rd1+80], %h1;
     cvt.rn.f16.f32 %h1, 0f33800000;   st.global.u16 [%rd1+82], %h1;
-  )", 21);
+  )",
+                  21);
   EXPECT_EQ(out[0] & 0xffff, 0x3C00u); // 1 + 2^-11: tie -> even
   EXPECT_EQ(out[0] >> 16, 0x3C02u);    // 1 + 3 * 2^-11: tie -> even
   EXPECT_EQ(out[1] & 0xffff, 0x3C01u); // .rz truncates
@@ -424,17 +432,17 @@ TEST_F(Emu, Conversions) {
   EXPECT_EQ(out[8], 0x7fffffffu);      // 1e10 saturates
   EXPECT_EQ(out[9], 0u);               // NaN -> 0
   EXPECT_EQ(out[10], 255u);
-  EXPECT_EQ(out[11], 44u);             // 300 mod 256 = 44
+  EXPECT_EQ(out[11], 44u); // 300 mod 256 = 44
   EXPECT_EQ(out[12], 0xffffffffu);
   EXPECT_EQ(out[13], 0xffffffffu);
   EXPECT_EQ(out[14], 0xffffffffu);
   EXPECT_EQ(out[15], 0u);
-  EXPECT_EQ(out[16], 0x4B800000u);     // 2^24 + 1 -> 2^24 (even)
-  EXPECT_EQ(out[17], 0x3C004000u);     // cvt(a) in the upper half
+  EXPECT_EQ(out[16], 0x4B800000u); // 2^24 + 1 -> 2^24 (even)
+  EXPECT_EQ(out[17], 0x3C004000u); // cvt(a) in the upper half
   // bf16: 1 + 2^-8 ties -> 1.0 (0x3F80); 1 + 3 * 2^-8 ties -> 0x3F82.
   EXPECT_EQ(out[18] & 0xffff, 0x3F80u);
   EXPECT_EQ(out[18] >> 16, 0x3F82u);
-  EXPECT_EQ(out[19], 0u);              // -1 to unsigned saturates to 0
+  EXPECT_EQ(out[19], 0u); // -1 to unsigned saturates to 0
   // 65520 (0x477FF000) is the f16 overflow threshold under .rn -> inf;
   // 2^-24 (0x33800000) is the smallest f16 subnormal (0x0001).
   EXPECT_EQ(out[20] & 0xffff, 0x7C00u);
@@ -455,7 +463,8 @@ TEST_F(Emu, MovPackUnpackAndVectors) {
     ld.global.v4.u32 {%r5, %r6, %r7, %r8}, [%rd2];
     st.global.v4.u32 [%rd1+16], {%r8, %r7, %r6, %r5};
     ld.global.v2.u32 {%r9, _}, [%rd2+8]; st.global.u32 [%rd1+32], %r9;
-  )", 9, {1, 2, 3, 4});
+  )",
+                  9, {1, 2, 3, 4});
   EXPECT_EQ(out[0], 0x22221111u);
   EXPECT_EQ(out[1], 0xAABBCCDDu);
   EXPECT_EQ(out[2], 0x55667788u);
@@ -483,13 +492,15 @@ TEST_F(Emu, SharedLocalConstAndGenericAddressing) {
       "mov.u64 %rd2, dyn; cvta.shared.u64 %rd3, %rd2;\n"
       "ld.u32 %r4, [%rd3+8]; st.global.u32 [%rd1+4], %r4;\n"
       "mov.u64 %rd4, loc; cvta.local.u64 %rd5, %rd4;\n"
-      "st.u32 [%rd5+4], %r3; ld.local.u32 %r5, [loc+4]; st.global.u32 [%rd1+8], %r5;\n"
+      "st.u32 [%rd5+4], %r3; ld.local.u32 %r5, [loc+4]; st.global.u32 "
+      "[%rd1+8], %r5;\n"
       "ld.const.u32 %r6, [tbl+8]; st.global.u32 [%rd1+12], %r6;\n"
       "mov.u32 %r7, %dynamic_smem_size; st.global.u32 [%rd1+16], %r7;\n"
       "cvta.to.shared.u64 %rd6, %rd3; sub.s64 %rd7, %rd6, %rd2;\n"
       "cvt.u32.u64 %r8, %rd7; st.global.u32 [%rd1+20], %r8;\n"
       "mov.u64 %rd8, st; cvt.u32.u64 %r9, %rd8; st.global.u32 [%rd1+24], %r9;\n"
-      "mov.u64 %rd9, dyn; cvt.u32.u64 %r10, %rd9; st.global.u32 [%rd1+28], %r10;\n"
+      "mov.u64 %rd9, dyn; cvt.u32.u64 %r10, %rd9; st.global.u32 [%rd1+28], "
+      "%r10;\n"
       "ret;\n}\n";
   std::vector<uint32_t> out;
   Status s = run(ptx, {1, 1, 1}, {1, 1, 1}, out, 8, {}, 64);
@@ -499,8 +510,8 @@ TEST_F(Emu, SharedLocalConstAndGenericAddressing) {
   EXPECT_EQ(out[2], 9u);
   EXPECT_EQ(out[3], 30u);
   EXPECT_EQ(out[4], 64u);
-  EXPECT_EQ(out[5], 0u); // cvta.to.shared inverts cvta.shared
-  EXPECT_EQ(out[6], 0u); // the static array starts shared memory
+  EXPECT_EQ(out[5], 0u);  // cvta.to.shared inverts cvta.shared
+  EXPECT_EQ(out[6], 0u);  // the static array starts shared memory
   EXPECT_EQ(out[7], 16u); // dynamic memory follows it, 16-byte aligned
 }
 
@@ -574,7 +585,8 @@ TEST_F(Emu, BarrierOrdersSharedMemoryBetweenWarps) {
     st.global.u32 [%rd4], %r3;
     bar.sync 0;
     st.shared.u32 [%rd7], %r0;
-  )", ".shared .align 4 .b8 sm[512];");
+  )",
+                           ".shared .align 4 .b8 sm[512];");
   std::vector<uint32_t> out;
   Status s = run(ptx, {2, 1, 1}, {128, 1, 1}, out, 128);
   ASSERT_TRUE(s.isOk()) << s.message();
@@ -608,11 +620,11 @@ TEST_F(Emu, ShflModesClampsAndSegments) {
   Status s = run(ptx, {1, 1, 1}, {32, 1, 1}, out, 32 * 7);
   ASSERT_TRUE(s.isOk()) << s.message();
   for (uint32_t l = 0; l < 32; ++l) {
-    EXPECT_EQ(out[l], l == 31 ? 310 : (l + 1) * 10) << l;       // down 1
-    EXPECT_EQ(out[32 + l], l == 31 ? 0u : 1u) << l;             // valid
-    EXPECT_EQ(out[64 + l], l == 0 ? 0 : (l - 1) * 10) << l;     // up 1
-    EXPECT_EQ(out[96 + l], (l ^ 1) * 10) << l;                  // bfly 1
-    EXPECT_EQ(out[128 + l], 50u) << l;                          // idx 5
+    EXPECT_EQ(out[l], l == 31 ? 310 : (l + 1) * 10) << l;   // down 1
+    EXPECT_EQ(out[32 + l], l == 31 ? 0u : 1u) << l;         // valid
+    EXPECT_EQ(out[64 + l], l == 0 ? 0 : (l - 1) * 10) << l; // up 1
+    EXPECT_EQ(out[96 + l], (l ^ 1) * 10) << l;              // bfly 1
+    EXPECT_EQ(out[128 + l], 50u) << l;                      // idx 5
     // Width-8 segments (c = ((32 - 8) << 8) | 0x1f): idx 2 of each segment;
     // down 1 stays inside the segment (lane 7 keeps its own value).
     EXPECT_EQ(out[160 + l], ((l & 0x18) | 2) * 10) << l;
@@ -657,7 +669,8 @@ TEST_F(Emu, AtomicsAcrossBlocksAndWorkers) {
     @%p1 atom.global.add.u32 %r5, [%rd1+12], %r4;
     @%p1 atom.global.cas.b32 %r6, [%rd1+16], 0, 77;
     @%p1 atom.global.exch.b32 %r7, [%rd1+20], 5;
-  )", ".shared .align 4 .b8 sm[4];");
+  )",
+                           ".shared .align 4 .b8 sm[4];");
   Module *m = nullptr;
   ASSERT_TRUE(dev.loadModule(ptx, "atom.ptx", m).isOk());
   Kernel *k = nullptr;
@@ -749,7 +762,8 @@ TEST_F(Emu, MmaM16N8K16F16) {
     for (unsigned i = 0; i < 4; ++i) {
       unsigned r, c;
       Frag::bRowCol(l, i, r, c);
-      in[l * 12 + 4 + i / 2] |= uint32_t(halfOfSmallInt(B[r][c])) << (16 * (i % 2));
+      in[l * 12 + 4 + i / 2] |= uint32_t(halfOfSmallInt(B[r][c]))
+                                << (16 * (i % 2));
     }
     for (unsigned i = 0; i < 4; ++i) {
       unsigned r, c;
@@ -831,11 +845,14 @@ TEST_F(Emu, LdmatrixX4AndTrans) {
     st.global.v4.u32 [%rd13], {%r10, %r11, %r12, %r13};
     st.global.v2.u32 [%rd13+16], {%r14, %r15};
     st.global.u32 [%rd13+24], %r16;
-  )", ".shared .align 16 .b8 sm[512];");
+  )",
+                           ".shared .align 16 .b8 sm[512];");
   std::vector<uint32_t> out;
   Status s = run(ptx, {1, 1, 1}, {32, 1, 1}, out, 32 * 8);
   ASSERT_TRUE(s.isOk()) << s.message();
-  auto el = [](unsigned i, unsigned r, unsigned c) { return 256 * i + 8 * r + c; };
+  auto el = [](unsigned i, unsigned r, unsigned c) {
+    return 256 * i + 8 * r + c;
+  };
   // Lane 5 by hand: row 1, columns 2 and 3 -> (10, 11) = 0x000B000A in d0;
   // transposed: rows 2 and 3 of column 1 -> (17, 25) = 0x00190011.
   EXPECT_EQ(out[5 * 8 + 0], 0x000B000Au);
@@ -874,10 +891,10 @@ TEST_F(Emu, CpAsyncLandsAtTheWaitAndZeroFills) {
     st.global.v4.u32 [%rd1], {%r1, %r2, %r3, %r4};
     st.global.v4.u32 [%rd1+16], {%r5, %r6, %r7, %r8};
     st.global.v2.u32 [%rd1+32], {%r9, %r10};
-  )", ".shared .align 16 .b8 sm[64];");
+  )",
+                           ".shared .align 16 .b8 sm[64];");
   std::vector<uint32_t> out;
-  Status s = run(ptx, {1, 1, 1}, {1, 1, 1}, out, 10,
-                 {1, 2, 3, 4, 5, 6, 7, 8});
+  Status s = run(ptx, {1, 1, 1}, {1, 1, 1}, out, 10, {1, 2, 3, 4, 5, 6, 7, 8});
   ASSERT_TRUE(s.isOk()) << s.message();
   EXPECT_EQ(out, (std::vector<uint32_t>{1, 2, 3, 4, 5, 0, 0, 0, 1, 2}));
 }
@@ -892,10 +909,10 @@ protected:
   /// `at` in the text.
   void expectError(const std::string &ptx, Dim3 grid, Dim3 block,
                    const std::string &at,
-                   const std::vector<std::string> &needles,
-                   uint32_t dyn = 0) {
+                   const std::vector<std::string> &needles, uint32_t dyn = 0) {
     std::vector<uint32_t> out;
-    Status s = run(ptx, grid, block, out, 64, std::vector<uint32_t>(64, 1), dyn);
+    Status s =
+        run(ptx, grid, block, out, 64, std::vector<uint32_t>(64, 1), dyn);
     ASSERT_FALSE(s.isOk()) << "no error";
     const std::string &m = s.message();
     EXPECT_NE(m.find("kernel 'k' block ("), std::string::npos) << m;
@@ -909,10 +926,11 @@ protected:
 };
 
 TEST_F(EmuCheck, OutOfBoundsGlobal) {
-  std::string ptx = kernel("st.global.v4.u32 [%rd1+256], {%r0, %r0, %r0, %r0};");
+  std::string ptx =
+      kernel("st.global.v4.u32 [%rd1+256], {%r0, %r0, %r0, %r0};");
   expectError(ptx, {2, 1, 1}, {32, 1, 1}, "st.global.v4.u32",
-              {"st.global.v4.u32 writes 16 bytes at 0x", "outside any allocation",
-               "block (0,0,0) thread (0,0,0)"});
+              {"st.global.v4.u32 writes 16 bytes at 0x",
+               "outside any allocation", "block (0,0,0) thread (0,0,0)"});
 }
 
 TEST_F(EmuCheck, OutOfBoundsShared) {
@@ -921,7 +939,8 @@ TEST_F(EmuCheck, OutOfBoundsShared) {
     setp.eq.u32 %p1, %r0, 17;
     @%p1 add.s64 %rd7, %rd7, 64;
     st.shared.u32 [%rd7], %r0;
-  )", ".shared .align 4 .b8 sm[128];");
+  )",
+                           ".shared .align 4 .b8 sm[128];");
   expectError(ptx, {1, 1, 1}, {32, 1, 1}, "st.shared.u32",
               {"thread (17,0,0)", "outside the block's 128 bytes of shared"});
 }
@@ -937,7 +956,8 @@ TEST_F(EmuCheck, UninitializedSharedRead) {
     mov.u64 %rd6, sm;
     st.shared.u32 [%rd6], %r0;
     ld.shared.u32 %r1, [%rd6+4];
-  )", ".shared .align 4 .b8 sm[64];");
+  )",
+                           ".shared .align 4 .b8 sm[64];");
   expectError(ptx, {1, 1, 1}, {1, 1, 1}, "ld.shared.u32",
               {"uninitialized shared memory at offset 0x4"});
 }
@@ -960,7 +980,8 @@ TEST_F(EmuCheck, SharedRaceWithoutBarrier) {
     xor.b32 %r1, %r0, 32; mul.wide.u32 %rd8, %r1, 4; add.s64 %rd9, %rd6, %rd8;
     st.shared.u32 [%rd7], %r1;
     ld.shared.u32 %r2, [%rd9];
-  )", ".shared .align 4 .b8 sm[256];");
+  )",
+                           ".shared .align 4 .b8 sm[256];");
   // Warp 0 writes its slots, then reads warp 1's slots, which warp 1 wrote
   // in the same barrier interval... but warp 1 runs later: the race is seen
   // when warp 1 writes a slot that warp 0 read.
@@ -974,11 +995,12 @@ TEST_F(EmuCheck, CpAsyncReadBeforeWait) {
     cp.async.ca.shared.global [%rd6], [%rd2], 4;
     cp.async.commit_group;
     ld.shared.u32 %r1, [%rd6];
-  )", ".shared .align 4 .b8 sm[64];");
-  expectError(ptx, {1, 1, 1}, {1, 1, 1}, "ld.shared.u32",
-              {"cp.async (line " +
-                   std::to_string(lineOf(ptx, "cp.async.ca")) + ")",
-               "has not been waited for"});
+  )",
+                           ".shared .align 4 .b8 sm[64];");
+  expectError(
+      ptx, {1, 1, 1}, {1, 1, 1}, "ld.shared.u32",
+      {"cp.async (line " + std::to_string(lineOf(ptx, "cp.async.ca")) + ")",
+       "has not been waited for"});
 }
 
 TEST_F(EmuCheck, ParamSpaceWrite) {
@@ -1072,9 +1094,9 @@ TEST_F(Emu, ParserErrorsNameTheLine) {
     std::string text = kernel(c.body);
     Status s = loadText(dev, text);
     ASSERT_FALSE(s.isOk()) << c.body;
-    EXPECT_NE(s.message().find("bad.ptx:" + std::to_string(lineOf(text, c.at)) +
-                               ":"),
-              std::string::npos)
+    EXPECT_NE(
+        s.message().find("bad.ptx:" + std::to_string(lineOf(text, c.at)) + ":"),
+        std::string::npos)
         << s.message();
     EXPECT_NE(s.message().find(c.what), std::string::npos) << s.message();
   }
@@ -1087,20 +1109,21 @@ TEST_F(Emu, ParserErrorsNameTheLine) {
 }
 
 TEST_F(Emu, ParsesDirectivesCommentsAndDebugInfo) {
-  std::string text = std::string(kHeader) +
-                     "// a comment\n/* a block\n comment */\n"
-                     ".file 1 \"kernel.cu\"\n"
-                     ".visible .entry k(\n  .param .u64 .ptr .global .align 8 k_out,\n"
-                     "  .param .align 4 .b8 k_in[8]\n)\n"
-                     ".maxntid 64, 1, 1\n.minnctapersm 2\n{\n"
-                     "  .reg .b32 %r<4>; .reg .b64 %rd<2>;\n"
-                     "  .loc 1 12 3\n"
-                     "  .pragma \"nounroll\";\n"
-                     "  ld.param.u64 %rd1, [k_out];\n"
-                     "  ld.param.u32 %r1, [k_in+4];\n"
-                     "  { .reg .b32 %t; add.u32 %t, %r1, 0x10; mov.b32 %r2, %t; }\n"
-                     "  st.global.u32 [%rd1], %r2;\n"
-                     "  ret;\n}\n";
+  std::string text =
+      std::string(kHeader) +
+      "// a comment\n/* a block\n comment */\n"
+      ".file 1 \"kernel.cu\"\n"
+      ".visible .entry k(\n  .param .u64 .ptr .global .align 8 k_out,\n"
+      "  .param .align 4 .b8 k_in[8]\n)\n"
+      ".maxntid 64, 1, 1\n.minnctapersm 2\n{\n"
+      "  .reg .b32 %r<4>; .reg .b64 %rd<2>;\n"
+      "  .loc 1 12 3\n"
+      "  .pragma \"nounroll\";\n"
+      "  ld.param.u64 %rd1, [k_out];\n"
+      "  ld.param.u32 %r1, [k_in+4];\n"
+      "  { .reg .b32 %t; add.u32 %t, %r1, 0x10; mov.b32 %r2, %t; }\n"
+      "  st.global.u32 [%rd1], %r2;\n"
+      "  ret;\n}\n";
   Module *m = nullptr;
   Status s = dev.loadModule(text, "ok.ptx", m);
   ASSERT_TRUE(s.isOk()) << s.message();
@@ -1135,7 +1158,12 @@ TEST_F(Emu, MemoryApi) {
   EXPECT_EQ(a % 256, 0u);
   EXPECT_EQ(b % 256, 0u);
   EXPECT_EQ(b - a, 1280u); // rounded to 256, plus a 256-byte red zone
-  EXPECT_FALSE(dev.copyToDevice(a + 900, "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz", 101).isOk());
+  EXPECT_FALSE(
+      dev.copyToDevice(a + 900,
+                       "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghi"
+                       "jklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz",
+                       101)
+          .isOk());
   ASSERT_TRUE(dev.memset8(a, 7, 1000).isOk());
   EXPECT_FALSE(dev.memset8(a, 7, 1001).isOk()); // bounds are the size asked
   ASSERT_TRUE(dev.copyOnDevice(b, a + 5, 10).isOk());

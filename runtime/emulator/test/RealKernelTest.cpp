@@ -72,8 +72,7 @@ struct Bufs {
   uint64_t x = 0, qweight = 0, scales = 0, zeros = 0, y = 0, ws = 0;
 };
 
-template <typename T>
-uint64_t upload(Device &d, const std::vector<T> &v) {
+template <typename T> uint64_t upload(Device &d, const std::vector<T> &v) {
   uint64_t a = 0;
   EXPECT_TRUE(d.malloc(v.size() * sizeof(T), a).isOk());
   EXPECT_TRUE(d.copyToDevice(a, v.data(), v.size() * sizeof(T)).isOk());
@@ -126,13 +125,20 @@ double runVariant(Device &dev, Module *mod, const Layer &L, int M,
     }
     std::vector<void *> args;
     for (const std::string &p : ls.params) {
-      if (p == "x") args.push_back(&b.x);
-      else if (p == "qweight") args.push_back(&b.qweight);
-      else if (p == "scales") args.push_back(&b.scales);
-      else if (p == "zeros") args.push_back(&b.zeros);
-      else if (p == "y") args.push_back(&b.y);
-      else if (p == "workspace") args.push_back(&b.ws);
-      else if (p == "M") args.push_back(&m32);
+      if (p == "x")
+        args.push_back(&b.x);
+      else if (p == "qweight")
+        args.push_back(&b.qweight);
+      else if (p == "scales")
+        args.push_back(&b.scales);
+      else if (p == "zeros")
+        args.push_back(&b.zeros);
+      else if (p == "y")
+        args.push_back(&b.y);
+      else if (p == "workspace")
+        args.push_back(&b.ws);
+      else if (p == "M")
+        args.push_back(&m32);
     }
     Dim3 grid{ls.gridX, uint32_t((M + ls.tileM - 1) / ls.tileM), ls.gridZ};
     Dim3 block{ls.block, 1, 1};
@@ -186,11 +192,13 @@ TEST(EmulatorRealKernel, SymG128AllFamiliesSm90a) {
     std::string err;
     auto t0 = std::chrono::steady_clock::now();
     double e = runVariant(dev, mod, L, c.M, {c.spec}, false, 0, err);
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
     EXPECT_TRUE(err.empty()) << c.spec.kernel << " M=" << c.M << ": " << err;
     EXPECT_LT(e, kTol) << c.spec.kernel << " M=" << c.M;
-    std::printf("[emulated] %s M=%d rel.err %.2e, %.3f s\n", c.spec.kernel,
-                c.M, e, secs);
+    std::printf("[emulated] %s M=%d rel.err %.2e, %.3f s\n", c.spec.kernel, c.M,
+                e, secs);
   }
 }
 
@@ -206,22 +214,29 @@ TEST(EmulatorRealKernel, AsymG32SplitK4Sm80) {
   Layer L = makeLayer(200, 1056, 32, false, 11);
   for (int M : {1, 3, 8}) {
     std::string err;
-    double e = runVariant(
-        dev, mod, L, M,
-        {{"splitk_0", 13, 4, 8, 128,
-          {"x", "qweight", "scales", "zeros", "workspace", "M"}},
-         {"finalize", 1, 1, 1, 256, {"workspace", "y", "M"}}},
-        true, 800, err);
+    double e =
+        runVariant(dev, mod, L, M,
+                   {{"splitk_0",
+                     13,
+                     4,
+                     8,
+                     128,
+                     {"x", "qweight", "scales", "zeros", "workspace", "M"}},
+                    {"finalize", 1, 1, 1, 256, {"workspace", "y", "M"}}},
+                   true, 800, err);
     EXPECT_TRUE(err.empty()) << "splitk M=" << M << ": " << err;
     EXPECT_LT(e, kTol) << "splitk M=" << M;
   }
   for (int M : {9, 17, 100}) {
     std::string err;
-    double e = runVariant(
-        dev, mod, L, M,
-        {{"mma_1_m16", 4, 1, 16, 128,
-          {"x", "qweight", "scales", "zeros", "y", "M"}}},
-        false, 0, err);
+    double e = runVariant(dev, mod, L, M,
+                          {{"mma_1_m16",
+                            4,
+                            1,
+                            16,
+                            128,
+                            {"x", "qweight", "scales", "zeros", "y", "M"}}},
+                          false, 0, err);
     EXPECT_TRUE(err.empty()) << "mma M=" << M << ": " << err;
     EXPECT_LT(e, kTol) << "mma M=" << M;
   }
@@ -323,8 +338,8 @@ TEST(EmulatorRealKernel, DequantKernelIsExact) {
   size_t bad = 0;
   for (size_t i = 0; i < wh.size(); ++i)
     if (float(halfToDouble(wh[i])) != L.w[i] && bad++ < 5)
-      ADD_FAILURE() << "w[" << i / L.K << "][" << i % L.K << "] = "
-                    << halfToDouble(wh[i]) << ", expected " << L.w[i];
+      ADD_FAILURE() << "w[" << i / L.K << "][" << i % L.K
+                    << "] = " << halfToDouble(wh[i]) << ", expected " << L.w[i];
   EXPECT_EQ(bad, 0u);
 }
 

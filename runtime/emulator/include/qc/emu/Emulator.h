@@ -146,8 +146,7 @@ public:
   /// Unloads a module (its kernels become invalid).
   Status unloadModule(Module *module);
   /// Finds the `.entry` named `entryName` in `module`.
-  Status getKernel(Module *module, const std::string &entryName,
-                   Kernel *&out);
+  Status getKernel(Module *module, const std::string &entryName, Kernel *&out);
   /// The kernel's parameters in `.param` order.
   const std::vector<ParamInfo> &params(const Kernel *kernel) const;
   /// The kernel's name.
