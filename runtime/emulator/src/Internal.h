@@ -25,12 +25,17 @@
 
 namespace qc::emu {
 
-/// Generic-address windows.
+/// Device address of arena offset 0 (global memory).
 constexpr uint64_t kGlobalBase = uint64_t(1) << 44;
+/// Generic address of shared-memory offset 0 (cvta.shared adds it).
 constexpr uint64_t kSharedWindow = uint64_t(1) << 46;
+/// Generic address of local-memory offset 0 (per thread).
 constexpr uint64_t kLocalWindow = uint64_t(1) << 47;
+/// Size of the shared and local windows.
 constexpr uint64_t kWindowSize = uint64_t(1) << 32;
 
+/// A loaded module: the decoded program, its kernels and the device
+/// allocations of its .global/.const variables (freed on unload).
 class Module {
 public:
   ParsedModule parsed;
@@ -38,6 +43,7 @@ public:
   std::vector<uint64_t> globalAllocs;
 };
 
+/// A kernel entry and its launch attribute (the dynamic shared limit).
 class Kernel {
 public:
   Module *module = nullptr;
@@ -45,12 +51,14 @@ public:
   uint32_t maxDynShared = 48 * 1024;
 };
 
+/// The state behind Device.
 class DeviceImpl {
 public:
   explicit DeviceImpl(DeviceOptions o);
   ~DeviceImpl();
 
   DeviceOptions opts;
+  /// The global memory: a lazily committed mapping of arenaBytes.
   uint8_t *arena = nullptr;
   uint64_t arenaBytes = 0;
   /// A live allocation: the size asked for (the bounds the checks use) and
@@ -62,16 +70,20 @@ public:
   std::map<uint64_t, Allocation> live;
   /// Free ranges: offset -> size.
   std::map<uint64_t, uint64_t> freeRanges;
+  /// Bytes reserved by live allocations (red zones included).
   uint64_t usedBytes = 0;
   std::list<std::unique_ptr<Module>> modules;
 
+  /// First-fit allocation of `bytes` (256-byte aligned, red zone after).
   Status malloc(uint64_t bytes, uint64_t &addr);
+  /// Frees the allocation starting at addr, merging free neighbours.
   Status free(uint64_t addr);
   /// Host pointer for [addr, addr+n) if it lies within one live allocation,
   /// else null.
   uint8_t *lookup(uint64_t addr, uint64_t n) const;
   /// The live allocation containing addr: [lo, hi) device addresses.
   bool allocationOf(uint64_t addr, uint64_t &lo, uint64_t &hi) const;
+  /// Shared memory per block the architecture allows (opt-in maximum).
   uint32_t archMaxShared() const {
     return opts.arch == Arch::SM80 ? 163 * 1024 : 227 * 1024;
   }
