@@ -1003,6 +1003,35 @@ TEST_F(EmuCheck, CpAsyncReadBeforeWait) {
        "has not been waited for"});
 }
 
+TEST_F(EmuCheck, StoreOverAPendingCpAsync) {
+  std::string ptx = kernel(R"(
+    mov.u64 %rd6, sm;
+    cp.async.ca.shared.global [%rd6], [%rd2], 4;
+    st.shared.u32 [%rd6], %r0;
+    cp.async.wait_all;
+  )",
+                           ".shared .align 4 .b8 sm[64];");
+  expectError(ptx, {1, 1, 1}, {1, 1, 1}, "st.shared.u32",
+              {"while a cp.async to it is still in flight"});
+}
+
+TEST_F(EmuCheck, DivergentUniformBranch) {
+  std::string ptx = kernel(R"(
+    setp.lt.u32 %p1, %r0, 7;
+    @%p1 bra.uni L1;
+  L1:
+    mov.u32 %r1, 1;
+  )");
+  expectError(ptx, {1, 1, 1}, {32, 1, 1}, "bra.uni",
+              {"is marked .uni but its predicate differs", "thread (7,0,0)"});
+}
+
+TEST_F(EmuCheck, IntegerDivisionByZero) {
+  std::string ptx = kernel("sub.u32 %r1, %r0, 3; div.u32 %r2, 100, %r1;");
+  expectError(ptx, {1, 1, 1}, {8, 1, 1}, "div.u32",
+              {"divides by zero", "thread (3,0,0)"});
+}
+
 TEST_F(EmuCheck, ParamSpaceWrite) {
   std::string ptx = kernel("st.param.u64 [k_out], %rd2;");
   expectError(ptx, {1, 1, 1}, {1, 1, 1}, "st.param.u64",
