@@ -21,7 +21,9 @@
 // cross-lane layouts are exact.
 //
 // Registers are held per warp register-major (regs[r * 32 + lane]), so the
-// per-instruction lane loops touch consecutive memory. With checks on, each
+// per-instruction lane loops touch consecutive memory. (A lane-major variant
+// measured the same within noise on qc's kernels, e.g. mma_3_m64 at M = 100,
+// N = 256, K = 512: 65 vs 68 ms per launch on one core.) With checks on, each
 // register also has a 32-bit "written" lane mask and each byte of shared
 // memory a shadow record (written/read barrier interval and thread, pending
 // cp.async), which implement the uninitialized-read, race and cp.async
