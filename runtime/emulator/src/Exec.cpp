@@ -614,6 +614,12 @@ Status BlockRunner::runWarp(Warp &w) {
         ++w.pc;
         continue;
       }
+      if (em && in.trans && checks && em != w.alive)
+        return fail(w, __builtin_ctz(em), in,
+                    "(.aligned) is executed by part of the warp (lanes " +
+                        hex(em) + " of " + hex(w.alive) +
+                        "): all non-exited threads of a warp must execute "
+                        "the same barrier instruction");
       if (em) {
         uint64_t id = val(w, in.ops[0], __builtin_ctz(em));
         if (id > 15)

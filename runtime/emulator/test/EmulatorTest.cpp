@@ -1026,6 +1026,23 @@ TEST_F(EmuCheck, DivergentUniformBranch) {
               {"is marked .uni but its predicate differs", "thread (7,0,0)"});
 }
 
+TEST_F(EmuCheck, DivergentAlignedBarrier) {
+  // Lanes 0-15 and 16-31 of one warp reach two different bar.sync
+  // instructions: undefined for the .aligned form.
+  std::string ptx = kernel(R"(
+    setp.lt.u32 %p1, %r0, 16;
+    @%p1 bra LOW;
+    bar.sync 0;
+    bra.uni DONE;
+  LOW:
+    bar.sync 0;
+  DONE:
+    mov.u32 %r1, 1;
+  )");
+  expectError(ptx, {1, 1, 1}, {32, 1, 1}, "bar.sync 0;\n    bra.uni",
+              {"executed by part of the warp"});
+}
+
 TEST_F(EmuCheck, IntegerDivisionByZero) {
   std::string ptx = kernel("sub.u32 %r1, %r0, 3; div.u32 %r2, 100, %r1;");
   expectError(ptx, {1, 1, 1}, {8, 1, 1}, "div.u32",
