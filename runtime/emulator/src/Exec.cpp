@@ -6,9 +6,9 @@
 //
 // Executes a decoded kernel (Ptx.h) over a grid. Blocks are independent
 // (PTX ISA "Thread Hierarchy") and are handed to worker threads; within
-// a block the warps run one at a time, each until it waits at a barrier or
-// exits, then the barrier is released when every non-exited thread of the
-// block waits at it.
+// a block the warps take turns of 8 instructions on one host thread until
+// each waits at a barrier or has exited; the barrier is released when every
+// non-exited thread of the block waits at it.
 //
 // A warp executes its 32 lanes in lockstep (PTX ISA "SIMT
 // architecture"): one instruction for all active lanes at a time. On a
