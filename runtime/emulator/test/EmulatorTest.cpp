@@ -515,6 +515,45 @@ TEST_F(Emu, SharedLocalConstAndGenericAddressing) {
   EXPECT_EQ(out[7], 16u); // dynamic memory follows it, 16-byte aligned
 }
 
+// Special registers (PTX ISA "Special Registers") over a 3-D grid and block:
+// thread (x, y, z) of block (bx, by, bz) writes its ids at its linear index.
+TEST_F(Emu, SpecialRegisters3D) {
+  std::string ptx = kernel(R"(
+    mov.u32 %r1, %tid.x; mov.u32 %r2, %tid.y; mov.u32 %r3, %tid.z;
+    mov.u32 %r4, %ntid.x; mov.u32 %r5, %ntid.y; mov.u32 %r6, %ntid.z;
+    mov.u32 %r7, %ctaid.x; mov.u32 %r8, %ctaid.y; mov.u32 %r9, %ctaid.z;
+    mov.u32 %r10, %nctaid.x; mov.u32 %r11, %nctaid.y;
+    mov.u32 %r12, %laneid; mov.u32 %r13, %warpid;
+    // linear thread id in the block, then the block's linear id
+    mad.lo.u32 %r14, %r3, %r5, %r2; mad.lo.u32 %r14, %r14, %r4, %r1;
+    mad.lo.u32 %r15, %r9, %r11, %r8; mad.lo.u32 %r15, %r15, %r10, %r7;
+    mul.lo.u32 %r16, %r4, %r5; mul.lo.u32 %r16, %r16, %r6;
+    mad.lo.u32 %r17, %r15, %r16, %r14;
+    mul.wide.u32 %rd6, %r17, 16; add.s64 %rd7, %rd1, %rd6;
+    shl.b32 %r18, %r1, 16; or.b32 %r18, %r18, %r2;
+    shl.b32 %r19, %r7, 16; or.b32 %r19, %r19, %r9;
+    shl.b32 %r20, %r13, 16; or.b32 %r20, %r20, %r12;
+    st.global.v4.u32 [%rd7], {%r18, %r3, %r19, %r20};
+  )");
+  std::vector<uint32_t> out;
+  Dim3 grid{3, 2, 2}, block{5, 4, 3}; // 60 threads: 2 warps, the 2nd partial
+  Status s = run(ptx, grid, block, out, 12 * 60 * 4);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  for (uint32_t bz = 0; bz < 2; ++bz)
+    for (uint32_t by = 0; by < 2; ++by)
+      for (uint32_t bx = 0; bx < 3; ++bx)
+        for (uint32_t z = 0; z < 3; ++z)
+          for (uint32_t y = 0; y < 4; ++y)
+            for (uint32_t x = 0; x < 5; ++x) {
+              uint32_t t = (z * 4 + y) * 5 + x, b = (bz * 2 + by) * 3 + bx;
+              const uint32_t *o = &out[(b * 60 + t) * 4];
+              EXPECT_EQ(o[0], (x << 16) | y);
+              EXPECT_EQ(o[1], z);
+              EXPECT_EQ(o[2], (bx << 16) | bz);
+              EXPECT_EQ(o[3], ((t / 32) << 16) | (t % 32));
+            }
+}
+
 //===----------------------------------------------------------------------===//
 // SIMT: divergence, reconvergence, exit, barriers
 //===----------------------------------------------------------------------===//
