@@ -776,10 +776,10 @@ Status BlockRunner::runWarp(Warp &w, uint32_t budget) {
       case Op::CpAsync: {
         unsigned n = in.vec;
         FOR_LANES(em) {
-          uint64_t dst = val(w, in.ops[0], l) + 0;
-          dst = (in.ops[0].reg != kNoReg ? R[size_t(in.ops[0].reg) * 32 + l]
-                                         : 0) +
-                in.ops[0].imm;
+          uint64_t dst =
+              (in.ops[0].reg != kNoReg ? R[size_t(in.ops[0].reg) * 32 + l]
+                                       : 0) +
+              in.ops[0].imm;
           uint64_t src =
               (in.ops[1].reg != kNoReg ? R[size_t(in.ops[1].reg) * 32 + l]
                                        : 0) +
