@@ -20,9 +20,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include <sys/wait.h>
 
 namespace qc::ptxrun {
 namespace {
@@ -188,6 +191,122 @@ TEST(PtxRunMain, InputErrorsBeforeAnyDriver) {
   EXPECT_NE(err.find("libqc-no-such-emulator.so not found"), std::string::npos)
       << err;
 }
+
+} // namespace
+} // namespace qc::ptxrun
+
+namespace qc::ptxrun {
+namespace {
+
+const char *const kExamples[] = {"mma_m16n8k16.ptx", "ldmatrix.ptx",
+                                 "ldmatrix_race.ptx"};
+
+#ifdef QC_PTXAS
+// The hand-written examples are valid PTX for the real assembler (so what
+// the emulator accepts there is what a GPU would run).
+TEST(PtxExamples, AssembleWithPtxas) {
+  test::TempDir dir;
+  for (const char *f : kExamples) {
+    for (const char *arch : {"sm_80", "sm_90a"}) {
+      std::string cmd = std::string(QC_PTXAS) + " -arch=" + arch + " " +
+                        QC_PTX_EXAMPLES + "/" + f + " -o " +
+                        dir.file("k.cubin") + " 2>&1";
+      EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    }
+  }
+}
+#endif
+
+#ifdef QC_PTX_RUN
+/// Runs the qc-ptx-run binary; returns its exit code and its stderr.
+int runTool(const std::string &args, std::string &err,
+            const test::TempDir &dir) {
+  std::string cmd = std::string(QC_PTX_RUN) + " " + args + " >" +
+                    dir.file("stdout.txt") + " 2>" + dir.file("stderr.txt");
+  int rc = std::system(cmd.c_str());
+  std::ifstream f(dir.file("stderr.txt"));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  err = ss.str();
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/// Expects DIR/NAME.npy to equal the committed EXPECTED.npy bit for bit.
+void expectSameNpy(const std::string &got, const std::string &expected) {
+  npy::Array a, b;
+  Status st = npy::read(got, a);
+  ASSERT_TRUE(st) << st.message();
+  st = npy::read(expected, b);
+  ASSERT_TRUE(st) << st.message();
+  EXPECT_EQ(a.dtype, b.dtype) << got;
+  EXPECT_EQ(a.shape, b.shape) << got;
+  ASSERT_EQ(a.data.size(), b.data.size()) << got;
+  size_t n = b.dtype.size;
+  for (size_t i = 0; i < a.data.size(); i += n)
+    ASSERT_EQ(0, std::memcmp(&a.data[i], &b.data[i], n))
+        << got << ": element " << i / n << " differs from " << expected;
+}
+
+class PtxExamplesOnEmulator : public ::testing::TestWithParam<const char *> {};
+
+// The examples whose expected outputs were computed from the ISA's tables
+// (README.md beside them), on both emulated architectures.
+TEST_P(PtxExamplesOnEmulator, MatchTheHandDerivedOutputs) {
+  const std::string ex = QC_PTX_EXAMPLES, arch = GetParam();
+  test::TempDir dir;
+  std::string err;
+  ASSERT_EQ(runTool(ex + "/mma_m16n8k16.ptx --kernel mma_m16n8k16_f16_f32 "
+                         "--grid 1 --block 32 --arch " + arch + " --out " +
+                        dir.path + " --arg a=in:" + ex + "/mma_a.npy --arg b=in:" +
+                        ex + "/mma_b.npy --arg c=in:" + ex +
+                        "/mma_c.npy --arg d=out:f32:32x4",
+                    err, dir),
+            kExitOk)
+      << err;
+  expectSameNpy(dir.file("d.npy"), ex + "/mma_d_expected.npy");
+  ASSERT_EQ(runTool(ex + "/ldmatrix.ptx --kernel ldmatrix_x4 --grid 1 --block "
+                         "32 --arch " + arch + " --out " + dir.path +
+                        " --arg tile=in:" + ex +
+                        "/ldmatrix_tile.npy --arg x4=out:u32:32x4",
+                    err, dir),
+            kExitOk)
+      << err;
+  expectSameNpy(dir.file("x4.npy"), ex + "/ldmatrix_x4_expected.npy");
+  ASSERT_EQ(runTool(ex + "/ldmatrix.ptx --kernel ldmatrix_x2_trans --grid 1 "
+                         "--block 32 --arch " + arch + " --out " + dir.path +
+                        " --arg tile=in:" + ex +
+                        "/ldmatrix_tile.npy --arg x2t=out:u32:32x2",
+                    err, dir),
+            kExitOk)
+      << err;
+  expectSameNpy(dir.file("x2t.npy"), ex + "/ldmatrix_x2_trans_expected.npy");
+}
+
+INSTANTIATE_TEST_SUITE_P(Arch, PtxExamplesOnEmulator,
+                         ::testing::Values("sm_80", "sm_90a"));
+
+// The negative example: a missing bar.sync between warps is caught, and the
+// message names the kernel and a PTX line of the race.
+TEST(PtxExamplesOnEmulatorNegative, MissingBarrierIsARace) {
+  const std::string ex = QC_PTX_EXAMPLES;
+  test::TempDir dir;
+  std::string err;
+  EXPECT_EQ(runTool(ex + "/ldmatrix_race.ptx --kernel ldmatrix_race --grid 1 "
+                         "--block 64 --out " + dir.path + " --arg tile=in:" +
+                        ex + "/ldmatrix_tile.npy --arg x4=out:u32:32x4",
+                    err, dir),
+            kExitFailed)
+      << err;
+  EXPECT_NE(err.find("ldmatrix_race"), std::string::npos) << err;
+  EXPECT_TRUE(err.find(":41") != std::string::npos ||
+              err.find(":56") != std::string::npos ||
+              err.find("line 41") != std::string::npos ||
+              err.find("line 56") != std::string::npos)
+      << err;
+  EXPECT_EQ(dir.list(), (std::vector<std::string>{"stderr.txt", "stdout.txt"}))
+      << "no output is written for a failed launch";
+}
+#endif
 
 } // namespace
 } // namespace qc::ptxrun
