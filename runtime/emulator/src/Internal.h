@@ -1,0 +1,80 @@
+//===- Internal.h - Emulator internals shared by Device and Exec -*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// The device's global-memory arena and allocation table, modules and
+// kernels, and the entry point of the interpreter (Exec.cpp). Device
+// addresses live in a window of their own (kGlobalBase..), shared and local
+// memory in two more, so a generic address says which space it is in, as on
+// the hardware (PTX ISA 5.1.6 "Generic addressing" / cvta).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_EMU_INTERNAL_H
+#define QC_EMU_INTERNAL_H
+
+#include "Ptx.h"
+
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace qc::emu {
+
+/// Generic-address windows.
+constexpr uint64_t kGlobalBase = uint64_t(1) << 44;
+constexpr uint64_t kSharedWindow = uint64_t(1) << 46;
+constexpr uint64_t kLocalWindow = uint64_t(1) << 47;
+constexpr uint64_t kWindowSize = uint64_t(1) << 32;
+
+class Module {
+public:
+  ParsedModule parsed;
+  std::list<Kernel> kernels;
+  std::vector<uint64_t> globalAllocs;
+};
+
+class Kernel {
+public:
+  Module *module = nullptr;
+  const Function *fn = nullptr;
+  uint32_t maxDynShared = 48 * 1024;
+};
+
+class DeviceImpl {
+public:
+  explicit DeviceImpl(DeviceOptions o);
+  ~DeviceImpl();
+
+  DeviceOptions opts;
+  uint8_t *arena = nullptr;
+  uint64_t arenaBytes = 0;
+  /// Live allocations: base offset -> size (offsets into the arena).
+  std::map<uint64_t, uint64_t> live;
+  /// Free ranges: offset -> size.
+  std::map<uint64_t, uint64_t> freeRanges;
+  uint64_t usedBytes = 0;
+  std::list<std::unique_ptr<Module>> modules;
+
+  Status malloc(uint64_t bytes, uint64_t &addr);
+  Status free(uint64_t addr);
+  /// Host pointer for [addr, addr+n) if it lies within one live allocation,
+  /// else null.
+  uint8_t *lookup(uint64_t addr, uint64_t n) const;
+  /// The live allocation containing addr: [lo, hi) device addresses.
+  bool allocationOf(uint64_t addr, uint64_t &lo, uint64_t &hi) const;
+  uint32_t archMaxShared() const {
+    return opts.arch == Arch::SM80 ? 163 * 1024 : 227 * 1024;
+  }
+};
+
+/// Runs a kernel (Exec.cpp).
+Status executeLaunch(DeviceImpl &dev, Kernel &k, Dim3 grid, Dim3 block,
+                     uint32_t dynShared, const std::vector<uint8_t> &params);
+
+} // namespace qc::emu
+
+#endif // QC_EMU_INTERNAL_H
