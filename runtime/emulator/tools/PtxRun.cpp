@@ -461,6 +461,10 @@ int ptxRunMain(int argc, const char *const *argv, const std::string &emuLibrary,
                                              : o.driver;
   if (o.driver == "emu" && !o.arch.empty())
     setenv("QC_EMU_ARCH", o.arch.c_str(), 1);
+  // The emulator prints launch failures for programs that drop the error;
+  // this one reports it itself.
+  if (o.driver == "emu")
+    setenv("QC_EMU_QUIET", "1", 0);
   const CudaDriver *d = nullptr;
   DriverState state;
   st = CudaDriver::load(d, state, library);
@@ -546,8 +550,9 @@ int ptxRunMain(int argc, const char *const *argv, const std::string &emuLibrary,
   if (r == CUDA_SUCCESS)
     r = d->cuCtxSynchronize();
   if (r != CUDA_SUCCESS)
-    return report(kExitFailed, Status::error("kernel " + o.kernel + " on " +
-                                             name + ": " + d->describe(r)));
+    return report(kExitFailed,
+                  Status::error(o.ptxPath + ": kernel " + o.kernel + " on " +
+                                name + ": " + d->describe(r)));
   if (!o.outDir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.outDir, ec);
