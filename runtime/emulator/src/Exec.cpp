@@ -372,7 +372,9 @@ Status BlockRunner::sharedRead(const Warp &w, uint32_t l, const Inst &in,
       return fail(w, l, in,
                   "reads uninitialized shared memory at offset " +
                       hex(off + k) + " (" + std::to_string(n) +
-                      "-byte access at " + hex(off) + ")");
+                      "-byte access at " + hex(off) +
+                      "; no thread of the block has written it yet: a "
+                      "missing barrier or wait?)");
     if (s.wEpoch == epoch && s.wTid / 32 != tid / 32)
       return fail(w, l, in,
                   "shared-memory race: reads offset " + hex(off + k) +

@@ -1162,6 +1162,16 @@ Status Parser::immFor(const RawOp &r, Ty ty, uint32_t line,
     }
     return Status::ok();
   }
+  // A 0f/0d constant in a bit-size context is its bit pattern (PTX ISA
+  // 4.5.1: "0f" constants are 32-bit, "0d" constants 64-bit).
+  if (l.isFloat && l.exactF32 && sz == 4) {
+    bits = l.bits;
+    return Status::ok();
+  }
+  if (l.isFloat && !l.exactF32 && l.bits && sz == 8) {
+    bits = l.bits;
+    return Status::ok();
+  }
   if (l.isFloat)
     return errAt(line, std::string("floating-point immediate for a .") +
                            tyName(ty) + " operand");
