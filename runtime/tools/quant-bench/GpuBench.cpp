@@ -503,12 +503,13 @@ Status runOnGpu(const Options &o, const Artifact &a,
   report.options = o;
   if (dev.emulated) {
     // Emulated wall time is no performance figure: no ceilings, few reps.
-    report.options.reps = std::min(o.reps, 3);
-    report.options.warmup = std::min(o.warmup, 1);
+    report.options.reps = std::min(o.reps, 2);
+    report.options.warmup = 0;
     progress << "quant-bench: " << dev.name
              << ": EMULATED, timings are the emulator's host wall time, not "
                 "GPU performance (reps capped at "
-             << report.options.reps << ", no weight rotation, no ceilings)\n";
+             << report.options.reps
+             << ", no warm-up, no weight rotation, no ceilings)\n";
   } else {
     QC_RETURN_IF_ERROR(measureCopy(*rt, o, report.copyTBps));
     if (blas)

@@ -22,9 +22,11 @@
 // sizes 32, 64, 128 and per-channel, on N = 100 (not a multiple of any n
 // tile) and K = 200 (a ragged last group for every group size), at
 // M = 1, 3 (split-K GEMV), 16, 17 (mma, tile-m 16 and 32) and 100 (tile-m
-// 64: a partial last row tile); and non-default tilings (split-K > 1 with
+// 64: a partial last row tile); non-default tilings (split-K > 1 with
 // the fp32 workspace and the finalize kernel, two warps, two n tiles per
-// warp, other pipeline depths) on N = 72, K = 320. bits = 4 is the only
+// warp, other pipeline depths) on N = 72, K = 320; a 520 x 2104 layer whose
+// default variants split K (every M boundary of the dispatcher); and layers
+// smaller than one tile (8 x 64, 33 x 48 with group size 16). bits = 4 is the only
 // width the generator supports (it refuses others, see
 // quant-kernelgen-invalid.test); act-order (g_idx) layers are refused by
 // quant-kernelgen's model mode, so there is nothing to run for them.
@@ -42,6 +44,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -195,8 +198,24 @@ std::vector<Config> configs() {
     for (bool sym : {true, false})
       for (int g : {128, -1})
         v.push_back({arch, sym, g, "72x320", tiles, "1,5,33,50"});
+  // A larger layer: several CTAs along N (N = 520, not a multiple of 64),
+  // K = 2104 (ragged last group for 32 and 128), where the default
+  // variants split K in two (fp32 workspace, atomics, finalize kernel), at
+  // every M boundary of the dispatcher.
+  for (const char *arch : {"sm_80", "sm_90a"}) {
+    v.push_back({arch, true, 128, "520x2104", "", "1,3,8,9,17,32,33,100"});
+    v.push_back({arch, false, 32, "520x2104", "", "1,3,8,9,17,32,33,100"});
+  }
+  // Layers smaller than one tile.
+  for (const char *arch : {"sm_80", "sm_90a"}) {
+    v.push_back({arch, true, -1, "8x64", "", "1,8,9,100"});
+    v.push_back({arch, false, 16, "33x48", "", "1,3,17,33"});
+  }
   return v;
 }
+
+/// Readable parameters in gtest's failure messages.
+void PrintTo(const Config &c, std::ostream *os) { *os << caseName(c); }
 
 INSTANTIATE_TEST_SUITE_P(
     Suite, EmulatedKernels, ::testing::ValuesIn(configs()),
