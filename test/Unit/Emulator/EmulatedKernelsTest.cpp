@@ -44,6 +44,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -277,6 +278,11 @@ TEST(EmulatedKernelsNegative, MissingCpAsyncWaitIsCaught) {
   EXPECT_NE(err.find("CUDA_ERROR_LAUNCH_FAILED"), std::string::npos) << err;
   EXPECT_NE(err.find("kernel 'mma_"), std::string::npos) << err;
   EXPECT_NE(err.find("line "), std::string::npos) << err;
+  // The diagnosis, for the test log.
+  size_t at = err.find("qc PTX emulator: kernel");
+  if (at != std::string::npos)
+    std::cout << "caught: " << err.substr(at, err.find('\n', at) - at)
+              << "\n";
 }
 
 // The launch records matter too: a split-K variant whose manifest forgets
