@@ -14,9 +14,12 @@
 // Semantics that differ from a GPU, and why:
 //  - Execution is synchronous: a launch (or memset/copy) on a stream runs
 //    to completion inside the call. A failed launch returns
-//    CUDA_ERROR_LAUNCH_FAILED at once, prints the emulator's message (kernel,
-//    block, thread, PTX line) to stderr, and is reported again by the next
-//    synchronize, as an asynchronous fault would be.
+//    CUDA_ERROR_LAUNCH_FAILED from that call (cuLaunchKernel, or
+//    cuGraphLaunch for a replayed one) and prints the emulator's message
+//    (kernel, block, thread, PTX line) to stderr. It is reported once, by
+//    the call that ran the kernel, and is not sticky: the device stays
+//    usable (a GPU would report it at the next synchronize and then refuse
+//    every call, which only makes tests of failures harder).
 //  - cuGetErrorString(code) returns the detailed message of the last error
 //    this thread got from the emulator when `code` is that error's code
 //    (else the generic description), so CudaDriver::describe and every
@@ -188,9 +191,6 @@ struct State {
   std::set<Module *> modules;
   std::set<Function *> functions;
   int modulesLoaded = 0;
-  /// A launch failure not yet reported by a synchronize.
-  CUresult pending = kSuccess;
-  std::string pendingText;
   std::string info; ///< qcEmuDriverInfo's text
 };
 
@@ -281,16 +281,6 @@ CUresult enqueue(Stream *st, Op op) {
     return kSuccess;
   }
   return op();
-}
-
-/// Reports and clears a launch failure that no synchronize has seen yet.
-CUresult takePending(State &s) {
-  if (s.pending == kSuccess)
-    return kSuccess;
-  CUresult r = fail(s.pending, s.pendingText);
-  s.pending = kSuccess;
-  s.pendingText.clear();
-  return r;
 }
 
 CUresult statusToResult(const Status &st, CUresult code) {
@@ -451,7 +441,7 @@ QC_EXPORT CUresult cuCtxSetCurrent(void *ctx) {
 
 QC_EXPORT CUresult cuCtxSynchronize() {
   QC_EMU_ENTER();
-  return takePending(s);
+  return kSuccess;
 }
 
 QC_EXPORT CUresult cuModuleLoadDataEx(void **module, const void *image,
@@ -735,7 +725,6 @@ QC_EXPORT CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy,
   emu::Device *dev = s.device.get();
   emu::Kernel *k = f->kernel;
   std::string name = f->name;
-  State *sp = &s;
   emu::Dim3 grid{gx, gy, gz}, block{bx, by, bz};
   return enqueue(st, [=]() {
     std::vector<void *> argv(offsets.size());
@@ -748,8 +737,6 @@ QC_EXPORT CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy,
                       ls.message();
     if (!quiet())
       std::fprintf(stderr, "%s\n", msg.c_str());
-    sp->pending = kLaunchFailed;
-    sp->pendingText = msg;
     return fail(kLaunchFailed, msg);
   });
 }
@@ -784,7 +771,7 @@ QC_EXPORT CUresult cuStreamSynchronize(void *stream) {
   if (st->capturing)
     return fail(kCaptureUnsupported,
                 "qc PTX emulator: cuStreamSynchronize on a capturing stream");
-  return takePending(s);
+  return kSuccess;
 }
 
 QC_EXPORT CUresult cuEventCreate(void **event, unsigned flags) {
@@ -828,7 +815,7 @@ QC_EXPORT CUresult cuEventSynchronize(void *event) {
   QC_EMU_ENTER();
   if (!s.events.count(static_cast<Event *>(event)))
     return fail(kInvalidHandle, "qc PTX emulator: unknown event handle");
-  return takePending(s);
+  return kSuccess;
 }
 
 QC_EXPORT CUresult cuEventElapsedTime_v2(float *ms, void *start, void *end) {
