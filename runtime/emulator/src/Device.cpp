@@ -54,7 +54,9 @@ DeviceImpl::~DeviceImpl() {
 Status DeviceImpl::malloc(uint64_t bytes, uint64_t &addr) {
   if (bytes == 0)
     return Status::error("device malloc of 0 bytes");
-  uint64_t need = (bytes + 255) / 256 * 256;
+  // A 256-byte red zone after every allocation: an access just past the end
+  // of one buffer must not land in the next one, where it would look legal.
+  uint64_t need = (bytes + 255) / 256 * 256 + 256;
   for (auto it = freeRanges.begin(); it != freeRanges.end(); ++it) {
     if (it->second < need)
       continue;
@@ -62,7 +64,7 @@ Status DeviceImpl::malloc(uint64_t bytes, uint64_t &addr) {
     freeRanges.erase(it);
     if (size > need)
       freeRanges[off + need] = size - need;
-    live[off] = need;
+    live[off] = Allocation{bytes, need};
     usedBytes += need;
     addr = kGlobalBase + off;
     return Status::ok();
@@ -77,7 +79,7 @@ Status DeviceImpl::free(uint64_t addr) {
   if (it == live.end())
     return Status::error("device free of " + hex(addr) +
                          ", which is not the start of a live allocation");
-  uint64_t off = it->first, size = it->second;
+  uint64_t off = it->first, size = it->second.reserved;
   live.erase(it);
   usedBytes -= size;
   // Give the pages back (and make reused memory read as zero bytes rather
@@ -113,10 +115,10 @@ bool DeviceImpl::allocationOf(uint64_t addr, uint64_t &lo,
   if (it == live.begin())
     return false;
   --it;
-  if (off >= it->first + it->second)
+  if (off >= it->first + it->second.bytes)
     return false;
   lo = kGlobalBase + it->first;
-  hi = lo + it->second;
+  hi = lo + it->second.bytes;
   return true;
 }
 
@@ -208,7 +210,7 @@ Status Device::loadModule(const std::string &ptxText,
         m->globalAllocs.push_back(addr);
         uint8_t *p = impl->lookup(addr, v.size ? v.size : 1);
         // .global/.const variables without an initializer start zeroed
-        // (PTX ISA 5.4.4 "Initializers").
+        // (PTX ISA "Initializers").
         std::memset(p, 0, v.size ? v.size : 1);
         if (!v.init.empty())
           std::memcpy(p, v.init.data(), v.init.size());
@@ -290,6 +292,22 @@ uint32_t Device::maxThreadsPerBlock(const Kernel *k) const {
   if (f.maxntid[0])
     return f.maxntid[0] * f.maxntid[1] * f.maxntid[2];
   return 1024;
+}
+
+uint32_t Device::localBytesPerThread(const Kernel *k) const {
+  return k->fn->localBytes;
+}
+uint32_t Device::numRegisters(const Kernel *k) const {
+  return uint32_t(k->fn->regBits.size());
+}
+std::vector<std::string> Device::kernelNames(const Module *m) const {
+  std::vector<std::string> names;
+  for (const Kernel &k : m->kernels)
+    names.push_back(k.fn->name);
+  return names;
+}
+uint32_t Device::maxSharedBytesPerBlock() const {
+  return impl->archMaxShared();
 }
 
 Status Device::launch(Kernel *k, Dim3 grid, Dim3 block,

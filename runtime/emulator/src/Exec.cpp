@@ -5,12 +5,12 @@
 //===----------------------------------------------------------------------===//
 //
 // Executes a decoded kernel (Ptx.h) over a grid. Blocks are independent
-// (PTX ISA 2.2 "Thread Hierarchy") and are handed to worker threads; within
+// (PTX ISA "Thread Hierarchy") and are handed to worker threads; within
 // a block the warps run one at a time, each until it waits at a barrier or
 // exits, then the barrier is released when every non-exited thread of the
 // block waits at it.
 //
-// A warp executes its 32 lanes in lockstep (PTX ISA 2.3 / 3.1 "SIMT
+// A warp executes its 32 lanes in lockstep (PTX ISA "SIMT
 // architecture"): one instruction for all active lanes at a time. On a
 // divergent branch each lane keeps its own program counter and the warp
 // continues with the lanes at the smallest one ("min-PC" scheduling), so
@@ -121,6 +121,7 @@ private:
   std::vector<ShadowByte> shadow;
   std::vector<uint8_t> local;
   uint32_t epoch = 1;
+  uint64_t executed = 0;
   // Cache of the last global allocation hit.
   uint64_t gLo = 1, gHi = 0;
 
@@ -445,6 +446,7 @@ Status BlockRunner::run(uint32_t cx, uint32_t cy, uint32_t cz) {
   ctaid[1] = cy;
   ctaid[2] = cz;
   epoch = 1;
+  executed = 0;
   std::fill(shared.begin(), shared.end(), 0);
   if (checks)
     std::fill(shadow.begin(), shadow.end(), ShadowByte());
@@ -518,6 +520,11 @@ Status BlockRunner::runWarp(Warp &w) {
       return Status::error("kernel '" + f.name + "': ran past its end");
     const Inst &in = code[w.pc];
     uint32_t em = w.active;
+    if (++executed > L.dev.opts.maxWarpInstructionsPerBlock)
+      return fail(w, __builtin_ctz(em), in,
+                  "is past the limit of " +
+                      std::to_string(L.dev.opts.maxWarpInstructionsPerBlock) +
+                      " warp instructions per block (an endless loop?)");
     if (in.guard != kNoReg) {
       if (checks && (w.active & ~w.init[in.guard]))
         return fail(w, __builtin_ctz(w.active & ~w.init[in.guard]), in,
@@ -535,6 +542,12 @@ Status BlockRunner::runWarp(Warp &w) {
       uint32_t stay = w.active & ~em;
       if (!stay) {
         w.pc = target;
+        if (w.alive & ~w.waiting & ~w.active) {
+          // Other lanes of a diverged warp wait elsewhere: continue with
+          // the smallest program counter (min-PC reconvergence).
+          FOR_LANES(w.active) w.lanePc[l] = target;
+          reschedule(w);
+        }
       } else if (!em) {
         ++w.pc;
       } else {
@@ -729,7 +742,7 @@ Status BlockRunner::runWarp(Warp &w) {
           c.n = n;
           c.line = in.line;
           std::memset(c.data, 0, sizeof c.data);
-          // PTX ISA 9.7.9.25 "cp.async": bytes beyond src-size are
+          // PTX ISA "cp.async": bytes beyond src-size are
           // zero-filled and the source is not read for them.
           if (srcSize) {
             bool shs;
@@ -758,7 +771,7 @@ Status BlockRunner::runWarp(Warp &w) {
         FOR_LANES(em) ++w.openGroup[l];
         break;
       case Op::CpAsyncWait: {
-        // PTX ISA 9.7.9.26 "cp.async.wait_group": waits until at most N of
+        // PTX ISA "cp.async.wait_group": waits until at most N of
         // the most recent committed groups are pending; wait_all commits
         // the open group first and waits for everything.
         uint64_t nkeep = in.ops[0].imm;
@@ -804,6 +817,10 @@ Status BlockRunner::runWarp(Warp &w) {
         return s;
     }
     ++w.pc;
+    if (uint32_t others = w.alive & ~w.waiting & ~w.active) {
+      // Diverged: lanes waiting at this new pc join the active group.
+      FOR_LANES(others) if (w.lanePc[l] == w.pc) w.active |= 1u << l;
+    }
   }
   return Status::ok();
 }
@@ -824,7 +841,7 @@ Status BlockRunner::execLdSt(Warp &w, const Inst &in, uint32_t em) {
     bool sh;
     uint32_t off;
     // Natural alignment of the whole access, vectors included (PTX ISA
-    // 5.4.2 / 9.7.9.8 "ld": addresses must be aligned to the access size).
+    // "Vectors" and "ld": addresses must be aligned to the access size).
     QC_RETURN_IF_ERROR(access(w, l, in, sp, addr, n, n, !isLd, p, sh, off));
     if (isLd) {
       if (sh && checks)
@@ -836,7 +853,7 @@ Status BlockRunner::execLdSt(Warp &w, const Inst &in, uint32_t em) {
         uint64_t x = 0;
         std::memcpy(&x, p + e * es, es);
         // A destination wider than the type is sign- or zero-extended
-        // (PTX ISA 9.7.9.8 "ld": "the value is extended to the size of
+        // (PTX ISA "ld": "the value is extended to the size of
         // the destination register").
         unsigned rb = f.regBits[r];
         if (sgn)
@@ -934,7 +951,7 @@ Status BlockRunner::execAtom(Warp &w, const Inst &in, uint32_t em) {
       case Sub::AAnd: return x & bv;
       case Sub::AOr: return x | bv;
       case Sub::AXor: return x ^ bv;
-      // PTX ISA 9.7.13.x "atom": inc/dec wrap at the operand b.
+      // PTX ISA "atom": inc/dec wrap at the operand b.
       case Sub::AInc: return (x & maskOf(n)) >= (bv & maskOf(n)) ? 0 : x + 1;
       case Sub::ADec:
         return ((x & maskOf(n)) == 0 || (x & maskOf(n)) > (bv & maskOf(n)))
@@ -957,8 +974,8 @@ Status BlockRunner::execAtom(Warp &w, const Inst &in, uint32_t em) {
   return Status::ok();
 }
 
-// mma.sync: PTX ISA 9.7.14.5.8 "Matrix Fragments for mma.m16n8k16 with
-// floating point type" (and 9.7.14.5.7 for m16n8k8). With groupID =
+// mma.sync: PTX ISA "Matrix Fragments for mma.m16n8k16 with
+// floating point type" (and the same section for m16n8k8). With groupID =
 // laneid >> 2 and threadID_in_group = laneid % 4:
 //  A (16x16, four .f16x2/.bf16x2 registers a0..a7 = element i, register
 //    i/2, half i%2): row = groupID + 8 * ((i >> 1) & 1),
@@ -1041,7 +1058,7 @@ Status BlockRunner::execMma(Warp &w, const Inst &in, uint32_t em) {
   return Status::ok();
 }
 
-// ldmatrix: PTX ISA 9.7.14.5.15 "ldmatrix". Each 8x8 matrix of .b16 is
+// ldmatrix: PTX ISA "ldmatrix". Each 8x8 matrix of .b16 is
 // given by eight row addresses, from threads 0-7 (matrix 0), 8-15 (1),
 // 16-23 (2) and 24-31 (3); each row is 16 contiguous bytes. Thread `lane`
 // receives in register d_i the elements (row lane / 4, columns
@@ -1087,7 +1104,7 @@ Status BlockRunner::execLdmatrix(Warp &w, const Inst &in, uint32_t em) {
   return Status::ok();
 }
 
-// shfl.sync: PTX ISA 9.7.9.6 "shfl.sync" pseudocode: with c = clamp value
+// shfl.sync: PTX ISA "shfl.sync" pseudocode: with c = clamp value
 // c[4:0] and segment mask c[12:8], maxLane = (lane & segmask) | (cval &
 // ~segmask), minLane = lane & segmask; .up: j = lane - b, valid if j >=
 // maxLane; .down: j = lane + b, valid if j <= maxLane; .bfly: j = lane ^ b,
@@ -1174,8 +1191,8 @@ RoundDir dirOf(Rnd r) {
   }
 }
 
-// Floating-point arithmetic: PTX ISA 9.7.3 "Floating-Point Instructions"
-// (f32/f64) and 9.7.4 "Half Precision Floating-Point Instructions". .rn is
+// Floating-point arithmetic: PTX ISA "Floating-Point Instructions"
+// (f32/f64) and "Half Precision Floating-Point Instructions". .rn is
 // IEEE round-to-nearest-even of the exact result; fma is fused (one
 // rounding); half-precision operations round the exact result once to
 // binary16 (the exact result is formed in double: sums and products of two
@@ -1281,6 +1298,8 @@ Status BlockRunner::execFloat(Warp &w, const Inst &in, uint32_t em) {
       case Op::Sin: r = float(std::sin(double(a))); break;
       case Op::Cos: r = float(std::cos(double(a))); break;
       case Op::Tanh: r = float(std::tanh(double(a))); break;
+      // PTX ISA "copysign": the magnitude of b with the sign of a.
+      case Op::CopySign: r = std::copysign(b, a); break;
       default:
         return fail(w, l, in, "is not supported for .f32");
       }
@@ -1315,6 +1334,7 @@ Status BlockRunner::execFloat(Warp &w, const Inst &in, uint32_t em) {
       case Op::Rcp: r = 1.0 / a; break;
       case Op::Sqrt: r = std::sqrt(a); break;
       case Op::Rsqrt: r = 1.0 / std::sqrt(a); break;
+      case Op::CopySign: r = std::copysign(b, a); break;
       default:
         return fail(w, l, in, "is not supported for .f64");
       }
@@ -1326,7 +1346,7 @@ Status BlockRunner::execFloat(Warp &w, const Inst &in, uint32_t em) {
   return fail(w, __builtin_ctz(em), in, "has an unsupported type");
 }
 
-// setp: PTX ISA 9.7.x "setp" with the comparison tables "Operators for
+// setp: PTX ISA "setp" with the comparison tables "Operators for
 // signed integer, unsigned integer, and bit-size types" (.lo/.ls/.hi/.hs
 // are the unsigned forms) and "Floating-point comparison operators" (the
 // ...u forms are true when either operand is NaN; num/nan test for NaN).
@@ -1410,7 +1430,7 @@ Status BlockRunner::execSetp(Warp &w, const Inst &in, uint32_t em) {
   return Status::ok();
 }
 
-// cvt: PTX ISA 9.7.9.21 "cvt" (rounding: "Rounding Modifiers" tables for
+// cvt: PTX ISA "cvt" (rounding: "Rounding Modifiers" tables for
 // floating-point and integer conversions). Float-to-integer conversions
 // saturate to the destination range and map NaN to 0; .sat on an integer
 // destination clamps to its range; .sat on a float destination clamps to
@@ -1540,7 +1560,7 @@ inline uint64_t bitRev(uint64_t v, unsigned bits) {
   return r;
 }
 
-// prmt modes: PTX ISA 9.7.8.7 "prmt", table of the f4e/b4e/rc8/ecl/ecr/rc16
+// prmt modes: PTX ISA "prmt", table of the f4e/b4e/rc8/ecl/ecr/rc16
 // byte selections (result bytes d.b3 d.b2 d.b1 d.b0 for selector c[1:0]).
 const uint8_t kPrmtModes[6][4][4] = {
     // f4e
@@ -1557,12 +1577,12 @@ const uint8_t kPrmtModes[6][4][4] = {
     {{0, 1, 0, 1}, {2, 3, 2, 3}, {0, 1, 0, 1}, {2, 3, 2, 3}},
 };
 
-// Integer, bit and logical instructions: PTX ISA 9.7.1 "Integer Arithmetic
-// Instructions", 9.7.8 "Logic and Shift Instructions" (lop3: the result bit
+// Integer, bit and logical instructions: PTX ISA "Integer Arithmetic
+// Instructions", "Logic and Shift Instructions" (lop3: the result bit
 // is immLut[(a << 2) | (b << 1) | c], from ta = 0xF0, tb = 0xCC, tc = 0xAA;
 // prmt default mode: byte selectors c[4k+2:4k] pick from {b, a}, c[4k+3]
 // replicates the picked byte's sign; shifts clamp their amount to the
-// width), 9.7.7 "Comparison and Selection" (selp).
+// width), "Comparison and Selection" (selp).
 Status BlockRunner::execInt(Warp &w, const Inst &in, uint32_t em) {
   uint64_t *R = w.regs.data();
   const Ty t = in.ty;
@@ -1687,6 +1707,15 @@ Status BlockRunner::execInt(Warp &w, const Inst &in, uint32_t em) {
       } else {
         D[l] = s >= bits ? 0 : a >> s;
       }
+    }
+    break;
+  case Op::Shf:
+    FOR_LANES(em) {
+      uint64_t v = ((val(w, B, l) & 0xffffffffu) << 32) |
+                   (val(w, A, l) & 0xffffffffu);
+      uint32_t n = uint32_t(val(w, C, l));
+      n = in.uni ? n & 31 : std::min<uint32_t>(n, 32);
+      D[l] = in.sub == Sub::Lo ? uint32_t((v << n) >> 32) : uint32_t(v >> n);
     }
     break;
   case Op::Lop3:

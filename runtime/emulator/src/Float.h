@@ -6,7 +6,7 @@
 //
 // Exact conversions between double and the binary16 / bfloat16 / binary32
 // formats under the IEEE 754 rounding directions that PTX exposes (PTX ISA
-// 9.7.x "cvt": .rn round to nearest even, .rz towards zero, .rm towards
+// "cvt": .rn round to nearest even, .rz towards zero, .rm towards
 // -inf, .rp towards +inf). A conversion may take a "sticky" hint: the sign
 // of a residual that the double value dropped (from an exactly computed
 // error term), so that an operation computed in double and then rounded

@@ -8,7 +8,7 @@
 // kernels, and the entry point of the interpreter (Exec.cpp). Device
 // addresses live in a window of their own (kGlobalBase..), shared and local
 // memory in two more, so a generic address says which space it is in, as on
-// the hardware (PTX ISA 5.1.6 "Generic addressing" / cvta).
+// the hardware (PTX ISA "Generic addressing" / cvta).
 //
 //===----------------------------------------------------------------------===//
 
@@ -52,8 +52,13 @@ public:
   DeviceOptions opts;
   uint8_t *arena = nullptr;
   uint64_t arenaBytes = 0;
-  /// Live allocations: base offset -> size (offsets into the arena).
-  std::map<uint64_t, uint64_t> live;
+  /// A live allocation: the size asked for (the bounds the checks use) and
+  /// the bytes reserved for it (rounded up, plus a red zone).
+  struct Allocation {
+    uint64_t bytes, reserved;
+  };
+  /// Live allocations by base offset into the arena.
+  std::map<uint64_t, Allocation> live;
   /// Free ranges: offset -> size.
   std::map<uint64_t, uint64_t> freeRanges;
   uint64_t usedBytes = 0;

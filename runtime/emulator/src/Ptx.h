@@ -26,7 +26,7 @@
 
 namespace qc::emu {
 
-/// PTX fundamental types (PTX ISA 5.2.2 "Fundamental Types").
+/// PTX fundamental types (PTX ISA "Fundamental Types").
 enum class Ty : uint8_t {
   None,
   B8, B16, B32, B64, B128,
@@ -42,20 +42,20 @@ bool tyIsSigned(Ty t);
 bool tyIsFloat(Ty t);
 const char *tyName(Ty t);
 
-/// State spaces (PTX ISA 5.1 "State Spaces").
+/// State spaces (PTX ISA "State Spaces").
 enum class Space : uint8_t { Generic, Global, Shared, Param, Local, Const };
 const char *spaceName(Space s);
 
 /// Opcodes of the instructions the emulator implements.
 enum class Op : uint8_t {
   Mov, Ld, St, Add, Sub, Mul, Mad, Fma, Div, Rem, Min, Max, Abs, Neg,
-  And, Or, Xor, Not, CNot, Shl, Shr, Lop3, Prmt, Bfe, Bfi, Popc, Clz, Brev,
+  And, Or, Xor, Not, CNot, Shl, Shr, Shf, CopySign, Lop3, Prmt, Bfe, Bfi, Popc, Clz, Brev,
   Selp, Setp, Cvt, Cvta, Rcp, Sqrt, Rsqrt, Ex2, Lg2, Sin, Cos, Tanh,
   Mma, Ldmatrix, Shfl, Vote, Activemask, Bar, Membar, CpAsync,
   CpAsyncCommit, CpAsyncWait, Atom, Red, Bra, Ret, Exit, Trap, Nop,
 };
 
-/// Comparison operators of setp (PTX ISA 9.7.x "Comparison and Selection
+/// Comparison operators of setp (PTX ISA "Comparison and Selection
 /// Instructions": Tables "Operators for signed integer, unsigned integer, and
 /// bit-size types" and "Floating-point comparison operators").
 enum class Cmp : uint8_t {
@@ -85,7 +85,7 @@ enum class Sub : uint8_t {
   // bfe/shr: none
 };
 
-/// Special registers (PTX ISA 10 "Special Registers").
+/// Special registers (PTX ISA "Special Registers").
 enum class Sreg : uint8_t {
   TidX, TidY, TidZ, NtidX, NtidY, NtidZ, CtaidX, CtaidY, CtaidZ,
   NctaidX, NctaidY, NctaidZ, LaneId, WarpId, NWarpId, SmId, NSmId, GridId,

@@ -5,7 +5,7 @@
 //===----------------------------------------------------------------------===//
 //
 // A tokenizer and recursive-descent parser for the PTX ISA's module syntax
-// (PTX ISA chapter 4 "Syntax", chapter 5 "State Spaces, Types, and
+// (PTX ISA "Syntax", "State Spaces, Types, and
 // Variables", chapter 11 "Directives") restricted to what a single-module,
 // non-calling kernel uses: .version/.target/.address_size, .entry/.func with
 // .param lists, .reg (including `%r<N>` ranges), variables in the
@@ -93,6 +93,10 @@ const char *spaceName(Space s) {
 
 namespace {
 
+/// Placeholder address of extern (dynamic) shared arrays until the static
+/// shared size of the function is known.
+constexpr uint64_t kExternMarker = uint64_t(1) << 40;
+
 //===----------------------------------------------------------------------===//
 // Tokens
 //===----------------------------------------------------------------------===//
@@ -112,7 +116,7 @@ bool isIdChar(char c) {
          c == '.' || c == ':';
 }
 
-/// Splits PTX text into tokens (PTX ISA 4.1-4.3: source format, comments,
+/// Splits PTX text into tokens (PTX ISA "Syntax": source format, comments,
 /// statements). `::` inside an identifier is kept (e.g. `.shared::cta`,
 /// `.L2::128B`); a label's trailing ':' is split off by the parser.
 Status tokenize(const std::string &text, const std::string &name,
@@ -214,7 +218,7 @@ Status tokenize(const std::string &text, const std::string &name,
   return Status::ok();
 }
 
-/// A numeric literal (PTX ISA 4.5.1 "Constants": integer constants in
+/// A numeric literal (PTX ISA "Constants": integer constants in
 /// decimal/hex/octal/binary, floating-point constants in decimal or as
 /// 0fXXXXXXXX (f32 bits) / 0dXXXXXXXXXXXXXXXX (f64 bits)).
 struct Literal {
@@ -374,7 +378,6 @@ private:
   uint32_t sharedTop = 0, localTop = 0, externAlign = 16;
   /// Operands that hold the address of an extern .shared array: patched with
   /// the dynamic shared base once the static size is known.
-  std::vector<std::pair<size_t, unsigned>> externFixups;
   Status placeVar(Variable v, uint32_t line);
 
   const Tok &cur() const { return toks[pos]; }
@@ -426,9 +429,9 @@ private:
                 uint32_t line, Inst &in);
   Status lookupReg(const std::string &r, uint32_t &idx) const;
   Status symbolAddress(const std::string &sym, uint32_t line, Space &space,
-                       uint64_t &addr) const;
+                       uint64_t &addr);
   Status immFor(const RawOp &r, Ty ty, uint32_t line, uint64_t &bits) const;
-  Status toOperand(const RawOp &r, Ty ty, uint32_t line, Operand &o) const;
+  Status toOperand(const RawOp &r, Ty ty, uint32_t line, Operand &o);
 };
 
 Status Parser::parseModule() {
@@ -591,7 +594,7 @@ Status Parser::parseVariable(Space space, bool isExtern, bool moduleScope) {
   v.size = elem * count;
   if (isP("=")) {
     ++pos;
-    // Initializer: a scalar or a brace list of scalars (PTX ISA 5.4.4
+    // Initializer: a scalar or a brace list of scalars (PTX ISA
     // "Initializers"); stored little-endian.
     std::vector<Literal> vals;
     bool brace = isP("{");
@@ -674,7 +677,6 @@ Status Parser::parseFunction(bool isEntry) {
   labels.clear();
   fixups.clear();
   fnVars.clear();
-  externFixups.clear();
   sharedTop = localTop = 0;
   externAlign = 16;
   if (!isEntry && isP("(")) {
@@ -689,7 +691,7 @@ Status Parser::parseFunction(bool isEntry) {
     ++pos;
     QC_RETURN_IF_ERROR(parseParams());
   }
-  // Performance-tuning directives (PTX ISA 11.4).
+  // Performance-tuning directives (PTX ISA "Performance-Tuning Directives").
   while (cur().kind == Tok::Id && cur().s[0] == '.') {
     std::string d = cur().s;
     uint32_t line = cur().line;
@@ -736,11 +738,14 @@ Status Parser::parseFunction(bool isEntry) {
     fn->code[f.inst].ops[f.op].imm = it->second;
   }
   // Dynamic shared memory (extern .shared arrays) starts after the static
-  // variables; every extern array aliases it (PTX ISA 5.1.5 "Shared State
+  // variables; every extern array aliases it (PTX ISA "Shared State
   // Space"; CUDA's dynamic shared memory).
   uint32_t dynBase = (sharedTop + externAlign - 1) / externAlign * externAlign;
-  for (auto &f : externFixups)
-    fn->code[f.first].ops[f.second].imm += dynBase;
+  for (Inst &in : fn->code)
+    for (Operand &o : in.ops)
+      if ((o.kind == Operand::Imm || o.kind == Operand::Addr) &&
+          o.symSpace == Space::Shared && o.imm >= kExternMarker / 2)
+        o.imm = o.imm - kExternMarker + dynBase;
   fn->staticShared = sharedTop;
   fn->dynSharedBase = dynBase;
   fn->localBytes = (localTop + 15) / 16 * 16;
@@ -813,8 +818,8 @@ Status Parser::parseParams() {
 }
 
 Status Parser::parseRegDecl() {
-  // .reg .type name[<N>] {, name[<N>]} ;  (PTX ISA 5.1.1 "Register State
-  // Space"; the <N> form declares name0..name(N-1), PTX ISA 11.x "Parameterized
+  // .reg .type name[<N>] {, name[<N>]} ;  (PTX ISA "Register State
+  // Space"; the <N> form declares name0..name(N-1), PTX ISA "Parameterized
   // variable names").
   uint32_t line = cur().line;
   Ty ty = Ty::None;
@@ -841,13 +846,17 @@ Status Parser::parseRegDecl() {
       uint64_t n = 0;
       QC_RETURN_IF_ERROR(expectNum(n));
       QC_RETURN_IF_ERROR(expectP(">"));
-      if (n > 1u << 20)
-        return errAt(line, "too many registers");
+      if (n > 65536 || fn->regBits.size() + n > 65536)
+        return errAt(line, "too many registers (more than 65536 in a "
+                           "function)");
       for (uint64_t k = 0; k < n; ++k) {
         regScopes.back()[base + std::to_string(k)] = uint32_t(fn->regBits.size());
         fn->regBits.push_back(bits);
       }
     } else {
+      if (fn->regBits.size() >= 65536)
+        return errAt(line, "too many registers (more than 65536 in a "
+                           "function)");
       regScopes.back()[base] = uint32_t(fn->regBits.size());
       fn->regBits.push_back(bits);
     }
@@ -885,12 +894,17 @@ Status Parser::parseBody() {
   return Status::ok();
 }
 Status Parser::placeVar(Variable v, uint32_t line) {
+  // Far beyond any GPU's shared (227 KiB) or local (512 KiB per thread)
+  // memory; also keeps the 32-bit offsets from overflowing.
+  if (v.size > (uint64_t(1) << 24))
+    return errAt(line, "'" + v.name + "' is too large (" +
+                           std::to_string(v.size) + " bytes)");
   if (fnVars.count(v.name))
     return errAt(line, "'" + v.name + "' is declared twice");
   if (v.space == Space::Shared) {
     if (v.isExternShared) {
       externAlign = std::max(externAlign, v.align);
-      v.addr = 0; // patched: the dynamic base
+      v.addr = kExternMarker; // patched to the dynamic base at the end
     } else {
       sharedTop = (sharedTop + v.align - 1) / v.align * v.align;
       v.addr = sharedTop;
@@ -917,8 +931,18 @@ Status Parser::lookupReg(const std::string &r, uint32_t &idx) const {
 }
 
 Status Parser::symbolAddress(const std::string &sym, uint32_t line,
-                             Space &space, uint64_t &addr) const {
+                             Space &space, uint64_t &addr) {
   auto it = fnVars.find(sym);
+  if (it == fnVars.end()) {
+    // A module-scope .shared variable gets its per-block place in each
+    // function at the first reference.
+    for (const Variable &g : mod.globals)
+      if (g.name == sym && g.space == Space::Shared) {
+        QC_RETURN_IF_ERROR(placeVar(g, line));
+        it = fnVars.find(sym);
+        break;
+      }
+  }
   if (it != fnVars.end()) {
     space = it->second.space;
     addr = it->second.addr;
@@ -1131,6 +1155,31 @@ Status Parser::parseInstruction(uint32_t guard, bool guardNeg) {
   in.guardNeg = guardNeg;
   in.line = line;
   QC_RETURN_IF_ERROR(decode(opcode, raw, line, in));
+  // Operand shapes the interpreter relies on: vectors and addresses only
+  // where the instruction takes them, and no `_` sink among sources.
+  bool vecOk = false;
+  switch (in.op) {
+  case Op::Mov: case Op::Ld: case Op::St: case Op::Mma: case Op::Ldmatrix:
+  case Op::CpAsync: case Op::Atom: case Op::Red: case Op::Bra:
+    vecOk = true;
+    break;
+  default:
+    break;
+  }
+  for (unsigned k = 0; k < in.nops; ++k) {
+    const Operand &o = in.ops[k];
+    if (!vecOk && (o.kind == Operand::Vec || o.kind == Operand::Addr))
+      return errAt(line, "'" + opcode + "': operand " + std::to_string(k + 1) +
+                             " must be a scalar");
+    bool isDest = k == 0 && in.op != Op::St && in.op != Op::Red &&
+                  in.op != Op::CpAsync && in.op != Op::Bar;
+    if (o.kind == Operand::Vec && !isDest)
+      for (unsigned e = 0; e < o.n; ++e)
+        if (o.vec[e] == kNoReg)
+          return errAt(line, "'" + opcode + "': '_' in a source vector");
+    if (isDest && o.kind == Operand::Special)
+      return errAt(line, "'" + opcode + "': a special register is read-only");
+  }
   fn->code.push_back(in);
   fn->opText.push_back(opcode);
   return Status::ok();
@@ -1163,7 +1212,7 @@ Status Parser::immFor(const RawOp &r, Ty ty, uint32_t line,
     return Status::ok();
   }
   // A 0f/0d constant in a bit-size context is its bit pattern (PTX ISA
-  // 4.5.1: "0f" constants are 32-bit, "0d" constants 64-bit).
+  // "Constants": "0f" constants are 32-bit, "0d" constants 64-bit).
   if (l.isFloat && l.exactF32 && sz == 4) {
     bits = l.bits;
     return Status::ok();
@@ -1182,7 +1231,7 @@ Status Parser::immFor(const RawOp &r, Ty ty, uint32_t line,
 }
 
 Status Parser::toOperand(const RawOp &r, Ty ty, uint32_t line,
-                         Operand &o) const {
+                         Operand &o) {
   switch (r.kind) {
   case RawOp::Reg:
     o.kind = Operand::Reg;
@@ -1197,7 +1246,7 @@ Status Parser::toOperand(const RawOp &r, Ty ty, uint32_t line,
     o.sreg = r.sreg;
     return Status::ok();
   case RawOp::Name: {
-    // A variable's address as a value (PTX ISA 5.4.5 "Variables as
+    // A variable's address as a value (PTX ISA "Variables as
     // operands": the address in the variable's state space).
     Space sp;
     uint64_t a = 0;

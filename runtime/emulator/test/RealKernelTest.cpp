@@ -294,3 +294,38 @@ TEST(EmulatorRealKernel, MissingBarrierIsCaught) {
 }
 
 } // namespace
+
+namespace {
+
+// The dequantize-only kernel writes W as fp16 [N, K]; it uses the same
+// in-register dequantization as the fused kernels, fp16(s * (q - z)), so it
+// must agree bit for bit with the CPU's dequantizeAllMMA16x64.
+TEST(EmulatorRealKernel, DequantKernelIsExact) {
+  DeviceOptions o;
+  o.arch = Arch::SM90a;
+  o.threads = 2;
+  Device dev(o);
+  Module *mod = nullptr;
+  Status s = dev.loadModule(readPtx("wq_n200_k544_g128_sym_sm90a.ptx"),
+                            "wq_n200_k544_g128_sym_sm90a.ptx", mod);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  Layer L = makeLayer(200, 544, 128, true, 5);
+  uint64_t q = upload(dev, L.t.qweight), sc = upload(dev, L.t.scales), w = 0;
+  ASSERT_TRUE(dev.malloc(size_t(L.N) * L.K * 2, w).isOk());
+  ASSERT_TRUE(dev.memset8(w, 0xff, size_t(L.N) * L.K * 2).isOk());
+  Kernel *k = nullptr;
+  ASSERT_TRUE(dev.getKernel(mod, "dequant_4", k).isOk());
+  void *args[] = {&q, &sc, &w};
+  s = dev.launch(k, {59, 1, 1}, {256, 1, 1}, 0, args);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  std::vector<uint16_t> wh(size_t(L.N) * L.K);
+  ASSERT_TRUE(dev.copyToHost(wh.data(), w, wh.size() * 2).isOk());
+  size_t bad = 0;
+  for (size_t i = 0; i < wh.size(); ++i)
+    if (float(halfToDouble(wh[i])) != L.w[i] && bad++ < 5)
+      ADD_FAILURE() << "w[" << i / L.K << "][" << i % L.K << "] = "
+                    << halfToDouble(wh[i]) << ", expected " << L.w[i];
+  EXPECT_EQ(bad, 0u);
+}
+
+} // namespace

@@ -16,7 +16,11 @@
 // and misaligned accesses, reads of uninitialized shared memory or registers,
 // shared-memory races between barriers, reads of cp.async destinations before
 // their wait, and writes to param space fail the launch with a message naming
-// the kernel, the block, the thread and the PTX line.
+// the kernel, the block, the thread and the PTX line. (Out-of-bounds and
+// misaligned accesses and param writes are errors even without checks.)
+// The race rule: within one barrier interval, a shared byte written by a
+// thread must not be read or written by a thread of another warp; a warp's
+// own lanes are ordered by its lockstep execution; atomics never race.
 //
 // The CUDA-driver-API shim (a shared object that the runtime can dlopen in
 // place of libcuda) and the qc-ptx-run tool are built on this interface.
@@ -53,6 +57,9 @@ struct DeviceOptions {
   unsigned threads = 0;
   /// Size of the emulated global memory.
   uint64_t memoryBytes = 4ull << 30;
+  /// A block that executes more warp-instructions than this fails (an
+  /// endless loop in a kernel must not hang a test suite).
+  uint64_t maxWarpInstructionsPerBlock = 1ull << 32;
 };
 
 /// A grid or block extent.
@@ -133,6 +140,16 @@ public:
   /// The largest block (threads) the kernel allows: its .maxntid/.reqntid
   /// product, else 1024.
   uint32_t maxThreadsPerBlock(const Kernel *kernel) const;
+  /// Bytes of .local memory per thread (cuFuncGetAttribute LOCAL_SIZE_BYTES).
+  uint32_t localBytesPerThread(const Kernel *kernel) const;
+  /// Registers the kernel declares (an upper bound of what ptxas would
+  /// allocate; for cuFuncGetAttribute NUM_REGS).
+  uint32_t numRegisters(const Kernel *kernel) const;
+  /// The names of the module's kernel entries, in file order.
+  std::vector<std::string> kernelNames(const Module *module) const;
+  /// The largest static + dynamic shared memory a block may use on this
+  /// architecture (163 KiB on sm_80, 227 KiB on sm_90a).
+  uint32_t maxSharedBytesPerBlock() const;
 
   /// Runs the kernel to completion. `kernelParams` is as for cuLaunchKernel:
   /// an array of pointers, one per parameter, to each parameter's value
