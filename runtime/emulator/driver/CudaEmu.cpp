@@ -724,7 +724,9 @@ QC_EXPORT CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy,
   }
   emu::Device *dev = s.device.get();
   emu::Kernel *k = f->kernel;
-  std::string name = f->name;
+  // The module's name (its QC_EMU_DUMP_PTX file when dumping) tells which
+  // PTX text the line numbers of a diagnosis refer to.
+  std::string name = f->name + " (" + f->module->displayName + ")";
   emu::Dim3 grid{gx, gy, gz}, block{bx, by, bz};
   return enqueue(st, [=]() {
     std::vector<void *> argv(offsets.size());
