@@ -21,6 +21,10 @@
 //   --print-ptx      prints the PTX of every target
 //   --ptxas-report   prints ptxas -v (registers, spills, shared memory)
 //   --inspect FILE   reads an artifact back (readArtifact) and lists it
+//   --ptx-images first|all|only
+//                    which PTX images are stored (see the option); `only`
+//                    writes PTX for every target and no cubin, which needs
+//                    no CUDA toolkit and is what the PTX emulator executes
 // The inspection flags work without -o.
 //
 //===----------------------------------------------------------------------===//
@@ -82,6 +86,13 @@ static cl::opt<bool> ptxasReport("ptxas-report",
 static cl::opt<std::string> inspectPath("inspect",
                                         cl::desc("Read an artifact back and list it"),
                                         cl::value_desc("file"), cl::cat(category));
+static cl::opt<std::string> ptxImages(
+    "ptx-images",
+    cl::desc("PTX stored: 'first' (cubins + PTX of the first target, the "
+             "default), 'all' (cubins + PTX of every target) or 'only' (PTX "
+             "of every target, no cubins: needs no CUDA toolkit; what the PTX "
+             "emulator runs)"),
+    cl::init("first"), cl::cat(category));
 static cl::opt<std::string> toolkit("toolkit",
                                     cl::desc("CUDA toolkit root (default: found at configure time)"),
                                     cl::init(""), cl::cat(category));
@@ -280,6 +291,9 @@ int main(int argc, char **argv) {
   if (shapes.empty() && modelPath.empty())
     return fail("give the layers with --shape NxK[,NxK...] or a quantized "
                 "model .mlir (or --inspect FILE)");
+  if (ptxImages != "first" && ptxImages != "all" && ptxImages != "only")
+    return fail("--ptx-images must be first, all or only (got '" + ptxImages +
+                "')");
   if (outputPath.empty() && !printIR && !printPTX && !ptxasReport)
     return fail("nothing to do: give -o FILE, --print-ir, --print-ptx or "
                 "--ptxas-report");
@@ -421,7 +435,11 @@ int main(int argc, char **argv) {
     return 0;
 
   // Images: a cubin per target, then the PTX of the first target (PTX for
-  // sm_80 is JIT-compiled by the driver on any later GPU).
+  // sm_80 is JIT-compiled by the driver on any later GPU), or of every
+  // target (--ptx-images). A PTX image keeps its chip's arch-specific
+  // suffix: PTX for sm_90a (".target sm_90a") is "compute_90a", which the
+  // runtime loads only on exactly that architecture, never as forward-
+  // compatible compute_90 PTX (the driver refuses to JIT it elsewhere).
   auto addImages = [&](StringRef chip, StringRef format, StringRef kind,
                        StringRef target) -> bool {
     std::map<std::string, std::string> objs;
@@ -439,23 +457,29 @@ int main(int argc, char **argv) {
     }
     return true;
   };
-  for (const std::string &chip : chips)
-    if (!addImages(chip, "bin", "cubin", chip))
-      return fail("building the cubin for " + chip +
-                  " failed (is the CUDA toolkit installed?)");
-  std::string ptxTarget =
-      "compute_" +
-      StringRef(chips.front())
-          .drop_front(3)
-          .take_while([](char c) { return isdigit(c); })
-          .str();
-  if (!addImages(chips.front(), "isa", "ptx", ptxTarget))
-    return fail("lowering to PTX failed");
+  if (ptxImages != "only")
+    for (const std::string &chip : chips)
+      if (!addImages(chip, "bin", "cubin", chip))
+        return fail("building the cubin for " + chip +
+                    " failed (is the CUDA toolkit installed?)");
+  auto ptxTargetOf = [](StringRef chip) {
+    return "compute_" + chip.drop_front(3).str(); // sm_90a -> compute_90a
+  };
+  std::string ptxTarget;
+  for (const std::string &chip : chips) {
+    if (ptxImages == "first" && chip != chips.front())
+      break;
+    if (!addImages(chip, "isa", "ptx", ptxTargetOf(chip)))
+      return fail("lowering to PTX for " + chip + " failed");
+    ptxTarget += (ptxTarget.empty() ? "" : ",") + ptxTargetOf(chip);
+  }
 
   if (Status s = ::qc::writeArtifact(outputPath, art); !s)
     return fail(s.message());
   outs() << "wrote " << outputPath << ": " << art.layers.size() << " layers, "
-         << art.modules.size() << " modules, targets " << join(chips, ",")
+         << art.modules.size() << " modules, "
+         << (ptxImages == "only" ? "no cubins"
+                                 : "targets " + join(chips, ","))
          << " + " << ptxTarget << " PTX\n";
   return 0;
 }
