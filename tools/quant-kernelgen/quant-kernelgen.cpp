@@ -191,9 +191,25 @@ static bool addModelLayers(MLIRContext &ctx, const std::string &path,
              << "\n";
       ++skipped;
     };
-    if (op.getLayout() != mlir::qc::wq::Layout::gptq || op.getBits() != 4 ||
-        op.getCodebook() || op.getGIdx() || !op.getScaleDtype().isF16())
-      return skip("not a 4-bit gptq layer with f16 scales and no g_idx");
+    // Say which property the kernels lack and what to do instead, one
+    // reason per layer (the first that applies).
+    if (op.getGIdx())
+      return skip("act-order (g_idx) layers are not supported by the GPU "
+                  "kernels yet; quantize without act-order (act-order=false) "
+                  "to compile it");
+    if (op.getCodebook())
+      return skip("NF4 (codebook) layers are not supported by the GPU kernels");
+    if (op.getBits() != 4)
+      return skip(Twine(op.getBits()) +
+                  "-bit layers are not supported: the GPU kernels are 4-bit "
+                  "only");
+    if (op.getLayout() != mlir::qc::wq::Layout::gptq)
+      return skip("the kernels repack the gptq layout; this layer uses '" +
+                  mlir::qc::wq::stringifyLayout(op.getLayout()) +
+                  "' (quantize with layout=gptq)");
+    if (!op.getScaleDtype().isF16())
+      return skip("the kernels read f16 scales (quantize with "
+                  "scale-dtype=f16)");
     const ::qc::PackedTensor *qw = param(op.getQweight());
     const ::qc::PackedTensor *sc = param(op.getScales());
     const ::qc::PackedTensor *zr = op.getZeros() ? param(op.getZeros()) : nullptr;
@@ -251,7 +267,10 @@ static bool addModelLayers(MLIRContext &ctx, const std::string &path,
     ++added;
   });
   if (!error && added == 0) {
-    fail("no layer of " + path + " can be served by the GPU kernels");
+    fail("no layer of " + path +
+         " can be served by the GPU kernels (the reasons are listed above; "
+         "they serve 4-bit gptq-layout layers with f16 scales and no "
+         "act-order)");
     return true;
   }
   if (!error)
