@@ -28,6 +28,12 @@ config.substitutions.append(
 if config.qc_ptxas and os.access(config.qc_ptxas, os.X_OK):
     config.available_features.add("ptxas")
 
+# `REQUIRES: emulator`: tests that run the generated kernels on the PTX
+# emulator (its CUDA driver library, loaded with QC_CUDA_DRIVER_LIBRARY).
+if config.qc_emu_driver and os.path.exists(config.qc_emu_driver):
+    config.available_features.add("emulator")
+    config.substitutions.append(("%emu_driver", config.qc_emu_driver))
+
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
@@ -39,6 +45,8 @@ tools = [
     ToolSubst("quant-calibrate", unresolved="ignore"),
     ToolSubst("quant-compile", unresolved="ignore"),
     ToolSubst("quant-kernelgen", unresolved="ignore"),
+    ToolSubst("quant-bench", unresolved="ignore"),
+    ToolSubst("qc-ptx-run", unresolved="ignore"),
     ToolSubst("quant-tokenize", unresolved="ignore"),
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -118,6 +118,7 @@ Status CudaDriver::load(const CudaDriver *&out, DriverState &state,
     } else {
       auto d = std::make_unique<CudaDriver>();
       Status st = resolveDriverSymbols(h, *d);
+      d->emulated = dlsym(h, "qcEmuDriverInfo") != nullptr;
       if (!st) {
         l.state = DriverState::Broken;
         l.error = st.message();

@@ -17,6 +17,8 @@
 
 #include "qc/runtime/Gguf.h"
 
+#include "qc/runtime/FileMapping.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -309,8 +311,7 @@ std::vector<int64_t> GgufTensorInfo::shape() const {
 //===----------------------------------------------------------------------===//
 
 GgufFile::~GgufFile() {
-  if (mapping)
-    ::munmap(mapping, size);
+  unmapFile(FileMapping{mapping, size});
 }
 
 Status GgufFile::error(const std::string &what) const {
@@ -319,41 +320,15 @@ Status GgufFile::error(const std::string &what) const {
 
 Status GgufFile::open(const std::string &path, std::unique_ptr<GgufFile> &out,
                       const GgufLimits &limits) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    return Status::error(path + ": cannot open: " + std::strerror(err));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return Status::error(path + ": cannot stat: " + std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Status::error(path + ": not a regular file");
-  }
-  if (static_cast<uint64_t>(st.st_size) >
-      static_cast<uint64_t>(std::numeric_limits<size_t>::max())) {
-    ::close(fd);
-    return Status::error(path + ": file too large to map");
-  }
+  FileMapping m;
+  // A file too short to hold any header is not mapped (mmap of length 0
+  // fails); validate() reports it as a format error.
+  QC_RETURN_IF_ERROR(mapFileReadOnly(path, 1, m));
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->name = path;
-  file->size = static_cast<size_t>(st.st_size);
-  // mmap of length 0 fails; an empty file is reported by validate().
-  if (file->size > 0) {
-    void *m = ::mmap(nullptr, file->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      return Status::error(path + ": cannot mmap: " + std::strerror(err));
-    }
-    file->mapping = m;
-    file->base = static_cast<const uint8_t *>(m);
-  }
-  ::close(fd);
+  file->size = m.size;
+  file->mapping = m.address;
+  file->base = static_cast<const uint8_t *>(m.address);
   QC_RETURN_IF_ERROR(file->validate(limits));
   out = std::move(file);
   return Status::ok();

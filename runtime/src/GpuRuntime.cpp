@@ -39,7 +39,7 @@ bool parseArch(const std::string &target, const char *prefix, int &cc,
 } // namespace
 
 const ArtifactImage *selectImage(const ArtifactModule &m, int ccMajor,
-                                 int ccMinor) {
+                                 int ccMinor, bool ptxOnly) {
   const int cc = ccMajor * 10 + ccMinor;
   const ArtifactImage *best = nullptr;
   int bestRank = -1;
@@ -47,7 +47,8 @@ const ArtifactImage *selectImage(const ArtifactModule &m, int ccMajor,
     int c;
     char sfx;
     int rank = -1;
-    if (img.kind == "cubin" && parseArch(img.target, "sm_", c, sfx)) {
+    if (img.kind == "cubin" && !ptxOnly &&
+        parseArch(img.target, "sm_", c, sfx)) {
       if (sfx == 'a' && c == cc)
         rank = 3000; // arch-specific features of exactly this GPU
       else if (sfx == 0 && c == cc)
@@ -99,6 +100,7 @@ Status GpuRuntime::create(std::unique_ptr<GpuRuntime> &out, DriverState &state,
   QC_RETURN_IF_ERROR(CudaDriver::load(d, state, library));
   std::unique_ptr<GpuRuntime> rt(new GpuRuntime());
   rt->drv = d;
+  rt->info.emulated = d->emulated;
   int count = 0;
   QC_RETURN_IF_ERROR(d->check(d->cuDeviceGetCount(&count), "cuDeviceGetCount"));
   if (ordinal < 0 || ordinal >= count) {
@@ -206,13 +208,18 @@ Status GpuRuntime::loadArtifact(const Artifact &a,
   QC_RETURN_IF_ERROR(validateArtifact(a, displayName));
   for (const ArtifactModule &m : a.modules) {
     const std::string where = displayName + ": module " + json::quote(m.name);
-    const ArtifactImage *img = selectImage(m, info.ccMajor, info.ccMinor);
+    // The emulator executes PTX only (a cubin is SASS machine code): it
+    // gets the PTX image that a GPU of its compute capability would JIT.
+    const ArtifactImage *img =
+        selectImage(m, info.ccMajor, info.ccMinor, info.emulated);
     if (!img) {
       std::string have;
       for (const auto &i : m.images)
         have += (have.empty() ? "" : ", ") + i.target + " " + i.kind;
-      return Status::error(where + ": no image runs on " + info.arch() + " (" +
-                           info.name + "); the artifact has " + have);
+      return Status::error(where + ": no " +
+                           (info.emulated ? "PTX image" : "image") +
+                           " runs on " + info.arch() + " (" + info.name +
+                           "); the artifact has " + have);
     }
     LoadedModule lm;
     lm.image = img->target + " " + img->kind;

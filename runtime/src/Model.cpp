@@ -107,6 +107,13 @@ Status validateModelConfig(const ModelConfig &c,
     if (s.value <= 0)
       return fail(std::string(s.name) + " must be positive, got " +
                   std::to_string(s.value));
+  // A corrupted or hostile config must not reach modelTensorSpecs, which
+  // lists nLayers * 9 tensors: no real decoder has anywhere near this many.
+  constexpr int64_t kMaxLayers = 4096;
+  if (c.nLayers > kMaxLayers)
+    return fail("nLayers " + std::to_string(c.nLayers) + " is more than " +
+                std::to_string(kMaxLayers) +
+                " (a corrupted configuration?)");
   if (c.nHeads % c.nKVHeads != 0)
     return fail("nHeads (" + std::to_string(c.nHeads) +
                 ") must be a multiple of nKVHeads (" +

@@ -15,6 +15,8 @@
 
 #include "qc/runtime/Safetensors.h"
 
+#include "qc/runtime/FileMapping.h"
+
 #include "qc/runtime/Json.h"
 
 #include <algorithm>
@@ -231,8 +233,7 @@ bool isJsonSpace(uint8_t c) {
 } // namespace
 
 SafetensorsFile::~SafetensorsFile() {
-  if (mapping)
-    ::munmap(mapping, size);
+  unmapFile(FileMapping{mapping, size});
 }
 
 Status SafetensorsFile::error(const std::string &what) const {
@@ -247,42 +248,15 @@ const TensorInfo *SafetensorsFile::find(const std::string &tensorName) const {
 Status SafetensorsFile::open(const std::string &path,
                              std::unique_ptr<SafetensorsFile> &out,
                              const SafetensorsLimits &limits) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    return Status::error(path + ": cannot open: " + std::strerror(err));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return Status::error(path + ": cannot stat: " + std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Status::error(path + ": not a regular file");
-  }
-  if (static_cast<uint64_t>(st.st_size) >
-      static_cast<uint64_t>(std::numeric_limits<size_t>::max())) {
-    ::close(fd);
-    return Status::error(path + ": file too large to map");
-  }
+  FileMapping m;
+  // A file too short to hold any header is not mapped (mmap of length 0
+  // fails); validate() reports it as a format error.
+  QC_RETURN_IF_ERROR(mapFileReadOnly(path, 8, m));
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->name = path;
-  file->size = static_cast<size_t>(st.st_size);
-  // mmap of length 0 fails, and a file below 8 bytes is rejected before
-  // the mapping is needed; keep the empty-file error a format error.
-  if (file->size >= 8) {
-    void *m = ::mmap(nullptr, file->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      return Status::error(path + ": cannot mmap: " + std::strerror(err));
-    }
-    file->mapping = m;
-    file->base = static_cast<const uint8_t *>(m);
-  }
-  ::close(fd);
+  file->size = m.size;
+  file->mapping = m.address;
+  file->base = static_cast<const uint8_t *>(m.address);
   QC_RETURN_IF_ERROR(file->validate(limits));
   out = std::move(file);
   return Status::ok();

@@ -15,6 +15,13 @@
 // fake_<kind>_<N>_<K>_<G|ch>_<s|a>, and its events read the host clock.
 // The device name says so, so no report made with it can pass for GPU data.
 //
+// Real PTX runs on the qc PTX emulator (runtime/emulator: the GPU runtime
+// tests use it when there is no GPU, and test/Unit/Emulator runs every
+// generated kernel through quant-bench on it). This double stays for what
+// the emulator cannot do: loading cubins (the emulator runs PTX only) and
+// standing in for cuBLAS, so that quant-bench's cuBLAS and
+// dequantize-then-cuBLAS rows are exercised.
+//
 // Kernels (parameters in this order):
 //   linear  (x, qweight, scales, [zeros], y, M)   y = x W^T, fp32 accumulate
 //   partial (same)                                as linear but skips row M-1

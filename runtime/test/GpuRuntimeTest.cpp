@@ -4,11 +4,14 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Tests that need a GPU skip with one line when there is no driver. The
-// others check what can be checked without one: the driver and cuBLAS
-// symbol names against the CUDA toolkit's libraries (when installed), the
-// no-driver message, image selection, and that the PTX test kernel the GPU
-// tests launch is valid PTX (assembled with ptxas when available).
+// Tests that need a device run on the GPU when there is one, else on the
+// qc PTX emulator (libqc_cuda_emu.so, which executes the PTX test kernels
+// instruction by instruction), else skip with one line. The others check
+// what can be checked without one: the driver and cuBLAS symbol names
+// against the CUDA toolkit's libraries (when installed), the no-driver
+// message, image selection, and that the PTX test kernels are valid PTX
+// (assembled with ptxas when available). The host-memory test double
+// (FakeCuda.cpp) is used only where no PTX could stand in: loading cubins.
 //
 //===----------------------------------------------------------------------===//
 
@@ -62,12 +65,68 @@ const char *kTestPtx = R"(.version 7.0
 }
 )";
 
-/// A GPU runtime, or a skip with the runtime's one-line reason.
+/// y[i] = x[i] + 2 qweight[i] + 3 scales[i] + 4 zeros[i] + 5 M (u32) for
+/// i = tid.x, parameters (x, qweight, scales, zeros, y, M): any two
+/// arguments swapped by the runtime give a different y.
+const char *kArgsPtx = R"(.version 7.0
+.target sm_80
+.address_size 64
+
+.visible .entry qc_test_args(.param .u64 px, .param .u64 pq, .param .u64 ps,
+                             .param .u64 pz, .param .u64 py, .param .u32 pm)
+{
+  .reg .b32 %r<8>;
+  .reg .b64 %rd<12>;
+  ld.param.u64 %rd0, [px];
+  ld.param.u64 %rd1, [pq];
+  ld.param.u64 %rd2, [ps];
+  ld.param.u64 %rd3, [pz];
+  ld.param.u64 %rd4, [py];
+  ld.param.u32 %r0, [pm];
+  cvta.to.global.u64 %rd0, %rd0;
+  cvta.to.global.u64 %rd1, %rd1;
+  cvta.to.global.u64 %rd2, %rd2;
+  cvta.to.global.u64 %rd3, %rd3;
+  cvta.to.global.u64 %rd4, %rd4;
+  mov.u32 %r1, %tid.x;
+  mul.wide.u32 %rd5, %r1, 4;
+  add.s64 %rd6, %rd0, %rd5;
+  ld.global.u32 %r2, [%rd6];
+  add.s64 %rd7, %rd1, %rd5;
+  ld.global.u32 %r3, [%rd7];
+  add.s64 %rd8, %rd2, %rd5;
+  ld.global.u32 %r4, [%rd8];
+  add.s64 %rd9, %rd3, %rd5;
+  ld.global.u32 %r5, [%rd9];
+  mad.lo.u32 %r6, %r3, 2, %r2;
+  mad.lo.u32 %r6, %r4, 3, %r6;
+  mad.lo.u32 %r6, %r5, 4, %r6;
+  mad.lo.u32 %r6, %r0, 5, %r6;
+  add.s64 %rd10, %rd4, %rd5;
+  st.global.u32 [%rd10], %r6;
+  ret;
+}
+)";
+
+/// A runtime on the GPU when there is one, else on the qc PTX emulator
+/// (when built), else a skip with the runtime's one-line reason.
+std::string gpuOrEmulator() {
+  const CudaDriver *d = nullptr;
+  DriverState state;
+  if (CudaDriver::load(d, state))
+    return "libcuda.so.1";
+#ifdef QC_EMU_DRIVER_LIBRARY
+  return QC_EMU_DRIVER_LIBRARY;
+#else
+  return "libcuda.so.1";
+#endif
+}
+
 #define QC_GPU_OR_SKIP(rt)                                                     \
   std::unique_ptr<GpuRuntime> rt;                                              \
   {                                                                            \
     DriverState state;                                                         \
-    Status st_ = GpuRuntime::create(rt, state);                                \
+    Status st_ = GpuRuntime::create(rt, state, 0, gpuOrEmulator());            \
     if (state != DriverState::Ready)                                           \
       GTEST_SKIP() << st_.message();                                           \
     ASSERT_TRUE(st_) << st_.message();                                         \
@@ -154,10 +213,14 @@ TEST(GpuRuntime, TestKernelIsValidPtx) {
   {
     std::ofstream f(dir.file("k.ptx"));
     f << kTestPtx;
+    std::ofstream g(dir.file("args.ptx"));
+    g << kArgsPtx;
   }
-  std::string cmd = std::string(QC_PTXAS) + " -arch=sm_80 " + dir.file("k.ptx") +
-                    " -o " + dir.file("k.cubin") + " 2>&1";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  for (const char *k : {"k.ptx", "args.ptx"}) {
+    std::string cmd = std::string(QC_PTXAS) + " -arch=sm_80 " + dir.file(k) +
+                      " -o " + dir.file("k.cubin") + " 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
 }
 #endif
 
@@ -289,7 +352,8 @@ TEST(GpuRuntime, MissingKernelInImageIsReported) {
 
 #ifdef QC_FAKE_CUDA_LIBRARY
 // GpuRuntime on the host-memory test double of the driver (FakeCuda.cpp; not
-// a GPU): image selection, error messages and argument marshalling.
+// a GPU): choosing and loading a cubin, which neither the emulator (PTX
+// only) nor a machine without a GPU can do.
 class GpuRuntimeOnTestDouble : public ::testing::Test {
 protected:
   void SetUp() override {
@@ -347,28 +411,122 @@ TEST_F(GpuRuntimeOnTestDouble, PicksTheImageForTheDevice) {
       << st.message();
 }
 
-TEST_F(GpuRuntimeOnTestDouble, ErrorsNameTheModuleLayerAndKernel) {
-  Artifact a = artifact({"fake_linear_16_64_ch_s", "missing_kernel"}, {"sm_80"});
+#endif
+
+
+#ifdef QC_EMU_DRIVER_LIBRARY
+// GpuRuntime on the qc PTX emulator: the real driver calls, the PTX test
+// kernels executed instruction by instruction.
+class GpuRuntimeOnEmulator : public ::testing::Test {
+protected:
+  void SetUp() override {
+    DriverState state;
+    Status st = GpuRuntime::create(rt, state, 0, QC_EMU_DRIVER_LIBRARY);
+    ASSERT_TRUE(st) << st.message();
+    ASSERT_EQ(state, DriverState::Ready);
+  }
+  /// One kernel-only layer "16x64" launching `kernel` of a module with
+  /// `images` (target, kind, text) once per row tile of 8.
+  Artifact artifact(const std::string &kernel,
+                    std::vector<std::vector<std::string>> images,
+                    std::vector<std::string> params) {
+    Artifact a;
+    ArtifactModule m;
+    m.name = "emu";
+    m.kernels = {kernel};
+    for (auto &i : images)
+      m.images.push_back({i[0], i[1], {i[2].begin(), i[2].end()}});
+    a.modules.push_back(m);
+    ArtifactLayer l;
+    l.name = "16x64";
+    l.N = 16;
+    l.K = 64;
+    ArtifactVariant v;
+    v.family = "mma";
+    v.minM = 1;
+    v.maxM = 8;
+    ArtifactLaunch L;
+    L.module = "emu";
+    L.kernel = kernel;
+    L.block[0] = 32;
+    L.tileM = 8;
+    L.params = std::move(params);
+    v.launches.push_back(L);
+    l.variants.push_back(v);
+    a.layers.push_back(l);
+    return a;
+  }
+  std::unique_ptr<GpuRuntime> rt;
+};
+
+TEST_F(GpuRuntimeOnEmulator, ReportsItselfAndLoadsPtxNotCubins) {
+  EXPECT_TRUE(rt->device().emulated);
+  EXPECT_TRUE(rt->driver().emulated);
+  EXPECT_NE(rt->device().name.find("qc PTX emulator"), std::string::npos);
+  EXPECT_NE(rt->device().name.find("not a GPU"), std::string::npos);
+  EXPECT_EQ(rt->device().arch(), "sm_80");
+  EXPECT_EQ(rt->device().maxSharedOptin, 166912);
+  // A cubin is SASS the emulator cannot run: the PTX image is loaded even
+  // though a GPU of this compute capability would take the cubin.
+  Artifact a = artifact("qc_test_add_m",
+                        {{"sm_80", "cubin", "\x7f" "ELF not really"},
+                         {"compute_80", "ptx", kTestPtx}},
+                        {"x", "y", "M"});
+  Status st = rt->loadArtifact(a, "t.qcart");
+  ASSERT_TRUE(st) << st.message();
+  EXPECT_EQ(rt->loadedImage("emu"), "compute_80 ptx");
+  a = artifact("qc_test_add_m", {{"sm_80", "cubin", "\x7f" "ELF"}},
+               {"x", "y", "M"});
+  st = rt->loadArtifact(a, "t.qcart");
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("t.qcart: module \"emu\": no PTX image runs on "
+                              "sm_80 (qc PTX emulator (sm_80, not a GPU)); "
+                              "the artifact has sm_80 cubin"),
+            std::string::npos)
+      << st.message();
+  // PTX the emulator's parser rejects: the JIT log carries the line.
+  a = artifact("qc_test_add_m",
+               {{"compute_80", "ptx", ".version 7.0\n.target sm_80\n"
+                                      ".address_size 64\n"
+                                      ".visible .entry qc_test_add_m() {\n"
+                                      "  frobnicate.u32 %r1;\n}\n"}},
+               {});
+  st = rt->loadArtifact(a, "t.qcart");
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("t.qcart: module \"emu\": loading the "
+                              "compute_80 ptx image on sm_80 failed: "
+                              "CUDA_ERROR_INVALID_PTX (218)"),
+            std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find(":5"), std::string::npos) << st.message();
+}
+
+TEST_F(GpuRuntimeOnEmulator, ErrorsNameTheModuleLayerAndKernel) {
+  Artifact a = artifact("qc_test_add_m", {{"compute_80", "ptx", kTestPtx}},
+                        {"x", "y", "M"});
+  a.modules[0].kernels.push_back("missing_kernel");
   Status st = rt->loadArtifact(a, "t.qcart");
   ASSERT_FALSE(st);
-  EXPECT_NE(st.message().find("t.qcart: module \"fake\": kernel "
-                              "\"missing_kernel\" is not in its sm_80 cubin "
-                              "image: CUDA_ERROR_FAKE (500)"),
+  EXPECT_NE(st.message().find("t.qcart: module \"emu\": kernel "
+                              "\"missing_kernel\" is not in its compute_80 "
+                              "ptx image: CUDA_ERROR_NOT_FOUND (500)"),
             std::string::npos)
       << st.message();
 
-  a = artifact({"fake_linear_16_64_ch_s"}, {"sm_80"});
+  a = artifact("qc_test_add_m", {{"compute_80", "ptx", kTestPtx}},
+               {"x", "y", "M"});
   a.layers[0].variants[0].launches[0].sharedBytes = 240000;
   st = rt->loadArtifact(a, "t.qcart");
   ASSERT_FALSE(st);
-  EXPECT_NE(st.message().find("layer \"16x64\": mma kernel "
-                              "\"fake_linear_16_64_ch_s\" needs 240000 bytes "
-                              "of shared memory"),
+  EXPECT_NE(st.message().find("layer \"16x64\": mma kernel \"qc_test_add_m\" "
+                              "needs 240000 bytes of shared memory; qc PTX "
+                              "emulator (sm_80, not a GPU) allows 166912"),
             std::string::npos)
       << st.message();
 
   // An artifact that breaks a cross reference is refused before loading.
-  a = artifact({"fake_linear_16_64_ch_s"}, {"sm_80"});
+  a = artifact("qc_test_add_m", {{"compute_80", "ptx", kTestPtx}},
+               {"x", "y", "M"});
   a.layers[0].variants[0].launches[0].kernel = "other";
   st = rt->loadArtifact(a, "t.qcart");
   ASSERT_FALSE(st);
@@ -377,47 +535,75 @@ TEST_F(GpuRuntimeOnTestDouble, ErrorsNameTheModuleLayerAndKernel) {
       << st.message();
 }
 
-TEST_F(GpuRuntimeOnTestDouble, RunLayerPassesArgumentsByName) {
-  Artifact a = artifact({"fake_linear_16_64_ch_s"}, {"sm_80"});
-  ASSERT_TRUE(rt->loadArtifact(a, "t.qcart"));
-  std::mt19937 rng(4);
-  std::vector<uint8_t> codes(16 * 64);
-  for (auto &c : codes)
-    c = uint8_t(rng() % 16);
-  std::vector<float> scales(16);
-  for (auto &s : scales)
-    s = 0.01f * float(1 + rng() % 50);
-  MMA16x64Tensors t;
-  ASSERT_TRUE(packMMA16x64(4, 16, 64, -1, true, codes.data(), scales.data(),
-                           nullptr, t));
-  DeviceLayerTensors w;
-  ASSERT_TRUE(rt->uploadLayerTensors(t, w, "16x64"));
-  const int M = 3;
-  std::vector<uint16_t> x(M * 64), y(M * 16, 0xFFFF);
-  for (auto &v : x)
-    v = f32ToF16(float(int(rng() % 200) - 100) / 64.0f);
-  DeviceBuffer dx, dy;
-  ASSERT_TRUE(rt->allocAndUpload(x.data(), x.size() * 2, dx, "x"));
-  ASSERT_TRUE(rt->allocAndUpload(y.data(), y.size() * 2, dy, "y"));
-  Status st = rt->runLayer(a.layers[0], w, M, dx.ptr(), dy.ptr());
+TEST_F(GpuRuntimeOnEmulator, RunLayerPassesArgumentsByName) {
+  Artifact a = artifact("qc_test_args", {{"compute_80", "ptx", kArgsPtx}},
+                        {"x", "qweight", "scales", "zeros", "y", "M"});
+  a.layers[0].sym = false; // the layer has zero points
+  Status st = rt->loadArtifact(a, "t.qcart");
   ASSERT_TRUE(st) << st.message();
-  ASSERT_TRUE(rt->download(y.data(), dy.ptr(), y.size() * 2, "y"));
-  std::vector<float> ref;
-  ASSERT_TRUE(cpuLinearMMA16x64(t, x.data(), M, ref));
-  for (size_t i = 0; i < y.size(); ++i)
-    ASSERT_EQ(y[i], f32ToF16(ref[i])) << i; // same fp32 order: bit exact
+  auto fill = [](uint32_t base) {
+    std::vector<uint32_t> v(32);
+    for (uint32_t i = 0; i < 32; ++i)
+      v[i] = base + i;
+    return v;
+  };
+  std::vector<uint32_t> x = fill(1), q = fill(1000), sc = fill(100000),
+                        z = fill(10000000), y(32, 0xFFFFFFFFu);
+  DeviceBuffer dx, dy;
+  DeviceLayerTensors w;
+  ASSERT_TRUE(rt->allocAndUpload(x.data(), 128, dx, "x"));
+  ASSERT_TRUE(rt->allocAndUpload(y.data(), 128, dy, "y"));
+  ASSERT_TRUE(rt->allocAndUpload(q.data(), 128, w.qweight, "qweight"));
+  ASSERT_TRUE(rt->allocAndUpload(sc.data(), 128, w.scales, "scales"));
+  ASSERT_TRUE(rt->allocAndUpload(z.data(), 128, w.zeros, "zeros"));
+  const int M = 7;
+  st = rt->runLayer(a.layers[0], w, M, dx.ptr(), dy.ptr());
+  ASSERT_TRUE(st) << st.message();
+  ASSERT_TRUE(rt->download(y.data(), dy.ptr(), 128, "y"));
+  for (uint32_t i = 0; i < 32; ++i)
+    ASSERT_EQ(y[i], x[i] + 2 * q[i] + 3 * sc[i] + 4 * z[i] + 5 * M) << i;
 
   LayerArgs args;
   args.x = dx.ptr();
   args.qweight = w.qweight.ptr();
-  args.scales = w.scales.ptr(); // y missing
+  args.scales = w.scales.ptr();
+  args.y = dy.ptr(); // zeros missing
   st = rt->launch(a.layers[0], a.layers[0].variants[0], M, args);
   ASSERT_FALSE(st);
   EXPECT_NE(st.message().find("t.qcart: layer \"16x64\": mma variant: launch "
-                              "0 (kernel \"fake_linear_16_64_ch_s\"): "
-                              "parameter \"y\" has no device buffer"),
+                              "0 (kernel \"qc_test_args\"): parameter "
+                              "\"zeros\" has no device buffer"),
             std::string::npos)
       << st.message();
+}
+
+// A kernel that goes wrong on the emulator fails its launch, and the
+// runtime's error carries the emulator's diagnosis: kernel, block, thread,
+// PTX line.
+TEST_F(GpuRuntimeOnEmulator, AFaultyLaunchCarriesTheEmulatorsMessage) {
+  Artifact a = artifact("qc_test_add_m", {{"compute_80", "ptx", kTestPtx}},
+                        {"x", "y", "M"});
+  a.layers[0].variants[0].launches[0].tileM = 1; // one block row per M
+  ASSERT_TRUE(rt->loadArtifact(a, "t.qcart"));
+  DeviceBuffer dx, dy;
+  std::vector<int32_t> x(32, 1);
+  ASSERT_TRUE(rt->allocAndUpload(x.data(), 128, dx, "x")); // one row only
+  ASSERT_TRUE(rt->allocAndUpload(x.data(), 128, dy, "y"));
+  DeviceLayerTensors none;
+  // M = 8: block rows 1..7 read x[32..255], past the 128-byte allocation
+  // (and past every other one).
+  Status st = rt->runLayer(a.layers[0], none, 8, dx.ptr(), dy.ptr());
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("CUDA_ERROR_LAUNCH_FAILED (719)"),
+            std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find("qc_test_add_m"), std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find("block (0,"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("line "), std::string::npos) << st.message();
+  // The device stays usable: the next launch runs (M = 1 fits).
+  st = rt->runLayer(a.layers[0], none, 1, dx.ptr(), dy.ptr());
+  EXPECT_TRUE(st) << st.message();
 }
 #endif
 

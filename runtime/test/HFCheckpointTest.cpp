@@ -713,6 +713,12 @@ TEST(HFConfig, InconsistentSizes) {
       {"field \"hidden_size\" (9) is not a multiple of num_attention_heads"});
   expectConfigError([](Value &c) { c.set("vocab_size", Value::integer(0)); },
                     {"vocabSize must be positive, got 0"});
+  // Refused before anything is sized by it.
+  expectConfigError(
+      [](Value &c) {
+        c.set("num_hidden_layers", Value::integer(int64_t(1) << 40));
+      },
+      {"nLayers 1099511627776 is more than 4096"});
 }
 
 TEST(HFConfig, NotAnObjectOrNotJson) {

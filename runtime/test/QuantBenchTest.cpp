@@ -355,6 +355,56 @@ TEST(QuantBenchOutput, TableAndJson) {
   EXPECT_EQ(utcNow().size(), 20u);
 }
 
+// An emulated report: every time is labelled, none becomes a throughput, a
+// speedup or a JSON field a GPU report would use.
+TEST(QuantBenchOutput, EmulatedTimesAreLabelledNeverPerformance) {
+  Report r;
+  r.deviceName = "qc PTX emulator (sm_80, not a GPU)";
+  r.arch = "sm_80";
+  r.emulated = true;
+  r.cublasNote = "cuBLAS rows skipped: cuBLAS does not run on the qc PTX "
+                 "emulator";
+  Row a;
+  a.layer = "100x200";
+  a.N = 100;
+  a.K = 200;
+  a.M = 3;
+  a.variant = "splitk";
+  a.oursUs = 2500;
+  a.relOurs = 2e-4;
+  a.relDequantW = 0;
+  a.dequantAvailable = true;
+  a.emulated = true;
+  a.ok = true;
+  computeMetrics(a, NAN);
+  EXPECT_TRUE(std::isnan(a.oursTBps));
+  EXPECT_TRUE(std::isnan(a.oursTflops));
+  EXPECT_GT(a.flops, 0); // counts are still filled
+  r.rows = {a};
+  std::string table = formatTable(r);
+  EXPECT_NE(table.find("EMULATED: every time below is the qc PTX emulator's "
+                       "host wall time"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("emulated us"), std::string::npos);
+  EXPECT_EQ(table.find("ours us"), std::string::npos);
+  EXPECT_EQ(table.find("measured ceilings"), std::string::npos);
+  EXPECT_NE(table.find("cuBLAS rows skipped"), std::string::npos);
+  EXPECT_NE(table.find("dequant W err"), std::string::npos);
+  json::Value v;
+  ASSERT_TRUE(json::parse(json::write(toJson(r)), v)); // NaN -> null
+  EXPECT_TRUE(v.find("emulated")->asBool());
+  EXPECT_NE(v.find("settings")->find("timing")->asString().find("EMULATED"),
+            std::string::npos);
+  const json::Value &row = v.find("rows")->asArray()[0];
+  EXPECT_TRUE(row.find("emulated")->asBool());
+  EXPECT_TRUE(row.find("ours_us")->isNull());
+  EXPECT_EQ(row.find("emulated_ours_us")->asDouble(), 2500.0);
+  EXPECT_TRUE(row.find("ours_tbps")->isNull());
+  EXPECT_TRUE(row.find("speedup_vs_cublas")->isNull());
+  EXPECT_EQ(row.find("rel_error")->find("dequant_w")->asDouble(), 0.0);
+}
+
 } // namespace
 } // namespace bench
 } // namespace qc
@@ -531,6 +581,46 @@ TEST(QuantBenchFakeDriver, EndToEndFlowOnTheTestDouble) {
   EXPECT_NE(err.find("layer 48x200 at M = 3 failed: ours rel. error"),
             std::string::npos)
       << err;
+}
+
+// Without cuBLAS (not installed, or the emulator) quant-bench still measures
+// and verifies its own kernels, says why the cuBLAS columns are empty, and
+// checks the dequant kernel on its own output W.
+TEST(QuantBenchFakeDriver, WithoutCublasSkipsItsRowsWithANote) {
+  FakeDriverEnv env;
+  setenv("QC_CUBLAS_LIBRARY", "libqc-no-such-cublas.so", 1);
+  test::TempDir dir;
+  const std::string path = dir.file("fake.qcart");
+  ASSERT_TRUE(writeArtifact(path, fakeArtifact()));
+  const std::string json = dir.file("r.json");
+  std::string out, err;
+  int code = runMain({"--artifact", path, "--layer", "48x200", "--m", "1,17",
+                      "--reps", "2", "--warmup", "0", "--rotate-mb", "1",
+                      "--json", json, "--table"},
+                     out, err);
+  EXPECT_EQ(code, kExitOk) << err;
+  EXPECT_NE(err.find("quant-bench: cuBLAS rows skipped: cannot load cuBLAS "
+                     "(libqc-no-such-cublas.so)"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(out.find("cuBLAS rows skipped"), std::string::npos) << out;
+  EXPECT_NE(out.find("dequant W err"), std::string::npos) << out;
+  std::ifstream f(json);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  json::Value v;
+  ASSERT_TRUE(json::parse(ss.str(), v));
+  EXPECT_FALSE(v.find("emulated")->asBool()); // the fake is no emulator
+  EXPECT_TRUE(v.find("cublas_note")->isString());
+  for (const json::Value &r : v.find("rows")->asArray()) {
+    EXPECT_TRUE(r.find("ok")->asBool()) << r.find("failure")->asString();
+    EXPECT_TRUE(r.find("cublas_us")->isNull());
+    EXPECT_TRUE(r.find("rel_error")->find("cublas")->isNull());
+    const json::Value *w = r.find("rel_error")->find("dequant_w");
+    ASSERT_TRUE(w->isNumber());
+    EXPECT_LT(w->asDouble(), 1e-3);
+    EXPECT_TRUE(r.find("ours_us")->isNumber());
+  }
 }
 #endif
 

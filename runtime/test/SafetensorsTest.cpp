@@ -677,6 +677,14 @@ TEST(SafetensorsOpen, ErrorsNameThePath) {
   ASSERT_FALSE(s.isOk());
   EXPECT_NE(s.message().find("not a regular file"), std::string::npos);
 
+  // A FIFO named like a weight file: refused at once, never waited on for
+  // a writer (the file is opened non-blocking before it is checked).
+  std::string fifo = dir.file("model.safetensors");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  s = SafetensorsFile::open(fifo, f);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.message(), fifo + ": not a regular file");
+
   std::string empty = dir.file("empty.safetensors");
   writeRaw(empty, {});
   s = SafetensorsFile::open(empty, f);

@@ -17,6 +17,15 @@
 // RUN: not quant-opt %t.mlir -wq-rtn="exclude=( weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=REGEX
 // REGEX: error: wq-rtn: invalid exclude regex '('
 
+// The overlay may not replace a file of the checkpoint it is computed from
+// (device and inode compared): the HF folder's own model.safetensors here.
+// RUN: rm -rf %t.hf && quant-import %shared/models/stories260K/stories260K.bin --export-hf %t.hf --dtype f32
+// RUN: cp %t.hf/model.safetensors %t.orig.safetensors
+// RUN: quant-import %t.hf -o %t.hf.mlir
+// RUN: not quant-opt %t.hf.mlir -wq-rtn="bits=4 weights-out=%t.hf/./model.safetensors" 2>&1 | FileCheck %s --check-prefix=SAMEFILE
+// SAMEFILE: error: wq-rtn: weights-out {{.*}}model.safetensors is the input {{.*}}model.safetensors: writing it would destroy the input; choose another output (nothing was written)
+// RUN: cmp %t.hf/model.safetensors %t.orig.safetensors
+
 // GPTQ's 3-bit packing cannot represent the N = 172 gate projections.
 // RUN: not quant-opt %t.mlir -wq-rtn="bits=3 weights-out=%t.3bit.st" 2>&1 | FileCheck %s --check-prefix=GPTQ3
 // GPTQ3: error: wq-rtn: layer 'model.layers.0.mlp.gate_proj': GPTQ pack: 3-bit zero points need N % 32 == 0, got N = 172; use the rows layout

@@ -17,6 +17,7 @@
 #include "qc/Import/LoadModel.h"
 #include "qc/runtime/TextDataset.h"
 #include "qc/Import/ModelTokenizer.h"
+#include "qc/runtime/OutputSafety.h"
 #include "qc/runtime/TextTokenizer.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -70,6 +71,23 @@ int main(int argc, char **argv) {
   ::qc::ModelWeights weights;
   if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
     return fail(s);
+  // The trace may replace none of the run's inputs (checked before any
+  // work): the model file, its checkpoint, the tokenizer, the text.
+  {
+    std::vector<std::string> inputs = ::qc::inputFilesOf(modelPath);
+    mlir::qc::CheckpointRef ref;
+    if (mlir::qc::getCheckpointRef(*module, ref))
+      for (std::string &f : ::qc::inputFilesOf(ref.path))
+        inputs.push_back(std::move(f));
+    if (auto overlay =
+            (*module)->getAttrOfType<mlir::StringAttr>("llm.weights_overlay"))
+      inputs.push_back(overlay.str());
+    for (std::string &f : ::qc::inputFilesOf(tokenizerPath))
+      inputs.push_back(std::move(f));
+    inputs.push_back(textPath);
+    if (Status s = ::qc::checkOutputIsNotAnInput(outPath, inputs, "-o"); !s)
+      return fail(s);
+  }
   std::unique_ptr<::qc::TextTokenizer> tok;
   if (Status s = mlir::qc::openModelTokenizer(*module, modelPath, tokenizerPath,
                                               weights.config.vocabSize, tok);

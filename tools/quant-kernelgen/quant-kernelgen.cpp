@@ -21,6 +21,10 @@
 //   --print-ptx      prints the PTX of every target
 //   --ptxas-report   prints ptxas -v (registers, spills, shared memory)
 //   --inspect FILE   reads an artifact back (readArtifact) and lists it
+//   --ptx-images first|all|only
+//                    which PTX images are stored (see the option); `only`
+//                    writes PTX for every target and no cubin, which needs
+//                    no CUDA toolkit and is what the PTX emulator executes
 // The inspection flags work without -o.
 //
 //===----------------------------------------------------------------------===//
@@ -82,6 +86,13 @@ static cl::opt<bool> ptxasReport("ptxas-report",
 static cl::opt<std::string> inspectPath("inspect",
                                         cl::desc("Read an artifact back and list it"),
                                         cl::value_desc("file"), cl::cat(category));
+static cl::opt<std::string> ptxImages(
+    "ptx-images",
+    cl::desc("PTX stored: 'first' (cubins + PTX of the first target, the "
+             "default), 'all' (cubins + PTX of every target) or 'only' (PTX "
+             "of every target, no cubins: needs no CUDA toolkit; what the PTX "
+             "emulator runs)"),
+    cl::init("first"), cl::cat(category));
 static cl::opt<std::string> toolkit("toolkit",
                                     cl::desc("CUDA toolkit root (default: found at configure time)"),
                                     cl::init(""), cl::cat(category));
@@ -180,9 +191,25 @@ static bool addModelLayers(MLIRContext &ctx, const std::string &path,
              << "\n";
       ++skipped;
     };
-    if (op.getLayout() != mlir::qc::wq::Layout::gptq || op.getBits() != 4 ||
-        op.getCodebook() || op.getGIdx() || !op.getScaleDtype().isF16())
-      return skip("not a 4-bit gptq layer with f16 scales and no g_idx");
+    // Say which property the kernels lack and what to do instead, one
+    // reason per layer (the first that applies).
+    if (op.getGIdx())
+      return skip("act-order (g_idx) layers are not supported by the GPU "
+                  "kernels yet; quantize without act-order (act-order=false) "
+                  "to compile it");
+    if (op.getCodebook())
+      return skip("NF4 (codebook) layers are not supported by the GPU kernels");
+    if (op.getBits() != 4)
+      return skip(Twine(op.getBits()) +
+                  "-bit layers are not supported: the GPU kernels are 4-bit "
+                  "only");
+    if (op.getLayout() != mlir::qc::wq::Layout::gptq)
+      return skip("the kernels repack the gptq layout; this layer uses '" +
+                  mlir::qc::wq::stringifyLayout(op.getLayout()) +
+                  "' (quantize with layout=gptq)");
+    if (!op.getScaleDtype().isF16())
+      return skip("the kernels read f16 scales (quantize with "
+                  "scale-dtype=f16)");
     const ::qc::PackedTensor *qw = param(op.getQweight());
     const ::qc::PackedTensor *sc = param(op.getScales());
     const ::qc::PackedTensor *zr = op.getZeros() ? param(op.getZeros()) : nullptr;
@@ -240,7 +267,10 @@ static bool addModelLayers(MLIRContext &ctx, const std::string &path,
     ++added;
   });
   if (!error && added == 0) {
-    fail("no layer of " + path + " can be served by the GPU kernels");
+    fail("no layer of " + path +
+         " can be served by the GPU kernels (the reasons are listed above; "
+         "they serve 4-bit gptq-layout layers with f16 scales and no "
+         "act-order)");
     return true;
   }
   if (!error)
@@ -280,6 +310,9 @@ int main(int argc, char **argv) {
   if (shapes.empty() && modelPath.empty())
     return fail("give the layers with --shape NxK[,NxK...] or a quantized "
                 "model .mlir (or --inspect FILE)");
+  if (ptxImages != "first" && ptxImages != "all" && ptxImages != "only")
+    return fail("--ptx-images must be first, all or only (got '" + ptxImages +
+                "')");
   if (outputPath.empty() && !printIR && !printPTX && !ptxasReport)
     return fail("nothing to do: give -o FILE, --print-ir, --print-ptx or "
                 "--ptxas-report");
@@ -421,7 +454,11 @@ int main(int argc, char **argv) {
     return 0;
 
   // Images: a cubin per target, then the PTX of the first target (PTX for
-  // sm_80 is JIT-compiled by the driver on any later GPU).
+  // sm_80 is JIT-compiled by the driver on any later GPU), or of every
+  // target (--ptx-images). A PTX image keeps its chip's arch-specific
+  // suffix: PTX for sm_90a (".target sm_90a") is "compute_90a", which the
+  // runtime loads only on exactly that architecture, never as forward-
+  // compatible compute_90 PTX (the driver refuses to JIT it elsewhere).
   auto addImages = [&](StringRef chip, StringRef format, StringRef kind,
                        StringRef target) -> bool {
     std::map<std::string, std::string> objs;
@@ -439,23 +476,29 @@ int main(int argc, char **argv) {
     }
     return true;
   };
-  for (const std::string &chip : chips)
-    if (!addImages(chip, "bin", "cubin", chip))
-      return fail("building the cubin for " + chip +
-                  " failed (is the CUDA toolkit installed?)");
-  std::string ptxTarget =
-      "compute_" +
-      StringRef(chips.front())
-          .drop_front(3)
-          .take_while([](char c) { return isdigit(c); })
-          .str();
-  if (!addImages(chips.front(), "isa", "ptx", ptxTarget))
-    return fail("lowering to PTX failed");
+  if (ptxImages != "only")
+    for (const std::string &chip : chips)
+      if (!addImages(chip, "bin", "cubin", chip))
+        return fail("building the cubin for " + chip +
+                    " failed (is the CUDA toolkit installed?)");
+  auto ptxTargetOf = [](StringRef chip) {
+    return "compute_" + chip.drop_front(3).str(); // sm_90a -> compute_90a
+  };
+  std::string ptxTarget;
+  for (const std::string &chip : chips) {
+    if (ptxImages == "first" && chip != chips.front())
+      break;
+    if (!addImages(chip, "isa", "ptx", ptxTargetOf(chip)))
+      return fail("lowering to PTX for " + chip + " failed");
+    ptxTarget += (ptxTarget.empty() ? "" : ",") + ptxTargetOf(chip);
+  }
 
   if (Status s = ::qc::writeArtifact(outputPath, art); !s)
     return fail(s.message());
   outs() << "wrote " << outputPath << ": " << art.layers.size() << " layers, "
-         << art.modules.size() << " modules, targets " << join(chips, ",")
+         << art.modules.size() << " modules, "
+         << (ptxImages == "only" ? "no cubins"
+                                 : "targets " + join(chips, ","))
          << " + " << ptxTarget << " PTX\n";
   return 0;
 }

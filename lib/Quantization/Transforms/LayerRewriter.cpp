@@ -20,6 +20,7 @@
 #include "LLM/IR/LLMOps.h"
 #include "WQ/IR/WQOps.h"
 #include "qc/Import/LoadModel.h"
+#include "qc/runtime/OutputSafety.h"
 #include "qc/Quantization/Algorithms/Packing.h"
 #include "qc/runtime/Safetensors.h"
 
@@ -265,6 +266,21 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   std::vector<LayerOverride> overrides;
   if (Status s = parseLayerOverrides(opts.overrides, overrides); !s)
     return fail(s.message());
+
+  // The overlay must not replace any file it is computed from: the
+  // checkpoint (or a file of its folder) or the overlay already in use.
+  {
+    std::vector<std::string> inputs;
+    CheckpointRef ref;
+    if (getCheckpointRef(module, ref))
+      inputs = ::qc::inputFilesOf(ref.path);
+    if (auto overlay = module->getAttrOfType<StringAttr>("llm.weights_overlay"))
+      inputs.push_back(overlay.str());
+    if (Status s = ::qc::checkOutputIsNotAnInput(opts.weightsOut, inputs,
+                                                 "weights-out");
+        !s)
+      return fail(s.message());
+  }
 
   ::qc::ModelWeights weights;
   if (Status s = loadModuleWeights(module, weights); !s)

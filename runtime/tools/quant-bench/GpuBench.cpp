@@ -116,7 +116,10 @@ int copiesFor(uint64_t rotateBytes, uint64_t perCopy) {
 
 class LayerBench {
 public:
-  LayerBench(GpuRuntime &rt, const CublasLib &blas, cublasHandle_t handle,
+  /// `blas` is null when cuBLAS is unavailable (always on the emulator):
+  /// the cuBLAS rows are then skipped and the dequant kernel is verified on
+  /// its own output W.
+  LayerBench(GpuRuntime &rt, const CublasLib *blas, cublasHandle_t handle,
              const Options &o, std::ostream &progress)
       : rt(rt), d(rt.driver()), blas(blas), handle(handle), o(o),
         progress(progress) {}
@@ -128,11 +131,11 @@ private:
   Status gemm(CUstream s, CUdeviceptr w, CUdeviceptr x, CUdeviceptr y, int M,
               const std::string &what) {
     const float alpha = 1.0f, beta = 0.0f;
-    int r = blas.cublasSetStream(handle, s);
+    int r = blas->cublasSetStream(handle, s);
     if (r == 0)
       // Row-major y[M,N] = x[M,K] W[N,K]^T is column-major y^T = W^T' x^T:
       // W (K x N column-major) transposed, x (K x M column-major).
-      r = blas.cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(N), M,
+      r = blas->cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(N), M,
                             int(K), &alpha, reinterpret_cast<void *>(w),
                             CUDA_R_16F, int(K), reinterpret_cast<void *>(x),
                             CUDA_R_16F, int(K), &beta,
@@ -167,7 +170,7 @@ private:
 
   GpuRuntime &rt;
   const CudaDriver &d;
-  const CublasLib &blas;
+  const CublasLib *blas;
   cublasHandle_t handle;
   const Options &o;
   std::ostream &progress;
@@ -197,7 +200,10 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
   // Rotated copies of the packed weights and of the fp16 weights.
   const uint64_t perCopy =
       t.qweight.size() * 4 + t.scales.size() * 2 + t.zeros.size() * 2;
-  const int copies = copiesFor(o.rotateBytes, perCopy);
+  // On the emulator there is no cache to keep cold and every launch costs
+  // real CPU time: one copy, one launch per graph.
+  const bool emulated = rt.device().emulated;
+  const int copies = emulated ? 1 : copiesFor(o.rotateBytes, perCopy);
   std::vector<DeviceLayerTensors> q(static_cast<size_t>(copies));
   QC_RETURN_IF_ERROR(rt.uploadLayerTensors(t, q[0], l.name));
   for (int i = 1; i < copies; ++i) {
@@ -215,7 +221,8 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
                                                 q[0].zeros.size()), what));
     }
   }
-  const int wCopies = copiesFor(o.rotateBytes, uint64_t(wh.size()) * 2);
+  const int wCopies =
+      emulated || !blas ? 1 : copiesFor(o.rotateBytes, uint64_t(wh.size()) * 2);
   std::vector<DeviceBuffer> wd(static_cast<size_t>(wCopies));
   QC_RETURN_IF_ERROR(rt.allocAndUpload(wh.data(), wh.size() * 2, wd[0],
                                        lw + ": fp16 weights"));
@@ -298,14 +305,14 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
       QC_RETURN_IF_ERROR(verifyOnce(enqueue, M, 0, 0, channels, ref,
                                     mw + " ours", ver));
       check("ours", ver, row.relOurs);
-      QC_RETURN_IF_ERROR(timeGraph(rt, launchesFor(copies), o, enqueue,
-                                   mw + " ours", row.oursUs));
+      QC_RETURN_IF_ERROR(timeGraph(rt, emulated ? 1 : launchesFor(copies), o,
+                                   enqueue, mw + " ours", row.oursUs));
     } else {
       failures.push_back("no kernel variant covers M = " + std::to_string(M));
     }
 
     // cuBLAS FP16 on the same (dequantized) weights.
-    {
+    if (blas) {
       auto enqueue = [&](CUstream s, int i) {
         return gemm(s, wd[size_t(i % wCopies)].ptr(), x.ptr(), y.ptr(), M,
                     mw + " cuBLAS");
@@ -318,8 +325,34 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
                                    mw + " cuBLAS", row.cublasUs));
     }
 
+    // Without cuBLAS the dequant kernel is still checked: its fp16 W must
+    // equal the host dequantization (up to fp16 rounding).
+    if (dq && !blas) {
+      const std::string what = mw + " dequant kernel";
+      QC_RETURN_IF_ERROR(d.check(
+          d.cuMemsetD8Async(wDequant.ptr(), 0xFF, wDequant.size(), rt.stream()),
+          what + ": poisoning w"));
+      QC_RETURN_IF_ERROR(rt.launch(l, *dq, M, argsFor(0)));
+      QC_RETURN_IF_ERROR(rt.synchronize(what));
+      std::vector<uint16_t> got(size_t(N) * size_t(K));
+      QC_RETURN_IF_ERROR(
+          rt.download(got.data(), wDequant.ptr(), got.size() * 2, what + " w"));
+      std::vector<float> gotF(got.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        gotF[i] = f16ToF32(got[i]);
+      std::vector<double> refW(wf.begin(), wf.end());
+      double rel = relativeL2Error(gotF.data(), refW.data(), gotF.size());
+      row.relDequantW = rel;
+      if (!(std::isfinite(rel) && rel <= o.maxRelError))
+        failures.push_back("dequant kernel W rel. error " +
+                           (std::isnan(rel)
+                                ? std::string("NaN (W not fully written?)")
+                                : std::to_string(rel)) +
+                           " > " + std::to_string(o.maxRelError));
+    }
+
     // Dequantize (our "dequant" kernel) then cuBLAS.
-    if (dq) {
+    if (dq && blas) {
       auto enqueue = [&](CUstream s, int i) -> Status {
         QC_RETURN_IF_ERROR(rt.launch(l, *dq, M, argsFor(i), s));
         return gemm(s, wDequant.ptr(), x.ptr(), y.ptr(), M,
@@ -333,13 +366,16 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
                                    mw + " dequant+cuBLAS", row.dequantUs));
     }
 
+    row.emulated = emulated;
     computeMetrics(row, copyTBps);
     row.ok = failures.empty();
     for (const auto &f : failures)
       row.failure += (row.failure.empty() ? "" : "; ") + f;
     progress << "quant-bench: " << l.name << " M=" << M << ": ours "
-             << row.oursUs << " us, cuBLAS " << row.cublasUs << " us"
-             << (row.ok ? "" : " [" + row.failure + "]") << "\n";
+             << row.oursUs << " us" << (emulated ? " (emulated)" : "");
+    if (blas)
+      progress << ", cuBLAS " << row.cublasUs << " us";
+    progress << (row.ok ? "" : " [" + row.failure + "]") << "\n";
     rows.push_back(std::move(row));
   }
   return Status::ok();
@@ -428,34 +464,63 @@ Status runOnGpu(const Options &o, const Artifact &a,
     return st;
   }
   code = kExitGpuError;
+  const GpuDeviceInfo &dev = rt->device();
+  // cuBLAS is optional: without it (always on the emulator, where a real
+  // libcublas would talk to a real GPU) our kernels are still measured and
+  // verified and the cuBLAS columns stay empty.
   const CublasLib *blas = nullptr;
-  QC_RETURN_IF_ERROR(CublasLib::load(blas));
   cublasHandle_t handle = nullptr;
-  int r = blas->cublasCreate(&handle);
-  if (r != 0)
-    return Status::error("cublasCreate failed with status " + std::to_string(r));
-  Defer destroy{[&] { blas->cublasDestroy(handle); }};
-  blas->cublasGetVersion(handle, &report.cublasVersion);
+  if (dev.emulated) {
+    report.cublasNote = "cuBLAS rows skipped: cuBLAS does not run on the qc "
+                        "PTX emulator";
+  } else if (Status bs = CublasLib::load(blas); !bs) {
+    blas = nullptr;
+    report.cublasNote = "cuBLAS rows skipped: " + bs.message();
+  } else if (int r = blas->cublasCreate(&handle); r != 0) {
+    blas = nullptr;
+    report.cublasNote =
+        "cuBLAS rows skipped: cublasCreate failed with status " +
+        std::to_string(r);
+  }
+  Defer destroy{[&] {
+    if (blas && handle)
+      blas->cublasDestroy(handle);
+  }};
+  if (blas)
+    blas->cublasGetVersion(handle, &report.cublasVersion);
+  else
+    progress << "quant-bench: " << report.cublasNote << "\n";
   QC_RETURN_IF_ERROR(rt->loadArtifact(a, o.artifact));
 
-  const GpuDeviceInfo &dev = rt->device();
   report.deviceName = dev.name;
   report.arch = dev.arch();
   report.smCount = dev.smCount;
   report.driverVersion = dev.driverVersion;
+  report.emulated = dev.emulated;
   report.date = utcNow();
   report.artifact = o.artifact;
   report.producer = a.producer;
   report.options = o;
-  QC_RETURN_IF_ERROR(measureCopy(*rt, o, report.copyTBps));
-  QC_RETURN_IF_ERROR(
-      measureGemmPeak(*rt, *blas, handle, o, report.gemmTflops));
-  progress << "quant-bench: " << dev.name << " (" << dev.arch()
-           << "), device-to-device copy " << report.copyTBps
-           << " TB/s, cuBLAS FP16 GEMM " << o.gemmPeakN << "^3 "
-           << report.gemmTflops
-           << " TFLOP/s\n";
-  LayerBench lb(*rt, *blas, handle, o, progress);
+  if (dev.emulated) {
+    // Emulated wall time is no performance figure: no ceilings, few reps.
+    report.options.reps = std::min(o.reps, 2);
+    report.options.warmup = 0;
+    progress << "quant-bench: " << dev.name
+             << ": EMULATED, timings are the emulator's host wall time, not "
+                "GPU performance (reps capped at "
+             << report.options.reps
+             << ", no warm-up, no weight rotation, no ceilings)\n";
+  } else {
+    QC_RETURN_IF_ERROR(measureCopy(*rt, o, report.copyTBps));
+    if (blas)
+      QC_RETURN_IF_ERROR(
+          measureGemmPeak(*rt, *blas, handle, o, report.gemmTflops));
+    progress << "quant-bench: " << dev.name << " (" << dev.arch()
+             << "), device-to-device copy " << report.copyTBps
+             << " TB/s, cuBLAS FP16 GEMM " << o.gemmPeakN << "^3 "
+             << report.gemmTflops << " TFLOP/s\n";
+  }
+  LayerBench lb(*rt, blas, handle, report.options, progress);
   for (size_t i = 0; i < layers.size(); ++i)
     QC_RETURN_IF_ERROR(lb.run(a, *layers[i], i, report.copyTBps, report.rows));
   code = kExitOk;

@@ -34,7 +34,9 @@ std::string usage() {
          "Kernel mode: times each layer of the artifact at each batch size M\n"
          "against cuBLAS FP16 and dequantize-then-cuBLAS, on seeded random\n"
          "weights, verifying every timed configuration against a float64\n"
-         "reference. Needs a CUDA GPU.\n"
+         "reference. Needs a CUDA GPU, or runs on the qc PTX emulator with\n"
+         "QC_CUDA_DRIVER_LIBRARY=libqc_cuda_emu.so (timings then labelled\n"
+         "\"emulated\", cuBLAS rows skipped).\n"
          "\n"
          "options:\n"
          "  --artifact PATH       artifact written by quant-kernelgen (required)\n"
@@ -242,6 +244,8 @@ void computeMetrics(Row &r, double copyTBps) {
   r.oursBytes = weights + io;
   r.cublasBytes = N * K * 2 + io;
   r.flops = 2.0 * M * N * K;
+  if (r.emulated)
+    return; // host wall time of the emulator: no performance figures
   auto tbps = [](double bytes, double us) { return bytes / (us * 1e-6) / 1e12; };
   auto tflops = [&](double us) { return r.flops / (us * 1e-6) / 1e12; };
   r.oursTBps = tbps(r.oursBytes, r.oursUs);
@@ -281,20 +285,33 @@ std::string formatTable(const Report &r) {
   std::ostringstream o;
   o << "device: " << r.deviceName << " (" << r.arch << ", " << r.smCount
     << " SMs), driver " << r.driverVersion / 1000 << "."
-    << (r.driverVersion % 1000) / 10 << ", cuBLAS " << r.cublasVersion
-    << ", " << r.date << "\n";
+    << (r.driverVersion % 1000) / 10 << ", cuBLAS "
+    << (r.cublasNote.empty() ? std::to_string(r.cublasVersion) : "-") << ", "
+    << r.date << "\n";
   o << "artifact: " << r.artifact << " (" << r.producer << ")\n";
-  o << "measured ceilings: device-to-device copy " << fmt(r.copyTBps, 2)
-    << " TB/s, cuBLAS FP16 GEMM " << r.options.gemmPeakN << "^3 "
-    << fmt(r.gemmTflops, 1)
-    << " TFLOP/s\n";
-  o << "median of " << r.options.reps << " reps after "
-    << r.options.warmup << " warm-up, "
-    << (l2Cold(r.options) ? "L2 cold (" : "L2 NOT kept cold (only ")
-    << (r.options.rotateBytes >> 20) << " MiB of rotated weights), CUDA graphs\n\n";
+  if (r.emulated) {
+    o << "EMULATED: every time below is the qc PTX emulator's host wall time "
+         "(median of "
+      << r.options.reps
+      << " graph replays), NOT GPU performance; no ceilings measured\n";
+  } else {
+    o << "measured ceilings: device-to-device copy " << fmt(r.copyTBps, 2)
+      << " TB/s, cuBLAS FP16 GEMM " << r.options.gemmPeakN << "^3 "
+      << fmt(r.gemmTflops, 1) << " TFLOP/s\n";
+    o << "median of " << r.options.reps << " reps after " << r.options.warmup
+      << " warm-up, "
+      << (l2Cold(r.options) ? "L2 cold (" : "L2 NOT kept cold (only ")
+      << (r.options.rotateBytes >> 20)
+      << " MiB of rotated weights), CUDA graphs\n";
+  }
+  if (!r.cublasNote.empty())
+    o << r.cublasNote << "\n";
+  o << "\n";
   std::vector<std::vector<std::string>> cells;
-  cells.push_back({"layer", "M", "variant", "ours us", "TB/s", "% copy",
-                   "TFLOP/s", "cuBLAS us", "speedup", "deq+cuBLAS us",
+  cells.push_back({"layer", "M", "variant",
+                   r.emulated ? "emulated us" : "ours us", "TB/s", "% copy",
+                   "TFLOP/s", "cuBLAS us", "speedup",
+                   r.cublasNote.empty() ? "deq+cuBLAS us" : "dequant W err",
                    "ours rel err", "check"});
   for (const Row &w : r.rows) {
     cells.push_back(
@@ -302,7 +319,9 @@ std::string formatTable(const Report &r) {
          fmt(w.oursUs, 2), fmt(w.oursTBps, 2), fmt(w.oursPctCopy, 1),
          fmt(w.oursTflops, 1), fmt(w.cublasUs, 2),
          std::isfinite(w.speedup) ? fmt(w.speedup, 2) + "x" : "-",
-         w.dequantAvailable ? fmt(w.dequantUs, 2) : "unavailable",
+         !w.dequantAvailable          ? "unavailable"
+         : r.cublasNote.empty()       ? fmt(w.dequantUs, 2)
+                                      : sci(w.relDequantW),
          sci(w.relOurs), w.ok ? "ok" : "FAIL: " + w.failure});
   }
   std::vector<size_t> width(cells[0].size(), 0);
@@ -337,6 +356,12 @@ json::Value toJson(const Report &r) {
   root.set("schema", json::Value::string("qc-bench-kernels"));
   root.set("schema_version", json::Value::integer(1));
   root.set("tool", json::Value::string("quant-bench"));
+  // Emulated reports carry their times only as emulated_*_us: a reader that
+  // looks for ours_us finds null, never an emulator time taken for a GPU's.
+  root.set("emulated", json::Value::boolean(r.emulated));
+  root.set("cublas_note", r.cublasNote.empty()
+                              ? json::Value()
+                              : json::Value::string(r.cublasNote));
   json::Value dev = json::Value::object();
   dev.set("name", json::Value::string(r.deviceName));
   dev.set("arch", json::Value::string(r.arch));
@@ -355,10 +380,14 @@ json::Value toJson(const Report &r) {
   s.set("l2_cold", json::Value::boolean(l2Cold(r.options)));
   s.set("gemm_peak_n", json::Value::integer(r.options.gemmPeakN));
   s.set("max_rel_error", num(r.options.maxRelError));
-  s.set("timing", json::Value::string(
-                      "median over reps of CUDA-event time of a CUDA graph of "
-                      "launches over rotated weight copies, divided by the "
-                      "launches per graph"));
+  s.set("timing",
+        json::Value::string(
+            r.emulated
+                ? "EMULATED: median over reps of the qc PTX emulator's host "
+                  "wall time of one graph replay; not GPU performance"
+                : "median over reps of CUDA-event time of a CUDA graph of "
+                  "launches over rotated weight copies, divided by the "
+                  "launches per graph"));
   root.set("settings", std::move(s));
   root.set("copy_tbps", num(r.copyTBps));
   root.set("gemm_tflops", num(r.gemmTflops));
@@ -375,7 +404,13 @@ json::Value toJson(const Report &r) {
     o.set("variant", w.variant.empty() ? json::Value()
                                        : json::Value::string(w.variant));
     // Non-finite values (not measured) are written as null.
-    o.set("ours_us", num(w.oursUs));
+    o.set("emulated", json::Value::boolean(w.emulated));
+    if (w.emulated) {
+      o.set("emulated_ours_us", num(w.oursUs));
+      o.set("ours_us", json::Value());
+    } else {
+      o.set("ours_us", num(w.oursUs));
+    }
     o.set("ours_tbps", num(w.oursTBps));
     o.set("ours_pct_copy", num(w.oursPctCopy));
     o.set("ours_tflops", num(w.oursTflops));
@@ -393,6 +428,7 @@ json::Value toJson(const Report &r) {
     e.set("ours", num(w.relOurs));
     e.set("cublas", num(w.relCublas));
     e.set("dequant_cublas", num(w.relDequant));
+    e.set("dequant_w", num(w.relDequantW));
     o.set("rel_error", std::move(e));
     o.set("checked_outputs", json::Value::integer(w.checked));
     o.set("ok", json::Value::boolean(w.ok));

@@ -15,6 +15,12 @@
 // float64 host reference. A device-to-device copy measured in the same run
 // gives the bandwidth ceiling the table compares against.
 //
+// On the qc PTX emulator (QC_CUDA_DRIVER_LIBRARY=libqc_cuda_emu.so) the
+// same flow runs the real PTX on the CPU: every configuration is verified,
+// cuBLAS is skipped (the dequant kernel is then checked on its own output),
+// and every timing is labelled "emulated" and never turned into a
+// throughput, a speedup or a ceiling.
+//
 // The pieces that need no GPU (arguments, artifacts, weights, reference
 // verification, metrics, table and JSON) are separate functions so that
 // they are tested on machines without one.
@@ -111,6 +117,11 @@ struct Row {
   std::string variant;          ///< family of our variant ("" if none)
   double oursUs = NAN, cublasUs = NAN, dequantUs = NAN;
   double relOurs = NAN, relCublas = NAN, relDequant = NAN;
+  /// Without cuBLAS: the dequant kernel's W against the host dequantization.
+  double relDequantW = NAN;
+  /// Measured on the qc PTX emulator: the times are host wall time, so no
+  /// throughput or speedup is derived from them.
+  bool emulated = false;
   int64_t checked = 0;          ///< outputs verified per configuration
   bool dequantAvailable = false;
   bool ok = false;              ///< every measured configuration verified
@@ -125,7 +136,8 @@ struct Row {
 /// Fills the derived columns of `row` from its times and the copy
 /// bandwidth (TB/s): bytes moved by our kernel (packed weights, scales,
 /// zeros, x and y) and by cuBLAS (fp16 W, x, y), 2*M*N*K flops, and the
-/// speedups over cuBLAS (cublasUs / oursUs, cublasUs / dequantUs).
+/// speedups over cuBLAS (cublasUs / oursUs, cublasUs / dequantUs). For an
+/// emulated row only the byte and flop counts are filled.
 void computeMetrics(Row &row, double copyTBps);
 
 /// A whole run.
@@ -134,6 +146,8 @@ struct Report {
   int driverVersion = 0, cublasVersion = 0, smCount = 0;
   double copyTBps = NAN;   ///< measured device-to-device copy bandwidth
   double gemmTflops = NAN; ///< measured cuBLAS FP16 GEMM throughput
+  bool emulated = false;   ///< the device is the qc PTX emulator
+  std::string cublasNote;  ///< why the cuBLAS rows were skipped ("" if not)
   Options options;
   std::vector<Row> rows;
 };

@@ -121,9 +121,14 @@ struct CudaDriver {
   CUresult (*cuGraphExecDestroy)(CUgraphExec exec);
   CUresult (*cuGraphDestroy)(CUgraph graph);
 
+  /// True when the library is the qc PTX emulator (libqc_cuda_emu.so, which
+  /// exports qcEmuDriverInfo): it executes PTX on the CPU, so the runtime
+  /// loads PTX images and tools label its timings "emulated".
+  bool emulated = false;
+
   /// Opens `library` (default libcuda.so.1, or $QC_CUDA_DRIVER_LIBRARY when
-  /// set), resolves every entry point and
-  /// runs cuInit(0). `state` says which step failed; the Status says why
+  /// set, e.g. the PTX emulator's libqc_cuda_emu.so), resolves every entry
+  /// point and runs cuInit(0). `state` says which step failed; the Status says why
   /// (for NotFound: kNoDriverMessage followed by nothing else). Loading is
   /// done once per library path; later calls return the same table.
   static Status load(const CudaDriver *&out, DriverState &state,

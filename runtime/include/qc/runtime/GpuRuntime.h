@@ -6,7 +6,7 @@
 //
 // GpuRuntime owns one device's primary context and a stream, loads an
 // artifact's modules (the cubin built for the device's architecture, else
-// PTX that the driver JIT-compiles), holds layer tensors in device memory,
+// PTX that the driver JIT-compiles; always PTX on the qc PTX emulator), holds layer tensors in device memory,
 // and launches a layer's variant for a batch size M exactly as the manifest
 // says: kernel arguments built from the launch's parameter names, grid.y =
 // ceil(M / tileM), workspace sized workspaceBytesPerRow * M and zeroed when
@@ -42,6 +42,7 @@ struct GpuDeviceInfo {
   int maxSharedOptin = 0;    ///< largest dynamic shared memory per block
   int driverVersion = 0;     ///< e.g. 13000 for CUDA 13.0
   size_t totalMemory = 0;    ///< device memory in bytes
+  bool emulated = false;     ///< the qc PTX emulator, not a GPU
   /// "sm_90" for compute capability 9.0.
   std::string arch() const;
 };
@@ -50,9 +51,11 @@ struct GpuDeviceInfo {
 /// major.minor: a cubin for exactly sm_XYa, else exactly sm_XY, else the
 /// newest sm_XW (W <= Y, same major, no 'a' suffix: arch-specific cubins run
 /// only on their own architecture), else PTX (the newest "compute_AB" with
-/// AB <= XY, or "ptx"). Returns nullptr when nothing fits.
+/// AB <= XY, or "ptx"). With `ptxOnly` (the PTX emulator, which cannot run
+/// SASS) only the PTX images are considered. Returns nullptr when nothing
+/// fits.
 const ArtifactImage *selectImage(const ArtifactModule &m, int ccMajor,
-                                 int ccMinor);
+                                 int ccMinor, bool ptxOnly = false);
 
 class GpuRuntime;
 
