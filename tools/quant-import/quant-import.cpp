@@ -13,9 +13,12 @@
 //       (config.json + safetensors, sharded with an index when asked);
 //       llama2.c's interleaved RoPE rows are permuted to rotate_half.
 //   quant-import QUANTIZED.mlir --export-gptq DIR [--gptq-format gptq|gptq_v2]
-//       writes a quantized module (every linear a wq.linear) as a GPTQ
-//       checkpoint vLLM and transformers load (../shared/docs/ALGORITHMS.md
-//       §8.1); same RoPE permutation.
+//                [--max-shard-bytes N]
+//       writes a quantized module as a GPTQ checkpoint that transformers +
+//       GPTQModel and vLLM load as is (../shared/docs/ALGORITHMS.md §8.1,
+//       §14.6 padding); mixed per-layer configurations become GPTQModel
+//       `dynamic` overrides; same RoPE permutation; tokenizer files of a
+//       Hugging Face source are copied along.
 // MODEL is a llama2.c .bin, a Hugging Face checkpoint folder (float, GPTQ
 // or AWQ), or a .mlir.
 //
@@ -57,7 +60,8 @@ static cl::opt<std::string> gptqFormat(
 static cl::opt<std::string> dtype("dtype", cl::desc("Stored dtype for --export-hf: f32, f16 or bf16"),
                                   cl::init("f32"), cl::cat(category));
 static cl::opt<uint64_t> maxShardBytes("max-shard-bytes",
-                                       cl::desc("Shard --export-hf output above this size (0 = one file)"),
+                                       cl::desc("Shard --export-hf / --export-gptq output above this "
+                                                "many bytes per file (0 = one file)"),
                                        cl::init(0), cl::cat(category));
 
 static int fail(const Status &s) {
@@ -86,6 +90,7 @@ int main(int argc, char **argv) {
 
   if (!exportGPTQ.empty()) {
     mlir::qc::GPTQExportOptions opts;
+    opts.maxShardBytes = maxShardBytes;
     if (gptqFormat == "gptq")
       opts.format = ::qc::quant::GPTQFormat::V1;
     else if (gptqFormat == "gptq_v2")
@@ -114,6 +119,10 @@ int main(int argc, char **argv) {
            << (sum.descAct ? ", desc_act" : "") << ", " << gptqFormat;
     if (sum.paddedLayers)
       outs() << ", " << sum.paddedLayers << " layers with K padded";
+    if (sum.overrides)
+      outs() << ", " << sum.overrides << " dynamic overrides";
+    if (sum.shards > 1)
+      outs() << ", " << sum.shards << " shards";
     if (!opts.copyFiles.empty())
       outs() << ", " << opts.copyFiles.size() << " tokenizer files copied";
     outs() << ")\n";

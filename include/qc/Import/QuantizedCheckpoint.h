@@ -55,6 +55,10 @@ struct GPTQExportOptions {
   /// source's tokenizer files); they may not be named like the files the
   /// export writes.
   std::vector<std::string> copyFiles;
+  /// Above this many bytes of tensor data per file, the tensors are split
+  /// into model-NNNNN-of-NNNNN.safetensors shards plus
+  /// model.safetensors.index.json (0 = one model.safetensors).
+  uint64_t maxShardBytes = 0;
 };
 
 /// The tokenizer (and generation config) files of the Hugging Face
@@ -70,26 +74,35 @@ struct GPTQExportSummary {
   bool sym = false;
   bool descAct = false;
   int64_t quantizedLayers = 0;
-  /// Layers whose K was padded (§14.6) to whole 32-code words and groups.
+  /// Layers whose K was padded (§14.6) to whole 32-bit words.
   int64_t paddedLayers = 0;
+  /// Entries of the `dynamic` per-module overrides (layers whose
+  /// configuration differs from the top-level one, float layers).
+  int64_t overrides = 0;
+  /// Safetensors files written.
+  int64_t shards = 0;
 };
 
 /// Writes the quantized `module` (its weights loaded by loadModuleWeights)
-/// as a GPTQ checkpoint folder `dir`: config.json (the Hugging Face config
-/// plus quantization_config), quantize_config.json (AutoGPTQ's keys) and
-/// model.safetensors (fp16 embeddings, norms, classifier and biases;
-/// qweight/qzeros/scales/g_idx per quantized linear). Requirements, each
-/// refused with an error naming the layer: every decoder linear is a
-/// wq.linear without a codebook, with integer zero points and fp16-exact
-/// scales; all of them share bits, group size and symmetry (the GPTQ config
-/// has one of each). desc_act is set when any layer has a non-trivial
-/// g_idx. llama2.c's interleaved q/k output channels are permuted to
-/// rotate_half order. K is padded as §14.6 says (pad codes equal the zero
-/// point; the true in_features is in the file metadata). The folder is
-/// written under a temporary name and renamed into place; an existing
-/// `dir` is replaced only if it looks like a checkpoint (a config.json and
-/// nothing but regular files), by an atomic exchange. options.copyFiles
-/// are copied in with the rest.
+/// as a GPTQ checkpoint folder `dir` that transformers + GPTQModel load as
+/// is: config.json (the Hugging Face config plus quantization_config),
+/// quantize_config.json (the same object: bits, group_size, desc_act, sym,
+/// checkpoint_format / format, damp_percent, true_sequential, lm_head,
+/// static_groups, pack_dtype, meta) and model.safetensors or shards with an
+/// index (fp16 embeddings, norms, classifier and float layers;
+/// qweight/qzeros/scales/g_idx per quantized linear). Every decoder linear
+/// is a wq.linear without a codebook, with integer zero points and
+/// fp16-exact scales, or a float llm.linear. The most common (bits,
+/// group_size, sym) is the top-level configuration; other layers get
+/// GPTQModel `dynamic` overrides ("+:^name$": {bits, group_size, sym}) and
+/// float layers exclusions ("-:^name$": {}). desc_act is set when any layer
+/// has a non-trivial g_idx. llama2.c's interleaved q/k output channels are
+/// permuted to rotate_half order. K is padded as the loaders size qweight
+/// (§14.6: whole 32-bit words, g_idx of the true K, ceil(K / G) groups).
+/// The folder is written under a temporary name and renamed into place; an
+/// existing `dir` is replaced only if it looks like a checkpoint (a
+/// config.json and nothing but regular files), by an atomic exchange.
+/// options.copyFiles are copied in with the rest.
 ::qc::Status exportGPTQCheckpoint(ModuleOp module,
                                   const ::qc::ModelWeights &weights,
                                   const std::string &dir,
