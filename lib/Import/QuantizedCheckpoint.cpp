@@ -191,10 +191,10 @@ std::vector<int64_t> ropePermutation(int64_t heads, int64_t headDim) {
   return srcOfDst;
 }
 
-/// Reorders the output channels (rows n) of `q`: codes rows, scale and zero
-/// columns. g_idx indexes input channels and is unaffected.
-void permuteOutputChannels(QuantizedWeight &q,
-                           const std::vector<int64_t> &srcOfDst) {
+} // namespace
+
+void mlir::qc::permuteQuantizedRows(QuantizedWeight &q,
+                                    const std::vector<int64_t> &srcOfDst) {
   const int64_t N = q.rows, K = q.cols, ng = q.numGroups();
   QuantizedWeight p = q;
   for (int64_t d = 0; d < N; ++d) {
@@ -209,7 +209,6 @@ void permuteOutputChannels(QuantizedWeight &q,
   q = std::move(p);
 }
 
-} // namespace
 
 //===----------------------------------------------------------------------===//
 // Reading a wq.linear back
@@ -657,7 +656,7 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
   for (auto &[name, qIn] : layers) {
     QuantizedWeight q = qIn;
     if (int64_t heads = ropeHeads(name + ".weight"))
-      permuteOutputChannels(q, ropePermutation(heads, cfg.headDim));
+      permuteQuantizedRows(q, ropePermutation(heads, cfg.headDim));
     // The values were checked to be fp16-exact by packGPTQ; scales of a
     // wider dtype that happen to be exact are accepted.
     q.scaleDType = quant::ScaleDType::F16;

@@ -41,6 +41,12 @@ namespace mlir::qc {
                                 std::string &layer,
                                 ::qc::quant::QuantizedWeight &out);
 
+/// Reorders the output channels (rows n) of `q`: row d of the result is
+/// row srcOfDst[d] of `q` (codes, scale and zero columns). g_idx indexes
+/// input channels and is unaffected.
+void permuteQuantizedRows(::qc::quant::QuantizedWeight &q,
+                          const std::vector<int64_t> &srcOfDst);
+
 //===----------------------------------------------------------------------===//
 // Export
 //===----------------------------------------------------------------------===//
