@@ -26,6 +26,11 @@
 //       sym, group 32), llama metadata, the source's tokenizer (a GGUF
 //       source's tokenizer keys, or a Hugging Face source's tokenizer.json).
 //       Prints the measured change of the dequantized weights (fp16 d / m).
+//   quant-import QUANTIZED.mlir --export-compressed-tensors DIR
+//                [--max-shard-bytes N]
+//       writes a quantized module as a compressed-tensors pack-quantized
+//       checkpoint (llm-compressor / vLLM, §8.4): group or channel
+//       strategy, 4 or 8 bits, one config group per scheme.
 // MODEL is a llama2.c .bin, a Hugging Face checkpoint folder (float, GPTQ
 // or AWQ), or a .mlir.
 //
@@ -74,6 +79,11 @@ static cl::opt<std::string> exportGguf(
              "tokenizer from the GGUF or Hugging Face source); a folder gets "
              "model.gguf"),
     cl::value_desc("file|dir"), cl::cat(category));
+static cl::opt<std::string> exportCT(
+    "export-compressed-tensors",
+    cl::desc("Write a quantized model as a compressed-tensors pack-quantized "
+             "checkpoint (vLLM / llm-compressor) into this folder"),
+    cl::value_desc("dir"), cl::cat(category));
 static cl::opt<std::string> ggufEmbedding(
     "gguf-embedding",
     cl::desc("token_embd type for --export-gguf: f16 (default) or q8_0"),
@@ -107,9 +117,11 @@ int main(int argc, char **argv) {
   if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
     return fail(s);
 
-  if (!exportHF.empty() + !exportGPTQ.empty() + !exportGguf.empty() > 1)
-    return fail(Status::error(
-        "--export-hf, --export-gptq and --export-gguf are exclusive"));
+  if (!exportHF.empty() + !exportGPTQ.empty() + !exportGguf.empty() +
+          !exportCT.empty() >
+      1)
+    return fail(Status::error("--export-hf, --export-gptq, --export-gguf and "
+                              "--export-compressed-tensors are exclusive"));
   bool quantized = false;
   module->walk([&](mlir::Operation *op) {
     quantized |= op->getName().getStringRef() == "wq.linear";
@@ -152,6 +164,26 @@ int main(int argc, char **argv) {
       outs() << ", " << sum.shards << " shards";
     if (!opts.copyFiles.empty())
       outs() << ", " << opts.copyFiles.size() << " tokenizer files copied";
+    outs() << ")\n";
+    return 0;
+  }
+
+  if (!exportCT.empty()) {
+    mlir::qc::CompressedTensorsExportOptions opts;
+    opts.maxShardBytes = maxShardBytes;
+    mlir::qc::CheckpointRef ref;
+    if (mlir::qc::getCheckpointRef(*module, ref) && ref.format == "hf")
+      opts.copyFiles = mlir::qc::hfTokenizerFiles(ref.path);
+    mlir::qc::CompressedTensorsExportSummary sum;
+    if (Status s = mlir::qc::exportCompressedTensors(*module, weights,
+                                                     exportCT, opts, &sum);
+        !s)
+      return fail(s);
+    outs() << "wrote compressed-tensors checkpoint " << exportCT << " ("
+           << sum.quantizedLayers << " quantized layers, " << sum.configGroups
+           << " config groups, pack-quantized";
+    if (sum.ignored)
+      outs() << ", " << sum.ignored << " float layers ignored";
     outs() << ")\n";
     return 0;
   }

@@ -115,6 +115,41 @@ struct GPTQExportSummary {
                                   const GPTQExportOptions &options,
                                   GPTQExportSummary *summary = nullptr);
 
+/// Options of exportCompressedTensors.
+struct CompressedTensorsExportOptions {
+  /// Files copied into the folder (a Hugging Face source's tokenizer).
+  std::vector<std::string> copyFiles;
+  /// Shard above this many bytes of tensor data per file (0 = one file).
+  uint64_t maxShardBytes = 0;
+};
+
+/// What exportCompressedTensors wrote.
+struct CompressedTensorsExportSummary {
+  int64_t quantizedLayers = 0;
+  /// config_groups written (one per distinct weight scheme).
+  int64_t configGroups = 0;
+  /// Float linear layers listed in `ignore`.
+  int64_t ignored = 0;
+};
+
+/// Writes the quantized `module` as a compressed-tensors `pack-quantized`
+/// checkpoint folder (the format llm-compressor writes and vLLM loads,
+/// ../shared/docs/ALGORITHMS.md §8.4): per quantized linear
+/// weight_packed (int32 [N, ceil(K * b / 32)], codes LSB first along K),
+/// weight_scale (fp16 [N, K / G], [N, 1] for the channel strategy),
+/// weight_shape (int64 [2] = [N, K]), weight_zero_point (int32
+/// [ceil(N * b / 32), K / G], packed along N; asymmetric only) and
+/// weight_g_idx (int32 [K]; act-order only, actorder "group"); float
+/// tensors in fp16; config.json's quantization_config with one config
+/// group per (bits, group size, sym, act-order) scheme, `ignore` listing
+/// float linears and lm_head. 4- and 8-bit integer grids with fp16-exact
+/// scales only; group sizes must divide K. Written atomically like the
+/// GPTQ export.
+::qc::Status exportCompressedTensors(
+    ModuleOp module, const ::qc::ModelWeights &weights, const std::string &dir,
+    const CompressedTensorsExportOptions &options,
+    CompressedTensorsExportSummary *summary = nullptr);
+
 //===----------------------------------------------------------------------===//
 // Import
 //===----------------------------------------------------------------------===//

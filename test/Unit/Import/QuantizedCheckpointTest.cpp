@@ -1254,3 +1254,218 @@ TEST(QuantizedCheckpoint, ExportReplacesOnlyCheckpointFolders) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// compressed-tensors pack-quantized
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Decodes one layer the way compressed-tensors does
+/// (compressed_tensors/compressors/quantized_compressors/pack_quantized.py:
+/// unpack_from_int32 -- value k of row n at bits b * (k % (32 / b)) of word
+/// k / (32 / b), minus 2^(b-1); the zero point packed the same way along
+/// dim 0; then quantization/lifecycle/forward.py dequantize:
+/// (q - zp) * scale with the group of column k = k // group_size, or
+/// g_idx[k]) -- independently of qc's packers.
+std::vector<float> decodeCompressedTensors(const RawSafetensors &st,
+                                           const std::string &layer, int bits,
+                                           bool sym) {
+  auto shape = st.values<int64_t>(layer + ".weight_shape");
+  const int64_t N = shape[0], K = shape[1];
+  const int pf = 32 / bits, offset = 1 << (bits - 1);
+  const uint32_t mask = (1u << bits) - 1;
+  auto packed = st.values<uint32_t>(layer + ".weight_packed");
+  auto scales = st.values<uint16_t>(layer + ".weight_scale");
+  const int64_t words = st.shape(layer + ".weight_packed")[1];
+  const int64_t ng = st.shape(layer + ".weight_scale")[1];
+  std::vector<uint32_t> zp;
+  if (!sym)
+    zp = st.values<uint32_t>(layer + ".weight_zero_point");
+  std::vector<int32_t> gIdx;
+  if (st.header.find(layer + ".weight_g_idx"))
+    gIdx = st.values<int32_t>(layer + ".weight_g_idx");
+  std::vector<float> w(static_cast<size_t>(N * K));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      int q = static_cast<int>((packed[n * words + k / pf] >> (bits * (k % pf))) &
+                               mask) -
+              offset;
+      int64_t g = gIdx.empty() ? k / (K / ng) : gIdx[k];
+      int z = sym ? 0
+                  : static_cast<int>(
+                        (zp[(n / pf) * ng + g] >> (bits * (n % pf))) & mask) -
+                        offset;
+      w[n * K + k] = static_cast<float>(q - z) * qc::f16ToF32(scales[n * ng + g]);
+    }
+  return w;
+}
+
+} // namespace
+
+TEST(CompressedTensors, TensorsAndConfigAreWhatTheLoaderExpects) {
+  // compression_param_info (pack_quantized.py, PackedQuantizationCompressor):
+  // weight_packed int32 [N, ceil(K / pack_factor)], weight_zero_point int32
+  // [ceil(N / pack_factor), K // group_size] (asymmetric group/channel
+  // only), weight_shape [2]; compress_weight writes weight_shape as
+  // torch.tensor(weight.shape) (int64) and vLLM's CompressedTensorsWNA16
+  // allocates it int64; weight_scale [N, K // group_size] in the weight
+  // dtype.
+  std::string dir = freshDir("ct_group");
+  Model m;
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 61), m));
+  ASSERT_NO_FATAL_FAILURE(runPasses(
+      m, "wq-rtn{bits=4 group-size=32 sym=false weights-out=" + dir +
+             "/ov.safetensors}"));
+  mlir::qc::CompressedTensorsExportSummary sum;
+  qc::Status s = mlir::qc::exportCompressedTensors(*m.module, m.weights,
+                                                   dir + "/ct", {}, &sum);
+  ASSERT_TRUE(s) << s.message();
+  EXPECT_EQ(sum.quantizedLayers, 14);
+  EXPECT_EQ(sum.configGroups, 1);
+  RawSafetensors st(dir + "/ct/model.safetensors");
+  auto want = dequantizedLayers(m);
+  for (const auto &[layer, w] : want) {
+    SCOPED_TRACE(layer);
+    const int64_t N = st.shape(layer + ".weight_shape").empty()
+                          ? 0
+                          : st.values<int64_t>(layer + ".weight_shape")[0];
+    const int64_t K = st.values<int64_t>(layer + ".weight_shape")[1];
+    EXPECT_EQ(st.dtype(layer + ".weight_packed"), "I32");
+    EXPECT_EQ(st.shape(layer + ".weight_packed"),
+              (std::vector<int64_t>{N, (K + 7) / 8}));
+    EXPECT_EQ(st.dtype(layer + ".weight_scale"), "F16");
+    EXPECT_EQ(st.shape(layer + ".weight_scale"),
+              (std::vector<int64_t>{N, K / 32}));
+    EXPECT_EQ(st.dtype(layer + ".weight_zero_point"), "I32");
+    EXPECT_EQ(st.shape(layer + ".weight_zero_point"),
+              (std::vector<int64_t>{(N + 7) / 8, K / 32}));
+    EXPECT_EQ(st.dtype(layer + ".weight_shape"), "I64");
+    EXPECT_EQ(st.shape(layer + ".weight_shape"), (std::vector<int64_t>{2}));
+    EXPECT_FALSE(st.header.find(layer + ".weight_g_idx"));
+    EXPECT_FALSE(st.header.find(layer + ".weight"));
+    std::vector<float> got = decodeCompressedTensors(st, layer, 4, false);
+    ASSERT_EQ(got.size(), w.size());
+    EXPECT_EQ(0, std::memcmp(got.data(), w.data(), w.size() * sizeof(float)))
+        << "decoded weights differ from qc's";
+  }
+  EXPECT_EQ(st.dtype("model.embed_tokens.weight"), "F16");
+  EXPECT_EQ(st.dtype("model.norm.weight"), "F16");
+
+  // quantization_config as compressed-tensors' QuantizationConfig /
+  // QuantizationScheme / QuantizationArgs serialize it
+  // (compressed_tensors/quantization/quant_config.py, quant_scheme.py,
+  // quant_args.py).
+  json::Value config = readJson(dir + "/ct/config.json");
+  const json::Value *q = config.find("quantization_config");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->find("quant_method")->asString(), "compressed-tensors");
+  EXPECT_EQ(q->find("format")->asString(), "pack-quantized");
+  EXPECT_EQ(q->find("quantization_status")->asString(), "compressed");
+  EXPECT_TRUE(q->find("kv_cache_scheme")->isNull());
+  ASSERT_TRUE(q->find("ignore")->isArray());
+  EXPECT_EQ(q->find("ignore")->asArray().size(), 1u);
+  EXPECT_EQ(q->find("ignore")->asArray()[0].asString(), "lm_head");
+  const json::Value *g = q->find("config_groups")->find("group_0");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->find("targets")->asArray()[0].asString(), "Linear");
+  EXPECT_TRUE(g->find("input_activations")->isNull());
+  EXPECT_TRUE(g->find("output_activations")->isNull());
+  const json::Value *wa = g->find("weights");
+  EXPECT_EQ(wa->find("num_bits")->asInt64(), 4);
+  EXPECT_EQ(wa->find("type")->asString(), "int");
+  EXPECT_FALSE(wa->find("symmetric")->asBool());
+  EXPECT_EQ(wa->find("strategy")->asString(), "group");
+  EXPECT_EQ(wa->find("group_size")->asInt64(), 32);
+  EXPECT_TRUE(wa->find("actorder")->isNull());
+  EXPECT_FALSE(wa->find("dynamic")->asBool());
+  EXPECT_EQ(config.find("torch_dtype")->asString(), "float16");
+}
+
+TEST(CompressedTensors, ChannelStrategyAndMixedSchemes) {
+  // 8-bit symmetric per-channel attention (strategy "channel": scale
+  // [N, 1], no zero point), 4-bit sym group 32 gate/up, down_proj float
+  // (listed in `ignore`); two config groups targeting their modules by
+  // "re:" patterns (compressed_tensors/utils/match.py, is_match).
+  std::string dir = freshDir("ct_mixed");
+  Model m;
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 62), m));
+  std::string ov = " weights-out=" + dir + "/ov.safetensors";
+  ASSERT_NO_FATAL_FAILURE(runPasses(
+      m, "wq-rtn{bits=8 group-size=-1 sym=true exclude=mlp" + ov +
+             "},wq-rtn{bits=4 group-size=32 sym=true exclude=down_proj" + ov +
+             "}"));
+  mlir::qc::CompressedTensorsExportSummary sum;
+  qc::Status s = mlir::qc::exportCompressedTensors(*m.module, m.weights,
+                                                   dir + "/ct", {}, &sum);
+  ASSERT_TRUE(s) << s.message();
+  EXPECT_EQ(sum.configGroups, 2);
+  EXPECT_EQ(sum.ignored, 2);
+  RawSafetensors st(dir + "/ct/model.safetensors");
+  const std::string qp = "model.layers.0.self_attn.q_proj";
+  EXPECT_EQ(st.shape(qp + ".weight_scale"), (std::vector<int64_t>{64, 1}));
+  EXPECT_EQ(st.shape(qp + ".weight_packed"), (std::vector<int64_t>{64, 16}));
+  EXPECT_FALSE(st.header.find(qp + ".weight_zero_point"));
+  EXPECT_EQ(st.dtype("model.layers.1.mlp.down_proj.weight"), "F16");
+  auto want = dequantizedLayers(m);
+  for (const auto &[layer, w] : want) {
+    bool attn = layer.find("self_attn") != std::string::npos;
+    std::vector<float> got =
+        decodeCompressedTensors(st, layer, attn ? 8 : 4, true);
+    EXPECT_EQ(got, w) << layer;
+  }
+  json::Value config = readJson(dir + "/ct/config.json");
+  const json::Value *q = config.find("quantization_config");
+  const auto &ignore = q->find("ignore")->asArray();
+  ASSERT_EQ(ignore.size(), 3u);
+  EXPECT_EQ(ignore[0].asString(), "model.layers.0.mlp.down_proj");
+  const json::Value *groups = q->find("config_groups");
+  int channel = 0;
+  for (const auto &[name, g] : groups->asObject()) {
+    const json::Value *wa = g.find("weights");
+    const auto &targets = g.find("targets")->asArray();
+    ASSERT_FALSE(targets.empty());
+    EXPECT_EQ(targets[0].asString().rfind("re:^model\\.layers\\.", 0), 0u)
+        << targets[0].asString();
+    if (wa->find("strategy")->asString() == "channel") {
+      ++channel;
+      EXPECT_EQ(wa->find("num_bits")->asInt64(), 8);
+      EXPECT_TRUE(wa->find("group_size")->isNull());
+      EXPECT_EQ(targets.size(), 8u);
+    } else {
+      EXPECT_EQ(wa->find("num_bits")->asInt64(), 4);
+      EXPECT_EQ(targets.size(), 4u);
+    }
+  }
+  EXPECT_EQ(channel, 1);
+}
+
+TEST(CompressedTensors, RefusesWhatPackQuantizedCannotHold) {
+  std::string dir = freshDir("ct_refuse");
+  auto exportError = [&](const std::string &model, const std::string &pipeline) {
+    Model m;
+    open(model, m);
+    if (m.module)
+      runPasses(m, pipeline);
+    if (!m.module || testing::Test::HasFatalFailure())
+      return std::string("(setup failed)");
+    qc::Status s = mlir::qc::exportCompressedTensors(*m.module, m.weights,
+                                                     dir + "/out", {});
+    EXPECT_FALSE(fs::exists(dir + "/out"));
+    return s.isOk() ? std::string("(exported)") : s.message();
+  };
+  std::string ov = " weights-out=" + dir + "/ov.safetensors";
+  std::string regular = writeRandomModel(dir, 63);
+  std::string two =
+      exportError(regular, "wq-rtn{bits=2 group-size=32 layout=rows" + ov + "}");
+  EXPECT_NE(two.find("layer 'model.layers.0."), std::string::npos) << two;
+  EXPECT_NE(two.find("4 or 8 bits"), std::string::npos) << two;
+  std::string ragged = exportError(writeRandomModel(dir + "/r", 64, 172),
+                                   "wq-rtn{bits=4 group-size=32" + ov + "}");
+  EXPECT_NE(ragged.find("down_proj"), std::string::npos) << ragged;
+  EXPECT_NE(ragged.find("in_features 172 is not a multiple of the group size"),
+            std::string::npos)
+      << ragged;
+  std::string hqq = exportError(regular, "wq-hqq{group-size=32" + ov + "}");
+  EXPECT_NE(hqq.find("layer 'model.layers."), std::string::npos) << hqq;
+}
