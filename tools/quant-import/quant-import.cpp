@@ -96,7 +96,7 @@ static cl::opt<std::string> tokenizerJson(
 static cl::opt<std::string> dtype("dtype", cl::desc("Stored dtype for --export-hf: f32, f16 or bf16"),
                                   cl::init("f32"), cl::cat(category));
 static cl::opt<uint64_t> maxShardBytes("max-shard-bytes",
-                                       cl::desc("Shard --export-hf / --export-gptq output above this "
+                                       cl::desc("Shard --export-hf / --export-gptq / --export-compressed-tensors output above this "
                                                 "many bytes per file (0 = one file)"),
                                        cl::init(0), cl::cat(category));
 
