@@ -26,6 +26,9 @@
 
 #include "mlir/IR/Builders.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -34,8 +37,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -186,10 +191,10 @@ std::vector<int64_t> ropePermutation(int64_t heads, int64_t headDim) {
   return srcOfDst;
 }
 
-/// Reorders the output channels (rows n) of `q`: codes rows, scale and zero
-/// columns. g_idx indexes input channels and is unaffected.
-void permuteOutputChannels(QuantizedWeight &q,
-                           const std::vector<int64_t> &srcOfDst) {
+} // namespace
+
+void mlir::qc::permuteQuantizedRows(QuantizedWeight &q,
+                                    const std::vector<int64_t> &srcOfDst) {
   const int64_t N = q.rows, K = q.cols, ng = q.numGroups();
   QuantizedWeight p = q;
   for (int64_t d = 0; d < N; ++d) {
@@ -204,7 +209,6 @@ void permuteOutputChannels(QuantizedWeight &q,
   q = std::move(p);
 }
 
-} // namespace
 
 //===----------------------------------------------------------------------===//
 // Reading a wq.linear back
@@ -446,9 +450,103 @@ Status writeFolderAtomically(std::string dir,
   return Status::ok();
 }
 
-std::string describe(const QuantizedWeight &q) {
-  return std::to_string(q.bits) + " bits, group size " +
-         std::to_string(q.groupSize) + (q.sym ? ", sym" : ", asym");
+
+} // namespace
+
+namespace {
+
+/// One quantization configuration of a GPTQ checkpoint (the top-level one
+/// or a `dynamic` override).
+struct GPTQLayerConfig {
+  int bits;
+  int64_t groupSize;
+  bool sym;
+  bool operator<(const GPTQLayerConfig &o) const {
+    return std::tie(bits, groupSize, sym) <
+           std::tie(o.bits, o.groupSize, o.sym);
+  }
+  bool operator==(const GPTQLayerConfig &o) const {
+    return bits == o.bits && groupSize == o.groupSize && sym == o.sym;
+  }
+};
+
+/// `^name$` as a Python regular expression matching exactly `name`
+/// (GPTQModel matches `dynamic` keys with re.match against module names).
+std::string exactPattern(const std::string &name) {
+  std::string out = "^";
+  for (char c : name) {
+    if (std::strchr(".^$*+?()[]{}|\\", c))
+      out += '\\';
+    out += c;
+  }
+  return out + "$";
+}
+
+/// A tensor of a checkpoint being written, before it is assigned a shard.
+struct OutTensor {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+};
+
+/// Splits `tensors` (in name order) into safetensors files of at most
+/// `maxShardBytes` of tensor data each (0 = one model.safetensors), the way
+/// writeHFCheckpoint and transformers' save_pretrained shard: greedily, a
+/// tensor above the limit alone in its shard, plus
+/// model.safetensors.index.json when there is more than one.
+Status shardTensors(std::vector<OutTensor> tensors, uint64_t maxShardBytes,
+                    const std::map<std::string, std::string> &metadata,
+                    std::vector<FolderFile> &files) {
+  std::sort(tensors.begin(), tensors.end(),
+            [](const OutTensor &a, const OutTensor &b) {
+              return a.name < b.name;
+            });
+  std::vector<std::vector<const OutTensor *>> plan(1);
+  uint64_t inShard = 0, total = 0;
+  for (const OutTensor &t : tensors) {
+    if (maxShardBytes && !plan.back().empty() &&
+        inShard + t.bytes.size() > maxShardBytes) {
+      plan.emplace_back();
+      inShard = 0;
+    }
+    plan.back().push_back(&t);
+    inShard += t.bytes.size();
+    total += t.bytes.size();
+  }
+  json::Value weightMap = json::Value::object();
+  for (size_t i = 0; i < plan.size(); ++i) {
+    char name[64];
+    if (plan.size() == 1)
+      std::snprintf(name, sizeof(name), "model.safetensors");
+    else
+      std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors",
+                    i + 1, plan.size());
+    ::qc::SafetensorsWriter writer;
+    for (const OutTensor *t : plan[i]) {
+      QC_RETURN_IF_ERROR(writer.addView(t->name, t->dtype, t->shape,
+                                        t->bytes.data(), t->bytes.size()));
+      weightMap.set(t->name, json::Value::string(name));
+    }
+    QC_RETURN_IF_ERROR(writer.setMetadata(metadata));
+    FolderFile f;
+    f.name = name;
+    QC_RETURN_IF_ERROR(writer.serialize(f.bytes));
+    files.push_back(std::move(f));
+  }
+  if (plan.size() > 1) {
+    json::Value meta = json::Value::object();
+    meta.set("total_size", json::Value::unsignedInteger(total));
+    json::Value index = json::Value::object();
+    index.set("metadata", std::move(meta));
+    index.set("weight_map", std::move(weightMap));
+    json::WriteOptions pretty;
+    pretty.pretty = true;
+    std::string text = json::write(index, pretty) + "\n";
+    files.push_back({"model.safetensors.index.json",
+                     std::vector<uint8_t>(text.begin(), text.end())});
+  }
+  return Status::ok();
 }
 
 } // namespace
@@ -463,17 +561,22 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
     return Status::error(dir + ": " + msg);
   };
 
-  // The quantized layers, in name order (deterministic output).
+  // The quantized layers, in name order (deterministic output), and the
+  // decoder linears left in float (written as `-:` dynamic exclusions).
   std::map<std::string, QuantizedWeight> layers;
+  std::set<std::string> floatLayers;
   Status walkStatus = Status::ok();
   module.walk([&](Operation *op) -> WalkResult {
     if (auto lin = dyn_cast<llm::LinearOp>(op)) {
       std::string w = paramName(lin.getWeight());
-      walkStatus = Status::error(
-          "layer '" + (endsWith(w, ".weight") ? w.substr(0, w.size() - 7) : w) +
-          "' is not quantized; a GPTQ checkpoint's loaders replace every "
-          "linear layer of the decoder, so all of them must be wq.linear");
-      return WalkResult::interrupt();
+      if (!isProjectionWeight(w)) {
+        walkStatus = Status::error(
+            "linear layer over '" + w +
+            "' is not a decoder projection; a GPTQ checkpoint cannot hold it");
+        return WalkResult::interrupt();
+      }
+      floatLayers.insert(w.substr(0, w.size() - 7));
+      return WalkResult::advance();
     }
     if (!isa<wq::LinearOp>(op))
       return WalkResult::advance();
@@ -495,17 +598,17 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
     if (!isProjectionWeight(spec.name))
       continue;
     std::string layer = spec.name.substr(0, spec.name.size() - 7);
-    if (!layers.count(layer))
+    if (!layers.count(layer) && !floatLayers.count(layer))
       return fail("layer '" + layer +
-                  "' has no wq.linear in the module; every linear layer of "
-                  "the decoder must be quantized");
+                  "' has no linear op in the module; the module does not "
+                  "compute the model its config describes");
   }
   if (layers.empty())
     return fail("the module has no wq.linear ops; quantize it first (e.g. "
                 "quant-opt -wq-rtn) or use --export-hf for a float model");
-  const std::string &firstName = layers.begin()->first;
-  const QuantizedWeight &first = layers.begin()->second;
-  bool descAct = false;
+  // The top-level configuration is the most common one (ties: the first
+  // layer's); every other layer gets a GPTQModel `dynamic` override.
+  std::map<GPTQLayerConfig, int64_t> counts;
   for (const auto &[name, q] : layers) {
     if (!specNames.count(name + ".weight") ||
         !isProjectionWeight(name + ".weight"))
@@ -513,18 +616,30 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
                   "' is not a decoder projection of this model; only "
                   "q/k/v/o and gate/up/down projections can be exported as "
                   "GPTQ layers");
-    if (q.bits != first.bits || q.groupSize != first.groupSize ||
-        q.sym != first.sym)
-      return fail("layers '" + firstName + "' (" + describe(first) + ") and '" +
-                  name + "' (" + describe(q) +
-                  ") differ; a GPTQ quantization_config has one bits, "
-                  "group_size and sym for the whole model (per-module "
-                  "overrides are not written), so mixed configurations are "
-                  "refused");
-    descAct |= !q.hasTrivialGIdx();
+    ++counts[{q.bits, q.groupSize, q.sym}];
   }
+  const QuantizedWeight &first = layers.begin()->second;
+  GPTQLayerConfig base{first.bits, first.groupSize, first.sym};
+  for (const auto &[c, n] : counts)
+    if (n > counts[base])
+      base = c;
+  bool descAct = false;
+  json::Value dynamic = json::Value::object();
+  for (const auto &[name, q] : layers) {
+    descAct |= !q.hasTrivialGIdx();
+    GPTQLayerConfig c{q.bits, q.groupSize, q.sym};
+    if (c == base)
+      continue;
+    json::Value o = json::Value::object();
+    o.set("bits", json::Value::integer(c.bits));
+    o.set("group_size", json::Value::integer(c.groupSize));
+    o.set("sym", json::Value::boolean(c.sym));
+    dynamic.set("+:" + exactPattern(name), std::move(o));
+  }
+  for (const std::string &name : floatLayers)
+    dynamic.set("-:" + exactPattern(name), json::Value::object());
 
-  ::qc::SafetensorsWriter writer;
+  std::vector<OutTensor> tensors;
   std::map<std::string, std::string> metadata = {{"format", "pt"}};
   const bool interleaved = cfg.ropeLayout == ::qc::RopeLayout::Interleaved;
   auto ropeHeads = [&](const std::string &name) -> int64_t {
@@ -541,7 +656,7 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
   for (auto &[name, qIn] : layers) {
     QuantizedWeight q = qIn;
     if (int64_t heads = ropeHeads(name + ".weight"))
-      permuteOutputChannels(q, ropePermutation(heads, cfg.headDim));
+      permuteQuantizedRows(q, ropePermutation(heads, cfg.headDim));
     // The values were checked to be fp16-exact by packGPTQ; scales of a
     // wider dtype that happen to be exact are accepted.
     q.scaleDType = quant::ScaleDType::F16;
@@ -559,25 +674,28 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
     if (Status s = quant::packGPTQ(q, packOpts, t); !s)
       return fail("layer '" + name + "': " + s.message());
     const int64_t N = t.N, ng = t.numGroups;
-    QC_RETURN_IF_ERROR(writer.add(name + ".qweight", DType::I32,
-                                  {t.qweightRows(), N}, rawBytes(t.qweight)));
-    QC_RETURN_IF_ERROR(writer.add(name + ".qzeros", DType::I32,
-                                  {ng, t.qzerosCols()}, rawBytes(t.qzeros)));
-    QC_RETURN_IF_ERROR(
-        writer.add(name + ".scales", DType::F16, {ng, N}, rawBytes(t.scales)));
-    QC_RETURN_IF_ERROR(
-        writer.add(name + ".g_idx", DType::I32, {t.K}, rawBytes(t.gIdx)));
+    tensors.push_back({name + ".qweight", DType::I32, {t.qweightRows(), N},
+                       rawBytes(t.qweight)});
+    tensors.push_back({name + ".qzeros", DType::I32, {ng, t.qzerosCols()},
+                       rawBytes(t.qzeros)});
+    tensors.push_back(
+        {name + ".scales", DType::F16, {ng, N}, rawBytes(t.scales)});
+    tensors.push_back({name + ".g_idx", DType::I32,
+                       {static_cast<int64_t>(t.gIdx.size())},
+                       rawBytes(t.gIdx)});
     if (t.K != t.inFeatures) {
-      // §14.6: loaders size qweight from whole words; the true K is here
-      // and in config.json.
+      // §14.6: qweight holds whole words; the true K is g_idx's length,
+      // config.json's and here.
       metadata[name + ".in_features"] = std::to_string(t.inFeatures);
       ++padded;
     }
   }
 
-  // Everything else in fp16, as GPTQ checkpoints store it.
+  // Everything else (float decoder linears included) in fp16, as GPTQ
+  // checkpoints store it.
   for (const ::qc::TensorSpec &spec : specs) {
-    if (isProjectionWeight(spec.name))
+    if (isProjectionWeight(spec.name) &&
+        layers.count(spec.name.substr(0, spec.name.size() - 7)))
       continue;
     const ::qc::HostTensor *t = weights.find(spec.name);
     if (!t || t->shape != spec.shape)
@@ -589,34 +707,49 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
       ::qc::permuteInterleavedToHalfSplit(
           t->data.data(), data.data(), heads, cfg.headDim,
           spec.shape.size() == 2 ? spec.shape[1] : 1);
-    for (size_t i = 0; i < data.size(); ++i)
+    std::vector<uint16_t> halves(data.size());
+    for (size_t i = 0; i < data.size(); ++i) {
       if (!std::isfinite(data[i]) || std::fabs(data[i]) > 65504.0f)
         return fail("tensor '" + spec.name + "' value " +
                     std::to_string(data[i]) + " at flat index " +
                     std::to_string(i) +
                     " does not fit in fp16, the dtype of GPTQ checkpoints");
-    QC_RETURN_IF_ERROR(
-        writer.addFromF32(spec.name, spec.shape, data.data(), DType::F16));
+      halves[i] = ::qc::f32ToF16(data[i]);
+    }
+    tensors.push_back({spec.name, DType::F16, spec.shape, rawBytes(halves)});
   }
-  QC_RETURN_IF_ERROR(writer.setMetadata(metadata));
 
-  // AutoGPTQ's quantize_config.json keys that describe the stored tensors;
-  // quantization-time settings (damp_percent, true_sequential) are not
-  // claimed because they are not known for every qc method.
+  // quantize_config.json as GPTQModel writes it (AutoGPTQ's keys plus
+  // format / pack_dtype / lm_head / meta; transformers' GPTQConfig reads
+  // the same keys). damp_percent and true_sequential describe how GPTQ
+  // ran; qc's defaults (ALGORITHMS.md §3.8) are written, as the loaders
+  // only need them to be present.
+  const std::string format =
+      options.format == quant::GPTQFormat::V1 ? "gptq" : "gptq_v2";
   json::Value qconf = json::Value::object();
-  qconf.set("bits", json::Value::integer(first.bits));
-  qconf.set("checkpoint_format",
-            json::Value::string(
-                options.format == quant::GPTQFormat::V1 ? "gptq" : "gptq_v2"));
+  qconf.set("bits", json::Value::integer(base.bits));
+  qconf.set("checkpoint_format", json::Value::string(format));
+  qconf.set("damp_percent", json::Value::number(0.01));
   qconf.set("desc_act", json::Value::boolean(descAct));
-  qconf.set("group_size", json::Value::integer(first.groupSize));
+  if (!dynamic.asObject().empty())
+    qconf.set("dynamic", std::move(dynamic));
+  qconf.set("format", json::Value::string(format));
+  qconf.set("group_size", json::Value::integer(base.groupSize));
+  qconf.set("lm_head", json::Value::boolean(false));
+  json::Value meta = json::Value::object();
+  json::Value quantizer = json::Value::array();
+  quantizer.push(json::Value::string("qc"));
+  meta.set("quantizer", std::move(quantizer));
+  qconf.set("meta", std::move(meta));
   qconf.set("model_file_base_name", json::Value::string("model"));
   qconf.set("model_name_or_path", json::Value());
+  qconf.set("pack_dtype", json::Value::string("int32"));
   qconf.set("quant_method", json::Value::string("gptq"));
   qconf.set("static_groups", json::Value::boolean(false));
-  qconf.set("sym", json::Value::boolean(first.sym));
+  qconf.set("sym", json::Value::boolean(base.sym));
+  qconf.set("true_sequential", json::Value::boolean(true));
 
-  std::vector<FolderFile> files(3);
+  std::vector<FolderFile> files(2);
   files[0].name = "config.json";
   std::string config = ::qc::buildHFConfigJson(cfg, DType::F16, &qconf);
   files[0].bytes.assign(config.begin(), config.end());
@@ -625,8 +758,8 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
   pretty.pretty = true;
   std::string qtext = json::write(qconf, pretty) + "\n";
   files[1].bytes.assign(qtext.begin(), qtext.end());
-  files[2].name = "model.safetensors";
-  QC_RETURN_IF_ERROR(writer.serialize(files[2].bytes));
+  QC_RETURN_IF_ERROR(
+      shardTensors(std::move(tensors), options.maxShardBytes, metadata, files));
   for (const std::string &path : options.copyFiles) {
     FolderFile f;
     f.name = fs::path(path).filename().string();
@@ -664,12 +797,274 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
   QC_RETURN_IF_ERROR(writeFolderAtomically(dir, files));
 
   if (summary) {
-    summary->bits = first.bits;
-    summary->groupSize = first.groupSize;
-    summary->sym = first.sym;
+    summary->bits = base.bits;
+    summary->groupSize = base.groupSize;
+    summary->sym = base.sym;
     summary->descAct = descAct;
     summary->quantizedLayers = static_cast<int64_t>(layers.size());
     summary->paddedLayers = padded;
+    summary->overrides = static_cast<int64_t>(
+        qconf.find("dynamic") ? qconf.find("dynamic")->asObject().size() : 0);
+    summary->shards = 0;
+    for (const FolderFile &f : files)
+      summary->shards += endsWith(f.name, ".safetensors");
+  }
+  return Status::ok();
+}
+
+//===----------------------------------------------------------------------===//
+// compressed-tensors export
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// One compressed-tensors weight scheme (a config group).
+struct CTScheme {
+  int bits;
+  int64_t groupSize; // -1: channel strategy
+  bool sym;
+  bool actOrder;
+  bool operator<(const CTScheme &o) const {
+    return std::tie(bits, groupSize, sym, actOrder) <
+           std::tie(o.bits, o.groupSize, o.sym, o.actOrder);
+  }
+};
+
+/// The QuantizationArgs of `s` as compressed-tensors serializes them
+/// (compressed_tensors/quantization/quant_args.py, QuantizationArgs).
+json::Value ctWeightsArgs(const CTScheme &s) {
+  json::Value w = json::Value::object();
+  w.set("actorder",
+        s.actOrder ? json::Value::string("group") : json::Value());
+  w.set("block_structure", json::Value());
+  w.set("dynamic", json::Value::boolean(false));
+  w.set("group_size", s.groupSize > 0 ? json::Value::integer(s.groupSize)
+                                      : json::Value());
+  w.set("num_bits", json::Value::integer(s.bits));
+  w.set("observer", json::Value::string("minmax"));
+  w.set("observer_kwargs", json::Value::object());
+  w.set("strategy",
+        json::Value::string(s.groupSize > 0 ? "group" : "channel"));
+  w.set("symmetric", json::Value::boolean(s.sym));
+  w.set("type", json::Value::string("int"));
+  return w;
+}
+
+} // namespace
+
+Status mlir::qc::exportCompressedTensors(ModuleOp module,
+                                         const ModelWeights &weights,
+                                         const std::string &dir,
+                                         const CompressedTensorsExportOptions
+                                             &options,
+                                         CompressedTensorsExportSummary *summary) {
+  const ModelConfig &cfg = weights.config;
+  auto fail = [&](const std::string &msg) {
+    return Status::error(dir + ": " + msg);
+  };
+  std::map<std::string, QuantizedWeight> layers;
+  std::set<std::string> floatLayers;
+  Status walkStatus = Status::ok();
+  module.walk([&](Operation *op) -> WalkResult {
+    if (auto lin = dyn_cast<llm::LinearOp>(op)) {
+      std::string w = paramName(lin.getWeight());
+      if (endsWith(w, ".weight"))
+        floatLayers.insert(w.substr(0, w.size() - 7));
+      return WalkResult::advance();
+    }
+    if (!isa<wq::LinearOp>(op))
+      return WalkResult::advance();
+    std::string layer;
+    QuantizedWeight q;
+    walkStatus = readQuantizedLayer(op, weights, layer, q);
+    if (!walkStatus)
+      return WalkResult::interrupt();
+    layers[layer] = std::move(q);
+    return WalkResult::advance();
+  });
+  if (!walkStatus)
+    return fail(walkStatus.message());
+  if (layers.empty())
+    return fail("the module has no wq.linear ops; quantize it first");
+
+  const bool interleaved = cfg.ropeLayout == ::qc::RopeLayout::Interleaved;
+  auto ropeHeads = [&](const std::string &name) -> int64_t {
+    if (!interleaved)
+      return 0;
+    if (name.find(".self_attn.q_proj.") != std::string::npos)
+      return cfg.nHeads;
+    if (name.find(".self_attn.k_proj.") != std::string::npos)
+      return cfg.nKVHeads;
+    return 0;
+  };
+
+  std::vector<OutTensor> tensors;
+  std::map<CTScheme, std::vector<std::string>> groups;
+  for (auto &[name, qIn] : layers) {
+    QuantizedWeight q = qIn;
+    auto where = [&](const std::string &what) {
+      return fail("layer '" + name + "' (" + std::to_string(q.bits) +
+                  " bits, group size " + std::to_string(q.groupSize) +
+                  (q.sym ? ", sym" : ", asym") + "): " + what);
+    };
+    if (q.bits != 4 && q.bits != 8)
+      return where("pack-quantized int weights are 4 or 8 bits for vLLM's "
+                   "WNA16 kernels");
+    if (q.groupSize > 0 && q.cols % q.groupSize != 0)
+      return where("in_features " + std::to_string(q.cols) +
+                   " is not a multiple of the group size; compressed-tensors' "
+                   "group strategy sizes weight_scale as in_features // "
+                   "group_size (use group size -1, the channel strategy)");
+    if (int64_t heads = ropeHeads(name + ".weight"))
+      permuteQuantizedRows(q, ropePermutation(heads, cfg.headDim));
+    const int64_t N = q.rows, K = q.cols, ng = q.numGroups();
+    const int pf = 32 / q.bits;
+    for (size_t i = 0; i < q.scales.size(); ++i)
+      if (::qc::f16ToF32(::qc::f32ToF16(q.scales[i])) != q.scales[i])
+        return where("scale " + std::to_string(q.scales[i]) +
+                     " is not exactly representable in fp16, the dtype of "
+                     "weight_scale (quantize with scale-dtype=f16)");
+    for (float z : q.zeros)
+      if (z != std::floor(z))
+        return where("fractional (HQQ) zero points cannot be stored");
+    // weight_packed [N, ceil(K / pf)]: row n's codes LSB first along K;
+    // the stored value is the signed code plus 2^(b-1), i.e. qc's unsigned
+    // code (pack_to_int32). Padding bits are 0, as np.pad leaves them.
+    const int64_t words = (K + pf - 1) / pf;
+    std::vector<int32_t> packed(static_cast<size_t>(N * words), 0);
+    for (int64_t n = 0; n < N; ++n)
+      quant::packCodeStream(q.codes.data() + n * K, 1, K, q.bits,
+                            packed.data() + n * words, 1);
+    tensors.push_back({name + ".weight_packed", DType::I32, {N, words},
+                       rawBytes(packed)});
+    // weight_scale [N, K / G] (channel: [N, 1]) in the model dtype.
+    std::vector<uint16_t> scales(static_cast<size_t>(N * ng));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t g = 0; g < ng; ++g)
+        scales[n * ng + g] = ::qc::f32ToF16(q.scales[g * N + n]);
+    tensors.push_back(
+        {name + ".weight_scale", DType::F16, {N, ng}, rawBytes(scales)});
+    std::vector<int64_t> shape = {N, K};
+    tensors.push_back(
+        {name + ".weight_shape", DType::I64, {2}, rawBytes(shape)});
+    if (!q.sym) {
+      // weight_zero_point [ceil(N / pf), K / G]: zero points packed along
+      // N (dim 0), stored as signed zp + 2^(b-1) = qc's unsigned zero.
+      const int64_t zrows = (N + pf - 1) / pf;
+      std::vector<int32_t> zp(static_cast<size_t>(zrows * ng), 0);
+      std::vector<uint8_t> col(static_cast<size_t>(N));
+      for (int64_t g = 0; g < ng; ++g) {
+        for (int64_t n = 0; n < N; ++n)
+          col[n] = static_cast<uint8_t>(q.zeros[g * N + n]);
+        quant::packCodeStream(col.data(), 1, N, q.bits, zp.data() + g, ng);
+      }
+      tensors.push_back({name + ".weight_zero_point", DType::I32, {zrows, ng},
+                         rawBytes(zp)});
+    } else {
+      for (float z : q.zeros)
+        if (z != static_cast<float>(1 << (q.bits - 1)))
+          return where("a symmetric zero point is not 2^(b-1)");
+    }
+    const bool actOrder = !q.hasTrivialGIdx();
+    if (actOrder) {
+      std::vector<int32_t> g(static_cast<size_t>(K));
+      for (int64_t k = 0; k < K; ++k)
+        g[k] = static_cast<int32_t>(q.groupOf(k));
+      tensors.push_back(
+          {name + ".weight_g_idx", DType::I32, {K}, rawBytes(g)});
+    }
+    groups[{q.bits, q.groupSize, q.sym, actOrder}].push_back(name);
+  }
+
+  std::vector<::qc::TensorSpec> specs = ::qc::modelTensorSpecs(cfg);
+  for (const ::qc::TensorSpec &spec : specs) {
+    if (isProjectionWeight(spec.name) &&
+        layers.count(spec.name.substr(0, spec.name.size() - 7)))
+      continue;
+    const ::qc::HostTensor *t = weights.find(spec.name);
+    if (!t || t->shape != spec.shape)
+      return fail("tensor '" + spec.name +
+                  "' is missing from the model's weights or has the wrong "
+                  "shape");
+    std::vector<float> data = t->data;
+    if (int64_t heads = ropeHeads(spec.name))
+      ::qc::permuteInterleavedToHalfSplit(
+          t->data.data(), data.data(), heads, cfg.headDim,
+          spec.shape.size() == 2 ? spec.shape[1] : 1);
+    std::vector<uint16_t> halves(data.size());
+    for (size_t i = 0; i < data.size(); ++i) {
+      if (!std::isfinite(data[i]) || std::fabs(data[i]) > 65504.0f)
+        return fail("tensor '" + spec.name + "' value at flat index " +
+                    std::to_string(i) + " does not fit in fp16");
+      halves[i] = ::qc::f32ToF16(data[i]);
+    }
+    tensors.push_back({spec.name, DType::F16, spec.shape, rawBytes(halves)});
+  }
+
+  // quantization_config (compressed_tensors/config, QuantizationConfig):
+  // one config group per scheme; with several schemes each group targets
+  // its modules by exact "re:" patterns (is_match: re.match on the module
+  // name), else the whole Linear class. Float linears and the classifier
+  // are in `ignore`.
+  json::Value configGroups = json::Value::object();
+  int index = 0;
+  for (const auto &[scheme, names] : groups) {
+    json::Value g = json::Value::object();
+    g.set("input_activations", json::Value());
+    g.set("output_activations", json::Value());
+    json::Value targets = json::Value::array();
+    if (groups.size() == 1)
+      targets.push(json::Value::string("Linear"));
+    else
+      for (const std::string &n : names)
+        targets.push(json::Value::string("re:" + exactPattern(n)));
+    g.set("targets", std::move(targets));
+    g.set("weights", ctWeightsArgs(scheme));
+    configGroups.set("group_" + std::to_string(index++), std::move(g));
+  }
+  json::Value ignore = json::Value::array();
+  for (const std::string &n : floatLayers)
+    ignore.push(json::Value::string(n));
+  ignore.push(json::Value::string("lm_head"));
+  json::Value qconf = json::Value::object();
+  qconf.set("config_groups", std::move(configGroups));
+  qconf.set("format", json::Value::string("pack-quantized"));
+  qconf.set("global_compression_ratio", json::Value());
+  qconf.set("ignore", std::move(ignore));
+  qconf.set("kv_cache_scheme", json::Value());
+  qconf.set("quant_method", json::Value::string("compressed-tensors"));
+  qconf.set("quantization_status", json::Value::string("compressed"));
+
+  std::vector<FolderFile> files(1);
+  files[0].name = "config.json";
+  std::string config = ::qc::buildHFConfigJson(cfg, DType::F16, &qconf);
+  files[0].bytes.assign(config.begin(), config.end());
+  QC_RETURN_IF_ERROR(shardTensors(std::move(tensors), options.maxShardBytes,
+                                  {{"format", "pt"}}, files));
+  for (const std::string &path : options.copyFiles) {
+    FolderFile f;
+    f.name = fs::path(path).filename().string();
+    for (const FolderFile &other : files)
+      if (other.name == f.name)
+        return fail("cannot copy '" + path + "': the export writes its own " +
+                    f.name);
+    std::error_code ec;
+    uintmax_t size = fs::file_size(path, ec);
+    if (ec || size > (256u << 20))
+      return fail("cannot copy '" + path + "': " +
+                  (ec ? ec.message() : std::string("larger than 256 MB")));
+    std::ifstream in(path, std::ios::binary);
+    f.bytes.resize(static_cast<size_t>(size));
+    if (!in.read(reinterpret_cast<char *>(f.bytes.data()),
+                 static_cast<std::streamsize>(size)))
+      return fail("cannot read '" + path + "'");
+    files.push_back(std::move(f));
+  }
+  QC_RETURN_IF_ERROR(writeFolderAtomically(dir, files));
+  if (summary) {
+    summary->quantizedLayers = static_cast<int64_t>(layers.size());
+    summary->configGroups = static_cast<int64_t>(groups.size());
+    summary->ignored = static_cast<int64_t>(floatLayers.size());
   }
   return Status::ok();
 }
@@ -693,6 +1088,20 @@ std::vector<std::string> mlir::qc::hfTokenizerFiles(const std::string &dir) {
 
 namespace {
 
+/// One GPTQModel `dynamic` entry: a Python regular expression matched
+/// (re.match: anchored at the start) against module names, "-:" excluding
+/// the module from quantization, else ("+:" or no prefix) overriding the
+/// listed fields.
+struct DynamicRule {
+  std::string key;
+  std::string pattern;
+  bool exclude = false;
+  std::optional<int> bits;
+  std::optional<int64_t> groupSize;
+  std::optional<bool> sym;
+  std::optional<bool> descAct;
+};
+
 /// The parts of a quantization_config the loader acts on.
 struct Scheme {
   std::string method; // "gptq" or "awq"
@@ -701,7 +1110,61 @@ struct Scheme {
   bool sym = true;
   bool descAct = false;
   quant::GPTQFormat format = quant::GPTQFormat::V1;
+  std::vector<DynamicRule> dynamic;
 };
+
+/// Whether the Python regular expression `pattern` matches a prefix of
+/// `name` (re.match). PCRE2 reads the syntax GPTQModel's patterns use.
+Status pythonReMatch(const std::string &pattern, const std::string &name,
+                     bool &matched) {
+  int code = 0;
+  PCRE2_SIZE offset = 0;
+  pcre2_code *re = pcre2_compile(
+      reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+      PCRE2_UTF, &code, &offset, nullptr);
+  if (!re) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(code, msg, sizeof(msg));
+    return Status::error("regular expression " + json::quote(pattern) +
+                         " is invalid at offset " + std::to_string(offset) +
+                         ": " + reinterpret_cast<const char *>(msg));
+  }
+  pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, nullptr);
+  int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(name.data()),
+                       name.size(), 0, PCRE2_ANCHORED, md, nullptr);
+  pcre2_match_data_free(md);
+  pcre2_code_free(re);
+  matched = rc >= 0;
+  return Status::ok();
+}
+
+/// The scheme of module `layer`: the first matching `dynamic` rule's
+/// overrides on top of the top-level fields (GPTQModel's dynamic_get);
+/// `excluded` when a "-:" rule matches first.
+Status resolveScheme(const std::string &path, const Scheme &s,
+                     const std::string &layer, Scheme &out, bool &excluded) {
+  out = s;
+  excluded = false;
+  for (const DynamicRule &r : s.dynamic) {
+    bool m = false;
+    if (Status st = pythonReMatch(r.pattern, layer, m); !st)
+      return Status::error(path + ": quantization_config \"dynamic\" key " +
+                           json::quote(r.key) + ": " + st.message());
+    if (!m)
+      continue;
+    excluded = r.exclude;
+    if (r.bits)
+      out.bits = *r.bits;
+    if (r.groupSize)
+      out.groupSize = *r.groupSize;
+    if (r.sym)
+      out.sym = *r.sym;
+    if (r.descAct)
+      out.descAct = *r.descAct;
+    return Status::ok();
+  }
+  return Status::ok();
+}
 
 /// Reads quantization_config (object `q` of `path`). Synonyms as §8.1:
 /// w_bit for bits, q_group_size for group_size; GPTQModel's "format" for
@@ -794,9 +1257,49 @@ Status parseScheme(const std::string &path, const json::Value &q, Scheme &out) {
                          ", which is not supported (gptq or gptq_v2; marlin "
                          "and bitblas are kernel repacks)");
   const json::Value *dynamic = get({"dynamic"}, key);
-  if (dynamic && !(dynamic->isObject() && dynamic->asObject().empty()))
-    return fail(key, "is set: per-module overrides (GPTQModel dynamic) are "
-                     "not supported");
+  if (dynamic && !dynamic->isObject())
+    return fail(key, "must be an object of per-module overrides");
+  if (dynamic) {
+    for (const auto &[k, v] : dynamic->asObject()) {
+      DynamicRule r;
+      r.key = k;
+      r.exclude = k.rfind("-:", 0) == 0;
+      r.pattern = k.rfind("-:", 0) == 0 || k.rfind("+:", 0) == 0
+                      ? k.substr(2)
+                      : k;
+      std::string where = "dynamic\" key " + json::quote(k) + " field \"";
+      if (!v.isObject())
+        return fail("dynamic", "entry " + json::quote(k) +
+                                   " must be an object of overrides");
+      bool ignored = false;
+      if (Status st = pythonReMatch(r.pattern, "", ignored); !st)
+        return fail("dynamic", "key " + json::quote(k) + ": " + st.message());
+      if (const json::Value *b = v.find("bits")) {
+        if (!b->isInt64() || (b->asInt64() != 2 && b->asInt64() != 3 &&
+                              b->asInt64() != 4 && b->asInt64() != 8))
+          return fail(where + "bits",
+                      "is " + json::write(*b) +
+                          ", which is not supported (2, 3, 4 or 8)");
+        r.bits = static_cast<int>(b->asInt64());
+      }
+      if (const json::Value *g = v.find("group_size")) {
+        if (!g->isInt64() || (g->asInt64() != -1 && g->asInt64() <= 0))
+          return fail(where + "group_size",
+                      "is " + json::write(*g) +
+                          " (expected -1 or a positive group size)");
+        r.groupSize = g->asInt64();
+      }
+      for (const char *f : {"sym", "desc_act"}) {
+        const json::Value *b = v.find(f);
+        if (!b)
+          continue;
+        if (!b->isBool())
+          return fail(where + f, "must be true or false");
+        (std::string(f) == "sym" ? r.sym : r.descAct) = b->asBool();
+      }
+      out.dynamic.push_back(std::move(r));
+    }
+  }
   const json::Value *pack = get({"pack_dtype"}, key);
   if (pack && (!pack->isString() || pack->asString() != "int32"))
     return fail(key, "must be \"int32\"");
@@ -928,51 +1431,52 @@ Status readGPTQLayer(CheckpointReader &r, const Scheme &s,
                          std::to_string(N) +
                          "] (codes packed along in_features, one column per "
                          "output feature)");
+  // The packed K. Word padding (what the loaders size, §14.6): qweight
+  // holds ceil(K * b / 32) rows (whole three-word blocks for 3-bit) and
+  // g_idx the true K; the older whole-group padding: more rows, and a
+  // g_idx as long as the padded K.
   const int64_t rows = qw.info->shape[0];
-  if (rows < quant::packedWordCount(K, s.bits))
+  const int64_t wordRows = quant::packedWordCount(K, s.bits);
+  int64_t Kp = -1;
+  if (rows == wordRows && (s.bits != 3 || K % 32 == 0))
+    Kp = K; // bits past K in the last word are ignored, as loaders do
+  else if (rows > wordRows && (rows * 32) % s.bits == 0 &&
+           (s.bits != 3 || rows % 3 == 0))
+    Kp = rows * 32 / s.bits;
+  if (Kp < 0)
     return Status::error(
         qw.where + " has " + std::to_string(rows) +
         " rows, expected ceil(in_features " + std::to_string(K) + " * bits " +
-        std::to_string(s.bits) +
-        " / 32) = " + std::to_string(quant::packedWordCount(K, s.bits)) +
-        " (or more, for a padded K)");
-  // The packed K: the true K, or a §14.6 padding that fills whole words.
-  // g_idx, when present, has one entry per packed input channel.
-  int64_t Kp = -1;
+        std::to_string(s.bits) + " / 32) = " +
+        std::to_string(s.bits == 3 ? quant::gptqPaddedK(K, 3) * 3 / 32
+                                   : wordRows) +
+        " (or more, for a K padded to whole groups)");
   std::vector<int32_t> gIdx;
   if (r.has(layer + ".g_idx")) {
     FileTensor gi;
     QC_RETURN_IF_ERROR(r.get(layer + ".g_idx", gi));
     QC_RETURN_IF_ERROR(r.checkDType(gi, DType::I32));
-    if (gi.info->shape.size() != 1 || gi.info->shape[0] < K ||
-        quant::packedWordCount(gi.info->shape[0], s.bits) != rows)
+    if (gi.info->shape.size() != 1 ||
+        (gi.info->shape[0] != K && gi.info->shape[0] != Kp))
       return Status::error(gi.where + " has shape " +
                            shapeString(gi.info->shape) + ", expected [" +
-                           std::to_string(K) +
-                           "] (in_features, or in_features padded to the " +
-                           std::to_string(rows) + " qweight rows)");
-    Kp = gi.info->shape[0];
+                           std::to_string(K) + "] (in_features" +
+                           (Kp != K ? ", or the " + std::to_string(Kp) +
+                                          " input channels the " +
+                                          std::to_string(rows) +
+                                          " qweight rows hold"
+                                    : std::string()) +
+                           ")");
     gIdx = fromBytes<int32_t>(gi.file->tensorData(*gi.info),
-                              static_cast<size_t>(Kp));
+                              static_cast<size_t>(gi.info->shape[0]));
   } else {
     if (s.descAct)
       return Status::error(r.fileOf(layer + ".qweight") + ": tensor '" + layer +
                            ".g_idx' is missing, and desc_act is true "
                            "(act-order layers need their g_idx)");
-    if (quant::packedWordCount(K, s.bits) == rows)
-      Kp = K;
-    else if ((rows * 32) % s.bits == 0 && rows * 32 / s.bits > K)
-      Kp = rows * 32 / s.bits;
-    else
-      return Status::error(
-          qw.where + " has " + std::to_string(rows) + " rows, expected ceil(" +
-          std::to_string(K) + " * " + std::to_string(s.bits) +
-          " / 32) = " + std::to_string(quant::packedWordCount(K, s.bits)));
-    gIdx.resize(static_cast<size_t>(Kp));
-    for (int64_t k = 0; k < Kp; ++k)
-      gIdx[k] = static_cast<int32_t>(
-          s.groupSize > 0 ? std::min<int64_t>(k / s.groupSize, t.numGroups - 1)
-                          : 0);
+    gIdx.resize(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k)
+      gIdx[k] = static_cast<int32_t>(s.groupSize > 0 ? k / s.groupSize : 0);
   }
   t.K = Kp;
   t.gIdx = std::move(gIdx);
@@ -983,12 +1487,20 @@ Status readGPTQLayer(CheckpointReader &r, const Scheme &s,
                          ".qzeros' is missing (GPTQ checkpoints store the zero "
                          "points of every quantized layer, symmetric ones "
                          "included)");
+  if (!r.has(layer + ".scales"))
+    return Status::error(r.fileOf(layer + ".qweight") + ": tensor '" + layer +
+                         ".scales' is missing (every quantized layer needs "
+                         "its scales)");
+  const std::string groups =
+      "ceil(in_features " + std::to_string(K) + " / group_size " +
+      std::to_string(s.groupSize) + ") = " + std::to_string(t.numGroups) +
+      " groups";
   QC_RETURN_IF_ERROR(r.readI32(layer + ".qzeros", {t.numGroups, t.qzerosCols()},
                                t.qzeros,
-                               "groups x zero points packed along "
-                               "out_features"));
+                               groups + " x zero points packed along "
+                                        "out_features"));
   QC_RETURN_IF_ERROR(r.readF16(layer + ".scales", {t.numGroups, N}, t.scales,
-                               "groups x out_features"));
+                               groups + " x out_features"));
   if (Status st = quant::unpackGPTQ(t, q); !st)
     return Status::error(r.fileOf(layer + ".qweight") + ": layer '" + layer +
                          "': " + st.message());
@@ -1176,10 +1688,21 @@ mlir::qc::loadQuantizedHFCheckpoint(const std::string &dir, ModelWeights &out,
                            "' has both a float weight and a qweight; the "
                            "checkpoint is ambiguous");
     const int64_t N = spec.shape[0], K = spec.shape[1];
+    Scheme layerScheme;
+    bool excluded = false;
+    QC_RETURN_IF_ERROR(
+        resolveScheme(configPath, scheme, layer, layerScheme, excluded));
+    if (excluded)
+      return Status::error(reader.fileOf(layer + ".qweight") + ": tensor '" +
+                           layer +
+                           ".qweight': quantization_config \"dynamic\" "
+                           "excludes this module from quantization (a \"-:\" "
+                           "pattern), yet it is stored quantized");
     QuantizedWeight q;
-    QC_RETURN_IF_ERROR(scheme.method == "gptq"
-                           ? readGPTQLayer(reader, scheme, layer, N, K, q)
-                           : readAWQLayer(reader, scheme, layer, N, K, q));
+    QC_RETURN_IF_ERROR(
+        scheme.method == "gptq"
+            ? readGPTQLayer(reader, layerScheme, layer, N, K, q)
+            : readAWQLayer(reader, layerScheme, layer, N, K, q));
     if (spec.name == "lm_head.weight") {
       // llm.logits takes a float matrix; the dequantized classifier is the
       // exact weight the quantized one computes with.

@@ -18,15 +18,32 @@
 //       generation_config.json (a tokenizer that cannot be written exactly
 //       is an error unless --skip-tokenizer is given).
 //   quant-import QUANTIZED.mlir --export-gptq DIR [--gptq-format gptq|gptq_v2]
-//       writes a quantized module (every linear a wq.linear) as a GPTQ
-//       checkpoint vLLM and transformers load (../shared/docs/ALGORITHMS.md
-//       §8.1); same RoPE permutation and tokenizer files as --export-hf.
+//                [--max-shard-bytes N]
+//       writes a quantized module as a GPTQ checkpoint that transformers +
+//       GPTQModel and vLLM load as is (../shared/docs/ALGORITHMS.md §8.1,
+//       §14.6 padding); mixed per-layer configurations become GPTQModel
+//       `dynamic` overrides; same RoPE permutation; tokenizer files as
+//       for --export-hf.
+//   quant-import QUANTIZED.mlir --export-gguf FILE [--gguf-embedding f16|q8_0]
+//                [--tokenizer-json tokenizer.json]
+//       writes a quantized module as a GGUF file llama.cpp runs: Q4_1 / Q4_0 /
+//       Q8_0 blocks holding qc's own codes (4-bit asym / 4-bit sym / 8-bit
+//       sym, group 32), llama metadata, the source's tokenizer (a GGUF
+//       source's tokenizer keys, or a Hugging Face source's tokenizer.json).
+//       Prints the measured change of the dequantized weights (fp16 d / m).
+//   quant-import QUANTIZED.mlir --export-compressed-tensors DIR
+//                [--max-shard-bytes N]
+//       writes a quantized module as a compressed-tensors pack-quantized
+//       checkpoint (llm-compressor / vLLM, §8.4): group or channel
+//       strategy, 4 or 8 bits, one config group per scheme.
 // MODEL is a llama2.c .bin, a Hugging Face checkpoint folder (float, GPTQ
 // or AWQ), or a .mlir.
 //
 //===----------------------------------------------------------------------===//
 
+#include "qc/Import/GgufExport.h"
 #include "qc/Import/LoadModel.h"
+#include "qc/Import/ModelBuilder.h"
 #include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/runtime/HFCheckpoint.h"
 #include "qc/runtime/TokenizerExport.h"
@@ -34,6 +51,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -62,10 +80,32 @@ static cl::opt<std::string> gptqFormat(
     cl::desc("checkpoint_format for --export-gptq: gptq (v1, zero points "
              "stored minus one; default) or gptq_v2"),
     cl::init("gptq"), cl::cat(category));
+static cl::opt<std::string> exportGguf(
+    "export-gguf",
+    cl::desc("Write a quantized model as a llama.cpp GGUF file (4-bit asym "
+             "g32 -> Q4_1, 4-bit sym g32 -> Q4_0, 8-bit sym g32 -> Q8_0; "
+             "tokenizer from the GGUF or Hugging Face source); a folder gets "
+             "model.gguf"),
+    cl::value_desc("file|dir"), cl::cat(category));
+static cl::opt<std::string> exportCT(
+    "export-compressed-tensors",
+    cl::desc("Write a quantized model as a compressed-tensors pack-quantized "
+             "checkpoint (vLLM / llm-compressor) into this folder"),
+    cl::value_desc("dir"), cl::cat(category));
+static cl::opt<std::string> ggufEmbedding(
+    "gguf-embedding",
+    cl::desc("token_embd type for --export-gguf: f16 (default) or q8_0"),
+    cl::init("f16"), cl::cat(category));
+static cl::opt<std::string> tokenizerJson(
+    "tokenizer-json",
+    cl::desc("tokenizer.json (byte-level BPE) for --export-gguf when the "
+             "source carries no tokenizer"),
+    cl::value_desc("file"), cl::cat(category));
 static cl::opt<std::string> dtype("dtype", cl::desc("Stored dtype for --export-hf: f32, f16 or bf16"),
                                   cl::init("f32"), cl::cat(category));
 static cl::opt<uint64_t> maxShardBytes("max-shard-bytes",
-                                       cl::desc("Shard --export-hf output above this size (0 = one file)"),
+                                       cl::desc("Shard --export-hf / --export-gptq / --export-compressed-tensors output above this "
+                                                "many bytes per file (0 = one file)"),
                                        cl::init(0), cl::cat(category));
 
 static cl::opt<bool> skipTokenizer(
@@ -122,8 +162,11 @@ int main(int argc, char **argv) {
   if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
     return fail(s);
 
-  if (!exportHF.empty() && !exportGPTQ.empty())
-    return fail(Status::error("--export-hf and --export-gptq are exclusive"));
+  if (!exportHF.empty() + !exportGPTQ.empty() + !exportGguf.empty() +
+          !exportCT.empty() >
+      1)
+    return fail(Status::error("--export-hf, --export-gptq, --export-gguf and "
+                              "--export-compressed-tensors are exclusive"));
   bool quantized = false;
   module->walk([&](mlir::Operation *op) {
     quantized |= op->getName().getStringRef() == "wq.linear";
@@ -131,6 +174,7 @@ int main(int argc, char **argv) {
 
   if (!exportGPTQ.empty()) {
     mlir::qc::GPTQExportOptions opts;
+    opts.maxShardBytes = maxShardBytes;
     if (gptqFormat == "gptq")
       opts.format = ::qc::quant::GPTQFormat::V1;
     else if (gptqFormat == "gptq_v2")
@@ -159,9 +203,70 @@ int main(int argc, char **argv) {
            << (sum.descAct ? ", desc_act" : "") << ", " << gptqFormat;
     if (sum.paddedLayers)
       outs() << ", " << sum.paddedLayers << " layers with K padded";
+    if (sum.overrides)
+      outs() << ", " << sum.overrides << " dynamic overrides";
+    if (sum.shards > 1)
+      outs() << ", " << sum.shards << " shards";
     if (!opts.extraFiles.empty())
       outs() << ", " << opts.extraFiles.size() << " tokenizer files";
     outs() << ")\n";
+    return 0;
+  }
+
+  if (!exportCT.empty()) {
+    mlir::qc::CompressedTensorsExportOptions opts;
+    opts.maxShardBytes = maxShardBytes;
+    mlir::qc::CheckpointRef ref;
+    if (mlir::qc::getCheckpointRef(*module, ref) && ref.format == "hf")
+      opts.copyFiles = mlir::qc::hfTokenizerFiles(ref.path);
+    mlir::qc::CompressedTensorsExportSummary sum;
+    if (Status s = mlir::qc::exportCompressedTensors(*module, weights,
+                                                     exportCT, opts, &sum);
+        !s)
+      return fail(s);
+    outs() << "wrote compressed-tensors checkpoint " << exportCT << " ("
+           << sum.quantizedLayers << " quantized layers, " << sum.configGroups
+           << " config groups, pack-quantized";
+    if (sum.ignored)
+      outs() << ", " << sum.ignored << " float layers ignored";
+    outs() << ")\n";
+    return 0;
+  }
+
+  if (!exportGguf.empty()) {
+    mlir::qc::GgufExportOptions opts;
+    if (ggufEmbedding == "q8_0")
+      opts.embeddingQ8 = true;
+    else if (ggufEmbedding != "f16")
+      return fail(Status::error("--gguf-embedding must be f16 or q8_0, got '" +
+                                ggufEmbedding + "'"));
+    mlir::qc::CheckpointRef ref;
+    bool hasRef = mlir::qc::getCheckpointRef(*module, ref);
+    if (!tokenizerJson.empty())
+      opts.tokenizerJson = tokenizerJson;
+    else if (hasRef && ref.format == "gguf")
+      opts.tokenizerGguf = ref.path;
+    else if (hasRef && ref.format == "hf" &&
+             llvm::sys::fs::exists(ref.path + "/tokenizer.json"))
+      opts.tokenizerJson = ref.path + "/tokenizer.json";
+    std::string path = exportGguf;
+    if (llvm::sys::fs::is_directory(path))
+      path += "/model.gguf";
+    mlir::qc::GgufExportSummary sum;
+    if (Status s = mlir::qc::exportGguf(*module, weights, path, opts, &sum); !s)
+      return fail(s);
+    outs() << "wrote GGUF " << path << " (";
+    bool firstType = true;
+    for (const auto &[type, n] : sum.typeCounts) {
+      outs() << (firstType ? "" : ", ") << n << " " << type;
+      firstType = false;
+    }
+    outs() << "; dequantized weight change max " << sum.maxAbsChange
+           << ", mean " << sum.meanAbsChange;
+    if (!sum.f16Layers.empty())
+      outs() << "; " << sum.f16Layers.size()
+             << " layers stored dequantized as F16 (K not a multiple of 32)";
+    outs() << "; tokenizer " << sum.tokenizer << ")\n";
     return 0;
   }
 

@@ -42,6 +42,12 @@ namespace mlir::qc {
                                 std::string &layer,
                                 ::qc::quant::QuantizedWeight &out);
 
+/// Reorders the output channels (rows n) of `q`: row d of the result is
+/// row srcOfDst[d] of `q` (codes, scale and zero columns). g_idx indexes
+/// input channels and is unaffected.
+void permuteQuantizedRows(::qc::quant::QuantizedWeight &q,
+                          const std::vector<int64_t> &srcOfDst);
+
 //===----------------------------------------------------------------------===//
 // Export
 //===----------------------------------------------------------------------===//
@@ -60,6 +66,10 @@ struct GPTQExportOptions {
   /// exported as Hugging Face files, exportGgufTokenizerFiles); the same
   /// name rule as copyFiles.
   std::vector<::qc::NamedFile> extraFiles;
+  /// Above this many bytes of tensor data per file, the tensors are split
+  /// into model-NNNNN-of-NNNNN.safetensors shards plus
+  /// model.safetensors.index.json (0 = one model.safetensors).
+  uint64_t maxShardBytes = 0;
 };
 
 /// The tokenizer (and generation config) files of the Hugging Face
@@ -75,31 +85,75 @@ struct GPTQExportSummary {
   bool sym = false;
   bool descAct = false;
   int64_t quantizedLayers = 0;
-  /// Layers whose K was padded (§14.6) to whole 32-code words and groups.
+  /// Layers whose K was padded (§14.6) to whole 32-bit words.
   int64_t paddedLayers = 0;
+  /// Entries of the `dynamic` per-module overrides (layers whose
+  /// configuration differs from the top-level one, float layers).
+  int64_t overrides = 0;
+  /// Safetensors files written.
+  int64_t shards = 0;
 };
 
 /// Writes the quantized `module` (its weights loaded by loadModuleWeights)
-/// as a GPTQ checkpoint folder `dir`: config.json (the Hugging Face config
-/// plus quantization_config), quantize_config.json (AutoGPTQ's keys) and
-/// model.safetensors (fp16 embeddings, norms, classifier and biases;
-/// qweight/qzeros/scales/g_idx per quantized linear). Requirements, each
-/// refused with an error naming the layer: every decoder linear is a
-/// wq.linear without a codebook, with integer zero points and fp16-exact
-/// scales; all of them share bits, group size and symmetry (the GPTQ config
-/// has one of each). desc_act is set when any layer has a non-trivial
-/// g_idx. llama2.c's interleaved q/k output channels are permuted to
-/// rotate_half order. K is padded as §14.6 says (pad codes equal the zero
-/// point; the true in_features is in the file metadata). The folder is
-/// written under a temporary name and renamed into place; an existing
-/// `dir` is replaced only if it looks like a checkpoint (a config.json and
-/// nothing but regular files), by an atomic exchange. options.copyFiles
-/// and options.extraFiles are written in with the rest.
+/// as a GPTQ checkpoint folder `dir` that transformers + GPTQModel load as
+/// is: config.json (the Hugging Face config plus quantization_config),
+/// quantize_config.json (the same object: bits, group_size, desc_act, sym,
+/// checkpoint_format / format, damp_percent, true_sequential, lm_head,
+/// static_groups, pack_dtype, meta) and model.safetensors or shards with an
+/// index (fp16 embeddings, norms, classifier and float layers;
+/// qweight/qzeros/scales/g_idx per quantized linear). Every decoder linear
+/// is a wq.linear without a codebook, with integer zero points and
+/// fp16-exact scales, or a float llm.linear. The most common (bits,
+/// group_size, sym) is the top-level configuration; other layers get
+/// GPTQModel `dynamic` overrides ("+:^name$": {bits, group_size, sym}) and
+/// float layers exclusions ("-:^name$": {}). desc_act is set when any layer
+/// has a non-trivial g_idx. llama2.c's interleaved q/k output channels are
+/// permuted to rotate_half order. K is padded as the loaders size qweight
+/// (§14.6: whole 32-bit words, g_idx of the true K, ceil(K / G) groups).
+/// The folder is written under a temporary name and renamed into place; an
+/// existing `dir` is replaced only if it looks like a checkpoint (a
+/// config.json and nothing but regular files), by an atomic exchange.
+/// options.copyFiles and options.extraFiles are written in with the rest.
 ::qc::Status exportGPTQCheckpoint(ModuleOp module,
                                   const ::qc::ModelWeights &weights,
                                   const std::string &dir,
                                   const GPTQExportOptions &options,
                                   GPTQExportSummary *summary = nullptr);
+
+/// Options of exportCompressedTensors.
+struct CompressedTensorsExportOptions {
+  /// Files copied into the folder (a Hugging Face source's tokenizer).
+  std::vector<std::string> copyFiles;
+  /// Shard above this many bytes of tensor data per file (0 = one file).
+  uint64_t maxShardBytes = 0;
+};
+
+/// What exportCompressedTensors wrote.
+struct CompressedTensorsExportSummary {
+  int64_t quantizedLayers = 0;
+  /// config_groups written (one per distinct weight scheme).
+  int64_t configGroups = 0;
+  /// Float linear layers listed in `ignore`.
+  int64_t ignored = 0;
+};
+
+/// Writes the quantized `module` as a compressed-tensors `pack-quantized`
+/// checkpoint folder (the format llm-compressor writes and vLLM loads,
+/// ../shared/docs/ALGORITHMS.md §8.4): per quantized linear
+/// weight_packed (int32 [N, ceil(K * b / 32)], codes LSB first along K),
+/// weight_scale (fp16 [N, K / G], [N, 1] for the channel strategy),
+/// weight_shape (int64 [2] = [N, K]), weight_zero_point (int32
+/// [ceil(N * b / 32), K / G], packed along N; asymmetric only) and
+/// weight_g_idx (int32 [K]; act-order only, actorder "group"); float
+/// tensors in fp16; config.json's quantization_config with one config
+/// group per (bits, group size, sym, act-order) scheme, `ignore` listing
+/// float linears and lm_head. 4- and 8-bit integer grids with fp16-exact
+/// scales only; group sizes must divide K. Written atomically like the
+/// GPTQ export.
+::qc::Status exportCompressedTensors(
+    ModuleOp module, const ::qc::ModelWeights &weights, const std::string &dir,
+    const CompressedTensorsExportOptions &options,
+    CompressedTensorsExportSummary *summary = nullptr);
 
 //===----------------------------------------------------------------------===//
 // Import

@@ -200,14 +200,8 @@ Status qc::quant::packGPTQ(const QuantizedWeight &q,
             std::to_string(qmax) +
             "); write checkpoint_format gptq_v2 or use a symmetric grid");
 
-  // §14.6 padding: a multiple of lcm(32, G) keeps the 3-bit blocks whole
-  // and, for G >= 32, keeps k / G equal to the last group for every pad.
-  int64_t Kp = K;
-  if (opts.padK) {
-    const int64_t unit =
-        q.groupSize > 0 ? std::lcm<int64_t>(32, q.groupSize) : 32;
-    Kp = (K + unit - 1) / unit * unit;
-  }
+  // §14.6 padding: whole words only, as the loaders size qweight.
+  const int64_t Kp = opts.padK ? gptqPaddedK(K, bits) : K;
   if (bits == 3 && Kp % 32 != 0)
     return Status::error(ctx + ": 3-bit codes need K % 32 == 0 (whole "
                                "three-word blocks), got K = " +
@@ -227,9 +221,10 @@ Status qc::quant::packGPTQ(const QuantizedWeight &q,
   out.N = N;
   out.numGroups = ng;
 
-  out.gIdx.resize(static_cast<size_t>(Kp));
-  for (int64_t k = 0; k < Kp; ++k)
-    out.gIdx[k] = static_cast<int32_t>(k < K ? q.groupOf(k) : ng - 1);
+  // g_idx has the true K entries: the loaders index scales with it.
+  out.gIdx.resize(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; ++k)
+    out.gIdx[k] = static_cast<int32_t>(q.groupOf(k));
 
   // qweight: column n holds the stream of row n's codes, words N apart.
   out.qweight.assign(static_cast<size_t>(out.qweightRows() * N), 0);
@@ -287,8 +282,15 @@ Status qc::quant::unpackGPTQ(const GPTQTensors &t, QuantizedWeight &out) {
   QC_RETURN_IF_ERROR(
       checkSize(t.qzeros.size(), ng, t.qzerosCols(), "qzeros", ctx));
   QC_RETURN_IF_ERROR(checkSize(t.scales.size(), ng, N, "scales", ctx));
-  QC_RETURN_IF_ERROR(checkSize(t.gIdx.size(), 1, Kp, "g_idx", ctx));
-  for (int64_t k = 0; k < Kp; ++k)
+  // g_idx covers the true K (word padding) or every packed column (the
+  // older whole-group padding).
+  const int64_t gLen = static_cast<int64_t>(t.gIdx.size());
+  if (gLen != K && gLen != Kp)
+    return Status::error(ctx + ": g_idx has " + std::to_string(gLen) +
+                         " entries, expected in_features " + std::to_string(K) +
+                         (Kp != K ? " (or the padded " + std::to_string(Kp) + ")"
+                                  : std::string()));
+  for (int64_t k = 0; k < gLen; ++k)
     if (t.gIdx[k] < 0 || t.gIdx[k] >= ng)
       return Status::error(ctx + ": g_idx[" + std::to_string(k) + "] = " +
                            std::to_string(t.gIdx[k]) + " is out of range [0, " +
@@ -323,7 +325,8 @@ Status qc::quant::unpackGPTQ(const GPTQTensors &t, QuantizedWeight &out) {
     unpackCodeStream(t.qweight.data() + n, N, Kp, t.bits, row.data(), 1);
     std::memcpy(out.codes.data() + n * K, row.data(), static_cast<size_t>(K));
     for (int64_t k = K; k < Kp; ++k)
-      if (static_cast<float>(row[k]) != out.zeros[t.gIdx[k] * N + n])
+      if (static_cast<float>(row[k]) !=
+          out.zeros[(k < gLen ? t.gIdx[k] : ng - 1) * N + n])
         return Status::error(
             ctx + ": padded input column " + std::to_string(k) + " of row " +
             std::to_string(n) +

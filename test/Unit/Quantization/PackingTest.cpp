@@ -141,7 +141,10 @@ std::vector<float> dequantGPTQTextbook(const GPTQTensors &t) {
   std::vector<float> w(static_cast<size_t>(t.N * t.K));
   for (int64_t n = 0; n < t.N; ++n)
     for (int64_t k = 0; k < t.K; ++k) {
-      const int64_t g = t.gIdx[k];
+      // Word-padding columns beyond g_idx belong to the last group.
+      const int64_t g = k < static_cast<int64_t>(t.gIdx.size())
+                            ? t.gIdx[k]
+                            : t.numGroups - 1;
       const float s = f16ToF32(t.scales[g * t.N + n]);
       const float q = static_cast<float>(gptqTextbookCode(t, k, n));
       const float z = static_cast<float>(gptqTextbookZero(t, g, n));
@@ -399,42 +402,80 @@ TEST(PackingTest, GPTQ3BitRaggedShapesRefused) {
 }
 
 TEST(PackingTest, GPTQPadKDequantizesPadToZero) {
-  // §14.6: K = 172, G = 32 -> padded to 192; pad columns hold the zero
-  // point, get the last group's g_idx, and the true K survives unpack.
-  for (int bits : {3, 4}) {
-    QuantizedWeight q = randomWeight(32, 172, bits, 32, false, 13);
+  // §14.6, the loaders' rule (GPTQModel gptqmodel/nn_modules/qlinear/
+  // __init__.py, GPTQQuantLinear._register_gptq_buffers: scales/qzeros
+  // ceil(in_features / group_size) rows, g_idx [in_features]): K = 172,
+  // G = 32 pads K to whole words only -- 176 for 4-bit (qweight 22 rows),
+  // 192 for 3-bit (whole three-word blocks, 18 rows) -- keeps g_idx at 172
+  // and 6 groups; pad columns hold the zero point.
+  struct Case {
+    int bits;
+    int64_t Kp, rows;
+  } cases[] = {{2, 176, 11}, {3, 192, 18}, {4, 176, 22}, {8, 172, 43}};
+  for (const Case &c : cases) {
+    QuantizedWeight q = randomWeight(32, 172, c.bits, 32, false, 13);
     GPTQPackOptions o;
     o.padK = true;
+    o.format = GPTQFormat::V2; // random zeros may be 0
     GPTQTensors t;
-    ASSERT_TRUE(packGPTQ(q, o, t)) << bits;
+    ASSERT_TRUE(packGPTQ(q, o, t)) << c.bits;
     EXPECT_EQ(t.inFeatures, 172);
-    EXPECT_EQ(t.K, 192);
+    EXPECT_EQ(t.K, c.Kp) << c.bits;
+    EXPECT_EQ(gptqPaddedK(172, c.bits), c.Kp);
     EXPECT_EQ(t.numGroups, 6);
-    EXPECT_EQ(t.qweightRows(), 192 * bits / 32);
-    for (int64_t k = 172; k < 192; ++k)
-      EXPECT_EQ(t.gIdx[k], 5);
+    EXPECT_EQ(t.qweightRows(), c.rows) << c.bits;
+    EXPECT_EQ(t.gIdx.size(), 172u);
     std::vector<float> w = dequantGPTQTextbook(t), expect;
     q.dequantize(expect);
     for (int64_t n = 0; n < 32; ++n)
-      for (int64_t k = 0; k < 192; ++k)
-        ASSERT_EQ(w[n * 192 + k], k < 172 ? expect[n * 172 + k] : 0.0f);
+      for (int64_t k = 0; k < c.Kp; ++k)
+        ASSERT_EQ(w[n * c.Kp + k], k < 172 ? expect[n * 172 + k] : 0.0f);
     QuantizedWeight back;
     ASSERT_TRUE(unpackGPTQ(t, back));
     expectSame(q, back);
   }
-  // G = 128: pad to 256, still two groups (k / G of every pad is 1).
+  // G = 128: 2 groups, g_idx k / G for the true K only.
   QuantizedWeight q = randomWeight(8, 172, 4, 128, true, 14);
   GPTQPackOptions o;
   o.padK = true;
   GPTQTensors t;
   ASSERT_TRUE(packGPTQ(q, o, t));
-  EXPECT_EQ(t.K, 256);
+  EXPECT_EQ(t.K, 176);
   EXPECT_EQ(t.numGroups, 2);
-  for (int64_t k = 0; k < 256; ++k)
+  ASSERT_EQ(t.gIdx.size(), 172u);
+  for (int64_t k = 0; k < 172; ++k)
     EXPECT_EQ(t.gIdx[k], k / 128);
   QuantizedWeight back;
   ASSERT_TRUE(unpackGPTQ(t, back));
   expectSame(q, back);
+}
+
+TEST(PackingTest, GPTQUnpackAcceptsTheOlderWholeGroupPadding) {
+  // Files written before the loaders' rule was followed pad K = 172 to 192
+  // (whole groups) with g_idx [192] whose pad entries name the last group.
+  QuantizedWeight q = randomWeight(16, 172, 4, 32, true, 31);
+  GPTQTensors t;
+  ASSERT_TRUE(packGPTQ(q, {}, t));
+  // Re-pack by hand at Kp = 192.
+  GPTQTensors old = t;
+  old.K = 192;
+  old.gIdx.resize(192, 5);
+  old.qweight.assign(static_cast<size_t>(old.qweightRows() * old.N), 0);
+  std::vector<uint8_t> row(192);
+  for (int64_t n = 0; n < 16; ++n) {
+    for (int64_t k = 0; k < 192; ++k)
+      row[k] = k < 172 ? q.codes[n * 172 + k] : 8;
+    packCodeStream(row.data(), 1, 192, 4, old.qweight.data() + n, 16);
+  }
+  QuantizedWeight back;
+  ASSERT_TRUE(unpackGPTQ(old, back));
+  expectSame(q, back);
+  // A g_idx of neither length is refused.
+  old.gIdx.resize(180, 5);
+  Status s = unpackGPTQ(old, back);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("g_idx has 180 entries"), std::string::npos)
+      << s.message();
 }
 
 TEST(PackingTest, GPTQPackRefusals) {
@@ -510,13 +551,13 @@ TEST(PackingTest, GPTQUnpackValidation) {
   GPTQPackOptions o;
   o.padK = true;
   ASSERT_TRUE(packGPTQ(r, o, t));
-  ASSERT_EQ(t.K, 32);
+  ASSERT_EQ(t.K, 24);
   ASSERT_TRUE(unpackGPTQ(t, out));
-  // Row 0, k = 31: word 3 of column 0, top nibble.
-  t.qweight[3 * t.N + 0] ^= static_cast<int32_t>(0x10000000u);
+  // Row 0, k = 23: word 2 of column 0, top nibble.
+  t.qweight[2 * t.N + 0] ^= static_cast<int32_t>(0x10000000u);
   s = unpackGPTQ(t, out);
   ASSERT_FALSE(s);
-  EXPECT_NE(s.message().find("padded input column 31"), std::string::npos)
+  EXPECT_NE(s.message().find("padded input column 23"), std::string::npos)
       << s.message();
 }
 

@@ -73,11 +73,12 @@ enum class GPTQFormat {
 struct GPTQPackOptions {
   /// Zero-point convention of the written tensors.
   GPTQFormat format = GPTQFormat::V1;
-  /// Pad K (§14.6) to a multiple of lcm(32, G) (of 32 for G = -1) with
-  /// codes equal to the zero point of the pad's group, so that padded
-  /// columns dequantize to exactly 0; pad columns get the last group's
-  /// g_idx. Needed for 3-bit weights with K % 32 != 0 and for loaders that
-  /// size qweight as K/32*b rows. The true K is kept in inFeatures.
+  /// Pad K (§14.6) the way the loaders users run size qweight
+  /// (GPTQModel's GPTQQuantLinear, transformers' GPTQ integration): to whole
+  /// 32-bit words only, i.e. to gptqPaddedK(K, b) codes, with pad codes
+  /// equal to the last group's zero point (they dequantize to exactly 0).
+  /// g_idx keeps the true K entries and there are ceil(K / G) groups (a
+  /// ragged last group). Without padK, K must fill whole words for b = 3.
   bool padK = false;
 };
 
@@ -109,7 +110,10 @@ struct GPTQTensors {
   std::vector<int32_t> qzeros;
   /// fp16 bit patterns [numGroups, N]: scales[g * N + n].
   std::vector<uint16_t> scales;
-  /// int32 [K]: scale row of every (packed) input channel (§3.5).
+  /// int32 [inFeatures] (what the exporter writes) or int32 [K] (the older
+  /// whole-group padding, whose pad entries name the last group): scale row
+  /// of every input channel (§3.5). Pad columns beyond the g_idx belong to
+  /// the last group.
   std::vector<int32_t> gIdx;
 
   /// Rows of qweight: ceil(K * b / 32).
@@ -117,6 +121,16 @@ struct GPTQTensors {
   /// Columns of qzeros: ceil(N * b / 32).
   int64_t qzerosCols() const { return packedWordCount(N, bits); }
 };
+
+/// The packed K of a GPTQ layer with `inFeatures` inputs at `bits`: K
+/// rounded up to whole 32-bit words (a multiple of 32 / b), and to whole
+/// three-word blocks (a multiple of 32) for b = 3, whose words hold codes
+/// that straddle word boundaries. qweight then has gptqPaddedK * b / 32
+/// rows = ceil(K * b / 32) for b in {2, 4, 8}.
+inline int64_t gptqPaddedK(int64_t inFeatures, int bits) {
+  const int64_t unit = bits == 3 ? 32 : 32 / bits;
+  return (inFeatures + unit - 1) / unit * unit;
+}
 
 /// Packs `q` into the GPTQ layout. Requirements (each violation is an error
 /// that names it): q.verify() passes; integer zero points in [0, qmax] (HQQ's
