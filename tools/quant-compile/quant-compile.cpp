@@ -157,6 +157,9 @@ int main(int argc, char **argv) {
   if (validation.physicalBytes > 0)
     outs() << format(" of %.0f MiB", validation.physicalBytes / 1048576.0);
   outs() << "\n";
+  if (!validation.layoutNote.empty())
+    outs() << "note: layout auto: the rows layout is used for every layer ("
+           << validation.layoutNote << ")\n";
   if (!validation.raggedGroups.empty()) {
     outs() << "note: " << validation.raggedGroups.size()
            << " layers have a ragged last group (the group size does not "
