@@ -123,14 +123,24 @@ static int inspect(const std::string &path) {
       outs() << "\n";
     }
     for (const ::qc::ArtifactVariant &v : l.variants) {
-      outs() << "  variant " << v.family << " M=[" << v.minM << "," << v.maxM
-             << "] workspace/row=" << v.workspaceBytesPerRow
+      // kOpenEndedM stands for "no upper bound": say so instead of
+      // printing the sentinel.
+      outs() << "  variant " << v.family << " ";
+      if (v.maxM >= mlir::qc::kOpenEndedM)
+        outs() << "M>=" << v.minM;
+      else
+        outs() << "M=[" << v.minM << "," << v.maxM << "]";
+      outs() << " workspace/row=" << v.workspaceBytesPerRow
              << (v.zeroWorkspace ? " zeroed" : "") << "\n";
       for (const ::qc::ArtifactLaunch &la : v.launches)
         outs() << "    launch " << la.module << "::" << la.kernel << " block="
                << la.block[0] << "x" << la.block[1] << "x" << la.block[2]
-               << " grid=" << la.gridX << "x(M/" << la.tileM << ")x"
-               << la.gridZ << " params=" << join(la.params, ",") << "\n";
+               << " grid=" << la.gridX << "x"
+               << (la.tileM >= mlir::qc::kOpenEndedM
+                       ? std::string("1")
+                       : "(M/" + std::to_string(la.tileM) + ")")
+               << "x" << la.gridZ << " params=" << join(la.params, ",")
+               << "\n";
     }
   }
   return 0;
