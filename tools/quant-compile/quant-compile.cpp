@@ -40,6 +40,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 
 using namespace llvm;
@@ -211,7 +212,8 @@ int main(int argc, char **argv) {
       for (const std::string &w : warnings)
         errs() << "quant-compile: warning: " << calibText << ": " << w << "\n";
       calibReport.set("text", json::Value::string(calibText));
-      calibReport.set("tokens", json::Value::string(ct.settings["tokens"]));
+      calibReport.set("tokens", json::Value::integer(std::strtoll(
+                                    ct.settings["tokens"].c_str(), nullptr, 10)));
       calibReport.set("sampled_sequences", json::Value::integer(ct.sampleSequences));
       calibReport.set("sample_length", json::Value::integer(ct.sampleLength));
       calibReport.set("fingerprint", json::Value::string(ct.fingerprint));
@@ -282,7 +284,11 @@ int main(int argc, char **argv) {
     return fail(s);
 
   // report.json: everything a user asks after a run, one entry per layer.
+  // The layout is documented (and versioned) in docs/report.schema.json;
+  // bump kReportSchemaVersion when a key changes meaning or type.
+  constexpr int64_t kReportSchemaVersion = 1;
   json::Value report = json::Value::object();
+  report.set("schema_version", json::Value::integer(kReportSchemaVersion));
   report.set("tool", json::Value::string("quant-compile"));
   report.set("model", json::Value::string(modelPath));
   report.set("recipe", recipe.source);
