@@ -53,24 +53,37 @@ static cl::opt<std::string> modelPath(cl::Positional, cl::Required,
                                       cl::desc("<model: .bin | HF folder | .mlir>"),
                                       cl::cat(category));
 static cl::opt<std::string> recipePath("recipe", cl::Required,
-                                       cl::desc("Recipe (JSON)"), cl::cat(category));
+                                       cl::desc("Recipe (JSON; every key and default: docs/RECIPES.md)"), cl::cat(category));
 static cl::opt<std::string> outDir("o", cl::Required,
                                    cl::desc("Output folder (created; files inside are replaced)"),
                                    cl::cat(category));
-static cl::opt<std::string> calibText("calib", cl::desc("Calibration text (GPTQ, AWQ, AutoRound)"),
+static cl::opt<std::string> calibText("calib", cl::desc("Calibration text (GPTQ, AWQ, AutoRound) (default: none)"),
                                       cl::cat(category));
 static cl::opt<std::string> tokenizerPath("tokenizer", cl::desc("Tokenizer (default: the model's own; a llama2.c model needs its tokenizer.bin)"),
                                           cl::cat(category));
 static cl::opt<std::string> tracePath("trace",
-                                      cl::desc("Reuse this calibration trace instead of calibrating"),
+                                      cl::desc("Reuse this calibration trace instead of calibrating (default: none)"),
                                       cl::cat(category));
-static cl::opt<int64_t> seed("seed", cl::desc("Seed of every random choice (overrides the recipe's)"),
+static cl::opt<int64_t> seed("seed", cl::desc("Seed of every random choice (overrides the recipe's) (default: the recipe's seed, else none)"),
                              cl::init(-1), cl::cat(category));
 static cl::opt<bool> validateOnly("validate-only",
-                                  cl::desc("Stop after validating the recipe"),
+                                  cl::desc("Stop after validating the recipe (default: off)"),
                                   cl::cat(category));
-static cl::opt<bool> noProgress("no-progress", cl::desc("Do not print per-layer progress"),
+static cl::opt<bool> noProgress("no-progress", cl::desc("Do not print per-layer progress (default: off)"),
                                 cl::cat(category));
+
+/// Printed after the options by --help.
+static cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # RTN, 4 bits, group size 128 (recipe: {\"method\": \"rtn\"}):\n"
+    "  quant-compile stories260K.bin --recipe rtn.json -o out/\n"
+    "  # GPTQ with calibration text; writes out/model.mlir, weights, trace, report:\n"
+    "  quant-compile model.gguf --recipe gptq.json --calib train.txt -o out/\n"
+    "  # Check a recipe against a model without calibrating:\n"
+    "  quant-compile model.gguf --recipe gptq.json -o out/ --validate-only\n"
+    "\n"
+    "The recipe format (every key, its default and the method options) is\n"
+    "documented in docs/RECIPES.md; report.json in docs/report.schema.json.\n");
 
 static int fail(const Status &s) {
   errs() << "quant-compile: error: " << s.message() << "\n";

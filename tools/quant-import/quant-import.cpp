@@ -43,22 +43,32 @@ static cl::opt<std::string> outputPath("o", cl::desc("Write the IR here (default
                                        cl::value_desc("file"), cl::init("-"),
                                        cl::cat(category));
 static cl::opt<std::string> exportHF("export-hf",
-                                     cl::desc("Write a Hugging Face checkpoint into this folder"),
+                                     cl::desc("Write a Hugging Face checkpoint into this folder (default: none)"),
                                      cl::value_desc("dir"), cl::cat(category));
 static cl::opt<std::string> exportGPTQ(
     "export-gptq",
-    cl::desc("Write a quantized model as a GPTQ checkpoint into this folder"),
+    cl::desc("Write a quantized model as a GPTQ checkpoint into this folder (default: none)"),
     cl::value_desc("dir"), cl::cat(category));
 static cl::opt<std::string> gptqFormat(
     "gptq-format",
     cl::desc("checkpoint_format for --export-gptq: gptq (v1, zero points "
              "stored minus one; default) or gptq_v2"),
     cl::init("gptq"), cl::cat(category));
-static cl::opt<std::string> dtype("dtype", cl::desc("Stored dtype for --export-hf: f32, f16 or bf16"),
+static cl::opt<std::string> dtype("dtype", cl::desc("Stored dtype for --export-hf: f32, f16 or bf16 (default: f32)"),
                                   cl::init("f32"), cl::cat(category));
 static cl::opt<uint64_t> maxShardBytes("max-shard-bytes",
-                                       cl::desc("Shard --export-hf output above this size (0 = one file)"),
+                                       cl::desc("Shard --export-hf output above this size (0 = one file) (default: 0)"),
                                        cl::init(0), cl::cat(category));
+
+/// Printed after the options by --help.
+static cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # A llama2.c / GGUF / Hugging Face model as MLIR:\n"
+    "  quant-import stories260K.bin -o model.mlir\n"
+    "  # A quantized model (gptq layout) as a GPTQ checkpoint folder:\n"
+    "  quant-import model.q.mlir --export-gptq gptq-out/\n"
+    "  # A float model as a Hugging Face checkpoint in bf16:\n"
+    "  quant-import model.mlir --export-hf hf-out/ --dtype bf16\n");
 
 static int fail(const Status &s) {
   errs() << "quant-import: error: " << s.message() << "\n";

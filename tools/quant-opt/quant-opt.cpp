@@ -39,6 +39,17 @@ static llvm::cl::opt<bool> progressOff(
     llvm::cl::desc("Never report quantization progress (default: off)"),
     llvm::cl::init(false));
 
+/// Printed after the options by --help.
+static llvm::cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # 4-bit RTN, group size 32 (the pass options and their defaults are\n"
+    "  # listed above under --wq-rtn):\n"
+    "  quant-opt model.mlir -wq-rtn=\"bits=4 group-size=32 weights-out=q.safetensors\" -o model.q.mlir\n"
+    "  # GPTQ from a quant-calibrate trace, with progress in a log:\n"
+    "  quant-opt model.mlir -wq-gptq=\"trace=trace.safetensors weights-out=q.safetensors\" --progress -o model.q.mlir 2> log\n"
+    "  # Lower a model to the LLVM dialect (the CPU path):\n"
+    "  quant-opt model.q.mlir --qc-lower-to-cpu -o model.ll.mlir\n");
+
 namespace {
 
 /// One qc::Progress line per quantization pass, counting finished layers.

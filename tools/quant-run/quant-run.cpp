@@ -58,11 +58,11 @@ static cl::opt<std::string> tokenizerPath(
     cl::desc("Tokenizer: tokenizer.json, GGUF, model folder or llama2.c "
              "tokenizer.bin (default: the model's own)"),
     cl::value_desc("path"), cl::cat(category));
-static cl::opt<std::string> pplText("ppl", cl::desc("Score perplexity on this text file"),
+static cl::opt<std::string> pplText("ppl", cl::desc("Score perplexity on this text file (default: none)"),
                                     cl::value_desc("file"), cl::cat(category));
 static cl::opt<int64_t> maxTokens(
     "max-tokens",
-    cl::desc("Score only N tokens (after --skip-tokens; 0 = all)"),
+    cl::desc("Score only N tokens (after --skip-tokens; 0 = all) (default: 0)"),
     cl::init(0), cl::cat(category));
 static cl::opt<int64_t> ctxLen(
     "ctx",
@@ -76,30 +76,30 @@ static cl::opt<std::string> bosMode(
     cl::init(""), cl::cat(category));
 static cl::opt<int64_t> skipTokens(
     "skip-tokens",
-    cl::desc("Text protocol: tokens dropped before the first window"),
+    cl::desc("Text protocol: tokens dropped before the first window (default: 0)"),
     cl::init(0), cl::cat(category));
 static cl::opt<std::string> klReference(
     "kl-reference",
-    cl::desc("Also report KL divergence to this model (e.g. the float one)"),
+    cl::desc("Also report KL divergence to this model (e.g. the float one) (default: none)"),
     cl::value_desc("model"), cl::cat(category));
-static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per scored window, BOS excluded"),
+static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per scored window, BOS excluded (default: 511)"),
                                   cl::init(511), cl::cat(category));
-static cl::opt<int64_t> genCount("generate", cl::desc("Generate N tokens"),
+static cl::opt<int64_t> genCount("generate", cl::desc("Generate N tokens (default: 0)"),
                                  cl::init(0), cl::cat(category));
-static cl::opt<std::string> prompt("prompt", cl::desc("Prompt text for generation"),
+static cl::opt<std::string> prompt("prompt", cl::desc("Prompt text for generation (default: none)"),
                                    cl::init(""), cl::cat(category));
 static cl::opt<float> temperature("temperature",
-                                  cl::desc("Sampling temperature (0 = greedy)"),
+                                  cl::desc("Sampling temperature (0 = greedy) (default: 0)"),
                                   cl::init(0.0f), cl::cat(category));
-static cl::opt<float> topP("top-p", cl::desc("Nucleus sampling threshold"),
+static cl::opt<float> topP("top-p", cl::desc("Nucleus sampling threshold (default: 0.9)"),
                            cl::init(0.9f), cl::cat(category));
-static cl::opt<uint64_t> seed("seed", cl::desc("Sampling seed"), cl::init(42),
+static cl::opt<uint64_t> seed("seed", cl::desc("Sampling seed (default: 42)"), cl::init(42),
                               cl::cat(category));
-static cl::opt<int> threads("num-threads", cl::desc("Worker threads (0 = all cores)"),
+static cl::opt<int> threads("num-threads", cl::desc("Worker threads (0 = all cores) (default: 0)"),
                             cl::init(0), cl::cat(category));
-static cl::opt<std::string> jsonOut("json", cl::desc("Write the results as JSON here"),
+static cl::opt<std::string> jsonOut("json", cl::desc("Write the results as JSON here (default: none)"),
                                     cl::value_desc("file"), cl::cat(category));
-static cl::opt<bool> printIds("print-ids", cl::desc("Also print generated token ids"),
+static cl::opt<bool> printIds("print-ids", cl::desc("Also print generated token ids (default: off)"),
                               cl::init(false), cl::cat(category));
 static cl::opt<bool> ignoreEos(
     "ignore-eos",
@@ -108,16 +108,29 @@ static cl::opt<bool> ignoreEos(
              "separator)"),
     cl::init(false), cl::cat(category));
 static cl::opt<std::string> dumpLowered(
-    "dump-lowered", cl::desc("Write the LLVM-dialect module the JIT compiles"),
+    "dump-lowered", cl::desc("Write the LLVM-dialect module the JIT compiles (default: none)"),
     cl::value_desc("file"), cl::cat(category));
 static cl::opt<unsigned> jitOptLevel("jit-opt-level",
-                                      cl::desc("LLVM optimization level of the JIT (0-3)"),
+                                      cl::desc("LLVM optimization level of the JIT (0-3) (default: 2)"),
                                       cl::init(2), cl::cat(category));
 static cl::opt<std::string> dumpObject(
-    "dump-object", cl::desc("Write the JIT-compiled object file"),
+    "dump-object", cl::desc("Write the JIT-compiled object file (default: none)"),
     cl::value_desc("file"), cl::cat(category));
-static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress"),
+static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress (default: off)"),
                                 cl::init(false), cl::cat(category));
+
+/// Printed after the options by --help.
+static cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # Perplexity of a llama2.c model (its tokenizer.bin is needed):\n"
+    "  quant-run stories260K.bin --tokenizer tok512.bin --ppl valid.txt\n"
+    "  # Perplexity under the text protocol, 512-token windows (GGUF brings its\n"
+    "  # own tokenizer):\n"
+    "  quant-run model.gguf --ppl wiki.test.raw --ctx 512\n"
+    "  # Greedy continuation of a prompt, stopping at end-of-sequence:\n"
+    "  quant-run model.q.mlir --generate 64 --prompt \"Once upon a time\"\n"
+    "  # Sampling, reproducible with a seed, past end-of-sequence:\n"
+    "  quant-run model.gguf --generate 64 --temperature 0.8 --seed 7 --ignore-eos\n");
 
 /// Prints "quant-run: error: <message>" and returns the exit code 1.
 static int fail(const Status &s) {
