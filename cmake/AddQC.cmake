@@ -32,10 +32,19 @@ function(add_qc_library name)
 endfunction()
 
 # add_qc_tool(name sources... [LINK_LIBS ...] [MLIR_LIBS ...])
+#   A compiler tool.
+#   Every tool also gets tools/QCVersion.cpp: --version prints qc's version
+#   and git revision, then LLVM/MLIR's.
 function(add_qc_tool name)
   cmake_parse_arguments(ARG "" "" "MLIR_LIBS;LINK_LIBS" ${ARGN})
-  add_llvm_executable(${name} ${ARG_UNPARSED_ARGUMENTS} PARTIAL_SOURCES_INTENDED)
+  add_llvm_executable(${name} ${ARG_UNPARSED_ARGUMENTS}
+    ${PROJECT_SOURCE_DIR}/tools/QCVersion.cpp PARTIAL_SOURCES_INTENDED)
   llvm_update_compile_flags(${name})
+  add_dependencies(${name} qc-version)
+  set_source_files_properties(${PROJECT_SOURCE_DIR}/tools/QCVersion.cpp
+    PROPERTIES COMPILE_DEFINITIONS "QC_VERSION_STRING=\"${PROJECT_VERSION}\""
+               OBJECT_DEPENDS "${QC_GIT_REVISION_INC}")
+  target_include_directories(${name} PRIVATE "${QC_VERSION_INCLUDE_DIR}")
   if(ARG_LINK_LIBS)
     target_link_libraries(${name} PRIVATE ${ARG_LINK_LIBS})
   endif()

@@ -6,6 +6,8 @@
 # Installs the Debian packages the build needs (only those missing), then
 # configures and builds everything into build/ (QC_BUILD_DIR overrides).
 # Safe to run repeatedly: a second run only rebuilds what changed.
+# QC_WERROR=ON|OFF in the environment sets the CMake option of that name
+# (warnings in qc's own code fail the build); unset, the cached value stays.
 #
 #===------------------------------------------------------------------------===#
 set -euo pipefail
@@ -40,5 +42,6 @@ cmake -S "$root" -B "$build" -G Ninja \
   -DMLIR_DIR="$(llvm-config-22 --cmakedir)/../mlir" \
   -DLLVM_DIR="$(llvm-config-22 --cmakedir)" \
   -DLLVM_EXTERNAL_LIT="$llvm_bin/lit" \
-  -DQC_FUZZ_CXX_COMPILER="$llvm_bin/clang++" >/dev/null
+  -DQC_FUZZ_CXX_COMPILER="$llvm_bin/clang++" \
+  ${QC_WERROR:+-DQC_WERROR="$QC_WERROR"} >/dev/null
 cmake --build "$build"

@@ -12,6 +12,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${QC_BUILD_DIR:-$root/build}"
-"$root/scripts/setup.sh"
+# CI keeps the build warning-free: warnings in qc's own code are errors
+# (QC_WERROR=OFF in the environment turns that off).
+QC_WERROR="${QC_WERROR:-ON}" "$root/scripts/setup.sh"
 cd "$build"
 ctest --output-on-failure -j2 "$@"

@@ -8,6 +8,7 @@
 
 #include "qc/Quantization/Algorithms/BlockReference.h"
 #include "qc/Quantization/Algorithms/NF4.h"
+#include "qc/Quantization/Algorithms/Packing.h"
 #include "qc/Quantization/LayerOverrides.h"
 
 #include <algorithm>
@@ -153,8 +154,8 @@ Status qc::parseRecipe(const std::string &path, Recipe &out) {
         return fail(key, "NF4 stores f32 statistics; not configurable");
       out.scaleDType = s;
     } else {
-      if (s != "gptq" && s != "rows")
-        return fail(key, "must be gptq or rows");
+      if (s != "gptq" && s != "rows" && s != "auto")
+        return fail(key, "must be gptq, rows or auto");
       if (out.method == "nf4" && s != "rows")
         return fail(key, "NF4 is stored in the rows layout");
       out.layout = s;
@@ -294,10 +295,12 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
   const ModelConfig &c = weights.config;
   std::vector<mlir::qc::LayerOverride> overrides;
   QC_RETURN_IF_ERROR(mlir::qc::parseLayerOverrides(r.overrides, overrides));
+  // The passes' default for RTN, GPTQ, AWQ and AutoRound is "auto": gptq
+  // when every layer fits it, otherwise rows for the whole model.
   std::string layout =
       !r.layout.empty() ? r.layout
                         : (r.method == "nf4" || r.method == "hqq" ? "rows"
-                                                                  : "gptq");
+                                                                  : "auto");
   bool roundZeros = false;
   for (const auto &[k, v] : r.options)
     roundZeros |= k == "round-zeros" && v == "true";
@@ -305,6 +308,11 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
       !r.scaleDType.empty() ? r.scaleDType
                             : (r.method == "hqq" || r.method == "nf4" ? "f32"
                                                                       : "f16");
+  if (layout == "auto" && scaleDType != "f16") {
+    layout = "rows";
+    res.layoutNote = "scale_dtype " + scaleDType + " is stored in the rows "
+                     "layout";
+  }
   if (layout == "gptq" && scaleDType != "f16")
     res.errors.push_back("the gptq layout stores f16 scales; scale_dtype " +
                          scaleDType + " needs layout rows");
@@ -359,11 +367,17 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
                              "may only change the block size");
       if (r.method == "hqq" && p.sym)
         res.errors.push_back(p.name + ": HQQ is asymmetric");
-      if (layout == "gptq" && p.bits == 3 &&
-          (p.K % 32 != 0 || (!p.sym && p.N % 32 != 0)))
-        res.errors.push_back(p.name + ": 3-bit codes in the gptq layout need "
-                             "K (and, asymmetric, N) multiples of 32; use "
-                             "layout rows");
+      if (layout != "rows") {
+        quant::QuantConfig fit = cfg;
+        fit.scaleDType = quant::ScaleDType::F16;
+        if (Status s = quant::checkGPTQLayoutFits(p.N, p.K, fit); !s) {
+          if (layout == "gptq")
+            res.errors.push_back(p.name + ": " + s.message() +
+                                 "; use layout rows (or auto)");
+          else if (res.layoutNote.empty())
+            res.layoutNote = p.name + ": " + s.message();
+        }
+      }
       maxK = std::max(maxK, p.K);
       maxNK = std::max(maxNK, p.N * p.K);
       res.layers.push_back(p);

@@ -15,6 +15,7 @@
 #include "qc/Execution/Evaluate.h"
 
 #include "qc/runtime/Progress.h"
+#include "llvm/ADT/STLExtras.h"
 
 #include <atomic>
 #include <chrono>
@@ -152,25 +153,40 @@ double mlir::qc::sumKLDivergence(const float *refLogits, const float *logits,
 }
 
 Status mlir::qc::generate(const CpuExecutable &model, std::vector<int> &tokens,
-                          int64_t count, ::qc::Sampler &sampler, int stopToken,
-                          int64_t maxContext) {
+                          int64_t count, ::qc::Sampler &sampler,
+                          llvm::ArrayRef<int> stopTokens, int64_t maxContext,
+                          GenerationStats *stats) {
   if (tokens.empty())
     return Status::error("generate: the prompt must hold at least BOS");
+  GenerationStats local;
+  GenerationStats &st = stats ? *stats : local;
+  st = GenerationStats();
+  st.promptTokens = static_cast<int64_t>(tokens.size());
   int64_t vocab = model.vocabSize();
   std::vector<float> logits;
   std::vector<int32_t> ids;
   for (int64_t step = 0; step < count; ++step) {
-    if (maxContext > 0 && static_cast<int64_t>(tokens.size()) >= maxContext)
+    if (maxContext > 0 && static_cast<int64_t>(tokens.size()) >= maxContext) {
+      st.contextFull = true;
       break;
+    }
+    auto start = std::chrono::steady_clock::now();
     ids.assign(tokens.begin(), tokens.end());
     logits.resize(ids.size() * vocab);
     QC_RETURN_IF_ERROR(model.forward(ids.data(),
                                      static_cast<int64_t>(ids.size()),
                                      logits.data()));
     int next = sampler.sample(logits.data() + (ids.size() - 1) * vocab);
+    double seconds = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+    (step == 0 ? st.prefillSeconds : st.decodeSeconds) += seconds;
     tokens.push_back(next);
-    if (next == stopToken)
+    ++st.generated;
+    if (llvm::is_contained(stopTokens, next)) {
+      st.stopped = true;
       break;
+    }
   }
   return Status::ok();
 }

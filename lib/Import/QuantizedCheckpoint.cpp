@@ -420,6 +420,14 @@ Status writeFolderAtomically(std::string dir,
     fs::remove_all(tmp, ignored);
     return s;
   };
+  // mkdtemp makes the folder 0700; the published checkpoint gets the mode
+  // mkdir would give it under the user's umask.
+  if (::chmod(tmp.c_str(), ::qc::permissionsUnderUmask(0777)) != 0) {
+    int err = errno;
+    return cleanup(Status::error(dir + ": cannot set the folder's "
+                                       "permissions: " +
+                                 std::strerror(err)));
+  }
   for (const FolderFile &f : files)
     if (Status s = ::qc::writeFileAtomically(
             joinPath(tmp, f.name), {{f.bytes.data(), f.bytes.size()}});

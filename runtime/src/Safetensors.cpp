@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -660,6 +661,28 @@ bool writeAll(int fd, const uint8_t *p, size_t n, int64_t &budget) {
 
 } // namespace
 
+unsigned permissionsUnderUmask(unsigned requested) {
+  // umask() can only be read by setting it; /proc/self/status reports it
+  // without that race (Linux >= 4.7), so it is tried first.
+  unsigned mask = 0022;
+  bool known = false;
+  if (std::FILE *f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "Umask: %o", &mask) == 1) {
+        known = true;
+        break;
+      }
+    std::fclose(f);
+  }
+  if (!known) {
+    mode_t old = ::umask(0);
+    ::umask(old);
+    mask = static_cast<unsigned>(old);
+  }
+  return requested & ~mask & 0777u;
+}
+
 Status writeFileAtomically(const std::string &path,
                            const std::vector<ByteSpan> &pieces) {
   int64_t budget = gWriteFaultAfter.exchange(-1);
@@ -698,9 +721,9 @@ Status writeFileAtomically(const std::string &path,
     }
     written += piece.size;
   }
-  // mkstemp creates 0600; published files should be world-readable like any
-  // other model file.
-  if (::fchmod(fd, 0644) != 0) {
+  // mkstemp creates 0600; published files get the mode any other program's
+  // output would get under the user's umask.
+  if (::fchmod(fd, permissionsUnderUmask(0666)) != 0) {
     int err = errno;
     return failWith("cannot set permissions", err);
   }

@@ -935,8 +935,29 @@ TEST(SafetensorsWriter, WriteFileRoundTrip) {
   EXPECT_EQ(got, vals);
   struct stat st;
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0644u);
+  EXPECT_EQ(st.st_mode & 0777, permissionsUnderUmask(0666));
   EXPECT_EQ(dir.list(), std::vector<std::string>{"m.safetensors"});
+}
+
+// The published file's mode follows the umask (0666 minus it), as any other
+// program's output does; mkstemp's 0600 must not leak out.
+TEST(SafetensorsWriter, WrittenFileHonoursTheUmask) {
+  TempDir dir;
+  std::vector<float> vals = {1, 2};
+  for (mode_t mask : {mode_t(022), mode_t(027), mode_t(002)}) {
+    mode_t old = ::umask(mask);
+    EXPECT_EQ(permissionsUnderUmask(0666), 0666u & ~unsigned(mask));
+    EXPECT_EQ(permissionsUnderUmask(0777), 0777u & ~unsigned(mask));
+    SafetensorsWriter w;
+    ASSERT_TRUE(w.addView("v", DType::F32, {2}, vals.data(), 8).isOk());
+    std::string path = dir.file("u" + std::to_string(mask) + ".safetensors");
+    Status s = w.writeFile(path);
+    ::umask(old);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    struct stat st;
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0666u & ~unsigned(mask)) << "umask " << mask;
+  }
 }
 
 //===----------------------------------------------------------------------===//

@@ -15,3 +15,10 @@
 // bytes.
 // RUN: quant-opt %t.mlir -wq-autoround="bits=4 group-size=32 iters=4 batch-size=2 trace=%t.trace weights-out=%t.b.st" -o /dev/null
 // RUN: cmp %t.st %t.b.st
+
+// Tests that a layout that cannot hold the model is refused before the
+// block-wise tuning starts (seconds, not minutes): 3-bit codes in the gptq
+// layout need K % 32 == 0 and N % 32 == 0, the MLP has 172.
+// RUN: not quant-opt %t.mlir -wq-autoround="bits=3 group-size=32 iters=200 layout=gptq trace=%t.trace weights-out=%t.3.st" 2>&1 | FileCheck %s --check-prefix=GPTQ3
+// GPTQ3: error: wq-autoround: layer 'model.layers.0.mlp.gate_proj' [172x64]: 3-bit zero points in the gptq layout need N % 32 == 0, got N = 172; use layout=rows
+// RUN: not test -e %t.3.st

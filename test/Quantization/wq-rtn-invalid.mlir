@@ -6,7 +6,7 @@
 // NOOUT: error: wq-rtn: the weights-out option is required
 
 // RUN: not quant-opt %t.mlir -wq-rtn="layout=marlin weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=LAYOUT
-// LAYOUT: error: wq-rtn: unknown layout 'marlin' (expected gptq or rows)
+// LAYOUT: error: wq-rtn: unknown layout 'marlin' (expected gptq, rows or auto)
 
 // RUN: not quant-opt %t.mlir -wq-rtn="scale-dtype=f8 weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=SCALE
 // SCALE: error: wq-rtn: unknown scale-dtype 'f8'
@@ -26,10 +26,30 @@
 // SAMEFILE: error: wq-rtn: weights-out {{.*}}model.safetensors is the input {{.*}}model.safetensors: writing it would destroy the input; choose another output (nothing was written)
 // RUN: cmp %t.hf/model.safetensors %t.orig.safetensors
 
-// GPTQ's 3-bit packing cannot represent the N = 172 gate projections.
-// RUN: not quant-opt %t.mlir -wq-rtn="bits=3 weights-out=%t.3bit.st" 2>&1 | FileCheck %s --check-prefix=GPTQ3
-// GPTQ3: error: wq-rtn: layer 'model.layers.0.mlp.gate_proj': GPTQ pack: 3-bit zero points need N % 32 == 0, got N = 172; use the rows layout
+// GPTQ's 3-bit packing cannot represent the N = 172 gate projections: an
+// explicit layout=gptq is refused from the shapes, before any layer is
+// quantized, naming the layer and the way out.
+// RUN: not quant-opt %t.mlir -wq-rtn="bits=3 layout=gptq weights-out=%t.3bit.st" 2>&1 | FileCheck %s --check-prefix=GPTQ3
+// GPTQ3: error: wq-rtn: layer 'model.layers.0.mlp.gate_proj' [172x64]: 3-bit zero points in the gptq layout need N % 32 == 0, got N = 172; use layout=rows (or layout=auto, which picks rows when the gptq layout cannot hold a layer)
 // RUN: not test -e %t.3bit.st
+// The same for a scale dtype the gptq layout cannot store.
+// RUN: not quant-opt %t.mlir -wq-rtn="layout=gptq scale-dtype=bf16 weights-out=%t.bf16.st" 2>&1 | FileCheck %s --check-prefix=GPTQBF16
+// GPTQBF16: error: wq-rtn: layer 'model.layers.0.self_attn.q_proj' [64x64]: the gptq layout stores fp16 scales (scale-dtype is not f16); use layout=rows
+// RUN: not test -e %t.bf16.st
+
+// The default layout (auto) picks the rows layout for such a model and says
+// why in a remark.
+// RUN: quant-opt %t.mlir -wq-rtn="bits=3 weights-out=%t.auto.st" -o %t.auto.mlir 2>&1 | FileCheck %s --check-prefix=AUTO
+// AUTO: remark: wq-rtn: layout=auto chose the rows layout for every layer because layer 'model.layers.0.mlp.gate_proj' [172x64]: 3-bit zero points in the gptq layout need N % 32 == 0
+// RUN: FileCheck %s --check-prefix=AUTOIR --input-file=%t.auto.mlir
+// AUTOIR: wq.linear {{.*}}bits = 3 : i64{{.*}}layout = #wq.layout<rows>
+// AUTOIR-NOT: #wq.layout<gptq>
+// A model the gptq layout holds keeps it under auto, without a remark.
+// RUN: quant-opt %t.mlir -wq-rtn="bits=4 weights-out=%t.auto4.st" -o %t.auto4.mlir 2>&1 | FileCheck %s --check-prefix=AUTO4 --allow-empty
+// AUTO4-NOT: remark
+// RUN: FileCheck %s --check-prefix=AUTO4IR --input-file=%t.auto4.mlir
+// AUTO4IR: wq.linear {{.*}}layout = #wq.layout<gptq>
+// AUTO4IR-NOT: #wq.layout<rows>
 
 // A module that does not name its checkpoint.
 // RUN: echo 'module { func.func @forward(%%a: tensor<?xi32>) { return } }' > %t.bare.mlir

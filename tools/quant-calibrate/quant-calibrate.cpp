@@ -44,15 +44,23 @@ static cl::opt<std::string> textPath("text", cl::Required,
                                      cl::desc("Calibration text"), cl::cat(category));
 static cl::opt<std::string> outPath("o", cl::Required,
                                     cl::desc("Trace file to write"), cl::cat(category));
-static cl::opt<int64_t> maxTokens("max-tokens", cl::desc("Use at most N tokens (0 = all)"),
+static cl::opt<int64_t> maxTokens("max-tokens", cl::desc("Use at most N tokens (0 = all) (default: 0)"),
                                   cl::init(0), cl::cat(category));
-static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per window, BOS excluded"),
+static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per window, BOS excluded (default: 511)"),
                                   cl::init(511), cl::cat(category));
 static cl::opt<int64_t> samples("samples",
-                                cl::desc("Whole windows kept for AWQ, AutoRound and sequential GPTQ (0 = none)"),
+                                cl::desc("Whole windows kept for AWQ, AutoRound and sequential GPTQ (0 = none) (default: 128)"),
                                 cl::init(128), cl::cat(category));
-static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress"),
+static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress (default: off)"),
                                 cl::init(false), cl::cat(category));
+
+/// Printed after the options by --help.
+static cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # A calibration trace for GPTQ / AWQ / AutoRound from 4096 tokens:\n"
+    "  quant-calibrate model.mlir --tokenizer tok512.bin --text train.txt \\\n"
+    "      --max-tokens 4096 -o trace.safetensors\n"
+    "  # ... then: quant-opt model.mlir -wq-gptq=\"trace=trace.safetensors weights-out=q.safetensors\"\n");
 
 static int fail(const Status &s) {
   errs() << "quant-calibrate: error: " << s.message() << "\n";

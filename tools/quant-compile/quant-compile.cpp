@@ -40,6 +40,8 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <map>
 #include <optional>
 
 using namespace llvm;
@@ -51,24 +53,37 @@ static cl::opt<std::string> modelPath(cl::Positional, cl::Required,
                                       cl::desc("<model: .bin | HF folder | .mlir>"),
                                       cl::cat(category));
 static cl::opt<std::string> recipePath("recipe", cl::Required,
-                                       cl::desc("Recipe (JSON)"), cl::cat(category));
+                                       cl::desc("Recipe (JSON; every key and default: docs/RECIPES.md)"), cl::cat(category));
 static cl::opt<std::string> outDir("o", cl::Required,
                                    cl::desc("Output folder (created; files inside are replaced)"),
                                    cl::cat(category));
-static cl::opt<std::string> calibText("calib", cl::desc("Calibration text (GPTQ, AWQ, AutoRound)"),
+static cl::opt<std::string> calibText("calib", cl::desc("Calibration text (GPTQ, AWQ, AutoRound) (default: none)"),
                                       cl::cat(category));
 static cl::opt<std::string> tokenizerPath("tokenizer", cl::desc("Tokenizer (default: the model's own; a llama2.c model needs its tokenizer.bin)"),
                                           cl::cat(category));
 static cl::opt<std::string> tracePath("trace",
-                                      cl::desc("Reuse this calibration trace instead of calibrating"),
+                                      cl::desc("Reuse this calibration trace instead of calibrating (default: none)"),
                                       cl::cat(category));
-static cl::opt<int64_t> seed("seed", cl::desc("Seed of every random choice (overrides the recipe's)"),
+static cl::opt<int64_t> seed("seed", cl::desc("Seed of every random choice (overrides the recipe's) (default: the recipe's seed, else none)"),
                              cl::init(-1), cl::cat(category));
 static cl::opt<bool> validateOnly("validate-only",
-                                  cl::desc("Stop after validating the recipe"),
+                                  cl::desc("Stop after validating the recipe (default: off)"),
                                   cl::cat(category));
-static cl::opt<bool> noProgress("no-progress", cl::desc("Do not print per-layer progress"),
+static cl::opt<bool> noProgress("no-progress", cl::desc("Do not print per-layer progress (default: off)"),
                                 cl::cat(category));
+
+/// Printed after the options by --help.
+static cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # RTN, 4 bits, group size 128 (recipe: {\"method\": \"rtn\"}):\n"
+    "  quant-compile stories260K.bin --recipe rtn.json -o out/\n"
+    "  # GPTQ with calibration text; writes out/model.mlir, weights, trace, report:\n"
+    "  quant-compile model.gguf --recipe gptq.json --calib train.txt -o out/\n"
+    "  # Check a recipe against a model without calibrating:\n"
+    "  quant-compile model.gguf --recipe gptq.json -o out/ --validate-only\n"
+    "\n"
+    "The recipe format (every key, its default and the method options) is\n"
+    "documented in docs/RECIPES.md; report.json in docs/report.schema.json.\n");
 
 static int fail(const Status &s) {
   errs() << "quant-compile: error: " << s.message() << "\n";
@@ -87,22 +102,36 @@ static json::Value number(double v) {
 namespace {
 
 /// Prints one line per finished layer with elapsed time and ETA, and keeps
-/// the records for report.json.
+/// the records for report.json. The ETA weighs layers by their work (N x K,
+/// from validation: an MLP layer costs several attention layers) and is
+/// only shown once two layers are done, because the first one also carries
+/// the pass's start-up (weights, trace, the first block's activations) and
+/// extrapolating from it alone overestimated a 32 s run as 238 s.
 class ProgressObserver : public ::qc::QuantizationObserver {
 public:
-  explicit ProgressObserver(bool print) : print(print) {}
+  ProgressObserver(bool print, const std::vector<::qc::PlannedLayer> &planned)
+      : print(print) {
+    for (const ::qc::PlannedLayer &l : planned)
+      work[l.name] = double(l.N) * double(l.K);
+  }
   void passStarted(const std::string &pass, int64_t layers) override {
     start = std::chrono::steady_clock::now();
+    totalWork = 0.0;
+    doneWork = 0.0;
+    for (const auto &[name, w] : work)
+      totalWork += w;
     if (print)
       errs() << "quant-compile: " << pass << ": " << layers << " layers\n";
   }
   void layerDone(const ::qc::LayerRecord &r, int64_t index,
                  int64_t layers) override {
     records.push_back(r);
+    auto it = work.find(r.layer);
+    doneWork += it != work.end() ? it->second
+                                 : totalWork / double(std::max<int64_t>(layers, 1));
     if (!print)
       return;
     double elapsed = since(start);
-    double eta = elapsed / double(index + 1) * double(layers - index - 1);
     errs() << format("quant-compile: [%lld/%lld] ", (long long)index + 1,
                      (long long)layers)
            << r.layer << format(": loss %.4g", r.loss);
@@ -110,14 +139,19 @@ public:
       errs() << format(", damp %.4g", r.damping);
     if (r.fallback)
       errs() << ", FALLBACK";
-    errs() << format(", %.2f s; elapsed %.1f s, ETA %.1f s\n", r.seconds,
-                     elapsed, eta);
+    errs() << format(", %.2f s; elapsed %.1f s", r.seconds, elapsed);
+    if (index >= 1 && doneWork > 0.0 && totalWork >= doneWork)
+      errs() << format(", ETA %.1f s",
+                       elapsed / doneWork * (totalWork - doneWork));
+    errs() << "\n";
   }
   std::vector<::qc::LayerRecord> records;
 
 private:
   bool print;
   std::chrono::steady_clock::time_point start;
+  std::map<std::string, double> work; ///< N x K per planned layer.
+  double totalWork = 0.0, doneWork = 0.0;
 };
 
 Status writeText(const std::string &path, const std::string &text) {
@@ -157,6 +191,9 @@ int main(int argc, char **argv) {
   if (validation.physicalBytes > 0)
     outs() << format(" of %.0f MiB", validation.physicalBytes / 1048576.0);
   outs() << "\n";
+  if (!validation.layoutNote.empty())
+    outs() << "note: layout auto: the rows layout is used for every layer ("
+           << validation.layoutNote << ")\n";
   if (!validation.raggedGroups.empty()) {
     outs() << "note: " << validation.raggedGroups.size()
            << " layers have a ragged last group (the group size does not "
@@ -165,6 +202,9 @@ int main(int argc, char **argv) {
     for (const std::string &l : validation.raggedGroups)
       outs() << "  " << l << "\n";
   }
+  // Results go to stdout, progress to stderr (unbuffered): flush so that
+  // the two stay in order when both are redirected to one file.
+  outs().flush();
   if (validateOnly)
     return 0;
 
@@ -208,7 +248,8 @@ int main(int argc, char **argv) {
       for (const std::string &w : warnings)
         errs() << "quant-compile: warning: " << calibText << ": " << w << "\n";
       calibReport.set("text", json::Value::string(calibText));
-      calibReport.set("tokens", json::Value::string(ct.settings["tokens"]));
+      calibReport.set("tokens", json::Value::integer(std::strtoll(
+                                    ct.settings["tokens"].c_str(), nullptr, 10)));
       calibReport.set("sampled_sequences", json::Value::integer(ct.sampleSequences));
       calibReport.set("sample_length", json::Value::integer(ct.sampleLength));
       calibReport.set("fingerprint", json::Value::string(ct.fingerprint));
@@ -238,6 +279,7 @@ int main(int argc, char **argv) {
   std::string weightsOut = inOut("weights.safetensors");
   std::string pipeline = ::qc::recipePipeline(recipe, trace, weightsOut);
   outs() << "pipeline: " << pipeline << "\n";
+  outs().flush();
   mlir::qc::registerAllQCPasses();
   std::string diagText;
   std::vector<std::string> passWarnings;
@@ -258,7 +300,7 @@ int main(int argc, char **argv) {
                         .drop_back(1);
   if (failed(mlir::parsePassPipeline(inner, pm, errs())))
     return fail(Status::error("internal error: bad pipeline " + pipeline));
-  ProgressObserver observer(!noProgress);
+  ProgressObserver observer(!noProgress, validation.layers);
   ::qc::setQuantizationObserver(&observer);
   auto tq = std::chrono::steady_clock::now();
   bool ok = succeeded(pm.run(*module));
@@ -279,7 +321,11 @@ int main(int argc, char **argv) {
     return fail(s);
 
   // report.json: everything a user asks after a run, one entry per layer.
+  // The layout is documented (and versioned) in docs/report.schema.json;
+  // bump kReportSchemaVersion when a key changes meaning or type.
+  constexpr int64_t kReportSchemaVersion = 1;
   json::Value report = json::Value::object();
+  report.set("schema_version", json::Value::integer(kReportSchemaVersion));
   report.set("tool", json::Value::string("quant-compile"));
   report.set("model", json::Value::string(modelPath));
   report.set("recipe", recipe.source);

@@ -69,11 +69,11 @@ static cl::opt<std::string> outputPath("o", cl::desc("Write the IR here (default
                                        cl::value_desc("file"), cl::init("-"),
                                        cl::cat(category));
 static cl::opt<std::string> exportHF("export-hf",
-                                     cl::desc("Write a Hugging Face checkpoint into this folder"),
+                                     cl::desc("Write a Hugging Face checkpoint into this folder (default: none)"),
                                      cl::value_desc("dir"), cl::cat(category));
 static cl::opt<std::string> exportGPTQ(
     "export-gptq",
-    cl::desc("Write a quantized model as a GPTQ checkpoint into this folder"),
+    cl::desc("Write a quantized model as a GPTQ checkpoint into this folder (default: none)"),
     cl::value_desc("dir"), cl::cat(category));
 static cl::opt<std::string> gptqFormat(
     "gptq-format",
@@ -85,12 +85,12 @@ static cl::opt<std::string> exportGguf(
     cl::desc("Write a quantized model as a llama.cpp GGUF file (4-bit asym "
              "g32 -> Q4_1, 4-bit sym g32 -> Q4_0, 8-bit sym g32 -> Q8_0; "
              "tokenizer from the GGUF or Hugging Face source); a folder gets "
-             "model.gguf"),
+             "model.gguf (default: none)"),
     cl::value_desc("file|dir"), cl::cat(category));
 static cl::opt<std::string> exportCT(
     "export-compressed-tensors",
     cl::desc("Write a quantized model as a compressed-tensors pack-quantized "
-             "checkpoint (vLLM / llm-compressor) into this folder"),
+             "checkpoint (vLLM / llm-compressor) into this folder (default: none)"),
     cl::value_desc("dir"), cl::cat(category));
 static cl::opt<std::string> ggufEmbedding(
     "gguf-embedding",
@@ -99,19 +99,19 @@ static cl::opt<std::string> ggufEmbedding(
 static cl::opt<std::string> tokenizerJson(
     "tokenizer-json",
     cl::desc("tokenizer.json (byte-level BPE) for --export-gguf when the "
-             "source carries no tokenizer"),
+             "source carries no tokenizer (default: none)"),
     cl::value_desc("file"), cl::cat(category));
-static cl::opt<std::string> dtype("dtype", cl::desc("Stored dtype for --export-hf: f32, f16 or bf16"),
+static cl::opt<std::string> dtype("dtype", cl::desc("Stored dtype for --export-hf: f32, f16 or bf16 (default: f32)"),
                                   cl::init("f32"), cl::cat(category));
 static cl::opt<uint64_t> maxShardBytes("max-shard-bytes",
                                        cl::desc("Shard --export-hf / --export-gptq / --export-compressed-tensors output above this "
-                                                "many bytes per file (0 = one file)"),
+                                                "many bytes per file (0 = one file) (default: 0)"),
                                        cl::init(0), cl::cat(category));
 
 static cl::opt<bool> skipTokenizer(
     "skip-tokenizer",
     cl::desc("Export without tokenizer files (e.g. when a GGUF tokenizer "
-             "cannot be written as tokenizer.json)"),
+             "cannot be written as tokenizer.json) (default: false)"),
     cl::init(false), cl::cat(category));
 
 /// The tokenizer files of the checkpoint `ref` names, for the exported
@@ -144,6 +144,18 @@ static Status tokenizerFiles(const mlir::qc::CheckpointRef &ref,
   }
   return Status::ok();
 }
+
+/// Printed after the options by --help.
+static cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # A llama2.c / GGUF / Hugging Face model as MLIR:\n"
+    "  quant-import stories260K.bin -o model.mlir\n"
+    "  # A quantized model (gptq layout) as a GPTQ checkpoint folder:\n"
+    "  quant-import model.q.mlir --export-gptq gptq-out/\n"
+    "  # A float model as a Hugging Face checkpoint in bf16:\n"
+    "  quant-import model.mlir --export-hf hf-out/ --dtype bf16\n"
+    "  # A quantized model for llama.cpp:\n"
+    "  quant-import model.q.mlir --export-gguf model.gguf\n");
 
 static int fail(const Status &s) {
   errs() << "quant-import: error: " << s.message() << "\n";

@@ -58,12 +58,12 @@ static cl::opt<std::string> modelPath(cl::Positional,
 static cl::list<std::string> shapes("shape", cl::CommaSeparated,
                                     cl::desc("Layers as NxK (N outputs, K inputs)"),
                                     cl::value_desc("NxK,..."), cl::cat(category));
-static cl::opt<int64_t> bits("bits", cl::desc("Weight code width"), cl::init(4),
+static cl::opt<int64_t> bits("bits", cl::desc("Weight code width (default: 4)"), cl::init(4),
                              cl::cat(category));
 static cl::opt<int64_t> groupSize("group-size",
-                                  cl::desc("Input channels per group (-1: per channel)"),
+                                  cl::desc("Input channels per group (-1: per channel) (default: 128)"),
                                   cl::init(128), cl::cat(category));
-static cl::opt<bool> asym("asym", cl::desc("Asymmetric (fp16 zeros tensor)"),
+static cl::opt<bool> asym("asym", cl::desc("Asymmetric (fp16 zeros tensor) (default: off)"),
                           cl::cat(category));
 static cl::list<std::string> targets("targets", cl::CommaSeparated,
                                      cl::desc("Chips to build cubins for"),
@@ -74,17 +74,17 @@ static cl::opt<std::string> tiles("tiles",
                                   cl::init(""), cl::cat(category));
 static cl::opt<int64_t> numSMs("num-sms", cl::desc("SM count for default split-k"),
                                cl::init(132), cl::cat(category));
-static cl::opt<std::string> outputPath("o", cl::desc("Write the artifact here"),
+static cl::opt<std::string> outputPath("o", cl::desc("Write the artifact here (default: none)"),
                                        cl::value_desc("file"), cl::cat(category));
-static cl::opt<bool> printIR("print-ir", cl::desc("Print the kernel IR"),
+static cl::opt<bool> printIR("print-ir", cl::desc("Print the kernel IR (default: off)"),
                              cl::cat(category));
-static cl::opt<bool> printPTX("print-ptx", cl::desc("Print the PTX of every target"),
+static cl::opt<bool> printPTX("print-ptx", cl::desc("Print the PTX of every target (default: off)"),
                               cl::cat(category));
 static cl::opt<bool> ptxasReport("ptxas-report",
-                                 cl::desc("Print ptxas -v for every target"),
+                                 cl::desc("Print ptxas -v for every target (default: off)"),
                                  cl::cat(category));
 static cl::opt<std::string> inspectPath("inspect",
-                                        cl::desc("Read an artifact back and list it"),
+                                        cl::desc("Read an artifact back and list it (default: none)"),
                                         cl::value_desc("file"), cl::cat(category));
 static cl::opt<std::string> ptxImages(
     "ptx-images",
@@ -96,6 +96,16 @@ static cl::opt<std::string> ptxImages(
 static cl::opt<std::string> toolkit("toolkit",
                                     cl::desc("CUDA toolkit root (default: found at configure time)"),
                                     cl::init(""), cl::cat(category));
+
+/// Printed after the options by --help.
+static cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # Kernels for two layer shapes (N x K), 4-bit, group size 128:\n"
+    "  quant-kernelgen --shape 256x512,512x256 --targets sm_80,sm_90a -o k.qcart\n"
+    "  # A GPU artifact for a 4-bit gptq-layout model (symmetric or not):\n"
+    "  quant-kernelgen model.q.mlir --targets sm_90a -o model.qcart\n"
+    "  # List what an artifact holds:\n"
+    "  quant-kernelgen --inspect model.qcart\n");
 
 static int fail(const Twine &msg) {
   errs() << "quant-kernelgen: error: " << msg << "\n";
@@ -134,14 +144,24 @@ static int inspect(const std::string &path) {
       outs() << "\n";
     }
     for (const ::qc::ArtifactVariant &v : l.variants) {
-      outs() << "  variant " << v.family << " M=[" << v.minM << "," << v.maxM
-             << "] workspace/row=" << v.workspaceBytesPerRow
+      // kOpenEndedM stands for "no upper bound": say so instead of
+      // printing the sentinel.
+      outs() << "  variant " << v.family << " ";
+      if (v.maxM >= mlir::qc::kOpenEndedM)
+        outs() << "M>=" << v.minM;
+      else
+        outs() << "M=[" << v.minM << "," << v.maxM << "]";
+      outs() << " workspace/row=" << v.workspaceBytesPerRow
              << (v.zeroWorkspace ? " zeroed" : "") << "\n";
       for (const ::qc::ArtifactLaunch &la : v.launches)
         outs() << "    launch " << la.module << "::" << la.kernel << " block="
                << la.block[0] << "x" << la.block[1] << "x" << la.block[2]
-               << " grid=" << la.gridX << "x(M/" << la.tileM << ")x"
-               << la.gridZ << " params=" << join(la.params, ",") << "\n";
+               << " grid=" << la.gridX << "x"
+               << (la.tileM >= mlir::qc::kOpenEndedM
+                       ? std::string("1")
+                       : "(M/" + std::to_string(la.tileM) + ")")
+               << "x" << la.gridZ << " params=" << join(la.params, ",")
+               << "\n";
     }
   }
   return 0;

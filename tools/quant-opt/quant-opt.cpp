@@ -8,17 +8,84 @@
 // and the upstream dialects and passes the pipelines use. This is the lit
 // driver and the tool for inspecting any stage of a lowering.
 //
+// The quantization passes run for seconds to minutes, so quant-opt reports
+// their progress (layers done, elapsed, ETA) on stderr through the passes'
+// QuantizationObserver and qc::Progress, as quant-compile does: by default
+// only when stderr is a terminal (logs and lit output stay clean),
+// --progress forces it on, --no-progress off.
+//
 //===----------------------------------------------------------------------===//
 
 #include "qc/InitAllDialects.h"
 #include "qc/InitAllPasses.h"
+#include "qc/Quantization/Observer.h"
+#include "qc/runtime/Progress.h"
 
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "llvm/Support/CommandLine.h"
+
+#include <memory>
+
+#include <unistd.h>
+
+static llvm::cl::opt<bool> progressOn(
+    "progress",
+    llvm::cl::desc("Report quantization progress (layers, elapsed, ETA) on "
+                   "stderr even when it is not a terminal (default: only on "
+                   "a terminal)"),
+    llvm::cl::init(false));
+static llvm::cl::opt<bool> progressOff(
+    "no-progress",
+    llvm::cl::desc("Never report quantization progress (default: off)"),
+    llvm::cl::init(false));
+
+/// Printed after the options by --help.
+static llvm::cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # 4-bit RTN, group size 32 (the pass options and their defaults are\n"
+    "  # listed above under --wq-rtn):\n"
+    "  quant-opt model.mlir -wq-rtn=\"bits=4 group-size=32 weights-out=q.safetensors\" -o model.q.mlir\n"
+    "  # GPTQ from a quant-calibrate trace, with progress in a log:\n"
+    "  quant-opt model.mlir -wq-gptq=\"trace=trace.safetensors weights-out=q.safetensors\" --progress -o model.q.mlir 2> log\n"
+    "  # Lower a model to the LLVM dialect (the CPU path):\n"
+    "  quant-opt model.q.mlir --qc-lower-to-cpu -o model.ll.mlir\n");
+
+namespace {
+
+/// One qc::Progress line per quantization pass, counting finished layers.
+class PassProgress : public ::qc::QuantizationObserver {
+public:
+  void passStarted(const std::string &pass, int64_t layers) override {
+    progress = std::make_unique<::qc::Progress>("quant-opt: " + pass, layers,
+                                                enabled());
+  }
+  void layerDone(const ::qc::LayerRecord &, int64_t index,
+                 int64_t layers) override {
+    if (!progress)
+      return;
+    progress->update(index + 1);
+    if (index + 1 >= layers)
+      progress->finish();
+  }
+
+private:
+  /// Decided when the first pass starts: the options are parsed by then.
+  static bool enabled() {
+    if (progressOff)
+      return false;
+    return progressOn || ::isatty(STDERR_FILENO);
+  }
+  std::unique_ptr<::qc::Progress> progress;
+};
+
+} // namespace
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   mlir::qc::registerAllQCDialects(registry);
   mlir::qc::registerAllQCPasses();
+  PassProgress observer;
+  ::qc::setQuantizationObserver(&observer);
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "qc optimizer: weight-only quantization compiler\n",
       registry));

@@ -8,7 +8,7 @@
 //   quant-run MODEL [--tokenizer TOK] [--ppl TEXT [--ctx N] [--bos MODE]
 //             [--skip-tokens N] [--max-tokens N]]
 //             [--generate N [--prompt TEXT] [--temperature T] [--top-p P]
-//              [--seed S]] [--json OUT]
+//              [--seed S] [--ignore-eos]] [--json OUT]
 // MODEL is a llama2.c .bin, a GGUF file, a Hugging Face checkpoint folder,
 // or a .mlir file from quant-import; a GGUF file or a folder with
 // tokenizer.json brings its own tokenizer. Perplexity follows one of two
@@ -34,6 +34,7 @@
 #include "qc/runtime/Tokenizer.h"
 
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -57,11 +58,11 @@ static cl::opt<std::string> tokenizerPath(
     cl::desc("Tokenizer: tokenizer.json, GGUF, model folder or llama2.c "
              "tokenizer.bin (default: the model's own)"),
     cl::value_desc("path"), cl::cat(category));
-static cl::opt<std::string> pplText("ppl", cl::desc("Score perplexity on this text file"),
+static cl::opt<std::string> pplText("ppl", cl::desc("Score perplexity on this text file (default: none)"),
                                     cl::value_desc("file"), cl::cat(category));
 static cl::opt<int64_t> maxTokens(
     "max-tokens",
-    cl::desc("Score only N tokens (after --skip-tokens; 0 = all)"),
+    cl::desc("Score only N tokens (after --skip-tokens; 0 = all) (default: 0)"),
     cl::init(0), cl::cat(category));
 static cl::opt<int64_t> ctxLen(
     "ctx",
@@ -75,42 +76,61 @@ static cl::opt<std::string> bosMode(
     cl::init(""), cl::cat(category));
 static cl::opt<int64_t> skipTokens(
     "skip-tokens",
-    cl::desc("Text protocol: tokens dropped before the first window"),
+    cl::desc("Text protocol: tokens dropped before the first window (default: 0)"),
     cl::init(0), cl::cat(category));
 static cl::opt<std::string> klReference(
     "kl-reference",
-    cl::desc("Also report KL divergence to this model (e.g. the float one)"),
+    cl::desc("Also report KL divergence to this model (e.g. the float one) (default: none)"),
     cl::value_desc("model"), cl::cat(category));
-static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per scored window, BOS excluded"),
+static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per scored window, BOS excluded (default: 511)"),
                                   cl::init(511), cl::cat(category));
-static cl::opt<int64_t> genCount("generate", cl::desc("Generate N tokens"),
+static cl::opt<int64_t> genCount("generate", cl::desc("Generate N tokens (default: 0)"),
                                  cl::init(0), cl::cat(category));
-static cl::opt<std::string> prompt("prompt", cl::desc("Prompt text for generation"),
+static cl::opt<std::string> prompt("prompt", cl::desc("Prompt text for generation (default: none)"),
                                    cl::init(""), cl::cat(category));
 static cl::opt<float> temperature("temperature",
-                                  cl::desc("Sampling temperature (0 = greedy)"),
+                                  cl::desc("Sampling temperature (0 = greedy) (default: 0)"),
                                   cl::init(0.0f), cl::cat(category));
-static cl::opt<float> topP("top-p", cl::desc("Nucleus sampling threshold"),
+static cl::opt<float> topP("top-p", cl::desc("Nucleus sampling threshold (default: 0.9)"),
                            cl::init(0.9f), cl::cat(category));
-static cl::opt<uint64_t> seed("seed", cl::desc("Sampling seed"), cl::init(42),
+static cl::opt<uint64_t> seed("seed", cl::desc("Sampling seed (default: 42)"), cl::init(42),
                               cl::cat(category));
-static cl::opt<int> threads("num-threads", cl::desc("Worker threads (0 = all cores)"),
+static cl::opt<int> threads("num-threads", cl::desc("Worker threads (0 = all cores) (default: 0)"),
                             cl::init(0), cl::cat(category));
-static cl::opt<std::string> jsonOut("json", cl::desc("Write the results as JSON here"),
+static cl::opt<std::string> jsonOut("json", cl::desc("Write the results as JSON here (default: none)"),
                                     cl::value_desc("file"), cl::cat(category));
-static cl::opt<bool> printIds("print-ids", cl::desc("Also print generated token ids"),
+static cl::opt<bool> printIds("print-ids", cl::desc("Also print generated token ids (default: off)"),
                               cl::init(false), cl::cat(category));
+static cl::opt<bool> ignoreEos(
+    "ignore-eos",
+    cl::desc("Keep generating after the end-of-sequence token (default: "
+             "stop there; llama2.c models also stop at BOS, their story "
+             "separator)"),
+    cl::init(false), cl::cat(category));
 static cl::opt<std::string> dumpLowered(
-    "dump-lowered", cl::desc("Write the LLVM-dialect module the JIT compiles"),
+    "dump-lowered", cl::desc("Write the LLVM-dialect module the JIT compiles (default: none)"),
     cl::value_desc("file"), cl::cat(category));
 static cl::opt<unsigned> jitOptLevel("jit-opt-level",
-                                      cl::desc("LLVM optimization level of the JIT (0-3)"),
+                                      cl::desc("LLVM optimization level of the JIT (0-3) (default: 2)"),
                                       cl::init(2), cl::cat(category));
 static cl::opt<std::string> dumpObject(
-    "dump-object", cl::desc("Write the JIT-compiled object file"),
+    "dump-object", cl::desc("Write the JIT-compiled object file (default: none)"),
     cl::value_desc("file"), cl::cat(category));
-static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress"),
+static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress (default: off)"),
                                 cl::init(false), cl::cat(category));
+
+/// Printed after the options by --help.
+static cl::extrahelp examples(
+    "EXAMPLES:\n"
+    "  # Perplexity of a llama2.c model (its tokenizer.bin is needed):\n"
+    "  quant-run stories260K.bin --tokenizer tok512.bin --ppl valid.txt\n"
+    "  # Perplexity under the text protocol, 512-token windows (GGUF brings its\n"
+    "  # own tokenizer):\n"
+    "  quant-run model.gguf --ppl wiki.test.raw --ctx 512\n"
+    "  # Greedy continuation of a prompt, stopping at end-of-sequence:\n"
+    "  quant-run model.q.mlir --generate 64 --prompt \"Once upon a time\"\n"
+    "  # Sampling, reproducible with a seed, past end-of-sequence:\n"
+    "  quant-run model.gguf --generate 64 --temperature 0.8 --seed 7 --ignore-eos\n");
 
 /// Prints "quant-run: error: <message>" and returns the exit code 1.
 static int fail(const Status &s) {
@@ -124,6 +144,30 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "quant-run: perplexity and text generation on "
                               "the CPU (MLIR JIT) path\n");
+  // What to do, checked before anything is loaded: options that only
+  // modify an action are refused without it instead of being ignored.
+  bool dumpOnly = !dumpLowered.empty() || !dumpObject.empty();
+  if (genCount < 0)
+    return fail(Status::error("--generate must be a positive token count"));
+  if (genCount == 0)
+    for (const cl::Option *o :
+         std::initializer_list<const cl::Option *>{&prompt, &temperature, &topP,
+                                                   &seed, &printIds, &ignoreEos})
+      if (o->getNumOccurrences())
+        return fail(Status::error("--" + o->ArgStr.str() +
+                                  " needs --generate N (the number of tokens "
+                                  "to generate)"));
+  if (pplText.empty())
+    for (const cl::Option *o : std::initializer_list<const cl::Option *>{
+             &maxTokens, &ctxLen, &bosMode, &skipTokens, &klReference,
+             &windowLen})
+      if (o->getNumOccurrences())
+        return fail(Status::error("--" + o->ArgStr.str() +
+                                  " needs --ppl TEXT (the text to score)"));
+  if (pplText.empty() && genCount == 0 && !dumpOnly)
+    return fail(Status::error(
+        "nothing to do: give --ppl TEXT (score perplexity) and/or "
+        "--generate N (generate N tokens, optionally after --prompt TEXT)"));
   if (windowLen <= 0)
     return fail(Status::error("--window must be positive"));
   if (!bosMode.empty() && bosMode != "each-window" && bosMode != "none")
@@ -303,10 +347,33 @@ int main(int argc, char **argv) {
       ids.push_back(tok->bosId());
     }
     size_t promptLen = ids.size();
+    // The context bounds prompt + generated tokens: said before generating,
+    // not discovered as a silently short result.
+    int64_t room = cfg.maxSeqLen - static_cast<int64_t>(promptLen);
+    if (room <= 0)
+      return fail(contextError("the " + std::to_string(promptLen) +
+                                   "-token prompt plus one generated token",
+                               static_cast<int64_t>(promptLen) + 1));
+    if (genCount > room)
+      errs() << "quant-run: note: --generate " << genCount << " with a "
+             << promptLen << "-token prompt exceeds the model's context of "
+             << cfg.maxSeqLen << " positions; at most " << room
+             << " tokens will be generated\n";
+    // Stop tokens: the tokenizer's and the model's end-of-sequence ids, and
+    // for llama2.c models BOS, which separates their training stories (as
+    // llama2.c's run.c stops).
+    std::vector<int> stops;
+    if (!ignoreEos) {
+      for (int64_t id : {static_cast<int64_t>(tok->eosId()), cfg.eosId})
+        if (id >= 0 && !llvm::is_contained(stops, static_cast<int>(id)))
+          stops.push_back(static_cast<int>(id));
+      if (tok->llama2c() && tok->bosId() >= 0)
+        stops.push_back(tok->bosId());
+    }
     ::qc::Sampler sampler(cfg.vocabSize, temperature, topP, seed);
-    if (Status s = mlir::qc::generate(*exe, ids, genCount, sampler,
-                                      static_cast<int>(cfg.eosId),
-                                      cfg.maxSeqLen);
+    mlir::qc::GenerationStats stats;
+    if (Status s = mlir::qc::generate(*exe, ids, genCount, sampler, stops,
+                                      cfg.maxSeqLen, &stats);
         !s)
       return fail(s);
     std::string text = tok->decode(ids, /*skipSpecial=*/true);
@@ -318,6 +385,33 @@ int main(int argc, char **argv) {
                                          .str())
            << "):\n"
            << text << "\n";
+    std::string stopReason = "requested count";
+    if (stats.stopped) {
+      stopReason = "end-of-sequence token " + std::to_string(ids.back());
+      outs() << "stopped at the end-of-sequence token " << ids.back()
+             << " after " << stats.generated
+             << " tokens (--ignore-eos keeps going)\n";
+    } else if (stats.contextFull) {
+      stopReason = "context full";
+      outs() << "stopped after " << stats.generated
+             << " tokens: the model's context of " << cfg.maxSeqLen
+             << " positions is full\n";
+    }
+    // The first forward pass reads the prompt and yields the first token;
+    // every later token costs one more pass (no KV cache: each pass
+    // re-reads the whole sequence).
+    outs() << "speed: prefill " << stats.promptTokens << " tokens in "
+           << format("%.3f s (%.1f tokens/s)", stats.prefillSeconds,
+                     stats.prefillSeconds > 0
+                         ? stats.promptTokens / stats.prefillSeconds
+                         : 0.0);
+    if (stats.generated > 1)
+      outs() << format("; generation %lld tokens in %.3f s (%.1f tokens/s, "
+                       "%.2f ms/token)",
+                       (long long)stats.generated - 1, stats.decodeSeconds,
+                       (stats.generated - 1) / stats.decodeSeconds,
+                       1e3 * stats.decodeSeconds / (stats.generated - 1));
+    outs() << "\n";
     if (printIds) {
       outs() << "ids:";
       for (int id : ids)
@@ -331,6 +425,11 @@ int main(int argc, char **argv) {
       arr.push(Value::integer(id));
     g.set("ids", std::move(arr));
     g.set("text", Value::string(text));
+    g.set("prompt_tokens", Value::integer(stats.promptTokens));
+    g.set("generated_tokens", Value::integer(stats.generated));
+    g.set("stop", Value::string(stopReason));
+    g.set("prefill_seconds", Value::number(stats.prefillSeconds));
+    g.set("decode_seconds", Value::number(stats.decodeSeconds));
     result.set("generation", std::move(g));
   }
 

@@ -56,8 +56,10 @@ SmallVector<int64_t, 2> mlir::qc::wq::getQWeightShape(Layout layout,
   case Layout::rows:
     return {outFeatures, words};
   case Layout::mma16x64:
-    return {llvm::alignTo(outFeatures, 16) * llvm::alignTo(inFeatures, 64) *
-            bits / 32};
+    // alignTo returns uint64_t; the shape is int64_t (no overflow: the
+    // verifier bounds the features far below 2^31).
+    return {static_cast<int64_t>(llvm::alignTo(outFeatures, 16) *
+                                 llvm::alignTo(inFeatures, 64) * bits / 32)};
   }
   llvm_unreachable("unknown wq layout");
 }

@@ -118,11 +118,11 @@ def ConvertWQToGPUPass : Pass<"convert-wq-to-gpu", "ModuleOp"> {
   let options = [
     ListOption<"shapes", "shapes", "std::string",
                "Kernel-only layers as NxK (N outputs, K inputs)">,
-    Option<"bits", "bits", "int64_t", "4", "Weight code width">,
+    Option<"bits", "bits", "int64_t", "4", "Weight code width (default: 4)">,
     Option<"groupSize", "group-size", "int64_t", "128",
-           "Input channels per scale group (-1: per channel)">,
+           "Input channels per scale group (-1: per channel) (default: 128)">,
     Option<"sym", "sym", "bool", "true",
-           "Symmetric (z = 2^(bits-1)) or with an fp16 zeros tensor">,
+           "Symmetric (z = 2^(bits-1)) or with an fp16 zeros tensor (default: true)">,
     Option<"tiles", "tiles", "std::string", "\"\"",
            "Variants, ';'-separated: family:key=value,... e.g. "
            "'splitk:warps=4,split-k=4,stages=2,m=1-8;mma:tile-m=64,warps=4,"
@@ -176,7 +176,7 @@ def WQRepackGPTQPass : Pass<"wq-repack-gptq"> {
   }];
   let options = [
     Option<"zeroDtype", "zero-dtype", "std::string", "\"i32\"",
-           "Zero points as GPTQ v1 packed i32 or as f16">,
+           "Zero points as GPTQ v1 packed i32 or as f16 (default: i32)">,
   ];
   let dependentDialects = ["mlir::arith::ArithDialect"];
 }
@@ -199,7 +199,7 @@ def LLMParamsToArgumentsPass : Pass<"llm-params-to-arguments", "ModuleOp"> {
   }];
   let options = [
     Option<"entry", "entry", "std::string", /*default=*/"\"forward\"",
-           "Name of the function to prepare">
+           "Name of the function to prepare (default: forward)">
   ];
   let dependentDialects = [
     "mlir::bufferization::BufferizationDialect", "mlir::memref::MemRefDialect"

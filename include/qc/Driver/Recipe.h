@@ -94,6 +94,10 @@ struct ValidationResult {
   double peakBytes = 0.0;
   /// Physical memory of this machine, bytes (0 if unknown).
   double physicalBytes = 0.0;
+  /// With layout "auto" (the default of RTN, GPTQ, AWQ and AutoRound): why
+  /// the gptq layout cannot hold the model, so that the passes will use the
+  /// rows layout; empty when the gptq layout fits (or was not asked for).
+  std::string layoutNote;
 };
 
 /// Validates `recipe` against `weights` (the fp32 model) before calibration:

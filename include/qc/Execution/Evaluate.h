@@ -9,6 +9,7 @@
 
 #include "qc/Execution/CpuExecutable.h"
 #include "qc/runtime/Sampler.h"
+#include "llvm/ADT/ArrayRef.h"
 
 #include <vector>
 
@@ -43,12 +44,31 @@ struct PerplexityResult {
 double sumKLDivergence(const float *refLogits, const float *logits,
                        int64_t vocab, size_t positions);
 
+/// What a generate() call did, for the speed and stop reason users see.
+struct GenerationStats {
+  /// Tokens in `tokens` before generation (the prompt).
+  int64_t promptTokens = 0;
+  /// Tokens appended.
+  int64_t generated = 0;
+  /// Seconds of the first forward pass (the prompt; it yields the first
+  /// generated token).
+  double prefillSeconds = 0.0;
+  /// Seconds of the forward passes after the first (one per later token).
+  double decodeSeconds = 0.0;
+  /// The last token appended is one of the stop tokens.
+  bool stopped = false;
+  /// Generation ended because the context reached maxContext.
+  bool contextFull = false;
+};
+
 /// Appends `count` tokens to `tokens` (which must hold at least BOS), each
-/// drawn by `sampler` from the logits of the last position. Stops early at
-/// `stopToken` (if >= 0) or when the context reaches `maxContext`.
+/// drawn by `sampler` from the logits of the last position. Stops early
+/// after appending one of `stopTokens` (negative ids never match) or when
+/// the context reaches `maxContext` (> 0). Fills `stats` when given.
 ::qc::Status generate(const CpuExecutable &model, std::vector<int> &tokens,
-                      int64_t count, ::qc::Sampler &sampler, int stopToken,
-                      int64_t maxContext);
+                      int64_t count, ::qc::Sampler &sampler,
+                      llvm::ArrayRef<int> stopTokens, int64_t maxContext,
+                      GenerationStats *stats = nullptr);
 
 } // namespace mlir::qc
 

@@ -95,7 +95,7 @@ void gpugen::buildDequantKernel(ImplicitLocOpBuilder &b,
   launch.kernel = name.str();
   launch.block[0] = kThreads;
   launch.gridX = (words + kThreads - 1) / kThreads;
-  launch.tileM = 1u << 30; // grid.y = 1 for any M
+  launch.tileM = static_cast<uint32_t>(kOpenEndedM); // grid.y = 1 for any M
   launch.gridZ = 1;
   launch.params = params;
 }

@@ -138,7 +138,7 @@ mlir::qc::defaultGPUTileConfigs(const GPULayerConfig &layer, int64_t numSMs) {
   out.push_back(s);
   struct {
     int64_t tileM, minM, maxM;
-  } mmas[] = {{16, 9, 16}, {32, 17, 32}, {64, 33, int64_t(1) << 30}};
+  } mmas[] = {{16, 9, 16}, {32, 17, 32}, {64, 33, kOpenEndedM}};
   for (auto m : mmas) {
     GPUTileConfig t;
     t.family = GPUKernelFamily::MMA;
@@ -156,7 +156,7 @@ mlir::qc::defaultGPUTileConfigs(const GPULayerConfig &layer, int64_t numSMs) {
   GPUTileConfig dq;
   dq.family = GPUKernelFamily::Dequant;
   dq.minM = 1;
-  dq.maxM = int64_t(1) << 30;
+  dq.maxM = kOpenEndedM;
   out.push_back(dq);
   return out;
 }
@@ -188,11 +188,11 @@ LogicalResult mlir::qc::parseGPUTileConfigs(StringRef text,
       t.tileM = 64;
       t.stages = 3;
       t.minM = 9;
-      t.maxM = int64_t(1) << 30;
+      t.maxM = kOpenEndedM;
     } else if (fam == "dequant") {
       t.family = GPUKernelFamily::Dequant;
       t.minM = 1;
-      t.maxM = int64_t(1) << 30;
+      t.maxM = kOpenEndedM;
     } else {
       error = "unknown kernel family '" + fam.str() +
               "' (expected splitk, mma or dequant)";

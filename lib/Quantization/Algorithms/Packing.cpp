@@ -256,6 +256,21 @@ Status qc::quant::packGPTQ(const QuantizedWeight &q,
   return Status::ok();
 }
 
+Status qc::quant::checkGPTQLayoutFits(int64_t N, int64_t K,
+                                      const QuantConfig &cfg) {
+  if (cfg.scaleDType != ScaleDType::F16)
+    return Status::error("the gptq layout stores fp16 scales (scale-dtype is "
+                         "not f16)");
+  // Same conditions as packGPTQ (without padK) for 3-bit codes.
+  if (cfg.bits == 3 && K % 32 != 0)
+    return Status::error("3-bit codes in the gptq layout need K % 32 == 0, "
+                         "got K = " + std::to_string(K));
+  if (cfg.bits == 3 && N % 32 != 0)
+    return Status::error("3-bit zero points in the gptq layout need N % 32 "
+                         "== 0, got N = " + std::to_string(N));
+  return Status::ok();
+}
+
 Status qc::quant::unpackGPTQ(const GPTQTensors &t, QuantizedWeight &out) {
   const std::string ctx = "GPTQ unpack";
   if (!validBits(t.bits))

@@ -36,6 +36,7 @@ struct WQHQQPass : mlir::qc::impl::WQHQQPassBase<WQHQQPass> {
                                   weightsOut,
                                   {overrides.begin(), overrides.end()}, opts)))
       return signalPassFailure();
+    opts.fractionalZeros = !roundZeros;
     ::qc::quant::HQQOptions hqq;
     hqq.lpNorm = static_cast<float>(lpNorm);
     hqq.beta = static_cast<float>(beta);

@@ -253,11 +253,14 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   if (opts.weightsOut.empty())
     return fail("the weights-out option is required (the safetensors file "
                 "that receives the packed tensors)");
-  std::optional<wq::Layout> layout = wq::symbolizeLayout(opts.layout);
+  const bool autoLayout = opts.layout == "auto";
+  std::optional<wq::Layout> layout =
+      autoLayout ? std::optional<wq::Layout>(wq::Layout::gptq)
+                 : wq::symbolizeLayout(opts.layout);
   if (!layout || *layout == wq::Layout::mma16x64)
     return fail("unknown layout '" + opts.layout +
-                "' (expected gptq or rows); the GPU layout mma16x64 is made "
-                "by wq-repack-mma16x64");
+                "' (expected gptq, rows or auto); the GPU layout mma16x64 is "
+                "made by wq-repack-mma16x64");
   llvm::Regex exclude(opts.exclude.empty() ? "$^" : opts.exclude);
   std::string regexError;
   if (!exclude.isValid(regexError))
@@ -305,6 +308,37 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     plan.order.push_back(layer);
     plan.configs[layer] = cfg;
   });
+
+  // The layout must hold every planned layer: checked from the shapes now,
+  // before calibration-driven methods spend minutes on the layers.
+  if (*layout == wq::Layout::gptq && !opts.floatOnly) {
+    std::string misfit;
+    for (const std::string &layer : plan.order) {
+      const ::qc::HostTensor *w = weights.find(layer + ".weight");
+      if (!w || w->shape.size() != 2)
+        continue; // Reported with the layer below.
+      Status s = ::qc::quant::checkGPTQLayoutFits(w->shape[0], w->shape[1],
+                                                  *plan.find(layer));
+      if (s && opts.fractionalZeros)
+        s = Status::error("fractional zero points cannot be stored in the "
+                          "gptq layout (set round-zeros=true)");
+      if (s)
+        continue;
+      misfit = "layer '" + layer + "' [" + std::to_string(w->shape[0]) + "x" +
+               std::to_string(w->shape[1]) + "]: " + s.message();
+      break;
+    }
+    if (!misfit.empty() && !autoLayout)
+      return fail(misfit + "; use layout=rows (or layout=auto, which picks "
+                           "rows when the gptq layout cannot hold a layer)");
+    if (!misfit.empty()) {
+      layout = wq::Layout::rows;
+      module.emitRemark() << opts.passName
+                          << ": layout=auto chose the rows layout for every "
+                             "layer because "
+                          << misfit;
+    }
+  }
 
   ::qc::QuantizationObserver *observer = ::qc::getQuantizationObserver();
   if (observer)

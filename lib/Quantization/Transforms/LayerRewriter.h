@@ -46,8 +46,9 @@ struct LayerPlan {
 struct LayerRewriteOptions {
   /// Layers whose name matches this regex stay in full precision.
   std::string exclude;
-  /// "gptq" or "rows".
-  std::string layout = "gptq";
+  /// "gptq", "rows" or "auto" (gptq when every planned layer fits it, else
+  /// rows for all; checked from the shapes before any layer is quantized).
+  std::string layout = "auto";
   /// The overlay file to write.
   std::string weightsOut;
   /// Pass name, used in messages.
@@ -67,6 +68,9 @@ struct LayerRewriteOptions {
   /// Replace no layer: only the float tensors `prepare` changed are written
   /// (AWQ's fold-only mode).
   bool floatOnly = false;
+  /// The method may produce fractional zero points (HQQ without
+  /// round-zeros), which the gptq layout cannot store.
+  bool fractionalZeros = false;
 };
 
 /// One quantized layer as a method produces it.

@@ -177,7 +177,7 @@ void checkForwardGoldens(const Compiled &m) {
   std::vector<int> seq = ids(*gr.find("prompt_ids"));
   qc::Sampler sampler(V, 0.0f, 0.9f, 1);
   s = mlir::qc::generate(*m.exe, seq, static_cast<int64_t>(expected.size()),
-                         sampler, /*stopToken=*/-1, /*maxContext=*/0);
+                         sampler, /*stopTokens=*/{}, /*maxContext=*/0);
   ASSERT_TRUE(s) << s.message();
   std::vector<int> got(seq.begin() + prompt.size(), seq.end());
   EXPECT_EQ(got, expected);

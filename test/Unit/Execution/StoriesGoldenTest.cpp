@@ -97,7 +97,7 @@ void checkGoldens(const mlir::qc::CpuExecutable &exe) {
   std::vector<int> ids = {1};
   qc::Sampler sampler(512, 0.0f, 0.9f, 1);
   ASSERT_TRUE(mlir::qc::generate(exe, ids, static_cast<int64_t>(expectedIds.size()) - 1,
-                                 sampler, /*stopToken=*/-1, /*maxContext=*/512));
+                                 sampler, /*stopTokens=*/{}, /*maxContext=*/512));
   EXPECT_EQ(ids, expectedIds);
 
   // Perplexity on the first 16,384 validation tokens.

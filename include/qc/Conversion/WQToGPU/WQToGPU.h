@@ -71,6 +71,10 @@ struct GPUTileConfig {
   int64_t minM = 1, maxM = 8;
 };
 
+/// The largest M a variant can serve: variants (and dequant's tileM, so
+/// that grid.y = 1) use it to mean "no upper bound".
+constexpr int64_t kOpenEndedM = int64_t(1) << 30;
+
 /// How the runtime launches one kernel (mirrors ArtifactLaunch).
 struct GPUKernelLaunch {
   std::string kernel;

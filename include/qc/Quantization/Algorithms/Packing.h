@@ -142,6 +142,15 @@ inline int64_t gptqPaddedK(int64_t inFeatures, int bits) {
 Status packGPTQ(const QuantizedWeight &q, const GPTQPackOptions &opts,
                 GPTQTensors &out);
 
+/// Checks, from the shape and configuration alone, that a [N, K] weight
+/// quantized with `cfg` can be written by packGPTQ without padK: fp16 scales,
+/// and for 3-bit codes K and N multiples of 32 (the three-word code blocks
+/// along K and the zero-point rows along N). Passes call it before any
+/// expensive work so that a layout that cannot hold a layer is refused up
+/// front. The data-dependent requirements (a v1 zero point of 0, scales
+/// beyond fp16) can only be checked by packGPTQ itself.
+Status checkGPTQLayoutFits(int64_t N, int64_t K, const QuantConfig &cfg);
+
 /// Unpacks GPTQ tensors into `out` (scaleDType F16). Validates every shape
 /// against the metadata, g_idx ranges, finite scales, the symmetric zero
 /// points and that padded columns hold the zero point. v1 zeros are decoded

@@ -35,11 +35,11 @@ def PtxasReportPass : Pass<"qc-ptxas-report", "ModuleOp"> {
     Option<"ptxas", "ptxas", "std::string", "\"\"",
            "Path of ptxas (default: the one found at configure time)">,
     Option<"print", "print", "bool", "false",
-           "Also print ptxas's report to stdout">,
+           "Also print ptxas's report to stdout (default: false)">,
     Option<"printPtx", "print-ptx", "bool", "false",
-           "Print the PTX of every object to stdout (before the report)">,
+           "Print the PTX of every object to stdout (before the report) (default: false)">,
     Option<"runPtxas", "run-ptxas", "bool", "true",
-           "Run ptxas (false: only print-ptx, no toolkit needed)">,
+           "Run ptxas (false: only print-ptx, no toolkit needed) (default: true)">,
   ];
 }
 

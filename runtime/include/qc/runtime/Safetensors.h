@@ -214,9 +214,17 @@ struct ByteSpan {
 /// file in the same directory, which is fsynced and then renamed over
 /// `path` (the directory is fsynced afterwards). On any failure the
 /// temporary file is removed and `path` is untouched. Replacing by rename
-/// also leaves a still-mapped old file intact (RELIABILITY.md row 19).
+/// also leaves a still-mapped old file intact (RELIABILITY.md row 19). The
+/// file gets mode 0666 minus the umask.
 Status writeFileAtomically(const std::string &path,
                            const std::vector<ByteSpan> &pieces);
+
+/// The permission bits a new file or folder gets when created with
+/// `requested` (0666 for files, 0777 for folders) under the process's umask,
+/// as open(2) and mkdir(2) would give them. Temporary files and folders made
+/// with mkstemp/mkdtemp (0600/0700) are set to this before being published,
+/// so qc's outputs honour the user's umask like any other program's.
+unsigned permissionsUnderUmask(unsigned requested);
 
 /// Test-only fault injection: the next writeFileAtomically call (only that
 /// one) fails with EIO after writing `failAfterBytes` bytes to its
