@@ -270,15 +270,15 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   if (Status s = parseLayerOverrides(opts.overrides, overrides); !s)
     return fail(s.message());
 
-  // The overlay must not replace any file it is computed from: the
-  // checkpoint (or a file of its folder) or the overlay already in use.
+  // The overlay must not replace any file of the checkpoint it is computed
+  // from. Rewriting the module's current overlay is allowed (passes chained
+  // in one pipeline do it): it is read whole before the new one is written
+  // atomically, and every tensor it held is carried over.
   {
     std::vector<std::string> inputs;
     CheckpointRef ref;
     if (getCheckpointRef(module, ref))
       inputs = ::qc::inputFilesOf(ref.path);
-    if (auto overlay = module->getAttrOfType<StringAttr>("llm.weights_overlay"))
-      inputs.push_back(overlay.str());
     if (Status s = ::qc::checkOutputIsNotAnInput(opts.weightsOut, inputs,
                                                  "weights-out");
         !s)
