@@ -498,6 +498,59 @@ struct OutTensor {
   std::vector<uint8_t> bytes;
 };
 
+/// The heads whose rows the q or k projection `name` (weight or bias) of a
+/// llama2.c (interleaved RoPE) model must be permuted over to reach
+/// transformers' rotate_half order; 0 for every other tensor and model.
+int64_t interleavedRopeHeads(const ModelConfig &cfg, const std::string &name) {
+  if (cfg.ropeLayout != ::qc::RopeLayout::Interleaved)
+    return 0;
+  if (name.find(".self_attn.q_proj.") != std::string::npos)
+    return cfg.nHeads;
+  if (name.find(".self_attn.k_proj.") != std::string::npos)
+    return cfg.nKVHeads;
+  return 0;
+}
+
+/// Appends, in fp16 (the dtype quantized checkpoints store them in), every
+/// tensor the model's config implies except the weights of the `quantized`
+/// layers: embeddings, norms, classifier, biases and float decoder linears,
+/// q/k rows in rotate_half order. Fails naming the tensor when one is
+/// missing, mis-shaped or holds a value fp16 cannot represent; `format`
+/// names the checkpoint kind in that message.
+Status appendFloatTensorsF16(const ModelWeights &weights,
+                             const std::map<std::string, QuantizedWeight> &quantized,
+                             const std::string &format,
+                             std::vector<OutTensor> &tensors) {
+  const ModelConfig &cfg = weights.config;
+  for (const ::qc::TensorSpec &spec : ::qc::modelTensorSpecs(cfg)) {
+    if (isProjectionWeight(spec.name) &&
+        quantized.count(spec.name.substr(0, spec.name.size() - 7)))
+      continue;
+    const ::qc::HostTensor *t = weights.find(spec.name);
+    if (!t || t->shape != spec.shape)
+      return Status::error("tensor '" + spec.name +
+                           "' is missing from the model's weights or has the "
+                           "wrong shape");
+    std::vector<float> data = t->data;
+    if (int64_t heads = interleavedRopeHeads(cfg, spec.name))
+      ::qc::permuteInterleavedToHalfSplit(
+          t->data.data(), data.data(), heads, cfg.headDim,
+          spec.shape.size() == 2 ? spec.shape[1] : 1);
+    std::vector<uint16_t> halves(data.size());
+    for (size_t i = 0; i < data.size(); ++i) {
+      if (!std::isfinite(data[i]) || std::fabs(data[i]) > 65504.0f)
+        return Status::error("tensor '" + spec.name + "' value " +
+                             std::to_string(data[i]) + " at flat index " +
+                             std::to_string(i) +
+                             " does not fit in fp16, the dtype of " + format +
+                             " checkpoints");
+      halves[i] = ::qc::f32ToF16(data[i]);
+    }
+    tensors.push_back({spec.name, DType::F16, spec.shape, rawBytes(halves)});
+  }
+  return Status::ok();
+}
+
 /// Splits `tensors` (in name order) into safetensors files of at most
 /// `maxShardBytes` of tensor data each (0 = one model.safetensors), the way
 /// writeHFCheckpoint and transformers' save_pretrained shard: greedily, a
@@ -649,21 +702,11 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
 
   std::vector<OutTensor> tensors;
   std::map<std::string, std::string> metadata = {{"format", "pt"}};
-  const bool interleaved = cfg.ropeLayout == ::qc::RopeLayout::Interleaved;
-  auto ropeHeads = [&](const std::string &name) -> int64_t {
-    if (!interleaved)
-      return 0;
-    if (name.find(".self_attn.q_proj.") != std::string::npos)
-      return cfg.nHeads;
-    if (name.find(".self_attn.k_proj.") != std::string::npos)
-      return cfg.nKVHeads;
-    return 0;
-  };
 
   int64_t padded = 0;
   for (auto &[name, qIn] : layers) {
     QuantizedWeight q = qIn;
-    if (int64_t heads = ropeHeads(name + ".weight"))
+    if (int64_t heads = interleavedRopeHeads(cfg, name + ".weight"))
       permuteQuantizedRows(q, ropePermutation(heads, cfg.headDim));
     // The values were checked to be fp16-exact by packGPTQ; scales of a
     // wider dtype that happen to be exact are accepted.
@@ -701,31 +744,9 @@ Status mlir::qc::exportGPTQCheckpoint(ModuleOp module,
 
   // Everything else (float decoder linears included) in fp16, as GPTQ
   // checkpoints store it.
-  for (const ::qc::TensorSpec &spec : specs) {
-    if (isProjectionWeight(spec.name) &&
-        layers.count(spec.name.substr(0, spec.name.size() - 7)))
-      continue;
-    const ::qc::HostTensor *t = weights.find(spec.name);
-    if (!t || t->shape != spec.shape)
-      return fail("tensor '" + spec.name +
-                  "' is missing from the model's "
-                  "weights or has the wrong shape");
-    std::vector<float> data = t->data;
-    if (int64_t heads = ropeHeads(spec.name))
-      ::qc::permuteInterleavedToHalfSplit(
-          t->data.data(), data.data(), heads, cfg.headDim,
-          spec.shape.size() == 2 ? spec.shape[1] : 1);
-    std::vector<uint16_t> halves(data.size());
-    for (size_t i = 0; i < data.size(); ++i) {
-      if (!std::isfinite(data[i]) || std::fabs(data[i]) > 65504.0f)
-        return fail("tensor '" + spec.name + "' value " +
-                    std::to_string(data[i]) + " at flat index " +
-                    std::to_string(i) +
-                    " does not fit in fp16, the dtype of GPTQ checkpoints");
-      halves[i] = ::qc::f32ToF16(data[i]);
-    }
-    tensors.push_back({spec.name, DType::F16, spec.shape, rawBytes(halves)});
-  }
+  if (Status st = appendFloatTensorsF16(weights, layers, "GPTQ", tensors);
+      !st)
+    return fail(st.message());
 
   // quantize_config.json as GPTQModel writes it (AutoGPTQ's keys plus
   // format / pack_dtype / lm_head / meta; transformers' GPTQConfig reads
@@ -895,16 +916,6 @@ Status mlir::qc::exportCompressedTensors(ModuleOp module,
   if (layers.empty())
     return fail("the module has no wq.linear ops; quantize it first");
 
-  const bool interleaved = cfg.ropeLayout == ::qc::RopeLayout::Interleaved;
-  auto ropeHeads = [&](const std::string &name) -> int64_t {
-    if (!interleaved)
-      return 0;
-    if (name.find(".self_attn.q_proj.") != std::string::npos)
-      return cfg.nHeads;
-    if (name.find(".self_attn.k_proj.") != std::string::npos)
-      return cfg.nKVHeads;
-    return 0;
-  };
 
   std::vector<OutTensor> tensors;
   std::map<CTScheme, std::vector<std::string>> groups;
@@ -923,7 +934,7 @@ Status mlir::qc::exportCompressedTensors(ModuleOp module,
                    " is not a multiple of the group size; compressed-tensors' "
                    "group strategy sizes weight_scale as in_features // "
                    "group_size (use group size -1, the channel strategy)");
-    if (int64_t heads = ropeHeads(name + ".weight"))
+    if (int64_t heads = interleavedRopeHeads(cfg, name + ".weight"))
       permuteQuantizedRows(q, ropePermutation(heads, cfg.headDim));
     const int64_t N = q.rows, K = q.cols, ng = q.numGroups();
     const int pf = 32 / q.bits;
@@ -984,30 +995,10 @@ Status mlir::qc::exportCompressedTensors(ModuleOp module,
     groups[{q.bits, q.groupSize, q.sym, actOrder}].push_back(name);
   }
 
-  std::vector<::qc::TensorSpec> specs = ::qc::modelTensorSpecs(cfg);
-  for (const ::qc::TensorSpec &spec : specs) {
-    if (isProjectionWeight(spec.name) &&
-        layers.count(spec.name.substr(0, spec.name.size() - 7)))
-      continue;
-    const ::qc::HostTensor *t = weights.find(spec.name);
-    if (!t || t->shape != spec.shape)
-      return fail("tensor '" + spec.name +
-                  "' is missing from the model's weights or has the wrong "
-                  "shape");
-    std::vector<float> data = t->data;
-    if (int64_t heads = ropeHeads(spec.name))
-      ::qc::permuteInterleavedToHalfSplit(
-          t->data.data(), data.data(), heads, cfg.headDim,
-          spec.shape.size() == 2 ? spec.shape[1] : 1);
-    std::vector<uint16_t> halves(data.size());
-    for (size_t i = 0; i < data.size(); ++i) {
-      if (!std::isfinite(data[i]) || std::fabs(data[i]) > 65504.0f)
-        return fail("tensor '" + spec.name + "' value at flat index " +
-                    std::to_string(i) + " does not fit in fp16");
-      halves[i] = ::qc::f32ToF16(data[i]);
-    }
-    tensors.push_back({spec.name, DType::F16, spec.shape, rawBytes(halves)});
-  }
+  if (Status st = appendFloatTensorsF16(weights, layers, "compressed-tensors",
+                                       tensors);
+      !st)
+    return fail(st.message());
 
   // quantization_config (compressed_tensors/config, QuantizationConfig):
   // one config group per scheme; with several schemes each group targets

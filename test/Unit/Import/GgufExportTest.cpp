@@ -33,6 +33,8 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include "ImportTestUtil.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -53,53 +55,15 @@ const std::string kShared = QC_SHARED_DIR;
 const std::string kSmolDir = kShared + "/models/smollm2-135m";
 const std::string kSmolGguf = kSmolDir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
 
+/// A fresh, empty directory for one test.
 std::string freshDir(const std::string &name) {
-  std::string dir = testing::TempDir() + "/qc_ggufexport_" +
-                    std::to_string(::getpid()) + "_" + name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return qc::test::freshDir("qc_ggufexport", name);
 }
-
-struct Model {
-  mlir::OwningOpRef<mlir::ModuleOp> module;
-  qc::ModelWeights weights;
-};
-
-mlir::MLIRContext &context() {
-  static mlir::MLIRContext *ctx = [] {
-    mlir::qc::registerAllQCPasses();
-    return new mlir::MLIRContext();
-  }();
-  return *ctx;
-}
-
-void open(const std::string &path, Model &m) {
-  qc::Status s = mlir::qc::openModel(context(), path, m.module, m.weights);
-  ASSERT_TRUE(s) << s.message();
-}
-
-void runPasses(Model &m, const std::string &pipeline) {
-  mlir::PassManager pm(&context());
-  ASSERT_TRUE(
-      mlir::succeeded(mlir::parsePassPipeline(pipeline, pm, llvm::errs())));
-  ASSERT_TRUE(mlir::succeeded(pm.run(*m.module))) << pipeline;
-  m.weights = qc::ModelWeights();
-  qc::Status s = mlir::qc::loadModuleWeights(*m.module, m.weights);
-  ASSERT_TRUE(s) << s.message();
-}
-
-std::map<std::string, std::vector<float>> dequantizedLayers(const Model &m) {
-  std::map<std::string, std::vector<float>> out;
-  m.module.get().walk([&](mlir::qc::wq::LinearOp op) {
-    std::string layer;
-    quant::QuantizedWeight q;
-    qc::Status s = mlir::qc::readQuantizedLayer(op, m.weights, layer, q);
-    EXPECT_TRUE(s) << s.message();
-    q.dequantize(out[layer]);
-  });
-  return out;
-}
+using qc::test::context;
+using qc::test::dequantizedLayers;
+using qc::test::Model;
+using qc::test::open;
+using qc::test::runPasses;
 
 /// A llama config with SmolLM2's vocabulary size (so that its tokenizer
 /// fits) and tiny layers whose dims are whole 32-value blocks.

@@ -34,6 +34,8 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include "ImportTestUtil.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -61,56 +63,13 @@ const std::string kTokenizer = kShared + "/models/stories260K/tok512.bin";
 
 /// A fresh, empty directory for one test.
 std::string freshDir(const std::string &name) {
-  // The pid keeps test processes that ctest runs in parallel apart.
-  std::string dir = testing::TempDir() + "/qc_interchange_" +
-                    std::to_string(::getpid()) + "_" + name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return qc::test::freshDir("qc_interchange", name);
 }
-
-/// A model opened from disk plus its weights.
-struct Model {
-  mlir::OwningOpRef<mlir::ModuleOp> module;
-  qc::ModelWeights weights;
-};
-
-mlir::MLIRContext &context() {
-  static mlir::MLIRContext *ctx = [] {
-    mlir::qc::registerAllQCPasses();
-    return new mlir::MLIRContext();
-  }();
-  return *ctx;
-}
-
-void open(const std::string &path, Model &m) {
-  qc::Status s = mlir::qc::openModel(context(), path, m.module, m.weights);
-  ASSERT_TRUE(s) << s.message();
-}
-
-/// Runs `pipeline` on `m` and reloads its weights (module + overlay).
-void runPasses(Model &m, const std::string &pipeline) {
-  mlir::PassManager pm(&context());
-  ASSERT_TRUE(
-      mlir::succeeded(mlir::parsePassPipeline(pipeline, pm, llvm::errs())));
-  ASSERT_TRUE(mlir::succeeded(pm.run(*m.module))) << pipeline;
-  m.weights = qc::ModelWeights();
-  qc::Status s = mlir::qc::loadModuleWeights(*m.module, m.weights);
-  ASSERT_TRUE(s) << s.message();
-}
-
-/// Dequantized [N, K] weight of every wq.linear, by layer name.
-std::map<std::string, std::vector<float>> dequantizedLayers(const Model &m) {
-  std::map<std::string, std::vector<float>> out;
-  m.module.get().walk([&](mlir::qc::wq::LinearOp op) {
-    std::string layer;
-    quant::QuantizedWeight q;
-    qc::Status s = mlir::qc::readQuantizedLayer(op, m.weights, layer, q);
-    EXPECT_TRUE(s) << s.message();
-    q.dequantize(out[layer]);
-  });
-  return out;
-}
+using qc::test::context;
+using qc::test::dequantizedLayers;
+using qc::test::Model;
+using qc::test::open;
+using qc::test::runPasses;
 
 /// The rows of a q/k weight in rotate_half order, computed on the
 /// dequantized matrix (independently of how the exporter permutes codes).
