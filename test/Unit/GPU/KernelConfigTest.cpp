@@ -83,6 +83,69 @@ TEST(GPUTileConfig, DefaultsCoverEveryMOnceAndVerify) {
   }
 }
 
+// The registries: the families in registry order with their ABIs, the int4
+// decoder, and formats no decoder claims refused with the reason (never a
+// crash), by the same checks the pass and quant-kernelgen use.
+TEST(GPURegistry, ListsFamiliesAndRefusesUnclaimedFormats) {
+  std::vector<GPURegistryEntry> fams = listGPUKernelFamilies();
+  ASSERT_EQ(fams.size(), 3u);
+  EXPECT_EQ(fams[0].name, "splitk");
+  EXPECT_EQ(fams[0].abi, "gemm");
+  EXPECT_EQ(fams[1].name, "mma");
+  EXPECT_EQ(fams[1].abi, "gemm");
+  EXPECT_EQ(fams[2].name, "dequant");
+  EXPECT_EQ(fams[2].abi, "dequant_w");
+  for (const GPURegistryEntry &f : fams)
+    EXPECT_FALSE(f.summary.empty()) << f.name;
+  std::vector<GPURegistryEntry> decs = listGPUWeightDecoders();
+  ASSERT_EQ(decs.size(), 1u);
+  EXPECT_EQ(decs[0].name, "int4");
+
+  GPULayerConfig ok{256, 512, 4, 128, false};
+  EXPECT_EQ(checkGPUWeightFormat(ok), "");
+  EXPECT_EQ(checkGPULayer(ok), "");
+  GPULayerConfig b8 = ok;
+  b8.bits = 8;
+  EXPECT_EQ(checkGPUWeightFormat(b8),
+            "GPU kernels support bits = 4 only (the mma16x64 layout), got "
+            "bits = 8");
+  GPULayerConfig ao = ok;
+  ao.actOrder = true;
+  EXPECT_NE(checkGPUWeightFormat(ao).find("act-order (g_idx) layers are not "
+                                          "supported"),
+            std::string::npos);
+  GPULayerConfig nf4 = ok;
+  nf4.codebook = true;
+  EXPECT_NE(checkGPUWeightFormat(nf4).find("NF4 (codebook)"),
+            std::string::npos);
+  GPULayerConfig k100 = ok;
+  k100.k = 100;
+  EXPECT_EQ(checkGPUWeightFormat(k100), "");
+  EXPECT_NE(checkGPULayer(k100).find("multiple of 8"), std::string::npos);
+
+  // verifyGPUConfig refuses through the diagnostic, for every family.
+  MLIRContext ctx;
+  std::string diag;
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
+    diag = d.str();
+    return success();
+  });
+  for (const GPURegistryEntry &f : fams) {
+    GPUTileConfig t;
+    t.family = f.name;
+    diag.clear();
+    EXPECT_TRUE(failed(verifyGPUConfig(
+        ao, t, [&] { return emitError(UnknownLoc::get(&ctx)); })));
+    EXPECT_NE(diag.find("act-order"), std::string::npos) << f.name;
+  }
+  GPUTileConfig unknown;
+  unknown.family = "wgmma";
+  EXPECT_TRUE(failed(verifyGPUConfig(
+      ok, unknown, [&] { return emitError(UnknownLoc::get(&ctx)); })));
+  EXPECT_EQ(diag, "unknown kernel family 'wgmma' (expected splitk, mma or "
+                  "dequant)");
+}
+
 TEST(GPUTileConfig, ModuleNamesEncodeTheConfiguration) {
   EXPECT_EQ(getGPUModuleName({4096, 11008, 4, 128, true}),
             "wq_n4096_k11008_b4_g128_sym");
