@@ -186,7 +186,7 @@ Status validateLaunch(const Artifact &a, const ArtifactLayer &l,
     if (p == "workspace" && v.workspaceBytesPerRow == 0)
       return Status::error(kw + ": passes workspace but the variant sizes "
                                 "none (workspace_bytes_per_row is 0)");
-    bool dequant = v.family == "dequant";
+    bool dequant = variantAbi(v) == KernelAbi::DequantW;
     if (dequant && (p == "x" || p == "y"))
       return Status::error(kw + ": a dequant variant writes w, it cannot take " +
                            p);
@@ -212,10 +212,17 @@ Status validateLayer(const Artifact &a, const ArtifactLayer &l,
     const ArtifactVariant &v = l.variants[vi];
     const std::string vw =
         where + ": variant " + std::to_string(vi) + " (" + v.family + ")";
-    if (v.family != "splitk" && v.family != "mma" && v.family != "dequant")
+    KernelAbi builtin;
+    bool known = builtinFamilyAbi(v.family, builtin);
+    if (v.family.empty())
+      return Status::error(where + ": variant " + std::to_string(vi) +
+                           ": empty family name");
+    if (!known && !v.abi)
       return Status::error(where + ": variant " + std::to_string(vi) +
                            ": unknown family " + q(v.family) +
-                           " (expected splitk, mma or dequant)");
+                           " without an \"abi\" (built-in families: splitk, "
+                           "mma, dequant; ABIs: " +
+                           kernelAbiNames() + ")");
     if (v.minM < 1 || v.maxM < v.minM || v.maxM > (int64_t(1) << 31) - 1)
       return Status::error(vw + ": invalid M range [" + std::to_string(v.minM) +
                            ", " + std::to_string(v.maxM) + "]");
@@ -227,10 +234,11 @@ Status validateLayer(const Artifact &a, const ArtifactLayer &l,
       return Status::error(vw + ": workspace of " +
                            std::to_string(v.workspaceBytesPerRow) +
                            " bytes per row is implausible");
-    if (v.family != "dequant")
+    if (variantAbi(v) == KernelAbi::Gemm)
       for (size_t wi = 0; wi < vi; ++wi) {
         const ArtifactVariant &o = l.variants[wi];
-        if (o.family != "dequant" && o.minM <= v.maxM && v.minM <= o.maxM)
+        if (variantAbi(o) == KernelAbi::Gemm && o.minM <= v.maxM &&
+            v.minM <= o.maxM)
           return Status::error(vw + ": M range [" + std::to_string(v.minM) +
                                ", " + std::to_string(v.maxM) +
                                "] overlaps variant " + std::to_string(wi) +
@@ -405,10 +413,20 @@ Status decodeLayer(const json::Value &v, const std::string &where,
   for (size_t vi = 0; vi < variants->size(); ++vi) {
     const std::string vw = rl.where + ": variant " + std::to_string(vi);
     Reader rv((*variants)[vi], vw);
-    QC_RETURN_IF_ERROR(rv.object({"family", "min_m", "max_m", "launches",
-                                  "workspace_bytes_per_row", "zero_workspace"}));
+    QC_RETURN_IF_ERROR(rv.object({"family", "abi", "min_m", "max_m",
+                                  "launches", "workspace_bytes_per_row",
+                                  "zero_workspace"}));
     ArtifactVariant var;
     QC_RETURN_IF_ERROR(rv.string("family", var.family));
+    if ((*variants)[vi].find("abi")) {
+      std::string abi;
+      QC_RETURN_IF_ERROR(rv.string("abi", abi));
+      KernelAbi parsed;
+      if (!parseKernelAbi(abi, parsed))
+        return rv.err("unknown abi " + q(abi) + " (expected " +
+                      kernelAbiNames() + ")");
+      var.abi = parsed;
+    }
     QC_RETURN_IF_ERROR(rv.integer("min_m", 0, INT64_MAX, var.minM));
     QC_RETURN_IF_ERROR(rv.integer("max_m", 0, INT64_MAX, var.maxM));
     QC_RETURN_IF_ERROR(rv.uint("workspace_bytes_per_row",
@@ -454,7 +472,23 @@ const ArtifactModule *findModule(const Artifact &a, const std::string &name) {
 
 const ArtifactVariant *selectVariant(const ArtifactLayer &layer, int64_t M) {
   for (const auto &v : layer.variants)
-    if (v.family != "dequant" && v.minM <= M && M <= v.maxM)
+    if (variantAbi(v) == KernelAbi::Gemm && v.minM <= M && M <= v.maxM)
+      return &v;
+  return nullptr;
+}
+
+KernelAbi variantAbi(const ArtifactVariant &v) {
+  if (v.abi)
+    return *v.abi;
+  KernelAbi abi = KernelAbi::Gemm;
+  builtinFamilyAbi(v.family, abi);
+  return abi;
+}
+
+const ArtifactVariant *findVariantByAbi(const ArtifactLayer &layer,
+                                        KernelAbi abi) {
+  for (const auto &v : layer.variants)
+    if (variantAbi(v) == abi)
       return &v;
   return nullptr;
 }
@@ -585,6 +619,12 @@ Status serializeArtifact(const Artifact &a, std::vector<uint8_t> &out) {
     for (const ArtifactVariant &v : l.variants) {
       json::Value vv = json::Value::object();
       vv.set("family", str(v.family));
+      // Only when it says something the family name does not: artifacts of
+      // the built-in families stay byte-identical to those written before
+      // the key existed.
+      KernelAbi builtin;
+      if (v.abi && !(builtinFamilyAbi(v.family, builtin) && builtin == *v.abi))
+        vv.set("abi", str(kernelAbiName(*v.abi)));
       vv.set("min_m", i64(v.minM));
       vv.set("max_m", i64(v.maxM));
       vv.set("workspace_bytes_per_row", u64(v.workspaceBytesPerRow));

@@ -331,7 +331,8 @@ Status GpuRuntime::launch(const ArtifactLayer &layer,
   const std::string where =
       (artifactName.empty() ? std::string() : artifactName + ": ") + "layer " +
       json::quote(layer.name) + ": " + variant.family + " variant";
-  if (variant.family != "dequant" && (M < variant.minM || M > variant.maxM))
+  if (variantAbi(variant) == KernelAbi::Gemm &&
+      (M < variant.minM || M > variant.maxM))
     return Status::error(where + ": M = " + std::to_string(M) +
                          " is outside its range [" +
                          std::to_string(variant.minM) + ", " +

@@ -395,6 +395,44 @@ TEST(Artifact, LayerReferencingAMissingTensor) {
       << st.message();
 }
 
+// The manifest's "abi" key: omitted for the built-in families (their files
+// stay as before), written and read back for a new family, which the
+// runtime then treats by its ABI alone (selection by M, the dequant role).
+TEST(Artifact, KernelAbiOfNewAndBuiltinFamilies) {
+  Artifact a = sampleArtifact();
+  a.layers[0].variants[1].abi = KernelAbi::Gemm; // mma: the built-in ABI
+  std::vector<uint8_t> file;
+  ASSERT_TRUE(serializeArtifact(a, file));
+  std::string text(file.begin(), file.end());
+  EXPECT_EQ(text.find("\"abi\""), std::string::npos);
+  Artifact back;
+  ASSERT_TRUE(parse(file, back));
+  EXPECT_EQ(variantAbi(back.layers[0].variants[1]), KernelAbi::Gemm);
+  EXPECT_EQ(variantAbi(back.layers[0].variants[2]), KernelAbi::DequantW);
+
+  a.layers[0].variants[1].family = "wgmma";
+  a.layers[0].variants[2].family = "dequant2";
+  a.layers[0].variants[2].abi = KernelAbi::DequantW;
+  ASSERT_TRUE(serializeArtifact(a, file));
+  text.assign(file.begin(), file.end());
+  EXPECT_NE(text.find("\"abi\":\"gemm\""), std::string::npos);
+  EXPECT_NE(text.find("\"abi\":\"dequant_w\""), std::string::npos);
+  ASSERT_TRUE(parse(file, back));
+  const ArtifactLayer &l = back.layers[0];
+  EXPECT_EQ(l.variants[1].family, "wgmma");
+  ASSERT_TRUE(l.variants[1].abi.has_value());
+  EXPECT_EQ(selectVariant(l, 100), &l.variants[1]);
+  EXPECT_EQ(findVariantByAbi(l, KernelAbi::DequantW), &l.variants[2]);
+
+  std::string from = "\"abi\":\"gemm\"", to = "\"abi\":\"gemx\"";
+  patchManifest(file, from, to);
+  Status st = parse(file, back);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.message().find("unknown abi \"gemx\" (expected gemm, dequant_w)"),
+            std::string::npos)
+      << st.message();
+}
+
 TEST(Artifact, InvalidManifestsAreRejected) {
   struct Case {
     std::function<void(Artifact &)> edit;

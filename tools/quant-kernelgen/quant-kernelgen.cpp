@@ -213,16 +213,17 @@ static bool addModelLayers(MLIRContext &ctx, const std::string &path,
     };
     // Say which property the kernels lack and what to do instead, one
     // reason per layer (the first that applies).
-    if (op.getGIdx())
-      return skip("act-order (g_idx) layers are not supported by the GPU "
-                  "kernels yet; quantize without act-order (act-order=false) "
-                  "to compile it");
-    if (op.getCodebook())
-      return skip("NF4 (codebook) layers are not supported by the GPU kernels");
-    if (op.getBits() != 4)
-      return skip(Twine(op.getBits()) +
-                  "-bit layers are not supported: the GPU kernels are 4-bit "
-                  "only");
+    // The weight format first (the decoder registry says what is missing).
+    mlir::qc::GPULayerConfig format;
+    format.n = op.getOutFeatures();
+    format.k = op.getInFeatures();
+    format.bits = op.getBits();
+    format.groupSize = op.getGroupSize();
+    format.sym = op.getSym();
+    format.actOrder = bool(op.getGIdx());
+    format.codebook = bool(op.getCodebook());
+    if (std::string why = mlir::qc::checkGPUWeightFormat(format); !why.empty())
+      return skip(why);
     if (op.getLayout() != mlir::qc::wq::Layout::gptq)
       return skip("the kernels repack the gptq layout; this layer uses '" +
                   mlir::qc::wq::stringifyLayout(op.getLayout()) +
@@ -398,11 +399,18 @@ int main(int argc, char **argv) {
     for (const mlir::qc::GPUKernelVariant &v : built[name]) {
       ::qc::ArtifactVariant av;
       av.family = v.family;
+      av.abi = v.abi;
       av.minM = v.minM;
       av.maxM = v.maxM;
       av.workspaceBytesPerRow = v.workspaceBytesPerRow;
       av.zeroWorkspace = v.zeroWorkspace;
       for (const mlir::qc::GPUKernelLaunch &l : v.launches) {
+        if (!l.tensorMaps.empty()) {
+          emitErr() << "kernel " << l.kernel << " of family " << v.family
+                    << " takes tensor-map parameters, which the artifact "
+                       "format cannot record yet";
+          return nullptr;
+        }
         ::qc::ArtifactLaunch la;
         la.module = name;
         la.kernel = l.kernel;

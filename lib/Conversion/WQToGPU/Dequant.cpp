@@ -11,10 +11,12 @@
 // same register dequantization as the fused kernels (so the baseline's W is
 // bit-identical to what they multiply with), then four 32-bit stores of
 // fp16 pairs at their (row, column) in W; padded rows/columns are skipped.
+// With decoders of more (or fewer) words per lane and chunk, a thread takes
+// the words of one k16 step (WeightDecoder::stepWords) instead.
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "KernelFamily.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -25,12 +27,67 @@ using namespace mlir;
 using namespace mlir::qc;
 using namespace mlir::qc::gpugen;
 
-void gpugen::buildDequantKernel(ImplicitLocOpBuilder &b,
-                                gpu::GPUModuleOp module, StringRef name,
-                                const LayerDims &d, GPUKernelLaunch &launch) {
+namespace {
+
+class DequantFamily final : public KernelFamily {
+public:
+  StringRef name() const override { return "dequant"; }
+  StringRef summary() const override {
+    return "writes W as fp16 [N, K] (one thread per packed word) for the "
+           "dequantize-then-cuBLAS baseline of quant-bench";
+  }
+  ::qc::KernelAbi abi() const override { return ::qc::KernelAbi::DequantW; }
+
+  GPUTileConfig defaultTile() const override {
+    GPUTileConfig t;
+    t.family = "dequant";
+    t.minM = 1;
+    t.maxM = kOpenEndedM;
+    return t;
+  }
+
+  void addDefaultTiles(const GPULayerConfig &, int64_t,
+                       SmallVectorImpl<GPUTileConfig> &out) const override {
+    out.push_back(defaultTile());
+  }
+
+  /// One thread per word, no tiling: every tile serves.
+  LogicalResult verifyTile(const LayerDims &, const GPUTileConfig &,
+                           const WeightDecoder &decoder,
+                           function_ref<InFlightDiagnostic()> emitError)
+      const override {
+    for (int64_t step = 0; step < 4; ++step)
+      if (decoder.stepWords(step) != std::make_pair(step, step + 1))
+        return emitError() << "dequant: decodes one word per thread, the "
+                              "word of one k16 step; the "
+                           << decoder.name()
+                           << " decoder does not pack one step per word";
+    return success();
+  }
+
+  /// Writes W, never the workspace.
+  bool usesSplitKWorkspace(const GPUTileConfig &) const override {
+    return false;
+  }
+
+  void build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module, StringRef name,
+             const LayerDims &d, const WeightDecoder &dec,
+             const GPUTileConfig &tile,
+             GPUKernelLaunch &launch) const override;
+};
+
+} // namespace
+
+std::unique_ptr<KernelFamily> gpugen::createDequant() {
+  return std::make_unique<DequantFamily>();
+}
+
+void DequantFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                          StringRef name, const LayerDims &d,
+                          const WeightDecoder &dec, const GPUTileConfig &,
+                          GPUKernelLaunch &launch) const {
   constexpr int64_t kThreads = 256;
   Type i64 = b.getI64Type(), i32 = b.getI32Type(), f16 = b.getF16Type();
-  auto f16x2 = VectorType::get({2}, f16);
   SmallVector<Type> args = {i64, i64};
   SmallVector<std::string> params = {"qweight", "scales"};
   if (!d.sym) {
@@ -47,15 +104,17 @@ void gpugen::buildDequantKernel(ImplicitLocOpBuilder &b,
   Value zeros = d.sym ? Value() : kb.globalPtr(func.getArgument(a++));
   Value w = kb.globalPtr(func.getArgument(a++));
 
-  const int64_t words = d.np * d.kp / 8;
+  // One thread per word = per (lane, k16 step) of every 16x64 tile.
+  const int64_t laneWords = dec.laneWordsPerChunk();
+  const int64_t words = d.nt * d.kc * 32 * laneWords;
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value wi = kb.add(kb.mul(bx, kb.idx(kThreads)), tid);
   auto inRange = scf::IfOp::create(b, kb.ult(wi, kb.idx(words)), false);
   b.setInsertionPointToStart(inRange.thenBlock());
   // wi = ((nt * KC + kc) * 32 + lane) * 4 + j.
-  Value j = kb.rem(wi, 4), lane = kb.rem(kb.div(wi, 4), 32);
-  Value tile = kb.div(wi, 128);
+  Value j = kb.rem(wi, laneWords), lane = kb.rem(kb.div(wi, laneWords), 32);
+  Value tile = kb.div(wi, 32 * laneWords);
   Value kc = kb.rem(tile, d.kc), nt = kb.div(tile, d.kc);
   Value r = kb.div(lane, 4), c2 = kb.mul(kb.rem(lane, 4), kb.idx(2));
   Value row = kb.add(kb.mul(nt, kb.idx(16)), r);
@@ -64,22 +123,15 @@ void gpugen::buildDequantKernel(ImplicitLocOpBuilder &b,
                           : kb.minIdx(kb.div(k0, d.g), kb.idx(d.groups - 1));
   Value base = kb.add(kb.mul(g, kb.idx(d.np)), row);
   Value baseHi = kb.add(base, kb.idx(8));
-  Value sLo = kb.splat2(kb.load(f16, scales, f16, base, 2, true));
-  Value sHi = kb.splat2(kb.load(f16, scales, f16, baseHi, 2, true));
-  Value zLo, zHi;
-  if (d.sym) {
-    double z = 1024.0 + double(int64_t(1) << (d.bits - 1));
-    zLo = zHi = arith::ConstantOp::create(
-        b, DenseElementsAttr::get(f16x2, b.getFloatAttr(f16, z)));
-  } else {
-    Value k1024 = arith::ConstantOp::create(b, b.getFloatAttr(f16, 1024.0));
-    zLo = kb.splat2(arith::AddFOp::create(
-        b, kb.load(f16, zeros, f16, base, 2, true), k1024));
-    zHi = kb.splat2(arith::AddFOp::create(
-        b, kb.load(f16, zeros, f16, baseHi, 2, true), k1024));
-  }
+  // The group's scales (and zeros) are loaded where the decoder uses them.
+  GroupParams gp = dec.groupParams(kb, d, [&](int64_t i) {
+    return kb.load(f16, i < 2 ? scales : zeros, f16, i % 2 ? baseHi : base, 2,
+                   true);
+  });
   Value word = kb.load(i32, qw, i32, wi, 4, true);
-  Value frag = kb.dequantFragment(word, zLo, zHi, sLo, sHi);
+  // The step is only known at run time here (verifyTile admits decoders
+  // with one word per step, which do not need it).
+  Value frag = dec.decodeStep(kb, word, /*step=*/-1, gp);
   // a0: (r, c), a1: (r + 8, c), a2: (r, c + 8), a3: (r + 8, c + 8).
   for (int64_t i = 0; i < 4; ++i) {
     Value n = (i & 1) ? kb.add(row, kb.idx(8)) : row;

@@ -10,14 +10,6 @@
 // memref descriptor and cast with builtin.unrealized_conversion_cast, which
 // reconcile-unrealized-casts folds away once the nvgpu ops are lowered.
 //
-// Dequantization (the "magic number" trick): OR-ing a 4-bit code q into the
-// low mantissa bits of fp16 1024.0 (0x6400) gives exactly 1024 + q, so one
-// shift/AND/OR (a single LOP3 after ptxas) turns a 32-bit word into two
-// fp16 values at once. Then (h - (1024 + z)) is exact (a small integer) and
-// the multiply by the fp16 scale is the only rounding: the weight equals
-// fp16(s * (q - z)), bit for bit what the CPU reference computes. (A single
-// FMA h * s - (1024 + z) * s would round the folded constant and lose that.)
-//
 //===----------------------------------------------------------------------===//
 
 #include "KernelBuilder.h"
@@ -183,7 +175,7 @@ Value KernelBuilder::sharedBuffer(gpu::GPUModuleOp module, StringRef sym,
 }
 
 //===----------------------------------------------------------------------===//
-// Dequantization and fragments
+// Fragments
 //===----------------------------------------------------------------------===//
 
 Value KernelBuilder::splat2(Value f16) {
@@ -199,27 +191,6 @@ Value KernelBuilder::pack(ArrayRef<Value> pairs, Type elem) {
   for (auto [i, p] : llvm::enumerate(pairs))
     v = vector::InsertOp::create(b, p, v, ArrayRef<int64_t>{(int64_t)i});
   return v;
-}
-
-Value KernelBuilder::dequantFragment(Value word, Value zLo, Value zHi,
-                                     Value sLo, Value sHi) {
-  auto f16x2 = VectorType::get({2}, b.getF16Type());
-  SmallVector<Value, 4> regs;
-  for (int i = 0; i < 4; ++i) {
-    // Nibbles i and i + 4 hold (e_{2i}, e_{2i+1}): one shift puts them at
-    // bits 0..3 and 16..19, the two fp16 mantissas' low bits.
-    Value w = word;
-    if (i)
-      w = arith::ShRUIOp::create(b, w, i32(4 * i));
-    w = arith::AndIOp::create(b, w, i32(0x000F000F));
-    w = arith::OrIOp::create(b, w, i32(0x64006400));
-    Value h = LLVM::BitcastOp::create(b, f16x2, w);
-    // a0, a2: row r; a1, a3: row r + 8.
-    bool hi = i & 1;
-    Value d = arith::SubFOp::create(b, h, hi ? zHi : zLo);
-    regs.push_back(arith::MulFOp::create(b, d, hi ? sHi : sLo));
-  }
-  return pack(regs, b.getF16Type());
 }
 
 //===----------------------------------------------------------------------===//
@@ -266,28 +237,6 @@ SmallVector<Value> gpugen::loadChunkGroupScalars(KernelBuilder &kb,
     }
   }
   return out;
-}
-
-GroupParams gpugen::splatGroup(KernelBuilder &kb, const LayerDims &d,
-                               const GroupSets &sets, ArrayRef<Value> scalars,
-                               int64_t set) {
-  ImplicitLocOpBuilder &b = kb.b;
-  Type f16 = b.getF16Type();
-  ArrayRef<Value> v = scalars.slice(set * sets.perSet, sets.perSet);
-  GroupParams p;
-  p.sLo = kb.splat2(v[0]);
-  p.sHi = kb.splat2(v[1]);
-  if (d.sym) {
-    double z = 1024.0 + double(int64_t(1) << (d.bits - 1));
-    p.zLo = p.zHi = arith::ConstantOp::create(
-        b, DenseElementsAttr::get(VectorType::get({2}, f16),
-                                  b.getFloatAttr(f16, z)));
-  } else {
-    Value k1024 = arith::ConstantOp::create(b, b.getFloatAttr(f16, 1024.0));
-    p.zLo = kb.splat2(arith::AddFOp::create(b, v[2], k1024));
-    p.zHi = kb.splat2(arith::AddFOp::create(b, v[3], k1024));
-  }
-  return p;
 }
 
 //===----------------------------------------------------------------------===//

@@ -6,8 +6,11 @@
 //
 // Private to lib/Conversion/WQToGPU. The layer constants every kernel bakes
 // in (padded sizes, groups), typed access to i64 device addresses, memref
-// views of raw pointers (what the nvgpu ops need), and the in-register
-// dequantization of one mma16x64 word into an A fragment.
+// views of raw pointers (what the nvgpu ops need), the loads of the group
+// scalars, and the pieces the families share (kernel creation, the fused
+// kernels' signature, the split-K finalize kernel). How codes become fp16
+// values is a WeightDecoder's (WeightDecoder.h); what a family is,
+// KernelFamily.h.
 //
 //===----------------------------------------------------------------------===//
 
@@ -74,19 +77,15 @@ public:
   Value sharedBuffer(gpu::GPUModuleOp module, StringRef sym, int64_t bytes);
   /// 2 x f16 splat of a scalar f16.
   Value splat2(Value f16);
-  /// Dequantizes one mma16x64 word into the A fragment (vector<4x2xf16>,
-  /// registers a0..a3) of a 16x16 W tile: a_i = (nibble pair i | 1024.0)
-  /// - (1024 + z) then * s, rows r (a0, a2) and r + 8 (a1, a3) with their
-  /// own zero/scale splats.
-  Value dequantFragment(Value word, Value zLo, Value zHi, Value sLo, Value sHi);
   /// Packs vectors of 2 elements into a vector<Nx2xT>.
   Value pack(ArrayRef<Value> pairs, Type elem);
 };
 
-/// The zero-point and scale splats (vector<2xf16>) of rows r and r + 8 of a
-/// 16-row W tile for one group.
+/// The per-group values of rows r and r + 8 of a 16-row W tile for one
+/// group, as the layer's WeightDecoder made them (opaque to the families:
+/// only the decoder that made them reads them).
 struct GroupParams {
-  Value zLo, zHi, sLo, sHi;
+  SmallVector<Value, 4> values;
 };
 
 /// How many groups one k64 chunk spans and which k16 step uses which:
@@ -112,17 +111,11 @@ Value groupOf(KernelBuilder &kb, const LayerDims &d, Value k0);
 
 /// Loads, for chunk `kc` (clamped to the last chunk) and W row `row` (and
 /// row + 8), the raw fp16 scales (and zeros) of every set, in set order.
-/// They can be loaded ahead (prefetch) and turned into splats at their use.
+/// They can be loaded ahead (prefetch) and turned into GroupParams by the
+/// decoder (WeightDecoder::groupParams) at their use.
 SmallVector<Value> loadChunkGroupScalars(KernelBuilder &kb, const LayerDims &d,
                                          const GroupSets &sets, Value kc,
                                          Value row, Value scales, Value zeros);
-
-/// The splats of set `set` from loadChunkGroupScalars' result. Symmetric
-/// layers use the constant 1024 + 2^(bits-1); asymmetric ones 1024 + z,
-/// exact in fp16 (z < 16).
-GroupParams splatGroup(KernelBuilder &kb, const LayerDims &d,
-                       const GroupSets &sets, ArrayRef<Value> scalars,
-                       int64_t set);
 
 /// Creates a kernel `name` with the given argument types in `module`,
 /// marks its block size, and leaves `b` at the start of its body (before
@@ -139,27 +132,10 @@ void fusedKernelSignature(ImplicitLocOpBuilder &b, bool sym,
                           bool toWorkspace, SmallVectorImpl<Type> &args,
                           SmallVectorImpl<std::string> &params);
 
-/// The split-K / GEMV kernel (family splitk). Writes y (splitK == 1) or
-/// adds into the fp32 workspace.
-void buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                       StringRef name, const LayerDims &d,
-                       const GPUTileConfig &tile, GPUKernelLaunch &launch);
-/// The tensor-core kernel (family mma).
-void buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                    StringRef name, const LayerDims &d,
-                    const GPUTileConfig &tile, GPUKernelLaunch &launch);
 /// workspace fp32 [M, N] -> y fp16 [M, N] (second launch of split-K).
 void buildFinalizeKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                          StringRef name, const LayerDims &d,
                          GPUKernelLaunch &launch);
-
-/// W fp16 [N, K] from the mma16x64 tensors (family dequant, the baseline).
-void buildDequantKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                        StringRef name, const LayerDims &d,
-                        GPUKernelLaunch &launch);
-
-/// Static shared memory of an mma kernel in bytes.
-int64_t mmaSharedBytes(const GPUTileConfig &tile);
 
 } // namespace mlir::qc::gpugen
 

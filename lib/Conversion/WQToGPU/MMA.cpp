@@ -29,9 +29,12 @@
 // Past-the-end issues are zero-fill copies that read nothing, which keeps
 // the group count uniform.
 //
+// The codes are decoded by the layer's WeightDecoder; the 16-byte copy per
+// lane and tile fits decoders with four words per lane per chunk (int4).
+//
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "KernelFamily.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -44,14 +47,117 @@ using namespace mlir;
 using namespace mlir::qc;
 using namespace mlir::qc::gpugen;
 
-int64_t gpugen::mmaSharedBytes(const GPUTileConfig &t) {
+namespace {
+
+/// Static shared memory of an mma kernel in bytes: per stage the x tile
+/// (tile-m x 64 fp16) and every lane's 16-byte weight slice of each tile.
+int64_t mmaSharedBytes(const GPUTileConfig &t) {
   return t.stages * (t.tileM * 64 * 2 + t.warps * t.tilesN * 32 * 16);
 }
 
-void gpugen::buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                            StringRef name, const LayerDims &d,
-                            const GPUTileConfig &tile,
-                            GPUKernelLaunch &launch) {
+class MMAFamily final : public KernelFamily {
+public:
+  StringRef name() const override { return "mma"; }
+  StringRef summary() const override {
+    return "tensor-core GEMM for M up to ~128: multi-stage cp.async "
+           "pipeline of the x tile and the weight slices, ldmatrix.x4 for "
+           "the activations, optional split-K";
+  }
+  ::qc::KernelAbi abi() const override { return ::qc::KernelAbi::Gemm; }
+
+  GPUTileConfig defaultTile() const override {
+    GPUTileConfig t;
+    t.family = "mma";
+    t.tileM = 64;
+    t.stages = 3;
+    t.minM = 9;
+    t.maxM = kOpenEndedM;
+    return t;
+  }
+
+  void addDefaultTiles(const GPULayerConfig &layer, int64_t numSMs,
+                       SmallVectorImpl<GPUTileConfig> &out) const override {
+    int64_t nt = (layer.n + 15) / 16, kc = (layer.k + 63) / 64;
+    struct {
+      int64_t tileM, minM, maxM;
+    } mmas[] = {{16, 9, 16}, {32, 17, 32}, {64, 33, kOpenEndedM}};
+    for (auto m : mmas) {
+      GPUTileConfig t;
+      t.family = "mma";
+      t.warps = 4;
+      t.tilesN = 1;
+      t.tileM = m.tileM;
+      t.stages = m.tileM <= 32 ? 4 : 3;
+      int64_t ctas = (nt + 3) / 4;
+      t.splitK = std::clamp<int64_t>((2 * numSMs + ctas - 1) / ctas, 1,
+                                     std::max<int64_t>(1, kc / 16));
+      t.minM = m.minM;
+      t.maxM = m.maxM;
+      out.push_back(t);
+    }
+  }
+
+  LogicalResult
+  verifyTile(const LayerDims &d, const GPUTileConfig &tile,
+             const WeightDecoder &decoder,
+             function_ref<InFlightDiagnostic()> emitError) const override {
+    if (failed(verifyCommonTiling(*this, d, tile, emitError)))
+      return failure();
+    if (tile.tileM < 8 || tile.tileM > 128 || tile.tileM % 8)
+      return emitError() << "mma: tile-m must be a multiple of 8 in [8, "
+                            "128], got "
+                         << tile.tileM;
+    if (tile.tilesN < 1 || tile.tilesN > 4)
+      return emitError() << "mma: tiles-n must be in [1, 4], got "
+                         << tile.tilesN;
+    if (tile.stages < 2 || tile.stages > 8)
+      return emitError() << "mma: stages must be in [2, 8], got "
+                         << tile.stages;
+    int64_t threads = 32 * tile.warps;
+    if ((tile.tileM * 8) % threads)
+      return emitError() << "mma: the x tile (tile-m * 8 = " << tile.tileM * 8
+                         << " 16-byte copies) must be a multiple of the "
+                         << threads << " threads (32 * warps)";
+    int64_t smem = sharedMemory(tile, decoder).staticBytes;
+    if (smem > kMaxStaticSharedBytes)
+      return emitError() << "mma: " << smem
+                         << " bytes of shared memory exceed the 48 KiB "
+                            "static limit (stages * (tile-m * 128 + warps * "
+                            "tiles-n * 512))";
+    if (decoder.laneWordsPerChunk() != 4)
+      return emitError() << "mma: copies 4 words of codes per lane and k64 "
+                            "chunk (one 16-byte cp.async); the "
+                         << decoder.name() << " decoder needs "
+                         << decoder.laneWordsPerChunk();
+    return success();
+  }
+
+  SharedMemoryNeeds sharedMemory(const GPUTileConfig &tile,
+                                 const WeightDecoder &) const override {
+    return {mmaSharedBytes(tile), 0};
+  }
+
+  std::string kernelName(int64_t index,
+                         const GPUTileConfig &tile) const override {
+    return "mma_" + std::to_string(index) + "_m" + std::to_string(tile.tileM);
+  }
+
+  void build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module, StringRef name,
+             const LayerDims &d, const WeightDecoder &dec,
+             const GPUTileConfig &tile,
+             GPUKernelLaunch &launch) const override;
+};
+
+} // namespace
+
+std::unique_ptr<KernelFamily> gpugen::createMMA() {
+  return std::make_unique<MMAFamily>();
+}
+
+void MMAFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                      StringRef name, const LayerDims &d,
+                      const WeightDecoder &dec, const GPUTileConfig &tile,
+                      GPUKernelLaunch &launch) const {
   const int64_t warps = tile.warps, tilesN = tile.tilesN;
   const int64_t tileM = tile.tileM, stages = tile.stages;
   const int64_t splitK = tile.splitK, mTiles = tileM / 8;
@@ -201,9 +307,9 @@ void gpugen::buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     SmallVector<SmallVector<GroupParams>> gp(tilesN);
     for (int64_t t = 0; t < tilesN; ++t)
       for (int64_t set = 0; set < sets.count; ++set)
-        gp[t].push_back(splatGroup(
-            kb, d, sets, ArrayRef<Value>(scalars).slice(t * perTile, perTile),
-            set));
+        gp[t].push_back(dec.groupParams(kb, d, [&](int64_t i) {
+          return scalars[t * perTile + set * sets.perSet + i];
+        }));
 
     for (int64_t jp = 0; jp < 2; ++jp) {
       // ldmatrix.x4 per n8 tile: lane l addresses row l % 8 of matrix l / 8,
@@ -223,9 +329,12 @@ void gpugen::buildMMAKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         int64_t j = 2 * jp + jj;
         for (int64_t t = 0; t < tilesN; ++t) {
           const GroupParams &g = gp[t][sets.setOf(j)];
-          Value word =
-              vector::ExtractOp::create(b, words[t], ArrayRef<int64_t>{j});
-          Value aFrag = kb.dequantFragment(word, g.zLo, g.zHi, g.sLo, g.sHi);
+          auto [w0, w1] = dec.stepWords(j);
+          SmallVector<Value, 2> stepWords;
+          for (int64_t w = w0; w < w1; ++w)
+            stepWords.push_back(
+                vector::ExtractOp::create(b, words[t], ArrayRef<int64_t>{w}));
+          Value aFrag = dec.decodeStep(kb, stepWords, j, g);
           for (int64_t mt = 0; mt < mTiles; ++mt) {
             Value b0 = vector::ExtractOp::create(b, bx[mt],
                                                  ArrayRef<int64_t>{2 * jj});

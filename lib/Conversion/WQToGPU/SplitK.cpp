@@ -25,9 +25,12 @@
 // added into an fp32 workspace with atomics (red.global.add.f32) and the
 // `finalize` kernel writes y.
 //
+// The codes are decoded by the layer's WeightDecoder; the 128-bit load per
+// chunk fits decoders with four words per lane per chunk (int4).
+//
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "KernelFamily.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -39,11 +42,89 @@ using namespace mlir;
 using namespace mlir::qc;
 using namespace mlir::qc::gpugen;
 
+namespace {
 
-void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
-                               StringRef name, const LayerDims &d,
-                               const GPUTileConfig &tile,
-                               GPUKernelLaunch &launch) {
+class SplitKFamily final : public KernelFamily {
+public:
+  StringRef name() const override { return "splitk"; }
+  StringRef summary() const override {
+    return "GEMV / split-K for M <= 8: W as the A operand of "
+           "mma.sync.m16n8k16, 128-bit weight loads with a register "
+           "prefetch, fp32 partials through shared memory and (split-k > 1) "
+           "an fp32 workspace";
+  }
+  ::qc::KernelAbi abi() const override { return ::qc::KernelAbi::Gemm; }
+
+  GPUTileConfig defaultTile() const override {
+    GPUTileConfig t;
+    t.family = "splitk";
+    t.stages = 2;
+    t.minM = 1;
+    t.maxM = 8;
+    return t;
+  }
+
+  void addDefaultTiles(const GPULayerConfig &layer, int64_t numSMs,
+                       SmallVectorImpl<GPUTileConfig> &out) const override {
+    int64_t nt = (layer.n + 15) / 16, kc = (layer.k + 63) / 64;
+    // Aim for ~4 CTAs per SM while each warp keeps >= 4 chunks.
+    GPUTileConfig s;
+    s.family = "splitk";
+    s.warps = 4;
+    s.stages = 2;
+    s.splitK = std::clamp<int64_t>((4 * numSMs + nt - 1) / nt, 1,
+                                   std::max<int64_t>(1, kc / 16));
+    s.minM = 1;
+    s.maxM = 8;
+    out.push_back(s);
+  }
+
+  LogicalResult
+  verifyTile(const LayerDims &d, const GPUTileConfig &tile,
+             const WeightDecoder &decoder,
+             function_ref<InFlightDiagnostic()> emitError) const override {
+    if (failed(verifyCommonTiling(*this, d, tile, emitError)))
+      return failure();
+    if (tile.tileM != 8)
+      return emitError() << "splitk: tile-m is fixed to 8 (one n8 MMA "
+                            "column tile), got "
+                         << tile.tileM;
+    if (tile.maxM > 8)
+      return emitError() << "splitk serves M <= 8, got an M range up to "
+                         << tile.maxM << "; use the mma family above 8";
+    if (tile.stages < 1 || tile.stages > 8)
+      return emitError() << "splitk: stages (register prefetch depth) must "
+                            "be in [1, 8], got "
+                         << tile.stages;
+    if (decoder.laneWordsPerChunk() != 4)
+      return emitError() << "splitk: reads 4 words of codes per lane and "
+                            "k64 chunk (one 128-bit load); the "
+                         << decoder.name() << " decoder needs "
+                         << decoder.laneWordsPerChunk();
+    return success();
+  }
+
+  SharedMemoryNeeds sharedMemory(const GPUTileConfig &tile,
+                                 const WeightDecoder &) const override {
+    return {tile.warps > 1 ? tile.warps * 32 * 4 * 4 : 0, 0};
+  }
+
+  void build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module, StringRef name,
+             const LayerDims &d, const WeightDecoder &dec,
+             const GPUTileConfig &tile,
+             GPUKernelLaunch &launch) const override;
+};
+
+} // namespace
+
+std::unique_ptr<KernelFamily> gpugen::createSplitK() {
+  return std::make_unique<SplitKFamily>();
+}
+
+void SplitKFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
+                         StringRef name, const LayerDims &d,
+                         const WeightDecoder &dec, const GPUTileConfig &tile,
+                         GPUKernelLaunch &launch) const {
   const int64_t warps = tile.warps, splitK = tile.splitK;
   const int64_t prefetch = tile.stages;
   const bool toWorkspace = splitK > 1;
@@ -55,7 +136,7 @@ void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   SmallVector<std::string> params;
   fusedKernelSignature(b, d.sym, toWorkspace, args, params);
 
-  int64_t redBytes = warps > 1 ? warps * 32 * 4 * 4 : 0;
+  int64_t redBytes = sharedMemory(tile, dec).staticBytes;
   gpu::GPUFuncOp func = createKernel(b, module, name, args, warps * 32);
   KernelBuilder kb(b);
   Value redBuf;
@@ -129,14 +210,20 @@ void gpugen::buildSplitKKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     SmallVector<Value> scalars(cur.begin() + 1, cur.end());
     SmallVector<GroupParams> gps;
     for (int64_t set = 0; set < sets.count; ++set)
-      gps.push_back(splatGroup(kb, d, sets, scalars, set));
+      gps.push_back(dec.groupParams(kb, d, [&](int64_t i) {
+        return scalars[set * sets.perSet + i];
+      }));
     Value zero2 = arith::ConstantOp::create(
         b, DenseElementsAttr::get(f16x2, b.getFloatAttr(f16, 0.0)));
     for (int64_t j = 0; j < 4; ++j) {
       Value k0 = kb.add(kChunk, kb.idx(16 * j));
       const GroupParams &gp = gps[sets.setOf(j)];
-      Value word = vector::ExtractOp::create(b, words, ArrayRef<int64_t>{j});
-      Value aFrag = kb.dequantFragment(word, gp.zLo, gp.zHi, gp.sLo, gp.sHi);
+      auto [w0, w1] = dec.stepWords(j);
+      SmallVector<Value, 2> stepWords;
+      for (int64_t w = w0; w < w1; ++w)
+        stepWords.push_back(
+            vector::ExtractOp::create(b, words, ArrayRef<int64_t>{w}));
+      Value aFrag = dec.decodeStep(kb, stepWords, j, gp);
       // K % 8 == 0, so both elements of a pair are either in or out.
       auto xPair = [&](Value k) -> Value {
         Value ok = kb.andI1(mXValid, kb.ult(k, kb.idx(d.k)));

@@ -4,15 +4,18 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Configuration checks, default variants, the `qc.variants` launch records
-// and the convert-wq-to-gpu pass. The kernels themselves are built in
-// SplitK.cpp and MMA.cpp; the shared helpers and the in-register dequant
-// live in KernelBuilder.cpp.
+// The dispatcher: configuration checks, default variants, tile-spec
+// parsing, module construction with the `qc.variants` launch records, and
+// the convert-wq-to-gpu pass. Every family-specific decision is a call into
+// the kernel-family registry (KernelFamily.h: SplitK.cpp, MMA.cpp,
+// Dequant.cpp) and every format-specific one into the weight-decoder
+// registry (WeightDecoder.h: Int4Decoder.cpp); nothing here names a family
+// or a code width.
 //
 //===----------------------------------------------------------------------===//
 
 #include "qc/Conversion/WQToGPU/WQToGPU.h"
-#include "KernelBuilder.h"
+#include "KernelFamily.h"
 
 #include "qc/Conversion/Passes.h"
 
@@ -39,125 +42,90 @@ using namespace mlir::qc::gpugen;
 // Configurations
 //===----------------------------------------------------------------------===//
 
-static StringRef familyName(GPUKernelFamily f) {
-  switch (f) {
-  case GPUKernelFamily::SplitK:
-    return "splitk";
-  case GPUKernelFamily::MMA:
-    return "mma";
-  case GPUKernelFamily::Dequant:
-    return "dequant";
-  }
-  llvm_unreachable("unknown kernel family");
+std::string mlir::qc::checkGPUWeightFormat(const GPULayerConfig &layer) {
+  std::string why;
+  findWeightDecoder(layer, why);
+  return why;
+}
+
+std::string mlir::qc::checkGPULayer(const GPULayerConfig &layer) {
+  if (std::string why = checkGPUWeightFormat(layer); !why.empty())
+    return why;
+  if (layer.n <= 0 || layer.k <= 0)
+    return "layer shape must be positive, got N = " + std::to_string(layer.n) +
+           ", K = " + std::to_string(layer.k);
+  if (layer.k % 8 != 0)
+    return "GPU kernels need in_features (K) to be a multiple of 8 "
+           "(activations are read in aligned pairs and 16-byte chunks), got "
+           "K = " +
+           std::to_string(layer.k);
+  if (layer.groupSize != -1 && (layer.groupSize <= 0 || layer.groupSize % 16))
+    return "GPU kernels need group_size = -1 or a positive multiple of 16 "
+           "(one group per 16x16 MMA tile), got " +
+           std::to_string(layer.groupSize);
+  return "";
+}
+
+/// The registered family names for messages: "splitk, mma or dequant".
+static std::string familyNames() {
+  std::string out;
+  ArrayRef<std::unique_ptr<KernelFamily>> fams = getKernelFamilies();
+  for (size_t i = 0; i < fams.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == fams.size() ? " or " : ", ") +
+           fams[i]->name().str();
+  return out;
 }
 
 LogicalResult
 mlir::qc::verifyGPUConfig(const GPULayerConfig &layer,
                           const GPUTileConfig &tile,
                           function_ref<InFlightDiagnostic()> emitError) {
-  if (layer.bits != 4)
-    return emitError() << "GPU kernels support bits = 4 only (the mma16x64 "
-                          "layout), got bits = "
-                       << layer.bits;
-  if (layer.n <= 0 || layer.k <= 0)
-    return emitError() << "layer shape must be positive, got N = " << layer.n
-                       << ", K = " << layer.k;
-  if (layer.k % 8 != 0)
-    return emitError() << "GPU kernels need in_features (K) to be a multiple "
-                          "of 8 (activations are read in aligned pairs and "
-                          "16-byte chunks), got K = "
-                       << layer.k;
-  if (layer.groupSize != -1 && (layer.groupSize <= 0 || layer.groupSize % 16))
-    return emitError() << "GPU kernels need group_size = -1 or a positive "
-                          "multiple of 16 (one group per 16x16 MMA tile), "
-                          "got "
-                       << layer.groupSize;
-  int64_t kc = (layer.k + 63) / 64;
-  StringRef fam = familyName(tile.family);
-  if (tile.family == GPUKernelFamily::Dequant)
-    return success(); // one thread per word, no tiling
-  if (tile.minM < 1 || tile.maxM < tile.minM)
-    return emitError() << fam << ": invalid M range [" << tile.minM << ", "
-                       << tile.maxM << "]";
-  if (tile.splitK < 1 || tile.splitK > kc)
-    return emitError() << fam << ": split-k must be in [1, " << kc
-                       << "] (the number of k64 chunks), got " << tile.splitK;
-  if (tile.warps < 1 || tile.warps > 32)
-    return emitError() << fam << ": warps must be in [1, 32], got "
-                       << tile.warps;
-  if (tile.family == GPUKernelFamily::SplitK) {
-    if (tile.tileM != 8)
-      return emitError() << "splitk: tile-m is fixed to 8 (one n8 MMA "
-                            "column tile), got "
-                         << tile.tileM;
-    if (tile.maxM > 8)
-      return emitError() << "splitk serves M <= 8, got an M range up to "
-                         << tile.maxM << "; use the mma family above 8";
-    if (tile.stages < 1 || tile.stages > 8)
-      return emitError() << "splitk: stages (register prefetch depth) must "
-                            "be in [1, 8], got "
-                         << tile.stages;
-    return success();
-  }
-  if (tile.tileM < 8 || tile.tileM > 128 || tile.tileM % 8)
-    return emitError() << "mma: tile-m must be a multiple of 8 in [8, 128], "
-                          "got "
-                       << tile.tileM;
-  if (tile.tilesN < 1 || tile.tilesN > 4)
-    return emitError() << "mma: tiles-n must be in [1, 4], got "
-                       << tile.tilesN;
-  if (tile.stages < 2 || tile.stages > 8)
-    return emitError() << "mma: stages must be in [2, 8], got " << tile.stages;
-  int64_t threads = 32 * tile.warps;
-  if ((tile.tileM * 8) % threads)
-    return emitError() << "mma: the x tile (tile-m * 8 = " << tile.tileM * 8
-                       << " 16-byte copies) must be a multiple of the "
-                       << threads << " threads (32 * warps)";
-  int64_t smem = mmaSharedBytes(tile);
-  if (smem > 48 * 1024)
-    return emitError() << "mma: " << smem
-                       << " bytes of shared memory exceed the 48 KiB static "
-                          "limit (stages * (tile-m * 128 + warps * tiles-n * "
-                          "512))";
+  if (std::string why = checkGPULayer(layer); !why.empty())
+    return emitError() << why;
+  const KernelFamily *family = findKernelFamily(tile.family);
+  if (!family)
+    return emitError() << "unknown kernel family '" << tile.family
+                       << "' (expected " << familyNames() << ")";
+  std::string why;
+  const WeightDecoder *decoder = findWeightDecoder(layer, why);
+  if (failed(family->verifyTile(getLayerDims(layer), tile, *decoder,
+                                emitError)))
+    return failure();
+  SharedMemoryNeeds smem = family->sharedMemory(tile, *decoder);
+  // Limits every family shares (a family usually reports its own first,
+  // with its formula).
+  if (smem.staticBytes > kMaxStaticSharedBytes)
+    return emitError() << tile.family << ": " << smem.staticBytes
+                       << " bytes of static shared memory exceed the 48 KiB "
+                          "limit";
+  if (smem.dynamicBytes > kMaxDynamicSharedBytes)
+    return emitError() << tile.family << ": " << smem.dynamicBytes
+                       << " bytes of dynamic shared memory exceed the "
+                       << kMaxDynamicSharedBytes
+                       << " bytes any supported GPU grants a CTA";
   return success();
 }
 
 SmallVector<GPUTileConfig>
 mlir::qc::defaultGPUTileConfigs(const GPULayerConfig &layer, int64_t numSMs) {
-  int64_t nt = (layer.n + 15) / 16, kc = (layer.k + 63) / 64;
   SmallVector<GPUTileConfig> out;
-  // splitk: aim for ~4 CTAs per SM while each warp keeps >= 4 chunks.
-  GPUTileConfig s;
-  s.family = GPUKernelFamily::SplitK;
-  s.warps = 4;
-  s.stages = 2;
-  s.splitK = std::clamp<int64_t>((4 * numSMs + nt - 1) / nt, 1,
-                                 std::max<int64_t>(1, kc / 16));
-  s.minM = 1;
-  s.maxM = 8;
-  out.push_back(s);
-  struct {
-    int64_t tileM, minM, maxM;
-  } mmas[] = {{16, 9, 16}, {32, 17, 32}, {64, 33, kOpenEndedM}};
-  for (auto m : mmas) {
-    GPUTileConfig t;
-    t.family = GPUKernelFamily::MMA;
-    t.warps = 4;
-    t.tilesN = 1;
-    t.tileM = m.tileM;
-    t.stages = m.tileM <= 32 ? 4 : 3;
-    int64_t ctas = (nt + 3) / 4;
-    t.splitK = std::clamp<int64_t>((2 * numSMs + ctas - 1) / ctas, 1,
-                                   std::max<int64_t>(1, kc / 16));
-    t.minM = m.minM;
-    t.maxM = m.maxM;
-    out.push_back(t);
-  }
-  GPUTileConfig dq;
-  dq.family = GPUKernelFamily::Dequant;
-  dq.minM = 1;
-  dq.maxM = kOpenEndedM;
-  out.push_back(dq);
+  for (const auto &family : getKernelFamilies())
+    family->addDefaultTiles(layer, numSMs, out);
+  return out;
+}
+
+std::vector<GPURegistryEntry> mlir::qc::listGPUKernelFamilies() {
+  std::vector<GPURegistryEntry> out;
+  for (const auto &f : getKernelFamilies())
+    out.push_back({f->name().str(), f->summary().str(),
+                   ::qc::kernelAbiName(f->abi())});
+  return out;
+}
+
+std::vector<GPURegistryEntry> mlir::qc::listGPUWeightDecoders() {
+  std::vector<GPURegistryEntry> out;
+  for (const auto &d : getWeightDecoders())
+    out.push_back({d->name().str(), d->summary().str(), ""});
   return out;
 }
 
@@ -177,27 +145,13 @@ LogicalResult mlir::qc::parseGPUTileConfigs(StringRef text,
   for (StringRef entry : entries) {
     entry = entry.trim();
     auto [fam, rest] = entry.split(':');
-    GPUTileConfig t;
-    if (fam == "splitk") {
-      t.family = GPUKernelFamily::SplitK;
-      t.stages = 2;
-      t.minM = 1;
-      t.maxM = 8;
-    } else if (fam == "mma") {
-      t.family = GPUKernelFamily::MMA;
-      t.tileM = 64;
-      t.stages = 3;
-      t.minM = 9;
-      t.maxM = kOpenEndedM;
-    } else if (fam == "dequant") {
-      t.family = GPUKernelFamily::Dequant;
-      t.minM = 1;
-      t.maxM = kOpenEndedM;
-    } else {
-      error = "unknown kernel family '" + fam.str() +
-              "' (expected splitk, mma or dequant)";
+    const KernelFamily *family = findKernelFamily(fam);
+    if (!family) {
+      error = "unknown kernel family '" + fam.str() + "' (expected " +
+              familyNames() + ")";
       return failure();
     }
+    GPUTileConfig t = family->defaultTile();
     SmallVector<StringRef> kvs;
     rest.split(kvs, ',', -1, false);
     for (StringRef kv : kvs) {
@@ -283,24 +237,23 @@ gpu::GPUModuleOp mlir::qc::buildGPULinearModule(
   ImplicitLocOpBuilder b(loc, builder);
   auto module = gpu::GPUModuleOp::create(b, name);
   LayerDims d = getLayerDims(layer);
+  std::string why;
+  const WeightDecoder *decoder = findWeightDecoder(layer, why);
+  assert(decoder && "layer must pass verifyGPUConfig");
   bool needFinalize = false;
   for (auto [i, tile] : llvm::enumerate(tiles)) {
+    const KernelFamily *family = findKernelFamily(tile.family);
+    assert(family && "tile must pass verifyGPUConfig");
     GPUKernelVariant v;
-    v.family = familyName(tile.family).str();
+    v.family = family->name().str();
+    v.abi = family->abi();
     v.minM = tile.minM;
     v.maxM = tile.maxM;
-    std::string kname = v.family + "_" + std::to_string(i);
-    if (tile.family == GPUKernelFamily::MMA)
-      kname += "_m" + std::to_string(tile.tileM);
+    std::string kname = family->kernelName(i, tile);
     GPUKernelLaunch launch;
-    if (tile.family == GPUKernelFamily::SplitK)
-      buildSplitKKernel(b, module, kname, d, tile, launch);
-    else if (tile.family == GPUKernelFamily::MMA)
-      buildMMAKernel(b, module, kname, d, tile, launch);
-    else
-      buildDequantKernel(b, module, kname, d, launch);
+    family->build(b, module, kname, d, *decoder, tile, launch);
     v.launches.push_back(launch);
-    if (tile.family != GPUKernelFamily::Dequant && tile.splitK > 1) {
+    if (family->usesSplitKWorkspace(tile)) {
       // The fp32 partials of the K slices meet in the workspace; the
       // finalize kernel (one per module) rounds them to y.
       GPUKernelLaunch fin;
@@ -340,7 +293,7 @@ gpu::GPUModuleOp mlir::qc::buildGPULinearModule(
 namespace {
 
 struct ConvertWQToGPUPass
-    : qc::impl::ConvertWQToGPUPassBase<ConvertWQToGPUPass> {
+    : mlir::qc::impl::ConvertWQToGPUPassBase<ConvertWQToGPUPass> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -390,6 +343,8 @@ struct ConvertWQToGPUPass
       l.bits = op.getBits();
       l.groupSize = op.getGroupSize();
       l.sym = op.getSym();
+      l.actOrder = bool(op.getGIdx());
+      l.codebook = bool(op.getCodebook());
       layers.push_back(l);
       layerOps.push_back(op);
     });

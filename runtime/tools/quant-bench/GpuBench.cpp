@@ -242,7 +242,7 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
   workspace = DeviceBuffer();
   if (wsPerRow)
     QC_RETURN_IF_ERROR(rt.alloc(size_t(wsPerRow) * maxM, workspace, lw + ": workspace"));
-  const ArtifactVariant *dq = findVariant(l, "dequant");
+  const ArtifactVariant *dq = findVariantByAbi(l, KernelAbi::DequantW);
   wDequant = DeviceBuffer();
   if (dq)
     QC_RETURN_IF_ERROR(rt.alloc(size_t(N) * K * 2, wDequant, lw + ": dequantized w"));

@@ -35,18 +35,18 @@ TEST(GPUTileConfig, ParsesFamiliesKeysAndRanges) {
       t, err)))
       << err;
   ASSERT_EQ(t.size(), 3u);
-  EXPECT_EQ(t[0].family, GPUKernelFamily::SplitK);
+  EXPECT_EQ(t[0].family, "splitk");
   EXPECT_EQ(t[0].warps, 8);
   EXPECT_EQ(t[0].splitK, 4);
   EXPECT_EQ(t[0].stages, 3);
   EXPECT_EQ(t[0].minM, 1);
   EXPECT_EQ(t[0].maxM, 4);
-  EXPECT_EQ(t[1].family, GPUKernelFamily::MMA);
+  EXPECT_EQ(t[1].family, "mma");
   EXPECT_EQ(t[1].tileM, 32);
   EXPECT_EQ(t[1].tilesN, 2);
   EXPECT_EQ(t[1].minM, 5);
   EXPECT_EQ(t[1].maxM, 64);
-  EXPECT_EQ(t[2].family, GPUKernelFamily::Dequant);
+  EXPECT_EQ(t[2].family, "dequant");
 }
 
 TEST(GPUTileConfig, RejectsBadSpecsWithAMessage) {
@@ -72,7 +72,7 @@ TEST(GPUTileConfig, DefaultsCoverEveryMOnceAndVerify) {
     for (const GPUTileConfig &t : cfgs) {
       EXPECT_TRUE(succeeded(verifyGPUConfig(
           layer, t, [&] { return emitError(UnknownLoc::get(&ctx)); })));
-      if (t.family == GPUKernelFamily::Dequant)
+      if (t.family == "dequant")
         continue;
       EXPECT_EQ(t.minM, nextM) << n << "x" << k;
       nextM = t.maxM + 1;
@@ -81,6 +81,69 @@ TEST(GPUTileConfig, DefaultsCoverEveryMOnceAndVerify) {
     }
     EXPECT_EQ(nextM, (int64_t(1) << 30) + 1);
   }
+}
+
+// The registries: the families in registry order with their ABIs, the int4
+// decoder, and formats no decoder claims refused with the reason (never a
+// crash), by the same checks the pass and quant-kernelgen use.
+TEST(GPURegistry, ListsFamiliesAndRefusesUnclaimedFormats) {
+  std::vector<GPURegistryEntry> fams = listGPUKernelFamilies();
+  ASSERT_EQ(fams.size(), 3u);
+  EXPECT_EQ(fams[0].name, "splitk");
+  EXPECT_EQ(fams[0].abi, "gemm");
+  EXPECT_EQ(fams[1].name, "mma");
+  EXPECT_EQ(fams[1].abi, "gemm");
+  EXPECT_EQ(fams[2].name, "dequant");
+  EXPECT_EQ(fams[2].abi, "dequant_w");
+  for (const GPURegistryEntry &f : fams)
+    EXPECT_FALSE(f.summary.empty()) << f.name;
+  std::vector<GPURegistryEntry> decs = listGPUWeightDecoders();
+  ASSERT_EQ(decs.size(), 1u);
+  EXPECT_EQ(decs[0].name, "int4");
+
+  GPULayerConfig ok{256, 512, 4, 128, false};
+  EXPECT_EQ(checkGPUWeightFormat(ok), "");
+  EXPECT_EQ(checkGPULayer(ok), "");
+  GPULayerConfig b8 = ok;
+  b8.bits = 8;
+  EXPECT_EQ(checkGPUWeightFormat(b8),
+            "GPU kernels support bits = 4 only (the mma16x64 layout), got "
+            "bits = 8");
+  GPULayerConfig ao = ok;
+  ao.actOrder = true;
+  EXPECT_NE(checkGPUWeightFormat(ao).find("act-order (g_idx) layers are not "
+                                          "supported"),
+            std::string::npos);
+  GPULayerConfig nf4 = ok;
+  nf4.codebook = true;
+  EXPECT_NE(checkGPUWeightFormat(nf4).find("NF4 (codebook)"),
+            std::string::npos);
+  GPULayerConfig k100 = ok;
+  k100.k = 100;
+  EXPECT_EQ(checkGPUWeightFormat(k100), "");
+  EXPECT_NE(checkGPULayer(k100).find("multiple of 8"), std::string::npos);
+
+  // verifyGPUConfig refuses through the diagnostic, for every family.
+  MLIRContext ctx;
+  std::string diag;
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
+    diag = d.str();
+    return success();
+  });
+  for (const GPURegistryEntry &f : fams) {
+    GPUTileConfig t;
+    t.family = f.name;
+    diag.clear();
+    EXPECT_TRUE(failed(verifyGPUConfig(
+        ao, t, [&] { return emitError(UnknownLoc::get(&ctx)); })));
+    EXPECT_NE(diag.find("act-order"), std::string::npos) << f.name;
+  }
+  GPUTileConfig unknown;
+  unknown.family = "wgmma";
+  EXPECT_TRUE(failed(verifyGPUConfig(
+      ok, unknown, [&] { return emitError(UnknownLoc::get(&ctx)); })));
+  EXPECT_EQ(diag, "unknown kernel family 'wgmma' (expected splitk, mma or "
+                  "dequant)");
 }
 
 TEST(GPUTileConfig, ModuleNamesEncodeTheConfiguration) {

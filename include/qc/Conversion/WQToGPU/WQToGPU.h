@@ -17,6 +17,12 @@
 // M is an i32. The launch geometry of every kernel is returned as
 // GPUKernelVariant records and attached to the module as `qc.variants`.
 //
+// The kernel families (splitk, mma, dequant, ...) and the weight decoders
+// (int4) are registries private to lib/Conversion/WQToGPU (KernelFamily.h,
+// WeightDecoder.h); this header names no family: tile configurations carry
+// the family's name, and listGPUKernelFamilies() / listGPUWeightDecoders()
+// describe what is registered.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef QC_CONVERSION_WQTOGPU_WQTOGPU_H
@@ -27,6 +33,8 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Support/LLVM.h"
 
+#include "qc/runtime/KernelAbi.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -36,23 +44,22 @@ namespace mlir::qc {
 /// One quantized linear layer as the kernels see it: W is N x K (rows are
 /// output channels), `bits`-bit codes, groups of `groupSize` input channels
 /// along K (-1: one group per row), symmetric (z = 2^(bits-1)) or with an
-/// fp16 zero-point tensor.
+/// fp16 zero-point tensor. `actOrder` (a g_idx permutation) and `codebook`
+/// (NF4) describe formats that need their own weight decoder.
 struct GPULayerConfig {
   int64_t n = 0, k = 0;
   int64_t bits = 4;
   int64_t groupSize = 128;
   bool sym = true;
+  bool actOrder = false;
+  bool codebook = false;
 };
 
-/// The kernel families. `splitk` serves M <= 8 (one n8 MMA column tile of
-/// activations, W as the A operand, K split over warps and CTAs); `mma` is
-/// the tensor-core GEMM for M up to ~128 (cp.async pipeline, ldmatrix);
-/// `dequant` only writes W as fp16 (the dequantize-then-cuBLAS baseline).
-enum class GPUKernelFamily { SplitK, MMA, Dequant };
-
-/// A tiling configuration. Fields that a family does not use are ignored.
+/// A tiling configuration of one kernel family (by its registered name:
+/// "splitk", "mma", "dequant", ...). Fields that a family does not use are
+/// ignored.
 struct GPUTileConfig {
-  GPUKernelFamily family = GPUKernelFamily::SplitK;
+  std::string family = "splitk";
   /// splitk: warps per CTA splitting the K range of one n16 tile (reduced
   /// through shared memory); mma: warps per CTA along N.
   int64_t warps = 4;
@@ -75,33 +82,69 @@ struct GPUTileConfig {
 /// that grid.y = 1) use it to mean "no upper bound".
 constexpr int64_t kOpenEndedM = int64_t(1) << 30;
 
+/// A CUtensorMap kernel parameter (Hopper TMA): the runtime encodes it with
+/// cuTensorMapEncodeTiled for the tensor named `tensor` and passes the
+/// 128-byte descriptor by value. Prepared for TMA families; no registered
+/// family uses one yet and the artifact format cannot record one, so
+/// quant-kernelgen refuses such a launch with a message.
+struct GPUTensorMapParam {
+  /// The tensor described: an artifact parameter name ("x", "qweight").
+  std::string tensor;
+  /// Bytes per element (2 for fp16, 4 for packed i32 words).
+  uint32_t elementBytes = 2;
+  /// Box (the tile one TMA copy moves into shared memory), innermost
+  /// dimension first, in elements.
+  SmallVector<uint32_t, 5> box;
+  /// Shared-memory swizzle of the box: 0 (none), 32, 64 or 128 bytes.
+  uint32_t swizzleBytes = 0;
+};
+
 /// How the runtime launches one kernel (mirrors ArtifactLaunch).
 struct GPUKernelLaunch {
   std::string kernel;
   uint32_t block[3] = {1, 1, 1};
-  uint32_t gridX = 1, tileM = 1, gridZ = 1, sharedBytes = 0;
+  uint32_t gridX = 1, tileM = 1, gridZ = 1;
+  /// Dynamic shared memory per CTA. Above 48 KiB the runtime opts the
+  /// kernel in (cuFuncSetAttribute, MAX_DYNAMIC_SHARED_SIZE_BYTES) when it
+  /// loads the artifact, and refuses a device that allows less.
+  uint32_t sharedBytes = 0;
+  /// Parameter names in argument order (ArtifactLaunch::params); a
+  /// tensor-map parameter is named "tmap:<tensor>" and described in
+  /// `tensorMaps`.
   SmallVector<std::string> params;
+  /// The tensor-map parameters, in the order of their "tmap:" params.
+  std::vector<GPUTensorMapParam> tensorMaps;
 };
 
 /// One variant: the launches that compute y for M in [minM, maxM], in order.
 struct GPUKernelVariant {
   std::string family;
+  /// The ABI of the family's launches (recorded in the artifact).
+  ::qc::KernelAbi abi = ::qc::KernelAbi::Gemm;
   int64_t minM = 1, maxM = 1;
   SmallVector<GPUKernelLaunch> launches;
   uint64_t workspaceBytesPerRow = 0;
   bool zeroWorkspace = false;
 };
 
+/// The reason no registered weight decoder can decode `layer`'s format
+/// (code width, codebook, act-order), or "" when one can.
+std::string checkGPUWeightFormat(const GPULayerConfig &layer);
+
+/// The reason no kernel can serve `layer` whatever the tiling (no weight
+/// decoder for its format, shape, K % 8, group size), or "" when some can.
+std::string checkGPULayer(const GPULayerConfig &layer);
+
 /// Checks that the kernels can serve `layer` with `tile` and reports why not
-/// through `emitError` (4-bit only, G a multiple of 16 or -1, K % 8 == 0,
-/// tile limits, 48 KiB of static shared memory).
+/// through `emitError`: checkGPULayer, then the family's applicability
+/// (tile limits, 48 KiB of static shared memory, the decoder's word count).
 LogicalResult verifyGPUConfig(const GPULayerConfig &layer,
                               const GPUTileConfig &tile,
                               function_ref<InFlightDiagnostic()> emitError);
 
-/// The default variants for a layer: splitk for M in [1, 8], then mma with
-/// tileM 16 / 32 / 64 up to M = 2^30, then the dequant baseline. `numSMs`
-/// sizes the split-K factor.
+/// The default variants for a layer: each registered family's, in registry
+/// order (splitk for M in [1, 8], then mma with tileM 16 / 32 / 64 up to
+/// M = 2^30, then the dequant baseline). `numSMs` sizes the split-K factor.
 SmallVector<GPUTileConfig> defaultGPUTileConfigs(const GPULayerConfig &layer,
                                                  int64_t numSMs = 132);
 
@@ -125,6 +168,20 @@ gpu::GPUModuleOp buildGPULinearModule(OpBuilder &builder, Location loc,
 LogicalResult parseGPUTileConfigs(StringRef text,
                                   SmallVectorImpl<GPUTileConfig> &out,
                                   std::string &error);
+
+/// A registered kernel family or weight decoder, for listings and help.
+struct GPURegistryEntry {
+  std::string name;    ///< "splitk", "int4", ...
+  std::string summary; ///< one line
+  /// Families: the ABI of their launches ("gemm", "dequant_w").
+  std::string abi;
+};
+
+/// The registered kernel families, in registry order.
+std::vector<GPURegistryEntry> listGPUKernelFamilies();
+
+/// The registered weight decoders, in registry order.
+std::vector<GPURegistryEntry> listGPUWeightDecoders();
 
 /// Unpacks the 4-bit codes of a GPTQ-layout qweight ([ceil(K/8), N]
 /// row-major, column n = LSB-first stream of q[n, 0..K)) into row-major

@@ -37,12 +37,14 @@
 #ifndef QC_RUNTIME_ARTIFACT_H
 #define QC_RUNTIME_ARTIFACT_H
 
+#include "qc/runtime/KernelAbi.h"
 #include "qc/runtime/KernelLayout.h"
 #include "qc/runtime/Safetensors.h"
 #include "qc/runtime/Status.h"
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,12 +90,18 @@ struct ArtifactLaunch {
   std::vector<std::string> params; ///< kernel arguments by name, in order
 };
 
-/// A way to compute one layer for M in [minM, maxM]. Families "splitk" and
-/// "mma" compute y = x W^T and their M ranges must not overlap within a
-/// layer; a "dequant" variant instead writes W as fp16 to "w" (for the
-/// dequantize-then-cuBLAS comparison) and its M range is advisory.
+/// A way to compute one layer for M in [minM, maxM]. What the runtime does
+/// with it follows its kernel ABI (KernelAbi.h), not its family's name:
+/// Gemm variants compute y = x W^T and their M ranges must not overlap
+/// within a layer; a DequantW variant instead writes W as fp16 to "w" (for
+/// the dequantize-then-cuBLAS comparison) and its M range is advisory.
 struct ArtifactVariant {
-  std::string family;                  ///< "splitk" | "mma" | "dequant"
+  /// The compiler's kernel family ("splitk", "mma", "dequant", ...).
+  std::string family;
+  /// The ABI; unset means the family's built-in one (builtinFamilyAbi),
+  /// the only way the families that predate the manifest key are written
+  /// ("abi" is stored only when it differs from the built-in one).
+  std::optional<KernelAbi> abi;
   int64_t minM = 1;                    ///< smallest M served
   int64_t maxM = 1;                    ///< largest M served
   std::vector<ArtifactLaunch> launches; ///< run in order
@@ -166,6 +174,13 @@ const ArtifactVariant *selectVariant(const ArtifactLayer &layer, int64_t M);
 /// The first variant of `family`, or nullptr.
 const ArtifactVariant *findVariant(const ArtifactLayer &layer,
                                    const std::string &family);
+
+/// The ABI of a validated variant: its own or its family's built-in one.
+KernelAbi variantAbi(const ArtifactVariant &v);
+
+/// The first variant with ABI `abi`, or nullptr.
+const ArtifactVariant *findVariantByAbi(const ArtifactLayer &layer,
+                                        KernelAbi abi);
 
 /// Stores `t` as the tensors "<layer.name>.qweight", ".scales" and (asym)
 /// ".zeros" and points layer.tensors at them. Fails if `t` does not match
