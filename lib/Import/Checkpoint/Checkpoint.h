@@ -15,7 +15,8 @@
 //
 // Adding an import format: one file defining a class derived from
 // ImportFormat and `const ImportFormat &get<Name>ImportFormat()`, plus one
-// line QC_IMPORT_FORMAT(<Name>) in Formats.def.
+// line QC_IMPORT_FORMAT(<Name>) in Formats.def and its source line in
+// lib/Import/CMakeLists.txt.
 //
 //===----------------------------------------------------------------------===//
 
