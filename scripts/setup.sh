@@ -20,6 +20,9 @@ packages=(
   cmake ninja-build libgtest-dev libgmock-dev
   # PCRE2 for the tokenizers' split regexes (Unicode property classes).
   libpcre2-dev
+  # LAPACK through LAPACKE for GPTQ's inverse-Hessian factor (large K);
+  # OpenBLAS provides the fast LAPACK/BLAS behind it.
+  liblapacke-dev libopenblas-dev
   # libFuzzer for the safetensors fuzz target.
   clang-22 libclang-rt-22-dev
 )

@@ -25,6 +25,8 @@
 
 #include "qc/Quantization/Algorithms/GPTQ.h"
 
+#include <lapacke.h>
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -260,6 +262,88 @@ void invertLowerInPlace(double *L, int64_t n) {
 } // namespace
 
 //===----------------------------------------------------------------------===//
+// Inverse Cholesky factor: hand-written or LAPACK
+//===----------------------------------------------------------------------===//
+
+// Crossover measured with qc-bench-gptq-factor (bench/gptq-factor; best of
+// 7, both paths single-threaded) on the development machine: 2 shared
+// x86-64 cores, Debian 12, GCC 12 -O3, OpenBLAS 0.3.21. Hand-written vs
+// LAPACK: K = 64: 0.030 vs 0.034 ms, K = 80: 0.056 vs 0.060 ms, K = 96:
+// 0.093 vs 0.072 ms, K = 128: 0.21 vs 0.15 ms, K = 256: 1.3 vs 0.84 ms,
+// K = 1024: 232 vs 91 ms, K = 2048: 1560 vs 407 ms. LAPACK wins from
+// K = 96 on, and by 2.5-4x at the K of real layers (576 and up); below, the
+// hand-written kernels save LAPACK's call and packing overhead. The two
+// results differ by at most ~1e-13 relative (fp64), below the fp32 U the
+// GPTQ loop uses, except where a value rounds the other way.
+const int64_t qc::quant::kLapackMinK = 96;
+
+// OpenBLAS's thread-count setter, declared weak: present when the LAPACK
+// provider is OpenBLAS, null with the reference LAPACK (single-threaded).
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
+namespace {
+
+/// Runs OpenBLAS single-threaded, once per process. Its pthread build
+/// otherwise starts a thread per core for every dpotrf: on a loaded
+/// machine (the development one runs several builds on two cores) that
+/// made a K = 256 factorisation take 500 ms instead of 1 ms, and a result
+/// that depends on the thread count would no longer be the same on every
+/// machine. GPTQ's own loops are single-threaded too.
+void pinLapackThreads() {
+  static const bool pinned = [] {
+    if (openblas_set_num_threads)
+      openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)pinned;
+}
+
+/// LAPACK path. A row-major lower triangle is a column-major upper one, so
+/// dpotrf('U') and dtrtri('U') work on the buffer as it is (no transpose
+/// copy): the column-major U with A = U^T U is our row-major L, and U^-1
+/// in column-major order is L^-1 in row-major order.
+bool invertCholeskyLowerLapack(double *A, int64_t n, double tol,
+                               int64_t &failIndex) {
+  pinLapackThreads();
+  const lapack_int ln = static_cast<lapack_int>(n);
+  // LAPACKE_dpotrf checks the triangle for NaN first (an error, -4), so a
+  // poisoned matrix fails like it does in the hand-written kernel.
+  lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', ln, A, ln);
+  if (info != 0) {
+    failIndex = info > 0 ? info - 1 : 0;
+    return false;
+  }
+  // The relative pivot tolerance of the hand-written kernel: pivot j is
+  // L[j][j]^2 (the value it took the square root of).
+  for (int64_t j = 0; j < n; ++j) {
+    const double d = A[j * n + j] * A[j * n + j];
+    if (!(d > tol) || !std::isfinite(d)) {
+      failIndex = j;
+      return false;
+    }
+  }
+  info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', ln, A, ln);
+  if (info != 0) {
+    failIndex = info > 0 ? info - 1 : 0;
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+bool qc::quant::invertCholeskyLower(double *A, int64_t n, double tol,
+                                    int64_t &failIndex, FactorBackend backend) {
+  if (backend == FactorBackend::Lapack ||
+      (backend == FactorBackend::Auto && n >= kLapackMinK))
+    return invertCholeskyLowerLapack(A, n, tol, failIndex);
+  if (!choleskyLowerInPlace(A, n, tol, failIndex))
+    return false;
+  invertLowerInPlace(A, n);
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
 // GPTQOptions
 //===----------------------------------------------------------------------===//
 
@@ -400,9 +484,8 @@ private:
       return false;
     const double tol = static_cast<double>(K) * DBL_EPSILON * maxDiag;
     int64_t failIndex = -1;
-    if (!choleskyLowerInPlace(A.data(), K, tol, failIndex))
+    if (!invertCholeskyLower(A.data(), K, tol, failIndex))
       return false;
-    invertLowerInPlace(A.data(), K);
     // U[i][k] = Rinv[i][k] = Linv[K-1-i][K-1-k] for k >= i.
     U.assign(static_cast<size_t>(K * K), 0.0f);
     for (int64_t i = 0; i < K; ++i) {

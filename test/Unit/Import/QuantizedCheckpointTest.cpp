@@ -22,6 +22,7 @@
 #include "qc/Execution/CpuExecutable.h"
 #include "qc/Execution/Evaluate.h"
 #include "qc/Import/LoadModel.h"
+#include "qc/InitAllDialects.h"
 #include "qc/InitAllPasses.h"
 #include "qc/Quantization/Algorithms/Packing.h"
 #include "qc/runtime/HFCheckpoint.h"
@@ -30,6 +31,7 @@
 #include "qc/runtime/Tokenizer.h"
 
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/raw_ostream.h"
@@ -974,6 +976,46 @@ TEST(QuantizedCheckpoint, ExportRefusesWhatGPTQCannotHold) {
   EXPECT_NE(nf4.find("layer 'model.layers."), std::string::npos) << nf4;
   std::string hqq = exportError("wq-hqq{group-size=32" + ov + "}");
   EXPECT_NE(hqq.find("fractional HQQ zeros"), std::string::npos) << hqq;
+}
+
+TEST(QuantizedCheckpoint, ExportRefusesTheOneDimensionalGPULayout) {
+  // A wq.linear in the GPU layout mma16x64 has a 1-D qweight. Reading it
+  // back for an export once indexed that shape as [words, N]: element 1 of
+  // a one-element shape, garbage in the "expected" shape of the error (or,
+  // had the garbage matched, the mma16x64 tiles unpacked as `rows`). Now
+  // the layer is refused by its layout, before any shape is looked at.
+  mlir::DialectRegistry registry;
+  mlir::qc::registerAllQCDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  const char *ir = R"mlir(
+    func.func @f(%x: tensor<?x72xf32>) -> tensor<?x20xf32> {
+      %qw = llm.param "l.qweight" : tensor<512xi32>
+      %s = llm.param "l.scales" : tensor<3x32xf16>
+      %z = llm.param "l.qzeros" : tensor<3x32xf16>
+      %y = wq.linear %x, %qw, %s zeros(%z) {bits = 4 : i64, group_size = 32 : i64, sym = false, in_features = 72 : i64, out_features = 20 : i64, scale_dtype = f16, zero_dtype = f16, layout = #wq.layout<mma16x64>} : (tensor<?x72xf32>, tensor<512xi32>, tensor<3x32xf16>, tensor<3x32xf16>) -> tensor<?x20xf32>
+      return %y : tensor<?x20xf32>
+    })mlir";
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      mlir::parseSourceString<mlir::ModuleOp>(ir, &ctx);
+  ASSERT_TRUE(module);
+  qc::ModelWeights w;
+  w.packed["l.qweight"] = {
+      qc::DType::I32, {512}, std::vector<uint8_t>(512 * 4, 0)};
+  w.packed["l.scales"] = {
+      qc::DType::F16, {3, 32}, std::vector<uint8_t>(3 * 32 * 2, 0)};
+  w.packed["l.qzeros"] = {
+      qc::DType::F16, {3, 32}, std::vector<uint8_t>(3 * 32 * 2, 0)};
+  mlir::Operation *lin = nullptr;
+  module->walk([&](mlir::qc::wq::LinearOp op) { lin = op; });
+  ASSERT_NE(lin, nullptr);
+  std::string layer;
+  quant::QuantizedWeight q;
+  qc::Status s = mlir::qc::readQuantizedLayer(lin, w, layer, q);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.message(),
+            "layer 'l': has layout mma16x64, which no checkpoint format holds "
+            "(the exports read the gptq and rows layouts)");
 }
 
 //===----------------------------------------------------------------------===//

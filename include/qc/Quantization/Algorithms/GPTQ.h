@@ -118,6 +118,33 @@ Status quantizeGPTQ(const float *w, int64_t N, int64_t K, const float *hessian,
                     GPTQReport &report, const std::string &layerName = "",
                     std::vector<float> *fakeQuant = nullptr);
 
+/// Which implementation computes the inverse Cholesky factor inside
+/// quantizeGPTQ (and invertCholeskyLower).
+enum class FactorBackend {
+  /// The hand-written blocked kernels below kLapackMinK, LAPACK from there.
+  Auto,
+  /// The hand-written blocked Cholesky and triangular inverse (fp64).
+  HandWritten,
+  /// LAPACK dpotrf + dtrtri through LAPACKE (OpenBLAS when installed).
+  Lapack,
+};
+
+/// The K from which FactorBackend::Auto uses LAPACK. Measured with
+/// bench/gptq-factor (qc-bench-gptq-factor); see the comment at its
+/// definition in GPTQ.cpp for the numbers.
+extern const int64_t kLapackMinK;
+
+/// Replaces the lower triangle of the symmetric positive definite [n, n]
+/// row-major fp64 matrix `A` (only the lower triangle is read) by L^-1,
+/// where A = L L^T. A pivot L[j][j]^2 that is not finite or not above `tol`
+/// fails the factorisation (a relative tolerance also rejects numerically
+/// singular matrices, which LAPACK alone would accept): returns false with
+/// the first failing index in `failIndex`. The strict upper triangle is
+/// scratch on return. The backends agree up to rounding (about n * eps
+/// relative), not bit for bit.
+bool invertCholeskyLower(double *A, int64_t n, double tol, int64_t &failIndex,
+                         FactorBackend backend = FactorBackend::Auto);
+
 /// Accumulates the GPTQ Hessian H = 2/T * sum_t x_t x_t^T of one layer in
 /// fp32 (§3.1) with the running-average update of the references, counting
 /// tokens (the canonical normalisation): on a batch of m rows,

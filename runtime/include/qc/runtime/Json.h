@@ -12,6 +12,17 @@
 // garbage are errors that carry a byte offset. The writer is deterministic so
 // that files we emit are byte-for-byte reproducible.
 //
+// Why qc keeps its own parser instead of llvm::json (which the compiler has
+// at hand): every JSON file qc parses, in the runtime and in the compiler's
+// importers and exporters (quantization_config, quantize_config.json,
+// tokenizer.json, tokenizer_config.json), comes from a downloaded
+// checkpoint, so it is untrusted. llvm::json::parse (LLVM 22) recurses
+// without a depth limit -- 10^6 nested '[' (2 MB) overflow the stack and
+// crash the process -- and it silently keeps the last of duplicate keys,
+// both of which RELIABILITY.md forbids. The runtime must not depend on LLVM
+// anyway. The writer keeps object members in insertion order, so a copied
+// config.json keeps its key order (llvm::json sorts keys).
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef QC_RUNTIME_JSON_H
