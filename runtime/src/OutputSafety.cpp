@@ -200,6 +200,74 @@ Status checkFolderPolicy(const std::string &dest, bool force,
 
 } // namespace
 
+namespace {
+struct Staging {
+  bool enabled = false;
+  std::vector<std::pair<std::string, std::string>> files; ///< final, staged
+};
+Staging &staging() {
+  static Staging s;
+  return s;
+}
+} // namespace
+
+void setStagingEnabled(bool enabled) { staging().enabled = enabled; }
+
+std::string stagePath(const std::string &finalPath, std::string &error) {
+  Staging &st = staging();
+  if (!st.enabled)
+    return finalPath;
+  for (auto &[fin, staged] : st.files)
+    if (fin == finalPath)
+      return staged;
+  std::string dir = parentOf(finalPath);
+  std::string tmp = (finalPath.find('/') == std::string::npos
+                         ? std::string()
+                         : dir + (dir == "/" ? "" : "/")) +
+                    "." + baseNameOf(finalPath) + ".staged-XXXXXX";
+  int fd = ::mkstemp(&tmp[0]);
+  if (fd < 0) {
+    int err = errno;
+    error = finalPath + ": cannot create a temporary file in " + dir + ": " +
+            std::strerror(err);
+    return "";
+  }
+  ::close(fd);
+  st.files.emplace_back(finalPath, tmp);
+  return tmp;
+}
+
+std::string readPathFor(const std::string &path) {
+  for (auto &[fin, staged] : staging().files)
+    if (fin == path)
+      return staged;
+  return path;
+}
+
+Status commitStaged() {
+  Staging &st = staging();
+  auto files = std::move(st.files);
+  st.files.clear();
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (::rename(files[i].second.c_str(), files[i].first.c_str()) != 0) {
+      int err = errno;
+      for (size_t j = i; j < files.size(); ++j)
+        ::unlink(files[j].second.c_str());
+      return Status::error(files[i].first + ": cannot rename the finished " +
+                           "file into place: " + std::strerror(err));
+    }
+    fsyncFolder(parentOf(files[i].first));
+  }
+  return Status::ok();
+}
+
+void discardStaged() {
+  Staging &st = staging();
+  for (auto &[fin, staged] : st.files)
+    ::unlink(staged.c_str());
+  st.files.clear();
+}
+
 void removeTree(const std::string &path) {
   if (path.empty())
     return;

@@ -440,7 +440,13 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
         return fail(s.message());
   llvm::SmallString<256> outPath(opts.weightsOut);
   llvm::sys::fs::make_absolute(outPath);
-  if (Status s = writer.writeFile(outPath.str().str()); !s)
+  // Under quant-opt the file is staged: published only when the whole run
+  // (the IR output included) succeeded.
+  std::string stageError;
+  std::string writePath = ::qc::stagePath(outPath.str().str(), stageError);
+  if (writePath.empty())
+    return fail(stageError);
+  if (Status s = writer.writeFile(writePath); !s)
     return fail(s.message());
 
   // Rewrite the IR.

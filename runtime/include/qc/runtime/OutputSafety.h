@@ -97,6 +97,34 @@ Status checkOutputFolder(const std::string &dest, bool force,
                          const std::vector<std::string> &inputs,
                          const std::string &what);
 
+/// Staged outputs: a tool whose run writes files in the middle (quant-opt:
+/// a wq-* pass writes its weights-out before the IR is printed) turns
+/// staging on; writers then ask stagePath() where to write, which gives a
+/// temporary sibling (".<name>.staged-XXXXXX") and records it; readers of
+/// a file the run may have written ask readPathFor(); at the end the tool
+/// calls commitStaged() (each staged file renamed over its final path) when
+/// the whole run succeeded, or discardStaged() (all removed) when it did
+/// not, so that a failed run leaves no partial output. Not thread-safe:
+/// tools stage from one thread.
+void setStagingEnabled(bool enabled);
+
+/// Where to write `finalPath` now: `finalPath` itself when staging is off;
+/// else a fresh temporary sibling (the same one for repeated calls with the
+/// same path; an earlier staged version is removed). Empty on failure,
+/// with `error` set.
+std::string stagePath(const std::string &finalPath, std::string &error);
+
+/// The file to read for `path`: its staged version when this run staged
+/// one, else `path`.
+std::string readPathFor(const std::string &path);
+
+/// Renames every staged file over its final path (stopping at the first
+/// failure, which removes the remaining staged files).
+Status commitStaged();
+
+/// Removes every staged file.
+void discardStaged();
+
 /// Removes `path` and everything below it (symlinks are removed, never
 /// followed). Errors are ignored: used for cleanup only.
 void removeTree(const std::string &path);
