@@ -236,8 +236,6 @@ int main(int argc, char **argv) {
                       "no quantized layer";
     if (strict)
       return fail(Status::error(msg + " (--strict)"));
-    errs() << "quant-compile: warning: " << msg
-           << "; --strict makes this an error\n";
     driverWarnings.push_back(msg);
   }
   if (!validation.raggedGroups.empty()) {
@@ -251,6 +249,9 @@ int main(int argc, char **argv) {
   // Results go to stdout, progress to stderr (unbuffered): flush so that
   // the two stay in order when both are redirected to one file.
   outs().flush();
+  for (const std::string &w : driverWarnings)
+    errs() << "quant-compile: warning: " << w
+           << "; --strict makes this an error\n";
   if (validateOnly)
     return 0;
 
@@ -365,8 +366,19 @@ int main(int argc, char **argv) {
   bool ok = succeeded(pm.run(*module));
   ::qc::setQuantizationObserver(nullptr);
   double quantSeconds = since(tq);
+  // Messages name the files as they will be, not the temporary folder.
+  auto finalNames = [&](std::string text) {
+    const std::string &tmp = folder.tempPath();
+    std::string dest = StringRef(outDir).rtrim('/').str();
+    for (size_t at = text.find(tmp); at != std::string::npos;
+         at = text.find(tmp, at + dest.size()))
+      text.replace(at, tmp.size(), dest);
+    return text;
+  };
   if (!ok)
-    return fail(Status::error(diagText));
+    return fail(Status::error(finalNames(diagText)));
+  for (std::string &w : passWarnings)
+    w = finalNames(w);
   for (const std::string &w : passWarnings)
     errs() << "quant-compile: warning: " << w << "\n";
   passWarnings.insert(passWarnings.begin(), driverWarnings.begin(),
