@@ -190,6 +190,30 @@ Status checkFolderPolicy(const std::string &dest, bool force,
   if (isEmptyFolder(dest))
     return Status::ok();
   existed = true;
+  // qc writes flat folders of regular files: a folder holding anything
+  // else (a subfolder, a link) is someone's folder, never deleted, even
+  // with --force.
+  if (DIR *d = ::opendir(dest.c_str())) {
+    std::string odd;
+    while (struct dirent *e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..")
+        continue;
+      struct stat est;
+      if (::lstat((dest + "/" + name).c_str(), &est) != 0 ||
+          !S_ISREG(est.st_mode)) {
+        odd = name;
+        break;
+      }
+    }
+    ::closedir(d);
+    if (!odd.empty())
+      return Status::error(what + " " + dest + " exists and holds '" + odd +
+                           "', which is not a regular file: it is not an "
+                           "output folder of this tool and is never "
+                           "replaced, even with --force; choose another "
+                           "output folder (nothing was written)");
+  }
   if (!force)
     return Status::error(what + " " + dest +
                          " already exists; pass --force to replace it whole, "

@@ -160,3 +160,17 @@ TEST(OutputFolder, NotAFolderIsRefused) {
   EXPECT_FALSE(checkOutputFolder(".", true, {}, "-o").isOk());
   EXPECT_EQ(readText(dir.file("file")), "x");
 }
+
+TEST(OutputFolder, FolderThatIsNotAnOutputIsNeverReplaced) {
+  TempDir dir;
+  std::string dest = dir.file("docs");
+  ASSERT_EQ(::mkdir(dest.c_str(), 0777), 0);
+  ASSERT_EQ(::mkdir((dest + "/sub").c_str(), 0777), 0);
+  writeText(dest + "/notes.txt", "keep");
+  OutputFolder out;
+  Status s = out.begin(dest, true, {}, "-o");
+  ASSERT_FALSE(s.isOk());
+  EXPECT_TRUE(contains(s, "holds 'sub', which is not a regular file"))
+      << s.message();
+  EXPECT_EQ(readText(dest + "/notes.txt"), "keep");
+}

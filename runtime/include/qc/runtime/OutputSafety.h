@@ -50,7 +50,10 @@ Status checkOutputIsNotAnInput(const std::string &output,
 /// created), or be an empty folder; an existing non-empty folder is refused
 /// unless `force`, which replaces it whole at commit() (an atomic exchange
 /// with renameat2(RENAME_EXCHANGE) where the file system has it, else two
-/// renames), after which the old folder is removed. A destination that is
+/// renames), after which the old folder is removed. An existing folder
+/// that holds anything but regular files (a subfolder, a link) is not an
+/// output folder of a qc tool and is refused even with `force`, so that a
+/// mistyped -o never deletes someone's folder. A destination that is
 /// not a folder is always refused, and so is one that holds (or is) one of
 /// the run's inputs, even with `force`, because replacing it would destroy
 /// that input.
