@@ -53,9 +53,8 @@ TEST(OutputIsNotAnInput, SameFileBySpellingOrLink) {
   Status s = checkOutputIsNotAnInput(dir.file("link"), inputs, "weights-out");
   ASSERT_FALSE(s.isOk());
   EXPECT_TRUE(contains(s, "nothing was written")) << s.message();
-  EXPECT_TRUE(
-      checkOutputIsNotAnInput(dir.file("new.safetensors"), inputs, "-o")
-          .isOk());
+  EXPECT_TRUE(checkOutputIsNotAnInput(dir.file("new.safetensors"), inputs, "-o")
+                  .isOk());
 }
 
 TEST(OutputFolder, NewFolderAppearsOnlyOnCommit) {
@@ -136,8 +135,8 @@ TEST(OutputFolder, FolderHoldingAnInputIsRefusedEvenWithForce) {
   ASSERT_EQ(::mkdir(dest.c_str(), 0777), 0);
   writeText(dest + "/trace.safetensors", "trace");
   OutputFolder out;
-  Status s = out.begin(dir.path + "/./out", true,
-                       {dest + "/trace.safetensors"}, "-o");
+  Status s =
+      out.begin(dir.path + "/./out", true, {dest + "/trace.safetensors"}, "-o");
   ASSERT_FALSE(s.isOk());
   EXPECT_TRUE(contains(s, "holds the input")) << s.message();
   // The input folder itself, reached through a link.

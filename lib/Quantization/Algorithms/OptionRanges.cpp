@@ -43,8 +43,8 @@ OptionSpec choiceSpec(const std::string &name, std::vector<int64_t> values) {
   return s;
 }
 
-OptionSpec realSpec(const std::string &name, double lo, bool loOpen,
-                    double hi, bool hiOpen) {
+OptionSpec realSpec(const std::string &name, double lo, bool loOpen, double hi,
+                    bool hiOpen) {
   OptionSpec s;
   s.name = name;
   s.kind = OptionKind::Real;
@@ -64,7 +64,8 @@ OptionSpec boolSpec(const std::string &name) {
 
 /// bits and group-size, shared by every method but NF4.
 std::vector<OptionSpec> gridOptions() {
-  OptionSpec groupSize = intSpec("group-size", 1, std::numeric_limits<int32_t>::max());
+  OptionSpec groupSize =
+      intSpec("group-size", 1, std::numeric_limits<int32_t>::max());
   groupSize.minusOneValid = true;
   return {choiceSpec("bits", {2, 3, 4, 8}), groupSize, boolSpec("sym")};
 }
@@ -76,9 +77,9 @@ const Table &table() {
     Table t;
     for (const char *m : {"rtn", "gptq", "awq", "hqq", "autoround"})
       t[m] = gridOptions();
-    t["nf4"] = {choiceSpec("block-size", {32, 64, 128, 256, 512, 1024, 2048,
-                                          4096}),
-                boolSpec("double-quant")};
+    t["nf4"] = {
+        choiceSpec("block-size", {32, 64, 128, 256, 512, 1024, 2048, 4096}),
+        boolSpec("double-quant")};
     auto &gptq = t["gptq"];
     gptq.push_back(realSpec("damp-percent", 0.0, false, 1.0, false));
     gptq.push_back(intSpec("block-size", 1, int64_t(1) << 20));
@@ -131,7 +132,9 @@ std::string OptionSpec::describe() const {
     if (!choices.empty()) {
       std::string s;
       for (size_t i = 0; i < choices.size(); ++i)
-        s += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") +
+        s += (i == 0                    ? ""
+              : i + 1 == choices.size() ? " or "
+                                        : ", ") +
              std::to_string(choices[i]);
       return s;
     }

@@ -26,7 +26,8 @@ using namespace qc;
 namespace {
 
 /// Writes `text` to a fresh recipe file, parses it, removes the file.
-Status parse(const std::string &text, Recipe &out, std::string *path = nullptr) {
+Status parse(const std::string &text, Recipe &out,
+             std::string *path = nullptr) {
   char tmpl[] = "/tmp/qc_recipe_XXXXXX";
   int fd = ::mkstemp(tmpl);
   EXPECT_GE(fd, 0);
@@ -72,10 +73,11 @@ TEST(Recipe, OptionTypeErrorsNameFileKeyAndExpectation) {
 }
 
 TEST(Recipe, IntegersAreRangeCheckedNotNarrowed) {
-  EXPECT_NE(error(R"({"method": "autoround", "options": {"iters": 1099511627776}})")
-                .find("'options.iters': must be an integer from 0 to 100000, "
-                      "got 1099511627776"),
-            std::string::npos);
+  EXPECT_NE(
+      error(R"({"method": "autoround", "options": {"iters": 1099511627776}})")
+          .find("'options.iters': must be an integer from 0 to 100000, "
+                "got 1099511627776"),
+      std::string::npos);
   EXPECT_NE(error(R"({"method": "rtn", "bits": 4294967300})")
                 .find("'bits': must be 2, 3, 4 or 8"),
             std::string::npos);
@@ -86,9 +88,10 @@ TEST(Recipe, IntegersAreRangeCheckedNotNarrowed) {
                 .find("'calibration.samples': must be an integer from 0 to "
                       "1048576, got -1"),
             std::string::npos);
-  EXPECT_NE(error(R"({"method": "rtn", "overrides": [{"match": "q", "bits": 16}]})")
-                .find("'overrides[0].bits': must be 2, 3, 4 or 8, got 16"),
-            std::string::npos);
+  EXPECT_NE(
+      error(R"({"method": "rtn", "overrides": [{"match": "q", "bits": 16}]})")
+          .find("'overrides[0].bits': must be 2, 3, 4 or 8, got 16"),
+      std::string::npos);
 }
 
 TEST(Recipe, ValidValuesPassThroughToThePipeline) {
@@ -115,8 +118,9 @@ TEST(Recipe, DuplicateKeysAreRefused) {
 TEST(Recipe, SkippingEveryLayerPlansNone) {
   Recipe r;
   ASSERT_TRUE(
-      parse(R"({"method": "rtn", "overrides": [{"match": "layers", "skip": true}]})",
-            r)
+      parse(
+          R"({"method": "rtn", "overrides": [{"match": "layers", "skip": true}]})",
+          r)
           .isOk());
   ModelWeights w;
   w.config.nLayers = 2;

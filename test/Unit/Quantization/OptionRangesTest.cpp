@@ -52,9 +52,9 @@ TEST(OptionRanges, GroupSizeAcceptsMinusOneAndPositive) {
 
 TEST(OptionRanges, SeedIsNonNegative) {
   EXPECT_TRUE(checkIntOption("autoround", "seed", 0).isOk());
-  EXPECT_TRUE(checkIntOption("compile", "seed",
-                             std::numeric_limits<int64_t>::max())
-                  .isOk());
+  EXPECT_TRUE(
+      checkIntOption("compile", "seed", std::numeric_limits<int64_t>::max())
+          .isOk());
   EXPECT_FALSE(checkIntOption("compile", "seed", -1).isOk());
 }
 

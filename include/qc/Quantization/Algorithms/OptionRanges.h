@@ -1,4 +1,4 @@
-//===- OptionRanges.h - Types and valid ranges of method options -*- C++ -*-===//
+//===- OptionRanges.h - Types and ranges of method options ------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //
