@@ -84,11 +84,8 @@ bool isBelow(const std::string &real, const std::string &root) {
          (real.size() == root.size() || real[root.size()] == '/');
 }
 
-/// The symlink policy of a model folder: a file the checkpoint consists of
-/// must resolve, after following links, to a file inside the folder, the
-/// same rule that refuses "../" in an index's weight_map. One exception:
-/// the Hugging Face hub cache, whose `<repo>/snapshots/<revision>/` folders
-/// hold links into the same repository's `<repo>/blobs/`.
+} // namespace
+
 Status checkInsideModelFolder(const std::string &dir, const std::string &path) {
   std::string realDir = realPathOf(dir), real = realPathOf(path);
   if (real.empty() || realDir.empty())
@@ -109,6 +106,8 @@ Status checkInsideModelFolder(const std::string &dir, const std::string &path) {
                        "; files of a checkpoint must lie inside its folder "
                        "(as for \"../\" in an index): copy the file in");
 }
+
+namespace {
 
 /// Reads a whole small file, refusing anything larger than `maxBytes`
 /// before allocating.

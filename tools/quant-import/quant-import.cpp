@@ -145,6 +145,9 @@ static Status tokenizerFiles(const mlir::qc::CheckpointRef &ref,
   if (ref.format != "hf")
     return Status::ok();
   for (const std::string &path : mlir::qc::hfTokenizerFiles(ref.path)) {
+    // A link out of the folder would publish whatever it points to.
+    if (Status s = ::qc::checkInsideModelFolder(ref.path, path); !s)
+      return s;
     auto buf = MemoryBuffer::getFile(path, /*IsText=*/false,
                                      /*RequiresNullTerminator=*/false);
     if (!buf)
@@ -270,6 +273,9 @@ int main(int argc, char **argv) {
     mlir::qc::CheckpointRef ref;
     if (mlir::qc::getCheckpointRef(*module, ref) && ref.format == "hf")
       opts.copyFiles = mlir::qc::hfTokenizerFiles(ref.path);
+    for (const std::string &path : opts.copyFiles)
+      if (Status s = ::qc::checkInsideModelFolder(ref.path, path); !s)
+        return fail(s);
     mlir::qc::CompressedTensorsExportSummary sum;
     if (Status s = mlir::qc::exportCompressedTensors(*module, weights,
                                                      exportCT, opts, &sum);
