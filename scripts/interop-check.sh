@@ -89,7 +89,7 @@ for model in $models; do
     q="$m.$method"
     "$bin/quant-opt" "$m.mlir" -o "$q.mlir" "-${pass} weights-out=$q.safetensors"
     # GPTQ: every configuration.
-    if "$bin/quant-import" "$q.mlir" --export-gptq "$q.gptq"; then
+    if "$bin/quant-import" "$q.mlir" --export-gptq "$q.gptq" --force; then
       if [ "$model" = smollm2 ]; then
         cp "$shared/models/smollm2-135m/tokenizer.json" "$shared/models/smollm2-135m/tokenizer_config.json" "$q.gptq/"
       fi
@@ -102,7 +102,7 @@ for model in $models; do
     fi
     # compressed-tensors: K % 32 == 0 for the group strategy (SmolLM2).
     if [ "$model" = smollm2 ]; then
-      "$bin/quant-import" "$q.mlir" --export-compressed-tensors "$q.ct" &&
+      "$bin/quant-import" "$q.mlir" --export-compressed-tensors "$q.ct" --force &&
         cp "$shared/models/smollm2-135m/tokenizer.json" "$shared/models/smollm2-135m/tokenizer_config.json" "$q.ct/" &&
         add "$model.$method.ct" compressed-tensors "$q.ct" "$work/$model.ids.json"
     fi

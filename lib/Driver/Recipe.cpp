@@ -3,11 +3,23 @@
 // Part of the qc project. MIT licence.
 //
 //===----------------------------------------------------------------------===//
+//
+// The recipe is read with the runtime's strict JSON parser (qc/runtime/
+// Json.h), not llvm::json, on purpose: recipes are user files, often copied
+// and edited by hand, and that parser rejects a duplicated key with its
+// byte offset (llvm::json keeps one of the two silently: {"bits": 8,
+// "bits": 2} would quantize at a width the user may not have meant) and
+// keeps the keys in file order, so that report.json echoes the recipe as
+// written. Every value is checked for type and range here, against the same
+// table the passes use (OptionRanges.h), before any calibration starts.
+//
+//===----------------------------------------------------------------------===//
 
 #include "qc/Driver/Recipe.h"
 
 #include "qc/Quantization/Algorithms/BlockReference.h"
 #include "qc/Quantization/Algorithms/NF4.h"
+#include "qc/Quantization/Algorithms/OptionRanges.h"
 #include "qc/Quantization/Algorithms/Packing.h"
 #include "qc/Quantization/LayerOverrides.h"
 
@@ -68,6 +80,64 @@ bool optionText(const json::Value &v, std::string &out) {
   return false;
 }
 
+/// What a JSON value is, for "got ..." in errors.
+std::string shown(const json::Value &v) {
+  if (v.isString())
+    return "the string " + json::quote(v.asString(), 40);
+  if (v.isNumber() || v.isBool() || v.isNull())
+    return json::write(v);
+  return std::string("an ") + json::kindName(v.kind());
+}
+
+/// Checks `v` against `spec` (type, then range) and gives its pass-option
+/// text. The error says what was expected and what was found.
+Status checkedOptionText(const json::Value &v, const quant::OptionSpec &spec,
+                         std::string &out) {
+  auto expected = [&](const std::string &what) {
+    return Status::error("must be " + what + ", got " + shown(v));
+  };
+  switch (spec.kind) {
+  case quant::OptionKind::Bool:
+    if (!v.isBool())
+      return expected("true or false");
+    out = v.asBool() ? "true" : "false";
+    return Status::ok();
+  case quant::OptionKind::Int: {
+    if (!v.isNumber() || (!v.isInt64() && !v.isUInt64() &&
+                          v.asDouble() != std::floor(v.asDouble())))
+      return expected(spec.describe());
+    // An integer beyond int64 (or a huge float literal) is out of range.
+    if (!v.isInt64())
+      return expected(spec.describe());
+    if (!quant::checkIntOption(spec, v.asInt64()))
+      return expected(spec.describe());
+    out = std::to_string(v.asInt64());
+    return Status::ok();
+  }
+  case quant::OptionKind::Real: {
+    if (!v.isNumber())
+      return expected(spec.describe());
+    if (!quant::checkRealOption(spec, v.asDouble()))
+      return expected(spec.describe());
+    std::ostringstream os;
+    os.precision(17);
+    os << v.asDouble();
+    out = os.str();
+    return Status::ok();
+  }
+  }
+  return Status::error("unknown option kind");
+}
+
+/// An integer recipe value checked against `spec` (see checkedOptionText).
+Status checkedInt(const json::Value &v, const quant::OptionSpec &spec,
+                  int64_t &out) {
+  std::string text;
+  QC_RETURN_IF_ERROR(checkedOptionText(v, spec, text));
+  out = v.asInt64();
+  return Status::ok();
+}
+
 } // namespace
 
 bool qc::methodNeedsCalibration(const std::string &method) {
@@ -115,16 +185,20 @@ Status qc::parseRecipe(const std::string &path, Recipe &out) {
                               "autoround)");
   if (out.method == "hqq")
     out.groupSize = 64;
+  // bits and group_size have the same rules for every method; NF4 has
+  // its own below.
   if (const json::Value *v = root.find("bits")) {
-    if (!v->isInt64() || (v->asInt64() != 2 && v->asInt64() != 3 &&
-                          v->asInt64() != 4 && v->asInt64() != 8))
-      return fail("bits", "must be 2, 3, 4 or 8");
-    out.bits = static_cast<int>(v->asInt64());
+    int64_t bits = 0;
+    if (Status s = checkedInt(*v, *quant::findOptionSpec("rtn", "bits"), bits);
+        !s)
+      return fail("bits", s.message());
+    out.bits = static_cast<int>(bits);
   }
   if (const json::Value *v = root.find("group_size")) {
-    if (!v->isInt64() || (v->asInt64() != -1 && v->asInt64() <= 0))
-      return fail("group_size", "must be -1 (per channel) or positive");
-    out.groupSize = v->asInt64();
+    if (Status s = checkedInt(*v, *quant::findOptionSpec("rtn", "group-size"),
+                              out.groupSize);
+        !s)
+      return fail("group_size", s.message());
   }
   if (const json::Value *v = root.find("sym")) {
     if (!v->isBool())
@@ -176,9 +250,14 @@ Status qc::parseRecipe(const std::string &path, Recipe &out) {
                                       : " (expected one of " + list + ")"));
       }
       std::string text;
-      if (!optionText(value, text))
+      const quant::OptionSpec *spec = quant::findOptionSpec(out.method, name);
+      if (spec) {
+        if (Status s = checkedOptionText(value, *spec, text); !s)
+          return fail("options." + key, s.message());
+      } else if (!optionText(value, text)) {
         return fail("options." + key, "must be a number, a bool or a "
                                       "string without spaces or braces");
+      }
       out.options.emplace_back(name, text);
     }
   }
@@ -193,11 +272,10 @@ Status qc::parseRecipe(const std::string &path, Recipe &out) {
       if (!dst)
         return fail("calibration." + key,
                     "unknown key (expected window, max_tokens, samples)");
-      if (!value.isInt64() || value.asInt64() < 0 ||
-          (key == "window" && value.asInt64() < 1))
-        return fail("calibration." + key, "must be a non-negative integer "
-                                          "(window: positive)");
-      *dst = value.asInt64();
+      if (Status s = checkedInt(
+              value, *quant::findOptionSpec("calibration", dashed(key)), *dst);
+          !s)
+        return fail("calibration." + key, s.message());
     }
   }
   if (const json::Value *v = root.find("require_divisible_groups")) {
@@ -206,9 +284,12 @@ Status qc::parseRecipe(const std::string &path, Recipe &out) {
     out.requireDivisibleGroups = v->asBool();
   }
   if (const json::Value *v = root.find("seed")) {
-    if (!v->isUInt64())
-      return fail("seed", "must be a non-negative integer");
-    out.seed = v->asUInt64();
+    int64_t seed = 0;
+    if (Status s =
+            checkedInt(*v, *quant::findOptionSpec("compile", "seed"), seed);
+        !s)
+      return fail("seed", s.message());
+    out.seed = static_cast<uint64_t>(seed);
   }
   if (const json::Value *v = root.find("overrides")) {
     if (!v->isArray())
@@ -243,8 +324,12 @@ Status qc::parseRecipe(const std::string &path, Recipe &out) {
           return fail(where + "." + key,
                       "unknown key (expected match, skip, bits, group_size, "
                       "sym)");
-        if (!optionText(value, text))
-          return fail(where + "." + key, "must be a number or a bool");
+        // The same rules for every method (NF4's block sizes and fixed
+        // width are checked by validateRecipe, per layer).
+        const quant::OptionSpec *spec =
+            quant::findOptionSpec("rtn", dashed(key));
+        if (Status s = checkedOptionText(value, *spec, text); !s)
+          return fail(where + "." + key, s.message());
         entry += ":" + dashed(key) + "=" + text;
         any = true;
       }

@@ -6,6 +6,8 @@
 
 #include "qc/Import/LoadModel.h"
 
+#include "qc/runtime/OutputSafety.h"
+
 #include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/InitAllDialects.h"
 #include "qc/runtime/GgufModel.h"
@@ -53,7 +55,8 @@ Status mlir::qc::loadModuleWeights(ModuleOp module,
   QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
   // Tensors written by quantization passes, beside the checkpoint.
   if (auto overlay = module->getAttrOfType<StringAttr>("llm.weights_overlay"))
-    QC_RETURN_IF_ERROR(::qc::loadSafetensorsOverlay(overlay.str(), weights));
+    QC_RETURN_IF_ERROR(::qc::loadSafetensorsOverlay(
+        ::qc::readPathFor(overlay.str()), weights));
   return Status::ok();
 }
 

@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -56,6 +57,57 @@ bool isRegularFile(const std::string &path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
+
+/// True if something (of any type, a dangling link included) is at `path`.
+bool existsAt(const std::string &path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+/// The real path of `path`, or empty.
+std::string realPathOf(const std::string &path) {
+  char *r = ::realpath(path.c_str(), nullptr);
+  if (!r)
+    return "";
+  std::string out = r;
+  std::free(r);
+  return out;
+}
+
+/// Whether the real path `real` is `root` or below it.
+bool isBelow(const std::string &real, const std::string &root) {
+  if (root.empty())
+    return false;
+  if (root == "/")
+    return true;
+  return real.compare(0, root.size(), root) == 0 &&
+         (real.size() == root.size() || real[root.size()] == '/');
+}
+
+} // namespace
+
+Status checkInsideModelFolder(const std::string &dir, const std::string &path) {
+  std::string realDir = realPathOf(dir), real = realPathOf(path);
+  if (real.empty() || realDir.empty())
+    return Status::ok(); // missing files get their own error when opened
+  if (isBelow(real, realDir))
+    return Status::ok();
+  size_t slash = realDir.rfind('/');
+  std::string snapshots = slash == std::string::npos || slash == 0
+                              ? ""
+                              : realDir.substr(0, slash);
+  size_t s2 = snapshots.rfind('/');
+  if (s2 != std::string::npos && s2 > 0 &&
+      snapshots.substr(s2 + 1) == "snapshots" &&
+      isBelow(real, snapshots.substr(0, s2) + "/blobs"))
+    return Status::ok();
+  return Status::error(path + ": a link to " + real +
+                       ", outside the model folder " + realDir +
+                       "; files of a checkpoint must lie inside its folder "
+                       "(as for \"../\" in an index): copy the file in");
+}
+
+namespace {
 
 /// Reads a whole small file, refusing anything larger than `maxBytes`
 /// before allocating.
@@ -573,6 +625,7 @@ Status loadShardIndex(const std::string &dir, std::vector<Shard> &shards,
       return Status::error(indexPath + ": shard " + json::quote(kv.first) +
                            " (listed for tensor " + json::quote(kv.second) +
                            ") does not exist");
+    QC_RETURN_IF_ERROR(checkInsideModelFolder(dir, path));
     Shard s;
     s.fileName = kv.first;
     QC_RETURN_IF_ERROR(SafetensorsFile::open(path, s.file));
@@ -650,6 +703,16 @@ bool isIgnoredHFBuffer(const std::string &name) {
 Status openHFTensorFiles(const std::string &dir, HFTensorFiles &out) {
   std::string singlePath = joinPath(dir, kSingleFile);
   std::string indexPath = joinPath(dir, kIndexFile);
+  // Named like a weight file but not a file (a folder, a FIFO): say so,
+  // rather than "does not exist".
+  for (const std::string &p : {singlePath, indexPath})
+    if (existsAt(p) && !isRegularFile(p)) {
+      struct stat st;
+      bool folder = ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      return Status::error(p + ": not a regular file" +
+                           (folder ? std::string(" (a folder)") : "") +
+                           "; a checkpoint's weights must be files");
+    }
   bool hasSingle = isRegularFile(singlePath);
   bool hasIndex = isRegularFile(indexPath);
   if (hasSingle && hasIndex)
@@ -665,16 +728,20 @@ Status openHFTensorFiles(const std::string &dir, HFTensorFiles &out) {
   if (hasSingle) {
     out.files.emplace_back();
     out.files[0].fileName = kSingleFile;
+    QC_RETURN_IF_ERROR(checkInsideModelFolder(dir, singlePath));
     QC_RETURN_IF_ERROR(SafetensorsFile::open(singlePath, out.files[0].file));
     for (const TensorInfo &info : out.files[0].file->tensors())
       out.tensors.emplace(info.name, &out.files[0]);
     return Status::ok();
   }
+  QC_RETURN_IF_ERROR(checkInsideModelFolder(dir, indexPath));
   return loadShardIndex(dir, out.files, out.tensors);
 }
 
 Status loadHFCheckpoint(const std::string &dir, ModelWeights &out) {
   ModelConfig config;
+  QC_RETURN_IF_ERROR(
+      checkInsideModelFolder(dir, joinPath(dir, "config.json")));
   QC_RETURN_IF_ERROR(parseHFConfig(joinPath(dir, "config.json"), config));
   HFTensorFiles files;
   QC_RETURN_IF_ERROR(openHFTensorFiles(dir, files));

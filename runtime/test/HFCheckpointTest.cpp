@@ -1192,3 +1192,57 @@ TEST_F(HFShardedCheckpoint, CorruptShardNamesTheShard) {
   writeText(dir.file(victim), bytes + "polyglot");
   expectLoadError(dir, {dir.file(victim) + ": 8 trailing bytes"});
 }
+
+// A symlink is held to the rule of "../" in an index: a checkpoint's files
+// must lie inside its folder.
+TEST_F(HFShardedCheckpoint, ShardLinksMustStayInsideTheDirectory) {
+  TempDir outside;
+  std::string shard = shardOf("model.norm.weight");
+  std::string moved = outside.file(shard);
+  std::filesystem::rename(dir.file(shard), moved);
+  ASSERT_EQ(::symlink(moved.c_str(), dir.file(shard).c_str()), 0);
+  expectLoadError(dir, {dir.file(shard) + ": a link to", "outside the model "
+                                                         "folder"});
+  // A link that stays inside the folder is fine.
+  ASSERT_EQ(::unlink(dir.file(shard).c_str()), 0);
+  std::filesystem::rename(moved, dir.file("real.bin"));
+  ASSERT_EQ(::symlink("real.bin", dir.file(shard).c_str()), 0);
+  loadOk(dir);
+}
+
+TEST(HFLoad, SymlinkPolicy) {
+  // model.safetensors linked from outside the folder: refused.
+  TempDir src, outside;
+  writeOk(src, tinyModel());
+  std::string weights = outside.file("w.safetensors");
+  std::filesystem::rename(src.file("model.safetensors"), weights);
+  ASSERT_EQ(::symlink(weights.c_str(), src.file("model.safetensors").c_str()),
+            0);
+  expectLoadError(src, {"outside the model folder"});
+
+  // The Hugging Face hub cache: snapshots/<rev>/ links into ../../blobs/.
+  TempDir cache;
+  std::string repo = cache.file("models--x--y");
+  std::filesystem::create_directories(repo + "/blobs");
+  std::filesystem::create_directories(repo + "/snapshots/abc");
+  std::filesystem::rename(weights, repo + "/blobs/1234");
+  std::filesystem::copy_file(src.file("config.json"), repo + "/blobs/5678");
+  ASSERT_EQ(::symlink("../../blobs/1234",
+                      (repo + "/snapshots/abc/model.safetensors").c_str()),
+            0);
+  ASSERT_EQ(::symlink("../../blobs/5678",
+                      (repo + "/snapshots/abc/config.json").c_str()),
+            0);
+  ModelWeights w;
+  Status s = loadHFCheckpoint(repo + "/snapshots/abc", w);
+  EXPECT_TRUE(s.isOk()) << s.message();
+}
+
+TEST(HFLoad, FolderNamedLikeTheWeightFile) {
+  TempDir dir;
+  writeOk(dir, tinyModel());
+  ASSERT_EQ(::unlink(dir.file("model.safetensors").c_str()), 0);
+  std::filesystem::create_directory(dir.file("model.safetensors"));
+  expectLoadError(dir, {dir.file("model.safetensors") +
+                        ": not a regular file (a folder)"});
+}

@@ -27,5 +27,5 @@
 // RUN: not quant-opt %t.mlir -wq-rtn="overrides=q_proj weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=BADOV2
 // BADOV2: error: wq-rtn: override 'q_proj': missing the layer regex or the settings
 // RUN: not quant-opt %t.mlir -wq-autoround="iters=-1 trace=%t.trace weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=BADITERS
-// BADITERS: error: wq-autoround: iters must be >= 0
+// BADITERS: error: wq-autoround: option iters = -1 is out of range (valid: an integer from 0 to 100000)
 // RUN: not test -e %t.st

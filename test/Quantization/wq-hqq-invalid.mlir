@@ -5,4 +5,4 @@
 // FRAC: error: wq-hqq: layer 'model.layers.0.self_attn.q_proj' [64x64]: fractional zero points cannot be stored in the gptq layout (set round-zeros=true); use layout=rows
 // RUN: not test -e %t.st
 // RUN: not quant-opt %t.mlir -wq-hqq="kappa=0.5 weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=KAPPA
-// KAPPA: error: wq-hqq: HQQ 'model.layers.0.self_attn.q_proj': HQQ kappa must be >= 1 and finite
+// KAPPA: error: wq-hqq: option kappa = 0.5 is out of range (valid: a finite number >= 1)

@@ -15,6 +15,7 @@
 
 #include "qc/Calibration/Calibrate.h"
 #include "qc/Import/LoadModel.h"
+#include "qc/Quantization/Algorithms/OptionRanges.h"
 #include "qc/runtime/TextDataset.h"
 #include "qc/Import/ModelTokenizer.h"
 #include "qc/runtime/OutputSafety.h"
@@ -72,8 +73,13 @@ int main(int argc, char **argv) {
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv,
                               "quant-calibrate: record a calibration trace\n");
-  if (windowLen <= 0)
-    return fail(Status::error("--window must be positive"));
+  // The same ranges as a recipe's calibration keys (OptionRanges.h).
+  for (const auto &[name, value] :
+       {std::pair<const char *, int64_t>{"window", windowLen},
+        {"samples", samples},
+        {"max-tokens", maxTokens}})
+    if (Status s = ::qc::quant::checkIntOption("calibration", name, value); !s)
+      return fail(Status::error("--" + s.message()));
   mlir::MLIRContext ctx;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   ::qc::ModelWeights weights;

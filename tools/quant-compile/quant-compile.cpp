@@ -5,7 +5,7 @@
 //===----------------------------------------------------------------------===//
 //
 //   quant-compile MODEL --recipe RECIPE.json [--calib TEXT --tokenizer TOK]
-//                 [--trace TRACE] [--seed N] -o OUT_DIR
+//                 [--trace TRACE] [--seed N] [--force] [--strict] -o OUT_DIR
 //
 // Writes OUT_DIR/model.mlir (the quantized model, runnable with quant-run),
 // OUT_DIR/weights.safetensors (its packed tensors), OUT_DIR/trace.safetensors
@@ -15,6 +15,13 @@
 // calibration), calibrate, run the method's pass, write. The pass pipeline
 // is printed so that the same run can be replayed with quant-opt.
 //
+// OUT_DIR is written as a whole (qc::OutputFolder): every file goes into a
+// temporary sibling folder that replaces OUT_DIR only when the run
+// succeeded, so OUT_DIR holds one complete run or is untouched. An existing
+// OUT_DIR is refused unless --force (then replaced whole: no file of an
+// earlier run, such as its trace, survives), and one that holds an input of
+// the run is refused even with --force.
+//
 //===----------------------------------------------------------------------===//
 
 #include "qc/Calibration/Calibrate.h"
@@ -22,7 +29,9 @@
 #include "qc/Import/LoadModel.h"
 #include "qc/InitAllPasses.h"
 #include "qc/Quantization/Observer.h"
+#include "qc/Quantization/Algorithms/OptionRanges.h"
 #include "qc/runtime/Json.h"
+#include "qc/runtime/OutputSafety.h"
 #include "qc/runtime/Safetensors.h"
 #include "qc/runtime/TextDataset.h"
 #include "qc/Import/ModelTokenizer.h"
@@ -55,8 +64,14 @@ static cl::opt<std::string> modelPath(cl::Positional, cl::Required,
 static cl::opt<std::string> recipePath("recipe", cl::Required,
                                        cl::desc("Recipe (JSON; every key and default: docs/RECIPES.md)"), cl::cat(category));
 static cl::opt<std::string> outDir("o", cl::Required,
-                                   cl::desc("Output folder (created; files inside are replaced)"),
+                                   cl::desc("Output folder, written as a whole: it appears only when the run succeeded (an existing one needs --force)"),
                                    cl::cat(category));
+static cl::opt<bool> force("force",
+                           cl::desc("Replace an existing output folder whole; a failed run leaves it untouched (default: off)"),
+                           cl::cat(category));
+static cl::opt<bool> strict("strict",
+                            cl::desc("Fail, instead of warning, when the recipe quantizes no layer (its overrides skip every one) (default: off)"),
+                            cl::cat(category));
 static cl::opt<std::string> calibText("calib", cl::desc("Calibration text (GPTQ, AWQ, AutoRound) (default: none)"),
                                       cl::cat(category));
 static cl::opt<std::string> tokenizerPath("tokenizer", cl::desc("Tokenizer (default: the model's own; a llama2.c model needs its tokenizer.bin)"),
@@ -81,6 +96,8 @@ static cl::extrahelp examples(
     "  quant-compile model.gguf --recipe gptq.json --calib train.txt -o out/\n"
     "  # Check a recipe against a model without calibrating:\n"
     "  quant-compile model.gguf --recipe gptq.json -o out/ --validate-only\n"
+    "  # Run again into the same folder, replacing it whole:\n"
+    "  quant-compile stories260K.bin --recipe rtn.json -o out/ --force\n"
     "\n"
     "The recipe format (every key, its default and the method options) is\n"
     "documented in docs/RECIPES.md; report.json in docs/report.schema.json.\n");
@@ -169,14 +186,30 @@ int main(int argc, char **argv) {
   ::qc::Recipe recipe;
   if (Status s = ::qc::parseRecipe(recipePath, recipe); !s)
     return fail(s);
-  if (seed >= 0)
+  if (seed.getNumOccurrences()) {
+    if (Status s = ::qc::quant::checkIntOption("compile", "seed", seed); !s)
+      return fail(Status::error("--seed: " + s.message()));
     recipe.seed = static_cast<uint64_t>(seed);
+  }
+
+  // The output folder, before any work: an existing one needs --force, and
+  // none may hold an input (checked again below with the files an .mlir
+  // model names).
+  std::vector<std::string> inputs = {modelPath, recipePath, calibText,
+                                     tokenizerPath, tracePath};
+  if (Status s = ::qc::checkOutputFolder(outDir, force, inputs, "-o"); !s)
+    return fail(s);
 
   mlir::MLIRContext ctx;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   ::qc::ModelWeights weights;
   if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
     return fail(s);
+  if (mlir::qc::CheckpointRef ref; mlir::qc::getCheckpointRef(*module, ref))
+    inputs.push_back(ref.path);
+  if (auto overlay =
+          (*module)->getAttrOfType<mlir::StringAttr>("llm.weights_overlay"))
+    inputs.push_back(overlay.str());
 
   // Validation first: everything that can be known without calibrating.
   ::qc::ValidationResult validation;
@@ -194,6 +227,17 @@ int main(int argc, char **argv) {
   if (!validation.layoutNote.empty())
     outs() << "note: layout auto: the rows layout is used for every layer ("
            << validation.layoutNote << ")\n";
+  // A recipe whose overrides skip every layer would write the model back
+  // unquantized and exit 0: say so loudly, and fail under --strict.
+  std::vector<std::string> driverWarnings;
+  if (validation.layers.empty()) {
+    std::string msg = recipePath + ": the recipe quantizes no layer (its "
+                      "overrides skip all of them): the output would hold "
+                      "no quantized layer";
+    if (strict)
+      return fail(Status::error(msg + " (--strict)"));
+    driverWarnings.push_back(msg);
+  }
   if (!validation.raggedGroups.empty()) {
     outs() << "note: " << validation.raggedGroups.size()
            << " layers have a ragged last group (the group size does not "
@@ -205,19 +249,40 @@ int main(int argc, char **argv) {
   // Results go to stdout, progress to stderr (unbuffered): flush so that
   // the two stay in order when both are redirected to one file.
   outs().flush();
+  for (const std::string &w : driverWarnings)
+    errs() << "quant-compile: warning: " << w
+           << "; --strict makes this an error\n";
   if (validateOnly)
     return 0;
+
+  // Everything below is written into a temporary sibling of the output
+  // folder, which replaces it only at the end (see the file comment).
+  ::qc::OutputFolder folder;
+  if (Status s = folder.begin(outDir, force, inputs, "-o"); !s)
+    return fail(s);
 
   // Calibration (in memory: nothing is written before it succeeded).
   json::Value calibReport = json::Value::object();
   std::optional<::qc::CalibrationTrace> calibrated;
-  SmallString<256> tracePathBuf(outDir);
-  sys::path::append(tracePathBuf, "trace.safetensors");
-  std::string trace(tracePathBuf.str());
+  // Paths as they will be (printed, recorded) and as they are while the
+  // run writes them.
+  auto inOut = [&](const char *name) {
+    SmallString<256> p(outDir.getValue());
+    sys::path::append(p, name);
+    return std::string(p.str());
+  };
+  auto inTemp = [&](const char *name) {
+    SmallString<256> p(folder.tempPath());
+    sys::path::append(p, name);
+    return std::string(p.str());
+  };
+  std::string trace = inOut("trace.safetensors");
+  std::string traceWritten = inTemp("trace.safetensors");
   if (::qc::methodNeedsCalibration(recipe.method)) {
     auto tc = std::chrono::steady_clock::now();
     if (!tracePath.empty()) {
       trace = tracePath;
+      traceWritten = tracePath;
       calibReport.set("trace", json::Value::string(trace));
     } else {
       if (calibText.empty())
@@ -262,22 +327,16 @@ int main(int argc, char **argv) {
     calibReport.set("seconds", json::Value::number(since(tc)));
   }
 
-  if (std::error_code ec = sys::fs::create_directories(outDir))
-    return fail(Status::error(outDir + ": cannot create the output folder: " +
-                              ec.message()));
-  auto inOut = [&](const char *name) {
-    SmallString<256> p(outDir);
-    sys::path::append(p, name);
-    return std::string(p.str());
-  };
-
   if (calibrated)
-    if (Status s = ::qc::writeTrace(*calibrated, trace); !s)
+    if (Status s = ::qc::writeTrace(*calibrated, traceWritten); !s)
       return fail(s);
 
-  // Quantization: one pass, printed for replay with quant-opt.
+  // Quantization: one pass, printed (with the final paths) for replay with
+  // quant-opt, run on the temporary folder's files.
   std::string weightsOut = inOut("weights.safetensors");
   std::string pipeline = ::qc::recipePipeline(recipe, trace, weightsOut);
+  std::string pipelineRun = ::qc::recipePipeline(
+      recipe, traceWritten, inTemp("weights.safetensors"));
   outs() << "pipeline: " << pipeline << "\n";
   outs().flush();
   mlir::qc::registerAllQCPasses();
@@ -296,7 +355,8 @@ int main(int argc, char **argv) {
   mlir::PassManager pm(&ctx);
   // The pass manager is anchored on builtin.module already: parse the
   // pass inside the printed "builtin.module(...)".
-  StringRef inner = StringRef(pipeline).drop_front(strlen("builtin.module("))
+  StringRef inner = StringRef(pipelineRun)
+                        .drop_front(strlen("builtin.module("))
                         .drop_back(1);
   if (failed(mlir::parsePassPipeline(inner, pm, errs())))
     return fail(Status::error("internal error: bad pipeline " + pipeline));
@@ -306,18 +366,39 @@ int main(int argc, char **argv) {
   bool ok = succeeded(pm.run(*module));
   ::qc::setQuantizationObserver(nullptr);
   double quantSeconds = since(tq);
+  // Messages name the files as they will be, not the temporary folder.
+  auto finalNames = [&](std::string text) {
+    const std::string &tmp = folder.tempPath();
+    std::string dest = StringRef(outDir).rtrim('/').str();
+    for (size_t at = text.find(tmp); at != std::string::npos;
+         at = text.find(tmp, at + dest.size()))
+      text.replace(at, tmp.size(), dest);
+    return text;
+  };
   if (!ok)
-    return fail(Status::error(diagText));
+    return fail(Status::error(finalNames(diagText)));
+  for (std::string &w : passWarnings)
+    w = finalNames(w);
   for (const std::string &w : passWarnings)
     errs() << "quant-compile: warning: " << w << "\n";
+  passWarnings.insert(passWarnings.begin(), driverWarnings.begin(),
+                      driverWarnings.end());
 
+  // The module names its overlay by absolute path: the final one, not the
+  // temporary folder's (as the pass itself would have spelled it).
+  {
+    SmallString<256> finalOverlay(weightsOut);
+    sys::fs::make_absolute(finalOverlay);
+    (*module)->setAttr("llm.weights_overlay",
+                       mlir::StringAttr::get(&ctx, finalOverlay.str()));
+  }
   std::string ir;
   {
     raw_string_ostream os(ir);
     module->print(os);
   }
   std::string modelOut = inOut("model.mlir");
-  if (Status s = writeText(modelOut, ir); !s)
+  if (Status s = writeText(inTemp("model.mlir"), ir); !s)
     return fail(s);
 
   // report.json: everything a user asks after a run, one entry per layer.
@@ -374,8 +455,11 @@ int main(int argc, char **argv) {
   report.set("outputs", outputs);
   json::WriteOptions wopts;
   wopts.pretty = true;
-  if (Status s = writeText(inOut("report.json"), json::write(report, wopts) + "\n");
+  if (Status s = writeText(inTemp("report.json"),
+                          json::write(report, wopts) + "\n");
       !s)
+    return fail(s);
+  if (Status s = folder.commit(); !s)
     return fail(s);
   outs() << "wrote " << modelOut << " (" << observer.records.size()
          << " layers quantized, " << fallbacks << " fallbacks, "

@@ -39,6 +39,12 @@
 // MODEL is a llama2.c .bin, a Hugging Face checkpoint folder (float, GPTQ
 // or AWQ), or a .mlir.
 //
+// Every DIR is written as a whole (qc/runtime/OutputSafety.h): into a
+// temporary sibling folder renamed into place only when the export
+// succeeded. An existing, non-empty DIR needs --force, which replaces it
+// whole; a folder that holds an input of the run (the model's own folder)
+// or anything but regular files is never replaced.
+//
 //===----------------------------------------------------------------------===//
 
 #include "qc/Import/GgufExport.h"
@@ -46,6 +52,7 @@
 #include "qc/Import/ModelBuilder.h"
 #include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/runtime/HFCheckpoint.h"
+#include "qc/runtime/OutputSafety.h"
 #include "qc/runtime/TokenizerExport.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -108,6 +115,12 @@ static cl::opt<uint64_t> maxShardBytes("max-shard-bytes",
                                                 "many bytes per file (0 = one file) (default: 0)"),
                                        cl::init(0), cl::cat(category));
 
+static cl::opt<bool> force(
+    "force",
+    cl::desc("Replace an existing --export-hf / --export-gptq / "
+             "--export-compressed-tensors folder whole (default: off)"),
+    cl::init(false), cl::cat(category));
+
 static cl::opt<bool> skipTokenizer(
     "skip-tokenizer",
     cl::desc("Export without tokenizer files (e.g. when a GGUF tokenizer "
@@ -132,6 +145,9 @@ static Status tokenizerFiles(const mlir::qc::CheckpointRef &ref,
   if (ref.format != "hf")
     return Status::ok();
   for (const std::string &path : mlir::qc::hfTokenizerFiles(ref.path)) {
+    // A link out of the folder would publish whatever it points to.
+    if (Status s = ::qc::checkInsideModelFolder(ref.path, path); !s)
+      return s;
     auto buf = MemoryBuffer::getFile(path, /*IsText=*/false,
                                      /*RequiresNullTerminator=*/false);
     if (!buf)
@@ -168,11 +184,37 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "quant-import: model import into MLIR and "
                               "checkpoint export\n");
+  // A folder export is written as a whole (a temporary sibling renamed at
+  // the end); an existing folder needs --force and one that holds an input
+  // is refused. Checked before any work, and again once the files the
+  // model names are known.
+  std::string folderOut = !exportHF.empty()     ? exportHF.getValue()
+                          : !exportGPTQ.empty() ? exportGPTQ.getValue()
+                                                : exportCT.getValue();
+  std::string folderOption = !exportHF.empty()     ? "--export-hf"
+                             : !exportGPTQ.empty() ? "--export-gptq"
+                                                   : "--export-compressed-tensors";
+  std::vector<std::string> inputs = {modelPath, tokenizerJson};
+  if (!folderOut.empty())
+    if (Status s = ::qc::checkOutputFolder(folderOut, force, inputs,
+                                           folderOption);
+        !s)
+      return fail(s);
   mlir::MLIRContext ctx;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   ::qc::ModelWeights weights;
   if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
     return fail(s);
+  if (mlir::qc::CheckpointRef ref; mlir::qc::getCheckpointRef(*module, ref))
+    inputs.push_back(ref.path);
+  if (auto overlay =
+          (*module)->getAttrOfType<mlir::StringAttr>("llm.weights_overlay"))
+    inputs.push_back(overlay.str());
+  if (!folderOut.empty())
+    if (Status s = ::qc::checkOutputFolder(folderOut, force, inputs,
+                                           folderOption);
+        !s)
+      return fail(s);
 
   if (!exportHF.empty() + !exportGPTQ.empty() + !exportGguf.empty() +
           !exportCT.empty() >
@@ -231,6 +273,9 @@ int main(int argc, char **argv) {
     mlir::qc::CheckpointRef ref;
     if (mlir::qc::getCheckpointRef(*module, ref) && ref.format == "hf")
       opts.copyFiles = mlir::qc::hfTokenizerFiles(ref.path);
+    for (const std::string &path : opts.copyFiles)
+      if (Status s = ::qc::checkInsideModelFolder(ref.path, path); !s)
+        return fail(s);
     mlir::qc::CompressedTensorsExportSummary sum;
     if (Status s = mlir::qc::exportCompressedTensors(*module, weights,
                                                      exportCT, opts, &sum);
@@ -304,9 +349,20 @@ int main(int argc, char **argv) {
     if (!skipTokenizer && mlir::qc::getCheckpointRef(*module, ref))
       if (Status s = tokenizerFiles(ref, extra); !s)
         return fail(s);
-    if (Status s = ::qc::writeHFCheckpoint(exportHF, weights, type,
+    ::qc::OutputFolder folder;
+    if (Status s = folder.begin(exportHF, force, inputs, "--export-hf"); !s)
+      return fail(s);
+    if (Status s = ::qc::writeHFCheckpoint(folder.tempPath(), weights, type,
                                            maxShardBytes, extra);
-        !s)
+        !s) {
+      // Name the folder as the user gave it, not the temporary one.
+      std::string msg = s.message();
+      for (size_t at = msg.find(folder.tempPath()); at != std::string::npos;
+           at = msg.find(folder.tempPath()))
+        msg.replace(at, folder.tempPath().size(), exportHF);
+      return fail(Status::error(msg));
+    }
+    if (Status s = folder.commit(); !s)
       return fail(s);
     outs() << "wrote Hugging Face checkpoint " << exportHF << " ("
            << weights.tensors.size() << " tensors, " << dtype;

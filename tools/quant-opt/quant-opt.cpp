@@ -14,18 +14,27 @@
 // only when stderr is a terminal (logs and lit output stay clean),
 // --progress forces it on, --no-progress off.
 //
+// Nothing partial is left behind: the IR output path (-o) is checked before
+// any pass runs (a folder, a missing folder or an unwritable place is an
+// error before the weights are computed), and the weights-out files of the
+// wq-* passes are staged (qc/runtime/OutputSafety.h) and renamed into place
+// only when the whole run, the IR output included, succeeded.
+//
 //===----------------------------------------------------------------------===//
 
 #include "qc/InitAllDialects.h"
 #include "qc/InitAllPasses.h"
 #include "qc/Quantization/Observer.h"
+#include "qc/runtime/OutputSafety.h"
 #include "qc/runtime/Progress.h"
 
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <memory>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 static llvm::cl::opt<bool> progressOn(
@@ -78,6 +87,35 @@ private:
   std::unique_ptr<::qc::Progress> progress;
 };
 
+/// Checks that the IR can be written to `path` before any work: not a
+/// folder, and in an existing folder this process may write to.
+bool checkOutputPath(const std::string &path) {
+  if (path.empty() || path == "-")
+    return true;
+  auto fail = [&](const std::string &why) {
+    llvm::errs() << "quant-opt: error: -o " << path << ": " << why
+                 << " (nothing was written)\n";
+    return false;
+  };
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      return fail("is a folder; name the output file");
+    if (::access(path.c_str(), W_OK) != 0)
+      return fail("is not writable");
+    return true;
+  }
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "."
+                    : slash == 0               ? "/"
+                                               : path.substr(0, slash);
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return fail("the folder " + dir + " does not exist");
+  if (::access(dir.c_str(), W_OK) != 0)
+    return fail("the folder " + dir + " is not writable");
+  return true;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -86,7 +124,21 @@ int main(int argc, char **argv) {
   mlir::qc::registerAllQCPasses();
   PassProgress observer;
   ::qc::setQuantizationObserver(&observer);
-  return mlir::asMainReturnCode(mlir::MlirOptMain(
+  auto [input, output] = mlir::registerAndParseCLIOptions(
       argc, argv, "qc optimizer: weight-only quantization compiler\n",
-      registry));
+      registry);
+  if (!checkOutputPath(output))
+    return 1;
+  ::qc::setStagingEnabled(true);
+  bool ok = mlir::succeeded(
+      mlir::MlirOptMain(argc, argv, input, output, registry));
+  if (!ok) {
+    ::qc::discardStaged();
+    return 1;
+  }
+  if (::qc::Status s = ::qc::commitStaged(); !s) {
+    llvm::errs() << "quant-opt: error: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
 }

@@ -56,10 +56,9 @@ struct WQAWQPass : mlir::qc::impl::WQAWQPassBase<WQAWQPass> {
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (nGrid < 1 || maxShrink < 0.0 || maxShrink >= 1.0) {
-      module.emitError("wq-awq: n-grid must be >= 1 and max-shrink in [0, 1)");
+    if (failed(checkOptionRanges(module, "wq-awq", "awq", {{"n-grid", nGrid}},
+                                 {{"max-shrink", maxShrink}})))
       return signalPassFailure();
-    }
     LayerRewriteOptions opts;
     ::qc::CalibrationTrace calib;
     if (failed(initRewriteOptions(module, "wq-awq", bits, groupSize, sym,

@@ -34,11 +34,11 @@ struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (iters < 0 || batchSize < 1 || lr < 0.0 || minmaxLr < 0.0) {
-      module.emitError("wq-autoround: iters must be >= 0, batch-size >= 1 "
-                       "and the learning rates >= 0");
+    if (failed(checkOptionRanges(
+            module, "wq-autoround", "autoround",
+            {{"iters", iters}, {"batch-size", batchSize}, {"seed", seed}},
+            {{"lr", lr}, {"minmax-lr", minmaxLr}})))
       return signalPassFailure();
-    }
     LayerRewriteOptions opts;
     ::qc::CalibrationTrace calib;
     if (failed(initRewriteOptions(module, "wq-autoround", bits, groupSize, sym,

@@ -128,6 +128,10 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (failed(checkOptionRanges(module, "wq-gptq", "gptq",
+                                 {{"block-size", blockSize}},
+                                 {{"damp-percent", dampPercent}})))
+      return signalPassFailure();
     LayerRewriteOptions opts;
     ::qc::CalibrationTrace calib;
     bool seq = sequential;

@@ -30,6 +30,10 @@ struct WQHQQPass : mlir::qc::impl::WQHQQPassBase<WQHQQPass> {
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (failed(checkOptionRanges(
+            module, "wq-hqq", "hqq", {{"iters", iters}},
+            {{"lp-norm", lpNorm}, {"beta", beta}, {"kappa", kappa}})))
+      return signalPassFailure();
     LayerRewriteOptions opts;
     if (failed(initRewriteOptions(module, "wq-hqq", bits, groupSize,
                                   /*sym=*/false, scaleDType, layout, exclude,

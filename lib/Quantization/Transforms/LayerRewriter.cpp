@@ -21,6 +21,7 @@
 #include "WQ/IR/WQOps.h"
 #include "qc/Import/LoadModel.h"
 #include "qc/runtime/OutputSafety.h"
+#include "qc/Quantization/Algorithms/OptionRanges.h"
 #include "qc/Quantization/Algorithms/Packing.h"
 #include "qc/runtime/Safetensors.h"
 
@@ -183,8 +184,10 @@ Status mlir::qc::parseLayerOverrides(const std::vector<std::string> &entries,
           return bad("bits must be 2, 3, 4 or 8");
         o.bits = static_cast<int>(n);
       } else if (key == "group-size" || key == "group_size") {
-        if (value.getAsInteger(10, n) || (n != -1 && n <= 0))
-          return bad("group-size must be -1 or positive");
+        if (value.getAsInteger(10, n) ||
+            !::qc::quant::checkIntOption("rtn", "group-size", n))
+          return bad("group-size must be -1 or an integer from 1 to "
+                     "2147483647");
         o.groupSize = n;
       } else if (key == "sym") {
         if (value != "true" && value != "false")
@@ -225,12 +228,30 @@ mlir::qc::parseScaleDType(llvm::StringRef s) {
   return std::nullopt;
 }
 
+LogicalResult mlir::qc::checkOptionRanges(
+    ModuleOp module, const std::string &passName, const std::string &method,
+    std::initializer_list<std::pair<const char *, int64_t>> ints,
+    std::initializer_list<std::pair<const char *, double>> reals) {
+  for (const auto &[name, value] : ints)
+    if (Status s = ::qc::quant::checkIntOption(method, name, value); !s)
+      return module.emitError() << passName << ": option " << s.message();
+  for (const auto &[name, value] : reals)
+    if (Status s = ::qc::quant::checkRealOption(method, name, value); !s)
+      return module.emitError() << passName << ": option " << s.message();
+  return success();
+}
+
 LogicalResult mlir::qc::initRewriteOptions(
     ModuleOp module, const std::string &passName, int64_t bits,
     int64_t groupSize, bool sym, llvm::StringRef scaleDType,
     const std::string &layout, const std::string &exclude,
     const std::string &weightsOut, const std::vector<std::string> &overrides,
     LayerRewriteOptions &opts) {
+  // "wq-gptq" -> "gptq": the method's entry in OptionRanges.h.
+  std::string method = llvm::StringRef(passName).drop_front(3).str();
+  if (failed(checkOptionRanges(module, passName, method,
+                               {{"bits", bits}, {"group-size", groupSize}})))
+    return failure();
   auto scaleType = parseScaleDType(scaleDType);
   if (!scaleType)
     return module.emitError() << passName << ": unknown scale-dtype '"
@@ -419,7 +440,13 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
         return fail(s.message());
   llvm::SmallString<256> outPath(opts.weightsOut);
   llvm::sys::fs::make_absolute(outPath);
-  if (Status s = writer.writeFile(outPath.str().str()); !s)
+  // Under quant-opt the file is staged: published only when the whole run
+  // (the IR output included) succeeded.
+  std::string stageError;
+  std::string writePath = ::qc::stagePath(outPath.str().str(), stageError);
+  if (writePath.empty())
+    return fail(stageError);
+  if (Status s = writer.writeFile(writePath); !s)
     return fail(s.message());
 
   // Rewrite the IR.

@@ -23,6 +23,7 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -106,6 +107,18 @@ inline double weightMSE(const ::qc::quant::QuantizedWeight &q, const float *w) {
     se += (static_cast<double>(w[i]) - d[i]) * (static_cast<double>(w[i]) - d[i]);
   return d.empty() ? 0.0 : se / static_cast<double>(d.size());
 }
+
+/// Checks a pass's numeric options against the method's entries in
+/// OptionRanges.h ("rtn", "gptq", ...), before any work: each value out of
+/// range emits "<pass>: option <name> = <value> is out of range (valid:
+/// ...)" and fails. Options are int64_t in Passes.td, so the check sees the
+/// value the user wrote, before any narrowing.
+LogicalResult
+checkOptionRanges(ModuleOp module, const std::string &passName,
+                  const std::string &method,
+                  std::initializer_list<std::pair<const char *, int64_t>> ints,
+                  std::initializer_list<std::pair<const char *, double>> reals =
+                      {});
 
 /// Fills what every weight-quantizing pass shares: the base configuration
 /// (bits, group size, sym, scale dtype), layout, exclusion, output and

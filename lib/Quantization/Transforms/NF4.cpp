@@ -31,6 +31,9 @@ namespace {
 struct WQNF4Pass : mlir::qc::impl::WQNF4PassBase<WQNF4Pass> {
   using Base::Base;
   void runOnOperation() override {
+    if (failed(checkOptionRanges(getOperation(), "wq-nf4", "nf4",
+                                 {{"block-size", blockSize}})))
+      return signalPassFailure();
     LayerRewriteOptions opts{exclude, "rows", weightsOut, "wq-nf4"};
     opts.config.bits = 4;
     opts.config.groupSize = blockSize;

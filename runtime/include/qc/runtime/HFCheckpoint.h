@@ -74,6 +74,15 @@ struct HFTensorFiles {
 /// directory, index <-> shard consistency, duplicate tensors).
 Status openHFTensorFiles(const std::string &dir, HFTensorFiles &out);
 
+/// The symlink policy of a model folder: `path` (a file of the folder
+/// `dir`) must resolve, links followed, to a file inside `dir`, the same
+/// rule that refuses "../" in an index's weight_map; the one exception is
+/// the Hugging Face hub cache, whose `<repo>/snapshots/<revision>/` links
+/// point into the same repository's `<repo>/blobs/`. Applied to the config,
+/// the weight files and the tokenizer files an export copies. A path that
+/// does not exist passes (its reader reports it).
+Status checkInsideModelFolder(const std::string &dir, const std::string &path);
+
 /// True for the RoPE frequency buffers of legacy checkpoints
 /// (`*.self_attn.rotary_emb.inv_freq`), which transformers ignores on load.
 bool isIgnoredHFBuffer(const std::string &tensorName);

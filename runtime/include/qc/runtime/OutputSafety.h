@@ -10,6 +10,12 @@
 // the input. Files are compared by device and inode, so a different
 // spelling, a relative path or a link does not hide the clash.
 //
+// A tool that writes a folder (quant-compile, quant-import's folder exports)
+// writes it as a whole through OutputFolder: every file goes into a fresh
+// temporary sibling folder, which replaces the destination only once the
+// whole run succeeded. So the destination either holds one complete run or
+// is untouched, and a failed run leaves no temporary folder behind.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef QC_RUNTIME_OUTPUTSAFETY_H
@@ -34,6 +40,97 @@ std::vector<std::string> inputFilesOf(const std::string &path);
 Status checkOutputIsNotAnInput(const std::string &output,
                                const std::vector<std::string> &inputs,
                                const std::string &what);
+
+/// A folder written as a whole. Usage: begin(), write every file under
+/// tempPath(), then commit(); destroying the object without a successful
+/// commit() removes the temporary folder (and everything in it), so every
+/// early error return of a tool cleans up.
+///
+/// Policy: the destination may not exist yet (its parent folders are
+/// created), or be an empty folder; an existing non-empty folder is refused
+/// unless `force`, which replaces it whole at commit() (an atomic exchange
+/// with renameat2(RENAME_EXCHANGE) where the file system has it, else two
+/// renames), after which the old folder is removed. An existing folder
+/// that holds anything but regular files (a subfolder, a link) is not an
+/// output folder of a qc tool and is refused even with `force`, so that a
+/// mistyped -o never deletes someone's folder. A destination that is
+/// not a folder is always refused, and so is one that holds (or is) one of
+/// the run's inputs, even with `force`, because replacing it would destroy
+/// that input.
+class OutputFolder {
+public:
+  OutputFolder() = default;
+  OutputFolder(const OutputFolder &) = delete;
+  OutputFolder &operator=(const OutputFolder &) = delete;
+  /// Removes the temporary folder unless commit() succeeded.
+  ~OutputFolder();
+
+  /// Checks `dest` against the policy above and creates the temporary
+  /// folder ".<name>.tmp-XXXXXX" beside it. `inputs` are the files (or
+  /// folders) the run reads; `what` names the option in errors (e.g. "-o").
+  /// Nothing is created when this fails.
+  Status begin(const std::string &dest, bool force,
+               const std::vector<std::string> &inputs,
+               const std::string &what);
+
+  /// The folder to write into until commit().
+  const std::string &tempPath() const { return temp; }
+  /// The destination, as given to begin().
+  const std::string &finalPath() const { return dest; }
+
+  /// Moves the temporary folder into place (see the policy above). On
+  /// failure the destination is untouched and the temporary folder is
+  /// removed.
+  Status commit();
+
+  /// Removes the temporary folder now (a no-op after commit()).
+  void discard();
+
+private:
+  std::string dest, temp, what;
+  bool force = false;
+  bool existed = false;
+  bool committed = false;
+};
+
+/// Checks that a folder about to be written as a whole (see OutputFolder)
+/// may be: the same rules as OutputFolder::begin(), without creating
+/// anything. For tools that want to fail before any work.
+Status checkOutputFolder(const std::string &dest, bool force,
+                         const std::vector<std::string> &inputs,
+                         const std::string &what);
+
+/// Staged outputs: a tool whose run writes files in the middle (quant-opt:
+/// a wq-* pass writes its weights-out before the IR is printed) turns
+/// staging on; writers then ask stagePath() where to write, which gives a
+/// temporary sibling (".<name>.staged-XXXXXX") and records it; readers of
+/// a file the run may have written ask readPathFor(); at the end the tool
+/// calls commitStaged() (each staged file renamed over its final path) when
+/// the whole run succeeded, or discardStaged() (all removed) when it did
+/// not, so that a failed run leaves no partial output. Not thread-safe:
+/// tools stage from one thread.
+void setStagingEnabled(bool enabled);
+
+/// Where to write `finalPath` now: `finalPath` itself when staging is off;
+/// else a fresh temporary sibling (the same one for repeated calls with the
+/// same path; an earlier staged version is removed). Empty on failure,
+/// with `error` set.
+std::string stagePath(const std::string &finalPath, std::string &error);
+
+/// The file to read for `path`: its staged version when this run staged
+/// one, else `path`.
+std::string readPathFor(const std::string &path);
+
+/// Renames every staged file over its final path (stopping at the first
+/// failure, which removes the remaining staged files).
+Status commitStaged();
+
+/// Removes every staged file.
+void discardStaged();
+
+/// Removes `path` and everything below it (symlinks are removed, never
+/// followed). Errors are ignored: used for cleanup only.
+void removeTree(const std::string &path);
 
 } // namespace qc
 
