@@ -57,9 +57,11 @@ for t in "${targets[@]}"; do
   cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<< "$last")
   ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<< "$last")
   corp=$(sed -n 's/.*corp: \([0-9]*\).*/\1/p' <<< "$last")
-  execs=$(sed -n 's/^stat::number_of_executed_units: //p' "$log" | tail -1)
-  eps=$(sed -n 's/^stat::average_exec_per_sec: //p' "$log" | tail -1)
-  rss=$(sed -n 's/^stat::peak_rss_mb: //p' "$log" | tail -1)
+  # (libFuzzer pads these with spaces.)
+  stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1 | tr -d ' '; }
+  execs=$(stat number_of_executed_units)
+  eps=$(stat average_exec_per_sec)
+  rss=$(stat peak_rss_mb)
   files=$(find "$arts" -type f \( -name 'crash-*' -o -name 'leak-*' -o \
     -name 'timeout-*' -o -name 'oom-*' \) | sort)
   n=$(grep -c . <<< "$files")
