@@ -5,7 +5,10 @@
 # The compiler is built with the system C++ compiler, but libFuzzer needs
 # clang. The runtime is a standalone project, so its fuzz targets are built
 # as an external project configured with clang (QC_FUZZ_CXX_COMPILER), and
-# the short fuzz run is registered as a ctest of this project.
+# the short fuzz run is registered as a ctest of this project. The fuzz
+# targets of the compiler's own parsers (calibration traces, recipes) are a
+# second external project, fuzz/, which links LLVM Support.
+# scripts/fuzz-long.sh runs every target for longer.
 #
 #===------------------------------------------------------------------------===#
 
@@ -67,6 +70,33 @@ if(QC_FUZZ_CXX_COMPILER AND EXISTS "${QC_FUZZ_CXX_COMPILER}")
       ${_qc_fuzz_bin}/tokenizer-corpus ${_qc_fuzz_dir}/tokenizer-corpus
     WORKING_DIRECTORY "${_qc_fuzz_bin}")
   set_tests_properties(tokenizer_fuzz_smoke PROPERTIES TIMEOUT 120 LABELS fuzz)
+
+  set(_qc_cfuzz_bin "${CMAKE_BINARY_DIR}/fuzz-compiler")
+  ExternalProject_Add(qc_compiler_fuzz
+    SOURCE_DIR "${PROJECT_SOURCE_DIR}/fuzz"
+    BINARY_DIR "${_qc_cfuzz_bin}"
+    CMAKE_ARGS
+      -G Ninja
+      -DCMAKE_BUILD_TYPE=Release
+      -DCMAKE_CXX_COMPILER=${QC_FUZZ_CXX_COMPILER}
+      -DLLVM_DIR=${LLVM_DIR}
+    BUILD_COMMAND ${CMAKE_COMMAND} --build . --target qc_trace_fuzzer qc_recipe_fuzzer
+    INSTALL_COMMAND ""
+    BUILD_ALWAYS ON
+    BUILD_BYPRODUCTS "${_qc_cfuzz_bin}/qc_trace_fuzzer"
+                     "${_qc_cfuzz_bin}/qc_recipe_fuzzer")
+  foreach(_target trace recipe)
+    file(MAKE_DIRECTORY "${_qc_cfuzz_bin}/${_target}-corpus")
+    add_test(NAME ${_target}_fuzz_smoke
+      COMMAND "${_qc_cfuzz_bin}/qc_${_target}_fuzzer"
+        -max_total_time=10 -timeout=10 -rss_limit_mb=2048
+        -dict=${PROJECT_SOURCE_DIR}/fuzz/${_target}.dict
+        -artifact_prefix=${_qc_cfuzz_bin}/${_target}-
+        ${_qc_cfuzz_bin}/${_target}-corpus
+        ${PROJECT_SOURCE_DIR}/fuzz/${_target}-corpus
+      WORKING_DIRECTORY "${_qc_cfuzz_bin}")
+    set_tests_properties(${_target}_fuzz_smoke PROPERTIES TIMEOUT 120 LABELS fuzz)
+  endforeach()
 else()
   message(STATUS "qc: QC_FUZZ_CXX_COMPILER not set; the fuzz targets are not built")
 endif()

@@ -22,6 +22,7 @@
 #include <cassert>
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 
@@ -30,12 +31,24 @@ using namespace qc::quant;
 
 namespace {
 
-/// Runs fn(i, worker) for i in [0, n) on up to hardware_concurrency
-/// threads (worker in [0, workers)). Every caller writes disjoint outputs per
+/// The thread budget: QC_THREADS when set to a positive integer (to cap a
+/// run's CPU share, and so that tests can check that results do not depend
+/// on the thread count), else the hardware concurrency.
+int64_t threadBudget() {
+  if (const char *env = std::getenv("QC_THREADS")) {
+    char *end = nullptr;
+    long long v = std::strtoll(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0)
+      return static_cast<int64_t>(std::min<long long>(v, 64));
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+/// Runs fn(i, worker) for i in [0, n) on up to threadBudget() threads
+/// (worker in [0, workers)). Every caller writes disjoint outputs per
 /// index, so results do not depend on the thread count or the schedule.
 int64_t workerCount(int64_t n) {
-  int64_t hw = std::max(1u, std::thread::hardware_concurrency());
-  return std::max<int64_t>(1, std::min<int64_t>({hw, n, 64}));
+  return std::max<int64_t>(1, std::min<int64_t>({threadBudget(), n, 64}));
 }
 
 void parallelFor(int64_t n, int64_t workers,
