@@ -92,9 +92,9 @@ struct AttentionShape {
 };
 
 /// Attention output [rows, H, hd] of query rows [row0, row0 + rows) of `qT`
-/// against keys [0, keys) of `ks`/`vs` (already sliced to `keys`
-/// positions). `qT` is [heads, hd, T]; the keys are [KV, hd, keys], or
-/// [KV, keys, hd] when `positionMajorKeys`. Row i of the chunk is at
+/// against the keys and values [0, keys) that `sliceKeysValues` returns
+/// (called once, after the query slice). `qT` is [heads, hd, T]; the keys
+/// are [KV, hd, keys], or [KV, keys, hd] when `positionMajorKeys`. Row i of the chunk is at
 /// absolute position `firstPos + i` and sees keys j <= firstPos + i.
 ///
 /// Every intermediate keeps the query row `i` as its last, contiguous
@@ -103,9 +103,11 @@ struct AttentionShape {
 /// the innermost loop would need its accumulator promoted out of memory,
 /// which LLVM does not manage here: a row max over j innermost ran scalar
 /// and took 70 % of the forward pass).
-Value buildChunk(OpBuilder &b, Location loc, const AttentionShape &shape,
-                 Value qT, Value ks, Value vs, Value row0, Value firstPos,
-                 Value rows, Value keys) {
+Value buildChunk(
+    OpBuilder &b, Location loc, const AttentionShape &shape, Value qT,
+    llvm::function_ref<std::pair<Value, Value>(OpBuilder &, Location)>
+        sliceKeysValues,
+    Value row0, Value firstPos, Value rows, Value keys) {
   MLIRContext *ctx = b.getContext();
   int64_t heads = shape.heads, headDim = shape.headDim;
   int64_t group = heads / shape.kvHeads;
@@ -119,6 +121,7 @@ Value buildChunk(OpBuilder &b, Location loc, const AttentionShape &shape,
   Value qs = tensor::ExtractSliceOp::create(
       b, loc, qT, ArrayRef<OpFoldResult>{zeroA, zeroA, row0},
       ArrayRef<OpFoldResult>{hAttr, hdAttr, rows}, unit3);
+  auto [ks, vs] = sliceKeysValues(b, loc);
 
   // S[h,j,i] = sum_d k[h/g,(d,j)] * qT[h,d,i]; loops (h, j, d, i).
   AffineExpr h, j, d, i;
@@ -327,8 +330,12 @@ struct AttentionLowering : OpRewritePattern<llm::AttentionOp> {
                                        b.getIndexAttr(headDim), keys},
                 unit3);
           };
-          return buildChunk(b, l, shape, qT, keySlice(kT), keySlice(vT), row0,
-                            /*firstPos=*/row0, rows, keys);
+          auto slices = [&](OpBuilder &, Location) {
+            Value ks = keySlice(kT);
+            return std::make_pair(ks, keySlice(vT));
+          };
+          return buildChunk(b, l, shape, qT, slices, row0, /*firstPos=*/row0,
+                            rows, keys);
         });
     rewriter.replaceOp(op, merged);
     return success();
@@ -374,9 +381,12 @@ struct KVCacheAttentionLowering : OpRewritePattern<llm::KVCacheAttentionOp> {
                                        b.getIndexAttr(headDim)},
                 SmallVector<OpFoldResult>(4, oneA));
           };
-          return buildChunk(b, l, shape, qT, layerSlice(op.getKeyCache()),
-                            layerSlice(op.getValueCache()), row0, firstPos,
-                            rows, keys);
+          auto slices = [&](OpBuilder &, Location) {
+            Value ks = layerSlice(op.getKeyCache());
+            return std::make_pair(ks, layerSlice(op.getValueCache()));
+          };
+          return buildChunk(b, l, shape, qT, slices, row0, firstPos, rows,
+                            keys);
         });
     rewriter.replaceOp(op, merged);
     return success();
