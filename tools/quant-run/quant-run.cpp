@@ -136,7 +136,9 @@ static cl::extrahelp examples(
     "  # Greedy continuation of a prompt, stopping at end-of-sequence:\n"
     "  quant-run model.q.mlir --generate 64 --prompt \"Once upon a time\"\n"
     "  # Sampling, reproducible with a seed, past end-of-sequence:\n"
-    "  quant-run model.gguf --generate 64 --temperature 0.8 --seed 7 --ignore-eos\n");
+    "  quant-run model.gguf --generate 64 --temperature 0.8 --seed 7 --ignore-eos\n"
+    "  # The same without the KV cache (every token recomputes the prefix):\n"
+    "  quant-run model.gguf --generate 64 --no-kv-cache\n");
 
 /// Prints "quant-run: error: <message>" and returns the exit code 1.
 static int fail(const Status &s) {
