@@ -8,7 +8,11 @@
 // wrapper `_mlir_ciface_forward` takes pointers to memref descriptors for
 // (tokens, logits, param_0, ..., param_n). A descriptor of rank R is laid
 // out as {allocated ptr, aligned ptr, offset, sizes[R], strides[R]}, all
-// 64-bit, which is what `flatDescriptor` builds.
+// 64-bit, which is what `flatDescriptor` builds. The KV-cached entry point
+// `_mlir_ciface_decode` (from `llm-derive-decode`) takes (tokens, position
+// as a 64-bit integer, key cache, value cache, last-position logits,
+// param_0, ..., param_n); the caches are [layers, kv_heads, capacity,
+// head_dim] buffers the compiled code updates in place.
 //
 //===----------------------------------------------------------------------===//
 
@@ -120,58 +124,102 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     return Status::error("'forward' must map tensor<?xi32> to tensor<?xVxf32>");
   result->vocab = result->outputWidths.front();
 
+  if (!options.forward && !options.decode)
+    return Status::error("compile: no entry point requested (forward or "
+                         "decode)");
   DiagnosticCollector diags(ctx);
-  // Phase 1: after it, the entry function lists its parameters by name.
+  std::vector<std::string> entries;
+  if (options.decode) {
+    // The decode function is derived from the forward function as the
+    // model holds it (quantized linears included).
+    PassManager derive(ctx);
+    if (failed(parsePassPipeline("llm-derive-decode{entry=forward "
+                                 "decode-entry=decode}",
+                                 derive, llvm::errs())) ||
+        failed(derive.run(*module)))
+      return Status::error("deriving the KV-cached decode function failed:\n" +
+                           diags.text);
+    entries.push_back("decode");
+  }
+  if (options.forward)
+    entries.push_back("forward");
+  else
+    fn.erase();
+
+  // Phase 1: after it, each entry function lists its parameters by name.
   PassManager prepare(ctx);
-  if (failed(parsePassPipeline(cpuPreparePipeline("forward"), prepare,
+  if (failed(parsePassPipeline(cpuPreparePipeline(entries), prepare,
                                llvm::errs())) ||
       failed(prepare.run(*module)))
     return Status::error("lowering the model failed:\n" + diags.text);
-  fn = module->lookupSymbol<func::FuncOp>("forward");
-  auto names = fn->getAttrOfType<ArrayAttr>("llm.param_names");
-  for (auto [i, nameAttr] : llvm::enumerate(names)) {
-    std::string name = cast<StringAttr>(nameAttr).str();
-    auto expected = cast<MemRefType>(
-        fn.getArgumentTypes()[1 + result->outputWidths.size() + i]);
-    std::vector<int64_t> shape(expected.getShape().begin(),
-                               expected.getShape().end());
-    const void *data = nullptr;
-    if (const ::qc::HostTensor *t = weights.find(name)) {
-      if (!expected.getElementType().isF32())
-        return Status::error("parameter '" + name + "' is fp32 but the model "
-                             "uses it as a non-f32 tensor");
-      if (t->shape != shape ||
-          static_cast<int64_t>(t->data.size()) != t->numElements())
+  // Binds the parameters of entry function `name`, which follow its
+  // inputs and outputs.
+  auto bindParams = [&](StringRef name,
+                        std::vector<std::vector<int64_t>> &descriptors)
+      -> Status {
+    auto f = module->lookupSymbol<func::FuncOp>(name);
+    auto names = f->getAttrOfType<ArrayAttr>("llm.param_names");
+    int64_t first =
+        f->getAttrOfType<IntegerAttr>("llm.num_inputs").getInt() +
+        f->getAttrOfType<IntegerAttr>("llm.num_outputs").getInt();
+    for (auto [i, nameAttr] : llvm::enumerate(names)) {
+      std::string name = cast<StringAttr>(nameAttr).str();
+      auto expected =
+          cast<MemRefType>(f.getArgumentTypes()[first + static_cast<int64_t>(i)]);
+      std::vector<int64_t> shape(expected.getShape().begin(),
+                                 expected.getShape().end());
+      const void *data = nullptr;
+      if (const ::qc::HostTensor *t = weights.find(name)) {
+        if (!expected.getElementType().isF32())
+          return Status::error("parameter '" + name + "' is fp32 but the model "
+                               "uses it as a non-f32 tensor");
+        if (t->shape != shape ||
+            static_cast<int64_t>(t->data.size()) != t->numElements())
+          return Status::error("parameter '" + name +
+                               "' has a shape that does not match the model");
+        data = t->data.data();
+      } else if (auto it = weights.packed.find(name);
+                 it != weights.packed.end()) {
+        const ::qc::PackedTensor &raw = it->second;
+        Type elt = expected.getElementType();
+        bool typeOk = (raw.dtype == ::qc::DType::I32 && elt.isInteger(32)) ||
+                      (raw.dtype == ::qc::DType::F16 && elt.isF16()) ||
+                      (raw.dtype == ::qc::DType::BF16 && elt.isBF16()) ||
+                      (raw.dtype == ::qc::DType::I8 && elt.isInteger(8)) ||
+                      (raw.dtype == ::qc::DType::I16 && elt.isInteger(16));
+        if (!typeOk)
+          return Status::error("parameter '" + name + "' is stored as " +
+                               ::qc::dtypeName(raw.dtype) +
+                               " but the model uses it as " +
+                               llvm::formatv("{0}", elt).str());
+        int64_t elements = 1;
+        for (int64_t d : shape)
+          elements *= d;
+        if (raw.shape != shape ||
+            static_cast<int64_t>(raw.bytes.size()) !=
+                elements *
+                    static_cast<int64_t>(::qc::dtypeBits(raw.dtype) / 8))
+          return Status::error("parameter '" + name +
+                               "' has a shape that does not match the model");
+        data = raw.bytes.data();
+      } else {
         return Status::error("parameter '" + name +
-                             "' has a shape that does not match the model");
-      data = t->data.data();
-    } else if (auto it = weights.packed.find(name); it != weights.packed.end()) {
-      const ::qc::PackedTensor &raw = it->second;
-      Type elt = expected.getElementType();
-      bool typeOk = (raw.dtype == ::qc::DType::I32 && elt.isInteger(32)) ||
-                    (raw.dtype == ::qc::DType::F16 && elt.isF16()) ||
-                    (raw.dtype == ::qc::DType::BF16 && elt.isBF16()) ||
-                    (raw.dtype == ::qc::DType::I8 && elt.isInteger(8)) ||
-                    (raw.dtype == ::qc::DType::I16 && elt.isInteger(16));
-      if (!typeOk)
-        return Status::error("parameter '" + name + "' is stored as " +
-                             ::qc::dtypeName(raw.dtype) +
-                             " but the model uses it as " +
-                             llvm::formatv("{0}", elt).str());
-      int64_t elements = 1;
-      for (int64_t d : shape)
-        elements *= d;
-      if (raw.shape != shape ||
-          static_cast<int64_t>(raw.bytes.size()) !=
-              elements * static_cast<int64_t>(::qc::dtypeBits(raw.dtype) / 8))
-        return Status::error("parameter '" + name +
-                             "' has a shape that does not match the model");
-      data = raw.bytes.data();
-    } else {
-      return Status::error("parameter '" + name +
-                           "' used by the model is missing from the weights");
+                             "' used by the model is missing from the weights");
+      }
+      descriptors.push_back(flatDescriptor(data, shape));
     }
-    result->paramDescriptors.push_back(flatDescriptor(data, shape));
+    return Status::ok();
+  };
+  if (options.forward)
+    QC_RETURN_IF_ERROR(bindParams("forward", result->paramDescriptors));
+  if (options.decode) {
+    QC_RETURN_IF_ERROR(bindParams("decode", result->decodeParamDescriptors));
+    // (tokens, pos, key cache, value cache, logits, params...)
+    auto dec = module->lookupSymbol<func::FuncOp>("decode");
+    auto cacheType = cast<MemRefType>(dec.getArgumentTypes()[2]);
+    result->cacheLayers = cacheType.getDimSize(0);
+    result->cacheKvHeads = cacheType.getDimSize(1);
+    result->cacheHeadDim = cacheType.getDimSize(3);
   }
 
   // `llm.*` attributes have no LLVM-IR translation; the translator rejects
@@ -245,19 +293,23 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     return Status::error("JIT compilation failed: " +
                          llvm::toString(engine.takeError()));
   result->engine = std::move(*engine);
-  auto fnPtr = result->engine->lookupPacked("_mlir_ciface_forward");
-  if (!fnPtr)
-    return Status::error("JIT: entry point not found: " +
-                         llvm::toString(fnPtr.takeError()));
-  result->entry = *fnPtr;
+  for (const std::string &name : entries) {
+    auto fnPtr = result->engine->lookupPacked("_mlir_ciface_" + name);
+    if (!fnPtr)
+      return Status::error("JIT: entry point '" + name + "' not found: " +
+                           llvm::toString(fnPtr.takeError()));
+    (name == "forward" ? result->entry : result->decodeEntry) = *fnPtr;
+  }
   if (!options.dumpObjectTo.empty()) {
     result->engine->dumpToObjectFile(options.dumpObjectTo);
     // Where the code was loaded, to match profiler addresses against the
     // dumped object's disassembly.
-    if (auto addr = result->engine->lookup("forward"))
-      llvm::errs() << "qc: 'forward' loaded at " << *addr << "\n";
-    else
-      llvm::consumeError(addr.takeError());
+    for (const std::string &name : entries) {
+      if (auto addr = result->engine->lookup(name))
+        llvm::errs() << "qc: '" << name << "' loaded at " << *addr << "\n";
+      else
+        llvm::consumeError(addr.takeError());
+    }
   }
   out = std::move(result);
   return Status::ok();
@@ -282,6 +334,9 @@ Status CpuExecutable::forward(const int32_t *tokens, int64_t numTokens,
 
 Status CpuExecutable::forwardAll(const int32_t *tokens, int64_t numTokens,
                                  const std::vector<float *> &outputs) const {
+  if (!entry)
+    return Status::error("forward: the model was compiled without its "
+                         "full-window entry point");
   if (numTokens <= 0)
     return Status::error("forward: the token sequence is empty");
   if (outputs.size() != outputWidths.size())
@@ -312,6 +367,70 @@ Status CpuExecutable::forwardAll(const int32_t *tokens, int64_t numTokens,
   for (void *&p : descPtrs)
     args.push_back(&p);
   entry(args.data());
+  return Status::ok();
+}
+
+Status CpuExecutable::createCache(int64_t capacity, KVCache &cache) const {
+  if (!decodeEntry)
+    return Status::error("the model was compiled without the KV-cached "
+                         "decode entry point");
+  if (capacity <= 0)
+    return Status::error("a KV cache needs room for at least one position");
+  size_t elements = static_cast<size_t>(cacheLayers * cacheKvHeads *
+                                        capacity * cacheHeadDim);
+  cache.keys.assign(elements, 0.0f);
+  cache.values.assign(elements, 0.0f);
+  cache.capacity = capacity;
+  cache.length = 0;
+  return Status::ok();
+}
+
+Status CpuExecutable::decode(const int32_t *tokens, int64_t numTokens,
+                             KVCache &cache, float *logits) const {
+  if (!decodeEntry)
+    return Status::error("decode: the model was compiled without the "
+                         "KV-cached decode entry point");
+  if (numTokens <= 0)
+    return Status::error("decode: the token sequence is empty");
+  size_t elements = static_cast<size_t>(cacheLayers * cacheKvHeads *
+                                        cache.capacity * cacheHeadDim);
+  if (cache.keys.size() != elements || cache.values.size() != elements)
+    return Status::error("decode: the KV cache was not made by createCache "
+                         "for this model");
+  // The compiled code writes positions [length, length + numTokens)
+  // unchecked, so the bound is enforced here.
+  if (cache.length < 0 || cache.length + numTokens > cache.capacity)
+    return Status::error("decode: " + std::to_string(numTokens) +
+                         " tokens at position " + std::to_string(cache.length) +
+                         " do not fit the KV cache of " +
+                         std::to_string(cache.capacity) + " positions");
+  for (int64_t i = 0; i < numTokens; ++i)
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      return Status::error("decode: token " + std::to_string(tokens[i]) +
+                           " at position " +
+                           std::to_string(cache.length + i) +
+                           " is outside the vocabulary [0, " +
+                           std::to_string(vocab) + ")");
+  std::vector<int64_t> cacheShape = {cacheLayers, cacheKvHeads, cache.capacity,
+                                     cacheHeadDim};
+  std::vector<int64_t> tokensDesc = flatDescriptor(tokens, {numTokens});
+  int64_t position = cache.length;
+  std::vector<int64_t> keysDesc = flatDescriptor(cache.keys.data(), cacheShape);
+  std::vector<int64_t> valuesDesc =
+      flatDescriptor(cache.values.data(), cacheShape);
+  std::vector<int64_t> logitsDesc = flatDescriptor(logits, {1, vocab});
+  // Packed arguments: a pointer to each argument's storage; memrefs are
+  // passed as pointers to their descriptors, the position by value.
+  std::vector<void *> descPtrs = {tokensDesc.data(), keysDesc.data(),
+                                  valuesDesc.data(), logitsDesc.data()};
+  for (const auto &d : decodeParamDescriptors)
+    descPtrs.push_back(const_cast<int64_t *>(d.data()));
+  std::vector<void *> args = {&descPtrs[0], &position, &descPtrs[1],
+                              &descPtrs[2], &descPtrs[3]};
+  for (size_t i = 4; i < descPtrs.size(); ++i)
+    args.push_back(&descPtrs[i]);
+  decodeEntry(args.data());
+  cache.length += numTokens;
   return Status::ok();
 }
 

@@ -6,9 +6,11 @@
 //
 // Windows are independent, so perplexity parallelizes across them with no
 // shared state besides an atomic work counter; each worker owns its logits
-// buffer. Generation re-runs the whole prefix for every new token: there is
-// no KV cache on this path yet, which is fine for short stories and keeps
-// the forward function identical to the one perplexity uses.
+// buffer. Generation uses the KV-cached decode entry point when the model
+// was compiled with it (one call for the prompt, then one per token) and
+// otherwise re-runs the whole prefix for every new token with the same
+// forward function perplexity uses; the two give the same tokens, which is
+// what the KV-cache tests compare.
 //
 //===----------------------------------------------------------------------===//
 
@@ -155,28 +157,59 @@ double mlir::qc::sumKLDivergence(const float *refLogits, const float *logits,
 Status mlir::qc::generate(const CpuExecutable &model, std::vector<int> &tokens,
                           int64_t count, ::qc::Sampler &sampler,
                           llvm::ArrayRef<int> stopTokens, int64_t maxContext,
-                          GenerationStats *stats) {
+                          GenerationStats *stats,
+                          const GenerateOptions &options) {
   if (tokens.empty())
     return Status::error("generate: the prompt must hold at least BOS");
   GenerationStats local;
   GenerationStats &st = stats ? *stats : local;
   st = GenerationStats();
   st.promptTokens = static_cast<int64_t>(tokens.size());
+  st.kvCache = options.kvCache && model.hasDecode();
+  if (!st.kvCache && !model.hasForward())
+    return Status::error("generate: the model was compiled without its "
+                         "full-window entry point, and the KV cache is off");
   int64_t vocab = model.vocabSize();
   std::vector<float> logits;
   std::vector<int32_t> ids;
+  KVCache cache;
+  if (st.kvCache && count > 0) {
+    // Room for the prompt and every token that may be fed back (the last
+    // generated one never is), within the context.
+    int64_t capacity = static_cast<int64_t>(tokens.size()) + count - 1;
+    if (maxContext > 0)
+      capacity = std::min(capacity, maxContext);
+    capacity = std::max<int64_t>(capacity, static_cast<int64_t>(tokens.size()));
+    QC_RETURN_IF_ERROR(model.createCache(capacity, cache));
+  }
   for (int64_t step = 0; step < count; ++step) {
     if (maxContext > 0 && static_cast<int64_t>(tokens.size()) >= maxContext) {
       st.contextFull = true;
       break;
     }
     auto start = std::chrono::steady_clock::now();
-    ids.assign(tokens.begin(), tokens.end());
-    logits.resize(ids.size() * vocab);
-    QC_RETURN_IF_ERROR(model.forward(ids.data(),
-                                     static_cast<int64_t>(ids.size()),
-                                     logits.data()));
-    int next = sampler.sample(logits.data() + (ids.size() - 1) * vocab);
+    const float *last;
+    if (st.kvCache) {
+      // The positions not yet in the cache: the prompt, then the token
+      // appended by the previous step.
+      ids.assign(tokens.begin() + cache.length, tokens.end());
+      logits.resize(vocab);
+      QC_RETURN_IF_ERROR(model.decode(ids.data(),
+                                      static_cast<int64_t>(ids.size()), cache,
+                                      logits.data()));
+      last = logits.data();
+    } else {
+      ids.assign(tokens.begin(), tokens.end());
+      logits.resize(ids.size() * vocab);
+      QC_RETURN_IF_ERROR(model.forward(ids.data(),
+                                       static_cast<int64_t>(ids.size()),
+                                       logits.data()));
+      last = logits.data() + (ids.size() - 1) * vocab;
+    }
+    if (options.logitsTrace)
+      options.logitsTrace->insert(options.logitsTrace->end(), last,
+                                  last + vocab);
+    int next = sampler.sample(last);
     double seconds = std::chrono::duration<double>(
                          std::chrono::steady_clock::now() - start)
                          .count();

@@ -83,7 +83,8 @@ public:
         attentionScaling = b.getF32FloatAttr(ropeParams.attentionScaling);
     }
     return llm::RopeOp::create(
-        b, at(layer), x.getType(), x, b.getI64IntegerAttr(heads),
+        b, at(layer), x.getType(), x, /*offset=*/Value(),
+        b.getI64IntegerAttr(heads),
         b.getI64IntegerAttr(cfg.headDim), b.getF32FloatAttr(cfg.ropeTheta),
         llm::RopeLayoutAttr::get(b.getContext(), layout), rotaryDim, invFreq,
         attentionScaling);

@@ -21,6 +21,14 @@ std::string mlir::qc::cpuPreparePipeline(const std::string &entry) {
          "llm-params-to-arguments{entry=" + entry + "}";
 }
 
+std::string
+mlir::qc::cpuPreparePipeline(const std::vector<std::string> &entries) {
+  std::string pipeline = "convert-wq-to-linalg,convert-llm-to-linalg";
+  for (const std::string &entry : entries)
+    pipeline += ",llm-params-to-arguments{entry=" + entry + "}";
+  return pipeline;
+}
+
 std::string mlir::qc::cpuCodegenPipeline() {
   return "canonicalize,cse,"
          // No linalg-fuse-elementwise-ops: it folds the weight and key

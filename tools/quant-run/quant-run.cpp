@@ -8,7 +8,7 @@
 //   quant-run MODEL [--tokenizer TOK] [--ppl TEXT [--ctx N] [--bos MODE]
 //             [--skip-tokens N] [--max-tokens N]]
 //             [--generate N [--prompt TEXT] [--temperature T] [--top-p P]
-//              [--seed S] [--ignore-eos]] [--json OUT]
+//              [--seed S] [--ignore-eos] [--no-kv-cache]] [--json OUT]
 // MODEL is a llama2.c .bin, a GGUF file, a Hugging Face checkpoint folder,
 // or a .mlir file from quant-import; a GGUF file or a folder with
 // tokenizer.json brings its own tokenizer. Perplexity follows one of two
@@ -107,6 +107,12 @@ static cl::opt<bool> ignoreEos(
              "stop there; llama2.c models also stop at BOS, their story "
              "separator)"),
     cl::init(false), cl::cat(category));
+static cl::opt<bool> noKvCache(
+    "no-kv-cache",
+    cl::desc("Generate by recomputing the whole prefix for every token "
+             "instead of prefill + KV-cached decode steps (slower; the "
+             "tokens are the same) (default: off)"),
+    cl::init(false), cl::cat(category));
 static cl::opt<std::string> dumpLowered(
     "dump-lowered", cl::desc("Write the LLVM-dialect module the JIT compiles (default: none)"),
     cl::value_desc("file"), cl::cat(category));
@@ -130,7 +136,9 @@ static cl::extrahelp examples(
     "  # Greedy continuation of a prompt, stopping at end-of-sequence:\n"
     "  quant-run model.q.mlir --generate 64 --prompt \"Once upon a time\"\n"
     "  # Sampling, reproducible with a seed, past end-of-sequence:\n"
-    "  quant-run model.gguf --generate 64 --temperature 0.8 --seed 7 --ignore-eos\n");
+    "  quant-run model.gguf --generate 64 --temperature 0.8 --seed 7 --ignore-eos\n"
+    "  # The same without the KV cache (every token recomputes the prefix):\n"
+    "  quant-run model.gguf --generate 64 --no-kv-cache\n");
 
 /// Prints "quant-run: error: <message>" and returns the exit code 1.
 static int fail(const Status &s) {
@@ -152,7 +160,8 @@ int main(int argc, char **argv) {
   if (genCount == 0)
     for (const cl::Option *o :
          std::initializer_list<const cl::Option *>{&prompt, &temperature, &topP,
-                                                   &seed, &printIds, &ignoreEos})
+                                                   &seed, &printIds, &ignoreEos,
+                                                   &noKvCache})
       if (o->getNumOccurrences())
         return fail(Status::error("--" + o->ArgStr.str() +
                                   " needs --generate N (the number of tokens "
@@ -193,6 +202,12 @@ int main(int argc, char **argv) {
   compileOptions.dumpLoweredTo = dumpLowered;
   compileOptions.optLevel = jitOptLevel;
   compileOptions.dumpObjectTo = dumpObject;
+  // Generation runs the KV-cached decode entry point; perplexity (and
+  // generation without the cache) the full-window forward function. Only
+  // what is used is compiled: each entry point costs JIT time.
+  bool useKvCache = genCount > 0 && !noKvCache;
+  compileOptions.decode = useKvCache;
+  compileOptions.forward = !pplText.empty() || !useKvCache;
   if (Status s = mlir::qc::CpuExecutable::compile(*module, weights, exe,
                                                   compileOptions);
       !s)
@@ -372,8 +387,10 @@ int main(int argc, char **argv) {
     }
     ::qc::Sampler sampler(cfg.vocabSize, temperature, topP, seed);
     mlir::qc::GenerationStats stats;
+    mlir::qc::GenerateOptions genOptions;
+    genOptions.kvCache = useKvCache;
     if (Status s = mlir::qc::generate(*exe, ids, genCount, sampler, stops,
-                                      cfg.maxSeqLen, &stats);
+                                      cfg.maxSeqLen, &stats, genOptions);
         !s)
       return fail(s);
     std::string text = tok->decode(ids, /*skipSpecial=*/true);
@@ -397,9 +414,9 @@ int main(int argc, char **argv) {
              << " tokens: the model's context of " << cfg.maxSeqLen
              << " positions is full\n";
     }
-    // The first forward pass reads the prompt and yields the first token;
-    // every later token costs one more pass (no KV cache: each pass
-    // re-reads the whole sequence).
+    // The first pass reads the prompt (prefill) and yields the first
+    // token; every later token costs one more pass: one position against
+    // the KV cache, or with --no-kv-cache the whole sequence again.
     outs() << "speed: prefill " << stats.promptTokens << " tokens in "
            << format("%.3f s (%.1f tokens/s)", stats.prefillSeconds,
                      stats.prefillSeconds > 0
@@ -411,7 +428,9 @@ int main(int argc, char **argv) {
                        (long long)stats.generated - 1, stats.decodeSeconds,
                        (stats.generated - 1) / stats.decodeSeconds,
                        1e3 * stats.decodeSeconds / (stats.generated - 1));
-    outs() << "\n";
+    outs() << (stats.kvCache ? "; KV cache"
+                             : "; no KV cache (prefix recomputed per token)")
+           << "\n";
     if (printIds) {
       outs() << "ids:";
       for (int id : ids)
@@ -430,6 +449,7 @@ int main(int argc, char **argv) {
     g.set("stop", Value::string(stopReason));
     g.set("prefill_seconds", Value::number(stats.prefillSeconds));
     g.set("decode_seconds", Value::number(stats.decodeSeconds));
+    g.set("kv_cache", Value::boolean(stats.kvCache));
     result.set("generation", std::move(g));
   }
 

@@ -185,6 +185,74 @@ LogicalResult AttentionOp::verify() {
   return success();
 }
 
+/// Checks a KV cache type against the layer index and the head shape:
+/// `[layers, kvHeads, max_ctx, headDim]` with `layer < layers`.
+static LogicalResult checkCache(Operation *op, RankedTensorType cache,
+                                StringRef what, int64_t layer, int64_t kvHeads,
+                                int64_t headDim) {
+  if (!ShapedType::isDynamic(cache.getDimSize(0)) &&
+      layer >= cache.getDimSize(0))
+    return op->emitOpError("layer ")
+           << layer << " is out of range for a " << what << " of "
+           << cache.getDimSize(0) << " layers";
+  if (!dimsCompatible(cache.getDimSize(1), kvHeads))
+    return op->emitOpError() << what << " dimension 1 ("
+                             << cache.getDimSize(1)
+                             << ") must be the number of key/value heads ("
+                             << kvHeads << ")";
+  if (!dimsCompatible(cache.getDimSize(3), headDim))
+    return op->emitOpError() << what << " dimension 3 ("
+                             << cache.getDimSize(3)
+                             << ") must be the head dimension (" << headDim
+                             << ")";
+  return success();
+}
+
+LogicalResult KVCacheWriteOp::verify() {
+  auto cache = getCache().getType();
+  auto rows = getRows().getType();
+  if (failed(checkRank(*this, rows, 2, "rows")) ||
+      failed(checkSameElementType(*this, {cache, rows})))
+    return failure();
+  // The row width is the cache's heads x head_dim; without static cache
+  // dimensions there is nothing to compare.
+  int64_t kvHeads = cache.getDimSize(1), headDim = cache.getDimSize(3);
+  if (ShapedType::isDynamic(kvHeads) || ShapedType::isDynamic(headDim))
+    return emitOpError("cache dimensions 1 (key/value heads) and 3 (head "
+                       "dimension) must be static, got ")
+           << cache;
+  if (failed(checkCache(*this, cache, "cache", getLayer(), kvHeads, headDim)))
+    return failure();
+  return checkFeatureDim(*this, rows, 1, kvHeads * headDim, "rows");
+}
+
+LogicalResult KVCacheAttentionOp::verify() {
+  auto q = getQ().getType();
+  auto kc = getKeyCache().getType();
+  auto vc = getValueCache().getType();
+  auto result = getResult().getType();
+  int64_t heads = getNumHeads(), kvHeads = getNumKvHeads(),
+          headDim = getHeadDim();
+  if (failed(checkRank(*this, q, 2, "q")) ||
+      failed(checkRank(*this, result, 2, "result")) ||
+      failed(checkSameElementType(*this, {q, kc, vc, result})))
+    return failure();
+  if (kc != vc)
+    return emitOpError("key and value caches must have one type, got ")
+           << kc << " and " << vc;
+  if (heads % kvHeads != 0)
+    return emitOpError("num_heads (")
+           << heads << ") must be a multiple of num_kv_heads (" << kvHeads
+           << ")";
+  if (failed(checkCache(*this, kc, "key cache", getLayer(), kvHeads,
+                        headDim)) ||
+      failed(checkFeatureDim(*this, q, 1, heads * headDim, "q")) ||
+      failed(checkFeatureDim(*this, result, 1, heads * headDim, "result")) ||
+      failed(checkDim(*this, result, 0, "result", q, 0, "q")))
+    return failure();
+  return success();
+}
+
 LogicalResult LogitsOp::verify() {
   auto x = getX().getType();
   auto w = getWeight().getType();

@@ -155,6 +155,11 @@ def LLM_RopeOp : LLM_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
     - `attention_scaling` (default 1): cos and sin are multiplied by it
       (YaRN's attention factor).
 
+    The optional `offset` operand (an index) shifts every position: row `t`
+    rotates by the angle of position `offset + t`. Decoding with a KV cache
+    feeds the rows of positions `[offset, offset + T)`, so the rows must be
+    rotated by their absolute positions, not their row indices.
+
     ```mlir
     %q2 = llm.rope %q {num_heads = 8 : i64, head_dim = 8 : i64,
                        theta = 1.0e+04 : f32, layout = #llm.rope_layout<interleaved>}
@@ -164,9 +169,12 @@ def LLM_RopeOp : LLM_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
                        rotary_dim = 4 : i64, inv_freq = array<f32: 0.5, 0.25>,
                        attention_scaling = 1.1 : f32}
         : tensor<?x16xf32>
+    %q3 = llm.rope %q offset %pos {num_heads = 8 : i64, head_dim = 8 : i64,
+                       theta = 1.0e+04 : f32, layout = #llm.rope_layout<half>}
+        : tensor<?x64xf32>
     ```
   }];
-  let arguments = (ins LLM_FloatTensor:$x,
+  let arguments = (ins LLM_FloatTensor:$x, Optional<Index>:$offset,
                        ConfinedAttr<I64Attr, [IntPositive]>:$num_heads,
                        ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
                        ConfinedAttr<F32Attr, [LLM_FloatPositive]>:$theta,
@@ -175,7 +183,7 @@ def LLM_RopeOp : LLM_Op<"rope", [Pure, AllTypesMatch<["x", "result"]>]> {
                        OptionalAttr<DenseF32ArrayAttr>:$inv_freq,
                        OptionalAttr<ConfinedAttr<F32Attr, [LLM_FloatPositive]>>:$attention_scaling);
   let results = (outs LLM_FloatTensor:$result);
-  let assemblyFormat = "$x attr-dict `:` type($result)";
+  let assemblyFormat = "$x (`offset` $offset^)? attr-dict `:` type($result)";
   let hasVerifier = 1;
 }
 
@@ -209,6 +217,84 @@ def LLM_AttentionOp : LLM_Op<"attention", [Pure]> {
   let results = (outs LLM_FloatTensor:$result);
   let assemblyFormat = [{
     $q `,` $k `,` $v attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// KV cache: llm.kv_cache_write, llm.kv_cache_attention
+//===----------------------------------------------------------------------===//
+
+// A KV cache holds the rotated keys (or the values) of every layer:
+// `[layers, num_kv_heads, max_ctx, head_dim]`, position-major inside a
+// head so that appending one token writes `head_dim` contiguous values per
+// head. `max_ctx` may be dynamic: the caller picks the capacity when it
+// allocates the cache.
+def LLM_KVCacheTensor : 4DTensorOf<[AnyFloat]>;
+
+def LLM_KVCacheWriteOp : LLM_Op<"kv_cache_write",
+    [Pure, AllTypesMatch<["cache", "result"]>]> {
+  let summary = "store the keys or values of new positions in a KV cache";
+  let description = [{
+    `result` is `cache` with
+    `result[layer, h, position + t, d] = rows[t, h * head_dim + d]` for
+    every row `t` of `rows` (`[T, num_kv_heads * head_dim]`); every other
+    element is unchanged. The caller guarantees
+    `position + T <= max_ctx` (the drivers check it before execution, as
+    they check token ids). Value semantics: the lowering updates the cache
+    buffer in place when the old cache has no later use, which is how
+    `llm-derive-decode` chains one write per layer.
+
+    ```mlir
+    %kc2 = llm.kv_cache_write %kc, %k, %pos {layer = 3 : i64}
+        : (tensor<5x2x?x8xf32>, tensor<?x16xf32>) -> tensor<5x2x?x8xf32>
+    ```
+  }];
+  let arguments = (ins LLM_KVCacheTensor:$cache, LLM_FloatTensor:$rows,
+                       Index:$position,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$layer);
+  let results = (outs LLM_KVCacheTensor:$result);
+  let assemblyFormat = [{
+    $cache `,` $rows `,` $position attr-dict `:`
+    `(` type($cache) `,` type($rows) `)` `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def LLM_KVCacheAttentionOp : LLM_Op<"kv_cache_attention", [Pure]> {
+  let summary = "causal grouped-query attention of new positions over a KV cache";
+  let description = [{
+    The rows of `q` (`[T, num_heads * head_dim]`, already rotated) are the
+    queries of positions `[position, position + T)`. Row `t` attends, as
+    `llm.attention` with `causal = true` does, to the cached keys and values
+    of layer `layer` at positions `0 .. position + t` (inclusive): scores
+    `scale * q.k`, a max-subtracted softmax in fp32, query head `h` reading
+    key/value head `h / (num_heads / num_kv_heads)`. The caches must already
+    hold those positions (write the new rows with `llm.kv_cache_write`
+    first). The result is `[T, num_heads * head_dim]`. With `position = 0`
+    and the whole sequence in `q`, the result equals `llm.attention` on the
+    same keys and values.
+
+    ```mlir
+    %o = llm.kv_cache_attention %q, %kc, %vc, %pos {layer = 3 : i64,
+            num_heads = 8 : i64, num_kv_heads = 2 : i64, head_dim = 8 : i64,
+            scale = 0.353553385 : f32}
+        : (tensor<?x64xf32>, tensor<5x2x?x8xf32>, tensor<5x2x?x8xf32>)
+        -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins LLM_FloatTensor:$q, LLM_KVCacheTensor:$key_cache,
+                       LLM_KVCacheTensor:$value_cache, Index:$position,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$layer,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_heads,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_kv_heads,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
+                       ConfinedAttr<F32Attr, [LLM_FloatPositive]>:$scale);
+  let results = (outs LLM_FloatTensor:$result);
+  let assemblyFormat = [{
+    $q `,` $key_cache `,` $value_cache `,` $position attr-dict `:`
+    `(` type($q) `,` type($key_cache) `,` type($value_cache) `)` `->`
+    type($result)
   }];
   let hasVerifier = 1;
 }

@@ -181,6 +181,42 @@ def WQRepackGPTQPass : Pass<"wq-repack-gptq"> {
   let dependentDialects = ["mlir::arith::ArithDialect"];
 }
 
+def LLMDeriveDecodePass : Pass<"llm-derive-decode", "ModuleOp"> {
+  let summary = "Add a KV-cached decode function derived from the forward function";
+  let description = [{
+    Clones the model function `entry` (tokens `tensor<?xi32>` to logits
+    `tensor<?xVxf32>`) into a function `decode-entry` that processes the
+    tokens of positions `[pos, pos + T)` against a KV cache:
+
+    ```mlir
+    func.func @decode(%tokens: tensor<?xi32>, %pos: index,
+                      %kc: tensor<LxKVx?xHDxf32> {llm.tied_result = 1 : i64},
+                      %vc: tensor<LxKVx?xHDxf32> {llm.tied_result = 2 : i64})
+        -> (tensor<1xVxf32>, tensor<LxKVx?xHDxf32>, tensor<LxKVx?xHDxf32>)
+    ```
+
+    Every `llm.rope` gets `%pos` as its offset; the `l`-th `llm.attention`
+    (in program order) becomes two `llm.kv_cache_write` (its keys and
+    values into layer `l` of the caches) and an `llm.kv_cache_attention`
+    over layer `l`. Only the last position's logits are computed: prefill
+    (T = prompt length, pos = 0) and a decode step (T = 1, pos = length so
+    far) are two calls of the same function. The updated caches are
+    returned; `llm.tied_result` tells `llm-params-to-arguments` to write
+    them in place into the argument buffers. Everything else in the
+    function must act on each position independently (`llm` and `wq` ops
+    do); any other op, a non-causal attention, or attention layers of
+    different shapes are reported. The forward function is left unchanged.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"forward\"",
+           "Name of the model function to derive from (default: forward)">,
+    Option<"decodeEntry", "decode-entry", "std::string",
+           /*default=*/"\"decode\"",
+           "Name of the derived function (default: decode)">
+  ];
+  let dependentDialects = ["mlir::tensor::TensorDialect"];
+}
+
 def LLMParamsToArgumentsPass : Pass<"llm-params-to-arguments", "ModuleOp"> {
   let summary = "Turn `llm.param` ops into function arguments for execution";
   let description = [{
@@ -194,7 +230,14 @@ def LLMParamsToArgumentsPass : Pass<"llm-params-to-arguments", "ModuleOp"> {
     recorded in the function attribute `llm.param_names`; the function gains
     `llvm.emit_c_interface`.
 
-    Precondition: the function has only ranked tensor arguments and results.
+    Index and integer arguments are passed through by value. A tensor
+    argument with the attribute `llm.tied_result = r` (a KV cache, see
+    `llm-derive-decode`) is read and written in place: result `r` is
+    materialized into that argument's buffer instead of a new output
+    argument, and the one-shot bufferization updates it without a copy.
+
+    Precondition: the function has only ranked tensor, index and integer
+    arguments and ranked tensor results.
     A function that does not satisfy it is reported with a diagnostic.
   }];
   let options = [

@@ -41,6 +41,24 @@ struct CpuCompileOptions {
   /// If non-empty, the JIT-compiled object file is written here (for
   /// disassembly and profiling).
   std::string dumpObjectTo;
+  /// Compile the full-window `forward` entry point (perplexity, and
+  /// generation that recomputes the prefix).
+  bool forward = true;
+  /// Also derive and compile the KV-cached `decode` entry point
+  /// (`llm-derive-decode`) for generation. Off by default: it doubles the
+  /// code the JIT compiles, and perplexity does not need it.
+  bool decode = false;
+};
+
+/// The key/value cache of one sequence for CpuExecutable::decode: two
+/// buffers of [layers, kv_heads, capacity, head_dim] floats, and how many
+/// positions (from 0) they hold.
+struct KVCache {
+  std::vector<float> keys, values;
+  /// Positions the buffers have room for.
+  int64_t capacity = 0;
+  /// Positions [0, length) are filled.
+  int64_t length = 0;
 };
 
 /// A model forward function compiled for this CPU. Thread-safe: forward()
@@ -53,6 +71,8 @@ public:
   /// from buildModelModule or an equivalent), JIT-compiles it and binds
   /// every `llm.param` to the tensor of that name in `weights`. Errors name
   /// the missing or mis-shaped parameter, or carry the compiler diagnostics.
+  /// `options` select the entry points: forward() needs `forward`,
+  /// decode() needs `decode`.
   static ::qc::Status compile(ModuleOp model, const ::qc::ModelWeights &weights,
                               std::unique_ptr<CpuExecutable> &out,
                               const CpuCompileOptions &options = {});
@@ -69,6 +89,23 @@ public:
   ::qc::Status forwardAll(const int32_t *tokens, int64_t numTokens,
                           const std::vector<float *> &outputs) const;
 
+  /// True when compiled with CpuCompileOptions::forward / ::decode.
+  bool hasForward() const { return entry != nullptr; }
+  bool hasDecode() const { return decodeEntry != nullptr; }
+
+  /// An empty cache (zero-filled, length 0) with room for `capacity`
+  /// positions. Needs the decode entry point.
+  ::qc::Status createCache(int64_t capacity, KVCache &cache) const;
+
+  /// Runs the tokens of positions [cache.length, cache.length + numTokens)
+  /// through the decode entry point: their keys and values are appended to
+  /// `cache` (length grows by numTokens) and `logits` receives vocabSize
+  /// floats, the logits of the last of these tokens. Prefill is one call
+  /// with the whole prompt, each generation step a call with one token.
+  /// Not thread-safe for one cache; distinct caches may decode concurrently.
+  ::qc::Status decode(const int32_t *tokens, int64_t numTokens, KVCache &cache,
+                      float *logits) const;
+
   int64_t vocabSize() const { return vocab; }
   /// Number of results of `forward` (1 plus the observed activations).
   size_t numOutputs() const { return outputWidths.size(); }
@@ -84,6 +121,11 @@ private:
   int64_t vocab = 0;
   /// Columns of each result; [0] is the vocabulary size.
   std::vector<int64_t> outputWidths;
+  /// The decode entry point and its parameters, when compiled.
+  void (*decodeEntry)(void **) = nullptr;
+  std::vector<std::vector<int64_t>> decodeParamDescriptors;
+  /// Cache shape: layers, key/value heads, head dimension.
+  int64_t cacheLayers = 0, cacheKvHeads = 0, cacheHeadDim = 0;
 };
 
 /// Summed negative log-likelihood (natural log) of `window[1..n]` given the

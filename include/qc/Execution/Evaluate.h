@@ -55,20 +55,37 @@ struct GenerationStats {
   double prefillSeconds = 0.0;
   /// Seconds of the forward passes after the first (one per later token).
   double decodeSeconds = 0.0;
+  /// The KV-cached decode entry point was used.
+  bool kvCache = false;
   /// The last token appended is one of the stop tokens.
   bool stopped = false;
   /// Generation ended because the context reached maxContext.
   bool contextFull = false;
 };
 
+/// How generate() runs the model.
+struct GenerateOptions {
+  /// Use the KV-cached decode entry point (prefill of the prompt, then one
+  /// position per token) when the model has one; otherwise, or when false,
+  /// every token recomputes the whole prefix with `forward`.
+  bool kvCache = true;
+  /// When given, receives the logits each token was drawn from, one row of
+  /// vocabSize floats per generated token (for comparing the two paths).
+  std::vector<float> *logitsTrace = nullptr;
+};
+
 /// Appends `count` tokens to `tokens` (which must hold at least BOS), each
 /// drawn by `sampler` from the logits of the last position. Stops early
 /// after appending one of `stopTokens` (negative ids never match) or when
-/// the context reaches `maxContext` (> 0). Fills `stats` when given.
+/// the context reaches `maxContext` (> 0). Fills `stats` when given. With
+/// the KV cache the prompt is one decode call (prefill) and each further
+/// token one more, so a token costs time linear in the context; without it
+/// each token re-runs the whole sequence.
 ::qc::Status generate(const CpuExecutable &model, std::vector<int> &tokens,
                       int64_t count, ::qc::Sampler &sampler,
                       llvm::ArrayRef<int> stopTokens, int64_t maxContext,
-                      GenerationStats *stats = nullptr);
+                      GenerationStats *stats = nullptr,
+                      const GenerateOptions &options = {});
 
 } // namespace mlir::qc
 

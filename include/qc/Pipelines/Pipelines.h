@@ -10,12 +10,18 @@
 #include "mlir/Pass/PassManager.h"
 
 #include <string>
+#include <vector>
 
 namespace mlir::qc {
 
 /// The first half of `qc-lower-to-cpu`: `llm` to linalg, parameters to
 /// arguments (after it the entry function carries `llm.param_names`).
 std::string cpuPreparePipeline(const std::string &entry = "forward");
+
+/// The same for several entry functions of one module (the full-window
+/// `forward` and the KV-cached `decode` from `llm-derive-decode`): each
+/// gets its own parameter arguments and `llm.param_names`.
+std::string cpuPreparePipeline(const std::vector<std::string> &entries);
 
 /// The second half: bufferization, loops, LLVM dialect.
 std::string cpuCodegenPipeline();

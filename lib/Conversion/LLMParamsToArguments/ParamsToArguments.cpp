@@ -9,6 +9,9 @@
 // constants: the JIT stays small, and one compiled forward function serves
 // every window and every thread. Results are written into caller-owned
 // buffers (destination-passing style) so no allocation crosses the ABI.
+// The decode function's KV caches (arguments tied to results) are the one
+// exception to read-only inputs: they are updated in their own buffers, so
+// a decode step writes one position per layer instead of copying the cache.
 //
 // Before:
 //   func.func @forward(%tok: tensor<?xi32>) -> tensor<?x512xf32> {
@@ -73,12 +76,30 @@ struct LLMParamsToArgumentsPass
   LogicalResult convert(func::FuncOp func) {
     if (func.isExternal())
       return func.emitError("cannot prepare an external function");
-    for (Type t : llvm::concat<const Type>(func.getArgumentTypes(),
-                                           func.getResultTypes()))
-      if (!isa<RankedTensorType>(t))
-        return func.emitError("expected only ranked tensor arguments and "
-                              "results, got ")
+    for (Type t : func.getArgumentTypes())
+      if (!isa<RankedTensorType, IndexType, IntegerType>(t))
+        return func.emitError("expected only ranked tensor, index and "
+                              "integer arguments, got ")
                << t;
+    for (Type t : func.getResultTypes())
+      if (!isa<RankedTensorType>(t))
+        return func.emitError("expected only ranked tensor results, got ")
+               << t;
+    // Arguments updated in place (KV caches): result index -> argument.
+    llvm::DenseMap<unsigned, unsigned> tiedArg;
+    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+      auto tied = func.getArgAttrOfType<IntegerAttr>(i, "llm.tied_result");
+      if (!tied)
+        continue;
+      int64_t r = tied.getInt();
+      if (r < 0 || r >= static_cast<int64_t>(func.getNumResults()) ||
+          func.getArgumentTypes()[i] != func.getResultTypes()[r] ||
+          tiedArg.count(static_cast<unsigned>(r)))
+        return func.emitError("argument ")
+               << i << ": llm.tied_result " << r
+               << " must name a distinct result of the argument's type";
+      tiedArg[static_cast<unsigned>(r)] = i;
+    }
 
     MLIRContext *ctx = func.getContext();
     Block &body = func.front();
@@ -93,21 +114,40 @@ struct LLMParamsToArgumentsPass
     unsigned numOutputs = func.getNumResults();
     SmallVector<Type> resultTypes(func.getResultTypes());
 
-    // Inputs: memref arguments read through restrict to_tensor.
+    // Inputs: memref arguments read through restrict to_tensor; scalars
+    // pass through; tied arguments are also written.
+    llvm::DenseMap<unsigned, Value> newArgOf;
     for (unsigned i = 0; i < numInputs; ++i) {
       BlockArgument old = func.getArgument(i);
       unsigned idx = func.getNumArguments();
+      if (!isa<RankedTensorType>(old.getType())) {
+        if (failed(func.insertArgument(idx, old.getType(), DictionaryAttr(),
+                                       loc)))
+          return failure();
+        old.replaceAllUsesWith(func.getArgument(idx));
+        continue;
+      }
+      bool tied = func.getArgAttr(i, "llm.tied_result") != nullptr;
       if (failed(func.insertArgument(idx, memrefFor(old.getType()),
                                      DictionaryAttr::get(ctx, {noAlias}), loc)))
         return failure();
       Value t = bufferization::ToTensorOp::create(
           b, loc, old.getType(), func.getArgument(idx), /*restrict=*/true,
-          /*writable=*/false);
+          /*writable=*/tied);
       old.replaceAllUsesWith(t);
+      newArgOf[i] = func.getArgument(idx);
     }
-    // Outputs: caller-owned buffers.
+    // Outputs: caller-owned buffers; a tied result goes back into its
+    // argument's buffer.
     SmallVector<Value> outArgs;
-    for (Type t : resultTypes) {
+    unsigned numOutputArgs = 0;
+    for (auto [r, t] : llvm::enumerate(resultTypes)) {
+      if (auto it = tiedArg.find(static_cast<unsigned>(r));
+          it != tiedArg.end()) {
+        outArgs.push_back(newArgOf[it->second]);
+        continue;
+      }
+      ++numOutputArgs;
       unsigned idx = func.getNumArguments();
       if (failed(func.insertArgument(idx, memrefFor(t),
                                      DictionaryAttr::get(ctx, {noAlias}), loc)))
@@ -162,7 +202,7 @@ struct LLMParamsToArgumentsPass
     func->setAttr("llm.num_inputs",
                   IntegerAttr::get(IntegerType::get(ctx, 64), numInputs));
     func->setAttr("llm.num_outputs",
-                  IntegerAttr::get(IntegerType::get(ctx, 64), numOutputs));
+                  IntegerAttr::get(IntegerType::get(ctx, 64), numOutputArgs));
     func->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
     return success();
   }

@@ -5,7 +5,8 @@
 //===----------------------------------------------------------------------===//
 //
 // Rotary embeddings in two steps: a [T, head_dim/2] table of cos/sin of
-// pos * theta^(-2i/head_dim), computed once per op in fp32 exactly as
+// pos * theta^(-2i/head_dim) (pos = offset + row when the op has an
+// offset), computed once per op in fp32 exactly as
 // llama2.c and transformers do (the table is tiny next to the tensor it
 // rotates, so recomputing it per op costs nothing measurable), then one
 // elementwise generic that rotates each feature with its partner.
@@ -58,6 +59,7 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
           DenseElementsAttr::get(freqType, *invFreq));
     }
     bool interleaved = op.getLayout() == llm::RopeLayout::interleaved;
+    Value offset = op.getOffset();
     OpFoldResult rows = dimSize(rewriter, loc, x, 0);
 
     // cos/sin table [T, head_dim/2].
@@ -74,6 +76,9 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
           Type i64 = b.getI64Type(), f32 = b.getF32Type();
           Value t = linalg::IndexOp::create(b, l, 0);
           Value i = linalg::IndexOp::create(b, l, 1);
+          // Row t holds position offset + t (decoding with a KV cache).
+          if (offset)
+            t = arith::AddIOp::create(b, l, t, offset);
           Value pos = arith::SIToFPOp::create(
               b, l, f32, arith::IndexCastOp::create(b, l, i64, t));
           Value freq;

@@ -222,3 +222,67 @@ func.func @param() -> tensor<64xf32> {
   %w = llm.param "model.norm.weight" : tensor<64xf32>
   return %w : tensor<64xf32>
 }
+
+// -----
+
+// Tests that a rope with an offset rotates row t by position offset + t.
+// CHECK-LABEL: func.func @rope_offset
+// CHECK-SAME: (%[[X:.*]]: tensor<?x16xf32>, %[[P:.*]]: index)
+// CHECK: linalg.generic
+// CHECK: %[[T:.*]] = linalg.index 0 : index
+// CHECK: %[[POS:.*]] = arith.addi %[[T]], %[[P]] : index
+// CHECK: arith.index_cast %[[POS]] : index to i64
+// NOLLM-LABEL: func.func @rope_offset
+// NOLLM-NOT: llm.
+func.func @rope_offset(%x: tensor<?x16xf32>, %pos: index) -> tensor<?x16xf32> {
+  %r = llm.rope %x offset %pos {num_heads = 2 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f32,
+                    layout = #llm.rope_layout<half>} : tensor<?x16xf32>
+  return %r : tensor<?x16xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_write transposes the new rows to [KV, T, hd] and
+// inserts them at [layer, 0, pos, 0] of the cache.
+// CHECK-LABEL: func.func @kv_cache_write
+// CHECK-SAME: (%[[C:.*]]: tensor<5x2x?x8xf32>, %[[K:.*]]: tensor<?x16xf32>, %[[P:.*]]: index)
+// CHECK: %[[E:.*]] = tensor.expand_shape %[[K]] {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 2, 8] : tensor<?x16xf32> into tensor<?x2x8xf32>
+// CHECK: %[[TR:.*]] = linalg.transpose ins(%[[E]] : tensor<?x2x8xf32>) outs(%{{.*}} : tensor<2x?x8xf32>) permutation = [1, 0, 2]
+// CHECK: %[[R:.*]] = tensor.insert_slice %[[TR]] into %[[C]][3, 0, %[[P]], 0] [1, 2, %{{.*}}, 8] [1, 1, 1, 1] : tensor<2x?x8xf32> into tensor<5x2x?x8xf32>
+// CHECK: return %[[R]]
+// NOLLM-LABEL: func.func @kv_cache_write
+// NOLLM-NOT: llm.
+func.func @kv_cache_write(%c: tensor<5x2x?x8xf32>, %k: tensor<?x16xf32>, %pos: index) -> tensor<5x2x?x8xf32> {
+  %0 = llm.kv_cache_write %c, %k, %pos {layer = 3 : i64} : (tensor<5x2x?x8xf32>, tensor<?x16xf32>) -> tensor<5x2x?x8xf32>
+  return %0 : tensor<5x2x?x8xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_attention reads layer `layer` of both caches up
+// to the chunk's last position (pos + row0 + rows) with position-major key
+// maps, and masks key j for row i unless j <= pos + row0 + i.
+// CHECK-DAG: #[[KEYMAP:.*]] = affine_map<(d0, d1, d2, d3) -> (d0 floordiv 4, d1, d2)>
+// CHECK-DAG: #[[VALMAP:.*]] = affine_map<(d0, d1, d2, d3) -> (d0 floordiv 4, d2, d1)>
+// CHECK-LABEL: func.func @kv_cache_attention
+// CHECK-SAME: (%[[Q:.*]]: tensor<?x64xf32>, %[[KC:.*]]: tensor<5x2x?x8xf32>, %[[VC:.*]]: tensor<5x2x?x8xf32>, %[[P:.*]]: index)
+// CHECK: scf.for %[[R0:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// CHECK: %[[ROWS:.*]] = arith.minui
+// CHECK: %[[FIRST:.*]] = arith.addi %[[P]], %[[R0]] : index
+// CHECK: %[[KEYS:.*]] = arith.addi %[[FIRST]], %[[ROWS]] : index
+// CHECK: %[[KS:.*]] = tensor.extract_slice %[[KC]][3, 0, 0, 0] [1, 2, %[[KEYS]], 8] [1, 1, 1, 1] : tensor<5x2x?x8xf32> to tensor<2x?x8xf32>
+// CHECK: %[[VS:.*]] = tensor.extract_slice %[[VC]][3, 0, 0, 0] [1, 2, %[[KEYS]], 8] [1, 1, 1, 1] : tensor<5x2x?x8xf32> to tensor<2x?x8xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[KEYMAP]], {{.*}}} ins(%[[KS]], {{.*}})
+// CHECK: %[[I:.*]] = linalg.index 2 : index
+// CHECK: %[[J:.*]] = linalg.index 1 : index
+// CHECK: %[[ROW:.*]] = arith.addi %[[FIRST]], %[[I]] : index
+// CHECK: arith.cmpi ule, %[[J]], %[[ROW]] : index
+// CHECK: linalg.generic {indexing_maps = [#[[VALMAP]], {{.*}}} ins(%[[VS]], {{.*}})
+// NOLLM-LABEL: func.func @kv_cache_attention
+// NOLLM-NOT: llm.
+func.func @kv_cache_attention(%q: tensor<?x64xf32>, %kc: tensor<5x2x?x8xf32>, %vc: tensor<5x2x?x8xf32>, %pos: index) -> tensor<?x64xf32> {
+  %o = llm.kv_cache_attention %q, %kc, %vc, %pos {layer = 3 : i64, num_heads = 8 : i64,
+          num_kv_heads = 2 : i64, head_dim = 8 : i64, scale = 0.353553385 : f32}
+      : (tensor<?x64xf32>, tensor<5x2x?x8xf32>, tensor<5x2x?x8xf32>) -> tensor<?x64xf32>
+  return %o : tensor<?x64xf32>
+}

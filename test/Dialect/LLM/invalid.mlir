@@ -587,3 +587,116 @@ func.func @logits_rows(%h: tensor<4x64xf32>, %e: tensor<512x64xf32>) -> tensor<3
   %l = llm.logits %h, %e : (tensor<4x64xf32>, tensor<512x64xf32>) -> tensor<3x512xf32>
   return %l : tensor<3x512xf32>
 }
+
+// -----
+
+// Tests that llm.kv_cache_write rejects a layer outside the cache.
+func.func @kv_write_layer(%c: tensor<2x2x?x8xf32>, %k: tensor<?x16xf32>, %p: index) -> tensor<2x2x?x8xf32> {
+  // expected-error @+1 {{layer 2 is out of range for a cache of 2 layers}}
+  %0 = llm.kv_cache_write %c, %k, %p {layer = 2 : i64} : (tensor<2x2x?x8xf32>, tensor<?x16xf32>) -> tensor<2x2x?x8xf32>
+  return %0 : tensor<2x2x?x8xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_write rejects rows of the wrong width.
+func.func @kv_write_width(%c: tensor<2x2x?x8xf32>, %k: tensor<?x12xf32>, %p: index) -> tensor<2x2x?x8xf32> {
+  // expected-error @+1 {{rows must have 16 features, got 12}}
+  %0 = llm.kv_cache_write %c, %k, %p {layer = 0 : i64} : (tensor<2x2x?x8xf32>, tensor<?x12xf32>) -> tensor<2x2x?x8xf32>
+  return %0 : tensor<2x2x?x8xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_write needs static head dimensions in the cache.
+func.func @kv_write_dynamic_heads(%c: tensor<2x?x?x8xf32>, %k: tensor<?x16xf32>, %p: index) -> tensor<2x?x?x8xf32> {
+  // expected-error @+1 {{cache dimensions 1 (key/value heads) and 3 (head dimension) must be static, got 'tensor<2x?x?x8xf32>'}}
+  %0 = llm.kv_cache_write %c, %k, %p {layer = 0 : i64} : (tensor<2x?x?x8xf32>, tensor<?x16xf32>) -> tensor<2x?x?x8xf32>
+  return %0 : tensor<2x?x?x8xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_write rejects a cache that is not rank 4.
+func.func @kv_write_rank(%c: tensor<2x?x8xf32>, %k: tensor<?x16xf32>, %p: index) -> tensor<2x?x8xf32> {
+  // expected-error @+1 {{operand #0 must be 4D tensor of floating-point values}}
+  %0 = llm.kv_cache_write %c, %k, %p {layer = 0 : i64} : (tensor<2x?x8xf32>, tensor<?x16xf32>) -> tensor<2x?x8xf32>
+  return %0 : tensor<2x?x8xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_write rejects rows of another element type.
+func.func @kv_write_type(%c: tensor<2x2x?x8xf32>, %k: tensor<?x16xf16>, %p: index) -> tensor<2x2x?x8xf32> {
+  // expected-error @+1 {{operands and result must share one element type, got 'f32' and 'f16'}}
+  %0 = llm.kv_cache_write %c, %k, %p {layer = 0 : i64} : (tensor<2x2x?x8xf32>, tensor<?x16xf16>) -> tensor<2x2x?x8xf32>
+  return %0 : tensor<2x2x?x8xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_attention rejects a cache whose head count is not
+// num_kv_heads.
+func.func @kv_attention_heads(%q: tensor<?x64xf32>, %c: tensor<2x4x?x8xf32>, %p: index) -> tensor<?x64xf32> {
+  // expected-error @+1 {{key cache dimension 1 (4) must be the number of key/value heads (2)}}
+  %o = llm.kv_cache_attention %q, %c, %c, %p {layer = 0 : i64, num_heads = 8 : i64,
+          num_kv_heads = 2 : i64, head_dim = 8 : i64, scale = 0.35 : f32}
+      : (tensor<?x64xf32>, tensor<2x4x?x8xf32>, tensor<2x4x?x8xf32>) -> tensor<?x64xf32>
+  return %o : tensor<?x64xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_attention rejects a cache of another head size.
+func.func @kv_attention_head_dim(%q: tensor<?x64xf32>, %c: tensor<2x2x?x4xf32>, %p: index) -> tensor<?x64xf32> {
+  // expected-error @+1 {{key cache dimension 3 (4) must be the head dimension (8)}}
+  %o = llm.kv_cache_attention %q, %c, %c, %p {layer = 0 : i64, num_heads = 8 : i64,
+          num_kv_heads = 2 : i64, head_dim = 8 : i64, scale = 0.35 : f32}
+      : (tensor<?x64xf32>, tensor<2x2x?x4xf32>, tensor<2x2x?x4xf32>) -> tensor<?x64xf32>
+  return %o : tensor<?x64xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_attention rejects key and value caches of
+// different types.
+func.func @kv_attention_mismatch(%q: tensor<?x64xf32>, %k: tensor<2x2x?x8xf32>, %v: tensor<2x2x16x8xf32>, %p: index) -> tensor<?x64xf32> {
+  // expected-error @+1 {{key and value caches must have one type, got 'tensor<2x2x?x8xf32>' and 'tensor<2x2x16x8xf32>'}}
+  %o = llm.kv_cache_attention %q, %k, %v, %p {layer = 0 : i64, num_heads = 8 : i64,
+          num_kv_heads = 2 : i64, head_dim = 8 : i64, scale = 0.35 : f32}
+      : (tensor<?x64xf32>, tensor<2x2x?x8xf32>, tensor<2x2x16x8xf32>) -> tensor<?x64xf32>
+  return %o : tensor<?x64xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_attention rejects a layer outside the cache.
+func.func @kv_attention_layer(%q: tensor<?x64xf32>, %c: tensor<2x2x?x8xf32>, %p: index) -> tensor<?x64xf32> {
+  // expected-error @+1 {{layer 5 is out of range for a key cache of 2 layers}}
+  %o = llm.kv_cache_attention %q, %c, %c, %p {layer = 5 : i64, num_heads = 8 : i64,
+          num_kv_heads = 2 : i64, head_dim = 8 : i64, scale = 0.35 : f32}
+      : (tensor<?x64xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>) -> tensor<?x64xf32>
+  return %o : tensor<?x64xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_attention rejects q of the wrong width.
+func.func @kv_attention_q(%q: tensor<?x48xf32>, %c: tensor<2x2x?x8xf32>, %p: index) -> tensor<?x48xf32> {
+  // expected-error @+1 {{q must have 64 features, got 48}}
+  %o = llm.kv_cache_attention %q, %c, %c, %p {layer = 0 : i64, num_heads = 8 : i64,
+          num_kv_heads = 2 : i64, head_dim = 8 : i64, scale = 0.35 : f32}
+      : (tensor<?x48xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>) -> tensor<?x48xf32>
+  return %o : tensor<?x48xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_attention rejects heads that do not group.
+func.func @kv_attention_group(%q: tensor<?x24xf32>, %c: tensor<2x2x?x8xf32>, %p: index) -> tensor<?x24xf32> {
+  // expected-error @+1 {{num_heads (3) must be a multiple of num_kv_heads (2)}}
+  %o = llm.kv_cache_attention %q, %c, %c, %p {layer = 0 : i64, num_heads = 3 : i64,
+          num_kv_heads = 2 : i64, head_dim = 8 : i64, scale = 0.35 : f32}
+      : (tensor<?x24xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>) -> tensor<?x24xf32>
+  return %o : tensor<?x24xf32>
+}

@@ -148,3 +148,44 @@ func.func @logits(%h: tensor<?x64xf32>, %emb: tensor<512x64xf32>) -> tensor<?x51
   %l = llm.logits %h, %emb : (tensor<?x64xf32>, tensor<512x64xf32>) -> tensor<?x512xf32>
   return %l : tensor<?x512xf32>
 }
+
+// -----
+
+// Tests that llm.rope round-trips with a position offset (decoding).
+// CHECK-LABEL: func.func @rope_offset
+// CHECK-SAME: (%[[Q:.*]]: tensor<?x16xf32>, %[[P:.*]]: index)
+// CHECK: llm.rope %[[Q]] offset %[[P]] {head_dim = 8 : i64, layout = #llm.rope_layout<half>, num_heads = 2 : i64, theta = 1.000000e+04 : f32} : tensor<?x16xf32>
+func.func @rope_offset(%q: tensor<?x16xf32>, %pos: index) -> tensor<?x16xf32> {
+  %r = llm.rope %q offset %pos {num_heads = 2 : i64, head_dim = 8 : i64, theta = 1.0e+04 : f32,
+                    layout = #llm.rope_layout<half>} : tensor<?x16xf32>
+  return %r : tensor<?x16xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_write round-trips with a dynamic and a static
+// cache capacity.
+// CHECK-LABEL: func.func @kv_cache_write
+// CHECK-SAME: (%[[C:.*]]: tensor<5x2x?x8xf32>, %[[S:.*]]: tensor<3x2x16x8xf32>, %[[K:.*]]: tensor<?x16xf32>, %[[P:.*]]: index)
+// CHECK: llm.kv_cache_write %[[C]], %[[K]], %[[P]] {layer = 4 : i64} : (tensor<5x2x?x8xf32>, tensor<?x16xf32>) -> tensor<5x2x?x8xf32>
+// CHECK: llm.kv_cache_write %[[S]], %[[K]], %[[P]] {layer = 0 : i64} : (tensor<3x2x16x8xf32>, tensor<?x16xf32>) -> tensor<3x2x16x8xf32>
+func.func @kv_cache_write(%c: tensor<5x2x?x8xf32>, %s: tensor<3x2x16x8xf32>, %k: tensor<?x16xf32>, %pos: index)
+    -> (tensor<5x2x?x8xf32>, tensor<3x2x16x8xf32>) {
+  %0 = llm.kv_cache_write %c, %k, %pos {layer = 4 : i64} : (tensor<5x2x?x8xf32>, tensor<?x16xf32>) -> tensor<5x2x?x8xf32>
+  %1 = llm.kv_cache_write %s, %k, %pos {layer = 0 : i64} : (tensor<3x2x16x8xf32>, tensor<?x16xf32>) -> tensor<3x2x16x8xf32>
+  return %0, %1 : tensor<5x2x?x8xf32>, tensor<3x2x16x8xf32>
+}
+
+// -----
+
+// Tests that llm.kv_cache_attention round-trips (GQA, 8 query heads over 2
+// key/value heads).
+// CHECK-LABEL: func.func @kv_cache_attention
+// CHECK-SAME: (%[[Q:.*]]: tensor<?x64xf32>, %[[KC:.*]]: tensor<5x2x?x8xf32>, %[[VC:.*]]: tensor<5x2x?x8xf32>, %[[P:.*]]: index)
+// CHECK: llm.kv_cache_attention %[[Q]], %[[KC]], %[[VC]], %[[P]] {head_dim = 8 : i64, layer = 3 : i64, num_heads = 8 : i64, num_kv_heads = 2 : i64, scale = 0.353553385 : f32} : (tensor<?x64xf32>, tensor<5x2x?x8xf32>, tensor<5x2x?x8xf32>) -> tensor<?x64xf32>
+func.func @kv_cache_attention(%q: tensor<?x64xf32>, %kc: tensor<5x2x?x8xf32>, %vc: tensor<5x2x?x8xf32>, %pos: index) -> tensor<?x64xf32> {
+  %o = llm.kv_cache_attention %q, %kc, %vc, %pos {layer = 3 : i64, num_heads = 8 : i64,
+          num_kv_heads = 2 : i64, head_dim = 8 : i64, scale = 0.353553385 : f32}
+      : (tensor<?x64xf32>, tensor<5x2x?x8xf32>, tensor<5x2x?x8xf32>) -> tensor<?x64xf32>
+  return %o : tensor<?x64xf32>
+}

@@ -17,7 +17,8 @@ void populateLLMDenseToLinalgPatterns(RewritePatternSet &patterns);
 /// Patterns lowering llm.rope.
 void populateLLMRopeToLinalgPatterns(RewritePatternSet &patterns);
 
-/// Patterns lowering llm.attention (causal, grouped KV heads).
+/// Patterns lowering llm.attention (causal, grouped KV heads) and the KV
+/// cache ops llm.kv_cache_write and llm.kv_cache_attention.
 void populateLLMAttentionToLinalgPatterns(RewritePatternSet &patterns);
 
 /// All of the above.
