@@ -382,8 +382,17 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   std::string writePath = ::qc::stagePath(outPath.str().str(), stageError);
   if (writePath.empty())
     return fail(stageError);
-  if (Status s = writer.writeFile(writePath); !s)
-    return fail(s.message());
+  if (Status s = writer.writeFile(writePath); !s) {
+    // The user named the final path; the staged sibling is an internal
+    // name (and is removed when the run fails), so errors name the former.
+    std::string msg = s.message();
+    const std::string finalPath = outPath.str().str();
+    if (writePath != finalPath)
+      for (size_t at = msg.find(writePath); at != std::string::npos;
+           at = msg.find(writePath, at + finalPath.size()))
+        msg.replace(at, writePath.size(), finalPath);
+    return fail(msg);
+  }
 
   // Rewrite the IR.
   OpBuilder b(module.getContext());
