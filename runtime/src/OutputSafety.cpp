@@ -244,6 +244,14 @@ std::string stagePath(const std::string &finalPath, std::string &error) {
   for (auto &[fin, staged] : st.files)
     if (fin == finalPath)
       return staged;
+  // A folder at the final path would only fail at the final rename, after
+  // the whole run; say so now, in the words a direct write would use.
+  struct stat existing;
+  if (::stat(finalPath.c_str(), &existing) == 0 && S_ISDIR(existing.st_mode)) {
+    error = finalPath + ": cannot write the file: " + std::strerror(EISDIR) +
+            " (the file was not modified)";
+    return "";
+  }
   std::string dir = parentOf(finalPath);
   std::string tmp = (finalPath.find('/') == std::string::npos
                          ? std::string()
