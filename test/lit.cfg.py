@@ -16,6 +16,12 @@ config.test_exec_root = os.path.join(config.qc_obj_root, "test")
 
 config.substitutions.append(("%shared", config.qc_shared_dir))
 config.substitutions.append(("%src", config.qc_src_root))
+# A tiny llama2.c checkpoint with deterministic weights, for the pass tests
+# that run on hand-written IR (test/Inputs/tiny-llama2c.sh says how).
+config.substitutions.append(
+    ("%make_tiny_llama2c",
+     "bash " + os.path.join(config.qc_src_root, "test", "Inputs",
+                            "tiny-llama2c.sh")))
 # Runtime support libraries of mlir-runner (printMemrefF32 and friends).
 config.substitutions.append(
     ("%mlir_runner_utils",

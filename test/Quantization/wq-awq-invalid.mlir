@@ -1,31 +1,62 @@
-// Tests that wq-awq and wq-autoround refuse what they cannot do, with a
-// clear error and no output file.
+// Tests that wq-awq refuses a missing trace, a trace without sampled
+// sequences and mixed configurations inside one decoder block, with a
+// diagnostic and no output file. Each case is a hand-written module
+// (split-file parts below, run with their own options) over a tiny
+// generated checkpoint (test/Inputs/tiny-llama2c.sh).
 
-// RUN: quant-import %shared/models/stories260K/stories260K.bin -o %t.mlir
-// RUN: not quant-opt %t.mlir -wq-awq="weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=NOTRACE
-// NOTRACE: error: wq-awq: the trace option is required
+// RUN: rm -rf %t && split-file %s %t && cd %t && %make_tiny_llama2c tiny.bin
+// RUN: cd %t && quant-import tiny.bin -o tiny.mlir
+// RUN: cd %t && quant-calibrate tiny.mlir --tokenizer %shared/models/stories260K/tok512.bin --text %shared/data/tinystories/train_head.txt --max-tokens 256 --window 32 --samples 4 --no-progress -o tiny.trace > /dev/null
+// RUN: cd %t && quant-calibrate tiny.mlir --tokenizer %shared/models/stories260K/tok512.bin --text %shared/data/tinystories/train_head.txt --max-tokens 256 --window 32 --samples 0 --no-progress -o nosample.trace > /dev/null
 
-// A trace without sampled sequences serves GPTQ's whole-text mode only.
-// RUN: quant-calibrate %t.mlir --tokenizer %shared/models/stories260K/tok512.bin --text %shared/data/tinystories/train_head.txt --max-tokens 1022 --samples 0 --no-progress -o %t.nosample.trace
-// RUN: not quant-opt %t.mlir -wq-awq="trace=%t.nosample.trace weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=NOSAMPLE
-// RUN: not quant-opt %t.mlir -wq-autoround="trace=%t.nosample.trace weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=NOSAMPLE
-// RUN: not quant-opt %t.mlir -wq-gptq="trace=%t.nosample.trace weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=NOSAMPLE
-// NOSAMPLE: holds no sampled sequences (it was recorded with --samples 0); record one with quant-calibrate --samples N
-// RUN: quant-opt %t.mlir -wq-gptq="sequential=false trace=%t.nosample.trace weights-out=%t.wholetext.st" -o /dev/null
-// RUN: not test -e %t.st
-
+// RUN: cd %t && quant-opt no-trace.mlir -verify-diagnostics -wq-awq="weights-out=w.st"
+// RUN: cd %t && quant-opt no-samples.mlir -verify-diagnostics -wq-awq="trace=nosample.trace weights-out=w.st"
 // One configuration per block: AWQ searches one scale per group for one grid.
-// RUN: quant-calibrate %t.mlir --tokenizer %shared/models/stories260K/tok512.bin --text %shared/data/tinystories/train_head.txt --max-tokens 1022 --no-progress -o %t.trace
-// RUN: not quant-opt %t.mlir -wq-awq="overrides=down_proj:bits=8 trace=%t.trace weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=MIXED
-// MIXED: error: wq-awq: decoder block 0: AWQ needs one configuration per decoder block, but 'model.layers.0.mlp.down_proj' differs
-// RUN: not quant-opt %t.mlir -wq-autoround="iters=1 overrides=layers\.2\.mlp\.up_proj:skip trace=%t.trace weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=ARSKIP
-// ARSKIP: error: wq-autoround: decoder block 2: AutoRound reconstructs whole blocks; 'model.layers.2.mlp.up_proj' is skipped
+// RUN: cd %t && quant-opt mixed.mlir -verify-diagnostics -wq-awq="overrides=down_proj:bits=8 trace=tiny.trace weights-out=w.st"
+// RUN: not test -e %t/w.st
 
-// Bad overrides are named.
-// RUN: not quant-opt %t.mlir -wq-rtn="overrides=q_proj:bits=5 weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=BADOV
-// BADOV: error: wq-rtn: override 'q_proj:bits=5': bits must be 2, 3, 4 or 8
-// RUN: not quant-opt %t.mlir -wq-rtn="overrides=q_proj weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=BADOV2
-// BADOV2: error: wq-rtn: override 'q_proj': missing the layer regex or the settings
-// RUN: not quant-opt %t.mlir -wq-autoround="iters=-1 trace=%t.trace weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=BADITERS
-// BADITERS: error: wq-autoround: option iters = -1 is out of range (valid: an integer from 0 to 100000)
-// RUN: not test -e %t.st
+//--- no-trace.mlir
+// expected-error @+1 {{wq-awq: the trace option is required (a calibration trace written by quant-calibrate)}}
+module attributes {llm.checkpoint = "tiny.bin", llm.checkpoint_format = "llama2c"} {
+}
+
+//--- no-samples.mlir
+// expected-error @+1 {{wq-awq: the trace nosample.trace holds no sampled sequences (it was recorded with --samples 0); record one with quant-calibrate --samples N}}
+module attributes {llm.checkpoint = "tiny.bin", llm.checkpoint_format = "llama2c"} {
+  func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+    %w = llm.param "model.layers.0.self_attn.q_proj.weight" : tensor<64x64xf32>
+    %y = llm.linear %x, %w : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    return %y : tensor<?x64xf32>
+  }
+}
+
+//--- mixed.mlir
+// expected-error @+1 {{wq-awq: decoder block 0: AWQ needs one configuration per decoder block, but 'model.layers.0.mlp.down_proj' differs from the other linears of the block}}
+module attributes {llm.checkpoint = "tiny.bin", llm.checkpoint_format = "llama2c"} {
+  func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+    %n1w = llm.param "model.layers.0.input_layernorm.weight" : tensor<64xf32>
+    %n1 = llm.rms_norm %x, %n1w {eps = 1.0e-05 : f32} : (tensor<?x64xf32>, tensor<64xf32>) -> tensor<?x64xf32>
+    %wq = llm.param "model.layers.0.self_attn.q_proj.weight" : tensor<64x64xf32>
+    %q = llm.linear %n1, %wq : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    %wk = llm.param "model.layers.0.self_attn.k_proj.weight" : tensor<64x64xf32>
+    %k = llm.linear %n1, %wk : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    %wv = llm.param "model.layers.0.self_attn.v_proj.weight" : tensor<64x64xf32>
+    %v = llm.linear %n1, %wv : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    %qk = llm.add %q, %k : tensor<?x64xf32>
+    %att = llm.add %qk, %v : tensor<?x64xf32>
+    %wo = llm.param "model.layers.0.self_attn.o_proj.weight" : tensor<64x64xf32>
+    %o = llm.linear %att, %wo : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    %r = llm.add %x, %o : tensor<?x64xf32>
+    %n2w = llm.param "model.layers.0.post_attention_layernorm.weight" : tensor<64xf32>
+    %n2 = llm.rms_norm %r, %n2w {eps = 1.0e-05 : f32} : (tensor<?x64xf32>, tensor<64xf32>) -> tensor<?x64xf32>
+    %wg = llm.param "model.layers.0.mlp.gate_proj.weight" : tensor<80x64xf32>
+    %g = llm.linear %n2, %wg : (tensor<?x64xf32>, tensor<80x64xf32>) -> tensor<?x80xf32>
+    %wu = llm.param "model.layers.0.mlp.up_proj.weight" : tensor<80x64xf32>
+    %u = llm.linear %n2, %wu : (tensor<?x64xf32>, tensor<80x64xf32>) -> tensor<?x80xf32>
+    %gu = llm.add %g, %u : tensor<?x80xf32>
+    %wd = llm.param "model.layers.0.mlp.down_proj.weight" : tensor<64x80xf32>
+    %d = llm.linear %gu, %wd : (tensor<?x80xf32>, tensor<64x80xf32>) -> tensor<?x64xf32>
+    %y = llm.add %r, %d : tensor<?x64xf32>
+    return %y : tensor<?x64xf32>
+  }
+}

@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 using namespace mlir;
 using namespace mlir::qc;
@@ -250,8 +251,11 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     if (Status s = opts.checkWeights(weights); !s)
       return fail(s.message());
 
-  // The plan: every eligible layer with its resolved configuration.
+  // The plan: every eligible layer with its resolved configuration, and the
+  // first linear of each layer, on which per-layer diagnostics are reported
+  // (so that they point at the offending op, not at the whole module).
   LayerPlan plan;
+  std::map<std::string, Operation *> firstOpOf;
   module.walk([&](llm::LinearOp op) {
     auto param = op.getWeight().getDefiningOp<llm::ParamOp>();
     if (!param || !param.getName().ends_with(".weight"))
@@ -264,12 +268,14 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
       return;
     plan.order.push_back(layer);
     plan.configs[layer] = cfg;
+    firstOpOf[layer] = op;
   });
 
   // The layout must hold every planned layer: checked from the shapes now,
   // before calibration-driven methods spend minutes on the layers.
   if (*layout == wq::Layout::gptq && !opts.floatOnly) {
     std::string misfit;
+    Operation *misfitOp = nullptr;
     for (const std::string &layer : plan.order) {
       const ::qc::HostTensor *w = weights.find(layer + ".weight");
       if (!w || w->shape.size() != 2)
@@ -283,11 +289,14 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
         continue;
       misfit = "layer '" + layer + "' [" + std::to_string(w->shape[0]) + "x" +
                std::to_string(w->shape[1]) + "]: " + s.message();
+      misfitOp = firstOpOf[layer];
       break;
     }
     if (!misfit.empty() && !autoLayout)
-      return fail(misfit + "; use layout=rows (or layout=auto, which picks "
-                           "rows when the gptq layout cannot hold a layer)");
+      return misfitOp->emitError()
+             << opts.passName << ": " << misfit
+             << "; use layout=rows (or layout=auto, which picks rows when the "
+                "gptq layout cannot hold a layer)";
     if (!misfit.empty()) {
       layout = wq::Layout::rows;
       module.emitRemark() << opts.passName

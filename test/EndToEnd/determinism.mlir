@@ -1,3 +1,6 @@
+// End-to-end: calibration and quantization of the shared stories260K
+// model, run twice, give identical bytes.
+
 // Tests that quantization is reproducible: calibrating and quantizing twice
 // gives byte-identical traces, overlays and IR (no hidden randomness, no
 // thread-order dependence).
