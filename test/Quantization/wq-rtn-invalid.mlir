@@ -5,11 +5,15 @@
 // RUN: not quant-opt %t.mlir -wq-rtn="bits=4" 2>&1 | FileCheck %s --check-prefix=NOOUT
 // NOOUT: error: wq-rtn: the weights-out option is required
 
+// layout and scale-dtype are enum options: the option parser refuses a value
+// it does not list, naming the valid ones (test/Tools/quant-opt-enum-options.test
+// has more).
 // RUN: not quant-opt %t.mlir -wq-rtn="layout=marlin weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=LAYOUT
-// LAYOUT: error: wq-rtn: unknown layout 'marlin' (expected gptq, rows or auto)
+// LAYOUT: for the --layout option: 'marlin' is not a valid value (expected auto, gptq or rows)
+// RUN: not test -e %t.st
 
 // RUN: not quant-opt %t.mlir -wq-rtn="scale-dtype=f8 weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=SCALE
-// SCALE: error: wq-rtn: unknown scale-dtype 'f8'
+// SCALE: for the --scale-dtype option: 'f8' is not a valid value (expected f16, bf16 or f32)
 
 // RUN: not quant-opt %t.mlir -wq-rtn="bits=5 weights-out=%t.st" 2>&1 | FileCheck %s --check-prefix=BITS
 // BITS: error: wq-rtn: option bits = 5 is out of range (valid: 2, 3, 4 or 8)
