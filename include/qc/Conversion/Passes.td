@@ -121,7 +121,8 @@ def ConvertWQToGPUPass : Pass<"convert-wq-to-gpu", "ModuleOp"> {
                "Kernel-only layers as NxK (N outputs, K inputs)">,
     // The grid of the kernel-only layers, as the quantization passes spell
     // it; the kernel families say which widths they support.
-    QCBitsOption<"4">, QCGroupSizeOption<>, QCSymOption<>,
+    QCBitsOption<"4, the only width with kernels so far">,
+    QCGroupSizeOption<>, QCSymOption<>,
     Option<"tiles", "tiles", "std::string", "\"\"",
            "Variants, ';'-separated: family:key=value,... e.g. "
            "'splitk:warps=4,split-k=4,stages=2,m=1-8;mma:tile-m=64,warps=4,"
