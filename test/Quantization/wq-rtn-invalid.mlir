@@ -12,12 +12,13 @@
 // RUN: cd %t && quant-opt regex.mlir -verify-diagnostics -wq-rtn="exclude=( weights-out=w.st"
 // RUN: cd %t && quant-opt overrides.mlir -verify-diagnostics -wq-rtn="overrides=q_proj:bits=5 weights-out=w.st"
 // RUN: cd %t && quant-opt overrides-form.mlir -verify-diagnostics -wq-rtn="overrides=q_proj weights-out=w.st"
-// Unknown choices of layout and scale-dtype may be refused by the option
-// parser (before the pass runs) or by the pass: only the value is checked.
+// layout and scale-dtype are enum options: the option parser refuses a value
+// it does not list, naming the valid ones (test/Tools/quant-opt-enum-options.test
+// has more).
 // RUN: cd %t && not quant-opt no-weights-out.mlir -wq-rtn="layout=marlin weights-out=w.st" 2>&1 | FileCheck %s --check-prefix=LAYOUT
-// LAYOUT: marlin
+// LAYOUT: for the --layout option: 'marlin' is not a valid value (expected auto, gptq or rows)
 // RUN: cd %t && not quant-opt no-weights-out.mlir -wq-rtn="scale-dtype=f8 weights-out=w.st" 2>&1 | FileCheck %s --check-prefix=SCALE
-// SCALE: f8
+// SCALE: for the --scale-dtype option: 'f8' is not a valid value (expected f16, bf16 or f32)
 // RUN: not test -e %t/w.st
 
 // The module and its checkpoint.

@@ -21,6 +21,23 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
+#include "qc/EnumOptionParser.h"
+
+namespace mlir::qc {
+
+/// The values of wq-repack-gptq's `zero-dtype` option (an enum option: the
+/// option parser rejects any other spelling).
+enum class RepackZeroDType {
+  /// GPTQ v1 packed integers (stored as zero point - 1).
+  I32,
+  /// One f16 value per group and row.
+  F16,
+};
+
+} // namespace mlir::qc
+
+// The enum option's parser, whose error lists the valid spellings.
+QC_ENUM_OPTION_PARSER(::mlir::qc::RepackZeroDType)
 
 namespace mlir::qc {
 

@@ -8,6 +8,7 @@
 #define QC_CONVERSION_PASSES_TD
 
 include "mlir/Pass/PassBase.td"
+include "qc/PassOptions.td"
 
 def ConvertLLMToLinalgPass : Pass<"convert-llm-to-linalg", "ModuleOp"> {
   let summary = "Lower `llm` model ops to linalg on tensors";
@@ -118,11 +119,10 @@ def ConvertWQToGPUPass : Pass<"convert-wq-to-gpu", "ModuleOp"> {
   let options = [
     ListOption<"shapes", "shapes", "std::string",
                "Kernel-only layers as NxK (N outputs, K inputs)">,
-    Option<"bits", "bits", "int64_t", "4", "Weight code width (default: 4)">,
-    Option<"groupSize", "group-size", "int64_t", "128",
-           "Input channels per scale group (-1: per channel) (default: 128)">,
-    Option<"sym", "sym", "bool", "true",
-           "Symmetric (z = 2^(bits-1)) or with an fp16 zeros tensor (default: true)">,
+    // The grid of the kernel-only layers, as the quantization passes spell
+    // it; the kernel families say which widths they support.
+    QCBitsOption<"4, the only width with kernels so far">,
+    QCGroupSizeOption<>, QCSymOption<>,
     Option<"tiles", "tiles", "std::string", "\"\"",
            "Variants, ';'-separated: family:key=value,... e.g. "
            "'splitk:warps=4,split-k=4,stages=2,m=1-8;mma:tile-m=64,warps=4,"
@@ -175,8 +175,15 @@ def WQRepackGPTQPass : Pass<"wq-repack-gptq"> {
     the CPU reference path.
   }];
   let options = [
-    Option<"zeroDtype", "zero-dtype", "std::string", "\"i32\"",
-           "Zero points as GPTQ v1 packed i32 or as f16 (default: i32)">,
+    Option<"zeroDtype", "zero-dtype", "::mlir::qc::RepackZeroDType",
+           "::mlir::qc::RepackZeroDType::I32",
+           "Storage of the zero points (default: i32)",
+           [{::llvm::cl::values(
+               clEnumValN(::mlir::qc::RepackZeroDType::I32, "i32",
+                          "GPTQ v1 packed integers (zero point - 1; 0 "
+                          "cannot be stored)"),
+               clEnumValN(::mlir::qc::RepackZeroDType::F16, "f16",
+                          "f16 values, one per group and row"))}]>,
   ];
   let dependentDialects = ["mlir::arith::ArithDialect"];
 }

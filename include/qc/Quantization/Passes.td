@@ -17,6 +17,82 @@
 #define QC_QUANTIZATION_PASSES_TD
 
 include "mlir/Pass/PassBase.td"
+include "qc/PassOptions.td"
+
+//===----------------------------------------------------------------------===//
+// Options shared by the weight-quantizing passes
+//===----------------------------------------------------------------------===//
+//
+// Declared once each (the grid options bits / group-size / sym are in
+// qc/PassOptions.td); every wq-* pass lists the ones it takes. String
+// choices are enum options, so the option parser rejects a value that is
+// not listed and --help shows the valid ones.
+
+/// The valid values of `scale-dtype` (::qc::quant::ScaleDType).
+def WQScaleDTypeValues {
+  string values = [{::llvm::cl::values(
+      clEnumValN(::qc::quant::ScaleDType::F16, "f16",
+                 "IEEE half (the only one the gptq layout stores)"),
+      clEnumValN(::qc::quant::ScaleDType::BF16, "bf16", "bfloat16"),
+      clEnumValN(::qc::quant::ScaleDType::F32, "f32", "IEEE single"))}];
+}
+
+/// `scale-dtype`: storage type of the scales; `default` is an enumerator of
+/// ::qc::quant::ScaleDType.
+class WQScaleDTypeOption<string default = "F16">
+    : Option<"scaleDType", "scale-dtype", "::qc::quant::ScaleDType",
+             "::qc::quant::ScaleDType::" # default,
+             "Storage type of the scales (default: " # !tolower(default) # ")",
+             WQScaleDTypeValues.values>;
+
+/// The valid values of `layout` (mlir::qc::WQPackLayout). The GPU layout
+/// mma16x64 is not one: wq-repack-mma16x64 makes it from gptq.
+def WQLayoutValues {
+  string values = [{::llvm::cl::values(
+      clEnumValN(::mlir::qc::WQPackLayout::Auto, "auto",
+                 "gptq when every layer fits it (checked from the shapes "
+                 "before quantizing), otherwise rows, with a remark"),
+      clEnumValN(::mlir::qc::WQPackLayout::GPTQ, "gptq",
+                 "GPTQ v1 interchange"),
+      clEnumValN(::mlir::qc::WQPackLayout::Rows, "rows",
+                 "Codes packed along each row; holds every shape"))}];
+}
+
+/// `layout`: the packing layout of the new parameters; `default` is an
+/// enumerator of mlir::qc::WQPackLayout, `note` a remark for the help.
+class WQLayoutOption<string default = "Auto", string note = "">
+    : Option<"layout", "layout", "::mlir::qc::WQPackLayout",
+             "::mlir::qc::WQPackLayout::" # default,
+             "Packing layout" # note # " (default: " # !tolower(default) # ")",
+             WQLayoutValues.values>;
+
+/// `trace`: the calibration trace of quant-calibrate; `what` says which of
+/// its contents the pass reads.
+class WQTraceOption<string what = "">
+    : Option<"trace", "trace", "std::string", /*default=*/"\"\"",
+             "Calibration trace from quant-calibrate" # what # " (required)">;
+
+/// The options every weight-quantizing pass ends with, in this order.
+defvar WQOutputOptions = [
+  Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
+         "Regex of layer names to leave in full precision (default: none)">,
+  ListOption<"overrides", "overrides", "std::string",
+             "Per-layer overrides, later ones win: REGEX:skip or "
+             "REGEX:bits=8[:group-size=128][:sym=false] (the regex is "
+             "searched in the layer name and may not contain ',')">,
+  Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
+         "Safetensors file receiving the packed tensors (required)">
+];
+
+/// The grid and packing options of the integer-grid passes, then the
+/// output options: what wq-rtn takes, and what the others start with.
+/// `sym` is the method's default symmetry.
+class WQGridOptions<string sym> {
+  list<Option> options = !listconcat([
+    QCBitsOption<>, QCGroupSizeOption<>, QCSymOption<sym>,
+    WQScaleDTypeOption<>, WQLayoutOption<>
+  ], WQOutputOptions);
+}
 
 def WQRTNPass : Pass<"wq-rtn", "ModuleOp"> {
   let summary = "Round-to-nearest weight quantization of llm.linear ops";
@@ -47,23 +123,7 @@ def WQRTNPass : Pass<"wq-rtn", "ModuleOp"> {
     %y = wq.linear %x, %q, %s {bits = 4 : i64, group_size = 32 : i64, sym = true, ...}
     ```
   }];
-  let options = [
-    Option<"bits", "bits", "int64_t", /*default=*/"4", "Code width: 2, 3, 4 or 8 (default: 4)">,
-    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
-           "Input channels per scale (-1 = per channel) (default: 128)">,
-    Option<"sym", "sym", "bool", /*default=*/"true",
-           "Symmetric grid (zero point 2^(bits-1)) instead of min-max with zeros (default: true)">,
-    Option<"scaleDType", "scale-dtype", "std::string", /*default=*/"\"f16\"",
-           "Storage type of the scales: f16, bf16 or f32 (default: f16)">,
-    Option<"layout", "layout", "std::string", /*default=*/"\"auto\"",
-           "Packing layout: gptq (GPTQ v1 interchange), rows, or auto (gptq when every layer fits it, checked from the shapes before quantizing; otherwise rows, with a remark) (default: auto)">,
-    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
-           "Regex of layer names to leave in full precision (default: none)">,
-    ListOption<"overrides", "overrides", "std::string",
-               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
-    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
-           "Safetensors file receiving the packed tensors (required)">
-  ];
+  let options = WQGridOptions<"true">.options;
   let dependentDialects = ["mlir::qc::wq::WQDialect"];
 }
 
@@ -94,24 +154,8 @@ def WQGPTQPass : Pass<"wq-gptq", "ModuleOp"> {
     (its model fingerprint is compared); a trace of another model, or one
     missing a layer, is refused with an error and nothing is written.
   }];
-  let options = [
-    Option<"bits", "bits", "int64_t", /*default=*/"4", "Code width: 2, 3, 4 or 8 (default: 4)">,
-    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
-           "Input channels per scale (-1 = per channel) (default: 128)">,
-    Option<"sym", "sym", "bool", /*default=*/"true",
-           "Symmetric grid (zero point 2^(bits-1)) instead of min-max with zeros (default: true)">,
-    Option<"scaleDType", "scale-dtype", "std::string", /*default=*/"\"f16\"",
-           "Storage type of the scales: f16, bf16 or f32 (default: f16)">,
-    Option<"layout", "layout", "std::string", /*default=*/"\"auto\"",
-           "Packing layout: gptq (GPTQ v1 interchange), rows, or auto (gptq when every layer fits it, checked from the shapes before quantizing; otherwise rows, with a remark) (default: auto)">,
-    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
-           "Regex of layer names to leave in full precision (default: none)">,
-    ListOption<"overrides", "overrides", "std::string",
-               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
-    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
-           "Safetensors file receiving the packed tensors (required)">,
-    Option<"trace", "trace", "std::string", /*default=*/"\"\"",
-           "Calibration trace from quant-calibrate (required)">,
+  let options = !listconcat(WQGridOptions<"true">.options, [
+    WQTraceOption<>,
     Option<"dampPercent", "damp-percent", "double", /*default=*/"0.01",
            "Damping: this fraction of mean(diag H) is added to the diagonal (default: 0.01)">,
     Option<"blockSize", "block-size", "int64_t", /*default=*/"128",
@@ -122,7 +166,7 @@ def WQGPTQPass : Pass<"wq-gptq", "ModuleOp"> {
            "With act-order: compute group parameters in the original order (default: false)">,
     Option<"sequential", "sequential", "bool", /*default=*/"true",
            "Block-sequential Hessians from the trace's sampled sequences, blocks < i already quantized (false: the trace's whole-text Hessians of the float model) (default: true)">
-  ];
+  ]);
   let dependentDialects = ["mlir::qc::wq::WQDialect"];
 }
 
@@ -143,18 +187,12 @@ def WQNF4Pass : Pass<"wq-nf4", "ModuleOp"> {
     tensor and may straddle rows; here a row's last block is shorter instead
     (identical whenever K % block-size == 0).
   }];
-  let options = [
+  let options = !listconcat([
     Option<"blockSize", "block-size", "int64_t", /*default=*/"64",
            "Input channels per absmax block (32 to 4096, a power of two) (default: 64)">,
     Option<"doubleQuant", "double-quant", "bool", /*default=*/"true",
-           "Quantize the absmax statistics to 8 bits (QLoRA double quantization) (default: true)">,
-    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
-           "Regex of layer names to leave in full precision (default: none)">,
-    ListOption<"overrides", "overrides", "std::string",
-               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
-    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
-           "Safetensors file receiving the packed tensors (required)">
-  ];
+           "Quantize the absmax statistics to 8 bits (QLoRA double quantization) (default: true)">
+  ], WQOutputOptions);
   let dependentDialects = ["mlir::qc::wq::WQDialect"];
 }
 
@@ -169,27 +207,18 @@ def WQHQQPass : Pass<"wq-hqq", "ModuleOp"> {
     (f32, `rows` layout) unless `round-zeros`, which makes them integers so
     that the gptq layout can hold them. Needs no calibration data.
   }];
-  let options = [
-    Option<"bits", "bits", "int64_t", /*default=*/"4", "Code width: 2, 3, 4 or 8 (default: 4)">,
-    Option<"groupSize", "group-size", "int64_t", /*default=*/"64",
-           "Input channels per scale (-1 = per channel) (default: 64)">,
-    Option<"scaleDType", "scale-dtype", "std::string", /*default=*/"\"f32\"",
-           "Storage type of the scales: f16, bf16 or f32 (default: f32)">,
+  // Asymmetric only (no sym option); f32 scales, group size 64 and the
+  // rows layout by default, as HQQ's reference.
+  let options = !listconcat([
+    QCBitsOption<>, QCGroupSizeOption<"64">, WQScaleDTypeOption<"F32">,
     Option<"lpNorm", "lp-norm", "double", /*default=*/"0.7", "p of the lp-norm error (default: 0.7)">,
     Option<"beta", "beta", "double", /*default=*/"10.0", "Initial half-quadratic penalty (default: 10.0)">,
     Option<"kappa", "kappa", "double", /*default=*/"1.01", "Penalty growth per iteration (default: 1.01)">,
     Option<"iters", "iters", "int64_t", /*default=*/"20", "Maximum solver iterations (default: 20)">,
     Option<"roundZeros", "round-zeros", "bool", /*default=*/"false",
            "Round the optimized zero points to integers (default: false)">,
-    Option<"layout", "layout", "std::string", /*default=*/"\"rows\"",
-           "Packing layout: rows, or gptq (needs round-zeros) (default: rows)">,
-    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
-           "Regex of layer names to leave in full precision (default: none)">,
-    ListOption<"overrides", "overrides", "std::string",
-               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
-    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
-           "Safetensors file receiving the packed tensors (required)">
-  ];
+    WQLayoutOption<"Rows", " (gptq needs round-zeros)">
+  ], WQOutputOptions);
   let dependentDialects = ["mlir::qc::wq::WQDialect"];
 }
 
@@ -216,24 +245,8 @@ def WQAWQPass : Pass<"wq-awq", "ModuleOp"> {
     the model then stays float, which is how the tests show that folding
     alone does not change the function.
   }];
-  let options = [
-    Option<"bits", "bits", "int64_t", /*default=*/"4", "Code width: 2, 3, 4 or 8 (default: 4)">,
-    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
-           "Input channels per scale (-1 = per channel) (default: 128)">,
-    Option<"sym", "sym", "bool", /*default=*/"false",
-           "Symmetric grid instead of min-max with zeros (default: false)">,
-    Option<"scaleDType", "scale-dtype", "std::string", /*default=*/"\"f16\"",
-           "Storage type of the scales: f16, bf16 or f32 (default: f16)">,
-    Option<"layout", "layout", "std::string", /*default=*/"\"auto\"",
-           "Packing layout: gptq (GPTQ v1 interchange), rows, or auto (gptq when every layer fits it, checked from the shapes before quantizing; otherwise rows, with a remark) (default: auto)">,
-    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
-           "Regex of layer names to leave in full precision (default: none)">,
-    ListOption<"overrides", "overrides", "std::string",
-               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
-    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
-           "Safetensors file receiving the packed tensors (required)">,
-    Option<"trace", "trace", "std::string", /*default=*/"\"\"",
-           "Calibration trace from quant-calibrate with sampled sequences (required)">,
+  let options = !listconcat(WQGridOptions<"false">.options, [
+    WQTraceOption<" with sampled sequences">,
     Option<"nGrid", "n-grid", "int64_t", /*default=*/"20", "Exponent grid points of the scale search (default: 20)">,
     Option<"duoScaling", "duo-scaling", "bool", /*default=*/"true",
            "AutoAWQ duo scaling (divide by w_mean^(1-a)); false: x_mean^a (default: true)">,
@@ -242,7 +255,7 @@ def WQAWQPass : Pass<"wq-awq", "ModuleOp"> {
            "Largest clipping shrink tried (default: 0.5)">,
     Option<"quantize", "quantize", "bool", /*default=*/"true",
            "Quantize after folding (false: fold scales only, keep float) (default: true)">
-  ];
+  ]);
   let dependentDialects = ["mlir::qc::wq::WQDialect"];
 }
 
@@ -260,31 +273,15 @@ def WQAutoRoundPass : Pass<"wq-autoround", "ModuleOp"> {
     sequences through the plain-C++ reference block (fp32, where the
     reference autocasts to 16 bits).
   }];
-  let options = [
-    Option<"bits", "bits", "int64_t", /*default=*/"4", "Code width: 2, 3, 4 or 8 (default: 4)">,
-    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
-           "Input channels per scale (-1 = per channel) (default: 128)">,
-    Option<"sym", "sym", "bool", /*default=*/"false",
-           "Symmetric grid instead of min-max with zeros (default: false)">,
-    Option<"scaleDType", "scale-dtype", "std::string", /*default=*/"\"f16\"",
-           "Storage type of the scales: f16, bf16 or f32 (default: f16)">,
-    Option<"layout", "layout", "std::string", /*default=*/"\"auto\"",
-           "Packing layout: gptq (GPTQ v1 interchange), rows, or auto (gptq when every layer fits it, checked from the shapes before quantizing; otherwise rows, with a remark) (default: auto)">,
-    Option<"exclude", "exclude", "std::string", /*default=*/"\"\"",
-           "Regex of layer names to leave in full precision (default: none)">,
-    ListOption<"overrides", "overrides", "std::string",
-               "Per-layer overrides, later ones win: REGEX:skip or REGEX:bits=8[:group-size=128][:sym=false] (the regex is searched in the layer name and may not contain ',')">,
-    Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
-           "Safetensors file receiving the packed tensors (required)">,
-    Option<"trace", "trace", "std::string", /*default=*/"\"\"",
-           "Calibration trace from quant-calibrate with sampled sequences (required)">,
+  let options = !listconcat(WQGridOptions<"false">.options, [
+    WQTraceOption<" with sampled sequences">,
     Option<"iters", "iters", "int64_t", /*default=*/"200", "SignSGD steps per block (0 = RTN on the AutoRound grid) (default: 200)">,
     Option<"lr", "lr", "double", /*default=*/"0.0", "Learning rate of the rounding offsets (0 = 1/iters) (default: 0.0)">,
     Option<"minmaxLr", "minmax-lr", "double", /*default=*/"0.0", "Learning rate of the range multipliers (0 = lr) (default: 0.0)">,
     Option<"batchSize", "batch-size", "int64_t", /*default=*/"8", "Sequences per step (default: 8)">,
     Option<"minmaxTuning", "minmax-tuning", "bool", /*default=*/"true", "Tune the min/max range multipliers (default: true)">,
     Option<"seed", "seed", "int64_t", /*default=*/"42", "Seed of the minibatch draws (default: 42)">
-  ];
+  ]);
   let dependentDialects = ["mlir::qc::wq::WQDialect"];
 }
 

@@ -287,18 +287,13 @@ struct WQRepackMMA16x64Pass
 struct WQRepackGPTQPass : mlir::qc::impl::WQRepackGPTQPassBase<WQRepackGPTQPass> {
   using Base::Base;
   void runOnOperation() override {
-    if (zeroDtype != "i32" && zeroDtype != "f16") {
-      getOperation()->emitError("wq-repack-gptq: zero-dtype must be i32 or "
-                                "f16, got '")
-          << zeroDtype << "'";
-      return signalPassFailure();
-    }
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (isa<wq::LinearOp, wq::DequantizeOp>(op))
         ops.push_back(op);
     });
-    bool f16 = zeroDtype == "f16";
+    // The option parser admits only i32 and f16.
+    bool f16 = zeroDtype == RepackZeroDType::F16;
     for (Operation *op : ops) {
       LogicalResult r = isa<wq::LinearOp>(op)
                             ? toGPTQ(cast<wq::LinearOp>(op), f16)

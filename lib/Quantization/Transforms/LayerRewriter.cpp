@@ -154,17 +154,6 @@ static thread_local ::qc::QuantizationObserver *currentObserver = nullptr;
   return currentObserver;
 }
 
-std::optional<::qc::quant::ScaleDType>
-mlir::qc::parseScaleDType(llvm::StringRef s) {
-  if (s == "f16")
-    return ::qc::quant::ScaleDType::F16;
-  if (s == "bf16")
-    return ::qc::quant::ScaleDType::BF16;
-  if (s == "f32")
-    return ::qc::quant::ScaleDType::F32;
-  return std::nullopt;
-}
-
 LogicalResult mlir::qc::checkOptionRanges(
     ModuleOp module, const std::string &passName, const std::string &method,
     std::initializer_list<std::pair<const char *, int64_t>> ints,
@@ -180,8 +169,8 @@ LogicalResult mlir::qc::checkOptionRanges(
 
 LogicalResult mlir::qc::initRewriteOptions(
     ModuleOp module, const std::string &passName, int64_t bits,
-    int64_t groupSize, bool sym, llvm::StringRef scaleDType,
-    const std::string &layout, const std::string &exclude,
+    int64_t groupSize, bool sym, ::qc::quant::ScaleDType scaleDType,
+    WQPackLayout layout, const std::string &exclude,
     const std::string &weightsOut, const std::vector<std::string> &overrides,
     LayerRewriteOptions &opts) {
   // "wq-gptq" -> "gptq": the method's entry in OptionRanges.h.
@@ -189,15 +178,11 @@ LogicalResult mlir::qc::initRewriteOptions(
   if (failed(checkOptionRanges(module, passName, method,
                                {{"bits", bits}, {"group-size", groupSize}})))
     return failure();
-  auto scaleType = parseScaleDType(scaleDType);
-  if (!scaleType)
-    return module.emitError() << passName << ": unknown scale-dtype '"
-                              << scaleDType << "' (expected f16, bf16 or f32)";
   opts = LayerRewriteOptions{exclude, layout, weightsOut, passName};
   opts.config.bits = static_cast<int>(bits);
   opts.config.groupSize = groupSize;
   opts.config.sym = sym;
-  opts.config.scaleDType = *scaleType;
+  opts.config.scaleDType = scaleDType;
   opts.overrides = overrides;
   return success();
 }
@@ -211,14 +196,10 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   if (opts.weightsOut.empty())
     return fail("the weights-out option is required (the safetensors file "
                 "that receives the packed tensors)");
-  const bool autoLayout = opts.layout == "auto";
-  std::optional<wq::Layout> layout =
-      autoLayout ? std::optional<wq::Layout>(wq::Layout::gptq)
-                 : wq::symbolizeLayout(opts.layout);
-  if (!layout || *layout == wq::Layout::mma16x64)
-    return fail("unknown layout '" + opts.layout +
-                "' (expected gptq, rows or auto); the GPU layout mma16x64 is "
-                "made by wq-repack-mma16x64");
+  // The option parser admits only auto, gptq and rows (WQPackLayout).
+  const bool autoLayout = opts.layout == WQPackLayout::Auto;
+  wq::Layout layout =
+      opts.layout == WQPackLayout::Rows ? wq::Layout::rows : wq::Layout::gptq;
   llvm::Regex exclude(opts.exclude.empty() ? "$^" : opts.exclude);
   std::string regexError;
   if (!exclude.isValid(regexError))
@@ -273,7 +254,7 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
 
   // The layout must hold every planned layer: checked from the shapes now,
   // before calibration-driven methods spend minutes on the layers.
-  if (*layout == wq::Layout::gptq && !opts.floatOnly) {
+  if (layout == wq::Layout::gptq && !opts.floatOnly) {
     std::string misfit;
     Operation *misfitOp = nullptr;
     for (const std::string &layer : plan.order) {
@@ -339,12 +320,12 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
       op.emitError() << opts.passName << ": " << s.message();
       return WalkResult::interrupt();
     }
-    if (!packed.result.codebook.empty() && *layout != wq::Layout::rows) {
+    if (!packed.result.codebook.empty() && layout != wq::Layout::rows) {
       op.emitError() << opts.passName << ": layer '" << layer
                      << "': codebook formats are stored in the rows layout";
       return WalkResult::interrupt();
     }
-    if (Status s = pack(packed.result.weight, *layout, packed); !s) {
+    if (Status s = pack(packed.result.weight, layout, packed); !s) {
       op.emitError() << opts.passName << ": layer '" << layer
                      << "': " << s.message();
       return WalkResult::interrupt();
@@ -430,7 +411,7 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
         zeros ? TypeAttr::get(
                     cast<RankedTensorType>(zeros.getType()).getElementType())
               : TypeAttr(),
-        wq::LayoutAttr::get(b.getContext(), *layout),
+        wq::LayoutAttr::get(b.getContext(), layout),
         l.result.codebook.empty()
             ? DenseF32ArrayAttr()
             : DenseF32ArrayAttr::get(b.getContext(), l.result.codebook));

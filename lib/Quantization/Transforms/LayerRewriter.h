@@ -18,6 +18,7 @@
 #include "qc/Quantization/Algorithms/Common.h"
 #include "qc/Quantization/LayerOverrides.h"
 #include "qc/Quantization/Observer.h"
+#include "qc/Quantization/Passes.h"
 #include "qc/runtime/Model.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -47,9 +48,9 @@ struct LayerPlan {
 struct LayerRewriteOptions {
   /// Layers whose name matches this regex stay in full precision.
   std::string exclude;
-  /// "gptq", "rows" or "auto" (gptq when every planned layer fits it, else
-  /// rows for all; checked from the shapes before any layer is quantized).
-  std::string layout = "auto";
+  /// The packing layout; Auto: gptq when every planned layer fits it, else
+  /// rows for all (checked from the shapes before any layer is quantized).
+  WQPackLayout layout = WQPackLayout::Auto;
   /// The overlay file to write.
   std::string weightsOut;
   /// Pass name, used in messages.
@@ -122,19 +123,17 @@ checkOptionRanges(ModuleOp module, const std::string &passName,
 
 /// Fills what every weight-quantizing pass shares: the base configuration
 /// (bits, group size, sym, scale dtype), layout, exclusion, output and
-/// overrides. On an unknown scale dtype emits a diagnostic naming the pass
-/// and fails.
+/// overrides. Checks bits and group-size against OptionRanges.h (the enum
+/// options scale-dtype and layout were checked by the option parser); on a
+/// value out of range emits a diagnostic naming the pass and fails.
 LogicalResult initRewriteOptions(ModuleOp module, const std::string &passName,
                                  int64_t bits, int64_t groupSize, bool sym,
-                                 llvm::StringRef scaleDType,
-                                 const std::string &layout,
+                                 ::qc::quant::ScaleDType scaleDType,
+                                 WQPackLayout layout,
                                  const std::string &exclude,
                                  const std::string &weightsOut,
                                  const std::vector<std::string> &overrides,
                                  LayerRewriteOptions &opts);
-
-/// Parses a scale-dtype pass option ("f16", "bf16" or "f32").
-std::optional<::qc::quant::ScaleDType> parseScaleDType(llvm::StringRef s);
 
 /// Runs `quantize` over every eligible llm.linear of `module` and rewrites
 /// the IR; on failure emits a diagnostic on the module (or layer) and leaves

@@ -34,7 +34,7 @@ struct WQNF4Pass : mlir::qc::impl::WQNF4PassBase<WQNF4Pass> {
     if (failed(checkOptionRanges(getOperation(), "wq-nf4", "nf4",
                                  {{"block-size", blockSize}})))
       return signalPassFailure();
-    LayerRewriteOptions opts{exclude, "rows", weightsOut, "wq-nf4"};
+    LayerRewriteOptions opts{exclude, WQPackLayout::Rows, weightsOut, "wq-nf4"};
     opts.config.bits = 4;
     opts.config.groupSize = blockSize;
     opts.config.sym = true;

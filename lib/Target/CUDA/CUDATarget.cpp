@@ -14,6 +14,8 @@
 
 #include "qc/Target/CUDA/CUDATarget.h"
 
+#include "qc/EnumOptionParser.h"
+
 #include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
 #include "mlir/Conversion/NVGPUToNVVM/NVGPUToNVVM.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
@@ -79,7 +81,35 @@ void mlir::qc::buildGPUToBinaryPipeline(OpPassManager &pm,
   pm.addPass(createGpuModuleToBinaryPass(bin));
 }
 
+namespace mlir::qc {
 namespace {
+/// The values of the pipeline's `format` option. An enum option, so that
+/// the option parser rejects a misspelling before any lowering and --help
+/// lists the choices; the spellings are gpu-module-to-binary's, aliases
+/// included.
+enum class BinaryFormat { ISA, Bin, Fatbin, LLVM };
+
+/// gpu-module-to-binary's spelling of `f`.
+const char *binaryFormatName(BinaryFormat f) {
+  switch (f) {
+  case BinaryFormat::ISA:
+    return "isa";
+  case BinaryFormat::Bin:
+    return "bin";
+  case BinaryFormat::Fatbin:
+    return "fatbin";
+  case BinaryFormat::LLVM:
+    return "llvm";
+  }
+  llvm_unreachable("unknown binary format");
+}
+} // namespace
+} // namespace mlir::qc
+
+QC_ENUM_OPTION_PARSER(::mlir::qc::BinaryFormat)
+
+namespace {
+
 struct GPUToBinaryPipelineOptions
     : PassPipelineOptions<GPUToBinaryPipelineOptions> {
   Option<std::string> chip{*this, "chip", llvm::cl::desc("Target chip"),
@@ -88,9 +118,19 @@ struct GPUToBinaryPipelineOptions
       *this, "features",
       llvm::cl::desc("PTX features (default: the lowest the chip needs)"),
       llvm::cl::init("")};
-  Option<std::string> format{
-      *this, "format", llvm::cl::desc("isa (PTX), bin (cubin) or fatbin"),
-      llvm::cl::init("bin")};
+  Option<BinaryFormat> format{
+      *this, "format", llvm::cl::desc("Object format (default: bin)"),
+      llvm::cl::init(BinaryFormat::Bin),
+      llvm::cl::values(
+          clEnumValN(BinaryFormat::ISA, "isa", "PTX text"),
+          clEnumValN(BinaryFormat::ISA, "assembly", "Same as isa"),
+          clEnumValN(BinaryFormat::Bin, "bin", "cubin (runs ptxas)"),
+          clEnumValN(BinaryFormat::Bin, "binary", "Same as bin"),
+          clEnumValN(BinaryFormat::Fatbin, "fatbin",
+                     "Fat binary (cubin and PTX)"),
+          clEnumValN(BinaryFormat::Fatbin, "fatbinary", "Same as fatbin"),
+          clEnumValN(BinaryFormat::LLVM, "llvm", "LLVM bitcode (offloading)"),
+          clEnumValN(BinaryFormat::LLVM, "offloading", "Same as llvm"))};
   Option<std::string> toolkit{
       *this, "toolkit",
       llvm::cl::desc("CUDA toolkit root (default: found at configure time)"),
@@ -110,7 +150,7 @@ void mlir::qc::registerQCCUDATargetPipelines() {
         GPUToBinaryOptions o;
         o.chip = po.chip;
         o.features = po.features;
-        o.format = po.format;
+        o.format = binaryFormatName(po.format);
         o.toolkit = po.toolkit;
         o.optLevel = po.optLevel;
         buildGPUToBinaryPipeline(pm, o);
