@@ -72,8 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   check(!recipe.method.empty());
-  std::string pipeline =
-      qc::recipePipeline(recipe, "t.trace", "w.safetensors");
+  std::string pipeline = qc::recipePipeline(recipe, "t.trace", "w.safetensors");
   check(pipeline.find(recipe.method) != std::string::npos);
   qc::ValidationResult result;
   qc::Status valid = qc::validateRecipe(recipe, smallModel(), result);

@@ -41,7 +41,9 @@ fi
 # llama-cpp-python builds llama.cpp from source (CPU only).
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$venv/bin/pip" install -q gguf numpy llama-cpp-python
 if [ "${INTEROP_HF:-1}" = 1 ]; then
-  "$venv/bin/pip" install -q torch transformers accelerate compressed-tensors
+  # transformers loads GPTQ checkpoints through optimum's GPTQ quantizer,
+  # which in turn runs GPTQModel's kernels.
+  "$venv/bin/pip" install -q torch transformers accelerate optimum compressed-tensors
   # GPTQModel's CPU path (TorchQuantLinear) needs no compiled kernels.
   BUILD_CUDA_EXT=0 "$venv/bin/pip" install -q --no-build-isolation gptqmodel ||
     echo "interop-check: gptqmodel did not install; GPTQ rows will record the error" >&2
@@ -111,5 +113,5 @@ done
 echo "]" >> "$manifest"
 
 "$venv/bin/python" "$root/scripts/interop/foreign_eval.py" "$manifest" \
-  -o "$root/bench/interop/results.json"
+  --root "$root" -o "$root/bench/interop/results.json"
 echo "interop-check: wrote bench/interop/results.json"

@@ -25,6 +25,8 @@ packages=(
   liblapacke-dev libopenblas-dev
   # libFuzzer for the safetensors fuzz target.
   clang-22 libclang-rt-22-dev
+  # The house style check (scripts/check-format.sh, ctest ClangFormat).
+  clang-format-22
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -98,7 +98,8 @@ Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
     return success();
   });
   PassManager pm(module->getContext());
-  if (failed(parsePassPipeline("llm-observe-linear-inputs", pm, llvm::errs())) ||
+  if (failed(
+          parsePassPipeline("llm-observe-linear-inputs", pm, llvm::errs())) ||
       failed(pm.run(*module)))
     return Status::error("instrumenting the model failed:\n" + diagText);
   auto fn = module->lookupSymbol<func::FuncOp>("forward");
@@ -148,8 +149,9 @@ Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
           float xa = xr[a];
           if (!std::isfinite(xa))
             return Status::error("calibration: non-finite activation at the "
-                                 "input of '" + keys[i] + "' (channel " +
-                                 std::to_string(a) + ")");
+                                 "input of '" +
+                                 keys[i] + "' (channel " + std::to_string(a) +
+                                 ")");
           e.absMean[a] += std::fabs(xa);
           if (xa == 0.0f)
             continue;

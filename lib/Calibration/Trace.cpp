@@ -40,8 +40,8 @@ static std::string hex64(uint64_t v) {
 std::string qc::fingerprintWeights(const ModelWeights &weights) {
   uint64_t h = fnv1a("qc-weights-v1", 13);
   const ModelConfig &c = weights.config;
-  int64_t dims[] = {c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKVHeads,
-                    c.headDim, c.vocabSize};
+  int64_t dims[] = {c.dim,      c.hiddenDim, c.nLayers,  c.nHeads,
+                    c.nKVHeads, c.headDim,   c.vocabSize};
   h = fnv1a(dims, sizeof dims, h);
   // std::map iterates in name order, so the hash is independent of load
   // order.
@@ -78,8 +78,8 @@ Status qc::writeTrace(const CalibrationTrace &trace, const std::string &path) {
     meta["layer:" + layer] = key;
   for (const auto &[key, e] : trace.entries) {
     meta["tokens:" + key] = std::to_string(e.tokens);
-    QC_RETURN_IF_ERROR(writer.addF32(key + ".hessian", {e.width, e.width},
-                                     e.hessian.data()));
+    QC_RETURN_IF_ERROR(
+        writer.addF32(key + ".hessian", {e.width, e.width}, e.hessian.data()));
     QC_RETURN_IF_ERROR(
         writer.addF32(key + ".abs_mean", {e.width}, e.absMean.data()));
   }

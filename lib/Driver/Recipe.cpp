@@ -163,10 +163,12 @@ Status qc::parseRecipe(const std::string &path, Recipe &out) {
   out = Recipe();
   out.source = root;
   static const std::set<std::string> known = {
-      "method",      "bits",        "group_size", "sym",
-      "scale_dtype", "layout",      "options",    "calibration",
-      "overrides",   "require_divisible_groups",  "seed",
-      "description"};
+      "method",      "bits",
+      "group_size",  "sym",
+      "scale_dtype", "layout",
+      "options",     "calibration",
+      "overrides",   "require_divisible_groups",
+      "seed",        "description"};
   for (const auto &[key, value] : root.asObject())
     if (!known.count(key))
       return fail(key, "unknown key (expected one of method, bits, "
@@ -383,19 +385,20 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
   // The passes' default for RTN, GPTQ, AWQ and AutoRound is "auto": gptq
   // when every layer fits it, otherwise rows for the whole model.
   std::string layout =
-      !r.layout.empty() ? r.layout
-                        : (r.method == "nf4" || r.method == "hqq" ? "rows"
-                                                                  : "auto");
+      !r.layout.empty()
+          ? r.layout
+          : (r.method == "nf4" || r.method == "hqq" ? "rows" : "auto");
   bool roundZeros = false;
   for (const auto &[k, v] : r.options)
     roundZeros |= k == "round-zeros" && v == "true";
   std::string scaleDType =
-      !r.scaleDType.empty() ? r.scaleDType
-                            : (r.method == "hqq" || r.method == "nf4" ? "f32"
-                                                                      : "f16");
+      !r.scaleDType.empty()
+          ? r.scaleDType
+          : (r.method == "hqq" || r.method == "nf4" ? "f32" : "f16");
   if (layout == "auto" && scaleDType != "f16") {
     layout = "rows";
-    res.layoutNote = "scale_dtype " + scaleDType + " is stored in the rows "
+    res.layoutNote = "scale_dtype " + scaleDType +
+                     " is stored in the rows "
                      "layout";
   }
   if (layout == "gptq" && scaleDType != "f16")
@@ -414,8 +417,8 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
     bool blockSkips = false, blockHas = false;
     for (quant::BlockLinear l : quant::kAllBlockLinears) {
       PlannedLayer p;
-      p.name = "model.layers." + std::to_string(i) + "." +
-               quant::blockLinearName(l);
+      p.name =
+          "model.layers." + std::to_string(i) + "." + quant::blockLinearName(l);
       quant::blockLinearShape(c, l, p.N, p.K);
       quant::QuantConfig cfg;
       cfg.bits = r.bits;
@@ -428,9 +431,9 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
       p.bits = cfg.bits;
       p.groupSize = cfg.groupSize;
       p.sym = cfg.sym;
-      if (blockHas && (cfg.bits != first.bits ||
-                       cfg.groupSize != first.groupSize ||
-                       cfg.sym != first.sym) &&
+      if (blockHas &&
+          (cfg.bits != first.bits || cfg.groupSize != first.groupSize ||
+           cfg.sym != first.sym) &&
           (r.method == "awq" || r.method == "autoround"))
         res.errors.push_back(p.name + ": " + r.method +
                              " needs one configuration per decoder block "
@@ -444,12 +447,13 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
         res.raggedGroups.push_back(p.name + " (K = " + std::to_string(p.K) +
                                    ", group size " + std::to_string(G) + ")");
       if (r.method == "nf4" && !quant::isValidNF4BlockSize(p.groupSize))
-        res.errors.push_back(p.name + ": NF4 block size must be a power of "
+        res.errors.push_back(p.name +
+                             ": NF4 block size must be a power of "
                              "two from 32 to 4096, got " +
                              std::to_string(p.groupSize));
       if (r.method == "nf4" && (p.bits != 4 || !p.sym))
         res.errors.push_back(p.name + ": NF4 is 4-bit symmetric; overrides "
-                             "may only change the block size");
+                                      "may only change the block size");
       if (r.method == "hqq" && p.sym)
         res.errors.push_back(p.name + ": HQQ is asymmetric");
       if (layout != "rows") {
@@ -506,11 +510,11 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   res.physicalBytes = pages > 0 && page > 0 ? double(pages) * page : 0.0;
   if (res.physicalBytes > 0 && res.peakBytes > res.physicalBytes)
-    res.errors.push_back(
-        "estimated peak memory " + std::to_string(res.peakBytes / 1048576.0) +
-        " MiB exceeds this machine's " +
-        std::to_string(res.physicalBytes / 1048576.0) +
-        " MiB (lower calibration.samples or window)");
+    res.errors.push_back("estimated peak memory " +
+                         std::to_string(res.peakBytes / 1048576.0) +
+                         " MiB exceeds this machine's " +
+                         std::to_string(res.physicalBytes / 1048576.0) +
+                         " MiB (lower calibration.samples or window)");
 
   if (res.errors.empty())
     return Status::ok();

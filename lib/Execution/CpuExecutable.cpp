@@ -154,24 +154,24 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     return Status::error("lowering the model failed:\n" + diags.text);
   // Binds the parameters of entry function `name`, which follow its
   // inputs and outputs.
-  auto bindParams = [&](StringRef name,
-                        std::vector<std::vector<int64_t>> &descriptors)
-      -> Status {
+  auto bindParams =
+      [&](StringRef name,
+          std::vector<std::vector<int64_t>> &descriptors) -> Status {
     auto f = module->lookupSymbol<func::FuncOp>(name);
     auto names = f->getAttrOfType<ArrayAttr>("llm.param_names");
-    int64_t first =
-        f->getAttrOfType<IntegerAttr>("llm.num_inputs").getInt() +
-        f->getAttrOfType<IntegerAttr>("llm.num_outputs").getInt();
+    int64_t first = f->getAttrOfType<IntegerAttr>("llm.num_inputs").getInt() +
+                    f->getAttrOfType<IntegerAttr>("llm.num_outputs").getInt();
     for (auto [i, nameAttr] : llvm::enumerate(names)) {
       std::string name = cast<StringAttr>(nameAttr).str();
-      auto expected =
-          cast<MemRefType>(f.getArgumentTypes()[first + static_cast<int64_t>(i)]);
+      auto expected = cast<MemRefType>(
+          f.getArgumentTypes()[first + static_cast<int64_t>(i)]);
       std::vector<int64_t> shape(expected.getShape().begin(),
                                  expected.getShape().end());
       const void *data = nullptr;
       if (const ::qc::HostTensor *t = weights.find(name)) {
         if (!expected.getElementType().isF32())
-          return Status::error("parameter '" + name + "' is fp32 but the model "
+          return Status::error("parameter '" + name +
+                               "' is fp32 but the model "
                                "uses it as a non-f32 tensor");
         if (t->shape != shape ||
             static_cast<int64_t>(t->data.size()) != t->numElements())
@@ -197,8 +197,7 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
           elements *= d;
         if (raw.shape != shape ||
             static_cast<int64_t>(raw.bytes.size()) !=
-                elements *
-                    static_cast<int64_t>(::qc::dtypeBits(raw.dtype) / 8))
+                elements * static_cast<int64_t>(::qc::dtypeBits(raw.dtype) / 8))
           return Status::error("parameter '" + name +
                                "' has a shape that does not match the model");
         data = raw.bytes.data();
@@ -235,8 +234,7 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
 
   // Phase 2: to the LLVM dialect.
   PassManager codegen(ctx);
-  if (failed(parsePassPipeline(cpuCodegenPipeline(),
-                               codegen, llvm::errs())) ||
+  if (failed(parsePassPipeline(cpuCodegenPipeline(), codegen, llvm::errs())) ||
       failed(codegen.run(*module)))
     return Status::error("lowering the model failed:\n" + diags.text);
   if (!options.dumpLoweredTo.empty()) {
@@ -276,9 +274,10 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     pb.registerFunctionAnalyses(fam);
     pb.registerLoopAnalyses(lam);
     pb.crossRegisterProxies(lam, fam, cgam, mam);
-    llvm::OptimizationLevel level = optLevel == 1   ? llvm::OptimizationLevel::O1
-                                    : optLevel == 2 ? llvm::OptimizationLevel::O2
-                                                    : llvm::OptimizationLevel::O3;
+    llvm::OptimizationLevel level = optLevel == 1 ? llvm::OptimizationLevel::O1
+                                    : optLevel == 2
+                                        ? llvm::OptimizationLevel::O2
+                                        : llvm::OptimizationLevel::O3;
     pb.buildPerModuleDefaultPipeline(level).run(*m, mam);
     return llvm::Error::success();
   };
@@ -287,7 +286,8 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   engineOptions.enableGDBNotificationListener = false;
   engineOptions.enableObjectDump = !options.dumpObjectTo.empty();
   // Lets `perf` attribute samples to JIT-compiled code (jitdump) on request.
-  engineOptions.enablePerfNotificationListener = std::getenv("QC_PERF_JIT") != nullptr;
+  engineOptions.enablePerfNotificationListener =
+      std::getenv("QC_PERF_JIT") != nullptr;
   auto engine = ExecutionEngine::create(*module, engineOptions);
   if (!engine)
     return Status::error("JIT compilation failed: " +
@@ -296,8 +296,8 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   for (const std::string &name : entries) {
     auto fnPtr = result->engine->lookupPacked("_mlir_ciface_" + name);
     if (!fnPtr)
-      return Status::error("JIT: entry point '" + name + "' not found: " +
-                           llvm::toString(fnPtr.takeError()));
+      return Status::error("JIT: entry point '" + name +
+                           "' not found: " + llvm::toString(fnPtr.takeError()));
     (name == "forward" ? result->entry : result->decodeEntry) = *fnPtr;
   }
   if (!options.dumpObjectTo.empty()) {
@@ -340,10 +340,9 @@ Status CpuExecutable::forwardAll(const int32_t *tokens, int64_t numTokens,
   if (numTokens <= 0)
     return Status::error("forward: the token sequence is empty");
   if (outputs.size() != outputWidths.size())
-    return Status::error("forward: expected " +
-                         std::to_string(outputWidths.size()) +
-                         " output buffers, got " +
-                         std::to_string(outputs.size()));
+    return Status::error(
+        "forward: expected " + std::to_string(outputWidths.size()) +
+        " output buffers, got " + std::to_string(outputs.size()));
   for (int64_t i = 0; i < numTokens; ++i)
     if (tokens[i] < 0 || tokens[i] >= vocab)
       return Status::error("forward: token " + std::to_string(tokens[i]) +
@@ -376,8 +375,8 @@ Status CpuExecutable::createCache(int64_t capacity, KVCache &cache) const {
                          "decode entry point");
   if (capacity <= 0)
     return Status::error("a KV cache needs room for at least one position");
-  size_t elements = static_cast<size_t>(cacheLayers * cacheKvHeads *
-                                        capacity * cacheHeadDim);
+  size_t elements =
+      static_cast<size_t>(cacheLayers * cacheKvHeads * capacity * cacheHeadDim);
   cache.keys.assign(elements, 0.0f);
   cache.values.assign(elements, 0.0f);
   cache.capacity = capacity;
@@ -407,8 +406,7 @@ Status CpuExecutable::decode(const int32_t *tokens, int64_t numTokens,
   for (int64_t i = 0; i < numTokens; ++i)
     if (tokens[i] < 0 || tokens[i] >= vocab)
       return Status::error("decode: token " + std::to_string(tokens[i]) +
-                           " at position " +
-                           std::to_string(cache.length + i) +
+                           " at position " + std::to_string(cache.length + i) +
                            " is outside the vocabulary [0, " +
                            std::to_string(vocab) + ")");
   std::vector<int64_t> cacheShape = {cacheLayers, cacheKvHeads, cache.capacity,
@@ -445,8 +443,8 @@ double mlir::qc::sumNegLogLikelihood(const float *logits, int64_t vocab,
     double sum = 0.0;
     for (int64_t v = 0; v < vocab; ++v)
       sum += std::exp(static_cast<double>(row[v]) - maxv);
-    double logProb = static_cast<double>(row[window[pos + 1]]) - maxv -
-                     std::log(sum);
+    double logProb =
+        static_cast<double>(row[window[pos + 1]]) - maxv - std::log(sum);
     total -= logProb;
   }
   return total;

@@ -17,22 +17,22 @@
 #include "qc/Execution/Evaluate.h"
 
 #include "qc/runtime/Progress.h"
+#include "qc/runtime/ThreadPool.h"
 #include "llvm/ADT/STLExtras.h"
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <mutex>
-#include <thread>
 
 using namespace mlir::qc;
 using ::qc::Status;
 
-Status mlir::qc::evaluatePerplexity(const CpuExecutable &model,
-                                    const std::vector<std::vector<int>> &windows,
-                                    int threads, bool progress,
-                                    PerplexityResult &out,
-                                    const CpuExecutable *reference) {
+Status
+mlir::qc::evaluatePerplexity(const CpuExecutable &model,
+                             const std::vector<std::vector<int>> &windows,
+                             int threads, bool progress, PerplexityResult &out,
+                             const CpuExecutable *reference) {
   if (reference && reference->vocabSize() != model.vocabSize())
     return Status::error("the reference model's vocabulary (" +
                          std::to_string(reference->vocabSize()) +
@@ -73,19 +73,18 @@ Status mlir::qc::evaluatePerplexity(const CpuExecutable &model,
       sums[i] = sumNegLogLikelihood(logits.data(), vocab, w);
       if (reference) {
         refLogits.resize(logits.size());
-        Status rs = reference->forward(ids.data(),
-                                       static_cast<int64_t>(ids.size()),
-                                       refLogits.data());
+        Status rs = reference->forward(
+            ids.data(), static_cast<int64_t>(ids.size()), refLogits.data());
         if (!rs) {
           std::lock_guard<std::mutex> lock(errorMutex);
           if (firstError)
-            firstError = rs.withContext("reference model, window " +
-                                        std::to_string(i));
+            firstError =
+                rs.withContext("reference model, window " + std::to_string(i));
           return;
         }
         refSums[i] = sumNegLogLikelihood(refLogits.data(), vocab, w);
-        klSums[i] = sumKLDivergence(refLogits.data(), logits.data(), vocab,
-                                    ids.size());
+        klSums[i] =
+            sumKLDivergence(refLogits.data(), logits.data(), vocab, ids.size());
       }
       int64_t d = done += static_cast<int64_t>(ids.size());
       if (progress) {
@@ -94,13 +93,10 @@ Status mlir::qc::evaluatePerplexity(const CpuExecutable &model,
       }
     }
   };
-  int n = std::max(1, threads);
-  std::vector<std::thread> pool;
-  for (int t = 1; t < n; ++t)
-    pool.emplace_back(worker);
-  worker();
-  for (auto &t : pool)
-    t.join();
+  // `threads` workers of the process pool (ThreadPool.h), each taking the
+  // next window until none is left.
+  const int64_t n = threads > 0 ? threads : ::qc::threadCount();
+  ::qc::parallelFor(n, n, [&](int64_t, int64_t) { worker(); });
   bar.finish();
   if (!firstError)
     return firstError;
@@ -122,9 +118,9 @@ Status mlir::qc::evaluatePerplexity(const CpuExecutable &model,
     out.referencePerplexity =
         std::exp(refTotal / static_cast<double>(totalPredictions));
   }
-  out.seconds = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - start)
-                    .count();
+  out.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   return Status::ok();
 }
 
@@ -194,25 +190,23 @@ Status mlir::qc::generate(const CpuExecutable &model, std::vector<int> &tokens,
       // appended by the previous step.
       ids.assign(tokens.begin() + cache.length, tokens.end());
       logits.resize(vocab);
-      QC_RETURN_IF_ERROR(model.decode(ids.data(),
-                                      static_cast<int64_t>(ids.size()), cache,
-                                      logits.data()));
+      QC_RETURN_IF_ERROR(model.decode(
+          ids.data(), static_cast<int64_t>(ids.size()), cache, logits.data()));
       last = logits.data();
     } else {
       ids.assign(tokens.begin(), tokens.end());
       logits.resize(ids.size() * vocab);
-      QC_RETURN_IF_ERROR(model.forward(ids.data(),
-                                       static_cast<int64_t>(ids.size()),
-                                       logits.data()));
+      QC_RETURN_IF_ERROR(model.forward(
+          ids.data(), static_cast<int64_t>(ids.size()), logits.data()));
       last = logits.data() + (ids.size() - 1) * vocab;
     }
     if (options.logitsTrace)
       options.logitsTrace->insert(options.logitsTrace->end(), last,
                                   last + vocab);
     int next = sampler.sample(last);
-    double seconds = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     (step == 0 ? st.prefillSeconds : st.decodeSeconds) += seconds;
     tokens.push_back(next);
     ++st.generated;

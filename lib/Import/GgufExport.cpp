@@ -285,9 +285,8 @@ Status mlir::qc::addTokenizerJsonKeys(const std::string &path,
       present[id->asInt64()] = true;
       idOf[content->asString()] = id->asInt64();
       // CONTROL for special tokens, USER_DEFINED otherwise.
-      types[id->asInt64()] = special && special->isBool() && special->asBool()
-                                 ? 3
-                                 : 4;
+      types[id->asInt64()] =
+          special && special->isBool() && special->asBool() ? 3 : 4;
     }
   for (size_t i = 0; i < tokens.size(); ++i)
     if (!present[i]) {
@@ -361,8 +360,8 @@ Status mlir::qc::exportGguf(ModuleOp module, const ModelWeights &weights,
     return Status::error(path + ": " + msg);
   };
   if (cfg.modelType != "llama" || cfg.attentionBias)
-    return fail("model_type '" + cfg.modelType +
-                "'" + (cfg.attentionBias ? " with attention biases" : "") +
+    return fail("model_type '" + cfg.modelType + "'" +
+                (cfg.attentionBias ? " with attention biases" : "") +
                 ": the GGUF export writes llama-architecture files only");
   if (cfg.ropeScaling.type != ::qc::RopeScalingType::None ||
       (cfg.rotaryDim && cfg.rotaryDim != cfg.headDim) || cfg.slidingWindow)
@@ -427,8 +426,8 @@ Status mlir::qc::exportGguf(ModuleOp module, const ModelWeights &weights,
     const bool isK = endsWith(spec.name, "self_attn.k_proj.weight");
     const int64_t heads = isQ ? cfg.nHeads : cfg.nKVHeads;
     std::string layer = spec.name.substr(0, spec.name.size() - 7);
-    auto qit = endsWith(spec.name, ".weight") ? layers.find(layer)
-                                              : layers.end();
+    auto qit =
+        endsWith(spec.name, ".weight") ? layers.find(layer) : layers.end();
     if (qit != layers.end()) {
       QuantizedWeight q = qit->second;
       // llama.cpp applies RoPE to adjacent pairs: q/k rows go to the
@@ -478,8 +477,8 @@ Status mlir::qc::exportGguf(ModuleOp module, const ModelWeights &weights,
       }
       changeCount += got.size();
       ++quantTypes[::qc::ggmlTypeName(type)];
-      QC_RETURN_IF_ERROR(
-          w.addTensor(name, type, spec.shape, std::move(bytes)).withContext(path));
+      QC_RETURN_IF_ERROR(w.addTensor(name, type, spec.shape, std::move(bytes))
+                             .withContext(path));
       ++sum.typeCounts[::qc::ggmlTypeName(type)];
       continue;
     }
@@ -505,8 +504,8 @@ Status mlir::qc::exportGguf(ModuleOp module, const ModelWeights &weights,
                       std::to_string(i) + " does not fit in fp16");
       bytes = f16Bytes(t->data);
     }
-    QC_RETURN_IF_ERROR(
-        w.addTensor(name, type, spec.shape, std::move(bytes)).withContext(path));
+    QC_RETURN_IF_ERROR(w.addTensor(name, type, spec.shape, std::move(bytes))
+                           .withContext(path));
     ++sum.typeCounts[::qc::ggmlTypeName(type)];
   }
   sum.meanAbsChange = changeCount ? changeSum / changeCount : 0.0;
@@ -553,9 +552,8 @@ Status mlir::qc::exportGguf(ModuleOp module, const ModelWeights &weights,
     QC_RETURN_IF_ERROR(w.writeFile(path));
   } else {
     if (!options.tokenizerJson.empty()) {
-      QC_RETURN_IF_ERROR(addTokenizerJsonKeys(options.tokenizerJson,
-                                              cfg.vocabSize, w,
-                                              &sum.tokenizer));
+      QC_RETURN_IF_ERROR(addTokenizerJsonKeys(
+          options.tokenizerJson, cfg.vocabSize, w, &sum.tokenizer));
     } else if (!options.allowNoTokenizer) {
       return fail("no tokenizer to carry over: llama.cpp needs one (export "
                   "from a GGUF or a Hugging Face source with a "

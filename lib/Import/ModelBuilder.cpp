@@ -82,12 +82,12 @@ public:
       if (ropeParams.attentionScaling != 1.0f)
         attentionScaling = b.getF32FloatAttr(ropeParams.attentionScaling);
     }
-    return llm::RopeOp::create(
-        b, at(layer), x.getType(), x, /*offset=*/Value(),
-        b.getI64IntegerAttr(heads),
-        b.getI64IntegerAttr(cfg.headDim), b.getF32FloatAttr(cfg.ropeTheta),
-        llm::RopeLayoutAttr::get(b.getContext(), layout), rotaryDim, invFreq,
-        attentionScaling);
+    return llm::RopeOp::create(b, at(layer), x.getType(), x, /*offset=*/Value(),
+                               b.getI64IntegerAttr(heads),
+                               b.getI64IntegerAttr(cfg.headDim),
+                               b.getF32FloatAttr(cfg.ropeTheta),
+                               llm::RopeLayoutAttr::get(b.getContext(), layout),
+                               rotaryDim, invFreq, attentionScaling);
   }
 
   /// One decoder block: pre-norm attention and SwiGLU MLP with residuals.
@@ -95,9 +95,12 @@ public:
     std::string p = "model.layers." + std::to_string(l);
     int64_t qDim = cfg.nHeads * cfg.headDim, kvDim = cfg.nKVHeads * cfg.headDim;
     Value h = rmsNorm(p + ".input_layernorm", x);
-    Value q = linear(p + ".self_attn.q_proj", h, qDim, cfg.dim, cfg.attentionBias);
-    Value k = linear(p + ".self_attn.k_proj", h, kvDim, cfg.dim, cfg.attentionBias);
-    Value v = linear(p + ".self_attn.v_proj", h, kvDim, cfg.dim, cfg.attentionBias);
+    Value q =
+        linear(p + ".self_attn.q_proj", h, qDim, cfg.dim, cfg.attentionBias);
+    Value k =
+        linear(p + ".self_attn.k_proj", h, kvDim, cfg.dim, cfg.attentionBias);
+    Value v =
+        linear(p + ".self_attn.v_proj", h, kvDim, cfg.dim, cfg.attentionBias);
     q = rope(p + ".self_attn.rope_q", q, cfg.nHeads);
     k = rope(p + ".self_attn.rope_k", k, cfg.nKVHeads);
     float scale = 1.0f / std::sqrt(static_cast<float>(cfg.headDim));
@@ -125,9 +128,10 @@ private:
 
 } // namespace
 
-OwningOpRef<ModuleOp> mlir::qc::buildModelModule(
-    MLIRContext &ctx, const ::qc::ModelConfig &cfg, const CheckpointRef &ckpt,
-    const ModelBuildOptions &options) {
+OwningOpRef<ModuleOp>
+mlir::qc::buildModelModule(MLIRContext &ctx, const ::qc::ModelConfig &cfg,
+                           const CheckpointRef &ckpt,
+                           const ModelBuildOptions &options) {
   ctx.loadDialect<llm::LLMDialect, func::FuncDialect>();
   OpBuilder b(&ctx);
   Location loc = NameLoc::get(b.getStringAttr("model"));
@@ -150,7 +154,8 @@ OwningOpRef<ModuleOp> mlir::qc::buildModelModule(
   module->getOperation()->setAttr("llm.config", b.getDictionaryAttr(conf));
 
   Emitter e(b, cfg);
-  auto tokensType = RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type());
+  auto tokensType =
+      RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type());
   SmallVector<Type> resultTypes = {e.act(cfg.vocabSize)};
   if (options.hiddenStates)
     resultTypes.append(static_cast<size_t>(cfg.nLayers + 1), e.act(cfg.dim));
@@ -161,9 +166,9 @@ OwningOpRef<ModuleOp> mlir::qc::buildModelModule(
   b.setInsertionPointToStart(entry);
 
   Value table = e.param("model.embed_tokens.weight", {cfg.vocabSize, cfg.dim});
-  Value x = llm::EmbeddingOp::create(b, e.at("model.embed_tokens"),
-                                     e.act(cfg.dim), table,
-                                     entry->getArgument(0));
+  Value x =
+      llm::EmbeddingOp::create(b, e.at("model.embed_tokens"), e.act(cfg.dim),
+                               table, entry->getArgument(0));
   SmallVector<Value> hidden;
   for (int64_t l = 0; l < cfg.nLayers; ++l) {
     x = e.block(l, x);
@@ -174,8 +179,8 @@ OwningOpRef<ModuleOp> mlir::qc::buildModelModule(
   Value head = cfg.tiedEmbeddings
                    ? table
                    : e.param("lm_head.weight", {cfg.vocabSize, cfg.dim});
-  Value logits = llm::LogitsOp::create(b, e.at("lm_head"),
-                                       e.act(cfg.vocabSize), x, head);
+  Value logits =
+      llm::LogitsOp::create(b, e.at("lm_head"), e.act(cfg.vocabSize), x, head);
   SmallVector<Value> results = {logits};
   if (options.hiddenStates)
     results.append(hidden.begin(), hidden.end());

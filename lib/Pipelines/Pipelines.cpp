@@ -18,7 +18,8 @@ using namespace mlir;
 
 std::string mlir::qc::cpuPreparePipeline(const std::string &entry) {
   return "convert-wq-to-linalg,convert-llm-to-linalg,"
-         "llm-params-to-arguments{entry=" + entry + "}";
+         "llm-params-to-arguments{entry=" +
+         entry + "}";
 }
 
 std::string
@@ -59,9 +60,8 @@ std::string mlir::qc::cpuCodegenPipeline() {
 
 LogicalResult mlir::qc::buildCpuLoweringPipeline(OpPassManager &pm,
                                                  const std::string &entry) {
-  return parsePassPipeline(cpuPreparePipeline(entry) + "," +
-                               cpuCodegenPipeline(),
-                           pm, llvm::errs());
+  return parsePassPipeline(
+      cpuPreparePipeline(entry) + "," + cpuCodegenPipeline(), pm, llvm::errs());
 }
 
 namespace {

@@ -8,9 +8,10 @@
 // almost every mutation before the manifest is looked at, so for three
 // inputs in four (by size) the fuzzer first rewrites the size and checksum
 // fields to match the input: the manifest, section and cross-reference
-// checks then see the mutated bytes; the rest test the header checks. Accepted artifacts must keep the
-// reader's promises (trap otherwise): they validate, serialize again, and
-// the result parses back to an artifact that serializes identically.
+// checks then see the mutated bytes; the rest test the header checks. Accepted
+// artifacts must keep the reader's promises (trap otherwise): they validate,
+// serialize again, and the result parses back to an artifact that serializes
+// identically.
 //
 //===----------------------------------------------------------------------===//
 

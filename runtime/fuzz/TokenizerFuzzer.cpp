@@ -77,8 +77,9 @@ std::string sentencePieceJson() {
 const qc::TextTokenizer &fixed(int which) {
   static std::unique_ptr<qc::TextTokenizer> toks[2];
   if (!toks[which]) {
-    qc::Status s = qc::loadHFTokenizerJson(
-        which ? sentencePieceJson() : byteLevelJson(), "", "", "fixed", toks[which]);
+    qc::Status s =
+        qc::loadHFTokenizerJson(which ? sentencePieceJson() : byteLevelJson(),
+                                "", "", "fixed", toks[which]);
     if (!s)
       std::abort(); // the fixed tokenizers are part of this target
   }

@@ -22,7 +22,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
+#include <string_view>
 
 #include <sys/stat.h>
 
@@ -106,8 +108,8 @@ Status validateLayerTensors(const Artifact &a, const ArtifactLayer &l,
   if (l.tensors.empty())
     return Status::ok(); // kernel-only layer
   int64_t Np, Kp, G;
-  QC_RETURN_IF_ERROR(
-      mma16x64Dims(l.bits, l.N, l.K, l.groupSize, Np, Kp, G).withContext(where));
+  QC_RETURN_IF_ERROR(mma16x64Dims(l.bits, l.N, l.K, l.groupSize, Np, Kp, G)
+                         .withContext(where));
   struct Want {
     const char *role;
     DType dtype;
@@ -188,8 +190,8 @@ Status validateLaunch(const Artifact &a, const ArtifactLayer &l,
                                 "none (workspace_bytes_per_row is 0)");
     bool dequant = variantAbi(v) == KernelAbi::DequantW;
     if (dequant && (p == "x" || p == "y"))
-      return Status::error(kw + ": a dequant variant writes w, it cannot take " +
-                           p);
+      return Status::error(kw +
+                           ": a dequant variant writes w, it cannot take " + p);
     if (!dequant && p == "w")
       return Status::error(kw + ": only a dequant variant takes w");
   }
@@ -203,8 +205,8 @@ Status validateLayer(const Artifact &a, const ArtifactLayer &l,
     return Status::error(where + ": unknown weight layout " + q(l.layout) +
                          " (expected mma16x64)");
   int64_t Np, Kp, G;
-  QC_RETURN_IF_ERROR(
-      mma16x64Dims(l.bits, l.N, l.K, l.groupSize, Np, Kp, G).withContext(where));
+  QC_RETURN_IF_ERROR(mma16x64Dims(l.bits, l.N, l.K, l.groupSize, Np, Kp, G)
+                         .withContext(where));
   QC_RETURN_IF_ERROR(validateLayerTensors(a, l, where));
   if (l.variants.empty())
     return Status::error(where + ": no kernel variants");
@@ -396,7 +398,8 @@ Status decodeLayer(const json::Value &v, const std::string &where,
   QC_RETURN_IF_ERROR(rl.integer("K", 1, int64_t(1) << 40, l.K));
   QC_RETURN_IF_ERROR(rl.integer("bits", 1, 16, bits));
   l.bits = int(bits);
-  QC_RETURN_IF_ERROR(rl.integer("group_size", -1, int64_t(1) << 40, l.groupSize));
+  QC_RETURN_IF_ERROR(
+      rl.integer("group_size", -1, int64_t(1) << 40, l.groupSize));
   QC_RETURN_IF_ERROR(rl.boolean("sym", l.sym));
   QC_RETURN_IF_ERROR(rl.string("layout", l.layout));
   const json::Value *tensors;
@@ -413,9 +416,9 @@ Status decodeLayer(const json::Value &v, const std::string &where,
   for (size_t vi = 0; vi < variants->size(); ++vi) {
     const std::string vw = rl.where + ": variant " + std::to_string(vi);
     Reader rv((*variants)[vi], vw);
-    QC_RETURN_IF_ERROR(rv.object({"family", "abi", "min_m", "max_m",
-                                  "launches", "workspace_bytes_per_row",
-                                  "zero_workspace"}));
+    QC_RETURN_IF_ERROR(
+        rv.object({"family", "abi", "min_m", "max_m", "launches",
+                   "workspace_bytes_per_row", "zero_workspace"}));
     ArtifactVariant var;
     QC_RETURN_IF_ERROR(rv.string("family", var.family));
     if ((*variants)[vi].find("abi")) {
@@ -429,20 +432,347 @@ Status decodeLayer(const json::Value &v, const std::string &where,
     }
     QC_RETURN_IF_ERROR(rv.integer("min_m", 0, INT64_MAX, var.minM));
     QC_RETURN_IF_ERROR(rv.integer("max_m", 0, INT64_MAX, var.maxM));
-    QC_RETURN_IF_ERROR(rv.uint("workspace_bytes_per_row",
-                               var.workspaceBytesPerRow));
+    QC_RETURN_IF_ERROR(
+        rv.uint("workspace_bytes_per_row", var.workspaceBytesPerRow));
     QC_RETURN_IF_ERROR(rv.boolean("zero_workspace", var.zeroWorkspace));
     const json::Value::Array *launches;
     QC_RETURN_IF_ERROR(rv.array("launches", launches));
     for (size_t li = 0; li < launches->size(); ++li) {
       ArtifactLaunch L;
-      QC_RETURN_IF_ERROR(decodeLaunch((*launches)[li],
-                                      vw + ": launch " + std::to_string(li), L));
+      QC_RETURN_IF_ERROR(decodeLaunch(
+          (*launches)[li], vw + ": launch " + std::to_string(li), L));
       var.launches.push_back(std::move(L));
     }
     l.variants.push_back(std::move(var));
   }
   return Status::ok();
+}
+
+//===----------------------------------------------------------------------===//
+// Launch contracts (format version 2)
+//===----------------------------------------------------------------------===//
+//
+// A layer's launches are the dispatch table; they were trusted until a
+// sweep edited them (with the checksum fixed) and the runtime launched a
+// kernel with too few blocks, a smaller workspace or another block size.
+// Version 2 records, next to each module's images, what the module was
+// compiled for: the layer configuration (N, K, bits, group size, sym) and,
+// in launch order, every launch of its kernels the compiler planned (block,
+// grid, tile, shared memory, workspace, M range). One kernel may serve
+// several variants (a split-K finalize kernel, say) with different grids,
+// so a kernel has one record per use. The writer refuses a module launched
+// for two layer configurations; the reader requires the dispatch table to
+// be exactly the recorded launches, field by field, and each block to fit
+// the PTX entry's own .reqntid / .maxntid directive (PTX ISA,
+// "Performance-Tuning Directives"). An edit of one field on either side no
+// longer passes.
+
+/// One planned launch of a kernel.
+struct LaunchContract {
+  std::string kernel;
+  uint32_t block[3] = {1, 1, 1};
+  uint32_t gridX = 1, tileM = 1, gridZ = 1, sharedBytes = 0;
+  uint64_t workspaceBytesPerRow = 0;
+  int64_t minM = 1, maxM = 1;
+  std::string use; ///< "layer 'L' variant v launch l", for messages
+};
+
+/// What one module was compiled for.
+struct ModuleContract {
+  bool hasShape = false; ///< false for a module no layer launches
+  int64_t N = 0, K = 0, groupSize = 0;
+  int bits = 0;
+  bool sym = true;
+  std::string use;                      ///< the first layer, for messages
+  std::vector<LaunchContract> launches; ///< in the layers' launch order
+};
+
+using Contracts = std::map<std::string, ModuleContract>;
+
+std::string dims3(const uint32_t *b) {
+  return "(" + std::to_string(b[0]) + ", " + std::to_string(b[1]) + ", " +
+         std::to_string(b[2]) + ")";
+}
+
+/// The contracts the launches of `a` imply; fails when one module is
+/// launched for two layer configurations.
+Status deriveContracts(const Artifact &a, const std::string &file,
+                       Contracts &out) {
+  out.clear();
+  for (const ArtifactModule &m : a.modules)
+    out[m.name];
+  for (const ArtifactLayer &l : a.layers)
+    for (size_t vi = 0; vi < l.variants.size(); ++vi) {
+      const ArtifactVariant &v = l.variants[vi];
+      for (size_t li = 0; li < v.launches.size(); ++li) {
+        const ArtifactLaunch &L = v.launches[li];
+        auto mit = out.find(L.module);
+        if (mit == out.end())
+          continue; // validateLaunch names the missing module
+        ModuleContract &mc = mit->second;
+        if (!mc.hasShape) {
+          mc.hasShape = true;
+          mc.N = l.N;
+          mc.K = l.K;
+          mc.bits = l.bits;
+          mc.groupSize = l.groupSize;
+          mc.sym = l.sym;
+          mc.use = "layer " + q(l.name);
+        } else if (mc.N != l.N || mc.K != l.K || mc.bits != l.bits ||
+                   mc.groupSize != l.groupSize || mc.sym != l.sym) {
+          return Status::error(
+              file + ": module " + q(L.module) + " is launched by " + mc.use +
+              " (" + std::to_string(mc.N) + "x" + std::to_string(mc.K) +
+              ") and by layer " + q(l.name) + " (" + std::to_string(l.N) + "x" +
+              std::to_string(l.K) +
+              ") with another configuration: a module is compiled for one "
+              "N, K, bits, group size and sym");
+        }
+        LaunchContract lc;
+        lc.kernel = L.kernel;
+        std::copy(L.block, L.block + 3, lc.block);
+        lc.gridX = L.gridX;
+        lc.tileM = L.tileM;
+        lc.gridZ = L.gridZ;
+        lc.sharedBytes = L.sharedBytes;
+        lc.workspaceBytesPerRow = v.workspaceBytesPerRow;
+        lc.minM = v.minM;
+        lc.maxM = v.maxM;
+        lc.use = "layer " + q(l.name) + " variant " + std::to_string(vi) +
+                 " launch " + std::to_string(li);
+        mc.launches.push_back(std::move(lc));
+      }
+    }
+  return Status::ok();
+}
+
+/// Finds the header directive `name` (".reqntid", ".maxntid") of PTX entry
+/// `kernel` in `ptx`: between ".entry <kernel>(" and the body's "{".
+/// Returns false when the entry or the directive is absent.
+bool ptxEntryDirective(std::string_view ptx, const std::string &kernel,
+                       std::string_view name, uint64_t dims[3]) {
+  const std::string entry = ".entry " + kernel + "(";
+  size_t at = ptx.find(entry);
+  if (at == std::string_view::npos)
+    return false;
+  // The parameter list, then the directives, then the body.
+  size_t close = ptx.find(')', at + entry.size());
+  if (close == std::string_view::npos)
+    return false;
+  size_t body = ptx.find('{', close);
+  std::string_view header =
+      ptx.substr(close, body == std::string_view::npos ? std::string_view::npos
+                                                       : body - close);
+  size_t d = header.find(name);
+  if (d == std::string_view::npos)
+    return false;
+  dims[0] = dims[1] = dims[2] = 1;
+  size_t p = d + name.size();
+  for (int i = 0; i < 3; ++i) {
+    while (p < header.size() && (header[p] == ' ' || header[p] == '\t'))
+      ++p;
+    uint64_t v = 0;
+    size_t digits = 0;
+    while (p < header.size() && header[p] >= '0' && header[p] <= '9' &&
+           digits < 10) {
+      v = v * 10 + uint64_t(header[p++] - '0');
+      ++digits;
+    }
+    if (digits == 0)
+      return i > 0; // ".maxntid 128" sets x only
+    dims[i] = v;
+    while (p < header.size() && (header[p] == ' ' || header[p] == '\t'))
+      ++p;
+    if (p >= header.size() || header[p] != ',')
+      return true;
+    ++p;
+  }
+  return true;
+}
+
+/// Every planned launch's block against its PTX entries' directives.
+Status checkPtxDirectives(const Artifact &a, const Contracts &contracts,
+                          const std::string &file) {
+  for (const ArtifactModule &m : a.modules) {
+    auto mit = contracts.find(m.name);
+    if (mit == contracts.end())
+      continue;
+    for (const ArtifactImage &img : m.images) {
+      if (img.kind != "ptx")
+        continue;
+      std::string_view ptx(reinterpret_cast<const char *>(img.bytes.data()),
+                           img.bytes.size());
+      for (const LaunchContract &lc : mit->second.launches) {
+        const std::string kw = file + ": module " + q(m.name) + " kernel " +
+                               q(lc.kernel) + " (PTX " + q(img.target) + ", " +
+                               lc.use + ")";
+        uint64_t d[3];
+        if (ptxEntryDirective(ptx, lc.kernel, ".reqntid", d) &&
+            (d[0] != lc.block[0] || d[1] != lc.block[1] || d[2] != lc.block[2]))
+          return Status::error(
+              kw + ": launched with block " + dims3(lc.block) +
+              " but compiled with .reqntid " + std::to_string(d[0]) + ", " +
+              std::to_string(d[1]) + ", " + std::to_string(d[2]));
+        if (ptxEntryDirective(ptx, lc.kernel, ".maxntid", d) &&
+            uint64_t(lc.block[0]) * lc.block[1] * lc.block[2] >
+                d[0] * d[1] * d[2])
+          return Status::error(kw + ": launched with block " + dims3(lc.block) +
+                               " but compiled for at most " +
+                               std::to_string(d[0] * d[1] * d[2]) +
+                               " threads (.maxntid)");
+      }
+    }
+  }
+  return Status::ok();
+}
+
+Status decodeContract(const json::Value &v, const std::string &where,
+                      const ArtifactModule &m, ModuleContract &mc) {
+  Reader r(v, where + ": contract");
+  QC_RETURN_IF_ERROR(r.object({"shape", "launches"}));
+  const json::Value *sh;
+  QC_RETURN_IF_ERROR(r.get("shape", sh));
+  if (!sh->isNull()) {
+    Reader rs(*sh, r.where + ": shape");
+    QC_RETURN_IF_ERROR(rs.object({"N", "K", "bits", "group_size", "sym"}));
+    int64_t bits;
+    QC_RETURN_IF_ERROR(rs.integer("N", 1, int64_t(1) << 40, mc.N));
+    QC_RETURN_IF_ERROR(rs.integer("K", 1, int64_t(1) << 40, mc.K));
+    QC_RETURN_IF_ERROR(rs.integer("bits", 1, 32, bits));
+    QC_RETURN_IF_ERROR(
+        rs.integer("group_size", -1, int64_t(1) << 40, mc.groupSize));
+    QC_RETURN_IF_ERROR(rs.boolean("sym", mc.sym));
+    mc.bits = int(bits);
+    mc.hasShape = true;
+  }
+  const json::Value::Array *launches;
+  QC_RETURN_IF_ERROR(r.array("launches", launches));
+  for (size_t i = 0; i < launches->size(); ++i) {
+    Reader rk((*launches)[i], r.where + ": launch " + std::to_string(i));
+    QC_RETURN_IF_ERROR(rk.object(
+        {"kernel", "block", "grid_x", "tile_m", "grid_z", "shared_bytes",
+         "workspace_bytes_per_row", "min_m", "max_m"}));
+    LaunchContract lc;
+    QC_RETURN_IF_ERROR(rk.string("kernel", lc.kernel));
+    if (std::find(m.kernels.begin(), m.kernels.end(), lc.kernel) ==
+        m.kernels.end())
+      return rk.err("kernel " + q(lc.kernel) + " is not in the module");
+    const json::Value::Array *block;
+    QC_RETURN_IF_ERROR(rk.array("block", block));
+    if (block->size() != 3)
+      return rk.err("\"block\" must have 3 elements");
+    for (int d = 0; d < 3; ++d) {
+      const json::Value &b = (*block)[size_t(d)];
+      if (!b.isInt64() || b.asInt64() < 0 || b.asInt64() > 0xFFFFFFFFll)
+        return rk.err("\"block\" must hold unsigned 32-bit integers");
+      lc.block[d] = uint32_t(b.asInt64());
+    }
+    QC_RETURN_IF_ERROR(rk.u32("grid_x", lc.gridX));
+    QC_RETURN_IF_ERROR(rk.u32("tile_m", lc.tileM));
+    QC_RETURN_IF_ERROR(rk.u32("grid_z", lc.gridZ));
+    QC_RETURN_IF_ERROR(rk.u32("shared_bytes", lc.sharedBytes));
+    QC_RETURN_IF_ERROR(
+        rk.uint("workspace_bytes_per_row", lc.workspaceBytesPerRow));
+    QC_RETURN_IF_ERROR(rk.integer("min_m", 0, INT64_MAX, lc.minM));
+    QC_RETURN_IF_ERROR(rk.integer("max_m", 0, INT64_MAX, lc.maxM));
+    mc.launches.push_back(std::move(lc));
+  }
+  return Status::ok();
+}
+
+/// The recorded contracts against the ones the dispatch table implies:
+/// every difference is an error naming the module, the launch, the kernel
+/// and the field.
+Status compareContracts(const Contracts &recorded, const Contracts &launched,
+                        const std::string &file) {
+  for (const auto &[name, rec] : recorded) {
+    const std::string mw = file + ": module " + q(name);
+    const ModuleContract &got = launched.at(name);
+    if (rec.hasShape != got.hasShape)
+      return Status::error(
+          mw + (rec.hasShape
+                    ? ": records a layer configuration but no layer uses it"
+                    : ": is launched by " + got.use +
+                          " but records no layer configuration"));
+    auto field = [&](const std::string &user, const char *what, int64_t r,
+                     int64_t g) -> Status {
+      if (r == g)
+        return Status::ok();
+      return Status::error(mw + ": compiled for " + what + " = " +
+                           std::to_string(r) + " but " + user + " has " +
+                           std::to_string(g));
+    };
+    if (rec.hasShape) {
+      QC_RETURN_IF_ERROR(field(got.use, "N", rec.N, got.N));
+      QC_RETURN_IF_ERROR(field(got.use, "K", rec.K, got.K));
+      QC_RETURN_IF_ERROR(field(got.use, "bits", rec.bits, got.bits));
+      QC_RETURN_IF_ERROR(
+          field(got.use, "group_size", rec.groupSize, got.groupSize));
+      QC_RETURN_IF_ERROR(field(got.use, "sym", rec.sym, got.sym));
+    }
+    if (rec.launches.size() != got.launches.size())
+      return Status::error(mw + ": compiled for " +
+                           std::to_string(rec.launches.size()) +
+                           " launches but the layers make " +
+                           std::to_string(got.launches.size()));
+    for (size_t i = 0; i < rec.launches.size(); ++i) {
+      const LaunchContract &r = rec.launches[i], &g = got.launches[i];
+      if (r.kernel != g.kernel)
+        return Status::error(mw + ": planned launch " + std::to_string(i) +
+                             " of kernel " + q(r.kernel) + " but " + g.use +
+                             " launches " + q(g.kernel));
+      const std::string user = g.use + " (kernel " + q(g.kernel) + ")";
+      if (!std::equal(r.block, r.block + 3, g.block))
+        return Status::error(mw + ": compiled for block " + dims3(r.block) +
+                             " but " + user + " has " + dims3(g.block));
+      QC_RETURN_IF_ERROR(field(user, "grid_x", r.gridX, g.gridX));
+      QC_RETURN_IF_ERROR(field(user, "tile_m", r.tileM, g.tileM));
+      QC_RETURN_IF_ERROR(field(user, "grid_z", r.gridZ, g.gridZ));
+      QC_RETURN_IF_ERROR(
+          field(user, "shared_bytes", r.sharedBytes, g.sharedBytes));
+      QC_RETURN_IF_ERROR(field(user, "workspace_bytes_per_row",
+                               int64_t(r.workspaceBytesPerRow),
+                               int64_t(g.workspaceBytesPerRow)));
+      QC_RETURN_IF_ERROR(field(user, "min_m", r.minM, g.minM));
+      QC_RETURN_IF_ERROR(field(user, "max_m", r.maxM, g.maxM));
+    }
+  }
+  return Status::ok();
+}
+
+json::Value encodeContract(const ModuleContract &mc) {
+  json::Value out = json::Value::object();
+  if (mc.hasShape) {
+    json::Value shape = json::Value::object();
+    shape.set("N", json::Value::integer(mc.N));
+    shape.set("K", json::Value::integer(mc.K));
+    shape.set("bits", json::Value::integer(mc.bits));
+    shape.set("group_size", json::Value::integer(mc.groupSize));
+    shape.set("sym", json::Value::boolean(mc.sym));
+    out.set("shape", std::move(shape));
+  } else {
+    out.set("shape", json::Value());
+  }
+  json::Value launches = json::Value::array();
+  for (const LaunchContract &lc : mc.launches) {
+    json::Value kv = json::Value::object();
+    kv.set("kernel", json::Value::string(lc.kernel));
+    kv.set("block",
+           json::Value::array({json::Value::unsignedInteger(lc.block[0]),
+                               json::Value::unsignedInteger(lc.block[1]),
+                               json::Value::unsignedInteger(lc.block[2])}));
+    kv.set("grid_x", json::Value::unsignedInteger(lc.gridX));
+    kv.set("tile_m", json::Value::unsignedInteger(lc.tileM));
+    kv.set("grid_z", json::Value::unsignedInteger(lc.gridZ));
+    kv.set("shared_bytes", json::Value::unsignedInteger(lc.sharedBytes));
+    kv.set("workspace_bytes_per_row",
+           json::Value::unsignedInteger(lc.workspaceBytesPerRow));
+    kv.set("min_m", json::Value::integer(lc.minM));
+    kv.set("max_m", json::Value::integer(lc.maxM));
+    launches.push(std::move(kv));
+  }
+  out.set("launches", std::move(launches));
+  return out;
 }
 
 } // namespace
@@ -503,7 +833,8 @@ const ArtifactVariant *findVariant(const ArtifactLayer &layer,
 
 Status validateArtifact(const Artifact &a, const std::string &file) {
   if (a.version != kArtifactVersion)
-    return Status::error(file + ": format version " + std::to_string(a.version) +
+    return Status::error(file + ": format version " +
+                         std::to_string(a.version) +
                          " (this build handles version " +
                          std::to_string(kArtifactVersion) + ")");
   std::set<std::string> names;
@@ -524,7 +855,8 @@ Status validateArtifact(const Artifact &a, const std::string &file) {
       return Status::error(where + ": has no images (cubin or PTX)");
     std::set<std::string> images;
     for (const ArtifactImage &img : m.images) {
-      const std::string iw = where + ": image " + q(img.target) + " " + img.kind;
+      const std::string iw =
+          where + ": image " + q(img.target) + " " + img.kind;
       if (img.kind == "cubin") {
         if (!isCubinTarget(img.target))
           return Status::error(iw + ": a cubin target must look like sm_80 or "
@@ -565,6 +897,9 @@ Status validateArtifact(const Artifact &a, const std::string &file) {
                            std::to_string(t.bytes.size()) +
                            " bytes, not what its dtype and shape need");
   }
+  Contracts contracts;
+  QC_RETURN_IF_ERROR(deriveContracts(a, file, contracts));
+  QC_RETURN_IF_ERROR(checkPtxDirectives(a, contracts, file));
   return Status::ok();
 }
 
@@ -572,11 +907,14 @@ Status serializeArtifact(const Artifact &a, std::vector<uint8_t> &out) {
   QC_RETURN_IF_ERROR(validateArtifact(a, "artifact being written"));
   // Sections: every image in module order, then the tensor blob.
   std::vector<std::pair<const uint8_t *, uint64_t>> sections;
+  Contracts contracts;
+  QC_RETURN_IF_ERROR(deriveContracts(a, "artifact being written", contracts));
   json::Value modules = json::Value::array();
   for (const ArtifactModule &m : a.modules) {
     json::Value mv = json::Value::object();
     mv.set("name", str(m.name));
     mv.set("kernels", strings(m.kernels));
+    mv.set("contract", encodeContract(contracts.at(m.name)));
     json::Value images = json::Value::array();
     for (const ArtifactImage &img : m.images) {
       json::Value iv = json::Value::object();
@@ -685,9 +1023,8 @@ Status serializeArtifact(const Artifact &a, std::vector<uint8_t> &out) {
       (sections.empty() ? alignUp(kHeaderBytes + manifestGuess)
                         : offsets.front()))
     return Status::error("artifact writer: manifest layout did not converge");
-  uint64_t total = sections.empty()
-                       ? kHeaderBytes + manifestText.size()
-                       : offsets.back() + sections.back().second;
+  uint64_t total = sections.empty() ? kHeaderBytes + manifestText.size()
+                                    : offsets.back() + sections.back().second;
   out.assign(size_t(total), 0);
   std::memcpy(out.data(), kMagic, 8);
   storeU32(out.data() + 8, a.version);
@@ -699,8 +1036,8 @@ Status serializeArtifact(const Artifact &a, std::vector<uint8_t> &out) {
   for (size_t i = 0; i < sections.size(); ++i)
     std::memcpy(out.data() + offsets[i], sections[i].first,
                 size_t(sections[i].second));
-  storeU64(out.data() + 32, fnv1a(out.data() + kHeaderBytes,
-                                  size_t(total - kHeaderBytes)));
+  storeU64(out.data() + 32,
+           fnv1a(out.data() + kHeaderBytes, size_t(total - kHeaderBytes)));
   return Status::ok();
 }
 
@@ -710,8 +1047,8 @@ Status writeArtifact(const std::string &path, const Artifact &a) {
   return writeFileAtomically(path, {{bytes.data(), bytes.size()}});
 }
 
-Status parseArtifact(const uint8_t *data, size_t size,
-                     const std::string &file, Artifact &out) {
+Status parseArtifact(const uint8_t *data, size_t size, const std::string &file,
+                     Artifact &out) {
   auto fail = [&](const std::string &what) {
     return Status::error(file + ": " + what);
   };
@@ -731,6 +1068,12 @@ Status parseArtifact(const uint8_t *data, size_t size,
                 "); rebuild the runtime or regenerate the artifact");
   if (version == 0)
     return fail("invalid format version 0");
+  if (version < kArtifactVersion)
+    return fail("format version " + std::to_string(version) +
+                " predates the launch contracts this build requires "
+                "(version " +
+                std::to_string(kArtifactVersion) +
+                "); regenerate the artifact with quant-kernelgen");
   if (loadU32(data + 12) != kHeaderBytes)
     return fail("header size " + std::to_string(loadU32(data + 12)) +
                 " (expected 48)");
@@ -739,8 +1082,7 @@ Status parseArtifact(const uint8_t *data, size_t size,
     return fail((size < total ? "truncated: " : "trailing bytes: ") +
                 std::string("the header says ") + std::to_string(total) +
                 " bytes, the file has " + std::to_string(size));
-  if (manifestBytes > kMaxManifestBytes ||
-      manifestBytes > total - kHeaderBytes)
+  if (manifestBytes > kMaxManifestBytes || manifestBytes > total - kHeaderBytes)
     return fail("manifest size " + std::to_string(manifestBytes) +
                 " does not fit in the file");
   if (loadU64(data + 40) != 0)
@@ -807,13 +1149,19 @@ Status parseArtifact(const uint8_t *data, size_t size,
 
   const json::Value::Array *mods;
   QC_RETURN_IF_ERROR(r.array("modules", mods));
+  Contracts recorded;
   for (size_t mi = 0; mi < mods->size(); ++mi) {
     Reader rm((*mods)[mi], r.where + ": module " + std::to_string(mi));
-    QC_RETURN_IF_ERROR(rm.object({"name", "kernels", "images"}));
+    QC_RETURN_IF_ERROR(rm.object({"name", "kernels", "contract", "images"}));
     ArtifactModule mod;
     QC_RETURN_IF_ERROR(rm.string("name", mod.name));
     rm.where = file + ": module " + q(mod.name);
     QC_RETURN_IF_ERROR(rm.strings("kernels", mod.kernels));
+    const json::Value *cv;
+    QC_RETURN_IF_ERROR(rm.get("contract", cv));
+    if (recorded.count(mod.name))
+      return rm.err("defined twice");
+    QC_RETURN_IF_ERROR(decodeContract(*cv, rm.where, mod, recorded[mod.name]));
     const json::Value::Array *imgs;
     QC_RETURN_IF_ERROR(rm.array("images", imgs));
     for (size_t ii = 0; ii < imgs->size(); ++ii) {
@@ -840,9 +1188,9 @@ Status parseArtifact(const uint8_t *data, size_t size,
     Reader rt(*ts, r.where + ": tensors_section");
     QC_RETURN_IF_ERROR(takeSection(*ts, rt, si));
     std::unique_ptr<SafetensorsFile> st;
-    QC_RETURN_IF_ERROR(SafetensorsFile::parse(
-        data + sections[si].first, size_t(sections[si].second),
-        file + ": packed tensors", st));
+    QC_RETURN_IF_ERROR(SafetensorsFile::parse(data + sections[si].first,
+                                              size_t(sections[si].second),
+                                              file + ": packed tensors", st));
     for (const TensorInfo &info : st->tensors()) {
       ArtifactTensor t;
       t.dtype = info.dtype;
@@ -860,11 +1208,14 @@ Status parseArtifact(const uint8_t *data, size_t size,
   QC_RETURN_IF_ERROR(r.array("layers", layers));
   for (size_t li = 0; li < layers->size(); ++li) {
     ArtifactLayer l;
-    QC_RETURN_IF_ERROR(decodeLayer((*layers)[li],
-                                   file + ": layer " + std::to_string(li), l));
+    QC_RETURN_IF_ERROR(
+        decodeLayer((*layers)[li], file + ": layer " + std::to_string(li), l));
     a.layers.push_back(std::move(l));
   }
   QC_RETURN_IF_ERROR(validateArtifact(a, file));
+  Contracts launched;
+  QC_RETURN_IF_ERROR(deriveContracts(a, file, launched));
+  QC_RETURN_IF_ERROR(compareContracts(recorded, launched, file));
   out = std::move(a);
   return Status::ok();
 }
@@ -879,8 +1230,8 @@ Status readArtifact(const std::string &path, Artifact &out) {
   if (!in)
     return Status::error(path + ": cannot open: " + std::strerror(errno));
   std::vector<uint8_t> bytes(size_t(sb.st_size));
-  if (!bytes.empty() &&
-      !in.read(reinterpret_cast<char *>(bytes.data()), std::streamsize(bytes.size())))
+  if (!bytes.empty() && !in.read(reinterpret_cast<char *>(bytes.data()),
+                                 std::streamsize(bytes.size())))
     return Status::error(path + ": read error (file changed while reading?)");
   return parseArtifact(bytes.data(), bytes.size(), path, out);
 }
@@ -930,9 +1281,9 @@ Status layerTensors(const Artifact &a, const ArtifactLayer &layer,
   t.K = layer.K;
   t.groupSize = layer.groupSize;
   t.sym = layer.sym;
-  QC_RETURN_IF_ERROR(mma16x64Dims(t.bits, t.N, t.K, t.groupSize, t.Np, t.Kp,
-                                  t.numGroups)
-                         .withContext(where));
+  QC_RETURN_IF_ERROR(
+      mma16x64Dims(t.bits, t.N, t.K, t.groupSize, t.Np, t.Kp, t.numGroups)
+          .withContext(where));
   const ArtifactTensor &qw = a.tensors.at(layer.tensors.at("qweight"));
   t.qweight.resize(qw.bytes.size() / 4);
   std::memcpy(t.qweight.data(), qw.bytes.data(), qw.bytes.size());

@@ -5,13 +5,13 @@
 //===----------------------------------------------------------------------===//
 
 #include "qc/runtime/CpuLinear.h"
+#include "qc/runtime/ThreadPool.h"
 
 #include "qc/runtime/Safetensors.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <thread>
 
 namespace qc {
 
@@ -36,8 +36,8 @@ Status cpuLinearMMA16x64(const MMA16x64Tensors &t, const float *x, int64_t M,
   return Status::ok();
 }
 
-Status cpuLinearMMA16x64(const MMA16x64Tensors &t, const uint16_t *x,
-                         int64_t M, std::vector<float> &y) {
+Status cpuLinearMMA16x64(const MMA16x64Tensors &t, const uint16_t *x, int64_t M,
+                         std::vector<float> &y) {
   if (M < 0)
     return Status::error("cpuLinearMMA16x64: M = " + std::to_string(M));
   std::vector<float> xf(size_t(M * t.K));
@@ -59,10 +59,12 @@ void referenceLinear(const float *w, int64_t N, int64_t K, const float *x,
   }
   const int64_t C = int64_t(ch->size());
   y.assign(size_t(M * C), 0.0);
-  if (threads == 0)
-    threads = std::max(1u, std::thread::hardware_concurrency());
-  threads = unsigned(std::min<int64_t>(threads, std::max<int64_t>(C, 1)));
-  // Each thread owns a contiguous range of channels: no shared writes.
+  // Contiguous ranges of channels per item: no shared writes, so the
+  // result does not depend on the thread count.
+  const int64_t workers =
+      threads == 0 ? workerCount(C)
+                   : std::max<int64_t>(1, std::min<int64_t>(threads, C));
+  const int64_t per = (C + workers - 1) / std::max<int64_t>(workers, 1);
   auto work = [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const float *wr = w + (*ch)[size_t(c)] * K;
@@ -75,19 +77,9 @@ void referenceLinear(const float *w, int64_t N, int64_t K, const float *x,
       }
     }
   };
-  if (threads <= 1) {
-    work(0, C);
-    return;
-  }
-  std::vector<std::thread> pool;
-  int64_t per = (C + threads - 1) / threads;
-  for (unsigned i = 0; i < threads; ++i) {
-    int64_t c0 = int64_t(i) * per, c1 = std::min(C, c0 + per);
-    if (c0 < c1)
-      pool.emplace_back(work, c0, c1);
-  }
-  for (auto &th : pool)
-    th.join();
+  parallelFor(workers, workers, [&](int64_t i, int64_t) {
+    work(i * per, std::min(C, (i + 1) * per));
+  });
 }
 
 double relativeL2Error(const float *out, const double *ref, size_t n) {

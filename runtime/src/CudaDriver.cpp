@@ -39,7 +39,8 @@ Status resolve(void *handle, const char *name, Fn &fn,
 
 Status resolveDriverSymbols(void *h, CudaDriver &d) {
   const std::string lib = "libcuda";
-#define QC_SYM(field, symbol) QC_RETURN_IF_ERROR(resolve(h, symbol, d.field, lib))
+#define QC_SYM(field, symbol)                                                  \
+  QC_RETURN_IF_ERROR(resolve(h, symbol, d.field, lib))
   // The symbol names are the ones cuda.h (CUDA 13) maps the API names to.
   QC_SYM(cuInit, "cuInit");
   QC_SYM(cuDriverGetVersion, "cuDriverGetVersion");
@@ -167,7 +168,8 @@ Status CublasLib::load(const CublasLib *&out, const std::string &requested) {
       if (*env)
         library = env;
   static std::mutex mu;
-  static std::map<std::string, std::pair<std::unique_ptr<CublasLib>, std::string>>
+  static std::map<std::string,
+                  std::pair<std::unique_ptr<CublasLib>, std::string>>
       cache;
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(library);

@@ -7,11 +7,18 @@
 #include "qc/runtime/FileMapping.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,6 +67,85 @@ Status mapFileReadOnly(const std::string &path, size_t minSizeToMap,
 void unmapFile(const FileMapping &mapping) {
   if (mapping.address)
     ::munmap(mapping.address, mapping.size);
+}
+
+namespace {
+
+/// The folder and base name of `path` ("" folder: the current one).
+void splitPath(const std::string &path, std::string &dir, std::string &base) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) {
+    dir.clear();
+    base = path;
+  } else {
+    dir = path.substr(0, slash + 1);
+    base = path.substr(slash + 1);
+  }
+}
+
+int removeEntry(const char *path, const struct stat *, int, struct FTW *) {
+  (void)::remove(path);
+  return 0;
+}
+
+} // namespace
+
+std::string tempSiblingTemplate(const std::string &finalPath,
+                                const char *kind) {
+  std::string dir, base;
+  splitPath(finalPath, dir, base);
+  return dir + "." + base + "." + kind + "-" + std::to_string(::getpid()) +
+         "-XXXXXX";
+}
+
+void removeStaleTemps(const std::string &finalPath) {
+  std::string dir, base;
+  splitPath(finalPath, dir, base);
+  if (base.empty())
+    return;
+  DIR *d = ::opendir(dir.empty() ? "." : dir.c_str());
+  if (!d)
+    return;
+  const std::string prefix = "." + base + ".";
+  std::vector<std::string> stale;
+  while (struct dirent *e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.compare(0, prefix.size(), prefix) != 0)
+      continue;
+    size_t p = prefix.size();
+    bool kindOk = false;
+    for (const char *kind : {"tmp-", "staged-", "old-"}) {
+      size_t n = std::strlen(kind);
+      if (name.compare(p, n, kind) == 0) {
+        p += n;
+        kindOk = true;
+        break;
+      }
+    }
+    if (!kindOk)
+      continue;
+    // <pid>-XXXXXX: digits, a dash, then mkstemp's six characters.
+    size_t digits = p;
+    while (digits < name.size() && std::isdigit((unsigned char)name[digits]))
+      ++digits;
+    if (digits == p || digits - p > 9 || digits >= name.size() ||
+        name[digits] != '-' || name.size() - digits - 1 != 6)
+      continue;
+    long pid = std::strtol(name.c_str() + p, nullptr, 10);
+    if (pid <= 0 || pid == long(::getpid()))
+      continue;
+    // Alive (or not ours to signal): leave it.
+    if (::kill(pid_t(pid), 0) == 0 || errno != ESRCH)
+      continue;
+    std::string full = dir + name;
+    struct stat st;
+    if (::lstat(full.c_str(), &st) != 0 || st.st_uid != ::geteuid())
+      continue;
+    stale.push_back(full);
+  }
+  ::closedir(d);
+  for (const std::string &path : stale)
+    (void)::nftw(path.c_str(), removeEntry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 } // namespace qc

@@ -310,9 +310,7 @@ std::vector<int64_t> GgufTensorInfo::shape() const {
 // Opening
 //===----------------------------------------------------------------------===//
 
-GgufFile::~GgufFile() {
-  unmapFile(FileMapping{mapping, size});
-}
+GgufFile::~GgufFile() { unmapFile(FileMapping{mapping, size}); }
 
 Status GgufFile::error(const std::string &what) const {
   return Status::error(name + ": " + what);

@@ -229,8 +229,8 @@ Status GgufWriter::serialize(std::vector<uint8_t> &out) const {
   out.resize(dataStart + offset, 0);
   for (size_t i = 0; i < tensors.size(); ++i)
     if (!tensors[i].bytes.empty())
-      std::memcpy(out.data() + dataStart + offsets[i],
-                  tensors[i].bytes.data(), tensors[i].bytes.size());
+      std::memcpy(out.data() + dataStart + offsets[i], tensors[i].bytes.data(),
+                  tensors[i].bytes.size());
   return Status::ok();
 }
 

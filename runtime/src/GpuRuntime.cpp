@@ -109,13 +109,13 @@ Status GpuRuntime::create(std::unique_ptr<GpuRuntime> &out, DriverState &state,
                          " does not exist (" + std::to_string(count) +
                          " devices)");
   }
-  QC_RETURN_IF_ERROR(d->check(d->cuDeviceGet(&rt->dev, ordinal), "cuDeviceGet"));
+  QC_RETURN_IF_ERROR(
+      d->check(d->cuDeviceGet(&rt->dev, ordinal), "cuDeviceGet"));
   GpuDeviceInfo &i = rt->info;
   i.ordinal = ordinal;
   char name[256] = {0};
-  QC_RETURN_IF_ERROR(
-      d->check(d->cuDeviceGetName(name, sizeof(name) - 1, rt->dev),
-               "cuDeviceGetName"));
+  QC_RETURN_IF_ERROR(d->check(
+      d->cuDeviceGetName(name, sizeof(name) - 1, rt->dev), "cuDeviceGetName"));
   i.name = name;
   auto attr = [&](int a, int &v, const char *what) {
     return d->check(d->cuDeviceGetAttribute(&v, a, rt->dev),
@@ -141,7 +141,8 @@ Status GpuRuntime::create(std::unique_ptr<GpuRuntime> &out, DriverState &state,
   // A blocking stream (flags 0): it is ordered after the synchronous-looking
   // cuMemcpy/cuMemset calls, which run on the legacy default stream and may
   // still be in flight when they return (device-to-device copies, memsets).
-  QC_RETURN_IF_ERROR(d->check(d->cuStreamCreate(&rt->strm, 0), "cuStreamCreate"));
+  QC_RETURN_IF_ERROR(
+      d->check(d->cuStreamCreate(&rt->strm, 0), "cuStreamCreate"));
   state = DriverState::Ready;
   out = std::move(rt);
   return Status::ok();
@@ -247,8 +248,8 @@ Status GpuRuntime::loadArtifact(const Artifact &a,
         drv->cuModuleUnload(lm.module);
         unloadModules();
         return Status::error(where + ": kernel " + json::quote(k) +
-                             " is not in its " + lm.image + " image: " +
-                             drv->describe(r));
+                             " is not in its " + lm.image +
+                             " image: " + drv->describe(r));
       }
       lm.functions[k] = f;
     }
@@ -263,15 +264,15 @@ Status GpuRuntime::loadArtifact(const Artifact &a,
                                   json::quote(l.name) + ": " + v.family +
                                   " kernel " + json::quote(L.kernel);
         if (int64_t(L.sharedBytes) > info.maxSharedOptin)
-          return Status::error(where + " needs " +
-                               std::to_string(L.sharedBytes) +
-                               " bytes of shared memory; " + info.name +
-                               " allows " + std::to_string(info.maxSharedOptin));
+          return Status::error(
+              where + " needs " + std::to_string(L.sharedBytes) +
+              " bytes of shared memory; " + info.name + " allows " +
+              std::to_string(info.maxSharedOptin));
         CUfunction f = modules.at(L.module).functions.at(L.kernel);
         QC_RETURN_IF_ERROR(drv->check(
-            drv->cuFuncSetAttribute(f,
-                                    CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                    int(L.sharedBytes)),
+            drv->cuFuncSetAttribute(
+                f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                int(L.sharedBytes)),
             where + ": cuFuncSetAttribute(max dynamic shared memory)"));
       }
   return Status::ok();
@@ -308,8 +309,8 @@ Status GpuRuntime::runLayer(const ArtifactLayer &layer,
                          ": no kernel variant covers M = " + std::to_string(M));
   size_t need = size_t(v->workspaceBytesPerRow) * size_t(M > 0 ? M : 0);
   if (need > workspace.size())
-    QC_RETURN_IF_ERROR(alloc(need, workspace,
-                             "the workspace of layer " + json::quote(layer.name)));
+    QC_RETURN_IF_ERROR(alloc(
+        need, workspace, "the workspace of layer " + json::quote(layer.name)));
   LayerArgs args;
   args.x = x;
   args.y = y;
@@ -339,7 +340,8 @@ Status GpuRuntime::launch(const ArtifactLayer &layer,
                          std::to_string(variant.maxM) + "]");
   if (M < 1)
     return Status::error(where + ": M must be >= 1");
-  const size_t workspaceBytes = size_t(variant.workspaceBytesPerRow) * size_t(M);
+  const size_t workspaceBytes =
+      size_t(variant.workspaceBytesPerRow) * size_t(M);
   if (workspaceBytes > 0 && args.workspaceBytes < workspaceBytes)
     return Status::error(where + ": needs " + std::to_string(workspaceBytes) +
                          " workspace bytes for M = " + std::to_string(M) +

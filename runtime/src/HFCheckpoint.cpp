@@ -93,9 +93,8 @@ Status checkInsideModelFolder(const std::string &dir, const std::string &path) {
   if (isBelow(real, realDir))
     return Status::ok();
   size_t slash = realDir.rfind('/');
-  std::string snapshots = slash == std::string::npos || slash == 0
-                              ? ""
-                              : realDir.substr(0, slash);
+  std::string snapshots =
+      slash == std::string::npos || slash == 0 ? "" : realDir.substr(0, slash);
   size_t s2 = snapshots.rfind('/');
   if (s2 != std::string::npos && s2 > 0 &&
       snapshots.substr(s2 + 1) == "snapshots" &&
@@ -259,16 +258,16 @@ private:
 
 /// Refusals that come before any size field is read: a checkpoint we would
 /// compute wrongly must not get as far as a shape check.
-Status checkUnsupportedFeatures(const ConfigFields &f,
-                                const std::string &type,
+Status checkUnsupportedFeatures(const ConfigFields &f, const std::string &type,
                                 bool allowQuantization) {
   if (const json::Value *q = f.get("quantization_config");
       q && !allowQuantization) {
-    const json::Value *method = q->isObject() ? q->find("quant_method") : nullptr;
-    std::string what = method && method->isString()
-                           ? " (quant_method " + json::quote(method->asString()) +
-                                 ")"
-                           : "";
+    const json::Value *method =
+        q->isObject() ? q->find("quant_method") : nullptr;
+    std::string what =
+        method && method->isString()
+            ? " (quant_method " + json::quote(method->asString()) + ")"
+            : "";
     return f.fail("quantization_config",
                   "is present" + what +
                       ": the checkpoint is already quantized and cannot be "
@@ -316,13 +315,13 @@ bool isKnownConfigKey(const std::string &key) {
       "return_dict", "use_return_dict", "torchscript", "use_bfloat16",
       "tf_legacy_loss", "pruned_heads", "tie_encoder_decoder", "is_decoder",
       "is_encoder_decoder", "add_cross_attention",
-      "cross_attention_hidden_size", "chunk_size_feed_forward",
-      "problem_type", "id2label", "label2id", "num_labels", "finetuning_task",
+      "cross_attention_hidden_size", "chunk_size_feed_forward", "problem_type",
+      "id2label", "label2id", "num_labels", "finetuning_task",
       "tokenizer_class", "prefix", "task_specific_params", "keys_to_ignore",
       "_attn_implementation", "_attn_implementation_autoset",
       "attn_implementation", "auto_map", "transformers.js_config",
-      "unsloth_version", "unsloth_fixed", "model_name", "base_model",
-      "license", "language", "tags",
+      "unsloth_version", "unsloth_fixed", "model_name", "base_model", "license",
+      "language", "tags",
       // Generation defaults (transformers moves them to generation_config).
       "max_length", "min_length", "do_sample", "early_stopping", "num_beams",
       "num_beam_groups", "diversity_penalty", "temperature", "top_k", "top_p",
@@ -363,9 +362,19 @@ Status parseRopeObject(const json::Value &obj, const char *key,
                          json::kindName(obj.kind()));
   ConfigFields f(obj, path, std::string(key) + ".");
   static const std::set<std::string> params = {
-      "rope_type", "type", "rope_theta", "factor", "low_freq_factor",
-      "high_freq_factor", "original_max_position_embeddings", "beta_fast",
-      "beta_slow", "attention_factor", "mscale", "mscale_all_dim", "truncate",
+      "rope_type",
+      "type",
+      "rope_theta",
+      "factor",
+      "low_freq_factor",
+      "high_freq_factor",
+      "original_max_position_embeddings",
+      "beta_fast",
+      "beta_slow",
+      "attention_factor",
+      "mscale",
+      "mscale_all_dim",
+      "truncate",
       "partial_rotary_factor"};
   for (const auto &member : obj.asObject())
     if (!params.count(member.first) && !member.second.isNull())
@@ -495,8 +504,7 @@ Status parseHFConfigImpl(const std::string &configPath, ModelConfig &out,
     QC_RETURN_IF_ERROR(
         parseRopeObject(*r, "rope_parameters", configPath, c, partial));
   if (const json::Value *r = f.get("rope_scaling")) {
-    if (f.get("rope_parameters") &&
-        c.ropeScaling.type != RopeScalingType::None)
+    if (f.get("rope_parameters") && c.ropeScaling.type != RopeScalingType::None)
       return f.fail("rope_scaling",
                     "and rope_parameters both describe the RoPE scaling");
     QC_RETURN_IF_ERROR(
@@ -504,7 +512,8 @@ Status parseHFConfigImpl(const std::string &configPath, ModelConfig &out,
   }
   if (partial != 1.0) {
     // transformers: dim = int(head_dim * partial_rotary_factor).
-    int64_t dim = static_cast<int64_t>(static_cast<double>(c.headDim) * partial);
+    int64_t dim =
+        static_cast<int64_t>(static_cast<double>(c.headDim) * partial);
     if (dim <= 0 || dim % 2 != 0)
       return f.fail("partial_rotary_factor",
                     "gives a rotary dimension of " + std::to_string(dim) +
@@ -665,7 +674,6 @@ Status loadShardIndex(const std::string &dir, std::vector<Shard> &shards,
   return Status::ok();
 }
 
-
 /// Resolves tie_word_embeddings against the presence of lm_head.weight.
 Status reconcileTiedHead(const std::string &dir, ModelWeights &w) {
   auto head = w.tensors.find("lm_head.weight");
@@ -740,8 +748,7 @@ Status openHFTensorFiles(const std::string &dir, HFTensorFiles &out) {
 
 Status loadHFCheckpoint(const std::string &dir, ModelWeights &out) {
   ModelConfig config;
-  QC_RETURN_IF_ERROR(
-      checkInsideModelFolder(dir, joinPath(dir, "config.json")));
+  QC_RETURN_IF_ERROR(checkInsideModelFolder(dir, joinPath(dir, "config.json")));
   QC_RETURN_IF_ERROR(parseHFConfig(joinPath(dir, "config.json"), config));
   HFTensorFiles files;
   QC_RETURN_IF_ERROR(openHFTensorFiles(dir, files));

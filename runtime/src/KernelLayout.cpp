@@ -84,8 +84,8 @@ unsigned codeMMA16x64(const MMA16x64Tensors &t, int64_t n, int64_t k) {
   return (uint32_t(t.qweight[size_t(word)]) >> (4 * nibble)) & 0xF;
 }
 
-Status packMMA16x64(int bits, int64_t N, int64_t K, int64_t groupSize,
-                    bool sym, const uint8_t *codes, const float *scales,
+Status packMMA16x64(int bits, int64_t N, int64_t K, int64_t groupSize, bool sym,
+                    const uint8_t *codes, const float *scales,
                     const float *zeros, MMA16x64Tensors &out) {
   int64_t Np, Kp, G;
   QC_RETURN_IF_ERROR(mma16x64Dims(bits, N, K, groupSize, Np, Kp, G));
@@ -127,10 +127,10 @@ Status packMMA16x64(int bits, int64_t N, int64_t K, int64_t groupSize,
       if (!sym) {
         float z = zeros[g * N + n];
         if (!(z >= 0.0f && z <= float(maxCode)) || z != std::floor(z))
-          return Status::error(where + "zero point [" + std::to_string(g) +
-                               "][" + std::to_string(n) + "] = " +
-                               std::to_string(z) + " is not an integer in [0, " +
-                               std::to_string(maxCode) + "]");
+          return Status::error(
+              where + "zero point [" + std::to_string(g) + "][" +
+              std::to_string(n) + "] = " + std::to_string(z) +
+              " is not an integer in [0, " + std::to_string(maxCode) + "]");
         t.zeros[size_t(g * Np + n)] = f32ToF16(z);
         zeroInt[size_t(g * Np + n)] = unsigned(z);
       }
@@ -175,8 +175,8 @@ Status validateMMA16x64(const MMA16x64Tensors &t) {
                          shapeName(Np, Kp) + " / " + std::to_string(G) + ")");
   if (int64_t(t.qweight.size()) != Np * Kp / 8)
     return Status::error(where + "qweight has " +
-                         std::to_string(t.qweight.size()) + " words, expected " +
-                         std::to_string(Np * Kp / 8));
+                         std::to_string(t.qweight.size()) +
+                         " words, expected " + std::to_string(Np * Kp / 8));
   if (int64_t(t.scales.size()) != G * Np)
     return Status::error(where + "scales has " +
                          std::to_string(t.scales.size()) +

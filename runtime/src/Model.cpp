@@ -112,8 +112,7 @@ Status validateModelConfig(const ModelConfig &c,
   constexpr int64_t kMaxLayers = 4096;
   if (c.nLayers > kMaxLayers)
     return fail("nLayers " + std::to_string(c.nLayers) + " is more than " +
-                std::to_string(kMaxLayers) +
-                " (a corrupted configuration?)");
+                std::to_string(kMaxLayers) + " (a corrupted configuration?)");
   if (c.nHeads % c.nKVHeads != 0)
     return fail("nHeads (" + std::to_string(c.nHeads) +
                 ") must be a multiple of nKVHeads (" +
@@ -293,8 +292,8 @@ Status computeRopeParameters(const ModelConfig &c, RopeParameters &out) {
   const float base = c.ropeTheta;
   std::vector<float> posFreq(static_cast<size_t>(dim / 2));
   for (int64_t i = 0; i < dim / 2; ++i)
-    posFreq[i] = std::pow(base, static_cast<float>(2 * i) /
-                                    static_cast<float>(dim));
+    posFreq[i] =
+        std::pow(base, static_cast<float>(2 * i) / static_cast<float>(dim));
   p.invFreq.resize(posFreq.size());
   for (size_t i = 0; i < posFreq.size(); ++i)
     p.invFreq[i] = 1.0f / posFreq[i];
@@ -357,8 +356,8 @@ Status computeRopeParameters(const ModelConfig &c, RopeParameters &out) {
     double attention = s.attentionFactor;
     if (!(attention > 0.0)) {
       if (s.mscale != 0.0 && s.mscaleAllDim != 0.0)
-        attention = mscaleOf(s.factor, s.mscale) /
-                    mscaleOf(s.factor, s.mscaleAllDim);
+        attention =
+            mscaleOf(s.factor, s.mscale) / mscaleOf(s.factor, s.mscaleAllDim);
       else
         attention = mscaleOf(s.factor, 1.0);
     }

@@ -6,6 +6,8 @@
 
 #include "qc/runtime/OutputSafety.h"
 
+#include "qc/runtime/FileMapping.h"
+
 #include "qc/runtime/Safetensors.h"
 
 #include <cerrno>
@@ -16,6 +18,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -253,10 +256,9 @@ std::string stagePath(const std::string &finalPath, std::string &error) {
     return "";
   }
   std::string dir = parentOf(finalPath);
-  std::string tmp = (finalPath.find('/') == std::string::npos
-                         ? std::string()
-                         : dir + (dir == "/" ? "" : "/")) +
-                    "." + baseNameOf(finalPath) + ".staged-XXXXXX";
+  // What killed runs left for this output goes first (FileMapping.h).
+  removeStaleTemps(finalPath);
+  std::string tmp = tempSiblingTemplate(finalPath, "staged");
   int fd = ::mkstemp(&tmp[0]);
   if (fd < 0) {
     int err = errno;
@@ -344,11 +346,8 @@ Status OutputFolder::begin(const std::string &destIn, bool forceIn,
                          parent + ": " + std::strerror(err));
   }
   // A sibling, so that the final rename stays on one file system.
-  std::string tmp =
-      (parent == "." && dest.find('/') == std::string::npos
-           ? std::string()
-           : parent + (parent == "/" ? "" : "/")) +
-      "." + baseNameOf(dest) + ".tmp-XXXXXX";
+  removeStaleTemps(dest);
+  std::string tmp = tempSiblingTemplate(dest, "tmp");
   if (!::mkdtemp(&tmp[0])) {
     int err = errno;
     return Status::error(what + " " + dest +
@@ -385,8 +384,7 @@ Status OutputFolder::commit() {
                                         "into place",
                         err);
       if (::rename(temp.c_str(), dest.c_str()) != 0)
-        return failWith("cannot rename the temporary folder into place",
-                        errno);
+        return failWith("cannot rename the temporary folder into place", errno);
     }
 #else
     if (::rename(temp.c_str(), dest.c_str()) != 0)
@@ -428,7 +426,7 @@ Status OutputFolder::commit() {
   if (old.empty()) {
     // No atomic exchange here: move the old folder aside, then the new one
     // in; put the old one back if the second rename fails.
-    std::string aside = parent + "/." + baseNameOf(dest) + ".old-XXXXXX";
+    std::string aside = tempSiblingTemplate(dest, "old");
     if (!::mkdtemp(&aside[0]))
       return failWith("cannot create a folder to move the old one aside",
                       errno);
@@ -449,6 +447,23 @@ Status OutputFolder::commit() {
   fsyncFolder(parent);
   removeTree(old);
   return Status::ok();
+}
+
+void ignoreFileSizeSignal() {
+  // Ignored, and also blocked: LLVM's InitLLVM installs a crash handler for
+  // SIGXFSZ (one of its "kill" signals), and a later library call may
+  // install it again; a blocked signal stays pending instead of running
+  // that handler, and the blocked mask is inherited by every thread the
+  // tool starts afterwards. Call this after InitLLVM.
+  struct sigaction action;
+  std::memset(&action, 0, sizeof(action));
+  action.sa_handler = SIG_IGN;
+  sigemptyset(&action.sa_mask);
+  (void)::sigaction(SIGXFSZ, &action, nullptr);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGXFSZ);
+  (void)::pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
 } // namespace qc

@@ -233,9 +233,7 @@ bool isJsonSpace(uint8_t c) {
 
 } // namespace
 
-SafetensorsFile::~SafetensorsFile() {
-  unmapFile(FileMapping{mapping, size});
-}
+SafetensorsFile::~SafetensorsFile() { unmapFile(FileMapping{mapping, size}); }
 
 Status SafetensorsFile::error(const std::string &what) const {
   return Status::error(name + ": " + what);
@@ -695,9 +693,9 @@ Status writeFileAtomically(const std::string &path,
     return Status::error(path + ": not a file path");
   // Same directory as the target so that rename() stays on one filesystem
   // and is atomic.
-  std::string tmp =
-      (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) +
-      "." + base + ".tmp.XXXXXX";
+  // What killed runs left for this output goes first (FileMapping.h).
+  removeStaleTemps(path);
+  std::string tmp = tempSiblingTemplate(path, "tmp");
   int fd = ::mkostemp(&tmp[0], O_CLOEXEC);
   if (fd < 0) {
     int err = errno;

@@ -53,6 +53,49 @@ Status readTextFile(const std::string &path, std::string &out) {
   return Status::ok();
 }
 
+Status readTextPrefix(const std::string &path, uint64_t maxBytes,
+                      std::string &out, bool &whole) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return Status::error(path +
+                         ": cannot open text file: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return Status::error(path + ": not a regular file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Status::error(path +
+                         ": cannot open text file: " + std::strerror(errno));
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const uint64_t n = std::min(size, maxBytes);
+  std::string data(static_cast<size_t>(n), '\0');
+  in.read(&data[0], static_cast<std::streamsize>(n));
+  if (in.gcount() != static_cast<std::streamsize>(n))
+    return Status::error(path + ": short read (file changed while reading?)");
+  whole = n == size;
+  out = std::move(data);
+  return Status::ok();
+}
+
+size_t prefixCut(const std::string &text, bool &paragraph) {
+  paragraph = false;
+  size_t pos = text.rfind("\n\n");
+  if (pos != std::string::npos) {
+    paragraph = true;
+    return pos + 2;
+  }
+  pos = text.rfind('\n');
+  if (pos != std::string::npos)
+    return pos + 1;
+  pos = text.rfind(' ');
+  if (pos != std::string::npos)
+    return pos + 1;
+  // Back off UTF-8 continuation bytes (10xxxxxx) to a character start.
+  size_t cut = text.size();
+  while (cut > 0 && (static_cast<unsigned char>(text[cut - 1]) & 0xC0) == 0x80)
+    --cut;
+  return cut > 0 ? cut - 1 : 0;
+}
+
 std::vector<std::string> splitParagraphs(const std::string &text) {
   std::vector<std::string> paragraphs;
   size_t start = 0;
@@ -151,8 +194,8 @@ Status makeContextWindows(const std::vector<int> &tokens,
                          " leaves nothing of the " + std::to_string(size) +
                          " tokens of the text");
   const int64_t begin = p.skipTokens;
-  const int64_t end = p.maxTokens > 0 ? std::min(size, begin + p.maxTokens)
-                                      : size;
+  const int64_t end =
+      p.maxTokens > 0 ? std::min(size, begin + p.maxTokens) : size;
   // Text ids per window: BOS takes one of the ctx positions.
   const int64_t step = p.bosEachWindow ? p.ctx - 1 : p.ctx;
   for (int64_t at = begin; at < end; at += step) {
@@ -178,9 +221,9 @@ std::string describeContextWindows(const ContextWindowProtocol &p,
                           : textTokens;
   return "text tokenized as one string, non-overlapping windows of " +
          std::to_string(p.ctx) + " tokens" +
-         (p.bosEachWindow ? " (BOS + " + std::to_string(p.ctx - 1) +
-                                " text tokens)"
-                          : "") +
+         (p.bosEachWindow
+              ? " (BOS + " + std::to_string(p.ctx - 1) + " text tokens)"
+              : "") +
          ", " + (p.bosEachWindow ? "BOS each window" : "no BOS") +
          ", each window scored on its own, tokens [" +
          std::to_string(p.skipTokens) + ", " + std::to_string(end) + ") of " +

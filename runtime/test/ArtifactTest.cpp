@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -60,6 +61,13 @@ Artifact sampleArtifact() {
   deq.kernels = {"dequant_kernel"};
   deq.images.push_back({"compute_80", "ptx", bytesOf(".version 7.0\n")});
   a.modules.push_back(deq);
+  // A module is compiled for one layer configuration: the 4096x4096 layer
+  // has its own.
+  ArtifactModule big;
+  big.name = "gemm_4096x4096";
+  big.kernels = {"mma_kernel"};
+  big.images.push_back({"sm_90a", "cubin", elf});
+  a.modules.push_back(big);
 
   ArtifactLayer l;
   l.name = "L1";
@@ -74,10 +82,9 @@ Artifact sampleArtifact() {
   splitk.maxM = 8;
   splitk.workspaceBytesPerRow = 40 * 4;
   splitk.zeroWorkspace = true;
-  splitk.launches.push_back(launch("gemm_40x172", "splitk_kernel",
-                                   {"x", "qweight", "scales", "zeros",
-                                    "workspace", "M"},
-                                   8));
+  splitk.launches.push_back(
+      launch("gemm_40x172", "splitk_kernel",
+             {"x", "qweight", "scales", "zeros", "workspace", "M"}, 8));
   splitk.launches.push_back(
       launch("gemm_40x172", "reduce_kernel", {"workspace", "y", "M"}, 8));
   ArtifactVariant mma;
@@ -119,8 +126,8 @@ Artifact sampleArtifact() {
   kv.family = "mma";
   kv.minM = 1;
   kv.maxM = 256;
-  kv.launches.push_back(
-      launch("gemm_40x172", "mma_kernel", {"x", "qweight", "scales", "y", "M"}));
+  kv.launches.push_back(launch("gemm_4096x4096", "mma_kernel",
+                               {"x", "qweight", "scales", "y", "M"}));
   k.variants = {kv};
   a.layers.push_back(k);
   return a;
@@ -320,12 +327,14 @@ TEST(Artifact, FutureVersionIsRefusedClearly) {
   Artifact b;
   Status st = parse(file, b);
   ASSERT_FALSE(st);
-  EXPECT_NE(st.message().find("format version 2 is newer than this build"),
+  EXPECT_NE(st.message().find("format version " + std::to_string(v) +
+                              " is newer than this build"),
             std::string::npos)
       << st.message();
   // A manifest whose version disagrees with the header is refused too.
   ASSERT_TRUE(serializeArtifact(sampleArtifact(), file));
-  patchManifest(file, "\"version\":1", "\"version\":0");
+  patchManifest(file, "\"version\":" + std::to_string(kArtifactVersion),
+                "\"version\":0");
   st = parse(file, b);
   ASSERT_FALSE(st);
   EXPECT_NE(st.message().find("disagrees"), std::string::npos);
@@ -345,7 +354,9 @@ TEST(Artifact, LaunchOfAKernelMissingFromItsModule) {
       << st.message();
   // ...and so does the reader, for a file written by something else.
   ASSERT_TRUE(serializeArtifact(sampleArtifact(), file));
-  patchManifest(file, "\"kernel\":\"mma_kernel\"", "\"kernel\":\"mma_kernex\"");
+  // (the launch, not the module's contract, which names it first)
+  patchManifest(file, "\"module\":\"gemm_40x172\",\"kernel\":\"mma_kernel\"",
+                "\"module\":\"gemm_40x172\",\"kernel\":\"mma_kernex\"");
   Artifact b;
   st = parse(file, b);
   ASSERT_FALSE(st);
@@ -391,8 +402,9 @@ TEST(Artifact, LayerReferencingAMissingTensor) {
   a.tensors["L1.scales"].bytes.resize(6 * 40 * 2);
   st = serializeArtifact(a, file);
   ASSERT_FALSE(st);
-  EXPECT_NE(st.message().find("scales tensor \"L1.scales\" must be F16 [6, 48]"),
-            std::string::npos)
+  EXPECT_NE(
+      st.message().find("scales tensor \"L1.scales\" must be F16 [6, 48]"),
+      std::string::npos)
       << st.message();
 }
 
@@ -429,8 +441,9 @@ TEST(Artifact, KernelAbiOfNewAndBuiltinFamilies) {
   patchManifest(file, from, to);
   Status st = parse(file, back);
   ASSERT_FALSE(st);
-  EXPECT_NE(st.message().find("unknown abi \"gemx\" (expected gemm, dequant_w)"),
-            std::string::npos)
+  EXPECT_NE(
+      st.message().find("unknown abi \"gemx\" (expected gemm, dequant_w)"),
+      std::string::npos)
       << st.message();
 }
 
@@ -444,11 +457,17 @@ TEST(Artifact, InvalidManifestsAreRejected) {
        "overlaps variant 0"},
       {[](Artifact &a) { a.layers[0].variants[1].family = "wgmma"; },
        "unknown family \"wgmma\""},
-      {[](Artifact &a) { a.layers[0].variants[1].launches[0].params.push_back("bias"); },
+      {[](Artifact &a) {
+         a.layers[0].variants[1].launches[0].params.push_back("bias");
+       },
        "unknown parameter \"bias\""},
-      {[](Artifact &a) { a.layers[1].variants[0].launches[0].params.push_back("zeros"); },
+      {[](Artifact &a) {
+         a.layers[1].variants[0].launches[0].params.push_back("zeros");
+       },
        "passes zeros but the layer is symmetric"},
-      {[](Artifact &a) { a.layers[0].variants[1].launches[0].params.push_back("workspace"); },
+      {[](Artifact &a) {
+         a.layers[0].variants[1].launches[0].params.push_back("workspace");
+       },
        "passes workspace but the variant sizes none"},
       {[](Artifact &a) { a.layers[0].variants[1].launches[0].block[1] = 16; },
        "2048 threads per block"},
@@ -457,9 +476,11 @@ TEST(Artifact, InvalidManifestsAreRejected) {
       {[](Artifact &a) { a.layers[0].variants[0].maxM = 0; },
        "invalid M range"},
       {[](Artifact &a) { a.layers[0].variants.clear(); }, "no kernel variants"},
-      {[](Artifact &a) { a.layers[1].name = "L1"; }, "layer \"L1\" defined twice"},
+      {[](Artifact &a) { a.layers[1].name = "L1"; },
+       "layer \"L1\" defined twice"},
       {[](Artifact &a) { a.layers[1].bits = 3; }, "3-bit"},
-      {[](Artifact &a) { a.layers[1].layout = "gptq"; }, "unknown weight layout"},
+      {[](Artifact &a) { a.layers[1].layout = "gptq"; },
+       "unknown weight layout"},
       {[](Artifact &a) { a.modules[0].images[0].target = "ampere"; },
        "cubin target must look like sm_80"},
       {[](Artifact &a) { a.modules[1].images[0].bytes.clear(); }, "is empty"},
@@ -641,8 +662,8 @@ std::vector<AcceptedEdit> sweepManifest(const std::vector<uint8_t> &file,
       }
       accepted.push_back({t.key, "'" + t.key + "' at manifest byte " +
                                      std::to_string(t.begin) + ": '" +
-                                     manifest.substr(t.begin, len) +
-                                     "' -> '" + edit + "'"});
+                                     manifest.substr(t.begin, len) + "' -> '" +
+                                     edit + "'"});
     }
   }
   return accepted;
@@ -656,19 +677,6 @@ bool benignEdit(const std::string &key) {
   return key == "producer" || key == "name";
 }
 
-/// Fields the reader cannot check today because the manifest does not
-/// record what the kernel was compiled for (a new finding of the
-/// reliability sweep): launch geometry (grid_x, grid_z, block, tile_m,
-/// shared_bytes), workspace size, M ranges, and the N/K/group size of a
-/// layer without tensors. An edit there is trusted, and a kernel launched
-/// with it computes too few rows or writes out of bounds.
-bool knownGap(const std::string &key) {
-  static const std::set<std::string> gaps = {
-      "grid_x", "grid_z", "block", "tile_m", "shared_bytes",
-      "workspace_bytes_per_row", "min_m", "max_m", "N", "K", "group_size"};
-  return gaps.count(key) != 0;
-}
-
 /// parseArtifact runs before any driver call or launch (quant-bench,
 /// GpuRuntime), so a rejection here is a rejection before any launch.
 /// Offsets, sizes, counts, kernel/module/tensor names, families, targets,
@@ -680,20 +688,195 @@ TEST(Artifact, ManifestEditedFieldByFieldIsRejected) {
   std::vector<AcceptedEdit> accepted = sweepManifest(file, rejected);
   EXPECT_GT(rejected, 300);
   for (const AcceptedEdit &a : accepted)
-    if (!benignEdit(a.key) && !knownGap(a.key))
+    if (!benignEdit(a.key))
       ADD_FAILURE() << "accepted edit of " << a.what;
 }
 
-/// Expected to fail until the launch geometry is checked (see knownGap);
-/// run with --gtest_also_run_disabled_tests. Rename to drop DISABLED_ once
-/// fixed.
-TEST(Artifact, DISABLED_ManifestLaunchGeometryEditsAreRejected) {
+/// A finding of the reliability sweep: launch geometry (grid_x, grid_z,
+/// block, tile_m, shared_bytes), workspace size, M ranges and the N / K /
+/// group size of a layer without tensors used to be trusted, so an edit
+/// (with the checksum fixed) launched a kernel with too few blocks or a
+/// smaller workspace. Format version 2 records each module's launch
+/// contract; every such edit is now rejected, with a message naming the
+/// module, the kernel and the field.
+TEST(Artifact, ManifestLaunchGeometryEditsAreRejected) {
   std::vector<uint8_t> file;
   ASSERT_TRUE(serializeArtifact(sampleArtifact(), file));
+  uint64_t manifestBytes;
+  std::memcpy(&manifestBytes, file.data() + 16, 8);
+  const std::string manifest(file.begin() + 48,
+                             file.begin() + 48 + manifestBytes);
+  for (const char *key :
+       {"\"grid_x\"", "\"tile_m\"", "\"grid_z\"", "\"shared_bytes\"",
+        "\"workspace_bytes_per_row\"", "\"min_m\"", "\"max_m\"", "\"block\"",
+        "\"contract\""})
+    EXPECT_NE(manifest.find(key), std::string::npos) << key;
   int rejected = 0;
-  for (const AcceptedEdit &a : sweepManifest(file, rejected))
+  std::vector<AcceptedEdit> accepted = sweepManifest(file, rejected);
+  for (const AcceptedEdit &a : accepted)
     if (!benignEdit(a.key))
       ADD_FAILURE() << "accepted edit of " << a.what;
+}
+
+TEST(Artifact, LaunchContractMessagesNameModuleKernelAndField) {
+  std::vector<uint8_t> file;
+  ASSERT_TRUE(serializeArtifact(sampleArtifact(), file));
+  // The first launch's grid_x (3) -> 9: the splitk launch of layer L1.
+  std::vector<uint8_t> bad = file;
+  patchManifest(bad, "\"grid_x\":3,\"tile_m\":8", "\"grid_x\":9,\"tile_m\":8");
+  Artifact out;
+  Status st = parseArtifact(bad.data(), bad.size(), "edited.qcart", out);
+  ASSERT_FALSE(st.isOk());
+  EXPECT_NE(st.message().find("module \"gemm_40x172\""), std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find("grid_x"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("splitk_kernel"), std::string::npos)
+      << st.message();
+}
+
+TEST(Artifact, WriterRefusesAModuleLaunchedForTwoConfigurations) {
+  Artifact a = sampleArtifact();
+  // The 4096x4096 layer launching the 40x172 module's kernel: a module is
+  // compiled for one layer configuration.
+  a.layers[1].variants[0].launches[0].module = "gemm_40x172";
+  std::vector<uint8_t> file;
+  Status st = serializeArtifact(a, file);
+  ASSERT_FALSE(st.isOk());
+  EXPECT_NE(st.message().find("another configuration"), std::string::npos)
+      << st.message();
+  // One kernel serving two variants with different grids is allowed (a
+  // split-K finalize kernel does): each use is recorded.
+  a = sampleArtifact();
+  a.layers[0].variants[1].launches.push_back(
+      a.layers[0].variants[1].launches[0]);
+  a.layers[0].variants[1].launches[1].gridX = 7;
+  ASSERT_TRUE(serializeArtifact(a, file))
+      << serializeArtifact(a, file).message();
+  Artifact b;
+  EXPECT_TRUE(parseArtifact(file.data(), file.size(), "t.qcart", b));
+}
+
+TEST(Artifact, BlockMustFitThePtxEntryDirectives) {
+  Artifact a = sampleArtifact();
+  a.modules[0].images[2].bytes =
+      bytesOf(".version 7.0\n.target sm_80\n.visible .entry mma_kernel(\n"
+              "  .param .u64 p0\n)\n.maxntid 64, 1, 1\n{\n  ret;\n}\n");
+  std::vector<uint8_t> file;
+  Status st = serializeArtifact(a, file);
+  ASSERT_FALSE(st.isOk());
+  EXPECT_NE(st.message().find(".maxntid"), std::string::npos) << st.message();
+  a.modules[0].images[2].bytes =
+      bytesOf(".version 7.0\n.target sm_80\n.visible .entry mma_kernel(\n"
+              "  .param .u64 p0\n)\n.reqntid 128, 2\n{\n  ret;\n}\n");
+  st = serializeArtifact(a, file);
+  ASSERT_FALSE(st.isOk());
+  EXPECT_NE(st.message().find(".reqntid 128, 2, 1"), std::string::npos)
+      << st.message();
+  a.modules[0].images[2].bytes =
+      bytesOf(".version 7.0\n.target sm_80\n.visible .entry mma_kernel(\n"
+              "  .param .u64 p0\n)\n.maxntid 128, 1, 1\n{\n  ret;\n}\n");
+  EXPECT_TRUE(serializeArtifact(a, file)) << "block 128 fits .maxntid 128";
+}
+
+TEST(Artifact, VersionOneFilesAskToBeRegenerated) {
+  std::vector<uint8_t> file;
+  ASSERT_TRUE(serializeArtifact(sampleArtifact(), file));
+  file[8] = 1; // the header's version; the checksum does not cover it
+  Artifact out;
+  Status st = parseArtifact(file.data(), file.size(), "old.qcart", out);
+  ASSERT_FALSE(st.isOk());
+  EXPECT_NE(st.message().find("regenerate the artifact"), std::string::npos)
+      << st.message();
+}
+
+/// The fuzzer's seeds (runtime/fuzz/artifact-corpus): an empty artifact
+/// and one small layer with packed tensors, a splitk + mma pair of kernels
+/// and PTX entries that carry .maxntid, so that mutations reach the
+/// launch-contract checks.
+std::vector<std::pair<std::string, std::vector<uint8_t>>> corpusSeeds() {
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> seeds;
+  Artifact empty;
+  empty.producer = "seed";
+  std::vector<uint8_t> bytes;
+  EXPECT_TRUE(serializeArtifact(empty, bytes));
+  seeds.push_back({"empty.qcart", bytes});
+
+  Artifact a;
+  a.producer = "seed";
+  ArtifactModule m;
+  m.name = "gemm_16x64";
+  m.kernels = {"splitk_0", "mma_1"};
+  m.images.push_back({"ptx", "ptx",
+                      bytesOf(".version 8.0\n.target sm_80\n.address_size 64\n"
+                              ".visible .entry splitk_0(\n  .param .u64 x\n)\n"
+                              ".maxntid 128, 1, 1\n{\n  ret;\n}\n"
+                              ".visible .entry mma_1(\n  .param .u64 x\n)\n"
+                              ".reqntid 64, 1, 1\n{\n  ret;\n}\n")});
+  a.modules.push_back(m);
+  ArtifactLayer l;
+  l.name = "seed.layer";
+  l.N = 16;
+  l.K = 64;
+  l.bits = 4;
+  l.groupSize = 32;
+  l.sym = false;
+  ArtifactVariant sk;
+  sk.family = "splitk";
+  sk.minM = 1;
+  sk.maxM = 8;
+  sk.workspaceBytesPerRow = 16 * 4;
+  sk.zeroWorkspace = true;
+  ArtifactLaunch L =
+      launch("gemm_16x64", "splitk_0",
+             {"x", "qweight", "scales", "zeros", "workspace", "M"}, 8);
+  sk.launches.push_back(L);
+  ArtifactVariant mma;
+  mma.family = "mma";
+  mma.minM = 9;
+  mma.maxM = 64;
+  ArtifactLaunch L2 = launch("gemm_16x64", "mma_1",
+                             {"x", "qweight", "scales", "zeros", "y", "M"});
+  L2.block[0] = 64;
+  mma.launches.push_back(L2);
+  l.variants = {sk, mma};
+  std::vector<uint8_t> codes(16 * 64);
+  for (size_t i = 0; i < codes.size(); ++i)
+    codes[i] = uint8_t((i * 7) % 16);
+  std::vector<float> scales(2 * 16, 0.01f), zeros(2 * 16, 8.0f);
+  MMA16x64Tensors t;
+  EXPECT_TRUE(packMMA16x64(4, 16, 64, 32, false, codes.data(), scales.data(),
+                           zeros.data(), t));
+  EXPECT_TRUE(addLayerTensors(a, l, t));
+  a.layers.push_back(l);
+  EXPECT_TRUE(serializeArtifact(a, bytes));
+  seeds.push_back({"layer_with_tensors.qcart", bytes});
+  return seeds;
+}
+
+/// The committed seeds are exactly what corpusSeeds() builds (so that a
+/// format change cannot leave the fuzzer starting from files the reader
+/// refuses at the version check) and each is accepted. With
+/// QC_WRITE_ARTIFACT_CORPUS=1 in the environment it (re)writes them first.
+TEST(ArtifactFuzzCorpus, SeedsAreValidAndUpToDate) {
+  const std::string dir = QC_ARTIFACT_FUZZ_CORPUS;
+  bool write = std::getenv("QC_WRITE_ARTIFACT_CORPUS") != nullptr;
+  for (const auto &seed : corpusSeeds()) {
+    SCOPED_TRACE(seed.first);
+    std::string path = dir + "/" + seed.first;
+    if (write) {
+      std::ofstream o(path, std::ios::binary);
+      o.write(reinterpret_cast<const char *>(seed.second.data()),
+              static_cast<std::streamsize>(seed.second.size()));
+    }
+    std::ifstream in(path, std::ios::binary);
+    ASSERT_TRUE(in.good()) << "missing seed " << path;
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(bytes, seed.second)
+        << "stale seed; rerun with QC_WRITE_ARTIFACT_CORPUS=1";
+    Artifact out;
+    Status s = readArtifact(path, out);
+    EXPECT_TRUE(s.isOk()) << s.message();
+  }
 }
 
 } // namespace

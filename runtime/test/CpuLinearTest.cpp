@@ -46,8 +46,8 @@ TEST_P(CpuLinear, MatchesNaiveDequantizeThenMatmul) {
   for (auto &v : x)
     v = f16ToF32(f32ToF16(u(rng))); // fp16-representable activations
   MMA16x64Tensors t;
-  ASSERT_TRUE(packMMA16x64(4, c.N, c.K, c.G, c.sym, codes.data(),
-                           scales.data(), c.sym ? nullptr : zeros.data(), t));
+  ASSERT_TRUE(packMMA16x64(4, c.N, c.K, c.G, c.sym, codes.data(), scales.data(),
+                           c.sym ? nullptr : zeros.data(), t));
 
   // Naive: dequantize to fp16 values, accumulate in double.
   std::vector<double> naive(size_t(c.M * c.N));
@@ -59,7 +59,8 @@ TEST_P(CpuLinear, MatchesNaiveDequantizeThenMatmul) {
         int64_t g = c.G == -1 ? 0 : k / c.G;
         float s = f16ToF32(f32ToF16(scales[size_t(g * c.N + n)]));
         float z = c.sym ? 8.0f : zeros[size_t(g * c.N + n)];
-        float w = f16ToF32(f32ToF16(s * (float(codes[size_t(n * c.K + k)]) - z)));
+        float w =
+            f16ToF32(f32ToF16(s * (float(codes[size_t(n * c.K + k)]) - z)));
         acc += double(w) * double(x[size_t(m * c.K + k)]);
       }
       naive[size_t(m * c.N + n)] = acc;

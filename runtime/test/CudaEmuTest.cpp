@@ -101,7 +101,9 @@ TEST(EmuModuleImage, FindsThePtx) {
   EXPECT_EQ(ptx, kAddPtx);
 
   // A fatbin with an ELF and two PTX entries: the newest PTX wins.
-  std::vector<uint8_t> fb = fatbin({{2, 80, 0x11, "\x7f" "ELF..."},
+  std::vector<uint8_t> fb = fatbin({{2, 80, 0x11,
+                                     "\x7f"
+                                     "ELF..."},
                                     {1, 75, 0x11, "// old\n"},
                                     {1, 80, 0x11, kAddPtx}});
   st = emu::extractPtx(fb.data(), fb.size(), ptx, kind);
@@ -112,7 +114,9 @@ TEST(EmuModuleImage, FindsThePtx) {
   ASSERT_TRUE(st) << st.message();
 
   // SASS only, or PTX only compressed: a clear refusal.
-  fb = fatbin({{2, 80, 0x11, "\x7f" "ELF..."}});
+  fb = fatbin({{2, 80, 0x11,
+                "\x7f"
+                "ELF..."}});
   st = emu::extractPtx(fb.data(), fb.size(), ptx, kind);
   ASSERT_FALSE(st);
   EXPECT_EQ(kind, emu::ImageKind::SassOnly);
@@ -140,7 +144,10 @@ TEST(EmuModuleImage, FindsThePtx) {
 
   // A minimal ELF64 without sections: a cubin of SASS, no PTX.
   std::vector<uint8_t> elf(64, 0);
-  std::memcpy(elf.data(), "\x7f" "ELF", 4);
+  std::memcpy(elf.data(),
+              "\x7f"
+              "ELF",
+              4);
   elf[4] = 2;
   uint16_t shentsize = 64;
   std::memcpy(&elf[0x3A], &shentsize, 2);
@@ -189,8 +196,8 @@ TEST(EmuModuleImage, ReadsTheToolkitsFiles) {
     GTEST_SKIP() << "no fatbinary in " << bin;
   ASSERT_EQ(std::system((fatbinary + " --create=" + dir.file("k.fatbin") +
                          " --compress=false --image3=kind=elf,sm=80,file=" +
-                         dir.file("k.cubin") + " --image3=kind=ptx,sm=80,file=" +
-                         dir.file("k.ptx"))
+                         dir.file("k.cubin") +
+                         " --image3=kind=ptx,sm=80,file=" + dir.file("k.ptx"))
                             .c_str()),
             0);
   std::vector<uint8_t> fb = readBytes(dir.file("k.fatbin"));
@@ -218,8 +225,7 @@ protected:
     char log[1024] = {0};
     int opts[2] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
     void *vals[2] = {log, reinterpret_cast<void *>(uintptr_t(sizeof(log)))};
-    ASSERT_EQ(d->cuModuleLoadDataEx(&mod, kAddPtx, 2, opts, vals),
-              CUDA_SUCCESS)
+    ASSERT_EQ(d->cuModuleLoadDataEx(&mod, kAddPtx, 2, opts, vals), CUDA_SUCCESS)
         << log;
     ASSERT_EQ(d->cuModuleGetFunction(&fn, mod, "add_m"), CUDA_SUCCESS);
   }
@@ -243,8 +249,8 @@ TEST_F(CudaEmu, DeviceAndErrors) {
   int v = 0;
   ASSERT_EQ(d->cuDeviceGetAttribute(&v, 10, 0), CUDA_SUCCESS); // warp size
   EXPECT_EQ(v, 32);
-  ASSERT_EQ(d->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
-                                    0),
+  ASSERT_EQ(d->cuDeviceGetAttribute(
+                &v, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, 0),
             CUDA_SUCCESS);
   EXPECT_EQ(v, 8);
   // An attribute the emulator does not model is an error, never a guess.
@@ -267,7 +273,10 @@ TEST_F(CudaEmu, DeviceAndErrors) {
       << d->describe(r);
   // A SASS cubin: no binary for this "GPU", with a log saying why.
   std::vector<uint8_t> elf(64, 0);
-  std::memcpy(elf.data(), "\x7f" "ELF", 4);
+  std::memcpy(elf.data(),
+              "\x7f"
+              "ELF",
+              4);
   elf[4] = 2;
   uint16_t shentsize = 64;
   std::memcpy(&elf[0x3A], &shentsize, 2);
@@ -290,8 +299,8 @@ TEST_F(CudaEmu, LaunchLimitsAndParameterBuffer) {
   ASSERT_EQ(d->cuMemcpyHtoD(x, h.data(), 128), CUDA_SUCCESS);
   int32_t m = 5;
   void *params[] = {&x, &y, &m};
-  CUresult r = d->cuLaunchKernel(fn, 1, 1, 1, 2048, 1, 1, 0, nullptr, params,
-                                 nullptr);
+  CUresult r =
+      d->cuLaunchKernel(fn, 1, 1, 1, 2048, 1, 1, 0, nullptr, params, nullptr);
   EXPECT_EQ(r, 1);
   EXPECT_NE(d->describe(r).find("invalid configuration"), std::string::npos);
   r = d->cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 64 * 1024, nullptr, params,
@@ -308,9 +317,9 @@ TEST_F(CudaEmu, LaunchLimitsAndParameterBuffer) {
   size_t size = sizeof(buf);
   void *extra[] = {reinterpret_cast<void *>(1), &buf,
                    reinterpret_cast<void *>(2), &size, nullptr};
-  ASSERT_EQ(d->cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr,
-                              extra),
-            CUDA_SUCCESS);
+  ASSERT_EQ(
+      d->cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, nullptr, nullptr, extra),
+      CUDA_SUCCESS);
   ASSERT_EQ(d->cuMemcpyDtoH(h.data(), y, 128), CUDA_SUCCESS);
   for (int i = 0; i < 32; ++i)
     ASSERT_EQ(h[size_t(i)], i + 7);

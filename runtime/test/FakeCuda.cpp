@@ -73,7 +73,9 @@ constexpr int kSuccess = 0, kInvalidValue = 1, kInvalidImage = 200,
 
 Stream defaultStream;
 
-Stream *streamOf(void *s) { return s ? static_cast<Stream *>(s) : &defaultStream; }
+Stream *streamOf(void *s) {
+  return s ? static_cast<Stream *>(s) : &defaultStream;
+}
 
 /// Runs `op` now, or records it when the stream is being captured.
 void enqueue(void *s, Op op) {
@@ -151,17 +153,29 @@ int cuDeviceGet(int *d, int ordinal) {
   return ordinal == 0 ? kSuccess : kInvalidValue;
 }
 int cuDeviceGetName(char *name, int len, int) {
-  std::snprintf(name, size_t(len), "qc fake CUDA driver (test double, not a GPU)");
+  std::snprintf(name, size_t(len),
+                "qc fake CUDA driver (test double, not a GPU)");
   return kSuccess;
 }
 int cuDeviceGetAttribute(int *v, int attr, int) {
   switch (attr) {
-  case 75: *v = 8; break;            // compute capability major
-  case 76: *v = 0; break;            // minor
-  case 16: *v = 4; break;            // SMs
-  case 38: *v = 1 << 20; break;      // L2
-  case 97: *v = 227 * 1024; break;   // opt-in shared memory
-  default: return kInvalidValue;
+  case 75:
+    *v = 8;
+    break; // compute capability major
+  case 76:
+    *v = 0;
+    break; // minor
+  case 16:
+    *v = 4;
+    break; // SMs
+  case 38:
+    *v = 1 << 20;
+    break; // L2
+  case 97:
+    *v = 227 * 1024;
+    break; // opt-in shared memory
+  default:
+    return kInvalidValue;
   }
   return kSuccess;
 }
@@ -262,13 +276,15 @@ int cuLaunchKernel(void *fn, unsigned, unsigned gy, unsigned gz, unsigned,
               int64_t k0 = K * s / gz, k1 = K * (s + 1) / gz;
               float acc = 0;
               for (int64_t kk = k0; kk < k1; ++kk)
-                acc += qc::f16ToF32(dev<uint16_t>(x)[m * K + kk]) * w[size_t(n * K + kk)];
+                acc += qc::f16ToF32(dev<uint16_t>(x)[m * K + kk]) *
+                       w[size_t(n * K + kk)];
               dev<float>(out)[m * N + n] += acc; // needs a zeroed workspace
             }
           } else {
             float acc = 0;
             for (int64_t kk = 0; kk < K; ++kk)
-              acc += qc::f16ToF32(dev<uint16_t>(x)[m * K + kk]) * w[size_t(n * K + kk)];
+              acc += qc::f16ToF32(dev<uint16_t>(x)[m * K + kk]) *
+                     w[size_t(n * K + kk)];
             dev<uint16_t>(out)[m * N + n] = qc::f32ToF16(acc);
           }
         }

@@ -338,7 +338,9 @@ TEST(GgufReader, OpenFromDisk) {
   ASSERT_TRUE(GgufFile::open(path, f).isOk());
   EXPECT_EQ(f->tensors().size(), 2u);
   std::string empty = dir.file("empty.gguf");
-  { std::ofstream o(empty, std::ios::binary); }
+  {
+    std::ofstream o(empty, std::ios::binary);
+  }
   Status s = GgufFile::open(empty, f);
   EXPECT_EQ(s.message(), empty + ": file is 0 bytes, too short for the GGUF "
                                  "magic (truncated file)");

@@ -42,7 +42,8 @@ std::vector<uint8_t> q8Row(int64_t n, float d) {
     b.push_back(static_cast<uint8_t>(h));
     b.push_back(static_cast<uint8_t>(h >> 8));
     for (int i = 0; i < 32; ++i)
-      b.push_back(static_cast<uint8_t>(static_cast<int8_t>((blk * 32 + i) % 17 - 8)));
+      b.push_back(
+          static_cast<uint8_t>(static_cast<int8_t>((blk * 32 + i) % 17 - 8)));
   }
   return b;
 }
@@ -58,14 +59,13 @@ GgufWriter sampleWriter() {
   w.addStringArray("tokenizer.ggml.tokens", {"<s>", "a", "", "\xE2\x96\x81x"});
   w.addF32Array("tokenizer.ggml.scores", {0.0f, -1.5f, 2.0f, 3.25f});
   w.addI32Array("tokenizer.ggml.token_type", {3, 1, 1, 6});
-  EXPECT_TRUE(w.addTensor("a.weight", GgmlType::F32, {3, 5},
-                          f32Bytes({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-                                    13, 14})));
-  EXPECT_TRUE(w.addTensor("b.weight", GgmlType::Q8_0, {2, 64},
-                          [] {
-                            auto r = q8Row(128, 0.5f);
-                            return r;
-                          }()));
+  EXPECT_TRUE(w.addTensor(
+      "a.weight", GgmlType::F32, {3, 5},
+      f32Bytes({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14})));
+  EXPECT_TRUE(w.addTensor("b.weight", GgmlType::Q8_0, {2, 64}, [] {
+    auto r = q8Row(128, 0.5f);
+    return r;
+  }()));
   EXPECT_TRUE(w.addTensor("c.bias", GgmlType::F32, {7},
                           f32Bytes({1, 2, 3, 4, 5, 6, 7})));
   return w;
@@ -101,7 +101,8 @@ TEST(GgufWriter, ReadBackByTheValidatingReader) {
   EXPECT_TRUE(b);
   std::vector<std::string> tokens;
   ASSERT_TRUE(f->getStringArray("tokenizer.ggml.tokens", tokens));
-  EXPECT_EQ(tokens, (std::vector<std::string>{"<s>", "a", "", "\xE2\x96\x81x"}));
+  EXPECT_EQ(tokens,
+            (std::vector<std::string>{"<s>", "a", "", "\xE2\x96\x81x"}));
   std::vector<float> scores;
   ASSERT_TRUE(f->getF32Array("tokenizer.ggml.scores", scores));
   EXPECT_EQ(scores, (std::vector<float>{0.0f, -1.5f, 2.0f, 3.25f}));

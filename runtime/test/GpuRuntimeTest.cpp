@@ -224,7 +224,8 @@ TEST(GpuRuntime, TestKernelIsValidPtx) {
 }
 #endif
 
-ArtifactModule moduleWith(std::vector<std::pair<std::string, std::string>> imgs) {
+ArtifactModule
+moduleWith(std::vector<std::pair<std::string, std::string>> imgs) {
   ArtifactModule m;
   m.name = "m";
   m.kernels = {"k"};
@@ -245,7 +246,8 @@ TEST(GpuRuntime, SelectImageByComputeCapability) {
   EXPECT_EQ(selectImage(m, 12, 0)->target, "ptx");  // new major: JIT
   EXPECT_EQ(selectImage(m, 10, 0)->target, "ptx");  // sm_90a never elsewhere
 
-  ArtifactModule c = moduleWith({{"compute_80", "ptx"}, {"compute_90a", "ptx"}});
+  ArtifactModule c =
+      moduleWith({{"compute_80", "ptx"}, {"compute_90a", "ptx"}});
   EXPECT_EQ(selectImage(c, 9, 0)->target, "compute_90a");
   EXPECT_EQ(selectImage(c, 8, 9)->target, "compute_80");
   EXPECT_EQ(selectImage(c, 7, 5), nullptr); // PTX for 8.0 cannot JIT to 7.5
@@ -262,7 +264,8 @@ Artifact testArtifact() {
   m.name = "test";
   m.kernels = {"qc_test_add_m"};
   m.images.push_back(
-      {"compute_80", "ptx", std::vector<uint8_t>(kTestPtx, kTestPtx + std::strlen(kTestPtx))});
+      {"compute_80", "ptx",
+       std::vector<uint8_t>(kTestPtx, kTestPtx + std::strlen(kTestPtx))});
   a.modules.push_back(m);
   ArtifactLayer l;
   l.name = "16x64";
@@ -318,8 +321,9 @@ TEST(GpuRuntime, LaunchesByTheManifest) {
     ASSERT_EQ(y[i], x[i] + 3) << i;
   st = rt->runLayer(l, none, 65, dx.ptr(), dy.ptr());
   ASSERT_FALSE(st);
-  EXPECT_NE(st.message().find("layer \"16x64\": no kernel variant covers M = 65"),
-            std::string::npos)
+  EXPECT_NE(
+      st.message().find("layer \"16x64\": no kernel variant covers M = 65"),
+      std::string::npos)
       << st.message();
 
   // Errors name the layer and kernel and enqueue nothing.
@@ -413,7 +417,6 @@ TEST_F(GpuRuntimeOnTestDouble, PicksTheImageForTheDevice) {
 
 #endif
 
-
 #ifdef QC_EMU_DRIVER_LIBRARY
 // GpuRuntime on the qc PTX emulator: the real driver calls, the PTX test
 // kernels executed instruction by instruction.
@@ -469,13 +472,18 @@ TEST_F(GpuRuntimeOnEmulator, ReportsItselfAndLoadsPtxNotCubins) {
   // A cubin is SASS the emulator cannot run: the PTX image is loaded even
   // though a GPU of this compute capability would take the cubin.
   Artifact a = artifact("qc_test_add_m",
-                        {{"sm_80", "cubin", "\x7f" "ELF not really"},
+                        {{"sm_80", "cubin",
+                          "\x7f"
+                          "ELF not really"},
                          {"compute_80", "ptx", kTestPtx}},
                         {"x", "y", "M"});
   Status st = rt->loadArtifact(a, "t.qcart");
   ASSERT_TRUE(st) << st.message();
   EXPECT_EQ(rt->loadedImage("emu"), "compute_80 ptx");
-  a = artifact("qc_test_add_m", {{"sm_80", "cubin", "\x7f" "ELF"}},
+  a = artifact("qc_test_add_m",
+               {{"sm_80", "cubin",
+                 "\x7f"
+                 "ELF"}},
                {"x", "y", "M"});
   st = rt->loadArtifact(a, "t.qcart");
   ASSERT_FALSE(st);
@@ -486,10 +494,11 @@ TEST_F(GpuRuntimeOnEmulator, ReportsItselfAndLoadsPtxNotCubins) {
       << st.message();
   // PTX the emulator's parser rejects: the JIT log carries the line.
   a = artifact("qc_test_add_m",
-               {{"compute_80", "ptx", ".version 7.0\n.target sm_80\n"
-                                      ".address_size 64\n"
-                                      ".visible .entry qc_test_add_m() {\n"
-                                      "  frobnicate.u32 %r1;\n}\n"}},
+               {{"compute_80", "ptx",
+                 ".version 7.0\n.target sm_80\n"
+                 ".address_size 64\n"
+                 ".visible .entry qc_test_add_m() {\n"
+                 "  frobnicate.u32 %r1;\n}\n"}},
                {});
   st = rt->loadArtifact(a, "t.qcart");
   ASSERT_FALSE(st);

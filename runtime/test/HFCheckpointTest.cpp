@@ -676,9 +676,9 @@ TEST(HFConfig, RefusesUnsupportedFeatures) {
       [](Value &c) { c.set("partial_rotary_factor", Value::number(0.3)); },
       {"field \"partial_rotary_factor\" gives a rotary dimension of 1"});
   // Keys that change the function and that qc does not implement.
-  for (const char *key : {"final_logit_softcapping", "attn_logit_softcapping",
-                          "logits_scaling", "embedding_multiplier",
-                          "use_qk_norm", "some_future_key"})
+  for (const char *key :
+       {"final_logit_softcapping", "attn_logit_softcapping", "logits_scaling",
+        "embedding_multiplier", "use_qk_norm", "some_future_key"})
     expectConfigError(
         [&](Value &c) { c.set(key, Value::number(30.0)); },
         {"field \"" + std::string(key) + "\" is not understood by qc",
@@ -913,7 +913,8 @@ TEST(HFConfig, RopeFrequenciesOfEachScaling) {
   c.ropeScaling.factor = 4.0;
   c.ropeScaling.originalMaxPositions = 32768;
   ASSERT_TRUE(computeRopeParameters(c, p));
-  EXPECT_FLOAT_EQ(p.attentionScaling, static_cast<float>(0.1 * std::log(4.0) + 1));
+  EXPECT_FLOAT_EQ(p.attentionScaling,
+                  static_cast<float>(0.1 * std::log(4.0) + 1));
   qc::RopeParameters plain;
   ModelConfig d = c;
   d.ropeScaling = qc::RopeScaling();
@@ -1243,6 +1244,6 @@ TEST(HFLoad, FolderNamedLikeTheWeightFile) {
   writeOk(dir, tinyModel());
   ASSERT_EQ(::unlink(dir.file("model.safetensors").c_str()), 0);
   std::filesystem::create_directory(dir.file("model.safetensors"));
-  expectLoadError(dir, {dir.file("model.safetensors") +
-                        ": not a regular file (a folder)"});
+  expectLoadError(
+      dir, {dir.file("model.safetensors") + ": not a regular file (a folder)"});
 }

@@ -63,7 +63,8 @@ class KernelLayoutRoundTrip : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(KernelLayoutRoundTrip, BitExactAndPaddingIsZero) {
   Shape sh = GetParam();
-  RandomLayer layer(sh.N, sh.K, sh.G, sh.sym, 1234u + uint32_t(sh.N * 7 + sh.K));
+  RandomLayer layer(sh.N, sh.K, sh.G, sh.sym,
+                    1234u + uint32_t(sh.N * 7 + sh.K));
   MMA16x64Tensors t;
   Status st = layer.pack(t);
   ASSERT_TRUE(st) << st.message();
@@ -137,14 +138,16 @@ TEST_P(KernelLayoutRoundTrip, LaneViewMatchesPtxFragments) {
       for (int lane = 0; lane < 32; ++lane)
         for (int j = 0; j < 4; ++j, ++w) {
           uint32_t word = uint32_t(t.qweight[w]);
-          int64_t n0 = 16 * nt + lane / 4, k0 = 64 * kc + 16 * j + 2 * (lane % 4);
+          int64_t n0 = 16 * nt + lane / 4,
+                  k0 = 64 * kc + 16 * j + 2 * (lane % 4);
           for (int i = 0; i < 4; ++i) {
             uint32_t reg = ((word >> (4 * i)) & 0x000F000Fu) | 0x64006400u;
             float lo = magicToCode(uint16_t(reg & 0xFFFF));
             float hi = magicToCode(uint16_t(reg >> 16));
             ASSERT_EQ(lo, codeAt(n0 + rowOff[2 * i], k0 + colOff[2 * i]))
                 << "word " << w << " a" << i << ".lo";
-            ASSERT_EQ(hi, codeAt(n0 + rowOff[2 * i + 1], k0 + colOff[2 * i + 1]))
+            ASSERT_EQ(hi,
+                      codeAt(n0 + rowOff[2 * i + 1], k0 + colOff[2 * i + 1]))
                 << "word " << w << " a" << i << ".hi";
           }
         }
@@ -153,12 +156,14 @@ TEST_P(KernelLayoutRoundTrip, LaneViewMatchesPtxFragments) {
 
 INSTANTIATE_TEST_SUITE_P(
     OddShapes, KernelLayoutRoundTrip,
-    ::testing::Values(Shape{1, 1, -1, true}, Shape{16, 64, 64, true},
-                      Shape{17, 172, 32, false}, Shape{17, 172, 32, true},
-                      Shape{33, 100, -1, false}, Shape{33, 100, -1, true},
-                      Shape{5, 65, 16, false}, // last padded column's k/G passes the last group
-                      Shape{40, 300, 128, false}, Shape{24, 128, 7, true},
-                      Shape{48, 256, 128, false}),
+    ::testing::Values(
+        Shape{1, 1, -1, true}, Shape{16, 64, 64, true},
+        Shape{17, 172, 32, false}, Shape{17, 172, 32, true},
+        Shape{33, 100, -1, false}, Shape{33, 100, -1, true},
+        Shape{5, 65, 16,
+              false}, // last padded column's k/G passes the last group
+        Shape{40, 300, 128, false}, Shape{24, 128, 7, true},
+        Shape{48, 256, 128, false}),
     [](const ::testing::TestParamInfo<Shape> &info) {
       const Shape &s = info.param;
       return "N" + std::to_string(s.N) + "_K" + std::to_string(s.K) + "_G" +
@@ -183,8 +188,8 @@ TEST(KernelLayout, HandCheckedNibbleOrder) {
   W(9, 43) = 15; // e7
   std::vector<float> scales(N, 0.5f);
   MMA16x64Tensors t;
-  ASSERT_TRUE(packMMA16x64(4, N, K, -1, true, codes.data(), scales.data(),
-                           nullptr, t));
+  ASSERT_TRUE(
+      packMMA16x64(4, N, K, -1, true, codes.data(), scales.data(), nullptr, t));
   ASSERT_EQ(t.qweight.size(), 128u);
   // Word (lane 5, j 2) = 5*4 + 2 = 22. Nibbles low to high:
   // p0=e0 p1=e2 p2=e4 p3=e6 p4=e1 p5=e3 p6=e5 p7=e7.
@@ -209,8 +214,8 @@ TEST(KernelLayout, HandCheckedTileOrder) {
   codes[0 * K + 127] = 9; // nt 0, kc 1, col 63 of chunk: j 3, lane 3, e5
   std::vector<float> scales(N, 1.0f);
   MMA16x64Tensors t;
-  ASSERT_TRUE(packMMA16x64(4, N, K, -1, true, codes.data(), scales.data(),
-                           nullptr, t));
+  ASSERT_TRUE(
+      packMMA16x64(4, N, K, -1, true, codes.data(), scales.data(), nullptr, t));
   // ((1*2 + 1)*32 + 0)*4 + 0 = 384, nibble 0.
   EXPECT_EQ(uint32_t(t.qweight[384]), 0x88888883u);
   // Column 63 in the chunk: j = 3, cc = 15 -> colHi, c8 = 7 -> lane%4 = 3,
@@ -232,13 +237,13 @@ TEST(KernelLayout, RejectsBadInputsWithClearMessages) {
   ASSERT_FALSE(st);
   EXPECT_NE(st.message().find("3-bit"), std::string::npos) << st.message();
 
-  st = packMMA16x64(4, 16, 64, 0, true, codes.data(), scales.data(), nullptr,
-                    t);
+  st =
+      packMMA16x64(4, 16, 64, 0, true, codes.data(), scales.data(), nullptr, t);
   ASSERT_FALSE(st);
   EXPECT_NE(st.message().find("group size 0"), std::string::npos);
 
-  st = packMMA16x64(4, 0, 64, -1, true, codes.data(), scales.data(), nullptr,
-                    t);
+  st =
+      packMMA16x64(4, 0, 64, -1, true, codes.data(), scales.data(), nullptr, t);
   EXPECT_FALSE(st);
 
   codes[5 * 64 + 7] = 16;

@@ -81,9 +81,9 @@ TEST(Npy, ReadsWhatNumPyWrites) {
              "t.npy", a);
   ASSERT_TRUE(st) << st.message();
   EXPECT_EQ(a.elements(), 1u);
-  st = parse(file("{'descr': '<f2', 'fortran_order': False, 'shape': (0, 4), }",
-                  {}),
-             "t.npy", a);
+  st = parse(
+      file("{'descr': '<f2', 'fortran_order': False, 'shape': (0, 4), }", {}),
+      "t.npy", a);
   ASSERT_TRUE(st) << st.message();
   EXPECT_EQ(a.elements(), 0u);
   // Fortran order of a vector is C order.
@@ -114,7 +114,8 @@ TEST(Npy, WriteThenReadRoundTrips) {
 }
 
 TEST(Npy, MalformedFilesAreClearErrors) {
-  const std::string ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
+  const std::string ok =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
   std::vector<uint8_t> data(8, 0);
   auto has = [](const std::string &msg, const std::string &part) {
     return msg.find(part) != std::string::npos;
@@ -133,22 +134,23 @@ TEST(Npy, MalformedFilesAreClearErrors) {
   EXPECT_TRUE(has(parseError(file(ok, std::vector<uint8_t>(9))),
                   "the data is 9 bytes"));
   EXPECT_TRUE(has(
-      parseError(file("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }",
-                      data)),
+      parseError(file(
+          "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", data)),
       "big-endian dtype '>f4' is not supported"));
   EXPECT_TRUE(has(
-      parseError(file("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }",
-                      data)),
+      parseError(file(
+          "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", data)),
       "unsupported dtype '<c8'"));
-  EXPECT_TRUE(has(
-      parseError(file("{'descr': [('a', '<f4')], 'fortran_order': False, "
-                      "'shape': (1,), }",
-                      data)),
-      "structured dtypes are not supported"));
-  EXPECT_TRUE(has(
-      parseError(file("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
-                      std::vector<uint8_t>(16))),
-      "Fortran-order arrays are not supported"));
+  EXPECT_TRUE(
+      has(parseError(file("{'descr': [('a', '<f4')], 'fortran_order': False, "
+                          "'shape': (1,), }",
+                          data)),
+          "structured dtypes are not supported"));
+  EXPECT_TRUE(
+      has(parseError(
+              file("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+                   std::vector<uint8_t>(16))),
+          "Fortran-order arrays are not supported"));
   EXPECT_TRUE(has(parseError(file("{'descr': '<f4', 'shape': (2,), }", data)),
                   "lacks the key 'fortran_order'"));
   EXPECT_TRUE(has(
@@ -157,18 +159,18 @@ TEST(Npy, MalformedFilesAreClearErrors) {
                       data)),
       "unexpected key 'extra'"));
   EXPECT_TRUE(has(
-      parseError(file("{'descr': '<f4', 'fortran_order': False, 'shape': (2), }",
-                      data)),
+      parseError(file(
+          "{'descr': '<f4', 'fortran_order': False, 'shape': (2), }", data)),
       "'shape' (n) must be written (n,)"));
   EXPECT_TRUE(has(
-      parseError(file("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }",
-                      data)),
+      parseError(file(
+          "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", data)),
       "non-negative integers"));
-  EXPECT_TRUE(has(
-      parseError(file("{'descr': '<f4', 'fortran_order': False, 'shape': "
-                      "(99999999999, 99999999999), }",
-                      data)),
-      "too large"));
+  EXPECT_TRUE(
+      has(parseError(file("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                          "(99999999999, 99999999999), }",
+                          data)),
+          "too large"));
   EXPECT_TRUE(has(
       parseError(file("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), "
                       "} junk",

@@ -13,12 +13,15 @@
 //===----------------------------------------------------------------------===//
 
 #include "qc/runtime/OutputSafety.h"
+#include "qc/runtime/FileMapping.h"
 
 #include "TestUtil.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,4 +175,54 @@ TEST(OutputFolder, FolderThatIsNotAnOutputIsNeverReplaced) {
   EXPECT_TRUE(contains(s, "holds 'sub', which is not a regular file"))
       << s.message();
   EXPECT_EQ(readText(dest + "/notes.txt"), "keep");
+}
+
+namespace {
+
+/// The id of a process that has exited (a child reaped at once).
+pid_t deadPid() {
+  pid_t child = ::fork();
+  if (child == 0)
+    ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return child;
+}
+
+} // namespace
+
+// A run killed by SIGKILL cannot clean up; its temporaries carry its process
+// id, and the next run for the same output removes those whose process is
+// gone (files and folders), never a live process's and never another
+// output's.
+TEST(StaleTemps, NextRunRemovesWhatKilledRunsLeft) {
+  TempDir dir;
+  const std::string dead = std::to_string(deadPid());
+  const std::string live = std::to_string(::getppid());
+  writeText(dir.file(".out.safetensors.tmp-" + dead + "-abc123"), "x");
+  writeText(dir.file(".out.safetensors.staged-" + dead + "-abc123"), "x");
+  ASSERT_EQ(
+      ::mkdir(dir.file(".out.safetensors.old-" + dead + "-abc123").c_str(),
+              0700),
+      0);
+  writeText(dir.file(".out.safetensors.old-" + dead + "-abc123/inner"), "x");
+  writeText(dir.file(".out.safetensors.tmp-" + live + "-abc123"), "live");
+  writeText(dir.file(".other.tmp-" + dead + "-abc123"), "other output");
+  writeText(dir.file(".out.safetensors.tmp-" + dead + "-toolong1"), "odd");
+  writeText(dir.file("out.safetensors"), "the output");
+  removeStaleTemps(dir.file("out.safetensors"));
+  std::vector<std::string> want = {".other.tmp-" + dead + "-abc123",
+                                   ".out.safetensors.tmp-" + dead + "-toolong1",
+                                   ".out.safetensors.tmp-" + live + "-abc123",
+                                   "out.safetensors"};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(dir.list(), want);
+}
+
+TEST(StaleTemps, TemplatesNameTheProcess) {
+  std::string t = tempSiblingTemplate("a/b/model.safetensors", "staged");
+  EXPECT_EQ(t, "a/b/.model.safetensors.staged-" + std::to_string(::getpid()) +
+                   "-XXXXXX");
+  EXPECT_EQ(tempSiblingTemplate("out", "tmp"),
+            ".out.tmp-" + std::to_string(::getpid()) + "-XXXXXX");
 }

@@ -41,12 +41,13 @@ Status parse(std::vector<std::string> args, Options &o) {
 
 TEST(PtxRunArgs, ParsesTheIssueSyntax) {
   Options o;
-  Status st = parse({"k.ptx", "--kernel", "k", "--grid", "2,3", "--block",
-                     "128", "--shared", "4096", "--arch", "sm_90a", "--out",
-                     "o", "--arg", "x=in:x.npy", "--arg", "y=inout:y.npy",
-                     "--arg", "z=out:f32:16x8", "--arg", "n=u32:17", "--arg",
-                     "s=s64:-5", "--arg", "f=f32:0.5"},
-                    o);
+  Status st = parse(
+      {"k.ptx",    "--kernel",      "k",        "--grid",         "2,3",
+       "--block",  "128",           "--shared", "4096",           "--arch",
+       "sm_90a",   "--out",         "o",        "--arg",          "x=in:x.npy",
+       "--arg",    "y=inout:y.npy", "--arg",    "z=out:f32:16x8", "--arg",
+       "n=u32:17", "--arg",         "s=s64:-5", "--arg",          "f=f32:0.5"},
+      o);
   ASSERT_TRUE(st) << st.message();
   EXPECT_EQ(o.grid[0], 2u);
   EXPECT_EQ(o.grid[1], 3u);
@@ -78,8 +79,9 @@ TEST(PtxRunArgs, ErrorsAreClear) {
             "--kernel is required");
   EXPECT_EQ(err({"k.ptx", "--kernel", "k", "--grid", "0", "--block", "1"}),
             "--grid: \"0\" is not a positive integer");
-  EXPECT_EQ(err({"k.ptx", "--kernel", "k", "--grid", "1,1,1,1", "--block", "1"}),
-            "--grid: \"1,1,1,1\" is not X[,Y[,Z]]");
+  EXPECT_EQ(
+      err({"k.ptx", "--kernel", "k", "--grid", "1,1,1,1", "--block", "1"}),
+      "--grid: \"1,1,1,1\" is not X[,Y[,Z]]");
   EXPECT_EQ(err({"k.ptx", "--kernel", "k", "--grid", "1", "--block", "1",
                  "--arch", "sm_70"}),
             "--arch: \"sm_70\" is not sm_80 or sm_90a");
@@ -159,11 +161,11 @@ TEST(PtxRunMain, InputErrorsBeforeAnyDriver) {
   }
   std::string out, err;
   const std::string lib = "libqc-no-such-emulator.so";
-  EXPECT_EQ(run({dir.file("k.ptx"), "--kernel", "k", "--grid", "1", "--block",
-                 "1", "--arg", "p=in:" + dir.file("bad.npy"), "--arg",
-                 "n=u32:1"},
-                out, err, lib),
-            kExitInput);
+  EXPECT_EQ(
+      run({dir.file("k.ptx"), "--kernel", "k", "--grid", "1", "--block", "1",
+           "--arg", "p=in:" + dir.file("bad.npy"), "--arg", "n=u32:1"},
+          out, err, lib),
+      kExitInput);
   EXPECT_NE(err.find("qc-ptx-run: --arg p: " + dir.file("bad.npy") +
                      ": not a valid .npy file: bad magic"),
             std::string::npos)
@@ -183,11 +185,11 @@ TEST(PtxRunMain, InputErrorsBeforeAnyDriver) {
                      "parameter 8"),
             std::string::npos)
       << err;
-  EXPECT_EQ(run({dir.file("k.ptx"), "--kernel", "k", "--grid", "1", "--block",
-                 "1", "--out", dir.path, "--arg", "p=out:u8:4", "--arg",
-                 "n=u32:1"},
-                out, err, lib),
-            kExitNoDriver);
+  EXPECT_EQ(
+      run({dir.file("k.ptx"), "--kernel", "k", "--grid", "1", "--block", "1",
+           "--out", dir.path, "--arg", "p=out:u8:4", "--arg", "n=u32:1"},
+          out, err, lib),
+      kExitNoDriver);
   EXPECT_NE(err.find("libqc-no-such-emulator.so not found"), std::string::npos)
       << err;
 }
@@ -255,26 +257,30 @@ TEST_P(PtxExamplesOnEmulator, MatchTheHandDerivedOutputs) {
   const std::string ex = QC_PTX_EXAMPLES, arch = GetParam();
   test::TempDir dir;
   std::string err;
-  ASSERT_EQ(runTool(ex + "/mma_m16n8k16.ptx --kernel mma_m16n8k16_f16_f32 "
-                         "--grid 1 --block 32 --arch " + arch + " --out " +
-                        dir.path + " --arg a=in:" + ex + "/mma_a.npy --arg b=in:" +
-                        ex + "/mma_b.npy --arg c=in:" + ex +
+  ASSERT_EQ(runTool(ex +
+                        "/mma_m16n8k16.ptx --kernel mma_m16n8k16_f16_f32 "
+                        "--grid 1 --block 32 --arch " +
+                        arch + " --out " + dir.path + " --arg a=in:" + ex +
+                        "/mma_a.npy --arg b=in:" + ex +
+                        "/mma_b.npy --arg c=in:" + ex +
                         "/mma_c.npy --arg d=out:f32:32x4",
                     err, dir),
             kExitOk)
       << err;
   expectSameNpy(dir.file("d.npy"), ex + "/mma_d_expected.npy");
-  ASSERT_EQ(runTool(ex + "/ldmatrix.ptx --kernel ldmatrix_x4 --grid 1 --block "
-                         "32 --arch " + arch + " --out " + dir.path +
-                        " --arg tile=in:" + ex +
+  ASSERT_EQ(runTool(ex +
+                        "/ldmatrix.ptx --kernel ldmatrix_x4 --grid 1 --block "
+                        "32 --arch " +
+                        arch + " --out " + dir.path + " --arg tile=in:" + ex +
                         "/ldmatrix_tile.npy --arg x4=out:u32:32x4",
                     err, dir),
             kExitOk)
       << err;
   expectSameNpy(dir.file("x4.npy"), ex + "/ldmatrix_x4_expected.npy");
-  ASSERT_EQ(runTool(ex + "/ldmatrix.ptx --kernel ldmatrix_x2_trans --grid 1 "
-                         "--block 32 --arch " + arch + " --out " + dir.path +
-                        " --arg tile=in:" + ex +
+  ASSERT_EQ(runTool(ex +
+                        "/ldmatrix.ptx --kernel ldmatrix_x2_trans --grid 1 "
+                        "--block 32 --arch " +
+                        arch + " --out " + dir.path + " --arg tile=in:" + ex +
                         "/ldmatrix_tile.npy --arg x2t=out:u32:32x2",
                     err, dir),
             kExitOk)
@@ -291,9 +297,11 @@ TEST(PtxExamplesOnEmulatorNegative, MissingBarrierIsARace) {
   const std::string ex = QC_PTX_EXAMPLES;
   test::TempDir dir;
   std::string err;
-  EXPECT_EQ(runTool(ex + "/ldmatrix_race.ptx --kernel ldmatrix_race --grid 1 "
-                         "--block 64 --out " + dir.path + " --arg tile=in:" +
-                        ex + "/ldmatrix_tile.npy --arg x4=out:u32:32x4",
+  EXPECT_EQ(runTool(ex +
+                        "/ldmatrix_race.ptx --kernel ldmatrix_race --grid 1 "
+                        "--block 64 --out " +
+                        dir.path + " --arg tile=in:" + ex +
+                        "/ldmatrix_tile.npy --arg x4=out:u32:32x4",
                     err, dir),
             kExitFailed)
       << err;

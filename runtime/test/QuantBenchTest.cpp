@@ -121,7 +121,8 @@ TEST(QuantBenchArgs, ErrorsAreClear) {
       {{"--artifact", "k", "--rotate-mb", "0"}, "--rotate-mb"},
       {{"--artifact", "k", "--gemm-peak-n", "8"}, "--gemm-peak-n"},
       {{"--artifact", "k", "--max-rel-error", "-1"}, "not a positive number"},
-      {{"--artifact", "k", "--frobnicate"}, "unknown argument \"--frobnicate\""},
+      {{"--artifact", "k", "--frobnicate"},
+       "unknown argument \"--frobnicate\""},
   };
   for (const Case &c : cases) {
     Options o;
@@ -182,7 +183,8 @@ TEST(QuantBenchMain, WithoutAGpuOneLineAndADistinctExitCode) {
   ASSERT_TRUE(writeArtifact(path, kernelArtifact()));
   std::string out, err;
   const std::string json = dir.file("r.json");
-  EXPECT_EQ(runMain({"--artifact", path, "--json", json}, out, err), kExitNoGpu);
+  EXPECT_EQ(runMain({"--artifact", path, "--json", json}, out, err),
+            kExitNoGpu);
   EXPECT_TRUE(out.empty()) << out;
   ASSERT_FALSE(err.empty());
   EXPECT_EQ(err.find('\n'), err.size() - 1) << "more than one line: " << err;
@@ -255,7 +257,8 @@ TEST(QuantBenchVerify, AcceptsCorrectRejectsWrongAndPoisoned) {
 
   std::vector<uint16_t> bad = yh;
   for (int64_t m = 0; m < M; ++m) // a wrong output channel (sampled: 199)
-    bad[size_t(m * 200 + 199)] = f32ToF16(f16ToF32(bad[size_t(m * 200 + 199)]) + 3.0f);
+    bad[size_t(m * 200 + 199)] =
+        f32ToF16(f16ToF32(bad[size_t(m * 200 + 199)]) + 3.0f);
   v = verifyOutput(bad.data(), M, 200, ch, ref, 5e-3);
   EXPECT_FALSE(v.ok) << v.relError;
 
@@ -276,7 +279,8 @@ TEST(QuantBenchMetrics, HandComputed) {
   r.oursUs = 10.0;
   r.cublasUs = 25.0;
   computeMetrics(r, 3.0);
-  // Packed 4-bit weights 8 MiB, scales+zeros 32*4096*2*2 bytes, x 8 KiB, y 8 KiB.
+  // Packed 4-bit weights 8 MiB, scales+zeros 32*4096*2*2 bytes, x 8 KiB, y 8
+  // KiB.
   double bytes = 4096.0 * 4096 / 2 + 32.0 * 4096 * 4 + 8192 + 8192;
   EXPECT_DOUBLE_EQ(r.oursBytes, bytes);
   EXPECT_DOUBLE_EQ(r.oursTBps, bytes / 10e-6 / 1e12);
@@ -325,7 +329,8 @@ TEST(QuantBenchOutput, TableAndJson) {
   std::string table = formatTable(r);
   EXPECT_NE(table.find("synthetic test report"), std::string::npos);
   EXPECT_NE(table.find("cuBLAS us"), std::string::npos);
-  EXPECT_NE(table.find("cuBLAS FP16 GEMM 8192^3 700.0 TFLOP/s"), std::string::npos);
+  EXPECT_NE(table.find("cuBLAS FP16 GEMM 8192^3 700.0 TFLOP/s"),
+            std::string::npos);
   EXPECT_NE(table.find("2.00x"), std::string::npos);
   EXPECT_NE(table.find("unavailable"), std::string::npos); // no dequant variant
   EXPECT_NE(table.find("FAIL: ours rel. error NaN"), std::string::npos);
@@ -428,9 +433,10 @@ struct FakeDriverEnv {
 
 ArtifactLaunch fakeLaunch(const std::string &kernel,
                           std::vector<std::string> params, uint32_t tileM,
-                          uint32_t gridZ = 1) {
+                          uint32_t gridZ = 1,
+                          const std::string &module = "fake") {
   ArtifactLaunch L;
-  L.module = "fake";
+  L.module = module;
   L.kernel = kernel;
   L.block[0] = 128;
   L.tileM = tileM;
@@ -448,11 +454,16 @@ Artifact fakeArtifact() {
   ArtifactModule m;
   m.name = "fake";
   m.kernels = {"fake_splitk_48_200_64_a", "fake_reduce_48_200_64_a",
-               "fake_linear_48_200_64_a", "fake_dequant_48_200_64_a",
-               "fake_partial_32_128_ch_s"};
+               "fake_linear_48_200_64_a", "fake_dequant_48_200_64_a"};
   const std::string image = "//qc-fake-module";
   m.images.push_back({"sm_80", "cubin", {image.begin(), image.end()}});
   a.modules.push_back(m);
+  // A module is compiled for one layer configuration: 32x128 has its own.
+  ArtifactModule m2;
+  m2.name = "fake_32x128";
+  m2.kernels = {"fake_partial_32_128_ch_s"};
+  m2.images.push_back({"sm_80", "cubin", {image.begin(), image.end()}});
+  a.modules.push_back(m2);
 
   ArtifactLayer l;
   l.name = "48x200";
@@ -466,16 +477,17 @@ Artifact fakeArtifact() {
   sk.maxM = 4;
   sk.workspaceBytesPerRow = 48 * 4;
   sk.zeroWorkspace = true;
-  sk.launches = {fakeLaunch("fake_splitk_48_200_64_a",
-                            {"x", "qweight", "scales", "zeros", "workspace", "M"},
-                            8, 3),
-                 fakeLaunch("fake_reduce_48_200_64_a", {"workspace", "y", "M"}, 8)};
+  sk.launches = {
+      fakeLaunch("fake_splitk_48_200_64_a",
+                 {"x", "qweight", "scales", "zeros", "workspace", "M"}, 8, 3),
+      fakeLaunch("fake_reduce_48_200_64_a", {"workspace", "y", "M"}, 8)};
   ArtifactVariant mma;
   mma.family = "mma";
   mma.minM = 5;
   mma.maxM = 64;
   mma.launches = {fakeLaunch("fake_linear_48_200_64_a",
-                             {"x", "qweight", "scales", "zeros", "y", "M"}, 16)};
+                             {"x", "qweight", "scales", "zeros", "y", "M"},
+                             16)};
   ArtifactVariant dq;
   dq.family = "dequant";
   dq.minM = 1;
@@ -496,7 +508,8 @@ Artifact fakeArtifact() {
   bv.minM = 1;
   bv.maxM = 64;
   bv.launches = {fakeLaunch("fake_partial_32_128_ch_s",
-                            {"x", "qweight", "scales", "y", "M"}, 16)};
+                            {"x", "qweight", "scales", "y", "M"}, 16, 1,
+                            "fake_32x128")};
   bad.variants = {bv};
   a.layers.push_back(bad);
   return a;
@@ -561,11 +574,11 @@ TEST(QuantBenchFakeDriver, EndToEndFlowOnTheTestDouble) {
   }
 
   // Only the good layer: exit 0.
-  EXPECT_EQ(runMain({"--artifact", path, "--layer", "48x200", "--m", "2",
-                     "--reps", "2", "--warmup", "0", "--rotate-mb", "1",
-                     "--gemm-peak-n", "64"},
-                    out, err),
-            kExitOk)
+  EXPECT_EQ(
+      runMain({"--artifact", path, "--layer", "48x200", "--m", "2", "--reps",
+               "2", "--warmup", "0", "--rotate-mb", "1", "--gemm-peak-n", "64"},
+              out, err),
+      kExitOk)
       << err;
 
   // The runtime zeroes the workspace only because the manifest says so:

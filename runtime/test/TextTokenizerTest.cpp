@@ -637,8 +637,8 @@ TEST(QuantTokenize, JsonForOneString) {
   EXPECT_NE(v.find("ids")->asArray()[0].asInt64(), 1);
 
   // A llama2.c tokenizer.bin adds BOS as run.c does.
-  ASSERT_EQ(runTool({kShared + "/models/stories260K/tok512.bin",
-                     "--vocab-size", "512", "--text", "Once upon", "--json"},
+  ASSERT_EQ(runTool({kShared + "/models/stories260K/tok512.bin", "--vocab-size",
+                     "512", "--text", "Once upon", "--json"},
                     out, err),
             0)
       << err;

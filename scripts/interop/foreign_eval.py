@@ -70,6 +70,8 @@ def main():
     p.add_argument("manifest", help="JSON list written by interop-check.sh")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--root", default=None,
+                   help="paths in the results are written relative to this")
     a = p.parse_args()
     entries = json.load(open(a.manifest))
     results = []
@@ -100,8 +102,21 @@ def main():
             traceback.print_exc()
         print(json.dumps({k: r.get(k) for k in ("name", "format", "qc_ppl", "foreign_ppl",
                                                  "rel_diff", "error")}), flush=True)
+        if a.root:  # the committed results name no machine path
+            import os
+            for k in ("path", "ids", "qc_json"):
+                r[k] = os.path.relpath(r[k], a.root)
         results.append(r)
-    json.dump(results, open(a.output, "w"), indent=1)
+    from importlib import metadata
+    versions = {}
+    for dist in ("torch", "transformers", "optimum", "gptqmodel",
+                 "compressed-tensors", "llama_cpp_python"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # not installed: no version
+            versions[dist] = None
+    json.dump({"tool_versions": versions, "results": results},
+              open(a.output, "w"), indent=1)
     return 0
 
 

@@ -4,7 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-//   quant-calibrate MODEL [--tokenizer TOK] --text CALIB.txt -o trace.safetensors
+//   quant-calibrate MODEL [--tokenizer TOK] --text CALIB.txt -o
+//   trace.safetensors
 //                   [--max-tokens N] [--window 511]
 // Runs the model on the calibration text (CPU path) and writes the input
 // statistics of every linear layer: sum x x^T, token count, mean |x|, with
@@ -33,26 +34,36 @@ using namespace llvm;
 using ::qc::Status;
 
 static cl::OptionCategory category("quant-calibrate options");
-static cl::opt<std::string> modelPath(
-    cl::Positional, cl::Required,
-    cl::desc("<model: .bin | .gguf | HF folder | .mlir>"), cl::cat(category));
+static cl::opt<std::string>
+    modelPath(cl::Positional, cl::Required,
+              cl::desc("<model: .bin | .gguf | HF folder | .mlir>"),
+              cl::cat(category));
 static cl::opt<std::string> tokenizerPath(
     "tokenizer",
     cl::desc("Tokenizer: tokenizer.json, GGUF, model folder or llama2.c "
              "tokenizer.bin (default: the model's own)"),
     cl::cat(category));
 static cl::opt<std::string> textPath("text", cl::Required,
-                                     cl::desc("Calibration text"), cl::cat(category));
+                                     cl::desc("Calibration text"),
+                                     cl::cat(category));
 static cl::opt<std::string> outPath("o", cl::Required,
-                                    cl::desc("Trace file to write"), cl::cat(category));
-static cl::opt<int64_t> maxTokens("max-tokens", cl::desc("Use at most N tokens (0 = all) (default: 0)"),
-                                  cl::init(0), cl::cat(category));
-static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per window, BOS excluded (default: 511)"),
-                                  cl::init(511), cl::cat(category));
-static cl::opt<int64_t> samples("samples",
-                                cl::desc("Whole windows kept for AWQ, AutoRound and sequential GPTQ (0 = none) (default: 128)"),
-                                cl::init(128), cl::cat(category));
-static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress (default: off)"),
+                                    cl::desc("Trace file to write"),
+                                    cl::cat(category));
+static cl::opt<int64_t>
+    maxTokens("max-tokens",
+              cl::desc("Use at most N tokens (0 = all) (default: 0)"),
+              cl::init(0), cl::cat(category));
+static cl::opt<int64_t>
+    windowLen("window",
+              cl::desc("Tokens per window, BOS excluded (default: 511)"),
+              cl::init(511), cl::cat(category));
+static cl::opt<int64_t>
+    samples("samples",
+            cl::desc("Whole windows kept for AWQ, AutoRound and sequential "
+                     "GPTQ (0 = none) (default: 128)"),
+            cl::init(128), cl::cat(category));
+static cl::opt<bool> noProgress("no-progress",
+                                cl::desc("Do not show progress (default: off)"),
                                 cl::init(false), cl::cat(category));
 
 /// Printed after the options by --help.
@@ -61,7 +72,8 @@ static cl::extrahelp examples(
     "  # A calibration trace for GPTQ / AWQ / AutoRound from 4096 tokens:\n"
     "  quant-calibrate model.mlir --tokenizer tok512.bin --text train.txt \\\n"
     "      --max-tokens 4096 -o trace.safetensors\n"
-    "  # ... then: quant-opt model.mlir -wq-gptq=\"trace=trace.safetensors weights-out=q.safetensors\"\n");
+    "  # ... then: quant-opt model.mlir -wq-gptq=\"trace=trace.safetensors "
+    "weights-out=q.safetensors\"\n");
 
 static int fail(const Status &s) {
   errs() << "quant-calibrate: error: " << s.message() << "\n";
@@ -70,6 +82,7 @@ static int fail(const Status &s) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  ::qc::ignoreFileSizeSignal();
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv,
                               "quant-calibrate: record a calibration trace\n");
@@ -108,7 +121,7 @@ int main(int argc, char **argv) {
       !s)
     return fail(s);
   std::vector<int> tokens;
-  if (Status s = mlir::qc::encodeCorpus(*tok, textPath, tokens); !s)
+  if (Status s = mlir::qc::encodeCorpus(*tok, textPath, tokens, maxTokens); !s)
     return fail(s);
   mlir::qc::CalibrationOptions options;
   options.windowLen = windowLen;
@@ -120,20 +133,22 @@ int main(int argc, char **argv) {
   options.warnings = &warnings;
   auto start = std::chrono::steady_clock::now();
   ::qc::CalibrationTrace trace;
-  if (Status s = mlir::qc::collectTrace(*module, weights, tokens, options, trace);
+  if (Status s =
+          mlir::qc::collectTrace(*module, weights, tokens, options, trace);
       !s)
     return fail(s.withContext(textPath));
   for (const std::string &w : warnings)
     errs() << "quant-calibrate: warning: " << textPath << ": " << w << "\n";
   if (Status s = ::qc::writeTrace(trace, outPath); !s)
     return fail(s);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                              start)
-                    .count();
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   outs() << "trace: " << outPath << " (" << trace.layerToKey.size()
          << " layers, " << trace.entries.size() << " observed inputs, "
          << trace.settings["tokens"] << " tokens, " << trace.sampleSequences
-         << " sampled sequences of " << trace.sampleLength << ", " << format("%.2f", secs)
-         << " s; model " << trace.modelFingerprint << ")\n";
+         << " sampled sequences of " << trace.sampleLength << ", "
+         << format("%.2f", secs) << " s; model " << trace.modelFingerprint
+         << ")\n";
   return 0;
 }

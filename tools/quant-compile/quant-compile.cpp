@@ -1,4 +1,5 @@
-//===- quant-compile.cpp - Checkpoint + calibration text + recipe -> model -===//
+//===- quant-compile.cpp - Checkpoint + calibration text + recipe -> model
+//-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -32,6 +33,7 @@
 #include "qc/Quantization/Algorithms/OptionRanges.h"
 #include "qc/runtime/Json.h"
 #include "qc/runtime/OutputSafety.h"
+#include "qc/runtime/ThreadPool.h"
 #include "qc/runtime/Safetensors.h"
 #include "qc/runtime/TextDataset.h"
 #include "qc/Import/ModelTokenizer.h"
@@ -58,41 +60,68 @@ using ::qc::Status;
 namespace json = ::qc::json;
 
 static cl::OptionCategory category("quant-compile options");
-static cl::opt<std::string> modelPath(cl::Positional, cl::Required,
-                                      cl::desc("<model: .bin | HF folder | .mlir>"),
-                                      cl::cat(category));
-static cl::opt<std::string> recipePath("recipe", cl::Required,
-                                       cl::desc("Recipe (JSON; every key and default: docs/RECIPES.md)"), cl::cat(category));
-static cl::opt<std::string> outDir("o", cl::Required,
-                                   cl::desc("Output folder, written as a whole: it appears only when the run succeeded (an existing one needs --force)"),
-                                   cl::cat(category));
-static cl::opt<bool> force("force",
-                           cl::desc("Replace an existing output folder whole; a failed run leaves it untouched (default: off)"),
-                           cl::cat(category));
-static cl::opt<bool> strict("strict",
-                            cl::desc("Fail, instead of warning, when the recipe quantizes no layer (its overrides skip every one) (default: off)"),
-                            cl::cat(category));
-static cl::opt<std::string> calibText("calib", cl::desc("Calibration text (GPTQ, AWQ, AutoRound) (default: none)"),
-                                      cl::cat(category));
-static cl::opt<std::string> tokenizerPath("tokenizer", cl::desc("Tokenizer (default: the model's own; a llama2.c model needs its tokenizer.bin)"),
-                                          cl::cat(category));
-static cl::opt<std::string> tracePath("trace",
-                                      cl::desc("Reuse this calibration trace instead of calibrating (default: none)"),
-                                      cl::cat(category));
-static cl::opt<int64_t> seed("seed", cl::desc("Seed of every random choice (overrides the recipe's) (default: the recipe's seed, else none)"),
-                             cl::init(-1), cl::cat(category));
-static cl::opt<bool> validateOnly("validate-only",
-                                  cl::desc("Stop after validating the recipe (default: off)"),
-                                  cl::cat(category));
-static cl::opt<bool> noProgress("no-progress", cl::desc("Do not print per-layer progress (default: off)"),
-                                cl::cat(category));
+static cl::opt<std::string>
+    modelPath(cl::Positional, cl::Required,
+              cl::desc("<model: .bin | HF folder | .mlir>"), cl::cat(category));
+static cl::opt<std::string> recipePath(
+    "recipe", cl::Required,
+    cl::desc("Recipe (JSON; every key and default: docs/RECIPES.md)"),
+    cl::cat(category));
+static cl::opt<std::string>
+    outDir("o", cl::Required,
+           cl::desc("Output folder, written as a whole: it appears only when "
+                    "the run succeeded (an existing one needs --force)"),
+           cl::cat(category));
+static cl::opt<bool>
+    force("force",
+          cl::desc("Replace an existing output folder whole; a failed run "
+                   "leaves it untouched (default: off)"),
+          cl::cat(category));
+static cl::opt<bool>
+    strict("strict",
+           cl::desc("Fail, instead of warning, when the recipe quantizes no "
+                    "layer (its overrides skip every one) (default: off)"),
+           cl::cat(category));
+static cl::opt<std::string> calibText(
+    "calib",
+    cl::desc("Calibration text (GPTQ, AWQ, AutoRound) (default: none)"),
+    cl::cat(category));
+static cl::opt<std::string>
+    tokenizerPath("tokenizer",
+                  cl::desc("Tokenizer (default: the model's own; a llama2.c "
+                           "model needs its tokenizer.bin)"),
+                  cl::cat(category));
+static cl::opt<std::string> tracePath(
+    "trace",
+    cl::desc(
+        "Reuse this calibration trace instead of calibrating (default: none)"),
+    cl::cat(category));
+static cl::opt<int64_t>
+    seed("seed",
+         cl::desc("Seed of every random choice (overrides the recipe's) "
+                  "(default: the recipe's seed, else none)"),
+         cl::init(-1), cl::cat(category));
+static cl::opt<int> threads(
+    "num-threads",
+    cl::desc("Worker threads (0 = QC_THREADS when set, else all cores); "
+             "the result does not depend on it (default: 0)"),
+    cl::init(0), cl::cat(category));
+static cl::opt<bool>
+    validateOnly("validate-only",
+                 cl::desc("Stop after validating the recipe (default: off)"),
+                 cl::cat(category));
+static cl::opt<bool>
+    noProgress("no-progress",
+               cl::desc("Do not print per-layer progress (default: off)"),
+               cl::cat(category));
 
 /// Printed after the options by --help.
 static cl::extrahelp examples(
     "EXAMPLES:\n"
     "  # RTN, 4 bits, group size 128 (recipe: {\"method\": \"rtn\"}):\n"
     "  quant-compile stories260K.bin --recipe rtn.json -o out/\n"
-    "  # GPTQ with calibration text; writes out/model.mlir, weights, trace, report:\n"
+    "  # GPTQ with calibration text; writes out/model.mlir, weights, trace, "
+    "report:\n"
     "  quant-compile model.gguf --recipe gptq.json --calib train.txt -o out/\n"
     "  # Check a recipe against a model without calibrating:\n"
     "  quant-compile model.gguf --recipe gptq.json -o out/ --validate-only\n"
@@ -144,8 +173,9 @@ public:
                  int64_t layers) override {
     records.push_back(r);
     auto it = work.find(r.layer);
-    doneWork += it != work.end() ? it->second
-                                 : totalWork / double(std::max<int64_t>(layers, 1));
+    doneWork += it != work.end()
+                    ? it->second
+                    : totalWork / double(std::max<int64_t>(layers, 1));
     if (!print)
       return;
     double elapsed = since(start);
@@ -179,13 +209,19 @@ Status writeText(const std::string &path, const std::string &text) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  ::qc::ignoreFileSizeSignal();
   cl::HideUnrelatedOptions(category);
-  cl::ParseCommandLineOptions(argc, argv,
-                              "quant-compile: quantize a model with a recipe\n");
+  cl::ParseCommandLineOptions(
+      argc, argv, "quant-compile: quantize a model with a recipe\n");
   auto t0 = std::chrono::steady_clock::now();
   ::qc::Recipe recipe;
   if (Status s = ::qc::parseRecipe(recipePath, recipe); !s)
     return fail(s);
+  if (Status s = ::qc::quant::checkIntOption("compile", "num-threads", threads);
+      !s)
+    return fail(Status::error("--" + s.message()));
+  // One pool for calibration, the algorithms and evaluation (ThreadPool.h).
+  ::qc::setThreadCount(threads);
   if (seed.getNumOccurrences()) {
     if (Status s = ::qc::quant::checkIntOption("compile", "seed", seed); !s)
       return fail(Status::error("--seed: " + s.message()));
@@ -231,7 +267,8 @@ int main(int argc, char **argv) {
   // unquantized and exit 0: say so loudly, and fail under --strict.
   std::vector<std::string> driverWarnings;
   if (validation.layers.empty()) {
-    std::string msg = recipePath + ": the recipe quantizes no layer (its "
+    std::string msg = recipePath +
+                      ": the recipe quantizes no layer (its "
                       "overrides skip all of them): the output would hold "
                       "no quantized layer";
     if (strict)
@@ -290,13 +327,14 @@ int main(int argc, char **argv) {
                                   " needs calibration: pass --calib TEXT "
                                   "(or --trace TRACE)"));
       std::unique_ptr<::qc::TextTokenizer> tok;
-      if (Status s = mlir::qc::openModelTokenizer(*module, modelPath,
-                                                  tokenizerPath,
-                                                  weights.config.vocabSize, tok);
+      if (Status s = mlir::qc::openModelTokenizer(
+              *module, modelPath, tokenizerPath, weights.config.vocabSize, tok);
           !s)
         return fail(s);
       std::vector<int> tokens;
-      if (Status s = mlir::qc::encodeCorpus(*tok, calibText, tokens); !s)
+      if (Status s =
+              mlir::qc::encodeCorpus(*tok, calibText, tokens, recipe.maxTokens);
+          !s)
         return fail(s);
       mlir::qc::CalibrationOptions copts;
       copts.windowLen = recipe.window;
@@ -307,15 +345,18 @@ int main(int argc, char **argv) {
       std::vector<std::string> warnings;
       copts.warnings = &warnings;
       ::qc::CalibrationTrace ct;
-      if (Status s = mlir::qc::collectTrace(*module, weights, tokens, copts, ct);
+      if (Status s =
+              mlir::qc::collectTrace(*module, weights, tokens, copts, ct);
           !s)
         return fail(s.withContext(calibText));
       for (const std::string &w : warnings)
         errs() << "quant-compile: warning: " << calibText << ": " << w << "\n";
       calibReport.set("text", json::Value::string(calibText));
-      calibReport.set("tokens", json::Value::integer(std::strtoll(
-                                    ct.settings["tokens"].c_str(), nullptr, 10)));
-      calibReport.set("sampled_sequences", json::Value::integer(ct.sampleSequences));
+      calibReport.set("tokens",
+                      json::Value::integer(std::strtoll(
+                          ct.settings["tokens"].c_str(), nullptr, 10)));
+      calibReport.set("sampled_sequences",
+                      json::Value::integer(ct.sampleSequences));
       calibReport.set("sample_length", json::Value::integer(ct.sampleLength));
       calibReport.set("fingerprint", json::Value::string(ct.fingerprint));
       json::Value warn = json::Value::array();
@@ -335,8 +376,8 @@ int main(int argc, char **argv) {
   // quant-opt, run on the temporary folder's files.
   std::string weightsOut = inOut("weights.safetensors");
   std::string pipeline = ::qc::recipePipeline(recipe, trace, weightsOut);
-  std::string pipelineRun = ::qc::recipePipeline(
-      recipe, traceWritten, inTemp("weights.safetensors"));
+  std::string pipelineRun =
+      ::qc::recipePipeline(recipe, traceWritten, inTemp("weights.safetensors"));
   outs() << "pipeline: " << pipeline << "\n";
   outs().flush();
   mlir::qc::registerAllQCPasses();
@@ -355,9 +396,8 @@ int main(int argc, char **argv) {
   mlir::PassManager pm(&ctx);
   // The pass manager is anchored on builtin.module already: parse the
   // pass inside the printed "builtin.module(...)".
-  StringRef inner = StringRef(pipelineRun)
-                        .drop_front(strlen("builtin.module("))
-                        .drop_back(1);
+  StringRef inner =
+      StringRef(pipelineRun).drop_front(strlen("builtin.module(")).drop_back(1);
   if (failed(mlir::parsePassPipeline(inner, pm, errs())))
     return fail(Status::error("internal error: bad pipeline " + pipeline));
   ProgressObserver observer(!noProgress, validation.layers);
@@ -433,7 +473,8 @@ int main(int argc, char **argv) {
     l.set("sym", json::Value::boolean(r.sym));
     l.set("loss", number(r.loss));
     l.set("damping", number(r.damping));
-    l.set("tokens", r.tokens >= 0 ? json::Value::integer(r.tokens) : json::Value());
+    l.set("tokens",
+          r.tokens >= 0 ? json::Value::integer(r.tokens) : json::Value());
     l.set("fallback", json::Value::boolean(r.fallback));
     l.set("note", json::Value::string(r.note));
     l.set("seconds", json::Value::number(r.seconds));
@@ -455,8 +496,8 @@ int main(int argc, char **argv) {
   report.set("outputs", outputs);
   json::WriteOptions wopts;
   wopts.pretty = true;
-  if (Status s = writeText(inTemp("report.json"),
-                          json::write(report, wopts) + "\n");
+  if (Status s =
+          writeText(inTemp("report.json"), json::write(report, wopts) + "\n");
       !s)
     return fail(s);
   if (Status s = folder.commit(); !s)

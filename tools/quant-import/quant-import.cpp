@@ -69,19 +69,22 @@ using namespace llvm;
 using ::qc::Status;
 
 static cl::OptionCategory category("quant-import options");
-static cl::opt<std::string> modelPath(cl::Positional, cl::Required,
-                                      cl::desc("<model: .bin | HF folder | .mlir>"),
-                                      cl::cat(category));
-static cl::opt<std::string> outputPath("o", cl::desc("Write the IR here (default stdout)"),
-                                       cl::value_desc("file"), cl::init("-"),
-                                       cl::cat(category));
-static cl::opt<std::string> exportHF("export-hf",
-                                     cl::desc("Write a Hugging Face checkpoint into this folder (default: none)"),
-                                     cl::value_desc("dir"), cl::cat(category));
-static cl::opt<std::string> exportGPTQ(
-    "export-gptq",
-    cl::desc("Write a quantized model as a GPTQ checkpoint into this folder (default: none)"),
+static cl::opt<std::string>
+    modelPath(cl::Positional, cl::Required,
+              cl::desc("<model: .bin | HF folder | .mlir>"), cl::cat(category));
+static cl::opt<std::string>
+    outputPath("o", cl::desc("Write the IR here (default stdout)"),
+               cl::value_desc("file"), cl::init("-"), cl::cat(category));
+static cl::opt<std::string> exportHF(
+    "export-hf",
+    cl::desc(
+        "Write a Hugging Face checkpoint into this folder (default: none)"),
     cl::value_desc("dir"), cl::cat(category));
+static cl::opt<std::string>
+    exportGPTQ("export-gptq",
+               cl::desc("Write a quantized model as a GPTQ checkpoint into "
+                        "this folder (default: none)"),
+               cl::value_desc("dir"), cl::cat(category));
 static cl::opt<std::string> gptqFormat(
     "gptq-format",
     cl::desc("checkpoint_format for --export-gptq: gptq (v1, zero points "
@@ -96,8 +99,9 @@ static cl::opt<std::string> exportGguf(
     cl::value_desc("file|dir"), cl::cat(category));
 static cl::opt<std::string> exportCT(
     "export-compressed-tensors",
-    cl::desc("Write a quantized model as a compressed-tensors pack-quantized "
-             "checkpoint (vLLM / llm-compressor) into this folder (default: none)"),
+    cl::desc(
+        "Write a quantized model as a compressed-tensors pack-quantized "
+        "checkpoint (vLLM / llm-compressor) into this folder (default: none)"),
     cl::value_desc("dir"), cl::cat(category));
 static cl::opt<std::string> ggufEmbedding(
     "gguf-embedding",
@@ -108,18 +112,22 @@ static cl::opt<std::string> tokenizerJson(
     cl::desc("tokenizer.json (byte-level BPE) for --export-gguf when the "
              "source carries no tokenizer (default: none)"),
     cl::value_desc("file"), cl::cat(category));
-static cl::opt<std::string> dtype("dtype", cl::desc("Stored dtype for --export-hf: f32, f16 or bf16 (default: f32)"),
-                                  cl::init("f32"), cl::cat(category));
-static cl::opt<uint64_t> maxShardBytes("max-shard-bytes",
-                                       cl::desc("Shard --export-hf / --export-gptq / --export-compressed-tensors output above this "
-                                                "many bytes per file (0 = one file) (default: 0)"),
-                                       cl::init(0), cl::cat(category));
+static cl::opt<std::string> dtype(
+    "dtype",
+    cl::desc("Stored dtype for --export-hf: f32, f16 or bf16 (default: f32)"),
+    cl::init("f32"), cl::cat(category));
+static cl::opt<uint64_t>
+    maxShardBytes("max-shard-bytes",
+                  cl::desc("Shard --export-hf / --export-gptq / "
+                           "--export-compressed-tensors output above this "
+                           "many bytes per file (0 = one file) (default: 0)"),
+                  cl::init(0), cl::cat(category));
 
-static cl::opt<bool> force(
-    "force",
-    cl::desc("Replace an existing --export-hf / --export-gptq / "
-             "--export-compressed-tensors folder whole (default: off)"),
-    cl::init(false), cl::cat(category));
+static cl::opt<bool>
+    force("force",
+          cl::desc("Replace an existing --export-hf / --export-gptq / "
+                   "--export-compressed-tensors folder whole (default: off)"),
+          cl::init(false), cl::cat(category));
 
 static cl::opt<bool> skipTokenizer(
     "skip-tokenizer",
@@ -180,6 +188,7 @@ static int fail(const Status &s) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  ::qc::ignoreFileSizeSignal();
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv,
                               "quant-import: model import into MLIR and "
@@ -191,13 +200,14 @@ int main(int argc, char **argv) {
   std::string folderOut = !exportHF.empty()     ? exportHF.getValue()
                           : !exportGPTQ.empty() ? exportGPTQ.getValue()
                                                 : exportCT.getValue();
-  std::string folderOption = !exportHF.empty()     ? "--export-hf"
-                             : !exportGPTQ.empty() ? "--export-gptq"
-                                                   : "--export-compressed-tensors";
+  std::string folderOption = !exportHF.empty() ? "--export-hf"
+                             : !exportGPTQ.empty()
+                                 ? "--export-gptq"
+                                 : "--export-compressed-tensors";
   std::vector<std::string> inputs = {modelPath, tokenizerJson};
   if (!folderOut.empty())
-    if (Status s = ::qc::checkOutputFolder(folderOut, force, inputs,
-                                           folderOption);
+    if (Status s =
+            ::qc::checkOutputFolder(folderOut, force, inputs, folderOption);
         !s)
       return fail(s);
   mlir::MLIRContext ctx;
@@ -211,8 +221,8 @@ int main(int argc, char **argv) {
           (*module)->getAttrOfType<mlir::StringAttr>("llm.weights_overlay"))
     inputs.push_back(overlay.str());
   if (!folderOut.empty())
-    if (Status s = ::qc::checkOutputFolder(folderOut, force, inputs,
-                                           folderOption);
+    if (Status s =
+            ::qc::checkOutputFolder(folderOut, force, inputs, folderOption);
         !s)
       return fail(s);
 
@@ -246,8 +256,8 @@ int main(int argc, char **argv) {
                                                   opts, &sum);
         !s) {
       if (s.message().find("cannot be stored in GPTQ v1") != std::string::npos)
-        return fail(Status::error(s.message() +
-                                  " (--gptq-format gptq_v2 stores it)"));
+        return fail(
+            Status::error(s.message() + " (--gptq-format gptq_v2 stores it)"));
       return fail(s);
     }
     outs() << "wrote GPTQ checkpoint " << exportGPTQ << " ("
@@ -277,8 +287,8 @@ int main(int argc, char **argv) {
       if (Status s = ::qc::checkInsideModelFolder(ref.path, path); !s)
         return fail(s);
     mlir::qc::CompressedTensorsExportSummary sum;
-    if (Status s = mlir::qc::exportCompressedTensors(*module, weights,
-                                                     exportCT, opts, &sum);
+    if (Status s = mlir::qc::exportCompressedTensors(*module, weights, exportCT,
+                                                     opts, &sum);
         !s)
       return fail(s);
     outs() << "wrote compressed-tensors checkpoint " << exportCT << " ("

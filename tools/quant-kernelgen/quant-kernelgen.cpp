@@ -33,9 +33,11 @@
 #include "WQ/IR/WQOps.h"
 #include "qc/Conversion/WQToGPU/WQToGPU.h"
 #include "qc/Import/LoadModel.h"
+#include "qc/Quantization/Algorithms/OptionRanges.h"
 #include "qc/InitAllDialects.h"
 #include "qc/Target/CUDA/CUDATarget.h"
 #include "qc/runtime/Artifact.h"
+#include "qc/runtime/OutputSafety.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -55,37 +57,49 @@ static cl::OptionCategory category("quant-kernelgen options");
 static cl::opt<std::string> modelPath(cl::Positional,
                                       cl::desc("[quantized model .mlir]"),
                                       cl::init(""), cl::cat(category));
-static cl::list<std::string> shapes("shape", cl::CommaSeparated,
-                                    cl::desc("Layers as NxK (N outputs, K inputs)"),
-                                    cl::value_desc("NxK,..."), cl::cat(category));
-static cl::opt<int64_t> bits("bits", cl::desc("Weight code width (default: 4)"), cl::init(4),
-                             cl::cat(category));
-static cl::opt<int64_t> groupSize("group-size",
-                                  cl::desc("Input channels per group (-1: per channel) (default: 128)"),
-                                  cl::init(128), cl::cat(category));
-static cl::opt<bool> asym("asym", cl::desc("Asymmetric (fp16 zeros tensor) (default: off)"),
-                          cl::cat(category));
+static cl::list<std::string>
+    shapes("shape", cl::CommaSeparated,
+           cl::desc("Layers as NxK (N outputs, K inputs)"),
+           cl::value_desc("NxK,..."), cl::cat(category));
+static cl::opt<int64_t> bits("bits", cl::desc("Weight code width (default: 4)"),
+                             cl::init(4), cl::cat(category));
+static cl::opt<int64_t> groupSize(
+    "group-size",
+    cl::desc("Input channels per group (-1: per channel) (default: 128)"),
+    cl::init(128), cl::cat(category));
+static cl::opt<bool>
+    asym("asym", cl::desc("Asymmetric (fp16 zeros tensor) (default: off)"),
+         cl::cat(category));
 static cl::list<std::string> targets("targets", cl::CommaSeparated,
                                      cl::desc("Chips to build cubins for"),
-                                     cl::value_desc("sm_80,sm_90a"), cl::cat(category));
-static cl::opt<std::string> tiles("tiles",
-                                  cl::desc("Variants (convert-wq-to-gpu tiles syntax); "
-                                           "default: splitk M<=8, mma tile-m 16/32/64"),
-                                  cl::init(""), cl::cat(category));
-static cl::opt<int64_t> numSMs("num-sms", cl::desc("SM count for default split-k"),
+                                     cl::value_desc("sm_80,sm_90a"),
+                                     cl::cat(category));
+static cl::opt<std::string>
+    tiles("tiles",
+          cl::desc("Variants (convert-wq-to-gpu tiles syntax); "
+                   "default: splitk M<=8, mma tile-m 16/32/64"),
+          cl::init(""), cl::cat(category));
+static cl::opt<int64_t> numSMs("num-sms",
+                               cl::desc("SM count for default split-k"),
                                cl::init(132), cl::cat(category));
-static cl::opt<std::string> outputPath("o", cl::desc("Write the artifact here (default: none)"),
-                                       cl::value_desc("file"), cl::cat(category));
-static cl::opt<bool> printIR("print-ir", cl::desc("Print the kernel IR (default: off)"),
+static cl::opt<std::string>
+    outputPath("o", cl::desc("Write the artifact here (default: none)"),
+               cl::value_desc("file"), cl::cat(category));
+static cl::opt<bool> printIR("print-ir",
+                             cl::desc("Print the kernel IR (default: off)"),
                              cl::cat(category));
-static cl::opt<bool> printPTX("print-ptx", cl::desc("Print the PTX of every target (default: off)"),
-                              cl::cat(category));
-static cl::opt<bool> ptxasReport("ptxas-report",
-                                 cl::desc("Print ptxas -v for every target (default: off)"),
-                                 cl::cat(category));
-static cl::opt<std::string> inspectPath("inspect",
-                                        cl::desc("Read an artifact back and list it (default: none)"),
-                                        cl::value_desc("file"), cl::cat(category));
+static cl::opt<bool>
+    printPTX("print-ptx",
+             cl::desc("Print the PTX of every target (default: off)"),
+             cl::cat(category));
+static cl::opt<bool>
+    ptxasReport("ptxas-report",
+                cl::desc("Print ptxas -v for every target (default: off)"),
+                cl::cat(category));
+static cl::opt<std::string>
+    inspectPath("inspect",
+                cl::desc("Read an artifact back and list it (default: none)"),
+                cl::value_desc("file"), cl::cat(category));
 static cl::opt<std::string> ptxImages(
     "ptx-images",
     cl::desc("PTX stored: 'first' (cubins + PTX of the first target, the "
@@ -93,15 +107,17 @@ static cl::opt<std::string> ptxImages(
              "of every target, no cubins: needs no CUDA toolkit; what the PTX "
              "emulator runs)"),
     cl::init("first"), cl::cat(category));
-static cl::opt<std::string> toolkit("toolkit",
-                                    cl::desc("CUDA toolkit root (default: found at configure time)"),
-                                    cl::init(""), cl::cat(category));
+static cl::opt<std::string>
+    toolkit("toolkit",
+            cl::desc("CUDA toolkit root (default: found at configure time)"),
+            cl::init(""), cl::cat(category));
 
 /// Printed after the options by --help.
 static cl::extrahelp examples(
     "EXAMPLES:\n"
     "  # Kernels for two layer shapes (N x K), 4-bit, group size 128:\n"
-    "  quant-kernelgen --shape 256x512,512x256 --targets sm_80,sm_90a -o k.qcart\n"
+    "  quant-kernelgen --shape 256x512,512x256 --targets sm_80,sm_90a -o "
+    "k.qcart\n"
     "  # A GPU artifact for a 4-bit gptq-layout model (symmetric or not):\n"
     "  quant-kernelgen model.q.mlir --targets sm_90a -o model.qcart\n"
     "  # List what an artifact holds:\n"
@@ -154,14 +170,13 @@ static int inspect(const std::string &path) {
       outs() << " workspace/row=" << v.workspaceBytesPerRow
              << (v.zeroWorkspace ? " zeroed" : "") << "\n";
       for (const ::qc::ArtifactLaunch &la : v.launches)
-        outs() << "    launch " << la.module << "::" << la.kernel << " block="
-               << la.block[0] << "x" << la.block[1] << "x" << la.block[2]
-               << " grid=" << la.gridX << "x"
+        outs() << "    launch " << la.module << "::" << la.kernel
+               << " block=" << la.block[0] << "x" << la.block[1] << "x"
+               << la.block[2] << " grid=" << la.gridX << "x"
                << (la.tileM >= mlir::qc::kOpenEndedM
                        ? std::string("1")
                        : "(M/" + std::to_string(la.tileM) + ")")
-               << "x" << la.gridZ << " params=" << join(la.params, ",")
-               << "\n";
+               << "x" << la.gridZ << " params=" << join(la.params, ",") << "\n";
     }
   }
   return 0;
@@ -233,7 +248,8 @@ static bool addModelLayers(MLIRContext &ctx, const std::string &path,
                   "scale-dtype=f16)");
     const ::qc::PackedTensor *qw = param(op.getQweight());
     const ::qc::PackedTensor *sc = param(op.getScales());
-    const ::qc::PackedTensor *zr = op.getZeros() ? param(op.getZeros()) : nullptr;
+    const ::qc::PackedTensor *zr =
+        op.getZeros() ? param(op.getZeros()) : nullptr;
     if (!qw || !sc || (op.getZeros() && !zr))
       return skip("its packed tensors are not in the model's overlay");
     mlir::qc::GPULayerConfig layer;
@@ -251,9 +267,9 @@ static bool addModelLayers(MLIRContext &ctx, const std::string &path,
                   " is not a multiple of 16");
     int64_t groups = mlir::qc::wq::getNumGroups(layer.k, layer.groupSize);
     std::vector<uint8_t> codes;
-    mlir::qc::unpackGPTQCodes4(layer.n, layer.k,
-                               reinterpret_cast<const int32_t *>(qw->bytes.data()),
-                               codes);
+    mlir::qc::unpackGPTQCodes4(
+        layer.n, layer.k, reinterpret_cast<const int32_t *>(qw->bytes.data()),
+        codes);
     std::vector<float> scales = halfsToFloats(sc->bytes), zeros;
     if (zr) {
       if (zr->dtype == ::qc::DType::F16)
@@ -264,10 +280,9 @@ static bool addModelLayers(MLIRContext &ctx, const std::string &path,
             reinterpret_cast<const int32_t *>(zr->bytes.data()), zeros);
     }
     ::qc::MMA16x64Tensors t;
-    if (Status s = ::qc::packMMA16x64(4, layer.n, layer.k, layer.groupSize,
-                                      layer.sym, codes.data(), scales.data(),
-                                      zeros.empty() ? nullptr : zeros.data(),
-                                      t);
+    if (Status s = ::qc::packMMA16x64(
+            4, layer.n, layer.k, layer.groupSize, layer.sym, codes.data(),
+            scales.data(), zeros.empty() ? nullptr : zeros.data(), t);
         !s) {
       fail(layerName + ": " + s.message());
       error = true;
@@ -322,6 +337,7 @@ static LogicalResult lower(ModuleOp module, StringRef chip, StringRef format,
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  ::qc::ignoreFileSizeSignal();
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv,
                               "quant-kernelgen: fused dequantize-GEMM kernels "
@@ -331,6 +347,16 @@ int main(int argc, char **argv) {
   if (shapes.empty() && modelPath.empty())
     return fail("give the layers with --shape NxK[,NxK...] or a quantized "
                 "model .mlir (or --inspect FILE)");
+  // The layer grid and the SM count against the one table of ranges
+  // (OptionRanges.h): --num-sms 0 would divide by zero in the split-k
+  // heuristic, --bits 2^32+4 would be narrowed to 4.
+  for (const auto &[name, value] :
+       {std::pair<const char *, int64_t>{"bits", bits},
+        {"group-size", groupSize},
+        {"num-sms", numSMs}})
+    if (::qc::Status s = ::qc::quant::checkIntOption("kernelgen", name, value);
+        !s)
+      return fail("--" + s.message());
   if (ptxImages != "first" && ptxImages != "all" && ptxImages != "only")
     return fail("--ptx-images must be first, all or only (got '" + ptxImages +
                 "')");
@@ -525,8 +551,7 @@ int main(int argc, char **argv) {
     return fail(s.message());
   outs() << "wrote " << outputPath << ": " << art.layers.size() << " layers, "
          << art.modules.size() << " modules, "
-         << (ptxImages == "only" ? "no cubins"
-                                 : "targets " + join(chips, ","))
+         << (ptxImages == "only" ? "no cubins" : "targets " + join(chips, ","))
          << " + " << ptxTarget << " PTX\n";
   return 0;
 }

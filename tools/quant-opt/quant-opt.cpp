@@ -25,7 +25,9 @@
 #include "qc/InitAllDialects.h"
 #include "qc/InitAllPasses.h"
 #include "qc/Quantization/Observer.h"
+#include "qc/Quantization/Algorithms/OptionRanges.h"
 #include "qc/runtime/OutputSafety.h"
+#include "qc/runtime/ThreadPool.h"
 #include "qc/runtime/Progress.h"
 
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
@@ -48,14 +50,22 @@ static llvm::cl::opt<bool> progressOff(
     llvm::cl::desc("Never report quantization progress (default: off)"),
     llvm::cl::init(false));
 
+static llvm::cl::opt<int>
+    threads("num-threads",
+            llvm::cl::desc("Worker threads of the quantization passes (0 = "
+                           "QC_THREADS when set, else all cores) (default: 0)"),
+            llvm::cl::init(0));
+
 /// Printed after the options by --help.
 static llvm::cl::extrahelp examples(
     "EXAMPLES:\n"
     "  # 4-bit RTN, group size 32 (the pass options and their defaults are\n"
     "  # listed above under --wq-rtn):\n"
-    "  quant-opt model.mlir -wq-rtn=\"bits=4 group-size=32 weights-out=q.safetensors\" -o model.q.mlir\n"
+    "  quant-opt model.mlir -wq-rtn=\"bits=4 group-size=32 "
+    "weights-out=q.safetensors\" -o model.q.mlir\n"
     "  # GPTQ from a quant-calibrate trace, with progress in a log:\n"
-    "  quant-opt model.mlir -wq-gptq=\"trace=trace.safetensors weights-out=q.safetensors\" --progress -o model.q.mlir 2> log\n"
+    "  quant-opt model.mlir -wq-gptq=\"trace=trace.safetensors "
+    "weights-out=q.safetensors\" --progress -o model.q.mlir 2> log\n"
     "  # Lower a model to the LLVM dialect (the CPU path):\n"
     "  quant-opt model.q.mlir --qc-lower-to-cpu -o model.ll.mlir\n");
 
@@ -119,6 +129,7 @@ bool checkOutputPath(const std::string &path) {
 } // namespace
 
 int main(int argc, char **argv) {
+  ::qc::ignoreFileSizeSignal();
   mlir::DialectRegistry registry;
   mlir::qc::registerAllQCDialects(registry);
   mlir::qc::registerAllQCPasses();
@@ -127,11 +138,19 @@ int main(int argc, char **argv) {
   auto [input, output] = mlir::registerAndParseCLIOptions(
       argc, argv, "qc optimizer: weight-only quantization compiler\n",
       registry);
+  if (::qc::Status s =
+          ::qc::quant::checkIntOption("compile", "num-threads", threads);
+      !s) {
+    llvm::errs() << "quant-opt: error: --" << s.message() << "\n";
+    return 1;
+  }
+  // One pool for every pass of the run (qc/runtime/ThreadPool.h).
+  ::qc::setThreadCount(threads);
   if (!checkOutputPath(output))
     return 1;
   ::qc::setStagingEnabled(true);
-  bool ok = mlir::succeeded(
-      mlir::MlirOptMain(argc, argv, input, output, registry));
+  bool ok =
+      mlir::succeeded(mlir::MlirOptMain(argc, argv, input, output, registry));
   if (!ok) {
     ::qc::discardStaged();
     return 1;

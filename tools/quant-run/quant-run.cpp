@@ -27,11 +27,14 @@
 #include "qc/Execution/Evaluate.h"
 #include "qc/Import/LoadModel.h"
 #include "qc/Import/ModelTokenizer.h"
+#include "qc/Quantization/Algorithms/OptionRanges.h"
 #include "qc/runtime/Json.h"
 #include "qc/runtime/Sampler.h"
 #include "qc/runtime/TextDataset.h"
 #include "qc/runtime/TextTokenizer.h"
+#include "qc/runtime/ThreadPool.h"
 #include "qc/runtime/Tokenizer.h"
+#include "qc/runtime/OutputSafety.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/STLExtras.h"
@@ -50,16 +53,19 @@ using namespace llvm;
 using ::qc::Status;
 
 static cl::OptionCategory category("quant-run options");
-static cl::opt<std::string> modelPath(
-    cl::Positional, cl::Required,
-    cl::desc("<model: .bin | .gguf | HF folder | .mlir>"), cl::cat(category));
+static cl::opt<std::string>
+    modelPath(cl::Positional, cl::Required,
+              cl::desc("<model: .bin | .gguf | HF folder | .mlir>"),
+              cl::cat(category));
 static cl::opt<std::string> tokenizerPath(
     "tokenizer",
     cl::desc("Tokenizer: tokenizer.json, GGUF, model folder or llama2.c "
              "tokenizer.bin (default: the model's own)"),
     cl::value_desc("path"), cl::cat(category));
-static cl::opt<std::string> pplText("ppl", cl::desc("Score perplexity on this text file (default: none)"),
-                                    cl::value_desc("file"), cl::cat(category));
+static cl::opt<std::string>
+    pplText("ppl",
+            cl::desc("Score perplexity on this text file (default: none)"),
+            cl::value_desc("file"), cl::cat(category));
 static cl::opt<int64_t> maxTokens(
     "max-tokens",
     cl::desc("Score only N tokens (after --skip-tokens; 0 = all) (default: 0)"),
@@ -76,31 +82,45 @@ static cl::opt<std::string> bosMode(
     cl::init(""), cl::cat(category));
 static cl::opt<int64_t> skipTokens(
     "skip-tokens",
-    cl::desc("Text protocol: tokens dropped before the first window (default: 0)"),
+    cl::desc(
+        "Text protocol: tokens dropped before the first window (default: 0)"),
     cl::init(0), cl::cat(category));
-static cl::opt<std::string> klReference(
-    "kl-reference",
-    cl::desc("Also report KL divergence to this model (e.g. the float one) (default: none)"),
-    cl::value_desc("model"), cl::cat(category));
-static cl::opt<int64_t> windowLen("window", cl::desc("Tokens per scored window, BOS excluded (default: 511)"),
-                                  cl::init(511), cl::cat(category));
-static cl::opt<int64_t> genCount("generate", cl::desc("Generate N tokens (default: 0)"),
+static cl::opt<std::string>
+    klReference("kl-reference",
+                cl::desc("Also report KL divergence to this model (e.g. the "
+                         "float one) (default: none)"),
+                cl::value_desc("model"), cl::cat(category));
+static cl::opt<int64_t>
+    windowLen("window",
+              cl::desc("Tokens per scored window, BOS excluded (default: 511)"),
+              cl::init(511), cl::cat(category));
+static cl::opt<int64_t> genCount("generate",
+                                 cl::desc("Generate N tokens (default: 0)"),
                                  cl::init(0), cl::cat(category));
-static cl::opt<std::string> prompt("prompt", cl::desc("Prompt text for generation (default: none)"),
-                                   cl::init(""), cl::cat(category));
-static cl::opt<float> temperature("temperature",
-                                  cl::desc("Sampling temperature (0 = greedy) (default: 0)"),
-                                  cl::init(0.0f), cl::cat(category));
-static cl::opt<float> topP("top-p", cl::desc("Nucleus sampling threshold (default: 0.9)"),
-                           cl::init(0.9f), cl::cat(category));
-static cl::opt<uint64_t> seed("seed", cl::desc("Sampling seed (default: 42)"), cl::init(42),
-                              cl::cat(category));
-static cl::opt<int> threads("num-threads", cl::desc("Worker threads (0 = all cores) (default: 0)"),
-                            cl::init(0), cl::cat(category));
-static cl::opt<std::string> jsonOut("json", cl::desc("Write the results as JSON here (default: none)"),
-                                    cl::value_desc("file"), cl::cat(category));
-static cl::opt<bool> printIds("print-ids", cl::desc("Also print generated token ids (default: off)"),
-                              cl::init(false), cl::cat(category));
+static cl::opt<std::string>
+    prompt("prompt", cl::desc("Prompt text for generation (default: none)"),
+           cl::init(""), cl::cat(category));
+static cl::opt<float>
+    temperature("temperature",
+                cl::desc("Sampling temperature (0 = greedy) (default: 0)"),
+                cl::init(0.0f), cl::cat(category));
+static cl::opt<float>
+    topP("top-p", cl::desc("Nucleus sampling threshold (default: 0.9)"),
+         cl::init(0.9f), cl::cat(category));
+static cl::opt<uint64_t> seed("seed", cl::desc("Sampling seed (default: 42)"),
+                              cl::init(42), cl::cat(category));
+static cl::opt<int>
+    threads("num-threads",
+            cl::desc("Worker threads of the process pool (0 = QC_THREADS "
+                     "when set, else all cores) (default: 0)"),
+            cl::init(0), cl::cat(category));
+static cl::opt<std::string>
+    jsonOut("json", cl::desc("Write the results as JSON here (default: none)"),
+            cl::value_desc("file"), cl::cat(category));
+static cl::opt<bool>
+    printIds("print-ids",
+             cl::desc("Also print generated token ids (default: off)"),
+             cl::init(false), cl::cat(category));
 static cl::opt<bool> ignoreEos(
     "ignore-eos",
     cl::desc("Keep generating after the end-of-sequence token (default: "
@@ -114,15 +134,19 @@ static cl::opt<bool> noKvCache(
              "tokens are the same) (default: off)"),
     cl::init(false), cl::cat(category));
 static cl::opt<std::string> dumpLowered(
-    "dump-lowered", cl::desc("Write the LLVM-dialect module the JIT compiles (default: none)"),
+    "dump-lowered",
+    cl::desc("Write the LLVM-dialect module the JIT compiles (default: none)"),
     cl::value_desc("file"), cl::cat(category));
-static cl::opt<unsigned> jitOptLevel("jit-opt-level",
-                                      cl::desc("LLVM optimization level of the JIT (0-3) (default: 2)"),
-                                      cl::init(2), cl::cat(category));
-static cl::opt<std::string> dumpObject(
-    "dump-object", cl::desc("Write the JIT-compiled object file (default: none)"),
-    cl::value_desc("file"), cl::cat(category));
-static cl::opt<bool> noProgress("no-progress", cl::desc("Do not show progress (default: off)"),
+static cl::opt<unsigned> jitOptLevel(
+    "jit-opt-level",
+    cl::desc("LLVM optimization level of the JIT (0-3) (default: 2)"),
+    cl::init(2), cl::cat(category));
+static cl::opt<std::string>
+    dumpObject("dump-object",
+               cl::desc("Write the JIT-compiled object file (default: none)"),
+               cl::value_desc("file"), cl::cat(category));
+static cl::opt<bool> noProgress("no-progress",
+                                cl::desc("Do not show progress (default: off)"),
                                 cl::init(false), cl::cat(category));
 
 /// Printed after the options by --help.
@@ -130,13 +154,15 @@ static cl::extrahelp examples(
     "EXAMPLES:\n"
     "  # Perplexity of a llama2.c model (its tokenizer.bin is needed):\n"
     "  quant-run stories260K.bin --tokenizer tok512.bin --ppl valid.txt\n"
-    "  # Perplexity under the text protocol, 512-token windows (GGUF brings its\n"
+    "  # Perplexity under the text protocol, 512-token windows (GGUF brings "
+    "its\n"
     "  # own tokenizer):\n"
     "  quant-run model.gguf --ppl wiki.test.raw --ctx 512\n"
     "  # Greedy continuation of a prompt, stopping at end-of-sequence:\n"
     "  quant-run model.q.mlir --generate 64 --prompt \"Once upon a time\"\n"
     "  # Sampling, reproducible with a seed, past end-of-sequence:\n"
-    "  quant-run model.gguf --generate 64 --temperature 0.8 --seed 7 --ignore-eos\n"
+    "  quant-run model.gguf --generate 64 --temperature 0.8 --seed 7 "
+    "--ignore-eos\n"
     "  # The same without the KV cache (every token recomputes the prefix):\n"
     "  quant-run model.gguf --generate 64 --no-kv-cache\n");
 
@@ -148,6 +174,7 @@ static int fail(const Status &s) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  ::qc::ignoreFileSizeSignal();
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv,
                               "quant-run: perplexity and text generation on "
@@ -158,10 +185,9 @@ int main(int argc, char **argv) {
   if (genCount < 0)
     return fail(Status::error("--generate must be a positive token count"));
   if (genCount == 0)
-    for (const cl::Option *o :
-         std::initializer_list<const cl::Option *>{&prompt, &temperature, &topP,
-                                                   &seed, &printIds, &ignoreEos,
-                                                   &noKvCache})
+    for (const cl::Option *o : std::initializer_list<const cl::Option *>{
+             &prompt, &temperature, &topP, &seed, &printIds, &ignoreEos,
+             &noKvCache})
       if (o->getNumOccurrences())
         return fail(Status::error("--" + o->ArgStr.str() +
                                   " needs --generate N (the number of tokens "
@@ -177,8 +203,24 @@ int main(int argc, char **argv) {
     return fail(Status::error(
         "nothing to do: give --ppl TEXT (score perplexity) and/or "
         "--generate N (generate N tokens, optionally after --prompt TEXT)"));
-  if (windowLen <= 0)
-    return fail(Status::error("--window must be positive"));
+  // Every numeric option against the one table of ranges (OptionRanges.h),
+  // before anything is loaded: --ctx 2^40 or --top-p 7 is an error naming
+  // the option, never a silently narrowed or meaningless value.
+  for (const auto &[name, value] :
+       {std::pair<const char *, int64_t>{"max-tokens", maxTokens},
+        {"ctx", ctxLen},
+        {"skip-tokens", skipTokens},
+        {"window", windowLen},
+        {"generate", genCount},
+        {"num-threads", threads},
+        {"jit-opt-level", jitOptLevel}})
+    if (Status s = ::qc::quant::checkIntOption("run", name, value); !s)
+      return fail(Status::error("--" + s.message()));
+  for (const auto &[name, value] :
+       {std::pair<const char *, double>{"temperature", temperature},
+        {"top-p", topP}})
+    if (Status s = ::qc::quant::checkRealOption("run", name, value); !s)
+      return fail(Status::error("--" + s.message()));
   if (!bosMode.empty() && bosMode != "each-window" && bosMode != "none")
     return fail(Status::error("--bos must be each-window or none, got '" +
                               bosMode + "'"));
@@ -192,9 +234,8 @@ int main(int argc, char **argv) {
   // The tokenizer before the (slow) compilation: a missing one fails fast.
   std::unique_ptr<::qc::TextTokenizer> tok;
   if (!pplText.empty() || genCount > 0)
-    if (Status s = mlir::qc::openModelTokenizer(*module, modelPath,
-                                                tokenizerPath,
-                                                weights.config.vocabSize, tok);
+    if (Status s = mlir::qc::openModelTokenizer(
+            *module, modelPath, tokenizerPath, weights.config.vocabSize, tok);
         !s)
       return fail(s);
   std::unique_ptr<mlir::qc::CpuExecutable> exe;
@@ -213,7 +254,8 @@ int main(int argc, char **argv) {
       !s)
     return fail(s.withContext(modelPath));
   double compileSeconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   const ::qc::ModelConfig &cfg = weights.config;
   outs() << "model: " << modelPath << " (" << cfg.modelType << ", dim "
          << cfg.dim << ", " << cfg.nLayers << " layers, vocab " << cfg.vocabSize
@@ -223,7 +265,8 @@ int main(int argc, char **argv) {
   // The context a window may use: max_position_embeddings, capped by a
   // sliding window qc does not implement (inside it attention is exact).
   auto contextError = [&](const std::string &what, int64_t need) {
-    std::string why = "max_position_embeddings " + std::to_string(cfg.maxSeqLen);
+    std::string why =
+        "max_position_embeddings " + std::to_string(cfg.maxSeqLen);
     if (cfg.slidingWindow > 0)
       why = "sliding_window " + std::to_string(cfg.slidingWindow) +
             " (sliding-window attention equals full attention only inside "
@@ -233,8 +276,9 @@ int main(int argc, char **argv) {
                          ")");
   };
 
-  int nThreads = threads > 0 ? threads.getValue()
-                             : std::max(1u, std::thread::hardware_concurrency());
+  // One pool for the whole run (ThreadPool.h), sized here.
+  ::qc::setThreadCount(threads);
+  int nThreads = static_cast<int>(::qc::threadCount());
   bool showProgress = !noProgress;
   ::qc::json::Value result = ::qc::json::Value::object();
   result.set("model", ::qc::json::Value::string(modelPath.getValue()));
@@ -259,9 +303,10 @@ int main(int argc, char **argv) {
                                    : static_cast<int64_t>(tokens.size());
       protocol = "stories: paragraphs encoded separately, joined by two "
                  "newline tokens; windows of " +
-                 std::to_string(windowLen) + " tokens each prefixed with BOS; "
-                 "tokens [0, " + std::to_string(used) + ") of " +
-                 std::to_string(tokens.size());
+                 std::to_string(windowLen) +
+                 " tokens each prefixed with BOS; "
+                 "tokens [0, " +
+                 std::to_string(used) + ") of " + std::to_string(tokens.size());
       protocolJson.set("name", Value::string("stories"));
       protocolJson.set("window", Value::integer(windowLen));
       protocolJson.set("bos", Value::string("each-window"));
@@ -272,8 +317,8 @@ int main(int argc, char **argv) {
                          : std::min<int64_t>(1024, cfg.maxSeqLen);
       if (p.ctx > cfg.maxSeqLen)
         return fail(contextError("--ctx " + std::to_string(p.ctx), p.ctx));
-      p.bosEachWindow = bosMode.empty() ? tok->addsBos()
-                                        : bosMode == "each-window";
+      p.bosEachWindow =
+          bosMode.empty() ? tok->addsBos() : bosMode == "each-window";
       p.bosId = tok->bosId();
       p.skipTokens = skipTokens;
       p.maxTokens = maxTokens;
@@ -285,12 +330,12 @@ int main(int argc, char **argv) {
       int64_t scored = 0;
       if (Status s = ::qc::makeContextWindows(tokens, p, windows, scored); !s)
         return fail(s.withContext(pplText));
-      protocol = ::qc::describeContextWindows(
-          p, static_cast<int64_t>(tokens.size()));
+      protocol =
+          ::qc::describeContextWindows(p, static_cast<int64_t>(tokens.size()));
       protocolJson.set("name", Value::string("text"));
       protocolJson.set("ctx", Value::integer(p.ctx));
-      protocolJson.set("bos", Value::string(p.bosEachWindow ? "each-window"
-                                                            : "none"));
+      protocolJson.set("bos",
+                       Value::string(p.bosEachWindow ? "each-window" : "none"));
       protocolJson.set("skip_tokens", Value::integer(p.skipTokens));
       protocolJson.set("max_tokens", Value::integer(p.maxTokens));
     }
@@ -303,8 +348,8 @@ int main(int argc, char **argv) {
     ::qc::ModelWeights refWeights;
     std::unique_ptr<mlir::qc::CpuExecutable> refExe;
     if (!klReference.empty()) {
-      if (Status s = mlir::qc::openModel(refCtx, klReference, refModule,
-                                         refWeights);
+      if (Status s =
+              mlir::qc::openModel(refCtx, klReference, refModule, refWeights);
           !s)
         return fail(s);
       mlir::qc::CpuCompileOptions refOptions;
@@ -315,8 +360,8 @@ int main(int argc, char **argv) {
         return fail(s.withContext(klReference));
     }
     mlir::qc::PerplexityResult ppl;
-    if (Status s = mlir::qc::evaluatePerplexity(*exe, windows, nThreads,
-                                                showProgress, ppl, refExe.get());
+    if (Status s = mlir::qc::evaluatePerplexity(
+            *exe, windows, nThreads, showProgress, ppl, refExe.get());
         !s)
       return fail(s);
     outs() << "perplexity: " << format("%.4f", ppl.perplexity) << " (nll "
@@ -395,11 +440,12 @@ int main(int argc, char **argv) {
       return fail(s);
     std::string text = tok->decode(ids, /*skipSpecial=*/true);
     outs() << "generated (" << (ids.size() - promptLen) << " tokens, "
-           << (temperature == 0.0f ? std::string("greedy")
-                                   : formatv("temperature {0}, top-p {1}, seed {2}",
-                                             temperature.getValue(),
-                                             topP.getValue(), seed.getValue())
-                                         .str())
+           << (temperature == 0.0f
+                   ? std::string("greedy")
+                   : formatv("temperature {0}, top-p {1}, seed {2}",
+                             temperature.getValue(), topP.getValue(),
+                             seed.getValue())
+                         .str())
            << "):\n"
            << text << "\n";
     std::string stopReason = "requested count";

@@ -31,8 +31,8 @@ static bool dimsCompatible(int64_t a, int64_t b) {
 static LogicalResult checkRank(Operation *op, RankedTensorType type,
                                int64_t rank, StringRef what) {
   if (type.getRank() != rank)
-    return op->emitOpError() << what << " must be rank " << rank << ", got "
-                             << type;
+    return op->emitOpError()
+           << what << " must be rank " << rank << ", got " << type;
   return success();
 }
 
@@ -41,10 +41,10 @@ static LogicalResult checkDim(Operation *op, RankedTensorType a, int64_t ia,
                               StringRef aName, RankedTensorType b, int64_t ib,
                               StringRef bName) {
   if (!dimsCompatible(a.getDimSize(ia), b.getDimSize(ib)))
-    return op->emitOpError() << aName << " dimension " << ia << " ("
-                             << a.getDimSize(ia) << ") does not match " << bName
-                             << " dimension " << ib << " (" << b.getDimSize(ib)
-                             << ")";
+    return op->emitOpError()
+           << aName << " dimension " << ia << " (" << a.getDimSize(ia)
+           << ") does not match " << bName << " dimension " << ib << " ("
+           << b.getDimSize(ib) << ")";
   return success();
 }
 
@@ -66,8 +66,8 @@ static LogicalResult checkFeatureDim(Operation *op, RankedTensorType type,
                                      StringRef what) {
   int64_t size = type.getDimSize(i);
   if (!ShapedType::isDynamic(size) && size != expected)
-    return op->emitOpError() << what << " must have " << expected
-                             << " features, got " << size;
+    return op->emitOpError()
+           << what << " must have " << expected << " features, got " << size;
   return success();
 }
 
@@ -196,15 +196,13 @@ static LogicalResult checkCache(Operation *op, RankedTensorType cache,
            << layer << " is out of range for a " << what << " of "
            << cache.getDimSize(0) << " layers";
   if (!dimsCompatible(cache.getDimSize(1), kvHeads))
-    return op->emitOpError() << what << " dimension 1 ("
-                             << cache.getDimSize(1)
-                             << ") must be the number of key/value heads ("
-                             << kvHeads << ")";
+    return op->emitOpError()
+           << what << " dimension 1 (" << cache.getDimSize(1)
+           << ") must be the number of key/value heads (" << kvHeads << ")";
   if (!dimsCompatible(cache.getDimSize(3), headDim))
-    return op->emitOpError() << what << " dimension 3 ("
-                             << cache.getDimSize(3)
-                             << ") must be the head dimension (" << headDim
-                             << ")";
+    return op->emitOpError()
+           << what << " dimension 3 (" << cache.getDimSize(3)
+           << ") must be the head dimension (" << headDim << ")";
   return success();
 }
 
@@ -244,8 +242,8 @@ LogicalResult KVCacheAttentionOp::verify() {
     return emitOpError("num_heads (")
            << heads << ") must be a multiple of num_kv_heads (" << kvHeads
            << ")";
-  if (failed(checkCache(*this, kc, "key cache", getLayer(), kvHeads,
-                        headDim)) ||
+  if (failed(
+          checkCache(*this, kc, "key cache", getLayer(), kvHeads, headDim)) ||
       failed(checkFeatureDim(*this, q, 1, heads * headDim, "q")) ||
       failed(checkFeatureDim(*this, result, 1, heads * headDim, "result")) ||
       failed(checkDim(*this, result, 0, "result", q, 0, "q")))

@@ -73,8 +73,7 @@ SmallVector<int64_t, 2> mlir::qc::wq::getScalesShape(Layout layout,
 }
 
 SmallVector<int64_t, 2> mlir::qc::wq::getZerosShape(Layout layout,
-                                                    Type zeroType,
-                                                    int64_t bits,
+                                                    Type zeroType, int64_t bits,
                                                     int64_t numGroups,
                                                     int64_t outFeatures) {
   if (layout == Layout::gptq && isa<IntegerType>(zeroType))
@@ -120,8 +119,7 @@ struct PackedWeights {
   RankedTensorType zeros, gIdx; // null when absent
 };
 
-template <typename OpT>
-static PackedWeights getPackedWeights(OpT op) {
+template <typename OpT> static PackedWeights getPackedWeights(OpT op) {
   PackedWeights p;
   p.bits = op.getBits();
   p.groupSize = op.getGroupSize();
@@ -222,9 +220,9 @@ static LogicalResult verifyPackedWeights(Operation *op,
   SmallVector<int64_t, 2> qwShape = getQWeightShape(p.layout, p.bits, k, n);
   if (p.qweight.getShape() != ArrayRef<int64_t>(qwShape))
     return op->emitOpError("expected qweight of shape ")
-           << formatShape(qwShape) << " for bits = " << p.bits
-           << ", K = " << k << ", N = " << n << " in layout " << layoutName
-           << ", got " << p.qweight;
+           << formatShape(qwShape) << " for bits = " << p.bits << ", K = " << k
+           << ", N = " << n << " in layout " << layoutName << ", got "
+           << p.qweight;
   if (!p.qweight.getElementType().isInteger(32))
     return op->emitOpError("expected qweight of element type i32 in layout ")
            << layoutName << ", got " << p.qweight.getElementType();
@@ -236,8 +234,8 @@ static LogicalResult verifyPackedWeights(Operation *op,
            << formatShape(sShape) << " (groups = " << p.numGroups
            << " for K = " << k << ", group_size = " << p.groupSize
            << "; N = " << n
-           << (p.layout == Layout::mma16x64 ? " padded to 16" : "")
-           << "), got " << p.scales;
+           << (p.layout == Layout::mma16x64 ? " padded to 16" : "") << "), got "
+           << p.scales;
   if (p.scales.getElementType() != p.scaleDtype)
     return op->emitOpError("scales element type ")
            << p.scales.getElementType() << " does not match scale_dtype "
@@ -246,8 +244,7 @@ static LogicalResult verifyPackedWeights(Operation *op,
   // zeros.
   if (p.zeros) {
     Type zt = *p.zeroDtype;
-    if (p.layout == Layout::gptq && isa<IntegerType>(zt) &&
-        !zt.isInteger(32))
+    if (p.layout == Layout::gptq && isa<IntegerType>(zt) && !zt.isInteger(32))
       return op->emitOpError("layout gptq packs integer zeros into i32 "
                              "words: zero_dtype must be i32 or a float "
                              "type, got ")
@@ -262,8 +259,7 @@ static LogicalResult verifyPackedWeights(Operation *op,
              << p.zeros;
     if (p.zeros.getElementType() != zt)
       return op->emitOpError("zeros element type ")
-             << p.zeros.getElementType() << " does not match zero_dtype "
-             << zt;
+             << p.zeros.getElementType() << " does not match zero_dtype " << zt;
   }
 
   // g_idx (act-order): the group of each input channel.
@@ -292,8 +288,8 @@ LogicalResult LinearOp::verify() {
     return emitOpError("x must be rank 2 ([T, K]), got ") << x;
   if (!dimsCompatible(x.getDimSize(1), k))
     return emitOpError("x has ")
-           << x.getDimSize(1) << " input features, expected in_features = "
-           << k;
+           << x.getDimSize(1)
+           << " input features, expected in_features = " << k;
   if (result.getRank() != 2)
     return emitOpError("result must be rank 2 ([T, N]), got ") << result;
   if (result.getElementType() != x.getElementType())
@@ -311,8 +307,7 @@ LogicalResult LinearOp::verify() {
   if (Value bias = getBias()) {
     auto b = cast<RankedTensorType>(bias.getType());
     if (b.getShape() != ArrayRef<int64_t>{n})
-      return emitOpError("expected bias of shape [")
-             << n << "] (N), got " << b;
+      return emitOpError("expected bias of shape [") << n << "] (N), got " << b;
     if (b.getElementType() != x.getElementType())
       return emitOpError("bias element type ")
              << b.getElementType() << " must match the element type of x ("

@@ -21,7 +21,7 @@ struct PerplexityResult {
   double perplexity = 0.0; ///< exp(nll)
   int64_t tokens = 0;      ///< scored predictions
   int64_t windows = 0;
-  double seconds = 0.0;    ///< wall time of the scoring
+  double seconds = 0.0; ///< wall time of the scoring
   /// Mean per-token KL(reference || model) in nats, when a reference model
   /// was given (the float model, for a quantized one); else 0.
   double klDivergence = 0.0;
@@ -30,8 +30,9 @@ struct PerplexityResult {
 };
 
 /// Scores `windows` (each BOS + tokens; every position predicts the next)
-/// with `threads` worker threads. Per-window sums are combined in window
-/// order, so the result does not depend on the thread count.
+/// on `threads` workers of the process pool (0: its size, ThreadPool.h).
+/// Per-window sums are combined in window order, so the result does not
+/// depend on the thread count.
 ::qc::Status evaluatePerplexity(const CpuExecutable &model,
                                 const std::vector<std::vector<int>> &windows,
                                 int threads, bool progress,

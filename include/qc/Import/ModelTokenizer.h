@@ -1,4 +1,5 @@
-//===- ModelTokenizer.h - The tokenizer that goes with a model ---*- C++ -*-===//
+//===- ModelTokenizer.h - The tokenizer that goes with a model ---*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -40,10 +41,14 @@ namespace mlir::qc {
 /// llama2.c tokenizer under the stories260K protocol (paragraphs encoded
 /// separately, joined by two newline tokens), for every other tokenizer as
 /// one string without special tokens, as transformers and llama.cpp
-/// tokenize a corpus. Errors name the file.
+/// tokenize a corpus. Errors name the file. With `maxTokens` > 0 only the
+/// first `maxTokens` tokens are produced, from a prefix of the file just
+/// long enough to yield them (a huge text costs no more than a small one),
+/// and they equal the first `maxTokens` tokens of the whole file's
+/// encoding.
 ::qc::Status encodeCorpus(const ::qc::TextTokenizer &tok,
-                          const std::string &textPath,
-                          std::vector<int> &tokens);
+                          const std::string &textPath, std::vector<int> &tokens,
+                          int64_t maxTokens = 0);
 
 } // namespace mlir::qc
 

@@ -150,10 +150,11 @@ struct CompressedTensorsExportSummary {
 /// float linears and lm_head. 4- and 8-bit integer grids with fp16-exact
 /// scales only; group sizes must divide K. Written atomically like the
 /// GPTQ export.
-::qc::Status exportCompressedTensors(
-    ModuleOp module, const ::qc::ModelWeights &weights, const std::string &dir,
-    const CompressedTensorsExportOptions &options,
-    CompressedTensorsExportSummary *summary = nullptr);
+::qc::Status
+exportCompressedTensors(ModuleOp module, const ::qc::ModelWeights &weights,
+                        const std::string &dir,
+                        const CompressedTensorsExportOptions &options,
+                        CompressedTensorsExportSummary *summary = nullptr);
 
 //===----------------------------------------------------------------------===//
 // Import

@@ -1,4 +1,5 @@
-//===- LayerOverrides.h - Per-layer configuration overrides ------*- C++ -*-===//
+//===- LayerOverrides.h - Per-layer configuration overrides ------*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -83,10 +83,9 @@ struct LLMDeriveDecodePass
         fwd.getNumArguments() == 1
             ? dyn_cast<RankedTensorType>(fwd.getArgumentTypes()[0])
             : RankedTensorType();
-    auto logitsType =
-        fwd.getNumResults() >= 1
-            ? dyn_cast<RankedTensorType>(fwd.getResultTypes()[0])
-            : RankedTensorType();
+    auto logitsType = fwd.getNumResults() >= 1
+                          ? dyn_cast<RankedTensorType>(fwd.getResultTypes()[0])
+                          : RankedTensorType();
     if (!tokensType || tokensType.getRank() != 1 ||
         !tokensType.getElementType().isInteger(32) || !logitsType ||
         logitsType.getRank() != 2 || logitsType.isDynamicDim(1))
@@ -129,17 +128,16 @@ struct LLMDeriveDecodePass
     Type elt = layers[0].getType().getElementType();
     auto cacheType = RankedTensorType::get(
         {static_cast<int64_t>(layers.size()),
-         static_cast<int64_t>(layers[0].getNumKvHeads()),
-         ShapedType::kDynamic, static_cast<int64_t>(layers[0].getHeadDim())},
+         static_cast<int64_t>(layers[0].getNumKvHeads()), ShapedType::kDynamic,
+         static_cast<int64_t>(layers[0].getHeadDim())},
         elt);
-    auto lastLogitsType =
-        RankedTensorType::get({1, logitsType.getDimSize(1)},
-                              logitsType.getElementType());
+    auto lastLogitsType = RankedTensorType::get({1, logitsType.getDimSize(1)},
+                                                logitsType.getElementType());
     OpBuilder b(ctx);
     b.setInsertionPointAfter(fwd);
-    auto fnType = b.getFunctionType(
-        {tokensType, b.getIndexType(), cacheType, cacheType},
-        {lastLogitsType, cacheType, cacheType});
+    auto fnType =
+        b.getFunctionType({tokensType, b.getIndexType(), cacheType, cacheType},
+                          {lastLogitsType, cacheType, cacheType});
     auto decode = func::FuncOp::create(b, fwd.getLoc(), decodeEntry, fnType);
     decode.setArgAttr(2, "llm.tied_result", b.getI64IntegerAttr(1));
     decode.setArgAttr(3, "llm.tied_result", b.getI64IntegerAttr(2));
@@ -165,8 +163,8 @@ struct LLMDeriveDecodePass
         auto layerAttr = b.getI64IntegerAttr(layer++);
         keyCache = llm::KVCacheWriteOp::create(b, loc, cacheType, keyCache, k,
                                                pos, layerAttr);
-        valueCache = llm::KVCacheWriteOp::create(b, loc, cacheType,
-                                                 valueCache, v, pos, layerAttr);
+        valueCache = llm::KVCacheWriteOp::create(b, loc, cacheType, valueCache,
+                                                 v, pos, layerAttr);
         Value out = llm::KVCacheAttentionOp::create(
             b, loc, att.getType(), q, keyCache, valueCache, pos, layerAttr,
             att.getNumHeadsAttr(), att.getNumKvHeadsAttr(),
@@ -188,8 +186,8 @@ struct LLMDeriveDecodePass
       Value one = arith::ConstantIndexOp::create(b, loc, 1);
       Value last = arith::SubIOp::create(b, loc, rows, one);
       return tensor::ExtractSliceOp::create(
-          b, loc, RankedTensorType::get({1, type.getDimSize(1)},
-                                        type.getElementType()),
+          b, loc,
+          RankedTensorType::get({1, type.getDimSize(1)}, type.getElementType()),
           x, ArrayRef<OpFoldResult>{last, b.getIndexAttr(0)},
           ArrayRef<OpFoldResult>{b.getIndexAttr(1),
                                  b.getIndexAttr(type.getDimSize(1))},

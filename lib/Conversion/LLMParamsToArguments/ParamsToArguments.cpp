@@ -26,8 +26,8 @@
 //     %t = bufferization.to_tensor %tok restrict ...
 //     %w = bufferization.to_tensor %p0 restrict ...
 //     ...
-//     bufferization.materialize_in_destination %logits in restrict writable %out
-//     return
+//     bufferization.materialize_in_destination %logits in restrict writable
+//     %out return
 //   }
 //
 //===----------------------------------------------------------------------===//
@@ -83,8 +83,7 @@ struct LLMParamsToArgumentsPass
                << t;
     for (Type t : func.getResultTypes())
       if (!isa<RankedTensorType>(t))
-        return func.emitError("expected only ranked tensor results, got ")
-               << t;
+        return func.emitError("expected only ranked tensor results, got ") << t;
     // Arguments updated in place (KV caches): result index -> argument.
     llvm::DenseMap<unsigned, unsigned> tiedArg;
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
@@ -121,8 +120,8 @@ struct LLMParamsToArgumentsPass
       BlockArgument old = func.getArgument(i);
       unsigned idx = func.getNumArguments();
       if (!isa<RankedTensorType>(old.getType())) {
-        if (failed(func.insertArgument(idx, old.getType(), DictionaryAttr(),
-                                       loc)))
+        if (failed(
+                func.insertArgument(idx, old.getType(), DictionaryAttr(), loc)))
           return failure();
         old.replaceAllUsesWith(func.getArgument(idx));
         continue;

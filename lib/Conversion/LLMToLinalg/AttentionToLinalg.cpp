@@ -58,11 +58,10 @@ constexpr int64_t kQueryChunk = 64;
 Value splitHeads(OpBuilder &b, Location loc, Value v, int64_t heads,
                  int64_t headDim) {
   auto type = cast<RankedTensorType>(v.getType());
-  auto resultType = RankedTensorType::get(
-      {type.getDimSize(0), heads, headDim}, type.getElementType());
-  SmallVector<OpFoldResult> shape = {dimSize(b, loc, v, 0),
-                                     b.getIndexAttr(heads),
-                                     b.getIndexAttr(headDim)};
+  auto resultType = RankedTensorType::get({type.getDimSize(0), heads, headDim},
+                                          type.getElementType());
+  SmallVector<OpFoldResult> shape = {
+      dimSize(b, loc, v, 0), b.getIndexAttr(heads), b.getIndexAttr(headDim)};
   return tensor::ExpandShapeOp::create(
       b, loc, resultType, v, ArrayRef<ReassociationIndices>{{0}, {1, 2}},
       shape);
@@ -72,11 +71,11 @@ Value splitHeads(OpBuilder &b, Location loc, Value v, int64_t heads,
 /// dimension, which every attention loop nest iterates innermost.
 Value keysLast(OpBuilder &b, Location loc, Value v3) {
   auto type = cast<RankedTensorType>(v3.getType());
-  Value empty = emptyTensor(
-      b, loc,
-      {b.getIndexAttr(type.getDimSize(1)), b.getIndexAttr(type.getDimSize(2)),
-       dimSize(b, loc, v3, 0)},
-      type.getElementType());
+  Value empty =
+      emptyTensor(b, loc,
+                  {b.getIndexAttr(type.getDimSize(1)),
+                   b.getIndexAttr(type.getDimSize(2)), dimSize(b, loc, v3, 0)},
+                  type.getElementType());
   return linalg::TransposeOp::create(b, loc, v3, empty,
                                      ArrayRef<int64_t>{1, 2, 0})
       .getResult()[0];
@@ -94,8 +93,9 @@ struct AttentionShape {
 /// Attention output [rows, H, hd] of query rows [row0, row0 + rows) of `qT`
 /// against the keys and values [0, keys) that `sliceKeysValues` returns
 /// (called once, after the query slice). `qT` is [heads, hd, T]; the keys
-/// are [KV, hd, keys], or [KV, keys, hd] when `positionMajorKeys`. Row i of the chunk is at
-/// absolute position `firstPos + i` and sees keys j <= firstPos + i.
+/// are [KV, hd, keys], or [KV, keys, hd] when `positionMajorKeys`. Row i of the
+/// chunk is at absolute position `firstPos + i` and sees keys j <= firstPos +
+/// i.
 ///
 /// Every intermediate keeps the query row `i` as its last, contiguous
 /// dimension and every generic iterates `i` innermost, so each inner loop
@@ -126,10 +126,9 @@ Value buildChunk(
   // S[h,j,i] = sum_d k[h/g,(d,j)] * qT[h,d,i]; loops (h, j, d, i).
   AffineExpr h, j, d, i;
   bindDims(ctx, h, j, d, i);
-  AffineMap keyMap =
-      shape.positionMajorKeys
-          ? AffineMap::get(4, 0, {h.floorDiv(group), j, d}, ctx)
-          : AffineMap::get(4, 0, {h.floorDiv(group), d, j}, ctx);
+  AffineMap keyMap = shape.positionMajorKeys
+                         ? AffineMap::get(4, 0, {h.floorDiv(group), j, d}, ctx)
+                         : AffineMap::get(4, 0, {h.floorDiv(group), d, j}, ctx);
   Value sInit = filledTensor(b, loc, {hAttr, keys, rows}, 0.0f);
   Value dots =
       linalg::GenericOp::create(
@@ -187,20 +186,19 @@ Value buildChunk(
 
   // P[h,j,i] = exp(masked score - M); exp(-inf) is exactly 0.
   Value pEmpty = emptyTensor(b, loc, {hAttr, keys, rows}, b.getF32Type());
-  Value probs =
-      linalg::GenericOp::create(
-          b, loc, pEmpty.getType(), ValueRange{dots, rowMax},
-          ValueRange{pEmpty}, ArrayRef<AffineMap>{id3, rowMap, id3},
-          ArrayRef<utils::IteratorType>{kPar, kPar, kPar},
-          [&](OpBuilder &nb, Location l, ValueRange args) {
-            Value s = maskedScore(nb, l, args[0]);
-            linalg::YieldOp::create(
-                nb, l,
-                math::ExpOp::create(nb, l,
-                                    arith::SubFOp::create(nb, l, s, args[1]))
-                    .getResult());
-          })
-          .getResult(0);
+  Value probs = linalg::GenericOp::create(
+                    b, loc, pEmpty.getType(), ValueRange{dots, rowMax},
+                    ValueRange{pEmpty}, ArrayRef<AffineMap>{id3, rowMap, id3},
+                    ArrayRef<utils::IteratorType>{kPar, kPar, kPar},
+                    [&](OpBuilder &nb, Location l, ValueRange args) {
+                      Value s = maskedScore(nb, l, args[0]);
+                      linalg::YieldOp::create(
+                          nb, l,
+                          math::ExpOp::create(
+                              nb, l, arith::SubFOp::create(nb, l, s, args[1]))
+                              .getResult());
+                    })
+                    .getResult(0);
 
   // L[h,i] = sum_j P[h,j,i].
   Value lInit = filledTensor(b, loc, {hAttr, rows}, 0.0f);
@@ -227,8 +225,7 @@ Value buildChunk(
   Value weighted =
       linalg::GenericOp::create(
           b, loc, oInit.getType(), ValueRange{vs, probs}, ValueRange{oInit},
-          ArrayRef<AffineMap>{valueMap,
-                              AffineMap::get(4, 0, {oh, oj, oi}, ctx),
+          ArrayRef<AffineMap>{valueMap, AffineMap::get(4, 0, {oh, oj, oi}, ctx),
                               AffineMap::get(4, 0, {oh, od, oi}, ctx)},
           ArrayRef<utils::IteratorType>{kPar, kPar, kRed, kPar},
           [](OpBuilder &nb, Location l, ValueRange args) {
@@ -276,12 +273,12 @@ Value chunkedRows(PatternRewriter &rewriter, Location loc, Value q,
         auto type3 = cast<RankedTensorType>(iterArgs[0].getType());
         SmallVector<OpFoldResult> offsets = {row0, b.getIndexAttr(0),
                                              b.getIndexAttr(0)};
-        SmallVector<OpFoldResult> sizes = {
-            rows, b.getIndexAttr(type3.getDimSize(1)),
-            b.getIndexAttr(type3.getDimSize(2))};
+        SmallVector<OpFoldResult> sizes = {rows,
+                                           b.getIndexAttr(type3.getDimSize(1)),
+                                           b.getIndexAttr(type3.getDimSize(2))};
         SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
-        Value updated = tensor::InsertSliceOp::create(
-            b, l, chunk, iterArgs[0], offsets, sizes, strides);
+        Value updated = tensor::InsertSliceOp::create(b, l, chunk, iterArgs[0],
+                                                      offsets, sizes, strides);
         scf::YieldOp::create(b, l, updated);
       });
   return tensor::CollapseShapeOp::create(
@@ -407,10 +404,10 @@ struct KVCacheWriteLowering : OpRewritePattern<llm::KVCacheWriteOp> {
             headDim = cacheType.getDimSize(3);
     Value rows3 = splitHeads(rewriter, loc, op.getRows(), kvHeads, headDim);
     OpFoldResult t = dimSize(rewriter, loc, op.getRows(), 0);
-    Value empty = emptyTensor(rewriter, loc,
-                              {rewriter.getIndexAttr(kvHeads), t,
-                               rewriter.getIndexAttr(headDim)},
-                              rewriter.getF32Type());
+    Value empty = emptyTensor(
+        rewriter, loc,
+        {rewriter.getIndexAttr(kvHeads), t, rewriter.getIndexAttr(headDim)},
+        rewriter.getF32Type());
     Value headMajor = linalg::TransposeOp::create(rewriter, loc, rows3, empty,
                                                   ArrayRef<int64_t>{1, 0, 2})
                           .getResult()[0];
@@ -430,7 +427,9 @@ struct KVCacheWriteLowering : OpRewritePattern<llm::KVCacheWriteOp> {
 
 } // namespace
 
-void mlir::qc::populateLLMAttentionToLinalgPatterns(RewritePatternSet &patterns) {
-  patterns.add<AttentionLowering, KVCacheAttentionLowering,
-               KVCacheWriteLowering>(patterns.getContext());
+void mlir::qc::populateLLMAttentionToLinalgPatterns(
+    RewritePatternSet &patterns) {
+  patterns
+      .add<AttentionLowering, KVCacheAttentionLowering, KVCacheWriteLowering>(
+          patterns.getContext());
 }

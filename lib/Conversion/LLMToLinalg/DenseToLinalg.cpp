@@ -50,11 +50,10 @@ struct EmbeddingLowering : OpRewritePattern<llm::EmbeddingOp> {
     Location loc = op.getLoc();
     MLIRContext *ctx = rewriter.getContext();
     Value table = op.getTable(), tokens = op.getTokens();
-    Value empty =
-        emptyTensor(rewriter, loc,
-                    {dimSize(rewriter, loc, tokens, 0),
-                     dimSize(rewriter, loc, table, 1)},
-                    rewriter.getF32Type());
+    Value empty = emptyTensor(
+        rewriter, loc,
+        {dimSize(rewriter, loc, tokens, 0), dimSize(rewriter, loc, table, 1)},
+        rewriter.getF32Type());
     AffineExpr t, d;
     bindDims(ctx, t, d);
     Value result =
@@ -65,11 +64,11 @@ struct EmbeddingLowering : OpRewritePattern<llm::EmbeddingOp> {
                                 AffineMap::get(2, 0, {t, d}, ctx)},
             ArrayRef<utils::IteratorType>{kPar, kPar},
             [&](OpBuilder &b, Location l, ValueRange args) {
-              Value row = arith::IndexCastOp::create(b, l, b.getIndexType(),
-                                                     args[0]);
+              Value row =
+                  arith::IndexCastOp::create(b, l, b.getIndexType(), args[0]);
               Value col = linalg::IndexOp::create(b, l, 1);
-              Value v = tensor::ExtractOp::create(b, l, table,
-                                                  ValueRange{row, col});
+              Value v =
+                  tensor::ExtractOp::create(b, l, table, ValueRange{row, col});
               linalg::YieldOp::create(b, l, v);
             })
             .getResult(0);
@@ -126,24 +125,26 @@ struct RMSNormLowering : OpRewritePattern<llm::RMSNormOp> {
               Value mean = arith::DivFOp::create(b, l, args[0], n);
               Value sum = arith::AddFOp::create(b, l, mean, e);
               Value root = math::SqrtOp::create(b, l, sum);
-              linalg::YieldOp::create(b, l,
-                                      arith::DivFOp::create(b, l, one, root).getResult());
+              linalg::YieldOp::create(
+                  b, l, arith::DivFOp::create(b, l, one, root).getResult());
             })
             .getResult(0);
 
-    Value outEmpty = emptyTensor(rewriter, loc, {rows, dimSize(rewriter, loc, x, 1)},
-                                 rewriter.getF32Type());
-    Value out = linalg::GenericOp::create(
-                    rewriter, loc, outEmpty.getType(), ValueRange{x, inv, w},
-                    ValueRange{outEmpty},
-                    ArrayRef<AffineMap>{id2, rowMap, colMap, id2},
-                    ArrayRef<utils::IteratorType>{kPar, kPar},
-                    [](OpBuilder &b, Location l, ValueRange args) {
-                      Value scaled = arith::MulFOp::create(b, l, args[1], args[0]);
-                      linalg::YieldOp::create(
-                          b, l, arith::MulFOp::create(b, l, args[2], scaled).getResult());
-                    })
-                    .getResult(0);
+    Value outEmpty =
+        emptyTensor(rewriter, loc, {rows, dimSize(rewriter, loc, x, 1)},
+                    rewriter.getF32Type());
+    Value out =
+        linalg::GenericOp::create(
+            rewriter, loc, outEmpty.getType(), ValueRange{x, inv, w},
+            ValueRange{outEmpty}, ArrayRef<AffineMap>{id2, rowMap, colMap, id2},
+            ArrayRef<utils::IteratorType>{kPar, kPar},
+            [](OpBuilder &b, Location l, ValueRange args) {
+              Value scaled = arith::MulFOp::create(b, l, args[1], args[0]);
+              linalg::YieldOp::create(
+                  b, l,
+                  arith::MulFOp::create(b, l, args[2], scaled).getResult());
+            })
+            .getResult(0);
     rewriter.replaceOp(op, out);
     return success();
   }
@@ -156,9 +157,9 @@ struct LinearLowering : OpRewritePattern<llm::LinearOp> {
                                 PatternRewriter &rewriter) const override {
     if (failed(requireF32(op, rewriter)))
       return failure();
-    rewriter.replaceOp(op, buildMatmulTransposedB(rewriter, op.getLoc(),
-                                                  op.getX(), op.getWeight(),
-                                                  op.getBias()));
+    rewriter.replaceOp(op,
+                       buildMatmulTransposedB(rewriter, op.getLoc(), op.getX(),
+                                              op.getWeight(), op.getBias()));
     return success();
   }
 };
@@ -170,9 +171,9 @@ struct LogitsLowering : OpRewritePattern<llm::LogitsOp> {
                                 PatternRewriter &rewriter) const override {
     if (failed(requireF32(op, rewriter)))
       return failure();
-    rewriter.replaceOp(op, buildMatmulTransposedB(rewriter, op.getLoc(),
-                                                  op.getX(), op.getWeight(),
-                                                  Value()));
+    rewriter.replaceOp(op,
+                       buildMatmulTransposedB(rewriter, op.getLoc(), op.getX(),
+                                              op.getWeight(), Value()));
     return success();
   }
 };

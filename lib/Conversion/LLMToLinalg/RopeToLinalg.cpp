@@ -47,31 +47,33 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
     bool partial = rotaryDim != headDim;
     float theta = op.getTheta().convertToFloat();
     std::optional<ArrayRef<float>> invFreq = op.getInvFreq();
-    float attentionScaling =
-        op.getAttentionScaling() ? op.getAttentionScaling()->convertToFloat()
+    float attentionScaling = op.getAttentionScaling()
+                                 ? op.getAttentionScaling()->convertToFloat()
                                  : 1.0f;
     // Given frequencies (scaled RoPE) travel as a constant vector.
     Value freqTable;
     if (invFreq) {
       auto freqType = RankedTensorType::get({half}, rewriter.getF32Type());
       freqTable = arith::ConstantOp::create(
-          rewriter, loc, freqType,
-          DenseElementsAttr::get(freqType, *invFreq));
+          rewriter, loc, freqType, DenseElementsAttr::get(freqType, *invFreq));
     }
     bool interleaved = op.getLayout() == llm::RopeLayout::interleaved;
     Value offset = op.getOffset();
     OpFoldResult rows = dimSize(rewriter, loc, x, 0);
 
     // cos/sin table [T, head_dim/2].
-    Value cosEmpty = emptyTensor(rewriter, loc, {rows, rewriter.getIndexAttr(half)},
-                                 rewriter.getF32Type());
-    Value sinEmpty = emptyTensor(rewriter, loc, {rows, rewriter.getIndexAttr(half)},
-                                 rewriter.getF32Type());
+    Value cosEmpty =
+        emptyTensor(rewriter, loc, {rows, rewriter.getIndexAttr(half)},
+                    rewriter.getF32Type());
+    Value sinEmpty =
+        emptyTensor(rewriter, loc, {rows, rewriter.getIndexAttr(half)},
+                    rewriter.getF32Type());
     AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
     auto table = linalg::GenericOp::create(
         rewriter, loc, TypeRange{cosEmpty.getType(), sinEmpty.getType()},
         ValueRange{}, ValueRange{cosEmpty, sinEmpty},
-        ArrayRef<AffineMap>{id2, id2}, ArrayRef<utils::IteratorType>{kPar, kPar},
+        ArrayRef<AffineMap>{id2, id2},
+        ArrayRef<utils::IteratorType>{kPar, kPar},
         [&](OpBuilder &b, Location l, ValueRange) {
           Type i64 = b.getI64Type(), f32 = b.getF32Type();
           Value t = linalg::IndexOp::create(b, l, 0);
@@ -111,8 +113,9 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
         });
     Value cosT = table.getResult(0), sinT = table.getResult(1);
 
-    Value outEmpty = emptyTensor(rewriter, loc, {rows, dimSize(rewriter, loc, x, 1)},
-                                 rewriter.getF32Type());
+    Value outEmpty =
+        emptyTensor(rewriter, loc, {rows, dimSize(rewriter, loc, x, 1)},
+                    rewriter.getF32Type());
     Value out =
         linalg::GenericOp::create(
             rewriter, loc, outEmpty.getType(), ValueRange{x},
@@ -121,7 +124,8 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
             [&](OpBuilder &b, Location l, ValueRange args) {
               Value t = linalg::IndexOp::create(b, l, 0);
               Value c = linalg::IndexOp::create(b, l, 1);
-              Value local = arith::RemUIOp::create(b, l, c, indexConst(b, l, headDim));
+              Value local =
+                  arith::RemUIOp::create(b, l, c, indexConst(b, l, headDim));
               Value pairIdx, partner, isFirst, rotated;
               if (interleaved) {
                 // Features (2i, 2i+1) of a head form pair i.
@@ -131,7 +135,8 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
                 isFirst = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq,
                                                 parity, indexConst(b, l, 0));
                 partner = arith::SelectOp::create(
-                    b, l, isFirst, arith::AddIOp::create(b, l, c, indexConst(b, l, 1)),
+                    b, l, isFirst,
+                    arith::AddIOp::create(b, l, c, indexConst(b, l, 1)),
                     arith::SubIOp::create(b, l, c, indexConst(b, l, 1)));
               } else {
                 // Features (i, i + rotary_dim/2) of a head form pair i.
@@ -139,24 +144,29 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
                 isFirst = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult,
                                                 local, h);
                 pairIdx = arith::SelectOp::create(
-                    b, l, isFirst, local, arith::SubIOp::create(b, l, local, h));
+                    b, l, isFirst, local,
+                    arith::SubIOp::create(b, l, local, h));
                 partner = arith::SelectOp::create(
                     b, l, isFirst, arith::AddIOp::create(b, l, c, h),
                     arith::SubIOp::create(b, l, c, h));
                 if (partial) {
                   // Features at or past rotary_dim pass through; their
                   // (unused) table lookups are pointed at valid indices.
-                  rotated = arith::CmpIOp::create(
-                      b, l, arith::CmpIPredicate::ult, local,
-                      indexConst(b, l, rotaryDim));
+                  rotated =
+                      arith::CmpIOp::create(b, l, arith::CmpIPredicate::ult,
+                                            local, indexConst(b, l, rotaryDim));
                   Value zero = indexConst(b, l, 0);
-                  pairIdx = arith::SelectOp::create(b, l, rotated, pairIdx, zero);
+                  pairIdx =
+                      arith::SelectOp::create(b, l, rotated, pairIdx, zero);
                   partner = arith::SelectOp::create(b, l, rotated, partner, c);
                 }
               }
-              Value p = tensor::ExtractOp::create(b, l, x, ValueRange{t, partner});
-              Value cs = tensor::ExtractOp::create(b, l, cosT, ValueRange{t, pairIdx});
-              Value sn = tensor::ExtractOp::create(b, l, sinT, ValueRange{t, pairIdx});
+              Value p =
+                  tensor::ExtractOp::create(b, l, x, ValueRange{t, partner});
+              Value cs =
+                  tensor::ExtractOp::create(b, l, cosT, ValueRange{t, pairIdx});
+              Value sn =
+                  tensor::ExtractOp::create(b, l, sinT, ValueRange{t, pairIdx});
               Value xc = arith::MulFOp::create(b, l, args[0], cs);
               Value ps = arith::MulFOp::create(b, l, p, sn);
               // First of a pair: x*cos - p*sin; second: p*sin + x*cos.
@@ -165,7 +175,8 @@ struct RopeLowering : OpRewritePattern<llm::RopeOp> {
               Value result =
                   arith::SelectOp::create(b, l, isFirst, first, second);
               if (rotated)
-                result = arith::SelectOp::create(b, l, rotated, result, args[0]);
+                result =
+                    arith::SelectOp::create(b, l, rotated, result, args[0]);
               linalg::YieldOp::create(b, l, result);
             })
             .getResult(0);

@@ -12,11 +12,10 @@ using namespace mlir::qc::detail;
 /// Returns `w` ([N, K]) transposed to [K, N].
 Value mlir::qc::detail::transpose2D(OpBuilder &b, Location loc, Value w) {
   auto type = cast<RankedTensorType>(w.getType());
-  Value empty = emptyTensor(b, loc,
-                            {dimSize(b, loc, w, 1), dimSize(b, loc, w, 0)},
-                            type.getElementType());
-  return linalg::TransposeOp::create(b, loc, w, empty,
-                                     ArrayRef<int64_t>{1, 0})
+  Value empty =
+      emptyTensor(b, loc, {dimSize(b, loc, w, 1), dimSize(b, loc, w, 0)},
+                  type.getElementType());
+  return linalg::TransposeOp::create(b, loc, w, empty, ArrayRef<int64_t>{1, 0})
       .getResult()[0];
 }
 
@@ -24,8 +23,8 @@ Value mlir::qc::detail::transpose2D(OpBuilder &b, Location loc, Value w) {
 // unit-stride multiply-add that LLVM vectorizes without horizontal
 // reductions (a k-innermost dot product would need its accumulator
 // promoted out of memory).
-Value mlir::qc::detail::buildMatmulTransposedB(OpBuilder &b, Location loc, Value x, Value w,
-                             Value bias) {
+Value mlir::qc::detail::buildMatmulTransposedB(OpBuilder &b, Location loc,
+                                               Value x, Value w, Value bias) {
   MLIRContext *ctx = b.getContext();
   SmallVector<OpFoldResult> sizes = {dimSize(b, loc, x, 0),
                                      dimSize(b, loc, w, 0)};
@@ -62,7 +61,6 @@ Value mlir::qc::detail::buildMatmulTransposedB(OpBuilder &b, Location loc, Value
              })
       .getResult(0);
 }
-
 
 Value mlir::qc::detail::buildElementwise2D(
     OpBuilder &b, Location loc, ValueRange inputs, Type resultElementType,

@@ -52,10 +52,10 @@ public:
   }
 
   /// One thread per word, no tiling: every tile serves.
-  LogicalResult verifyTile(const LayerDims &, const GPUTileConfig &,
-                           const WeightDecoder &decoder,
-                           function_ref<InFlightDiagnostic()> emitError)
-      const override {
+  LogicalResult
+  verifyTile(const LayerDims &, const GPUTileConfig &,
+             const WeightDecoder &decoder,
+             function_ref<InFlightDiagnostic()> emitError) const override {
     for (int64_t step = 0; step < 4; ++step)
       if (decoder.stepWords(step) != std::make_pair(step, step + 1))
         return emitError() << "dequant: decodes one word per thread, the "
@@ -72,8 +72,7 @@ public:
 
   void build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module, StringRef name,
              const LayerDims &d, const WeightDecoder &dec,
-             const GPUTileConfig &tile,
-             GPUKernelLaunch &launch) const override;
+             const GPUTileConfig &tile, GPUKernelLaunch &launch) const override;
 };
 
 } // namespace

@@ -48,8 +48,12 @@ Value KernelBuilder::idx(int64_t v) {
 Value KernelBuilder::i32(int64_t v) {
   return arith::ConstantIntOp::create(b, v, 32);
 }
-Value KernelBuilder::add(Value a, Value c) { return arith::AddIOp::create(b, a, c); }
-Value KernelBuilder::mul(Value a, Value c) { return arith::MulIOp::create(b, a, c); }
+Value KernelBuilder::add(Value a, Value c) {
+  return arith::AddIOp::create(b, a, c);
+}
+Value KernelBuilder::mul(Value a, Value c) {
+  return arith::MulIOp::create(b, a, c);
+}
 Value KernelBuilder::div(Value a, int64_t c) {
   return arith::DivUIOp::create(b, a, idx(c));
 }
@@ -97,8 +101,8 @@ Value KernelBuilder::loadWeights128(Value ptr, Value slot) {
   Type i32 = b.getI32Type();
   auto i32x4 = VectorType::get({4}, i32);
   Value p = gepAt(b, ptr, i32x4, slot);
-  auto resTy = LLVM::LLVMStructType::getLiteral(b.getContext(),
-                                                {i32, i32, i32, i32});
+  auto resTy =
+      LLVM::LLVMStructType::getLiteral(b.getContext(), {i32, i32, i32, i32});
   auto asmOp = LLVM::InlineAsmOp::create(
       b, resTy, ValueRange{p}, "ld.global.nc.v4.u32 {$0, $1, $2, $3}, [$4];",
       "=r,=r,=r,=r,l", /*has_side_effects=*/false, /*is_align_stack=*/false,
@@ -106,8 +110,8 @@ Value KernelBuilder::loadWeights128(Value ptr, Value slot) {
       ArrayAttr());
   SmallVector<Value, 4> parts;
   for (int64_t i = 0; i < 4; ++i)
-    parts.push_back(LLVM::ExtractValueOp::create(b, asmOp.getRes(),
-                                                 ArrayRef<int64_t>{i}));
+    parts.push_back(
+        LLVM::ExtractValueOp::create(b, asmOp.getRes(), ArrayRef<int64_t>{i}));
   return vector::FromElementsOp::create(b, i32x4, parts);
 }
 
@@ -137,8 +141,8 @@ static Value memrefFromPtr(ImplicitLocOpBuilder &b, Value ptr, MemRefType type,
 }
 
 Value KernelBuilder::globalMemref(Value addr, Type elem) {
-  auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                          gpu::AddressSpace::Global);
+  auto space =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Global);
   auto type = MemRefType::get({ShapedType::kDynamic}, elem,
                               MemRefLayoutAttrInterface(), space);
   // The size is never read (no bounds checks in the kernels); any value
@@ -148,8 +152,8 @@ Value KernelBuilder::globalMemref(Value addr, Type elem) {
 
 Value KernelBuilder::sharedMemref(Value ptr3, Type elem,
                                   ArrayRef<int64_t> shape) {
-  auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                          gpu::AddressSpace::Workgroup);
+  auto space =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   auto type = MemRefType::get(shape, elem, MemRefLayoutAttrInterface(), space);
   SmallVector<int64_t> strides(shape.size(), 1);
   for (int64_t i = (int64_t)shape.size() - 2; i >= 0; --i)
@@ -179,8 +183,8 @@ Value KernelBuilder::sharedBuffer(gpu::GPUModuleOp module, StringRef sym,
 //===----------------------------------------------------------------------===//
 
 Value KernelBuilder::splat2(Value f16) {
-  return vector::BroadcastOp::create(
-      b, VectorType::get({2}, b.getF16Type()), f16);
+  return vector::BroadcastOp::create(b, VectorType::get({2}, b.getF16Type()),
+                                     f16);
 }
 
 Value KernelBuilder::pack(ArrayRef<Value> pairs, Type elem) {
@@ -226,7 +230,8 @@ SmallVector<Value> gpugen::loadChunkGroupScalars(KernelBuilder &kb,
   Value c = kb.minIdx(kc, kb.idx(d.kc - 1));
   SmallVector<Value> out;
   for (int64_t set = 0; set < sets.count; ++set) {
-    Value k0 = kb.add(kb.mul(c, kb.idx(64)), kb.idx(16 * sets.firstStepOf(set)));
+    Value k0 =
+        kb.add(kb.mul(c, kb.idx(64)), kb.idx(16 * sets.firstStepOf(set)));
     Value base = kb.add(kb.mul(groupOf(kb, d, k0), kb.idx(d.np)), row);
     Value baseHi = kb.add(base, kb.idx(8));
     out.push_back(kb.load(f16, scales, f16, base, 2, true));
@@ -244,8 +249,7 @@ SmallVector<Value> gpugen::loadChunkGroupScalars(KernelBuilder &kb,
 //===----------------------------------------------------------------------===//
 
 void gpugen::fusedKernelSignature(ImplicitLocOpBuilder &b, bool sym,
-                                  bool toWorkspace,
-                                  SmallVectorImpl<Type> &args,
+                                  bool toWorkspace, SmallVectorImpl<Type> &args,
                                   SmallVectorImpl<std::string> &params) {
   Type i64 = b.getI64Type();
   args.assign({i64, i64, i64});
@@ -268,8 +272,7 @@ gpu::GPUFuncOp gpugen::createKernel(ImplicitLocOpBuilder &b,
       b, name, FunctionType::get(b.getContext(), args, {}));
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   // The exact block size lets ptxas budget registers (.reqntid).
-  func.setKnownBlockSizeAttr(
-      b.getDenseI32ArrayAttr({(int32_t)blockX, 1, 1}));
+  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({(int32_t)blockX, 1, 1}));
   Block &entry = func.getBody().front();
   b.setInsertionPointToEnd(&entry);
   auto ret = gpu::ReturnOp::create(b);
@@ -287,8 +290,8 @@ void gpugen::buildFinalizeKernel(ImplicitLocOpBuilder &b,
   KernelBuilder kb(b);
   Value ws = kb.globalPtr(func.getArgument(0));
   Value y = kb.globalPtr(func.getArgument(1));
-  Value m = arith::IndexCastOp::create(b, b.getIndexType(),
-                                       func.getArgument(2));
+  Value m =
+      arith::IndexCastOp::create(b, b.getIndexType(), func.getArgument(2));
   Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
   Value bx = gpu::BlockIdOp::create(b, gpu::Dimension::x);
   Value row = gpu::BlockIdOp::create(b, gpu::Dimension::y);

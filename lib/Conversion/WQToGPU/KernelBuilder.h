@@ -1,4 +1,5 @@
-//===- KernelBuilder.h - Shared helpers of the kernel generators -*- C++ -*-===//
+//===- KernelBuilder.h - Shared helpers of the kernel generators -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -26,11 +27,11 @@ namespace mlir::qc::gpugen {
 
 /// Compile-time constants of one layer in the mma16x64 layout.
 struct LayerDims {
-  int64_t n, k;      ///< logical W shape (N x K)
-  int64_t np, kp;    ///< N rounded up to 16, K rounded up to 64
-  int64_t nt, kc;    ///< n16 tiles (Np/16) and k64 chunks (Kp/64)
-  int64_t g;         ///< effective group size (K when group_size = -1)
-  int64_t groups;    ///< ceil(K / g)
+  int64_t n, k;   ///< logical W shape (N x K)
+  int64_t np, kp; ///< N rounded up to 16, K rounded up to 64
+  int64_t nt, kc; ///< n16 tiles (Np/16) and k64 chunks (Kp/64)
+  int64_t g;      ///< effective group size (K when group_size = -1)
+  int64_t groups; ///< ceil(K / g)
   int64_t bits;
   bool sym;
 };
@@ -128,8 +129,8 @@ gpu::GPUFuncOp createKernel(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
 /// definition for both families): x, qweight, scales, zeros (asymmetric
 /// only) as i64 device addresses, then y or, with split-K, the fp32
 /// workspace, then M as i32. Fills the argument types and their names.
-void fusedKernelSignature(ImplicitLocOpBuilder &b, bool sym,
-                          bool toWorkspace, SmallVectorImpl<Type> &args,
+void fusedKernelSignature(ImplicitLocOpBuilder &b, bool sym, bool toWorkspace,
+                          SmallVectorImpl<Type> &args,
                           SmallVectorImpl<std::string> &params);
 
 /// workspace fp32 [M, N] -> y fp16 [M, N] (second launch of split-K).

@@ -76,9 +76,9 @@ const WeightDecoder *gpugen::findWeightDecoder(const GPULayerConfig &layer,
       for (int64_t b : dec->supportedBits())
         if (!llvm::is_contained(widths, std::to_string(b)))
           widths.push_back(std::to_string(b));
-    why = "GPU kernels support bits = " + llvm::join(widths, "/") +
-          " only (the mma16x64 layout), got bits = " +
-          std::to_string(layer.bits);
+    why =
+        "GPU kernels support bits = " + llvm::join(widths, "/") +
+        " only (the mma16x64 layout), got bits = " + std::to_string(layer.bits);
   }
   return nullptr;
 }

@@ -1,4 +1,5 @@
-//===- KernelFamily.h - The kernel-family interface and registry -*- C++ -*-===//
+//===- KernelFamily.h - The kernel-family interface and registry -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -116,8 +117,8 @@ const KernelFamily *findKernelFamily(StringRef name);
 /// The checks every tiled family shares (M range, split-K within the
 /// number of k64 chunks, warps in [1, 32]); messages start with the family
 /// name.
-LogicalResult verifyCommonTiling(const KernelFamily &family,
-                                 const LayerDims &d, const GPUTileConfig &tile,
+LogicalResult verifyCommonTiling(const KernelFamily &family, const LayerDims &d,
+                                 const GPUTileConfig &tile,
                                  function_ref<InFlightDiagnostic()> emitError);
 
 // The factories of the registered families and decoders, one per file.

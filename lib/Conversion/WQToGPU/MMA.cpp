@@ -144,8 +144,7 @@ public:
 
   void build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module, StringRef name,
              const LayerDims &d, const WeightDecoder &dec,
-             const GPUTileConfig &tile,
-             GPUKernelLaunch &launch) const override;
+             const GPUTileConfig &tile, GPUKernelLaunch &launch) const override;
 };
 
 } // namespace
@@ -175,8 +174,8 @@ void MMAFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   gpu::GPUFuncOp func = createKernel(b, module, name, args, threads);
   KernelBuilder kb(b);
   const int64_t xStageBytes = tileM * 64 * 2;
-  Value smem = kb.sharedBuffer(module, (name + "_smem").str(),
-                               mmaSharedBytes(tile));
+  Value smem =
+      kb.sharedBuffer(module, (name + "_smem").str(), mmaSharedBytes(tile));
   Value xs = kb.sharedMemref(smem, f16, {stages, tileM, 64});
   Value wsPtr = LLVM::GEPOp::create(
       b, smem.getType(), b.getI8Type(), smem,
@@ -225,17 +224,17 @@ void MMAFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       Value row = kb.div(q, 8), c = kb.rem(q, 8);
       Value m = kb.add(mBase, row);
       Value k = kb.add(kb.mul(kc, kb.idx(64)), kb.mul(c, kb.idx(8)));
-      Value ok = kb.andI1(valid,
-                          kb.andI1(kb.ult(m, mRows), kb.ult(k, kb.idx(d.k))));
+      Value ok =
+          kb.andI1(valid, kb.andI1(kb.ult(m, mRows), kb.ult(k, kb.idx(d.k))));
       Value src = arith::SelectOp::create(
           b, ok, kb.add(kb.mul(m, kb.idx(d.k)), k), kb.idx(0));
       Value n = arith::SelectOp::create(b, ok, kb.idx(8), kb.idx(0));
-      Value col = kb.mul(arith::XOrIOp::create(b, c, kb.rem(row, 8)),
-                         kb.idx(8));
+      Value col =
+          kb.mul(arith::XOrIOp::create(b, c, kb.rem(row, 8)), kb.idx(8));
       tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
           b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), xs,
-          ValueRange{stage, row, col}, xg, ValueRange{src},
-          b.getIndexAttr(8), n, b.getUnitAttr()));
+          ValueRange{stage, row, col}, xg, ValueRange{src}, b.getIndexAttr(8),
+          n, b.getUnitAttr()));
     }
     // Weights: each lane copies its own 16 bytes of every tile it owns.
     for (int64_t t = 0; t < tilesN; ++t) {
@@ -265,13 +264,13 @@ void MMAFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   const GroupSets sets(d);
   SmallVector<Value> rows; // W row r of each tile (clamped: masked later)
   for (int64_t t = 0; t < tilesN; ++t)
-    rows.push_back(kb.add(
-        kb.mul(kb.minIdx(tiles[t], kb.idx(d.nt - 1)), kb.idx(16)), r));
+    rows.push_back(
+        kb.add(kb.mul(kb.minIdx(tiles[t], kb.idx(d.nt - 1)), kb.idx(16)), r));
   auto loadScalars = [&](Value kc) {
     SmallVector<Value> out;
     for (int64_t t = 0; t < tilesN; ++t)
-      llvm::append_range(out, loadChunkGroupScalars(kb, d, sets, kc, rows[t],
-                                                    scales, zeros));
+      llvm::append_range(
+          out, loadChunkGroupScalars(kb, d, sets, kc, rows[t], scales, zeros));
     return out;
   };
   const int64_t numAcc = tilesN * mTiles;
@@ -319,8 +318,8 @@ void MMAFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       for (int64_t mt = 0; mt < mTiles; ++mt) {
         Value row = kb.add(kb.idx(mt * 8), kb.rem(lane, 8));
         Value chunk = kb.add(kb.idx(jp * 4), kb.div(lane, 8));
-        Value col = kb.mul(arith::XOrIOp::create(b, chunk, kb.rem(lane, 8)),
-                           kb.idx(8));
+        Value col =
+            kb.mul(arith::XOrIOp::create(b, chunk, kb.rem(lane, 8)), kb.idx(8));
         bx.push_back(nvgpu::LdMatrixOp::create(
             b, VectorType::get({4, 2}, f16), xs, ValueRange{stage, row, col},
             /*transpose=*/false, /*numTiles=*/4));
@@ -336,10 +335,10 @@ void MMAFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
                 vector::ExtractOp::create(b, words[t], ArrayRef<int64_t>{w}));
           Value aFrag = dec.decodeStep(kb, stepWords, j, g);
           for (int64_t mt = 0; mt < mTiles; ++mt) {
-            Value b0 = vector::ExtractOp::create(b, bx[mt],
-                                                 ArrayRef<int64_t>{2 * jj});
-            Value b1 = vector::ExtractOp::create(
-                b, bx[mt], ArrayRef<int64_t>{2 * jj + 1});
+            Value b0 =
+                vector::ExtractOp::create(b, bx[mt], ArrayRef<int64_t>{2 * jj});
+            Value b1 = vector::ExtractOp::create(b, bx[mt],
+                                                 ArrayRef<int64_t>{2 * jj + 1});
             Value bFrag = kb.pack({b0, b1}, f16);
             Value &c = acc[t * mTiles + mt];
             c = nvgpu::MmaSyncOp::create(b, aFrag, bFrag, c,
@@ -363,8 +362,8 @@ void MMAFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
       Value c = loop.getResult(t * mTiles + mt);
       Value m0 = kb.add(mBase, kb.add(kb.idx(mt * 8), c2));
       for (int64_t i = 0; i < 4; ++i) {
-        Value v = vector::ExtractOp::create(b, c,
-                                            ArrayRef<int64_t>{i / 2, i % 2});
+        Value v =
+            vector::ExtractOp::create(b, c, ArrayRef<int64_t>{i / 2, i % 2});
         Value n = i < 2 ? row : kb.add(row, kb.idx(8));
         Value m = (i % 2) ? kb.add(m0, kb.idx(1)) : m0;
         Value ok = kb.andI1(kb.ult(n, kb.idx(d.n)), kb.ult(m, mRows));

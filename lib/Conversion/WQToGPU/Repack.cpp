@@ -86,8 +86,8 @@ FailureOr<std::vector<float>> constF16(Value v) {
 Value intConst(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
                ArrayRef<int32_t> data) {
   auto type = RankedTensorType::get(shape, b.getI32Type());
-  return arith::ConstantOp::create(
-      b, loc, DenseIntElementsAttr::get(type, data));
+  return arith::ConstantOp::create(b, loc,
+                                   DenseIntElementsAttr::get(type, data));
 }
 
 Value f16Const(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
@@ -133,16 +133,14 @@ void replaceWith(OpT op, Value qweight, Value scales, Value zeros,
     segments = {1, 1, 1, zeros ? 1 : 0, 0, hasBias};
   else
     segments = {1, 1, zeros ? 1 : 0, 0};
-  state.attributes.set("operandSegmentSizes",
-                       b.getDenseI32ArrayAttr(segments));
+  state.attributes.set("operandSegmentSizes", b.getDenseI32ArrayAttr(segments));
   Operation *newOp = b.create(state);
   op->replaceAllUsesWith(newOp->getResults());
   op->erase();
 }
 
 /// gptq (v1, 4-bit, constants) -> mma16x64.
-template <typename OpT>
-LogicalResult toMMA(OpT op) {
+template <typename OpT> LogicalResult toMMA(OpT op) {
   if (op.getLayout() != wq::Layout::gptq)
     return success();
   if (op.getBits() != 4 || op.getCodebook() || op.getGIdx() ||
@@ -187,8 +185,7 @@ LogicalResult toMMA(OpT op) {
 }
 
 /// mma16x64 (constants) -> gptq v1 with i32 or f16 zeros.
-template <typename OpT>
-LogicalResult toGPTQ(OpT op, bool floatZeros) {
+template <typename OpT> LogicalResult toGPTQ(OpT op, bool floatZeros) {
   if (op.getLayout() != wq::Layout::mma16x64)
     return success();
   int64_t n = op.getOutFeatures(), k = op.getInFeatures();
@@ -200,8 +197,8 @@ LogicalResult toGPTQ(OpT op, bool floatZeros) {
     return op.emitOpError("wq-repack-gptq: packed operands must be "
                           "arith.constant tensors");
   ::qc::MMA16x64Tensors t;
-  ::qc::Status s = ::qc::mma16x64Dims(4, n, k, op.getGroupSize(), t.Np, t.Kp,
-                                      t.numGroups);
+  ::qc::Status s =
+      ::qc::mma16x64Dims(4, n, k, op.getGroupSize(), t.Np, t.Kp, t.numGroups);
   if (!s)
     return op.emitOpError("wq-repack-gptq: ") << s.message();
   t.bits = 4;
@@ -230,8 +227,8 @@ LogicalResult toGPTQ(OpT op, bool floatZeros) {
   int64_t groups = t.numGroups, words = ::qc::quant::packedWordCount(k, 4);
   std::vector<int32_t> qwOut(words * n);
   for (int64_t col = 0; col < n; ++col)
-    ::qc::quant::packCodeStream(codes.data() + col * k, 1, k, 4, qwOut.data() + col,
-                         n);
+    ::qc::quant::packCodeStream(codes.data() + col * k, 1, k, 4,
+                                qwOut.data() + col, n);
   OpBuilder b(op);
   Location loc = op.getLoc();
   std::vector<uint16_t> scOut = halves(scales);
@@ -255,7 +252,8 @@ LogicalResult toGPTQ(OpT op, bool floatZeros) {
                       "zero-dtype=f16";
           stored[i] = (uint8_t)(z - 1);
         }
-        ::qc::quant::packCodeStream(stored.data(), 1, n, 4, qz.data() + g * zw, 1);
+        ::qc::quant::packCodeStream(stored.data(), 1, n, 4, qz.data() + g * zw,
+                                    1);
       }
       zv = intConst(b, loc, {groups, zw}, qz);
       zt = b.getI32Type();
@@ -284,7 +282,8 @@ struct WQRepackMMA16x64Pass
   }
 };
 
-struct WQRepackGPTQPass : mlir::qc::impl::WQRepackGPTQPassBase<WQRepackGPTQPass> {
+struct WQRepackGPTQPass
+    : mlir::qc::impl::WQRepackGPTQPassBase<WQRepackGPTQPass> {
   using Base::Base;
   void runOnOperation() override {
     SmallVector<Operation *> ops;

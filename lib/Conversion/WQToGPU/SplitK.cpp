@@ -1,4 +1,5 @@
-//===- SplitK.cpp - The split-K / GEMV fused dequantize-GEMM kernel --------===//
+//===- SplitK.cpp - The split-K / GEMV fused dequantize-GEMM kernel
+//--------===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -111,8 +112,7 @@ public:
 
   void build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module, StringRef name,
              const LayerDims &d, const WeightDecoder &dec,
-             const GPUTileConfig &tile,
-             GPUKernelLaunch &launch) const override;
+             const GPUTileConfig &tile, GPUKernelLaunch &launch) const override;
 };
 
 } // namespace
@@ -167,8 +167,8 @@ void SplitKFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // B operand: lane holds x[mBase + r][k0 + c2 (+1)] and [.. + 8].
   Value mX = kb.add(mBase, r);
   Value mXValid = kb.ult(mX, mRows);
-  Value xRow = kb.mul(arith::SelectOp::create(b, mXValid, mX, kb.idx(0)),
-                      kb.idx(d.k));
+  Value xRow =
+      kb.mul(arith::SelectOp::create(b, mXValid, mX, kb.idx(0)), kb.idx(d.k));
 
   const GroupSets sets(d);
 
@@ -177,12 +177,11 @@ void SplitKFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
   // prefetches past the end stay inside the tensors (their data is unused).
   auto loadChunk = [&](Value kc) -> SmallVector<Value> {
     Value c = kb.minIdx(kc, kb.idx(d.kc - 1));
-    Value word = kb.add(kb.mul(kb.add(kb.mul(nt, kb.idx(d.kc)), c),
-                               kb.idx(32)),
-                        lane);
+    Value word =
+        kb.add(kb.mul(kb.add(kb.mul(nt, kb.idx(d.kc)), c), kb.idx(32)), lane);
     SmallVector<Value> slot = {kb.loadWeights128(qw, word)};
-    llvm::append_range(slot, loadChunkGroupScalars(kb, d, sets, kc, row,
-                                                   scales, zeros));
+    llvm::append_range(
+        slot, loadChunkGroupScalars(kb, d, sets, kc, row, scales, zeros));
     return slot;
   };
   const int64_t slotSize = 1 + sets.count * sets.perSet;
@@ -210,9 +209,8 @@ void SplitKFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     SmallVector<Value> scalars(cur.begin() + 1, cur.end());
     SmallVector<GroupParams> gps;
     for (int64_t set = 0; set < sets.count; ++set)
-      gps.push_back(dec.groupParams(kb, d, [&](int64_t i) {
-        return scalars[set * sets.perSet + i];
-      }));
+      gps.push_back(dec.groupParams(
+          kb, d, [&](int64_t i) { return scalars[set * sets.perSet + i]; }));
     Value zero2 = arith::ConstantOp::create(
         b, DenseElementsAttr::get(f16x2, b.getFloatAttr(f16, 0.0)));
     for (int64_t j = 0; j < 4; ++j) {
@@ -232,8 +230,7 @@ void SplitKFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
         return arith::SelectOp::create(b, ok, v, zero2);
       };
       Value kLo = kb.add(k0, c2);
-      Value bFrag =
-          kb.pack({xPair(kLo), xPair(kb.add(kLo, kb.idx(8)))}, f16);
+      Value bFrag = kb.pack({xPair(kLo), xPair(kb.add(kLo, kb.idx(8)))}, f16);
       acc = nvgpu::MmaSyncOp::create(b, aFrag, bFrag, acc,
                                      ArrayRef<int64_t>{16, 8, 16});
     }
@@ -295,12 +292,11 @@ void SplitKFamily::build(ImplicitLocOpBuilder &b, gpu::GPUModuleOp module,
     b.setInsertionPointToStart(ifOp.thenBlock());
     SmallVector<Value, 4> sum(e.begin(), e.end());
     for (int64_t w = 1; w < warps; ++w) {
-      Value v = kb.load(f32x4, redBuf, f32x4,
-                        kb.add(kb.idx(w * 32), lane), 16, false);
+      Value v = kb.load(f32x4, redBuf, f32x4, kb.add(kb.idx(w * 32), lane), 16,
+                        false);
       for (int64_t i = 0; i < 4; ++i)
         sum[i] = arith::AddFOp::create(
-            b, sum[i],
-            vector::ExtractOp::create(b, v, ArrayRef<int64_t>{i}));
+            b, sum[i], vector::ExtractOp::create(b, v, ArrayRef<int64_t>{i}));
     }
     emitOutput(sum);
   }

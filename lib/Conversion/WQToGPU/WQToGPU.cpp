@@ -71,7 +71,9 @@ static std::string familyNames() {
   std::string out;
   ArrayRef<std::unique_ptr<KernelFamily>> fams = getKernelFamilies();
   for (size_t i = 0; i < fams.size(); ++i)
-    out += (i == 0 ? "" : i + 1 == fams.size() ? " or " : ", ") +
+    out += (i == 0                 ? ""
+            : i + 1 == fams.size() ? " or "
+                                   : ", ") +
            fams[i]->name().str();
   return out;
 }
@@ -88,8 +90,8 @@ mlir::qc::verifyGPUConfig(const GPULayerConfig &layer,
                        << "' (expected " << familyNames() << ")";
   std::string why;
   const WeightDecoder *decoder = findWeightDecoder(layer, why);
-  if (failed(family->verifyTile(getLayerDims(layer), tile, *decoder,
-                                emitError)))
+  if (failed(
+          family->verifyTile(getLayerDims(layer), tile, *decoder, emitError)))
     return failure();
   SharedMemoryNeeds smem = family->sharedMemory(tile, *decoder);
   // Limits every family shares (a family usually reports its own first,
@@ -117,8 +119,8 @@ mlir::qc::defaultGPUTileConfigs(const GPULayerConfig &layer, int64_t numSMs) {
 std::vector<GPURegistryEntry> mlir::qc::listGPUKernelFamilies() {
   std::vector<GPURegistryEntry> out;
   for (const auto &f : getKernelFamilies())
-    out.push_back({f->name().str(), f->summary().str(),
-                   ::qc::kernelAbiName(f->abi())});
+    out.push_back(
+        {f->name().str(), f->summary().str(), ::qc::kernelAbiName(f->abi())});
   return out;
 }
 
@@ -207,8 +209,7 @@ static Attribute variantsToAttr(Builder &b, ArrayRef<GPUKernelVariant> vs) {
       launches.push_back(b.getDictionaryAttr({
           b.getNamedAttr("kernel", b.getStringAttr(l.kernel)),
           b.getNamedAttr("block", b.getDenseI32ArrayAttr(
-                                      {(int32_t)l.block[0],
-                                       (int32_t)l.block[1],
+                                      {(int32_t)l.block[0], (int32_t)l.block[1],
                                        (int32_t)l.block[2]})),
           b.getNamedAttr("grid_x", b.getI64IntegerAttr(l.gridX)),
           b.getNamedAttr("tile_m", b.getI64IntegerAttr(l.tileM)),
@@ -230,10 +231,11 @@ static Attribute variantsToAttr(Builder &b, ArrayRef<GPUKernelVariant> vs) {
   return b.getArrayAttr(out);
 }
 
-gpu::GPUModuleOp mlir::qc::buildGPULinearModule(
-    OpBuilder &builder, Location loc, StringRef name,
-    const GPULayerConfig &layer, ArrayRef<GPUTileConfig> tiles,
-    SmallVectorImpl<GPUKernelVariant> &variants) {
+gpu::GPUModuleOp
+mlir::qc::buildGPULinearModule(OpBuilder &builder, Location loc, StringRef name,
+                               const GPULayerConfig &layer,
+                               ArrayRef<GPUTileConfig> tiles,
+                               SmallVectorImpl<GPUKernelVariant> &variants) {
   ImplicitLocOpBuilder b(loc, builder);
   auto module = gpu::GPUModuleOp::create(b, name);
   LayerDims d = getLayerDims(layer);
@@ -274,15 +276,15 @@ gpu::GPUModuleOp mlir::qc::buildGPULinearModule(
     buildFinalizeKernel(b, module, "finalize", d, fin);
   }
   module->setAttr("qc.variants", variantsToAttr(b, variants));
-  module->setAttr("qc.layer",
-                  b.getDictionaryAttr({
-                      b.getNamedAttr("n", b.getI64IntegerAttr(layer.n)),
-                      b.getNamedAttr("k", b.getI64IntegerAttr(layer.k)),
-                      b.getNamedAttr("bits", b.getI64IntegerAttr(layer.bits)),
-                      b.getNamedAttr("group_size",
-                                     b.getI64IntegerAttr(layer.groupSize)),
-                      b.getNamedAttr("sym", b.getBoolAttr(layer.sym)),
-                  }));
+  module->setAttr(
+      "qc.layer",
+      b.getDictionaryAttr({
+          b.getNamedAttr("n", b.getI64IntegerAttr(layer.n)),
+          b.getNamedAttr("k", b.getI64IntegerAttr(layer.k)),
+          b.getNamedAttr("bits", b.getI64IntegerAttr(layer.bits)),
+          b.getNamedAttr("group_size", b.getI64IntegerAttr(layer.groupSize)),
+          b.getNamedAttr("sym", b.getBoolAttr(layer.sym)),
+      }));
   return module;
 }
 

@@ -1,4 +1,5 @@
-//===- WeightDecoder.h - Packed codes to fp16 fragments in registers -*- C++ -*-===//
+//===- WeightDecoder.h - Packed codes to fp16 fragments in registers -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -66,8 +67,9 @@ public:
   /// loadChunkGroupScalars() loads them. `scalar(i)` returns a prefetched
   /// value or emits the load where the decoder asks for it (the dequant
   /// family), so the decoder's op order is the kernel's.
-  virtual GroupParams groupParams(KernelBuilder &kb, const LayerDims &d,
-                                  function_ref<Value(int64_t)> scalar) const = 0;
+  virtual GroupParams
+  groupParams(KernelBuilder &kb, const LayerDims &d,
+              function_ref<Value(int64_t)> scalar) const = 0;
   /// Decodes step `step` from its words (stepWords(step), as i32 values)
   /// into the A fragment vector<4x2xf16> with the group values `gp`.
   /// `step` is -1 where the caller knows it only at run time (the dequant

@@ -40,8 +40,7 @@ struct Scheme {
   wq::Layout layout;
   std::optional<ArrayRef<float>> codebook;
 
-  template <typename OpT>
-  static Scheme from(OpT op) {
+  template <typename OpT> static Scheme from(OpT op) {
     Scheme s;
     s.qweight = op.getQweight();
     s.scales = op.getScales();
@@ -79,8 +78,9 @@ Value extractCode(OpBuilder &b, Location l, Value words, int streamDim,
       b, l, arith::AddIOp::create(b, l, word, idx(b, l, 1)),
       idx(b, l, numWords - 1));
   auto at = [&](Value w) -> Value {
-    SmallVector<Value, 2> indices = streamDim == 1 ? SmallVector<Value, 2>{fixed, w}
-                                                   : SmallVector<Value, 2>{w, fixed};
+    SmallVector<Value, 2> indices = streamDim == 1
+                                        ? SmallVector<Value, 2>{fixed, w}
+                                        : SmallVector<Value, 2>{w, fixed};
     Value v = tensor::ExtractOp::create(b, l, words, indices);
     if (!v.getType().isInteger(32))
       v = arith::ExtUIOp::create(b, l, b.getI32Type(), v);
@@ -108,8 +108,8 @@ Value buildDequantize(OpBuilder &b, Location loc, const Scheme &s) {
   int64_t group = s.groupSize == -1 ? k : s.groupSize;
   Value codebook;
   if (s.codebook) {
-    auto cbType = RankedTensorType::get({(int64_t)s.codebook->size()},
-                                        b.getF32Type());
+    auto cbType =
+        RankedTensorType::get({(int64_t)s.codebook->size()}, b.getF32Type());
     codebook = arith::ConstantOp::create(
         b, loc, DenseElementsAttr::get(cbType, *s.codebook));
   }
@@ -118,7 +118,8 @@ Value buildDequantize(OpBuilder &b, Location loc, const Scheme &s) {
   AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
   return linalg::GenericOp::create(
              b, loc, empty.getType(), ValueRange{}, ValueRange{empty},
-             ArrayRef<AffineMap>{id2}, ArrayRef<utils::IteratorType>{kPar, kPar},
+             ArrayRef<AffineMap>{id2},
+             ArrayRef<utils::IteratorType>{kPar, kPar},
              [&](OpBuilder &nb, Location l, ValueRange) {
                Value row = linalg::IndexOp::create(nb, l, 0);
                Value col = linalg::IndexOp::create(nb, l, 1);
@@ -130,38 +131,48 @@ Value buildDequantize(OpBuilder &b, Location loc, const Scheme &s) {
                        : extractCode(nb, l, s.qweight, 1, row, col, s.bits);
                Value g;
                if (s.gIdx) {
-                 Value gi = tensor::ExtractOp::create(nb, l, s.gIdx, ValueRange{col});
+                 Value gi =
+                     tensor::ExtractOp::create(nb, l, s.gIdx, ValueRange{col});
                  g = arith::IndexCastOp::create(nb, l, nb.getIndexType(), gi);
                } else {
                  g = arith::DivUIOp::create(nb, l, col, idx(nb, l, group));
                }
-               Value scale = toF32(
-                   nb, l, tensor::ExtractOp::create(nb, l, s.scales, ValueRange{g, row}));
+               Value scale = toF32(nb, l,
+                                   tensor::ExtractOp::create(
+                                       nb, l, s.scales, ValueRange{g, row}));
                Value w;
                if (codebook) {
-                 Value ci = arith::IndexCastOp::create(nb, l, nb.getIndexType(), code);
-                 Value v = tensor::ExtractOp::create(nb, l, codebook, ValueRange{ci});
+                 Value ci =
+                     arith::IndexCastOp::create(nb, l, nb.getIndexType(), code);
+                 Value v =
+                     tensor::ExtractOp::create(nb, l, codebook, ValueRange{ci});
                  w = arith::MulFOp::create(nb, l, v, scale);
                } else {
-                 Value q = arith::UIToFPOp::create(nb, l, nb.getF32Type(), code);
+                 Value q =
+                     arith::UIToFPOp::create(nb, l, nb.getF32Type(), code);
                  Value z;
                  if (s.sym) {
                    z = arith::ConstantOp::create(
                        nb, l, nb.getF32FloatAttr(float(1LL << (s.bits - 1))));
                  } else {
-                   Type zt = cast<RankedTensorType>(s.zeros.getType()).getElementType();
+                   Type zt = cast<RankedTensorType>(s.zeros.getType())
+                                 .getElementType();
                    if (isa<FloatType>(zt)) {
                      z = toF32(nb, l,
-                               tensor::ExtractOp::create(nb, l, s.zeros, ValueRange{g, row}));
+                               tensor::ExtractOp::create(nb, l, s.zeros,
+                                                         ValueRange{g, row}));
                    } else if (s.layout == wq::Layout::gptq) {
                      // GPTQ v1 stores z - 1 as a stream over N per group.
-                     Value stored = extractCode(nb, l, s.zeros, 1, g, row, s.bits);
+                     Value stored =
+                         extractCode(nb, l, s.zeros, 1, g, row, s.bits);
                      Value zi = arith::AndIOp::create(
-                         nb, l, arith::AddIOp::create(nb, l, stored, i64c(nb, l, 1)),
+                         nb, l,
+                         arith::AddIOp::create(nb, l, stored, i64c(nb, l, 1)),
                          i64c(nb, l, (1LL << s.bits) - 1));
                      z = arith::UIToFPOp::create(nb, l, nb.getF32Type(), zi);
                    } else {
-                     Value zi = tensor::ExtractOp::create(nb, l, s.zeros, ValueRange{g, row});
+                     Value zi = tensor::ExtractOp::create(nb, l, s.zeros,
+                                                          ValueRange{g, row});
                      z = arith::UIToFPOp::create(nb, l, nb.getF32Type(), zi);
                    }
                  }
@@ -204,8 +215,8 @@ struct LinearLowering : OpRewritePattern<wq::LinearOp> {
     if (!cast<RankedTensorType>(op.getX().getType()).getElementType().isF32())
       return rewriter.notifyMatchFailure(op, "only f32 activations");
     Value w = buildDequantize(rewriter, op.getLoc(), Scheme::from(op));
-    rewriter.replaceOp(op, buildMatmulTransposedB(rewriter, op.getLoc(), op.getX(),
-                                                  w, op.getBias()));
+    rewriter.replaceOp(op, buildMatmulTransposedB(rewriter, op.getLoc(),
+                                                  op.getX(), w, op.getBias()));
     return success();
   }
 };

@@ -17,6 +17,7 @@
 #include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/runtime/HFCheckpoint.h"
 #include "qc/runtime/Json.h"
+#include "qc/runtime/FileMapping.h"
 #include "qc/runtime/OutputSafety.h"
 #include "qc/runtime/Safetensors.h"
 
@@ -105,7 +106,13 @@ Status writeFolderAtomically(std::string dir,
     return Status::error(parent +
                          ": cannot create the folder: " + ec.message());
 
-  std::string tmpl = dir + ".tmp-XXXXXX";
+  // A hidden sibling named after this process (FileMapping.h), after
+  // removing what killed runs left for the same folder.
+  std::string base = dir;
+  while (base.size() > 1 && base.back() == '/')
+    base.pop_back();
+  ::qc::removeStaleTemps(base);
+  std::string tmpl = ::qc::tempSiblingTemplate(base, "tmp");
   if (!::mkdtemp(&tmpl[0])) {
     int err = errno;
     return Status::error(

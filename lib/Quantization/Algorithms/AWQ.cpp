@@ -49,8 +49,7 @@ AWQGrid awqGrid(const float *x, int64_t n, const QuantConfig &cfg) {
       mx = std::max(mx, x[i]);
     }
     const float qmax = static_cast<float>(cfg.qmax());
-    g.scale = castToScaleDType(std::max(mx - mn, 1e-5f) / qmax,
-                               cfg.scaleDType);
+    g.scale = castToScaleDType(std::max(mx - mn, 1e-5f) / qmax, cfg.scaleDType);
     // zeros = clamp(-round(min / s), 0, qmax).
     g.zero = std::min(std::max(-roundHalfEven(mn / g.scale), 0.0f), qmax);
     g.lo = 0.0f;
@@ -62,8 +61,7 @@ AWQGrid awqGrid(const float *x, int64_t n, const QuantConfig &cfg) {
     const float maxInt = static_cast<float>((1 << (cfg.bits - 1)) - 1);
     // The 1e-5 floor mirrors the asymmetric branch so an all-zero group
     // cannot divide by zero (the reference has no floor here).
-    g.scale = castToScaleDType(std::max(amax, 1e-5f) / maxInt,
-                               cfg.scaleDType);
+    g.scale = castToScaleDType(std::max(amax, 1e-5f) / maxInt, cfg.scaleDType);
     g.zero = 0.0f;
     g.lo = -maxInt - 1.0f;
     g.hi = maxInt;
@@ -95,14 +93,13 @@ Status moduleForward(const ModelConfig &c, const BlockWeights &w, AWQGroup g,
   case AWQGroup::QKV:
     return attentionForward(c, w, inp, S, T, out);
   case AWQGroup::VO:
-    linearForward(inp, rows, w.o.data(), c.dim, c.nHeads * c.headDim,
-                  nullptr, out);
+    linearForward(inp, rows, w.o.data(), c.dim, c.nHeads * c.headDim, nullptr,
+                  out);
     return Status::ok();
   case AWQGroup::GateUp:
     return mlpForward(c, w, inp, rows, out);
   case AWQGroup::UpDown:
-    linearForward(inp, rows, w.down.data(), c.dim, c.hiddenDim, nullptr,
-                  out);
+    linearForward(inp, rows, w.down.data(), c.dim, c.hiddenDim, nullptr, out);
     return Status::ok();
   }
   return Status::error("unknown AWQ group");
@@ -121,8 +118,7 @@ double mseOf(const float *a, const float *b, int64_t n) {
 
 /// Replaces each layer of group `g` in `w` by Q(W diag(s)) diag(s)^-1.
 void quantizeScaledLayers(const ModelConfig &c, BlockWeights &w, AWQGroup g,
-                          const std::vector<float> &s,
-                          const QuantConfig &cfg) {
+                          const std::vector<float> &s, const QuantConfig &cfg) {
   for (BlockLinear l : awqGroupLayers(g)) {
     int64_t N, K;
     blockLinearShape(c, l, N, K);
@@ -170,8 +166,8 @@ Status searchGroup(const ModelConfig &c, const BlockWeights &w, AWQGroup g,
   BlockWeights trial;
   for (int i = 0; i < opts.nGrid; ++i) {
     const float ratio = static_cast<float>(i) / static_cast<float>(opts.nGrid);
-    std::vector<float> s = awqScalesForRatio(xMean, wMean, ratio,
-                                             opts.duoScaling);
+    std::vector<float> s =
+        awqScalesForRatio(xMean, wMean, ratio, opts.duoScaling);
     trial = w; // every trial starts from the unscaled weights
     quantizeScaledLayers(c, trial, g, s, cfg);
     QC_RETURN_IF_ERROR(moduleForward(c, trial, g, inp, S, T, out.data()));
@@ -226,7 +222,8 @@ void clipSearch(const float *W, int64_t N, int64_t K, const float *X,
       double errBest = 1e9; // the reference's initial min_errs
       float bestM = m0;
       for (int i = 0; i < nShrink; ++i) {
-        const float m = m0 * static_cast<float>(1.0 - double(i) / opts.clipGrid);
+        const float m =
+            m0 * static_cast<float>(1.0 - double(i) / opts.clipGrid);
         for (int64_t k = 0; k < len; ++k)
           wc[k] = std::min(std::max(wg[k], -m), m);
         const AWQGrid grid = awqGrid(wc.data(), len, cfg);
@@ -361,9 +358,9 @@ qc::quant::awqWeightMean(const std::vector<const float *> &ws,
   return out;
 }
 
-std::vector<float> qc::quant::awqScalesForRatio(
-    const std::vector<float> &xMean, const std::vector<float> &wMean,
-    float ratio, bool duo) {
+std::vector<float> qc::quant::awqScalesForRatio(const std::vector<float> &xMean,
+                                                const std::vector<float> &wMean,
+                                                float ratio, bool duo) {
   const size_t K = xMean.size();
   std::vector<float> s(K);
   bool anyNaN = false;
@@ -463,8 +460,7 @@ Status qc::quant::awqGroupLoss(const ModelConfig &c, const BlockWeights &w,
 
 Status qc::quant::awqSearchBlock(const ModelConfig &c, const BlockWeights &w,
                                  const float *x, int64_t S, int64_t T,
-                                 const QuantConfig &cfg,
-                                 const AWQOptions &opts,
+                                 const QuantConfig &cfg, const AWQOptions &opts,
                                  AWQBlockResult &out) {
   QC_RETURN_IF_ERROR(w.validate(c));
   if (S < 1 || T < 1)
@@ -476,8 +472,8 @@ Status qc::quant::awqSearchBlock(const ModelConfig &c, const BlockWeights &w,
     int64_t N, K;
     blockLinearShape(c, l, N, K);
     QC_RETURN_IF_ERROR(cfg.validate(K).withContext(blockLinearName(l)));
-    QC_RETURN_IF_ERROR(checkFinite(w.linear(l).data(), N, K,
-                                   blockLinearName(l)));
+    QC_RETURN_IF_ERROR(
+        checkFinite(w.linear(l).data(), N, K, blockLinearName(l)));
   }
   const int64_t rows = S * T;
 
@@ -501,10 +497,9 @@ Status qc::quant::awqSearchBlock(const ModelConfig &c, const BlockWeights &w,
     out.groups[gi].group = g;
     if (!awqGroupApplies(c, g))
       continue; // v->o under GQA: skipped, applied = false
-    QC_RETURN_IF_ERROR(searchGroup(c, w, g, inputs[gi].data(), S, T, cfg,
-                                   opts, out.groups[gi])
-                           .withContext(std::string("AWQ group ") +
-                                        awqGroupName(g)));
+    QC_RETURN_IF_ERROR(
+        searchGroup(c, w, g, inputs[gi].data(), S, T, cfg, opts, out.groups[gi])
+            .withContext(std::string("AWQ group ") + awqGroupName(g)));
   }
   if (!opts.applyClip)
     return Status::ok();
@@ -605,8 +600,7 @@ Status qc::quant::applyAWQScales(BlockWeights &w, const AWQBlockResult &r) {
     }
   }
   // Re-check after folding (§4.4, §10.6).
-  if (!allFinite(w.inputNorm) || !allFinite(w.postNorm) ||
-      !allFinite(w.vBias))
+  if (!allFinite(w.inputNorm) || !allFinite(w.postNorm) || !allFinite(w.vBias))
     return Status::error("applyAWQScales: non-finite norm/bias after "
                          "folding");
   for (BlockLinear l : kAllBlockLinears)

@@ -106,8 +106,8 @@ Status AutoRoundQuantizer::forward(std::vector<float> &wq) {
       }
       if (!std::isfinite(s16))
         return Status::error(name + ": scale of row " + std::to_string(n) +
-                             ", group " + std::to_string(g) +
-                             " overflows " + scaleDTypeName(cfg.scaleDType));
+                             ", group " + std::to_string(g) + " overflows " +
+                             scaleDTypeName(cfg.scaleDType));
       scale[gi] = s;
       scalePass[gi] = pass ? 1 : 0;
       float zp = 0.0f;
@@ -206,8 +206,7 @@ Status AutoRoundQuantizer::exportWeight(QuantizedWeight &out) {
       out.scales[g * N + n] = scale[gi];
       // Symmetric codes are signed; the unsigned export shifts them by
       // 2^(b-1) and stores that as the zero point (§6.1).
-      out.zeros[g * N + n] =
-          cfg.sym ? static_cast<float>(half) : zero[gi];
+      out.zeros[g * N + n] = cfg.sym ? static_cast<float>(half) : zero[gi];
     }
     for (int64_t k = 0; k < K; ++k) {
       const int64_t i = n * K + k;
@@ -252,12 +251,13 @@ inline float signOf(float x) {
 
 } // namespace
 
-Status qc::quant::autoRoundBlock(
-    const ModelConfig &config, const BlockWeights &fp, const float *xIn,
-    const float *yTarget, int64_t S, int64_t T, const QuantConfig &qcfg,
-    const AutoRoundOptions &opts,
-    std::array<QuantizedWeight, kNumBlockLinears> &out,
-    AutoRoundReport &report) {
+Status
+qc::quant::autoRoundBlock(const ModelConfig &config, const BlockWeights &fp,
+                          const float *xIn, const float *yTarget, int64_t S,
+                          int64_t T, const QuantConfig &qcfg,
+                          const AutoRoundOptions &opts,
+                          std::array<QuantizedWeight, kNumBlockLinears> &out,
+                          AutoRoundReport &report) {
   QC_RETURN_IF_ERROR(fp.validate(config));
   if (S < 1 || T < 1)
     return Status::error("autoRoundBlock: need S >= 1 and T >= 1");

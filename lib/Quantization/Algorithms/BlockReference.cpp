@@ -16,60 +16,26 @@
 //===----------------------------------------------------------------------===//
 
 #include "qc/Quantization/Algorithms/BlockReference.h"
+#include "qc/runtime/ThreadPool.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <cstring>
 #include <cstdlib>
 #include <functional>
-#include <thread>
 
 using namespace qc;
 using namespace qc::quant;
 
 namespace {
 
-/// The thread budget: QC_THREADS when set to a positive integer (to cap a
-/// run's CPU share, and so that tests can check that results do not depend
-/// on the thread count), else the hardware concurrency.
-int64_t threadBudget() {
-  if (const char *env = std::getenv("QC_THREADS")) {
-    char *end = nullptr;
-    long long v = std::strtoll(env, &end, 10);
-    if (end != env && *end == '\0' && v > 0)
-      return static_cast<int64_t>(std::min<long long>(v, 64));
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-/// Runs fn(i, worker) for i in [0, n) on up to threadBudget() threads
-/// (worker in [0, workers)). Every caller writes disjoint outputs per
-/// index, so results do not depend on the thread count or the schedule.
-int64_t workerCount(int64_t n) {
-  return std::max<int64_t>(1, std::min<int64_t>({threadBudget(), n, 64}));
-}
-
-void parallelFor(int64_t n, int64_t workers,
-                 const std::function<void(int64_t, int64_t)> &fn) {
-  if (workers <= 1 || n <= 1) {
-    for (int64_t i = 0; i < n; ++i)
-      fn(i, 0);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  auto run = [&](int64_t worker) {
-    for (int64_t i = next++; i < n; i = next++)
-      fn(i, worker);
-  };
-  std::vector<std::thread> threads;
-  for (int64_t t = 1; t < workers; ++t)
-    threads.emplace_back(run, t);
-  run(0);
-  for (std::thread &t : threads)
-    t.join();
-}
+// The loops below run on the process-wide pool (qc/runtime/ThreadPool.h,
+// sized by --num-threads or QC_THREADS). Every caller writes disjoint outputs
+// per index or per scratch slot, so results do not depend on the thread
+// count or the schedule.
+using ::qc::parallelFor;
+using ::qc::workerCount;
 
 /// Sizes derived from a ModelConfig.
 struct Dims {
@@ -217,8 +183,8 @@ void rmsNormRows(const float *x, int64_t rows, int64_t D, const float *g,
 
 /// dx (+)= backward of y = x * r(x) * g, with r = (mean(x^2) + eps)^(-1/2):
 ///   dx_i = r g_i dy_i - x_i r^3 / D * sum_j g_j dy_j x_j.
-void rmsNormBackward(const float *x, const float *rms, int64_t rows,
-                     int64_t D, const float *g, const float *dy, float *dx,
+void rmsNormBackward(const float *x, const float *rms, int64_t rows, int64_t D,
+                     const float *g, const float *dy, float *dx,
                      bool accumulate) {
   for (int64_t t = 0; t < rows; ++t) {
     const float *xr = x + t * D;
@@ -284,8 +250,8 @@ void applyRope(float *x, int64_t T, int64_t nHeads, int64_t hd,
       for (int64_t i = 0; i < half; ++i) {
         // Partner indices of pair i in the two layouts.
         const int64_t a = layout == RopeLayout::Interleaved ? 2 * i : i;
-        const int64_t b = layout == RopeLayout::Interleaved ? 2 * i + 1
-                                                             : i + half;
+        const int64_t b =
+            layout == RopeLayout::Interleaved ? 2 * i + 1 : i + half;
         const float c = cs[i];
         const float s = inverse ? -sn[i] : sn[i];
         const float x0 = xh[a], x1 = xh[b];
@@ -346,8 +312,8 @@ inline void axpy(float a, const float *__restrict x, float *__restrict y,
 
 /// sc[0..i] = scale * q_i . k_j for the causal prefix j <= i, with kT the
 /// [hd, T] transposed keys.
-inline void causalScores(const float *qi, const float *kT, int64_t T,
-                         int64_t i, int64_t hd, float scale, float *sc) {
+inline void causalScores(const float *qi, const float *kT, int64_t T, int64_t i,
+                         int64_t hd, float scale, float *sc) {
   const int64_t n = i + 1;
   std::fill(sc, sc + n, 0.0f);
   int64_t e = 0;
@@ -615,10 +581,9 @@ Status qc::quant::storeBlockWeights(const BlockWeights &w, int64_t layer,
     if (it == model.tensors.end())
       return Status::error("missing tensor " + name);
     if (it->second.data.size() != src.size())
-      return Status::error("tensor " + name + " has " +
-                           std::to_string(it->second.data.size()) +
-                           " elements, block has " +
-                           std::to_string(src.size()));
+      return Status::error(
+          "tensor " + name + " has " + std::to_string(it->second.data.size()) +
+          " elements, block has " + std::to_string(src.size()));
     it->second.data = src;
     return Status::ok();
   };
@@ -636,8 +601,7 @@ Status qc::quant::storeBlockWeights(const BlockWeights &w, int64_t layer,
 }
 
 Status qc::quant::setDequantizedLinears(
-    BlockWeights &w,
-    const std::array<QuantizedWeight, kNumBlockLinears> &q) {
+    BlockWeights &w, const std::array<QuantizedWeight, kNumBlockLinears> &q) {
   for (BlockLinear l : kAllBlockLinears) {
     const QuantizedWeight &qw = q[blockLinearIndex(l)];
     std::vector<float> &dst = w.linear(l);
@@ -649,8 +613,7 @@ Status qc::quant::setDequantizedLinears(
   return Status::ok();
 }
 
-const std::vector<float> &
-BlockActivations::linearInput(BlockLinear l) const {
+const std::vector<float> &BlockActivations::linearInput(BlockLinear l) const {
   switch (l) {
   case BlockLinear::Q:
   case BlockLinear::K:
@@ -727,8 +690,7 @@ Status qc::quant::blockForward(const ModelConfig &c, const BlockWeights &w,
   struct Scratch {
     Slot sRms1, sXn, sQ, sK, sV, sAttn, sH1, sRms2, sHn, sGate, sUp, sAct;
     std::vector<float> kT, vT, sc, tmp;
-    const float *xn = nullptr, *attn = nullptr, *hn = nullptr,
-                *act = nullptr;
+    const float *xn = nullptr, *attn = nullptr, *hn = nullptr, *act = nullptr;
   };
   const int64_t workers = workerCount(S);
   std::vector<Scratch> scratch(workers);
@@ -750,8 +712,7 @@ Status qc::quant::blockForward(const ModelConfig &c, const BlockWeights &w,
     float *gate =
         b.sGate.bind(saved(&BlockActivations::gate), r0 * d.F, T * d.F);
     float *up = b.sUp.bind(saved(&BlockActivations::up), r0 * d.F, T * d.F);
-    float *act =
-        b.sAct.bind(saved(&BlockActivations::act), r0 * d.F, T * d.F);
+    float *act = b.sAct.bind(saved(&BlockActivations::act), r0 * d.F, T * d.F);
     float *lse = acts ? acts->lse.data() + s * d.H * T : nullptr;
     float *tmp = b.tmp.data();
 
@@ -799,9 +760,9 @@ Status qc::quant::blockForward(const ModelConfig &c, const BlockWeights &w,
   return Status::ok();
 }
 
-Status qc::quant::attentionForward(const ModelConfig &c,
-                                   const BlockWeights &w, const float *xn,
-                                   int64_t S, int64_t T, float *out) {
+Status qc::quant::attentionForward(const ModelConfig &c, const BlockWeights &w,
+                                   const float *xn, int64_t S, int64_t T,
+                                   float *out) {
   QC_RETURN_IF_ERROR(w.validate(c));
   if (S < 1 || T < 1)
     return Status::error("attentionForward: need S >= 1 and T >= 1");
@@ -873,8 +834,7 @@ Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
   for (BlockLinear l : kAllBlockLinears) {
     int64_t N, K;
     blockLinearShape(c, l, N, K);
-    grads.weight[blockLinearIndex(l)].assign(static_cast<size_t>(N * K),
-                                             0.0f);
+    grads.weight[blockLinearIndex(l)].assign(static_cast<size_t>(N * K), 0.0f);
   }
   if (wantInputGrad)
     grads.input.assign(static_cast<size_t>(rows * d.D), 0.0f);
@@ -899,20 +859,31 @@ Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
   auto backSeq = [&](int64_t s, int64_t wk) {
     Scratch &b = scratch[wk];
     auto sz = [](std::vector<float> &v, int64_t n) { v.resize(n); };
-    sz(b.dAct, T * d.F); sz(b.dGate, T * d.F); sz(b.dUp, T * d.F);
-    sz(b.dHn, T * d.D); sz(b.dH1, T * d.D); sz(b.dAttn, T * d.qN);
-    sz(b.dQ, T * d.qN); sz(b.dK, T * d.kvN); sz(b.dV, T * d.kvN);
-    sz(b.dXn, T * d.D); sz(b.kT, d.hd * T); sz(b.vT, d.hd * T);
-    sz(b.dKT, d.hd * T); sz(b.dVT, d.hd * T); sz(b.sc, T); sz(b.dP, T);
+    sz(b.dAct, T * d.F);
+    sz(b.dGate, T * d.F);
+    sz(b.dUp, T * d.F);
+    sz(b.dHn, T * d.D);
+    sz(b.dH1, T * d.D);
+    sz(b.dAttn, T * d.qN);
+    sz(b.dQ, T * d.qN);
+    sz(b.dK, T * d.kvN);
+    sz(b.dV, T * d.kvN);
+    sz(b.dXn, T * d.D);
+    sz(b.kT, d.hd * T);
+    sz(b.vT, d.hd * T);
+    sz(b.dKT, d.hd * T);
+    sz(b.dVT, d.hd * T);
+    sz(b.sc, T);
+    sz(b.dP, T);
     for (BlockLinear l : kAllBlockLinears)
       b.dWs[blockLinearIndex(l)].assign(
           grads.weight[blockLinearIndex(l)].size(), 0.0f);
     auto dW = [&](BlockLinear l) { return b.dWs[blockLinearIndex(l)].data(); };
     std::vector<float> &dAct = b.dAct, &dGate = b.dGate, &dUp = b.dUp,
-                       &dHn = b.dHn, &dH1 = b.dH1, &dAttn = b.dAttn,
-                       &dQ = b.dQ, &dK = b.dK, &dV = b.dV, &dXn = b.dXn,
-                       &kT = b.kT, &vT = b.vT, &dKT = b.dKT, &dVT = b.dVT,
-                       &sc = b.sc, &dP = b.dP;
+                       &dHn = b.dHn, &dH1 = b.dH1, &dAttn = b.dAttn, &dQ = b.dQ,
+                       &dK = b.dK, &dV = b.dV, &dXn = b.dXn, &kT = b.kT,
+                       &vT = b.vT, &dKT = b.dKT, &dVT = b.dVT, &sc = b.sc,
+                       &dP = b.dP;
     const int64_t r0 = s * T;
     const float *dys = dy + r0 * d.D;
     const float *act = acts.act.data() + r0 * d.F;
@@ -937,13 +908,11 @@ Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
       // d silu(g)/dg = sg * (1 + g * (1 - sg)).
       dGate[i] = dAct[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
     }
-    linearBackwardWeight(dGate.data(), hn, T, d.F, d.D,
-                         dW(BlockLinear::Gate));
+    linearBackwardWeight(dGate.data(), hn, T, d.F, d.D, dW(BlockLinear::Gate));
     linearBackwardWeight(dUp.data(), hn, T, d.F, d.D, dW(BlockLinear::Up));
     linearBackwardInput(dGate.data(), T, w.gate.data(), d.F, d.D, dHn.data(),
                         false);
-    linearBackwardInput(dUp.data(), T, w.up.data(), d.F, d.D, dHn.data(),
-                        true);
+    linearBackwardInput(dUp.data(), T, w.up.data(), d.F, d.D, dHn.data(), true);
     // Residual plus the post-norm's contribution.
     std::copy(dys, dys + T * d.D, dH1.begin());
     rmsNormBackward(h1, acts.rms2.data() + r0, T, d.D, w.postNorm.data(),
@@ -1007,12 +976,9 @@ Status qc::quant::blockBackward(const ModelConfig &c, const BlockWeights &w,
     linearBackwardWeight(dV.data(), xn, T, d.kvN, d.D, dW(BlockLinear::V));
     if (!wantInputGrad)
       return;
-    linearBackwardInput(dQ.data(), T, w.q.data(), d.qN, d.D, dXn.data(),
-                        false);
-    linearBackwardInput(dK.data(), T, w.k.data(), d.kvN, d.D, dXn.data(),
-                        true);
-    linearBackwardInput(dV.data(), T, w.v.data(), d.kvN, d.D, dXn.data(),
-                        true);
+    linearBackwardInput(dQ.data(), T, w.q.data(), d.qN, d.D, dXn.data(), false);
+    linearBackwardInput(dK.data(), T, w.k.data(), d.kvN, d.D, dXn.data(), true);
+    linearBackwardInput(dV.data(), T, w.v.data(), d.kvN, d.D, dXn.data(), true);
     float *dx = grads.input.data() + r0 * d.D;
     std::copy(dH1.begin(), dH1.end(), dx);
     rmsNormBackward(x, acts.rms1.data() + r0, T, d.D, w.inputNorm.data(),

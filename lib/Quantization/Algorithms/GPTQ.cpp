@@ -607,6 +607,17 @@ Status qc::quant::quantizeGPTQ(const float *w, int64_t N, int64_t K,
     }
     diag[i] = dead[i] ? 1.0 : static_cast<double>(d);
   }
+  // Every input channel dead: the reference rule above would zero the whole
+  // layer (its output becomes 0 whatever the input). That is only right
+  // when no activation ever reaches the layer, which is the empty-Hessian
+  // case already handled with RTN; with a positive token count it means a
+  // broken trace, so the layer keeps its weights (RTN) and the report says
+  // why, like every other unusable Hessian (§3.7 step 4).
+  if (report.deadColumns == K)
+    return fallback("the Hessian diagonal is zero for every input channel "
+                    "(all-zero Hessian from " +
+                    std::to_string(tokenCount) +
+                    " tokens); GPTQ would zero the whole layer");
   const bool useStatic = opts.staticGroups && !perChannel;
   std::vector<GroupParams> staticParams;
   if (useStatic) {

@@ -1,4 +1,5 @@
-//===- HQQ.cpp - Half-quadratic quantization ---------------------*- C++ -*-===//
+//===- HQQ.cpp - Half-quadratic quantization ---------------------*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -69,8 +70,8 @@ Status qc::quant::quantizeHQQ(const float *w, int64_t N, int64_t K,
   const std::string ctx =
       layerName.empty() ? std::string("HQQ") : "HQQ '" + layerName + "'";
   if (N <= 0)
-    return Status::error(ctx + ": invalid output-feature count N = " +
-                         std::to_string(N));
+    return Status::error(
+        ctx + ": invalid output-feature count N = " + std::to_string(N));
   QC_RETURN_IF_ERROR(cfg.validate(K).withContext(ctx));
   QC_RETURN_IF_ERROR(opts.validate().withContext(ctx));
   if (cfg.sym)
@@ -216,7 +217,8 @@ Status qc::quant::quantizeHQQ(const float *w, int64_t N, int64_t K,
     out.dequantize(wq);
     double errSum = 0.0;
     for (int64_t i = 0; i < N * K; ++i)
-      errSum += std::fabs(static_cast<double>(w[i]) - static_cast<double>(wq[i]));
+      errSum +=
+          std::fabs(static_cast<double>(w[i]) - static_cast<double>(wq[i]));
     rep.finalError = errSum / total;
     *report = std::move(rep);
   }

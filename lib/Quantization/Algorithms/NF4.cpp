@@ -1,4 +1,5 @@
-//===- NF4.cpp - bitsandbytes NF4 quantization -------------------*- C++ -*-===//
+//===- NF4.cpp - bitsandbytes NF4 quantization -------------------*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -138,7 +139,8 @@ void NF4Weight::blockAbsmax(std::vector<float> &out) const {
   for (int64_t b = 0; b < nb; ++b) {
     // Two fp32 roundings, as bitsandbytes dequantizes the nested values
     // (map * absmax2) and then adds the offset in a separate op.
-    float v = nestedQuantMap[absmaxCodes[b]] * nestedAbsmax[b / nestedBlockSize];
+    float v =
+        nestedQuantMap[absmaxCodes[b]] * nestedAbsmax[b / nestedBlockSize];
     out[b] = v + nestedOffset;
   }
 }
@@ -165,7 +167,8 @@ Status NF4Weight::verify() const {
     return Status::ok();
   }
   if (!absmax.empty())
-    return Status::error("double-quantized NF4 weight also carries fp32 absmax");
+    return Status::error(
+        "double-quantized NF4 weight also carries fp32 absmax");
   if (static_cast<int64_t>(absmaxCodes.size()) != nb)
     return Status::error("NF4 absmax codes have " +
                          std::to_string(absmaxCodes.size()) +

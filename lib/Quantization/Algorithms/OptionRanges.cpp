@@ -107,7 +107,28 @@ const Table &table() {
     t["calibration"] = {intSpec("window", 1, int64_t(1) << 20),
                         intSpec("samples", 0, int64_t(1) << 20),
                         intSpec("max-tokens", 0, kInt64Max)};
-    t["compile"] = {intSpec("seed", 0, kInt64Max)};
+    // --num-threads of quant-compile and quant-opt: the process pool's size
+    // (ThreadPool.h caps it at 256).
+    t["compile"] = {intSpec("seed", 0, kInt64Max),
+                    intSpec("num-threads", 0, 256)};
+    // quant-run: the text protocol, generation and the JIT. The caps on
+    // lengths are far above any model's context; they stop an overflowing
+    // value (--ctx 2^40) before it becomes an allocation size.
+    t["run"] = {intSpec("max-tokens", 0, kInt64Max),
+                intSpec("ctx", 0, int64_t(1) << 24),
+                intSpec("skip-tokens", 0, kInt64Max),
+                intSpec("window", 1, int64_t(1) << 24),
+                intSpec("generate", 0, int64_t(1) << 24),
+                realSpec("temperature", 0.0, false, kRealMax, false),
+                realSpec("top-p", 0.0, true, 1.0, false),
+                intSpec("num-threads", 0, 256),
+                intSpec("jit-opt-level", 0, 3)};
+    // quant-kernelgen: the layer grid and the launch heuristics' SM count.
+    OptionSpec kgGroup =
+        intSpec("group-size", 1, std::numeric_limits<int32_t>::max());
+    kgGroup.minusOneValid = true;
+    t["kernelgen"] = {choiceSpec("bits", {2, 3, 4, 8}), kgGroup,
+                      intSpec("num-sms", 1, 4096)};
     return t;
   }();
   return t;

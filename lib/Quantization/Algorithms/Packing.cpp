@@ -1,4 +1,5 @@
-//===- Packing.cpp - Packed integer weight layouts ---------------*- C++ -*-===//
+//===- Packing.cpp - Packed integer weight layouts ---------------*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -44,7 +45,8 @@ void qc::quant::packCodeStream(const uint8_t *codes, int64_t codeStride,
     acc |= static_cast<uint64_t>(codes[i * codeStride] & mask) << filled;
     filled += bits;
     if (filled >= 32) {
-      words[w++ * wordStride] = static_cast<int32_t>(static_cast<uint32_t>(acc));
+      words[w++ * wordStride] =
+          static_cast<int32_t>(static_cast<uint32_t>(acc));
       acc >>= 32;
       filled -= 32;
     }
@@ -63,8 +65,9 @@ void qc::quant::unpackCodeStream(const int32_t *words, int64_t wordStride,
   int64_t w = 0;
   for (int64_t i = 0; i < count; ++i) {
     if (avail < bits && w < nWords) {
-      acc |= static_cast<uint64_t>(static_cast<uint32_t>(words[w++ * wordStride]))
-             << avail;
+      acc |=
+          static_cast<uint64_t>(static_cast<uint32_t>(words[w++ * wordStride]))
+          << avail;
       avail += 32;
     }
     codes[i * codeStride] = static_cast<uint8_t>(acc & mask);
@@ -127,8 +130,8 @@ Status checkIntegerZeros(const QuantizedWeight &q, const std::string &ctx) {
     if (z != std::nearbyint(z) || z < 0.0f || z > qmax)
       return Status::error(
           ctx + ": zero point " + std::to_string(z) + " at " +
-          at(i / q.rows, i % q.rows) +
-          " is not an integer in [0, " + std::to_string(static_cast<int>(qmax)) +
+          at(i / q.rows, i % q.rows) + " is not an integer in [0, " +
+          std::to_string(static_cast<int>(qmax)) +
           "] (fractional HQQ zeros must be rounded before integer packing)");
   }
   return Status::ok();
@@ -141,7 +144,8 @@ Status checkSymZeros(const QuantizedWeight &out, const std::string &ctx) {
   const float mid = static_cast<float>(1 << (out.bits - 1));
   for (size_t i = 0; i < out.zeros.size(); ++i)
     if (out.zeros[i] != mid)
-      return Status::error(ctx + ": metadata says symmetric but zero point at " +
+      return Status::error(ctx +
+                           ": metadata says symmetric but zero point at " +
                            at(i / out.rows, i % out.rows) + " is " +
                            std::to_string(out.zeros[i]));
   return Status::ok();
@@ -203,12 +207,14 @@ Status qc::quant::packGPTQ(const QuantizedWeight &q,
   // §14.6 padding: whole words only, as the loaders size qweight.
   const int64_t Kp = opts.padK ? gptqPaddedK(K, bits) : K;
   if (bits == 3 && Kp % 32 != 0)
-    return Status::error(ctx + ": 3-bit codes need K % 32 == 0 (whole "
-                               "three-word blocks), got K = " +
+    return Status::error(ctx +
+                         ": 3-bit codes need K % 32 == 0 (whole "
+                         "three-word blocks), got K = " +
                          std::to_string(K) +
                          "; pack with padK or use the rows layout");
   if (bits == 3 && N % 32 != 0)
-    return Status::error(ctx + ": 3-bit zero points need N % 32 == 0, got N = " +
+    return Status::error(ctx +
+                         ": 3-bit zero points need N % 32 == 0, got N = " +
                          std::to_string(N) + "; use the rows layout");
 
   out = GPTQTensors();
@@ -264,10 +270,12 @@ Status qc::quant::checkGPTQLayoutFits(int64_t N, int64_t K,
   // Same conditions as packGPTQ (without padK) for 3-bit codes.
   if (cfg.bits == 3 && K % 32 != 0)
     return Status::error("3-bit codes in the gptq layout need K % 32 == 0, "
-                         "got K = " + std::to_string(K));
+                         "got K = " +
+                         std::to_string(K));
   if (cfg.bits == 3 && N % 32 != 0)
     return Status::error("3-bit zero points in the gptq layout need N % 32 "
-                         "== 0, got N = " + std::to_string(N));
+                         "== 0, got N = " +
+                         std::to_string(N));
   return Status::ok();
 }
 
@@ -289,9 +297,9 @@ Status qc::quant::unpackGPTQ(const GPTQTensors &t, QuantizedWeight &out) {
   const int64_t N = t.N, K = t.inFeatures, Kp = t.K;
   const int64_t ng = numGroupsFor(K, t.groupSize);
   if (t.numGroups != ng)
-    return Status::error(ctx + ": " + std::to_string(t.numGroups) +
-                         " groups, expected ceil(K / G) = " +
-                         std::to_string(ng));
+    return Status::error(
+        ctx + ": " + std::to_string(t.numGroups) +
+        " groups, expected ceil(K / G) = " + std::to_string(ng));
   QC_RETURN_IF_ERROR(
       checkSize(t.qweight.size(), t.qweightRows(), N, "qweight", ctx));
   QC_RETURN_IF_ERROR(
@@ -303,13 +311,14 @@ Status qc::quant::unpackGPTQ(const GPTQTensors &t, QuantizedWeight &out) {
   if (gLen != K && gLen != Kp)
     return Status::error(ctx + ": g_idx has " + std::to_string(gLen) +
                          " entries, expected in_features " + std::to_string(K) +
-                         (Kp != K ? " (or the padded " + std::to_string(Kp) + ")"
-                                  : std::string()));
+                         (Kp != K
+                              ? " (or the padded " + std::to_string(Kp) + ")"
+                              : std::string()));
   for (int64_t k = 0; k < gLen; ++k)
     if (t.gIdx[k] < 0 || t.gIdx[k] >= ng)
-      return Status::error(ctx + ": g_idx[" + std::to_string(k) + "] = " +
-                           std::to_string(t.gIdx[k]) + " is out of range [0, " +
-                           std::to_string(ng) + ")");
+      return Status::error(ctx + ": g_idx[" + std::to_string(k) +
+                           "] = " + std::to_string(t.gIdx[k]) +
+                           " is out of range [0, " + std::to_string(ng) + ")");
 
   QuantConfig cfg;
   cfg.bits = t.bits;
@@ -388,13 +397,14 @@ Status qc::quant::packAWQ(const QuantizedWeight &q, AWQTensors &out) {
                          std::to_string(q.bits) + " bits");
   const int64_t N = q.rows, K = q.cols;
   if (N % 8 != 0)
-    return Status::error(ctx + ": N % 8 == 0 required (8 channels per word), "
-                               "got N = " +
+    return Status::error(ctx +
+                         ": N % 8 == 0 required (8 channels per word), "
+                         "got N = " +
                          std::to_string(N));
   if (q.groupSize > 0 && K % q.groupSize != 0)
-    return Status::error(ctx + ": K % G == 0 required, got K = " +
-                         std::to_string(K) + ", G = " +
-                         std::to_string(q.groupSize));
+    return Status::error(ctx +
+                         ": K % G == 0 required, got K = " + std::to_string(K) +
+                         ", G = " + std::to_string(q.groupSize));
   if (!q.hasTrivialGIdx())
     return Status::error(ctx + ": AWQ has no g_idx; the weight's act-order "
                                "g_idx is not the default k / G");
@@ -516,9 +526,9 @@ Status qc::quant::unpackRows(const RowsTensors &t, QuantizedWeight &out) {
                          ", K = " + std::to_string(t.K));
   const int64_t N = t.N, K = t.K, ng = numGroupsFor(K, t.groupSize);
   if (t.numGroups != ng)
-    return Status::error(ctx + ": " + std::to_string(t.numGroups) +
-                         " groups, expected ceil(K / G) = " +
-                         std::to_string(ng));
+    return Status::error(
+        ctx + ": " + std::to_string(t.numGroups) +
+        " groups, expected ceil(K / G) = " + std::to_string(ng));
   QC_RETURN_IF_ERROR(
       checkSize(t.qweight.size(), N, t.qweightCols(), "qweight", ctx));
   QC_RETURN_IF_ERROR(checkSize(t.scales.size(), ng, N, "scales", ctx));

@@ -42,7 +42,9 @@ Status blockConfig(const BlockInputs &in, QuantConfig &cfg) {
     if (first && (c->bits != first->bits || c->groupSize != first->groupSize ||
                   c->sym != first->sym))
       return Status::error("AWQ needs one configuration per decoder block, "
-                           "but '" + in.names[i] + "' differs from the other "
+                           "but '" +
+                           in.names[i] +
+                           "' differs from the other "
                            "linears of the block (override whole blocks, "
                            "e.g. 'layers\\.3\\.:bits=8')");
     if (!first)
@@ -61,10 +63,9 @@ struct WQAWQPass : mlir::qc::impl::WQAWQPassBase<WQAWQPass> {
       return signalPassFailure();
     LayerRewriteOptions opts;
     ::qc::CalibrationTrace calib;
-    if (failed(initRewriteOptions(module, "wq-awq", bits, groupSize, sym,
-                                  scaleDType, layout, exclude, weightsOut,
-                                  {overrides.begin(), overrides.end()},
-                                  opts)) ||
+    if (failed(initRewriteOptions(
+            module, "wq-awq", bits, groupSize, sym, scaleDType, layout, exclude,
+            weightsOut, {overrides.begin(), overrides.end()}, opts)) ||
         failed(loadRequiredTrace(module, "wq-awq", trace, /*needSample=*/true,
                                  calib, opts)))
       return signalPassFailure();

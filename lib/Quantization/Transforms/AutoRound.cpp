@@ -41,10 +41,9 @@ struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
       return signalPassFailure();
     LayerRewriteOptions opts;
     ::qc::CalibrationTrace calib;
-    if (failed(initRewriteOptions(module, "wq-autoround", bits, groupSize, sym,
-                                  scaleDType, layout, exclude, weightsOut,
-                                  {overrides.begin(), overrides.end()},
-                                  opts)) ||
+    if (failed(initRewriteOptions(
+            module, "wq-autoround", bits, groupSize, sym, scaleDType, layout,
+            exclude, weightsOut, {overrides.begin(), overrides.end()}, opts)) ||
         failed(loadRequiredTrace(module, "wq-autoround", trace,
                                  /*needSample=*/true, calib, opts)))
       return signalPassFailure();
@@ -80,7 +79,8 @@ struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
               if (cfg && (c->bits != cfg->bits ||
                           c->groupSize != cfg->groupSize || c->sym != cfg->sym))
                 return Status::error("AutoRound needs one configuration per "
-                                     "decoder block, but '" + in.names[i] +
+                                     "decoder block, but '" +
+                                     in.names[i] +
                                      "' differs from the other linears of "
                                      "the block");
               cfg = c;

@@ -39,12 +39,9 @@ Status mlir::qc::checkTrace(const ::qc::CalibrationTrace &trace,
   return Status::ok();
 }
 
-LogicalResult mlir::qc::loadRequiredTrace(ModuleOp module,
-                                          const std::string &passName,
-                                          const std::string &tracePath,
-                                          bool needSample,
-                                          ::qc::CalibrationTrace &trace,
-                                          LayerRewriteOptions &opts) {
+LogicalResult mlir::qc::loadRequiredTrace(
+    ModuleOp module, const std::string &passName, const std::string &tracePath,
+    bool needSample, ::qc::CalibrationTrace &trace, LayerRewriteOptions &opts) {
   if (tracePath.empty())
     return module.emitError()
            << passName << ": the trace option is required (a calibration "
@@ -131,8 +128,8 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
     int64_t quantized = 0;
     for (BlockLinear l : kAllBlockLinears) {
       int idx = blockLinearIndex(l);
-      in.names[idx] = "model.layers." + std::to_string(i) + "." +
-                      blockLinearName(l);
+      in.names[idx] =
+          "model.layers." + std::to_string(i) + "." + blockLinearName(l);
       in.configs[idx] = plan.find(in.names[idx]);
       quantized += in.configs[idx] != nullptr;
       inBlocks.insert(in.names[idx]);
@@ -142,9 +139,8 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
     BlockWeights orig = w;
     if (options.needFloatInputs) {
       yF.resize(S * T * D);
-      QC_RETURN_IF_ERROR(
-          blockForward(config, orig, xF.data(), S, T, yF.data())
-              .withContext(where));
+      QC_RETURN_IF_ERROR(blockForward(config, orig, xF.data(), S, T, yF.data())
+                             .withContext(where));
       in.xFloat = &xF;
       in.yFloat = &yF;
     }
@@ -199,7 +195,8 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
     if (!inBlocks.count(layer))
       return Status::error("layer '" + layer +
                            "' is not one of the seven linears of a decoder "
-                           "block; " + options.passName +
+                           "block; " +
+                           options.passName +
                            " only quantizes those (exclude it)");
   return Status::ok();
 }

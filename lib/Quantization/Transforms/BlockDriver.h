@@ -1,4 +1,5 @@
-//===- BlockDriver.h - Block-sequential calibration for the passes -*- C++ -*-===//
+//===- BlockDriver.h - Block-sequential calibration for the passes -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //

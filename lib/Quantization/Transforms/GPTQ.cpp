@@ -31,8 +31,8 @@ using ::qc::Status;
 namespace {
 
 /// GPTQ of one layer from its Hessian, with the record filled in.
-Status gptqLayer(const std::string &layer, const float *w, int64_t n,
-                 int64_t k, const float *hessian, int64_t tokens,
+Status gptqLayer(const std::string &layer, const float *w, int64_t n, int64_t k,
+                 const float *hessian, int64_t tokens,
                  const ::qc::quant::QuantConfig &cfg,
                  const ::qc::quant::GPTQOptions &gptq, LayerResult &result,
                  std::vector<std::string> &warnings) {
@@ -47,8 +47,8 @@ Status gptqLayer(const std::string &layer, const float *w, int64_t n,
   result.record.fallback = report.fallbackToRTN;
   result.record.note = report.fallbackReason;
   if (report.deadColumns > 0 && !report.fallbackToRTN)
-    result.record.note = std::to_string(report.deadColumns) +
-                         " dead input channels zeroed";
+    result.record.note =
+        std::to_string(report.deadColumns) + " dead input channels zeroed";
   // The recovery ladder of §3.7 is reported, never silent.
   if (!report.fallbackToRTN &&
       (report.dampUsed > gptq.dampPercent * (1.0 + 1e-9) + 1e-12 ||
@@ -103,9 +103,8 @@ Status gptqBlock(const ::qc::ModelConfig &config, const BlockInputs &in,
       if (which == group.front() && hookStatus)
         hookStatus = acc.add(x, rows);
     };
-    QC_RETURN_IF_ERROR(::qc::quant::blockForward(config, cur,
-                                                 in.xQuant->data(), in.S, in.T,
-                                                 y.data(), nullptr, hook));
+    QC_RETURN_IF_ERROR(::qc::quant::blockForward(
+        config, cur, in.xQuant->data(), in.S, in.T, y.data(), nullptr, hook));
     QC_RETURN_IF_ERROR(hookStatus);
     const std::vector<float> &h = acc.hessian();
     for (BlockLinear l : group) {
@@ -115,9 +114,8 @@ Status gptqBlock(const ::qc::ModelConfig &config, const BlockInputs &in,
       int64_t n = 0, kk = 0;
       ::qc::quant::blockLinearShape(config, l, n, kk);
       QC_RETURN_IF_ERROR(gptqLayer(in.names[idx], w.linear(l).data(), n, kk,
-                                   h.data(), acc.tokenCount(),
-                                   *in.configs[idx], gptq, out[idx],
-                                   warnings));
+                                   h.data(), acc.tokenCount(), *in.configs[idx],
+                                   gptq, out[idx], warnings));
       out[idx].weight.dequantize(cur.linear(l));
     }
   }
@@ -135,10 +133,9 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
     LayerRewriteOptions opts;
     ::qc::CalibrationTrace calib;
     bool seq = sequential;
-    if (failed(initRewriteOptions(module, "wq-gptq", bits, groupSize, sym,
-                                  scaleDType, layout, exclude, weightsOut,
-                                  {overrides.begin(), overrides.end()},
-                                  opts)) ||
+    if (failed(initRewriteOptions(
+            module, "wq-gptq", bits, groupSize, sym, scaleDType, layout,
+            exclude, weightsOut, {overrides.begin(), overrides.end()}, opts)) ||
         failed(loadRequiredTrace(module, "wq-gptq", trace, seq, calib, opts)))
       return signalPassFailure();
     std::string tracePath = trace;
@@ -176,10 +173,9 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
           return Status::error("the trace " + tracePath +
                                " has no statistics for layer '" + layer + "'");
         if (e->width != k)
-          return Status::error("layer '" + layer + "' has " +
-                               std::to_string(k) +
-                               " inputs but its trace entry has " +
-                               std::to_string(e->width));
+          return Status::error(
+              "layer '" + layer + "' has " + std::to_string(k) +
+              " inputs but its trace entry has " + std::to_string(e->width));
         return gptqLayer(layer, w, n, k, e->hessian.data(), e->tokens, cfg,
                          gptq, result, warnings);
       };

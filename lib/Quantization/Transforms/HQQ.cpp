@@ -52,7 +52,8 @@ struct WQHQQPass : mlir::qc::impl::WQHQQPassBase<WQHQQPass> {
                         int64_t k, const ::qc::quant::QuantConfig &c,
                         LayerResult &out) -> Status {
       if (c.sym)
-        return Status::error("layer '" + layer + "': HQQ is asymmetric; an "
+        return Status::error("layer '" + layer +
+                             "': HQQ is asymmetric; an "
                              "override may not set sym=true");
       QC_RETURN_IF_ERROR(::qc::quant::quantizeHQQ(w, n, k, c, hqq, out.weight,
                                                   nullptr, layer));

@@ -91,16 +91,16 @@ Status pack(QuantizedWeight q, wq::Layout layout, PackedLayer &out) {
                            "scale-dtype=f16 or layout=rows");
     ::qc::quant::GPTQTensors t;
     QC_RETURN_IF_ERROR(::qc::quant::packGPTQ(q, {}, t));
-    out.tensors[".qweight"] = {::qc::DType::I32, {t.qweightRows(), n},
-                               rawBytes(t.qweight)};
+    out.tensors[".qweight"] = {
+        ::qc::DType::I32, {t.qweightRows(), n}, rawBytes(t.qweight)};
     ::qc::PackedTensor scales;
     scales.dtype = ::qc::DType::F16;
     scales.shape = {groups, n};
     scales.bytes = rawBytes(t.scales);
     out.tensors[".scales"] = std::move(scales);
     if (!q.sym)
-      out.tensors[".qzeros"] = {::qc::DType::I32, {groups, t.qzerosCols()},
-                                rawBytes(t.qzeros)};
+      out.tensors[".qzeros"] = {
+          ::qc::DType::I32, {groups, t.qzerosCols()}, rawBytes(t.qzeros)};
     if (!q.gIdx.empty())
       out.tensors[".g_idx"] = {::qc::DType::I32, {q.cols}, rawBytes(t.gIdx)};
     return Status::ok();
@@ -111,12 +111,12 @@ Status pack(QuantizedWeight q, wq::Layout layout, PackedLayer &out) {
   for (float z : q.zeros)
     rowsOptions.floatZeros |= !q.sym && z != std::nearbyint(z);
   QC_RETURN_IF_ERROR(::qc::quant::packRows(q, rowsOptions, t));
-  out.tensors[".qweight"] = {::qc::DType::I32, {n, t.qweightCols()},
-                             rawBytes(t.qweight)};
+  out.tensors[".qweight"] = {
+      ::qc::DType::I32, {n, t.qweightCols()}, rawBytes(t.qweight)};
   out.tensors[".scales"] = packScales(t.scales, q.scaleDType, groups, n);
   if (!q.sym && rowsOptions.floatZeros)
-    out.tensors[".qzeros"] = {::qc::DType::F32, {groups, n},
-                              rawBytes(t.floatZeros)};
+    out.tensors[".qzeros"] = {
+        ::qc::DType::F32, {groups, n}, rawBytes(t.floatZeros)};
   else if (!q.sym)
     out.tensors[".qzeros"] = {::qc::DType::I32, {groups, n}, rawBytes(t.zeros)};
   if (!q.gIdx.empty())
@@ -144,13 +144,13 @@ Type elementTypeOf(OpBuilder &b, ::qc::DType dtype) {
 
 static thread_local ::qc::QuantizationObserver *currentObserver = nullptr;
 
-::qc::QuantizationObserver *
-::qc::setQuantizationObserver(::qc::QuantizationObserver *observer) {
+::qc::QuantizationObserver * ::qc::setQuantizationObserver(
+    ::qc::QuantizationObserver *observer) {
   std::swap(observer, currentObserver);
   return observer;
 }
 
-::qc::QuantizationObserver *::qc::getQuantizationObserver() {
+::qc::QuantizationObserver * ::qc::getQuantizationObserver() {
   return currentObserver;
 }
 

@@ -1,4 +1,5 @@
-//===- LayerRewriter.h - Shared plumbing of the quantization passes -*- C++ -*-===//
+//===- LayerRewriter.h - Shared plumbing of the quantization passes -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -105,7 +106,8 @@ inline double weightMSE(const ::qc::quant::QuantizedWeight &q, const float *w) {
   q.dequantize(d);
   double se = 0.0;
   for (size_t i = 0; i < d.size(); ++i)
-    se += (static_cast<double>(w[i]) - d[i]) * (static_cast<double>(w[i]) - d[i]);
+    se +=
+        (static_cast<double>(w[i]) - d[i]) * (static_cast<double>(w[i]) - d[i]);
   return d.empty() ? 0.0 : se / static_cast<double>(d.size());
 }
 
@@ -114,12 +116,10 @@ inline double weightMSE(const ::qc::quant::QuantizedWeight &q, const float *w) {
 /// range emits "<pass>: option <name> = <value> is out of range (valid:
 /// ...)" and fails. Options are int64_t in Passes.td, so the check sees the
 /// value the user wrote, before any narrowing.
-LogicalResult
-checkOptionRanges(ModuleOp module, const std::string &passName,
-                  const std::string &method,
-                  std::initializer_list<std::pair<const char *, int64_t>> ints,
-                  std::initializer_list<std::pair<const char *, double>> reals =
-                      {});
+LogicalResult checkOptionRanges(
+    ModuleOp module, const std::string &passName, const std::string &method,
+    std::initializer_list<std::pair<const char *, int64_t>> ints,
+    std::initializer_list<std::pair<const char *, double>> reals = {});
 
 /// Fills what every weight-quantizing pass shares: the base configuration
 /// (bits, group size, sym, scale dtype), layout, exclusion, output and

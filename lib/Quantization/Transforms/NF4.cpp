@@ -45,21 +45,23 @@ struct WQNF4Pass : mlir::qc::impl::WQNF4PassBase<WQNF4Pass> {
                          LayerResult &out) -> Status {
       // Overrides may change the block size (group-size) only.
       if (c.bits != 4 || !c.sym)
-        return Status::error("layer '" + layer + "': NF4 is a 4-bit "
+        return Status::error("layer '" + layer +
+                             "': NF4 is a 4-bit "
                              "codebook format; an override may only change "
                              "group-size (the block size)");
       int64_t bs = c.groupSize;
       if (!::qc::quant::isValidNF4BlockSize(bs))
         return Status::error("NF4 block-size must be a power of two from 32 "
-                             "to 4096, got " + std::to_string(bs));
+                             "to 4096, got " +
+                             std::to_string(bs));
       int64_t groups = (k + bs - 1) / bs, kpad = groups * bs;
       std::vector<float> padded(n * kpad, 0.0f);
       for (int64_t r = 0; r < n; ++r)
         std::copy(w + r * k, w + (r + 1) * k, padded.begin() + r * kpad);
       ::qc::quant::NF4Weight nf4;
-      QC_RETURN_IF_ERROR(::qc::quant::quantizeNF4(padded.data(), n * kpad, bs,
-                                                   dq, nf4)
-                             .withContext("layer '" + layer + "'"));
+      QC_RETURN_IF_ERROR(
+          ::qc::quant::quantizeNF4(padded.data(), n * kpad, bs, dq, nf4)
+              .withContext("layer '" + layer + "'"));
       std::vector<float> absmax;
       nf4.blockAbsmax(absmax);
       ::qc::quant::QuantizedWeight &q = out.weight;

@@ -43,7 +43,8 @@ std::string layerName(Operation *op, Value weight) {
 }
 
 struct LLMObserveLinearInputsPass
-    : mlir::qc::impl::LLMObserveLinearInputsPassBase<LLMObserveLinearInputsPass> {
+    : mlir::qc::impl::LLMObserveLinearInputsPassBase<
+          LLMObserveLinearInputsPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto fn = module.lookupSymbol<func::FuncOp>("forward");

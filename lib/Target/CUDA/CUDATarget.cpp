@@ -61,8 +61,8 @@ void mlir::qc::buildGPUToBinaryPipeline(OpPassManager &pm,
                                         const GPUToBinaryOptions &o) {
   GpuNVVMAttachTargetOptions attach;
   attach.chip = o.chip;
-  attach.features = o.features.empty() ? getDefaultPTXFeatures(o.chip)
-                                       : o.features;
+  attach.features =
+      o.features.empty() ? getDefaultPTXFeatures(o.chip) : o.features;
   attach.optLevel = o.optLevel;
   pm.addPass(createGpuNVVMAttachTarget(attach));
 

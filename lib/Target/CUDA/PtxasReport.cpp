@@ -70,15 +70,15 @@ bool mlir::qc::runPtxasReport(StringRef ptxas, StringRef ptx, StringRef chip,
   std::optional<StringRef> redirects[] = {std::nullopt, logPath.str(),
                                           logPath.str()};
   std::string execErr;
-  int rc = llvm::sys::ExecuteAndWait(ptxas, argv, std::nullopt, redirects, 0,
-                                     0, &execErr);
+  int rc = llvm::sys::ExecuteAndWait(ptxas, argv, std::nullopt, redirects, 0, 0,
+                                     &execErr);
   auto buf = llvm::MemoryBuffer::getFile(logPath);
   log = buf ? (*buf)->getBuffer().str() : std::string();
   llvm::sys::fs::remove(in);
   llvm::sys::fs::remove(logPath);
   if (rc != 0) {
-    error = "ptxas failed (" + (execErr.empty() ? "exit " + std::to_string(rc)
-                                                 : execErr) +
+    error = "ptxas failed (" +
+            (execErr.empty() ? "exit " + std::to_string(rc) : execErr) +
             "): " + log;
     return false;
   }
@@ -140,14 +140,14 @@ struct PtxasReportPass : qc::impl::PtxasReportPassBase<PtxasReportPass> {
           continue;
         std::string log, err;
         SmallVector<PtxasKernelReport> reports;
-        if (!runPtxasReport(tool, obj.getObject().getValue(),
-                            target.getChip(), log, reports, err)) {
+        if (!runPtxasReport(tool, obj.getObject().getValue(), target.getChip(),
+                            log, reports, err)) {
           bin.emitError() << "qc-ptxas-report: " << err;
           return WalkResult::interrupt();
         }
         if (print)
-          llvm::outs() << "// ptxas -v --gpu-name=" << target.getChip()
-                       << " (" << bin.getSymName() << ")\n"
+          llvm::outs() << "// ptxas -v --gpu-name=" << target.getChip() << " ("
+                       << bin.getSymName() << ")\n"
                        << log;
         for (const PtxasKernelReport &k : reports)
           kernels.push_back(b.getNamedAttr(

@@ -91,17 +91,16 @@ constexpr CodeInfo kCodes[] = {
     {kNotInitialized, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
     {kNoDevice, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
     {kInvalidDevice, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
-    {kInvalidImage, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
+    {kInvalidImage, "CUDA_ERROR_INVALID_IMAGE",
+     "device kernel image is invalid"},
     {kInvalidContext, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
     {kNoBinaryForGpu, "CUDA_ERROR_NO_BINARY_FOR_GPU",
      "no kernel image is available for execution on the device"},
-    {kInvalidPtx, "CUDA_ERROR_INVALID_PTX",
-     "a PTX JIT compilation failed"},
+    {kInvalidPtx, "CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed"},
     {kInvalidHandle, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
     {kNotFound, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {kNotReady, "CUDA_ERROR_NOT_READY", "device not ready"},
-    {kLaunchFailed, "CUDA_ERROR_LAUNCH_FAILED",
-     "unspecified launch failure"},
+    {kLaunchFailed, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
     {kNotSupported, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
     {kCaptureUnsupported, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
      "operation not permitted when stream is capturing"},
@@ -218,9 +217,8 @@ bool envUnsigned(const char *name, uint64_t lo, uint64_t hi, uint64_t &out,
 
 CUresult initLocked(State &s) {
   if (s.initialized)
-    return s.initError == kSuccess
-               ? kSuccess
-               : fail(s.initError, s.initMessage);
+    return s.initError == kSuccess ? kSuccess
+                                   : fail(s.initError, s.initMessage);
   s.initialized = true;
   auto bad = [&](const std::string &msg) {
     s.initError = kInvalidValue;
@@ -360,8 +358,8 @@ QC_EXPORT CUresult cuDeviceGetName(char *name, int len, int dev) {
   if (!name || len <= 0)
     return fail(kInvalidValue, "qc PTX emulator: bad name buffer");
   if (dev != 0)
-    return fail(kInvalidDevice, "qc PTX emulator: no device " +
-                                    std::to_string(dev));
+    return fail(kInvalidDevice,
+                "qc PTX emulator: no device " + std::to_string(dev));
   std::snprintf(name, size_t(len), "qc PTX emulator (%s, not a GPU)",
                 emu::archName(s.options.arch));
   return kSuccess;
@@ -372,34 +370,80 @@ QC_EXPORT CUresult cuDeviceGetAttribute(int *v, int attr, int dev) {
   if (!v)
     return fail(kInvalidValue, "qc PTX emulator: null value pointer");
   if (dev != 0)
-    return fail(kInvalidDevice, "qc PTX emulator: no device " +
-                                    std::to_string(dev));
+    return fail(kInvalidDevice,
+                "qc PTX emulator: no device " + std::to_string(dev));
   const bool h = s.options.arch == emu::Arch::SM90a;
   // The values of the GPUs the architectures stand for (A100 / H100 SXM);
   // the shared-memory limits are the ones the emulator enforces.
   switch (attr) {
-  case 1: *v = 1024; break;                     // max threads per block
-  case 2: case 3: *v = 1024; break;             // max block dim x, y
-  case 4: *v = 64; break;                       // max block dim z
-  case 5: *v = 2147483647; break;               // max grid dim x
-  case 6: case 7: *v = 65535; break;            // max grid dim y, z
-  case 8: *v = 48 * 1024; break;                // shared memory per block
-  case 9: *v = 64 * 1024; break;                // constant memory
-  case 10: *v = 32; break;                      // warp size
-  case 12: *v = 65536; break;                   // registers per block
-  case 13: *v = h ? 1980000 : 1410000; break;   // clock rate (kHz)
-  case 16: *v = s.smCount; break;               // multiprocessors
-  case 17: *v = 0; break;                       // kernel exec timeout
-  case 18: *v = 0; break;                       // integrated
-  case 20: *v = 0; break;                       // compute mode default
-  case 38: *v = h ? 50 << 20 : 40 << 20; break; // L2 bytes
-  case 39: *v = 2048; break;                    // threads per SM
-  case 41: *v = 0; break;                       // unified addressing: no
-  case 75: *v = h ? 9 : 8; break;               // compute capability major
-  case 76: *v = 0; break;                       // minor
-  case 81: *v = h ? 233472 : 167936; break;     // shared memory per SM
-  case 82: *v = 65536; break;                   // registers per SM
-  case 97: *v = h ? 232448 : 166912; break;     // opt-in shared per block
+  case 1:
+    *v = 1024;
+    break; // max threads per block
+  case 2:
+  case 3:
+    *v = 1024;
+    break; // max block dim x, y
+  case 4:
+    *v = 64;
+    break; // max block dim z
+  case 5:
+    *v = 2147483647;
+    break; // max grid dim x
+  case 6:
+  case 7:
+    *v = 65535;
+    break; // max grid dim y, z
+  case 8:
+    *v = 48 * 1024;
+    break; // shared memory per block
+  case 9:
+    *v = 64 * 1024;
+    break; // constant memory
+  case 10:
+    *v = 32;
+    break; // warp size
+  case 12:
+    *v = 65536;
+    break; // registers per block
+  case 13:
+    *v = h ? 1980000 : 1410000;
+    break; // clock rate (kHz)
+  case 16:
+    *v = s.smCount;
+    break; // multiprocessors
+  case 17:
+    *v = 0;
+    break; // kernel exec timeout
+  case 18:
+    *v = 0;
+    break; // integrated
+  case 20:
+    *v = 0;
+    break; // compute mode default
+  case 38:
+    *v = h ? 50 << 20 : 40 << 20;
+    break; // L2 bytes
+  case 39:
+    *v = 2048;
+    break; // threads per SM
+  case 41:
+    *v = 0;
+    break; // unified addressing: no
+  case 75:
+    *v = h ? 9 : 8;
+    break; // compute capability major
+  case 76:
+    *v = 0;
+    break; // minor
+  case 81:
+    *v = h ? 233472 : 167936;
+    break; // shared memory per SM
+  case 82:
+    *v = 65536;
+    break; // registers per SM
+  case 97:
+    *v = h ? 232448 : 166912;
+    break; // opt-in shared per block
   default:
     return fail(kInvalidValue, "qc PTX emulator: device attribute " +
                                    std::to_string(attr) + " is not emulated");
@@ -412,8 +456,8 @@ QC_EXPORT CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev) {
   if (!ctx)
     return fail(kInvalidValue, "qc PTX emulator: null context pointer");
   if (dev != 0)
-    return fail(kInvalidDevice, "qc PTX emulator: no device " +
-                                    std::to_string(dev));
+    return fail(kInvalidDevice,
+                "qc PTX emulator: no device " + std::to_string(dev));
   ++s.context.retained;
   *ctx = &s.context;
   return kSuccess;
@@ -422,8 +466,8 @@ QC_EXPORT CUresult cuDevicePrimaryCtxRetain(void **ctx, int dev) {
 QC_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int dev) {
   QC_EMU_ENTER();
   if (dev != 0)
-    return fail(kInvalidDevice, "qc PTX emulator: no device " +
-                                    std::to_string(dev));
+    return fail(kInvalidDevice,
+                "qc PTX emulator: no device " + std::to_string(dev));
   if (s.context.retained <= 0)
     return fail(kInvalidContext,
                 "qc PTX emulator: primary context released more often than "
@@ -685,12 +729,11 @@ QC_EXPORT CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy,
   auto bytes = std::make_shared<std::vector<uint8_t>>(total);
   if (params) {
     if (extra)
-      return fail(kInvalidValue,
-                  where + ": both kernelParams and extra given");
+      return fail(kInvalidValue, where + ": both kernelParams and extra given");
     for (size_t i = 0; i < ps.size(); ++i) {
       if (!params[i])
-        return fail(kInvalidValue, where + ": parameter " +
-                                       std::to_string(i) + " (" + ps[i].name +
+        return fail(kInvalidValue, where + ": parameter " + std::to_string(i) +
+                                       " (" + ps[i].name +
                                        ") is a null pointer");
       std::memcpy(bytes->data() + offsets[i], params[i], ps[i].size);
     }
@@ -708,8 +751,8 @@ QC_EXPORT CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy,
         bufSize = *static_cast<size_t *>(extra[i + 1]);
         haveSize = true;
       } else
-        return fail(kInvalidValue, where + ": unknown extra key " +
-                                       std::to_string(key));
+        return fail(kInvalidValue,
+                    where + ": unknown extra key " + std::to_string(key));
     }
     if (!buf || !haveSize || bufSize < total)
       return fail(kInvalidValue,
@@ -735,8 +778,8 @@ QC_EXPORT CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy,
     Status ls = dev->launch(k, grid, block, sharedBytes, argv.data());
     if (ls)
       return kSuccess;
-    std::string msg = "qc PTX emulator: kernel " + name + " failed: " +
-                      ls.message();
+    std::string msg =
+        "qc PTX emulator: kernel " + name + " failed: " + ls.message();
     if (!quiet())
       std::fprintf(stderr, "%s\n", msg.c_str());
     return fail(kLaunchFailed, msg);

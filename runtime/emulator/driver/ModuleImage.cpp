@@ -129,7 +129,10 @@ Status extractPtx(const void *image, size_t size, std::string &ptx,
     return finish("the fatbin image");
   }
 
-  if ((!size || size >= 64) && std::memcmp(p, "\x7f" "ELF", 4) == 0) {
+  if ((!size || size >= 64) && std::memcmp(p,
+                                           "\x7f"
+                                           "ELF",
+                                           4) == 0) {
     if (p[4] != 2) {
       kind = ImageKind::Malformed;
       return Status::error("ELF image is not 64-bit");

@@ -26,10 +26,10 @@ namespace qc::emu {
 
 /// What an image turned out to be.
 enum class ImageKind {
-  PtxText,       ///< plain PTX text
-  FatbinPtx,     ///< a fatbin (maybe inside an ELF) with an uncompressed PTX entry
-  SassOnly,      ///< machine code without PTX: the emulator cannot run it
-  Malformed,     ///< a container that is cut short or inconsistent
+  PtxText,   ///< plain PTX text
+  FatbinPtx, ///< a fatbin (maybe inside an ELF) with an uncompressed PTX entry
+  SassOnly,  ///< machine code without PTX: the emulator cannot run it
+  Malformed, ///< a container that is cut short or inconsistent
 };
 
 /// Extracts PTX from `image`. `size` bounds the reads when known (0 = the

@@ -21,14 +21,14 @@ constexpr uint64_t kMaxBytes = uint64_t(1) << 36;
 
 const std::map<std::string, DType> &dtypeNames() {
   static const std::map<std::string, DType> m = {
-      {"bool", {'b', 1}},   {"f16", {'f', 2}},     {"float16", {'f', 2}},
-      {"f32", {'f', 4}},    {"float32", {'f', 4}}, {"f64", {'f', 8}},
-      {"float64", {'f', 8}}, {"i8", {'i', 1}},     {"int8", {'i', 1}},
-      {"i16", {'i', 2}},    {"int16", {'i', 2}},   {"i32", {'i', 4}},
-      {"int32", {'i', 4}},  {"i64", {'i', 8}},     {"int64", {'i', 8}},
-      {"u8", {'u', 1}},     {"uint8", {'u', 1}},   {"u16", {'u', 2}},
-      {"uint16", {'u', 2}}, {"u32", {'u', 4}},     {"uint32", {'u', 4}},
-      {"u64", {'u', 8}},    {"uint64", {'u', 8}},
+      {"bool", {'b', 1}},    {"f16", {'f', 2}},     {"float16", {'f', 2}},
+      {"f32", {'f', 4}},     {"float32", {'f', 4}}, {"f64", {'f', 8}},
+      {"float64", {'f', 8}}, {"i8", {'i', 1}},      {"int8", {'i', 1}},
+      {"i16", {'i', 2}},     {"int16", {'i', 2}},   {"i32", {'i', 4}},
+      {"int32", {'i', 4}},   {"i64", {'i', 8}},     {"int64", {'i', 8}},
+      {"u8", {'u', 1}},      {"uint8", {'u', 1}},   {"u16", {'u', 2}},
+      {"uint16", {'u', 2}},  {"u32", {'u', 4}},     {"uint32", {'u', 4}},
+      {"u64", {'u', 8}},     {"uint64", {'u', 8}},
   };
   return m;
 }
@@ -94,8 +94,9 @@ public:
         return err("unexpected text after the header dict");
     if (!haveDescr || !haveFortran || !haveShape)
       return err(std::string("the header lacks the key '") +
-                 (!haveDescr ? "descr" : !haveFortran ? "fortran_order"
-                                                      : "shape") +
+                 (!haveDescr     ? "descr"
+                  : !haveFortran ? "fortran_order"
+                                 : "shape") +
                  "'");
     return Status::ok();
   }
@@ -106,8 +107,8 @@ private:
                          std::to_string(i) + ")");
   }
   void skip() {
-    while (i < t.size() && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' ||
-                            t[i] == '\r'))
+    while (i < t.size() &&
+           (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
       ++i;
   }
   bool peek(char c) const { return i < t.size() && t[i] == c; }
@@ -219,7 +220,9 @@ std::string DType::descr() const {
 std::string DType::name() const {
   if (kind == 'b')
     return "bool";
-  return std::string(kind == 'f' ? "float" : kind == 'i' ? "int" : "uint") +
+  return std::string(kind == 'f'   ? "float"
+                     : kind == 'i' ? "int"
+                                   : "uint") +
          std::to_string(size * 8);
 }
 
@@ -332,8 +335,8 @@ std::vector<uint8_t> serialize(const Array &a) {
   size_t total = (pre + h.size() + 1 + 63) / 64 * 64;
   h.append(total - pre - h.size() - 1, ' ');
   h += '\n';
-  std::vector<uint8_t> b = {0x93, 'N', 'U', 'M', 'P', 'Y',
-                            uint8_t(v2 ? 2 : 1), 0};
+  std::vector<uint8_t> b = {0x93, 'N', 'U', 'M', 'P', 'Y', uint8_t(v2 ? 2 : 1),
+                            0};
   uint64_t len = h.size();
   b.push_back(uint8_t(len));
   b.push_back(uint8_t(len >> 8));

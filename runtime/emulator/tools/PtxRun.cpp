@@ -54,8 +54,8 @@ std::string stripComments(const std::string &ptx) {
         s[i++] = ' ';
     } else if (s[i] == '/' && s[i + 1] == '*') {
       s[i] = s[i + 1] = ' ';
-      for (i += 2; i < s.size() && !(s[i] == '*' && i + 1 < s.size() &&
-                                      s[i + 1] == '/');
+      for (i += 2; i < s.size() &&
+                   !(s[i] == '*' && i + 1 < s.size() && s[i + 1] == '/');
            ++i)
         if (s[i] != '\n')
           s[i] = ' ';
@@ -265,8 +265,8 @@ Status parseArg(const std::string &text, Arg &a) {
       return Status::error(where + "expected out:DTYPE:D0xD1x...");
     a.dtype = value.substr(0, c2);
     npy::DType dt;
-    QC_RETURN_IF_ERROR(npy::parseDTypeName(a.dtype, dt).withContext(
-        "--arg " + a.name));
+    QC_RETURN_IF_ERROR(
+        npy::parseDTypeName(a.dtype, dt).withContext("--arg " + a.name));
     std::stringstream ss(value.substr(c2 + 1));
     std::string d;
     while (std::getline(ss, d, 'x')) {
@@ -281,8 +281,8 @@ Status parseArg(const std::string &text, Arg &a) {
   } else {
     a.kind = Arg::Scalar;
     a.dtype = kind;
-    QC_RETURN_IF_ERROR(parseScalar(kind, value, a.value).withContext(
-        "--arg " + a.name));
+    QC_RETURN_IF_ERROR(
+        parseScalar(kind, value, a.value).withContext("--arg " + a.name));
   }
   return Status::ok();
 }
@@ -296,10 +296,12 @@ std::string usage() {
          "default, with one --arg per kernel parameter in .param order:\n"
          "  NAME=in:FILE.npy        array uploaded, its device address passed\n"
          "  NAME=inout:FILE.npy     the same, written back as DIR/NAME.npy\n"
-         "  NAME=out:DTYPE:D0xD1..  buffer filled with 0xFF bytes, written back\n"
+         "  NAME=out:DTYPE:D0xD1..  buffer filled with 0xFF bytes, written "
+         "back\n"
          "                          as DIR/NAME.npy (DTYPE f16 f32 f64 i8 i16\n"
          "                          i32 i64 u8 u16 u32 u64 bool)\n"
-         "  NAME=u32:17             scalar by value (also s32 u64 s64 f32 f64)\n"
+         "  NAME=u32:17             scalar by value (also s32 u64 s64 f32 "
+         "f64)\n"
          "\n"
          "  --shared BYTES   dynamic shared memory of the launch (default 0)\n"
          "  --arch A         emulated architecture (default sm_80); with a\n"
@@ -412,20 +414,19 @@ int ptxRunMain(int argc, const char *const *argv, const std::string &emuLibrary,
   if (!st)
     return report(kExitInput, st);
   if (o.args.size() != params.size())
-    return report(kExitUsage,
-                  Status::error(o.ptxPath + ": kernel " + o.kernel + " has " +
-                                std::to_string(params.size()) +
-                                " parameters but " +
-                                std::to_string(o.args.size()) +
-                                " --arg were given"));
+    return report(
+        kExitUsage,
+        Status::error(o.ptxPath + ": kernel " + o.kernel + " has " +
+                      std::to_string(params.size()) + " parameters but " +
+                      std::to_string(o.args.size()) + " --arg were given"));
   // Host data of every argument, checked against its parameter.
   std::vector<npy::Array> arrays(o.args.size());
   for (size_t i = 0; i < o.args.size(); ++i) {
     const Arg &a = o.args[i];
     const PtxParam &p = params[i];
     const std::string where = "--arg " + a.name + " (parameter " +
-                              std::to_string(i) + ", " + p.name + " " +
-                              p.type + ")";
+                              std::to_string(i) + ", " + p.name + " " + p.type +
+                              ")";
     if (a.kind == Arg::Scalar) {
       if (a.value.size() != p.size)
         return report(kExitUsage,
@@ -482,10 +483,10 @@ int ptxRunMain(int argc, const char *const *argv, const std::string &emuLibrary,
     return report(kExitNoDriver, st);
   if (!o.arch.empty() && !d->emulated) {
     int major = 0, minor = 0;
-    d->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
-                            dev);
-    d->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
-                            dev);
+    d->cuDeviceGetAttribute(&major,
+                            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
+    d->cuDeviceGetAttribute(&minor,
+                            CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
     std::string have = "sm_" + std::to_string(major) + std::to_string(minor);
     if (have + (major == 9 ? "a" : "") != o.arch)
       return report(kExitUsage, Status::error("--arch " + o.arch +
@@ -557,8 +558,8 @@ int ptxRunMain(int argc, const char *const *argv, const std::string &emuLibrary,
     std::error_code ec;
     std::filesystem::create_directories(o.outDir, ec);
     if (ec)
-      return report(kExitInput,
-                    Status::error(o.outDir + ": cannot create: " + ec.message()));
+      return report(kExitInput, Status::error(o.outDir + ": cannot create: " +
+                                              ec.message()));
   }
   for (size_t i = 0; i < o.args.size(); ++i) {
     const Arg &a = o.args[i];
@@ -566,9 +567,9 @@ int ptxRunMain(int argc, const char *const *argv, const std::string &emuLibrary,
       continue;
     npy::Array &arr = arrays[i];
     if (!arr.data.empty() &&
-        !(st = check(d->cuMemcpyDtoH(arr.data.data(), bufs.p[i],
-                                     arr.data.size()),
-                     "--arg " + a.name + ": download")))
+        !(st = check(
+              d->cuMemcpyDtoH(arr.data.data(), bufs.p[i], arr.data.size()),
+              "--arg " + a.name + ": download")))
       return report(kExitFailed, st);
     const std::string path = o.outDir + "/" + a.name + ".npy";
     if (!(st = npy::write(path, arr)))

@@ -1,4 +1,5 @@
-//===- PtxRun.h - qc-ptx-run: launch one PTX kernel on .npy data -*- C++ -*-===//
+//===- PtxRun.h - qc-ptx-run: launch one PTX kernel on .npy data -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -40,24 +41,23 @@ namespace qc::ptxrun {
 /// Exit codes.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitUsage = 1,   ///< bad command line
-  kExitInput = 2,   ///< a PTX or .npy file cannot be read or does not fit
+  kExitUsage = 1,    ///< bad command line
+  kExitInput = 2,    ///< a PTX or .npy file cannot be read or does not fit
   kExitNoDriver = 3, ///< the driver (emulator or GPU) cannot be loaded
-  kExitFailed = 4,  ///< loading or running the kernel failed
+  kExitFailed = 4,   ///< loading or running the kernel failed
 };
 
 /// One `.param` of a kernel entry as declared in the PTX.
 struct PtxParam {
   std::string name;
-  std::string type; ///< ".u64", ".f32", ...
+  std::string type;  ///< ".u64", ".f32", ...
   uint64_t size = 0; ///< bytes (element size x array length)
 };
 
 /// Finds `.entry kernel(...)` in `ptx` and lists its parameters; errors
 /// name `displayName` and the line.
 Status entryParams(const std::string &ptx, const std::string &kernel,
-                   const std::string &displayName,
-                   std::vector<PtxParam> &out);
+                   const std::string &displayName, std::vector<PtxParam> &out);
 
 /// One --arg.
 struct Arg {

@@ -70,8 +70,8 @@ Status timeGraph(GpuRuntime &rt, int launches, const Options &o,
   QC_RETURN_IF_ERROR(st);
   QC_RETURN_IF_ERROR(d.check(r, what + ": cuStreamEndCapture"));
   CUgraphExec exec = nullptr;
-  QC_RETURN_IF_ERROR(
-      d.check(d.cuGraphInstantiate(&exec, graph, 0), what + ": cuGraphInstantiate"));
+  QC_RETURN_IF_ERROR(d.check(d.cuGraphInstantiate(&exec, graph, 0),
+                             what + ": cuGraphInstantiate"));
   CUevent start = nullptr, stop = nullptr;
   Defer freeAll{[&] {
     if (exec)
@@ -83,16 +83,19 @@ Status timeGraph(GpuRuntime &rt, int launches, const Options &o,
   }};
   QC_RETURN_IF_ERROR(d.check(d.cuEventCreate(&start, CU_EVENT_DEFAULT),
                              what + ": cuEventCreate"));
-  QC_RETURN_IF_ERROR(
-      d.check(d.cuEventCreate(&stop, CU_EVENT_DEFAULT), what + ": cuEventCreate"));
+  QC_RETURN_IF_ERROR(d.check(d.cuEventCreate(&stop, CU_EVENT_DEFAULT),
+                             what + ": cuEventCreate"));
   for (int i = 0; i < o.warmup; ++i)
     QC_RETURN_IF_ERROR(d.check(d.cuGraphLaunch(exec, s), what + ": warm-up"));
   QC_RETURN_IF_ERROR(d.check(d.cuStreamSynchronize(s), what + ": warm-up"));
   std::vector<double> samples;
   for (int i = 0; i < o.reps; ++i) {
-    QC_RETURN_IF_ERROR(d.check(d.cuEventRecord(start, s), what + ": cuEventRecord"));
-    QC_RETURN_IF_ERROR(d.check(d.cuGraphLaunch(exec, s), what + ": cuGraphLaunch"));
-    QC_RETURN_IF_ERROR(d.check(d.cuEventRecord(stop, s), what + ": cuEventRecord"));
+    QC_RETURN_IF_ERROR(
+        d.check(d.cuEventRecord(start, s), what + ": cuEventRecord"));
+    QC_RETURN_IF_ERROR(
+        d.check(d.cuGraphLaunch(exec, s), what + ": cuGraphLaunch"));
+    QC_RETURN_IF_ERROR(
+        d.check(d.cuEventRecord(stop, s), what + ": cuEventRecord"));
     QC_RETURN_IF_ERROR(
         d.check(d.cuEventSynchronize(stop), what + ": timed run"));
     float ms = 0;
@@ -102,7 +105,8 @@ Status timeGraph(GpuRuntime &rt, int launches, const Options &o,
   }
   std::sort(samples.begin(), samples.end());
   size_t n = samples.size();
-  medianUs = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+  medianUs =
+      n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
   return Status::ok();
 }
 
@@ -136,11 +140,11 @@ private:
       // Row-major y[M,N] = x[M,K] W[N,K]^T is column-major y^T = W^T' x^T:
       // W (K x N column-major) transposed, x (K x M column-major).
       r = blas->cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(N), M,
-                            int(K), &alpha, reinterpret_cast<void *>(w),
-                            CUDA_R_16F, int(K), reinterpret_cast<void *>(x),
-                            CUDA_R_16F, int(K), &beta,
-                            reinterpret_cast<void *>(y), CUDA_R_16F, int(N),
-                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                             int(K), &alpha, reinterpret_cast<void *>(w),
+                             CUDA_R_16F, int(K), reinterpret_cast<void *>(x),
+                             CUDA_R_16F, int(K), &beta,
+                             reinterpret_cast<void *>(y), CUDA_R_16F, int(N),
+                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (r != 0)
       return Status::error(what + ": cublasGemmEx failed with status " +
                            std::to_string(r));
@@ -148,8 +152,8 @@ private:
   }
 
   /// Poisons y (and `alsoPoison`), runs `enqueue` once, and verifies y.
-  Status verifyOnce(const std::function<Status(CUstream, int)> &enqueue,
-                    int M, CUdeviceptr alsoPoison, size_t alsoBytes,
+  Status verifyOnce(const std::function<Status(CUstream, int)> &enqueue, int M,
+                    CUdeviceptr alsoPoison, size_t alsoBytes,
                     const std::vector<int64_t> &channels,
                     const std::vector<double> &ref, const std::string &what,
                     Verification &v) {
@@ -157,13 +161,14 @@ private:
         d.cuMemsetD8Async(y.ptr(), 0xFF, size_t(M) * N * 2, rt.stream()),
         what + ": poisoning y"));
     if (alsoPoison)
-      QC_RETURN_IF_ERROR(d.check(
-          d.cuMemsetD8Async(alsoPoison, 0xFF, alsoBytes, rt.stream()),
-          what + ": poisoning w"));
+      QC_RETURN_IF_ERROR(
+          d.check(d.cuMemsetD8Async(alsoPoison, 0xFF, alsoBytes, rt.stream()),
+                  what + ": poisoning w"));
     QC_RETURN_IF_ERROR(enqueue(rt.stream(), 0));
     QC_RETURN_IF_ERROR(rt.synchronize(what));
     std::vector<uint16_t> out(size_t(M) * size_t(N));
-    QC_RETURN_IF_ERROR(rt.download(out.data(), y.ptr(), out.size() * 2, what + " y"));
+    QC_RETURN_IF_ERROR(
+        rt.download(out.data(), y.ptr(), out.size() * 2, what + " y"));
     v = verifyOutput(out.data(), M, N, channels, ref, o.maxRelError);
     return Status::ok();
   }
@@ -211,14 +216,18 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
     const std::string what = lw + ": weight copy " + std::to_string(i);
     QC_RETURN_IF_ERROR(rt.alloc(q[0].qweight.size(), c.qweight, what));
     QC_RETURN_IF_ERROR(rt.alloc(q[0].scales.size(), c.scales, what));
-    QC_RETURN_IF_ERROR(d.check(d.cuMemcpyDtoD(c.qweight.ptr(), q[0].qweight.ptr(),
-                                              q[0].qweight.size()), what));
-    QC_RETURN_IF_ERROR(d.check(d.cuMemcpyDtoD(c.scales.ptr(), q[0].scales.ptr(),
-                                              q[0].scales.size()), what));
+    QC_RETURN_IF_ERROR(
+        d.check(d.cuMemcpyDtoD(c.qweight.ptr(), q[0].qweight.ptr(),
+                               q[0].qweight.size()),
+                what));
+    QC_RETURN_IF_ERROR(d.check(
+        d.cuMemcpyDtoD(c.scales.ptr(), q[0].scales.ptr(), q[0].scales.size()),
+        what));
     if (!t.sym) {
       QC_RETURN_IF_ERROR(rt.alloc(q[0].zeros.size(), c.zeros, what));
-      QC_RETURN_IF_ERROR(d.check(d.cuMemcpyDtoD(c.zeros.ptr(), q[0].zeros.ptr(),
-                                                q[0].zeros.size()), what));
+      QC_RETURN_IF_ERROR(d.check(
+          d.cuMemcpyDtoD(c.zeros.ptr(), q[0].zeros.ptr(), q[0].zeros.size()),
+          what));
     }
   }
   const int wCopies =
@@ -227,10 +236,11 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
   QC_RETURN_IF_ERROR(rt.allocAndUpload(wh.data(), wh.size() * 2, wd[0],
                                        lw + ": fp16 weights"));
   for (int i = 1; i < wCopies; ++i) {
-    QC_RETURN_IF_ERROR(rt.alloc(wd[0].size(), wd[size_t(i)], lw + ": fp16 copy"));
-    QC_RETURN_IF_ERROR(d.check(d.cuMemcpyDtoD(wd[size_t(i)].ptr(), wd[0].ptr(),
-                                              wd[0].size()),
-                               lw + ": fp16 copy"));
+    QC_RETURN_IF_ERROR(
+        rt.alloc(wd[0].size(), wd[size_t(i)], lw + ": fp16 copy"));
+    QC_RETURN_IF_ERROR(
+        d.check(d.cuMemcpyDtoD(wd[size_t(i)].ptr(), wd[0].ptr(), wd[0].size()),
+                lw + ": fp16 copy"));
   }
 
   const int maxM = *std::max_element(o.ms.begin(), o.ms.end());
@@ -241,11 +251,13 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
     wsPerRow = std::max(wsPerRow, v.workspaceBytesPerRow);
   workspace = DeviceBuffer();
   if (wsPerRow)
-    QC_RETURN_IF_ERROR(rt.alloc(size_t(wsPerRow) * maxM, workspace, lw + ": workspace"));
+    QC_RETURN_IF_ERROR(
+        rt.alloc(size_t(wsPerRow) * maxM, workspace, lw + ": workspace"));
   const ArtifactVariant *dq = findVariantByAbi(l, KernelAbi::DequantW);
   wDequant = DeviceBuffer();
   if (dq)
-    QC_RETURN_IF_ERROR(rt.alloc(size_t(N) * K * 2, wDequant, lw + ": dequantized w"));
+    QC_RETURN_IF_ERROR(
+        rt.alloc(size_t(N) * K * 2, wDequant, lw + ": dequantized w"));
   // Every copy and upload above has landed before anything is measured.
   QC_RETURN_IF_ERROR(d.check(d.cuCtxSynchronize(), lw + ": setting up"));
   auto argsFor = [&](int copy) {
@@ -273,8 +285,8 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
     row.M = M;
     row.dequantAvailable = dq != nullptr;
     const std::string mw = lw + " M=" + std::to_string(M);
-    std::vector<uint16_t> xh =
-        randomActivations(M, K, o.seed * 7919u + layerIndex * 65536u + uint64_t(M));
+    std::vector<uint16_t> xh = randomActivations(
+        M, K, o.seed * 7919u + layerIndex * 65536u + uint64_t(M));
     QC_RETURN_IF_ERROR(rt.upload(x.ptr(), xh.data(), xh.size() * 2, mw + " x"));
     QC_RETURN_IF_ERROR(d.check(d.cuCtxSynchronize(), mw + ": uploading x"));
     std::vector<float> xf(xh.size());
@@ -302,8 +314,8 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
         return rt.launch(l, *v, M, argsFor(i), s);
       };
       Verification ver;
-      QC_RETURN_IF_ERROR(verifyOnce(enqueue, M, 0, 0, channels, ref,
-                                    mw + " ours", ver));
+      QC_RETURN_IF_ERROR(
+          verifyOnce(enqueue, M, 0, 0, channels, ref, mw + " ours", ver));
       check("ours", ver, row.relOurs);
       QC_RETURN_IF_ERROR(timeGraph(rt, emulated ? 1 : launchesFor(copies), o,
                                    enqueue, mw + " ours", row.oursUs));
@@ -318,8 +330,8 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
                     mw + " cuBLAS");
       };
       Verification ver;
-      QC_RETURN_IF_ERROR(verifyOnce(enqueue, M, 0, 0, channels, ref,
-                                    mw + " cuBLAS", ver));
+      QC_RETURN_IF_ERROR(
+          verifyOnce(enqueue, M, 0, 0, channels, ref, mw + " cuBLAS", ver));
       check("cuBLAS", ver, row.relCublas);
       QC_RETURN_IF_ERROR(timeGraph(rt, launchesFor(wCopies), o, enqueue,
                                    mw + " cuBLAS", row.cublasUs));
@@ -360,7 +372,8 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
       };
       Verification ver;
       QC_RETURN_IF_ERROR(verifyOnce(enqueue, M, wDequant.ptr(), wDequant.size(),
-                                    channels, ref, mw + " dequant+cuBLAS", ver));
+                                    channels, ref, mw + " dequant+cuBLAS",
+                                    ver));
       check("dequant+cuBLAS", ver, row.relDequant);
       QC_RETURN_IF_ERROR(timeGraph(rt, launchesFor(copies), o, enqueue,
                                    mw + " dequant+cuBLAS", row.dequantUs));
@@ -385,7 +398,8 @@ Status LayerBench::run(const Artifact &a, const ArtifactLayer &l,
 Status measureCopy(GpuRuntime &rt, const Options &o, double &tbps) {
   const CudaDriver &d = rt.driver();
   size_t freeBytes = 0, total = 0;
-  QC_RETURN_IF_ERROR(d.check(d.cuMemGetInfo(&freeBytes, &total), "cuMemGetInfo"));
+  QC_RETURN_IF_ERROR(
+      d.check(d.cuMemGetInfo(&freeBytes, &total), "cuMemGetInfo"));
   size_t bytes = std::min<size_t>(size_t(512) << 20, freeBytes / 4);
   DeviceBuffer src, dst;
   QC_RETURN_IF_ERROR(rt.alloc(bytes, src, "copy-bandwidth source"));

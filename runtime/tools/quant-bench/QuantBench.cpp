@@ -39,7 +39,8 @@ std::string usage() {
          "\"emulated\", cuBLAS rows skipped).\n"
          "\n"
          "options:\n"
-         "  --artifact PATH       artifact written by quant-kernelgen (required)\n"
+         "  --artifact PATH       artifact written by quant-kernelgen "
+         "(required)\n"
          "  --m LIST              batch sizes, e.g. 1,2,4,8 (default "
          "1,2,4,8,16,32,64,128,256)\n"
          "  --reps N              timed repetitions per configuration (default "
@@ -49,7 +50,8 @@ std::string usage() {
          "  --seed N              seed of the random weights and activations "
          "(default 1)\n"
          "  --max-rel-error X     verification threshold (default 5e-3)\n"
-         "  --rotate-mb N         weight copies rotated to keep L2 cold, in MiB "
+         "  --rotate-mb N         weight copies rotated to keep L2 cold, in "
+         "MiB "
          "(default 320;\n"
          "                        below 257 the results are marked L2-warm)\n"
          "  --gemm-peak-n N       size of the cuBLAS GEMM ceiling run (default "
@@ -59,7 +61,8 @@ std::string usage() {
          "  --table               print the table (default when --json is not "
          "given)\n"
          "\n"
-         "exit codes: 0 ok, 1 usage, 2 artifact error, 3 no GPU, 4 verification "
+         "exit codes: 0 ok, 1 usage, 2 artifact error, 3 no GPU, 4 "
+         "verification "
          "failed, 5 CUDA error\n";
 }
 
@@ -226,7 +229,8 @@ Verification verifyOutput(const uint16_t *yHalf, int64_t M, int64_t N,
   std::vector<float> out(size_t(M * C));
   for (int64_t m = 0; m < M; ++m)
     for (int64_t c = 0; c < C; ++c)
-      out[size_t(m * C + c)] = f16ToF32(yHalf[size_t(m * N + channels[size_t(c)])]);
+      out[size_t(m * C + c)] =
+          f16ToF32(yHalf[size_t(m * N + channels[size_t(c)])]);
   Verification v;
   v.checked = M * C;
   v.relError = relativeL2Error(out.data(), ref.data(), out.size());
@@ -246,7 +250,9 @@ void computeMetrics(Row &r, double copyTBps) {
   r.flops = 2.0 * M * N * K;
   if (r.emulated)
     return; // host wall time of the emulator: no performance figures
-  auto tbps = [](double bytes, double us) { return bytes / (us * 1e-6) / 1e12; };
+  auto tbps = [](double bytes, double us) {
+    return bytes / (us * 1e-6) / 1e12;
+  };
   auto tflops = [&](double us) { return r.flops / (us * 1e-6) / 1e12; };
   r.oursTBps = tbps(r.oursBytes, r.oursUs);
   r.oursPctCopy = r.oursTBps / copyTBps * 100.0;
@@ -314,15 +320,15 @@ std::string formatTable(const Report &r) {
                    r.cublasNote.empty() ? "deq+cuBLAS us" : "dequant W err",
                    "ours rel err", "check"});
   for (const Row &w : r.rows) {
-    cells.push_back(
-        {w.layer, std::to_string(w.M), w.variant.empty() ? "-" : w.variant,
-         fmt(w.oursUs, 2), fmt(w.oursTBps, 2), fmt(w.oursPctCopy, 1),
-         fmt(w.oursTflops, 1), fmt(w.cublasUs, 2),
-         std::isfinite(w.speedup) ? fmt(w.speedup, 2) + "x" : "-",
-         !w.dequantAvailable          ? "unavailable"
-         : r.cublasNote.empty()       ? fmt(w.dequantUs, 2)
-                                      : sci(w.relDequantW),
-         sci(w.relOurs), w.ok ? "ok" : "FAIL: " + w.failure});
+    cells.push_back({w.layer, std::to_string(w.M),
+                     w.variant.empty() ? "-" : w.variant, fmt(w.oursUs, 2),
+                     fmt(w.oursTBps, 2), fmt(w.oursPctCopy, 1),
+                     fmt(w.oursTflops, 1), fmt(w.cublasUs, 2),
+                     std::isfinite(w.speedup) ? fmt(w.speedup, 2) + "x" : "-",
+                     !w.dequantAvailable    ? "unavailable"
+                     : r.cublasNote.empty() ? fmt(w.dequantUs, 2)
+                                            : sci(w.relDequantW),
+                     sci(w.relOurs), w.ok ? "ok" : "FAIL: " + w.failure});
   }
   std::vector<size_t> width(cells[0].size(), 0);
   for (const auto &row : cells)
@@ -401,8 +407,8 @@ json::Value toJson(const Report &r) {
     o.set("group_size", json::Value::integer(w.groupSize));
     o.set("sym", json::Value::boolean(w.sym));
     o.set("M", json::Value::integer(w.M));
-    o.set("variant", w.variant.empty() ? json::Value()
-                                       : json::Value::string(w.variant));
+    o.set("variant",
+          w.variant.empty() ? json::Value() : json::Value::string(w.variant));
     // Non-finite values (not measured) are written as null.
     o.set("emulated", json::Value::boolean(w.emulated));
     if (w.emulated) {

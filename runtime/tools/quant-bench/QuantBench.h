@@ -56,18 +56,18 @@ enum ExitCode : int {
 
 /// Command-line options.
 struct Options {
-  std::string artifact;                              ///< --artifact
+  std::string artifact;                                     ///< --artifact
   std::vector<int> ms = {1, 2, 4, 8, 16, 32, 64, 128, 256}; ///< --m
-  int reps = 100;                                    ///< --reps
-  int warmup = 10;                                   ///< --warmup
-  std::string jsonPath;                              ///< --json
-  bool table = false;                                ///< --table
-  uint64_t seed = 1;                                 ///< --seed
-  std::vector<std::string> layers;                   ///< --layer (all if empty)
-  double maxRelError = 5e-3;                         ///< --max-rel-error
-  uint64_t rotateBytes = 320ull << 20;               ///< --rotate-mb
-  int gemmPeakN = 8192;                              ///< --gemm-peak-n
-  int device = 0;                                    ///< --device
+  int reps = 100;                                           ///< --reps
+  int warmup = 10;                                          ///< --warmup
+  std::string jsonPath;                                     ///< --json
+  bool table = false;                                       ///< --table
+  uint64_t seed = 1;                                        ///< --seed
+  std::vector<std::string> layers;     ///< --layer (all if empty)
+  double maxRelError = 5e-3;           ///< --max-rel-error
+  uint64_t rotateBytes = 320ull << 20; ///< --rotate-mb
+  int gemmPeakN = 8192;                ///< --gemm-peak-n
+  int device = 0;                      ///< --device
 };
 
 /// The --help text.
@@ -95,9 +95,9 @@ std::vector<int64_t> verifyChannels(int64_t N, int64_t K, int64_t M,
 
 /// The result of checking one output.
 struct Verification {
-  double relError = 0;    ///< ||out - ref|| / ||ref|| on the checked outputs
-  int64_t checked = 0;    ///< outputs compared
-  bool ok = false;        ///< relError is finite and <= the threshold
+  double relError = 0; ///< ||out - ref|| / ||ref|| on the checked outputs
+  int64_t checked = 0; ///< outputs compared
+  bool ok = false;     ///< relError is finite and <= the threshold
 };
 
 /// Compares `yHalf` (fp16 [M, N]) on `channels` with the float64 reference
@@ -114,7 +114,7 @@ struct Row {
   int bits = 4;
   bool sym = true;
   int M = 0;
-  std::string variant;          ///< family of our variant ("" if none)
+  std::string variant; ///< family of our variant ("" if none)
   double oursUs = NAN, cublasUs = NAN, dequantUs = NAN;
   double relOurs = NAN, relCublas = NAN, relDequant = NAN;
   /// Without cuBLAS: the dequant kernel's W against the host dequantization.
@@ -122,10 +122,10 @@ struct Row {
   /// Measured on the qc PTX emulator: the times are host wall time, so no
   /// throughput or speedup is derived from them.
   bool emulated = false;
-  int64_t checked = 0;          ///< outputs verified per configuration
+  int64_t checked = 0; ///< outputs verified per configuration
   bool dequantAvailable = false;
-  bool ok = false;              ///< every measured configuration verified
-  std::string failure;          ///< why not ok
+  bool ok = false;     ///< every measured configuration verified
+  std::string failure; ///< why not ok
   // Derived in computeMetrics.
   double oursBytes = 0, cublasBytes = 0, flops = 0;
   double oursTBps = NAN, oursPctCopy = NAN, oursTflops = NAN;

@@ -5,9 +5,11 @@
 //===----------------------------------------------------------------------===//
 
 #include "QuantBench.h"
+#include "qc/runtime/OutputSafety.h"
 
 #include <iostream>
 
 int main(int argc, char **argv) {
+  qc::ignoreFileSizeSignal();
   return qc::bench::quantBenchMain(argc, argv, std::cout, std::cerr);
 }

@@ -31,8 +31,9 @@
 #
 # Prints one line per kill and a summary; exits 1 if any kill left PATH in
 # another state. Leftover temporary files next to PATH are counted and
-# reported (they waste space but hide nothing: names ".NAME.tmp.XXXXXX"
-# are ignored when folders are compared). Works for any tool: point
+# reported (they waste space but hide nothing: names ".NAME.tmp-PID-XXXXXX"
+# are ignored when folders are compared), and one more uninterrupted run
+# must remove them (exit 1 otherwise). Works for any tool: point
 # --out at the file or folder the command writes.
 #
 #===------------------------------------------------------------------------===#
@@ -68,7 +69,7 @@ leftovers() {
     wc -l
 }
 # Temporary files a killed run leaves inside an output folder (the tools
-# write ".NAME.tmp.XXXXXX" and rename it): counted, not compared.
+# write ".NAME.tmp-PID-XXXXXX" and rename it): counted, not compared.
 tmpglob='.*.tmp.*'
 same() { # same A B: byte-identical files or folders
   if [ -d "$1" ] && [ -d "$2" ]; then
@@ -179,6 +180,16 @@ for ((i = 0; i < kills; i++)); do
   esac
 done
 left=$(leftovers)
+# The killed runs' temporaries carry their process id; the next run for the
+# same output removes those of processes that no longer exist, so after one
+# more uninterrupted run nothing may be left next to the output.
+if ! "${cmd[@]}" >/dev/null 2>"$out.sigkill-err"; then
+  echo "sigkill-sweep: the final uninterrupted run failed:" >&2
+  cat "$out.sigkill-err" >&2
+  bad=$((bad + 1))
+fi
+rm -f "$out.sigkill-err"
+after=$(find "$(dirname "$out")" -maxdepth 1 -name ".$(basename "$out").*" | wc -l)
 rm -rf "$out" "$ref" "$prev" "$ref.stamp"
-echo "summary: $kills kills ($killed mid-run): $untouched untouched, $complete complete, $mixed file by file, $bad broken; temporary files left inside the output $intmp times, next to it $left"
-((bad == 0))
+echo "summary: $kills kills ($killed mid-run): $untouched untouched, $complete complete, $mixed file by file, $bad broken; temporary files left inside the output $intmp times, next to it $left, after one more run $after"
+((bad == 0 && after == 0))

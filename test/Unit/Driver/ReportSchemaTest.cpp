@@ -121,8 +121,8 @@ void validate(const json::Value &v, const json::Value &schema,
 }
 
 std::vector<std::string> check(const json::Value &report) {
-  json::Value schema = parseFile(std::string(QC_SOURCE_DIR) +
-                                 "/docs/report.schema.json");
+  json::Value schema =
+      parseFile(std::string(QC_SOURCE_DIR) + "/docs/report.schema.json");
   std::vector<std::string> errors;
   validate(report, schema, "report", errors);
   return errors;
@@ -167,8 +167,8 @@ json::Value compileReport(const Scratch &tmp, const std::string &recipe,
 } // namespace
 
 TEST(ReportSchema, SchemaIsAVersionedObjectSchema) {
-  json::Value schema = parseFile(std::string(QC_SOURCE_DIR) +
-                                 "/docs/report.schema.json");
+  json::Value schema =
+      parseFile(std::string(QC_SOURCE_DIR) + "/docs/report.schema.json");
   ASSERT_TRUE(schema.isObject());
   const json::Value *version =
       schema.find("properties")->find("schema_version")->find("const");

@@ -1,4 +1,5 @@
-//===- EmulatedKernelsTest.cpp - The generated kernels, run on the emulator ===//
+//===- EmulatedKernelsTest.cpp - The generated kernels, run on the emulator
+//===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -26,8 +27,8 @@
 // the fp32 workspace and the finalize kernel, two warps, two n tiles per
 // warp, other pipeline depths) on N = 72, K = 320; a 520 x 2104 layer whose
 // default variants split K (every M boundary of the dispatcher); and layers
-// smaller than one tile (8 x 64, 33 x 48 with group size 16). bits = 4 is the only
-// width the generator supports (it refuses others, see
+// smaller than one tile (8 x 64, 33 x 48 with group size 16). bits = 4 is the
+// only width the generator supports (it refuses others, see
 // quant-kernelgen-invalid.test); act-order (g_idx) layers are refused by
 // quant-kernelgen's model mode, so there is nothing to run for them.
 //
@@ -84,8 +85,8 @@ std::string slurp(const std::string &path) {
 /// Runs `cmd` through the shell; returns its exit status, stdout and stderr.
 int run(const std::string &cmd, const TempDir &dir, std::string &out,
         std::string &err) {
-  std::string full = cmd + " >" + dir.file("out.txt") + " 2>" +
-                     dir.file("err.txt");
+  std::string full =
+      cmd + " >" + dir.file("out.txt") + " 2>" + dir.file("err.txt");
   int rc = std::system(full.c_str());
   out = slurp(dir.file("out.txt"));
   err = slurp(dir.file("err.txt"));
@@ -110,8 +111,8 @@ int bench(const std::string &artifact, const std::string &arch,
   std::filesystem::remove(jsonPath);
   std::string cmd = std::string("QC_CUDA_DRIVER_LIBRARY=") +
                     QC_EMU_DRIVER_LIBRARY + " QC_EMU_ARCH=" + arch + " " +
-                    QC_QUANT_BENCH + " --artifact " + artifact +
-                    " --json " + jsonPath + " --table " + extra;
+                    QC_QUANT_BENCH + " --artifact " + artifact + " --json " +
+                    jsonPath + " --table " + extra;
   std::string out;
   int code = run(cmd, dir, out, err);
   err = cmd + "\n" + out + err;
@@ -131,10 +132,10 @@ struct Config {
 };
 
 std::string caseName(const Config &c) {
-  std::string n = c.arch + (c.sym ? "_sym" : "_asym") + "_g" +
-                  (c.groupSize < 0 ? std::string("ch")
-                                   : std::to_string(c.groupSize)) +
-                  "_" + c.shape + (c.tiles.empty() ? "" : "_tiled");
+  std::string n =
+      c.arch + (c.sym ? "_sym" : "_asym") + "_g" +
+      (c.groupSize < 0 ? std::string("ch") : std::to_string(c.groupSize)) +
+      "_" + c.shape + (c.tiles.empty() ? "" : "_tiled");
   for (char &ch : n)
     if (!std::isalnum(static_cast<unsigned char>(ch)))
       ch = '_';
@@ -147,9 +148,8 @@ TEST_P(EmulatedKernels, MatchTheFloat64Reference) {
   const Config &c = GetParam();
   TempDir dir;
   const std::string art = dir.file("k.qcart");
-  std::string args = "--shape " + c.shape +
-                     " --group-size " + std::to_string(c.groupSize) +
-                     (c.sym ? "" : " --asym");
+  std::string args = "--shape " + c.shape + " --group-size " +
+                     std::to_string(c.groupSize) + (c.sym ? "" : " --asym");
   if (!c.tiles.empty())
     args += " --tiles '" + c.tiles + "'";
   ASSERT_NO_FATAL_FAILURE(generate(args, art, dir));
@@ -218,9 +218,10 @@ std::vector<Config> configs() {
 /// Readable parameters in gtest's failure messages.
 void PrintTo(const Config &c, std::ostream *os) { *os << caseName(c); }
 
-INSTANTIATE_TEST_SUITE_P(
-    Suite, EmulatedKernels, ::testing::ValuesIn(configs()),
-    [](const ::testing::TestParamInfo<Config> &i) { return caseName(i.param); });
+INSTANTIATE_TEST_SUITE_P(Suite, EmulatedKernels, ::testing::ValuesIn(configs()),
+                         [](const ::testing::TestParamInfo<Config> &i) {
+                           return caseName(i.param);
+                         });
 
 /// The PTX image of `module` for `target` in `a`, as text.
 std::string *ptxOf(Artifact &a, const std::string &target,
@@ -281,8 +282,7 @@ TEST(EmulatedKernelsNegative, MissingCpAsyncWaitIsCaught) {
   // The diagnosis, for the test log.
   size_t at = err.find("qc PTX emulator: kernel");
   if (at != std::string::npos)
-    std::cout << "caught: " << err.substr(at, err.find('\n', at) - at)
-              << "\n";
+    std::cout << "caught: " << err.substr(at, err.find('\n', at) - at) << "\n";
 }
 
 // The launch records matter too: a split-K variant whose manifest forgets
@@ -292,10 +292,10 @@ TEST(EmulatedKernelsNegative, MissingCpAsyncWaitIsCaught) {
 TEST(EmulatedKernelsNegative, BrokenLaunchRecordsFailVerification) {
   TempDir dir;
   const std::string art = dir.file("k.qcart");
-  ASSERT_NO_FATAL_FAILURE(generate(
-      "--shape 72x320 --group-size 64 --asym --tiles "
-      "'splitk:warps=2,split-k=2,m=1-8;mma:tile-m=16,warps=4,m=9-64'",
-      art, dir));
+  ASSERT_NO_FATAL_FAILURE(
+      generate("--shape 72x320 --group-size 64 --asym --tiles "
+               "'splitk:warps=2,split-k=2,m=1-8;mma:tile-m=16,warps=4,m=9-64'",
+               art, dir));
   Artifact a;
   ASSERT_TRUE(readArtifact(art, a));
   ASSERT_EQ(a.layers.size(), 1u);

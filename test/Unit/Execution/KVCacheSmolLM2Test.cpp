@@ -29,8 +29,9 @@
 
 namespace {
 
-const std::string kGguf = std::string(QC_SHARED_DIR) +
-                          "/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";
+const std::string kGguf =
+    std::string(QC_SHARED_DIR) +
+    "/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 TEST(SmolLM2KVCache, SameTokensAndLogitsAsRecomputing) {
   mlir::MLIRContext ctx;
@@ -82,7 +83,8 @@ TEST(SmolLM2KVCache, SameTokensAndLogitsAsRecomputing) {
       const float *got = trace.data() + i * vocab;
       double worst = 0.0, scale = 0.0;
       for (int64_t v = 0; v < vocab; ++v) {
-        worst = std::max(worst, std::fabs(static_cast<double>(got[v]) - ref[v]));
+        worst =
+            std::max(worst, std::fabs(static_cast<double>(got[v]) - ref[v]));
         scale = std::max(scale, std::fabs(static_cast<double>(ref[v])));
       }
       EXPECT_LT(worst, 1e-4 * scale)

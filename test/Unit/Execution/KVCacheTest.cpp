@@ -143,8 +143,8 @@ TEST_P(DecodeMatchesForward, EveryChunking) {
     std::vector<float> logits(vocab);
     size_t c = 0;
     while (cache.length < n) {
-      int64_t len = std::min(chunks[std::min(c++, chunks.size() - 1)],
-                             n - cache.length);
+      int64_t len =
+          std::min(chunks[std::min(c++, chunks.size() - 1)], n - cache.length);
       int64_t first = cache.length;
       s = exe->decode(tokens.data() + first, len, cache, logits.data());
       ASSERT_TRUE(s) << s.message();
@@ -245,9 +245,9 @@ TEST(StoriesKVCache, GreedyFromBos) {
 TEST(StoriesKVCache, SampledWithSeedAfterPrompt) {
   // "Once upon a time, there was a little girl" (tok512 ids) as the prompt,
   // so that prefill covers several positions at once.
-  expectSameGeneration({1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298,
-                        315, 421},
-                       120, 0.9f, 5, 512);
+  expectSameGeneration(
+      {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421}, 120,
+      0.9f, 5, 512);
 }
 
 TEST(StoriesKVCache, StopsAtTheContextLimit) {
@@ -276,8 +276,8 @@ TEST(StoriesKVCache, DecodeOnlyExecutable) {
   options.forward = false;
   options.decode = true;
   std::unique_ptr<mlir::qc::CpuExecutable> exe;
-  qc::Status s = mlir::qc::CpuExecutable::compile(*module, weights, exe,
-                                                  options);
+  qc::Status s =
+      mlir::qc::CpuExecutable::compile(*module, weights, exe, options);
   ASSERT_TRUE(s) << s.message();
   EXPECT_FALSE(exe->hasForward());
   std::vector<int> a = {1}, b = {1};
@@ -285,8 +285,8 @@ TEST(StoriesKVCache, DecodeOnlyExecutable) {
   ASSERT_TRUE(mlir::qc::generate(*exe, a, 30, sa, {}, 512));
   mlir::qc::GenerateOptions recompute;
   recompute.kvCache = false;
-  ASSERT_TRUE(mlir::qc::generate(*ref.exe, b, 30, sb, {}, 512, nullptr,
-                                 recompute));
+  ASSERT_TRUE(
+      mlir::qc::generate(*ref.exe, b, 30, sb, {}, 512, nullptr, recompute));
   EXPECT_EQ(a, b);
   std::vector<float> logits(512);
   int32_t bos = 1;

@@ -43,7 +43,8 @@ const std::string kTokenizer = kShared + "/models/stories260K/tok512.bin";
 const std::string &scratchDir() {
   static const std::string dir = [] {
     std::string t = testing::TempDir() + "/qc_ordering_XXXXXX";
-    return std::string(mkdtemp(t.data()) ? t.c_str() : testing::TempDir().c_str());
+    return std::string(mkdtemp(t.data()) ? t.c_str()
+                                         : testing::TempDir().c_str());
   }();
   return dir;
 }
@@ -93,7 +94,8 @@ double perplexityAfter(const std::string &pipeline) {
       mlir::cast<mlir::ModuleOp>(f.model->getOperation()->clone()));
   if (!pipeline.empty()) {
     mlir::PassManager pm(&f.ctx);
-    EXPECT_TRUE(mlir::succeeded(mlir::parsePassPipeline(pipeline, pm, llvm::errs())));
+    EXPECT_TRUE(
+        mlir::succeeded(mlir::parsePassPipeline(pipeline, pm, llvm::errs())));
     EXPECT_TRUE(mlir::succeeded(pm.run(*module))) << pipeline;
   }
   // The passes wrote an overlay; load everything as quant-run would.
@@ -112,8 +114,8 @@ double perplexityAfter(const std::string &pipeline) {
 
 std::string pass(const std::string &name, const std::string &options,
                  const std::string &tag) {
-  return name + "{" + options + " layout=rows weights-out=" +
-         scratchDir() + "/qc_ordering_" + tag + ".safetensors}";
+  return name + "{" + options + " layout=rows weights-out=" + scratchDir() +
+         "/qc_ordering_" + tag + ".safetensors}";
 }
 
 TEST(QuantizedOrdering, GPTQBeatsRTNAtW4G32AndW3G32) {
@@ -121,13 +123,16 @@ TEST(QuantizedOrdering, GPTQBeatsRTNAtW4G32AndW3G32) {
   double fp = perplexityAfter("");
   for (const char *bits : {"4", "3"}) {
     std::string cfg = std::string("bits=") + bits + " group-size=32 sym=false";
-    double rtn = perplexityAfter(pass("wq-rtn", cfg, std::string("rtn") + bits));
-    double gptq = perplexityAfter(pass("wq-gptq", cfg + trace,
-                                       std::string("gptq") + bits));
-    double gptqAct = perplexityAfter(pass("wq-gptq", cfg + trace + " act-order=true",
-                                          std::string("gptqact") + bits));
+    double rtn =
+        perplexityAfter(pass("wq-rtn", cfg, std::string("rtn") + bits));
+    double gptq = perplexityAfter(
+        pass("wq-gptq", cfg + trace, std::string("gptq") + bits));
+    double gptqAct =
+        perplexityAfter(pass("wq-gptq", cfg + trace + " act-order=true",
+                             std::string("gptqact") + bits));
     EXPECT_GT(rtn, fp) << "W" << bits;
-    EXPECT_LT(gptq, rtn) << "W" << bits << " g32: GPTQ " << gptq << " vs RTN " << rtn;
+    EXPECT_LT(gptq, rtn) << "W" << bits << " g32: GPTQ " << gptq << " vs RTN "
+                         << rtn;
     EXPECT_LT(gptqAct, rtn) << "W" << bits << " g32: GPTQ act-order " << gptqAct
                             << " vs RTN " << rtn;
   }
@@ -137,12 +142,14 @@ TEST(QuantizedOrdering, AWQAndAutoRoundBeatRTNAtW4G32AndW3G32) {
   const std::string trace = " trace=" + fixture().tracePath;
   for (const char *bits : {"4", "3"}) {
     std::string cfg = std::string("bits=") + bits + " group-size=32 sym=false";
-    double rtn = perplexityAfter(pass("wq-rtn", cfg, std::string("rtn") + bits));
-    double awq = perplexityAfter(pass("wq-awq", cfg + trace,
-                                      std::string("awq") + bits));
-    double ar = perplexityAfter(pass("wq-autoround", cfg + trace,
-                                     std::string("autoround") + bits));
-    EXPECT_LT(awq, rtn) << "W" << bits << " g32: AWQ " << awq << " vs RTN " << rtn;
+    double rtn =
+        perplexityAfter(pass("wq-rtn", cfg, std::string("rtn") + bits));
+    double awq =
+        perplexityAfter(pass("wq-awq", cfg + trace, std::string("awq") + bits));
+    double ar = perplexityAfter(
+        pass("wq-autoround", cfg + trace, std::string("autoround") + bits));
+    EXPECT_LT(awq, rtn) << "W" << bits << " g32: AWQ " << awq << " vs RTN "
+                        << rtn;
     EXPECT_LT(ar, rtn) << "W" << bits << " g32: AutoRound " << ar << " vs RTN "
                        << rtn;
   }

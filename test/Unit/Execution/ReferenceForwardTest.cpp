@@ -119,14 +119,15 @@ double referenceInvFreq(const ModelConfig &c, std::vector<double> &invFreq) {
     }
     return 1.0;
   case qc::RopeScalingType::Yarn: {
-    double orig = s.originalMaxPositions > 0 ? s.originalMaxPositions
-                                             : c.maxSeqLen;
+    double orig =
+        s.originalMaxPositions > 0 ? s.originalMaxPositions : c.maxSeqLen;
     auto corr = [&](double rot) {
       return dim * std::log(orig / (rot * 2 * M_PI)) /
              (2 * std::log(static_cast<double>(c.ropeTheta)));
     };
     double lo = std::max(0.0, std::floor(corr(s.betaFast)));
-    double hi = std::min(static_cast<double>(dim - 1), std::ceil(corr(s.betaSlow)));
+    double hi =
+        std::min(static_cast<double>(dim - 1), std::ceil(corr(s.betaSlow)));
     if (lo == hi)
       hi += 0.001;
     for (int64_t i = 0; i < dim / 2; ++i) {
@@ -143,7 +144,8 @@ double referenceInvFreq(const ModelConfig &c, std::vector<double> &invFreq) {
 
 /// Rotates the first rotary-dim features of each head; which features pair
 /// up depends on the layout.
-void rope(Matrix &x, int64_t T, int64_t heads, int64_t hd, const ModelConfig &c) {
+void rope(Matrix &x, int64_t T, int64_t heads, int64_t hd,
+          const ModelConfig &c) {
   std::vector<double> invFreq;
   double scale = referenceInvFreq(c, invFreq);
   const int64_t half = static_cast<int64_t>(invFreq.size());
@@ -169,10 +171,12 @@ void rope(Matrix &x, int64_t T, int64_t heads, int64_t hd, const ModelConfig &c)
 }
 
 /// Logits [T, V] of `tokens` computed in float64.
-Matrix referenceForward(const ModelWeights &w, const std::vector<int32_t> &tokens) {
+Matrix referenceForward(const ModelWeights &w,
+                        const std::vector<int32_t> &tokens) {
   const ModelConfig &c = w.config;
   int64_t T = tokens.size(), D = c.dim, hd = c.headDim;
-  int64_t qd = c.nHeads * hd, kvd = c.nKVHeads * hd, group = c.nHeads / c.nKVHeads;
+  int64_t qd = c.nHeads * hd, kvd = c.nKVHeads * hd,
+          group = c.nHeads / c.nKVHeads;
   const qc::HostTensor &emb = *w.find("model.embed_tokens.weight");
   Matrix x(T * D);
   for (int64_t t = 0; t < T; ++t)
@@ -182,9 +186,12 @@ Matrix referenceForward(const ModelWeights &w, const std::vector<int32_t> &token
     std::string p = "model.layers." + std::to_string(l) + ".";
     auto W = [&](const std::string &n) { return w.find(p + n); };
     Matrix h = rmsNorm(x, T, D, *W("input_layernorm.weight"), c.normEps);
-    Matrix q = linear(h, T, D, *W("self_attn.q_proj.weight"), W("self_attn.q_proj.bias"));
-    Matrix k = linear(h, T, D, *W("self_attn.k_proj.weight"), W("self_attn.k_proj.bias"));
-    Matrix v = linear(h, T, D, *W("self_attn.v_proj.weight"), W("self_attn.v_proj.bias"));
+    Matrix q = linear(h, T, D, *W("self_attn.q_proj.weight"),
+                      W("self_attn.q_proj.bias"));
+    Matrix k = linear(h, T, D, *W("self_attn.k_proj.weight"),
+                      W("self_attn.k_proj.bias"));
+    Matrix v = linear(h, T, D, *W("self_attn.v_proj.weight"),
+                      W("self_attn.v_proj.bias"));
     rope(q, T, c.nHeads, hd, c);
     rope(k, T, c.nKVHeads, hd, c);
     Matrix att(T * qd, 0.0);
@@ -211,7 +218,8 @@ Matrix referenceForward(const ModelWeights &w, const std::vector<int32_t> &token
     Matrix o = linear(att, T, qd, *W("self_attn.o_proj.weight"), nullptr);
     for (size_t i = 0; i < x.size(); ++i)
       x[i] += o[i];
-    Matrix h2 = rmsNorm(x, T, D, *W("post_attention_layernorm.weight"), c.normEps);
+    Matrix h2 =
+        rmsNorm(x, T, D, *W("post_attention_layernorm.weight"), c.normEps);
     Matrix g = linear(h2, T, D, *W("mlp.gate_proj.weight"), nullptr);
     Matrix u = linear(h2, T, D, *W("mlp.up_proj.weight"), nullptr);
     for (size_t i = 0; i < g.size(); ++i)
@@ -300,7 +308,8 @@ TEST_P(ReferenceForward, MatchesFloat64) {
 
   // The same model through a Hugging Face checkpoint on disk (config.json
   // for this model_type, safetensors, rotate_half RoPE rows) and back.
-  std::string dir = testing::TempDir() + "/qc_ref_" + std::to_string(getpid()) + "_" + tc.name;
+  std::string dir = testing::TempDir() + "/qc_ref_" + std::to_string(getpid()) +
+                    "_" + tc.name;
   std::filesystem::remove_all(dir);
   s = qc::writeHFCheckpoint(dir, w, qc::DType::F32);
   ASSERT_TRUE(s) << s.message();
@@ -345,8 +354,8 @@ INSTANTIATE_TEST_SUITE_P(
              qc::RopeLayout::HalfSplit, true, true, qc::RopeScalingType::Yarn,
              4.0, 4},
         Case{"mistral_partial_rotary", "mistral", 24, 24, 1, 2, 2, 13, 40,
-             qc::RopeLayout::HalfSplit, true, false,
-             qc::RopeScalingType::None, 1.0, 6}),
+             qc::RopeLayout::HalfSplit, true, false, qc::RopeScalingType::None,
+             1.0, 6}),
     [](const testing::TestParamInfo<Case> &info) { return info.param.name; });
 
 } // namespace

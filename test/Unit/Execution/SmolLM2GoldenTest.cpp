@@ -154,7 +154,8 @@ void checkForwardGoldens(const Compiled &m) {
   struct {
     const char *key;
     int64_t output;
-  } states[] = {{"after_layer_0", 1}, {"after_layer_14", 15},
+  } states[] = {{"after_layer_0", 1},
+                {"after_layer_14", 15},
                 {"after_final_norm", L + 1}};
   for (const auto &st : states) {
     const qc::json::Value &ref = *hs.find(st.key);

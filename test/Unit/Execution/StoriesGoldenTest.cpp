@@ -96,8 +96,9 @@ void checkGoldens(const mlir::qc::CpuExecutable &exe) {
     expectedIds.push_back(static_cast<int>(v.asInt64()));
   std::vector<int> ids = {1};
   qc::Sampler sampler(512, 0.0f, 0.9f, 1);
-  ASSERT_TRUE(mlir::qc::generate(exe, ids, static_cast<int64_t>(expectedIds.size()) - 1,
-                                 sampler, /*stopTokens=*/{}, /*maxContext=*/512));
+  ASSERT_TRUE(
+      mlir::qc::generate(exe, ids, static_cast<int64_t>(expectedIds.size()) - 1,
+                         sampler, /*stopTokens=*/{}, /*maxContext=*/512));
   EXPECT_EQ(ids, expectedIds);
 
   // Perplexity on the first 16,384 validation tokens.
@@ -109,9 +110,8 @@ void checkGoldens(const mlir::qc::CpuExecutable &exe) {
   mlir::qc::PerplexityResult ppl;
   ASSERT_TRUE(mlir::qc::evaluatePerplexity(exe, windows, 2, false, ppl));
   EXPECT_EQ(ppl.tokens, 16384);
-  double expectedPpl = ref.find("ppl_tinystories_valid_head")
-                           ->find("ppl")
-                           ->asDouble();
+  double expectedPpl =
+      ref.find("ppl_tinystories_valid_head")->find("ppl")->asDouble();
   EXPECT_NEAR(ppl.perplexity, expectedPpl, 1e-3 * expectedPpl);
 }
 
@@ -126,7 +126,8 @@ TEST(StoriesGolden, Llama2CPath) {
 TEST(StoriesGolden, HuggingFaceExportReimport) {
   qc::ModelWeights original;
   ASSERT_TRUE(qc::loadLlama2C(kModel, original));
-  std::string dir = testing::TempDir() + "/qc_stories_hf_" + std::to_string(getpid());
+  std::string dir =
+      testing::TempDir() + "/qc_stories_hf_" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
   qc::Status s = qc::writeHFCheckpoint(dir, original, qc::DType::F32);
   ASSERT_TRUE(s) << s.message();

@@ -50,8 +50,8 @@ TEST(GPUTileConfig, ParsesFamiliesKeysAndRanges) {
 }
 
 TEST(GPUTileConfig, RejectsBadSpecsWithAMessage) {
-  for (const char *bad : {"wgmma:warps=4", "splitk:warps=four",
-                          "mma:depth=3", "splitk:m=1"}) {
+  for (const char *bad :
+       {"wgmma:warps=4", "splitk:warps=four", "mma:depth=3", "splitk:m=1"}) {
     SmallVector<GPUTileConfig> t;
     std::string err;
     EXPECT_TRUE(failed(parseGPUTileConfigs(bad, t, err))) << bad;

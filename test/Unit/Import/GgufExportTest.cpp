@@ -148,8 +148,8 @@ TEST(GgufExport, TensorNamesAreTheOnesQcsReaderMapsBack) {
   }
   EXPECT_GT(n, 20);
   std::string out;
-  EXPECT_FALSE(mlir::qc::hfTensorNameToGguf("model.layers.x.mlp.up_proj.weight",
-                                            out));
+  EXPECT_FALSE(
+      mlir::qc::hfTensorNameToGguf("model.layers.x.mlp.up_proj.weight", out));
   EXPECT_FALSE(mlir::qc::hfTensorNameToGguf("model.rotary.inv_freq", out));
 }
 
@@ -260,9 +260,9 @@ TEST(GgufExport, BlocksReadBackToQcsWeightsAndTheTokenizerIsCarriedOver) {
   }
   EXPECT_EQ(maxSeen, sum.maxAbsChange) << "the reported change is the real one";
   // Float tensors: norms exact, embedding fp16 (already fp16-exact here).
-  for (const char *name : {"model.norm.weight", "model.embed_tokens.weight",
-                           "lm_head.weight",
-                           "model.layers.1.post_attention_layernorm.weight"})
+  for (const char *name :
+       {"model.norm.weight", "model.embed_tokens.weight", "lm_head.weight",
+        "model.layers.1.post_attention_layernorm.weight"})
     EXPECT_EQ(read.find(name)->data, m.weights.find(name)->data) << name;
 }
 
@@ -294,11 +294,10 @@ TEST(GgufExport, InterleavedSourceAndRaggedKFallBackToF16) {
          k = layer.find("k_proj") != std::string::npos;
     if (q || k) {
       // The reader returns rotate_half rows.
-      qc::permuteInterleavedToHalfSplit(w.data(), want.data(),
-                                        q ? c.nHeads : c.nKVHeads, c.headDim,
-                                        static_cast<int64_t>(w.size()) /
-                                            ((q ? c.nHeads : c.nKVHeads) *
-                                             c.headDim));
+      qc::permuteInterleavedToHalfSplit(
+          w.data(), want.data(), q ? c.nHeads : c.nKVHeads, c.headDim,
+          static_cast<int64_t>(w.size()) /
+              ((q ? c.nHeads : c.nKVHeads) * c.headDim));
     }
     const std::vector<float> &got = read.find(layer + ".weight")->data;
     ASSERT_EQ(got.size(), want.size());
@@ -325,8 +324,8 @@ TEST(GgufExport, TokenizerJsonGivesTheKeysLlamaCppsConverterWrote) {
   std::unique_ptr<qc::GgufFile> mine, ref;
   ASSERT_TRUE(qc::GgufFile::parse(bytes.data(), bytes.size(), "mine", mine));
   ASSERT_TRUE(qc::GgufFile::open(kSmolGguf, ref));
-  for (const char *key :
-       {"tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.chat_template"}) {
+  for (const char *key : {"tokenizer.ggml.model", "tokenizer.ggml.pre",
+                          "tokenizer.chat_template"}) {
     std::string a, b;
     ASSERT_TRUE(mine->getString(key, a)) << key;
     ASSERT_TRUE(ref->getString(key, b)) << key;
@@ -382,8 +381,8 @@ TEST(GgufExport, RefusesConfigurationsWithoutAnExactBlockType) {
       return std::string("(setup failed)");
     mlir::qc::GgufExportOptions opts;
     opts.allowNoTokenizer = true;
-    qc::Status s = mlir::qc::exportGguf(*m.module, m.weights, dir + "/out.gguf",
-                                        opts);
+    qc::Status s =
+        mlir::qc::exportGguf(*m.module, m.weights, dir + "/out.gguf", opts);
     EXPECT_FALSE(fs::exists(dir + "/out.gguf"));
     return s.isOk() ? std::string("(exported)") : s.message();
   };

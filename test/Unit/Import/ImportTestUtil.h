@@ -1,4 +1,5 @@
-//===- ImportTestUtil.h - Shared fixtures of the import/export tests -*- C++ -*-===//
+//===- ImportTestUtil.h - Shared fixtures of the import/export tests -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //

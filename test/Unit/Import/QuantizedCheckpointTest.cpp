@@ -853,9 +853,10 @@ TEST_F(Malformed, BadDynamicOverrides) {
   expectError(load("dynregex", none,
                    withDynamic("+:model.layers.(0", json::Value::object())),
               {"config.json", "model.layers.(0", "invalid"});
-  expectError(load("dynexclude", none,
-                   withDynamic("-:.*self_attn\\.q_proj", json::Value::object())),
-              {"model.safetensors", kQ + ".qweight", "excludes this module"});
+  expectError(
+      load("dynexclude", none,
+           withDynamic("-:.*self_attn\\.q_proj", json::Value::object())),
+      {"model.safetensors", kQ + ".qweight", "excludes this module"});
   // An override that contradicts the tensors is caught by their shapes.
   json::Value bits8 = json::Value::object();
   bits8.set("bits", json::Value::integer(8));
@@ -1047,10 +1048,10 @@ TEST(QuantizedCheckpoint, ShapesAreWhatTheLoadersComputeForEveryK) {
     std::string dir = freshDir(name);
     Model m;
     ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 41, 172), m));
-    ASSERT_NO_FATAL_FAILURE(runPasses(
-        m, "wq-rtn{bits=" + std::to_string(c.bits) +
-               " group-size=" + std::to_string(c.G) +
-               " sym=true weights-out=" + dir + "/ov.safetensors}"));
+    ASSERT_NO_FATAL_FAILURE(
+        runPasses(m, "wq-rtn{bits=" + std::to_string(c.bits) +
+                         " group-size=" + std::to_string(c.G) +
+                         " sym=true weights-out=" + dir + "/ov.safetensors}"));
     ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/gptq"));
     RawSafetensors st(dir + "/gptq/model.safetensors");
     int checked = 0;
@@ -1063,7 +1064,7 @@ TEST(QuantizedCheckpoint, ShapesAreWhatTheLoadersComputeForEveryK) {
       bool gateUp = layer.find("gate_proj") != std::string::npos ||
                     layer.find("up_proj") != std::string::npos;
       bool kvProj = layer.find("k_proj") != std::string::npos ||
-                layer.find("v_proj") != std::string::npos;
+                    layer.find("v_proj") != std::string::npos;
       const int64_t K = down ? 172 : 64, N = gateUp ? 172 : kvProj ? 32 : 64;
       const int64_t ng = c.G < 0 ? 1 : (K + c.G - 1) / c.G;
       SCOPED_TRACE(layer + " bits " + std::to_string(c.bits) + " G " +
@@ -1094,9 +1095,9 @@ TEST(QuantizedCheckpoint, ImportAcceptsTheOlderWholeGroupPadding) {
   std::string dir = freshDir("oldpad");
   Model m;
   ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 42, 172), m));
-  ASSERT_NO_FATAL_FAILURE(runPasses(
-      m, "wq-rtn{bits=4 group-size=32 sym=true weights-out=" + dir +
-             "/ov.safetensors}"));
+  ASSERT_NO_FATAL_FAILURE(
+      runPasses(m, "wq-rtn{bits=4 group-size=32 sym=true weights-out=" + dir +
+                       "/ov.safetensors}"));
   ASSERT_NO_FATAL_FAILURE(exportTo(m, dir + "/gptq"));
   std::unique_ptr<qc::SafetensorsFile> f;
   ASSERT_TRUE(qc::SafetensorsFile::open(dir + "/gptq/model.safetensors", f));
@@ -1170,8 +1171,7 @@ TEST(QuantizedCheckpoint, MixedConfigurationsBecomeDynamicOverrides) {
   EXPECT_FALSE(q->find("sym")->asBool());
   const json::Value *dyn = q->find("dynamic");
   ASSERT_TRUE(dyn && dyn->isObject());
-  const json::Value *up =
-      dyn->find("+:^model\\.layers\\.1\\.mlp\\.up_proj$");
+  const json::Value *up = dyn->find("+:^model\\.layers\\.1\\.mlp\\.up_proj$");
   ASSERT_TRUE(up) << json::write(*dyn);
   EXPECT_EQ(up->find("bits")->asInt64(), 8);
   EXPECT_EQ(up->find("group_size")->asInt64(), 64);
@@ -1201,8 +1201,9 @@ TEST(QuantizedCheckpoint, ShardedExportWritesAnIndex) {
   std::ofstream(src + "/tokenizer.json") << R"({"model": {"type": "BPE"}})";
   Model m;
   ASSERT_NO_FATAL_FAILURE(open(src, m));
-  ASSERT_NO_FATAL_FAILURE(runPasses(
-      m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir + "/ov.safetensors}"));
+  ASSERT_NO_FATAL_FAILURE(
+      runPasses(m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir +
+                       "/ov.safetensors}"));
   GPTQExportOptions opts;
   opts.maxShardBytes = 16 << 10;
   opts.copyFiles = mlir::qc::hfTokenizerFiles(src);
@@ -1313,15 +1314,16 @@ std::vector<float> decodeCompressedTensors(const RawSafetensors &st,
   std::vector<float> w(static_cast<size_t>(N * K));
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k) {
-      int q = static_cast<int>((packed[n * words + k / pf] >> (bits * (k % pf))) &
-                               mask) -
+      int q = static_cast<int>(
+                  (packed[n * words + k / pf] >> (bits * (k % pf))) & mask) -
               offset;
       int64_t g = gIdx.empty() ? k / (K / ng) : gIdx[k];
       int z = sym ? 0
                   : static_cast<int>(
                         (zp[(n / pf) * ng + g] >> (bits * (n % pf))) & mask) -
                         offset;
-      w[n * K + k] = static_cast<float>(q - z) * qc::f16ToF32(scales[n * ng + g]);
+      w[n * K + k] =
+          static_cast<float>(q - z) * qc::f16ToF32(scales[n * ng + g]);
     }
   return w;
 }
@@ -1339,9 +1341,9 @@ TEST(CompressedTensors, TensorsAndConfigAreWhatTheLoaderExpects) {
   std::string dir = freshDir("ct_group");
   Model m;
   ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 61), m));
-  ASSERT_NO_FATAL_FAILURE(runPasses(
-      m, "wq-rtn{bits=4 group-size=32 sym=false weights-out=" + dir +
-             "/ov.safetensors}"));
+  ASSERT_NO_FATAL_FAILURE(
+      runPasses(m, "wq-rtn{bits=4 group-size=32 sym=false weights-out=" + dir +
+                       "/ov.safetensors}"));
   mlir::qc::CompressedTensorsExportSummary sum;
   qc::Status s = mlir::qc::exportCompressedTensors(*m.module, m.weights,
                                                    dir + "/ct", {}, &sum);
@@ -1467,7 +1469,8 @@ TEST(CompressedTensors, ChannelStrategyAndMixedSchemes) {
 
 TEST(CompressedTensors, RefusesWhatPackQuantizedCannotHold) {
   std::string dir = freshDir("ct_refuse");
-  auto exportError = [&](const std::string &model, const std::string &pipeline) {
+  auto exportError = [&](const std::string &model,
+                         const std::string &pipeline) {
     Model m;
     open(model, m);
     if (m.module)
@@ -1481,8 +1484,8 @@ TEST(CompressedTensors, RefusesWhatPackQuantizedCannotHold) {
   };
   std::string ov = " weights-out=" + dir + "/ov.safetensors";
   std::string regular = writeRandomModel(dir, 63);
-  std::string two =
-      exportError(regular, "wq-rtn{bits=2 group-size=32 layout=rows" + ov + "}");
+  std::string two = exportError(
+      regular, "wq-rtn{bits=2 group-size=32 layout=rows" + ov + "}");
   EXPECT_NE(two.find("layer 'model.layers.0."), std::string::npos) << two;
   EXPECT_NE(two.find("4 or 8 bits"), std::string::npos) << two;
   std::string ragged = exportError(writeRandomModel(dir + "/r", 64, 172),

@@ -29,8 +29,8 @@ using namespace qc::quant;
 
 namespace {
 
-using qc::quant::test::Rng;
 using qc::quant::test::randomBlock;
+using qc::quant::test::Rng;
 
 /// dim 16, 4 heads of 4; `mha` makes v and o the same shape (v->o applies).
 ModelConfig config(bool mha, bool bias = false) {
@@ -57,8 +57,7 @@ QuantConfig qconfig(int bits = 4, int64_t G = 16, bool sym = false) {
 }
 
 std::vector<float> forward(const ModelConfig &c, const BlockWeights &w,
-                           const std::vector<float> &x, int64_t S,
-                           int64_t T) {
+                           const std::vector<float> &x, int64_t S, int64_t T) {
   std::vector<float> y(x.size());
   Status st = blockForward(c, w, x.data(), S, T, y.data());
   EXPECT_TRUE(st.isOk()) << st.message();
@@ -281,8 +280,7 @@ TEST(AWQ, SearchRecordsReproducibleLossesAndNeverLosesToAlphaZero) {
       // Without duo scaling, alpha = 0 is plain RTN (s == 1).
       if (!duo) {
         double rtn = 0;
-        ASSERT_TRUE(
-            awqGroupLoss(c, w, g.group, inp, S, T, {}, qc, rtn).isOk());
+        ASSERT_TRUE(awqGroupLoss(c, w, g.group, inp, S, T, {}, qc, rtn).isOk());
         EXPECT_DOUBLE_EQ(rtn, g.losses[0]);
       }
     }
@@ -324,9 +322,8 @@ TEST(AWQ, SkipsVOForGroupedQueryAttention) {
   BlockWeights w = randomBlock(c, 31);
   std::vector<float> x = outlierInputs(c, 2, 5, 32);
   AWQBlockResult res;
-  ASSERT_TRUE(
-      awqSearchBlock(c, w, x.data(), 2, 5, qconfig(), AWQOptions(), res)
-          .isOk());
+  ASSERT_TRUE(awqSearchBlock(c, w, x.data(), 2, 5, qconfig(), AWQOptions(), res)
+                  .isOk());
   EXPECT_FALSE(res.groups[1].applied);
   EXPECT_TRUE(res.groups[1].scales.empty());
   EXPECT_TRUE(res.groups[0].applied && res.groups[2].applied &&
@@ -355,8 +352,7 @@ TEST(AWQ, ClipNeverIncreasesGroupError) {
   // Inputs of the scaled block = cached inputs / s.
   BlockActivations acts;
   std::vector<float> y(x.size());
-  ASSERT_TRUE(
-      blockForward(c, scaled, x.data(), S, T, y.data(), &acts).isOk());
+  ASSERT_TRUE(blockForward(c, scaled, x.data(), S, T, y.data(), &acts).isOk());
   int shrunk = 0;
   for (BlockLinear l : kAllBlockLinears) {
     const std::vector<float> &m = res.clipMax[blockLinearIndex(l)];
@@ -439,8 +435,8 @@ TEST(AWQ, RejectsBadInput) {
   AWQBlockResult res;
   BlockWeights nan = w;
   nan.gate[3] = std::nanf("");
-  Status st = awqSearchBlock(c, nan, x.data(), 1, 4, qconfig(), AWQOptions(),
-                             res);
+  Status st =
+      awqSearchBlock(c, nan, x.data(), 1, 4, qconfig(), AWQOptions(), res);
   ASSERT_FALSE(st.isOk());
   EXPECT_NE(st.message().find("gate_proj"), std::string::npos);
   AWQOptions o;

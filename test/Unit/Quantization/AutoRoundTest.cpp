@@ -29,8 +29,8 @@ using namespace qc::quant;
 
 namespace {
 
-using qc::quant::test::Rng;
 using qc::quant::test::randomBlock;
+using qc::quant::test::Rng;
 
 ModelConfig tinyConfig() {
   ModelConfig c;
@@ -62,8 +62,7 @@ Problem makeProblem(uint64_t seed, bool bias = false) {
   Rng r(seed + 100);
   r.fill(p.x, p.S * p.T * p.c.dim, -1.5f, 1.5f);
   p.y.resize(p.x.size());
-  EXPECT_TRUE(
-      blockForward(p.c, p.w, p.x.data(), p.S, p.T, p.y.data()).isOk());
+  EXPECT_TRUE(blockForward(p.c, p.w, p.x.data(), p.S, p.T, p.y.data()).isOk());
   return p;
 }
 
@@ -75,8 +74,8 @@ QuantConfig qconfig(bool sym, int bits = 4, int64_t G = 16) {
   return q;
 }
 
-double batchLoss(const Problem &p, const BlockWeights &w,
-                 const int64_t *idx, int64_t B) {
+double batchLoss(const Problem &p, const BlockWeights &w, const int64_t *idx,
+                 int64_t B) {
   const int64_t D = p.c.dim, n = p.T * D;
   std::vector<float> xb(B * n), yb(B * n), out(B * n);
   for (int64_t i = 0; i < B; ++i) {
@@ -105,11 +104,11 @@ struct Surrogate {
   int64_t N, K, G, ng;
   std::vector<float> w;
   // Base-point constants.
-  std::vector<double> dS, dZ, dC;   // rounding offsets
-  std::vector<double> s0, z0, q0;   // base values
-  std::vector<char> pass, in;       // clamp branches
-  std::vector<double> sign;         // sym: sign of the signed max
-  std::vector<char> posWins;        // sym: which side of max() was taken
+  std::vector<double> dS, dZ, dC; // rounding offsets
+  std::vector<double> s0, z0, q0; // base values
+  std::vector<char> pass, in;     // clamp branches
+  std::vector<double> sign;       // sym: sign of the signed max
+  std::vector<char> posWins;      // sym: which side of max() was taken
   std::vector<double> wmin0, wmax0;
 
   double eval(const std::vector<double> &v, const std::vector<double> &a,
@@ -157,8 +156,7 @@ Surrogate buildSurrogate(const std::vector<float> &w, int64_t N, int64_t K,
   S.dC.resize(N * K), S.q0.resize(N * K), S.in.resize(N * K);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t g = 0; g < S.ng; ++g) {
-      const int64_t gi = n * S.ng + g, k0 = g * S.G,
-                    k1 = std::min(K, k0 + S.G);
+      const int64_t gi = n * S.ng + g, k0 = g * S.G, k1 = std::min(K, k0 + S.G);
       float lo = 0, hi = 0;
       for (int64_t k = k0; k < k1; ++k)
         lo = std::min(lo, w[n * K + k]), hi = std::max(hi, w[n * K + k]);
@@ -310,8 +308,8 @@ TEST(AutoRound, ItersZeroIsRTNAsym) {
   o.iters = 0;
   std::array<QuantizedWeight, kNumBlockLinears> out;
   AutoRoundReport rep;
-  ASSERT_TRUE(autoRoundBlock(p.c, p.w, p.x.data(), p.y.data(), p.S, p.T, qc,
-                             o, out, rep)
+  ASSERT_TRUE(autoRoundBlock(p.c, p.w, p.x.data(), p.y.data(), p.S, p.T, qc, o,
+                             out, rep)
                   .isOk());
   EXPECT_TRUE(rep.lossHistory.empty());
   EXPECT_EQ(rep.bestIter, -1);
@@ -320,8 +318,7 @@ TEST(AutoRound, ItersZeroIsRTNAsym) {
     int64_t N, K;
     blockLinearShape(p.c, l, N, K);
     QuantizedWeight rtn;
-    ASSERT_TRUE(
-        quantizeRTN(p.w.linear(l).data(), N, K, qc, rtn, "x").isOk());
+    ASSERT_TRUE(quantizeRTN(p.w.linear(l).data(), N, K, qc, rtn, "x").isOk());
     const QuantizedWeight &a = out[blockLinearIndex(l)];
     EXPECT_EQ(a.codes, rtn.codes) << blockLinearName(l);
     EXPECT_EQ(a.scales, rtn.scales) << blockLinearName(l);
@@ -336,8 +333,8 @@ TEST(AutoRound, ItersZeroIsFullRangeSymRTN) {
   o.iters = 0;
   std::array<QuantizedWeight, kNumBlockLinears> out;
   AutoRoundReport rep;
-  ASSERT_TRUE(autoRoundBlock(p.c, p.w, p.x.data(), p.y.data(), p.S, p.T, qc,
-                             o, out, rep)
+  ASSERT_TRUE(autoRoundBlock(p.c, p.w, p.x.data(), p.y.data(), p.S, p.T, qc, o,
+                             out, rep)
                   .isOk());
   int negative = 0, positive = 0;
   for (BlockLinear l : kAllBlockLinears) {
@@ -378,8 +375,8 @@ struct RunResult {
 RunResult run(const Problem &p, const QuantConfig &qc,
               const AutoRoundOptions &o) {
   RunResult r;
-  Status st = autoRoundBlock(p.c, p.w, p.x.data(), p.y.data(), p.S, p.T, qc,
-                             o, r.out, r.rep);
+  Status st = autoRoundBlock(p.c, p.w, p.x.data(), p.y.data(), p.S, p.T, qc, o,
+                             r.out, r.rep);
   EXPECT_TRUE(st.isOk()) << st.message();
   return r;
 }
@@ -422,8 +419,8 @@ TEST(AutoRound, TuningBeatsRTN) {
     Problem p = makeProblem(61, /*bias=*/true);
     AutoRoundOptions o;
     RunResult r = run(p, qconfig(sym, 3), o);
-    std::printf("%s rtn %.6g final %.6g\n", sym ? "sym" : "asym",
-                r.rep.rtnLoss, r.rep.finalLoss);
+    std::printf("%s rtn %.6g final %.6g\n", sym ? "sym" : "asym", r.rep.rtnLoss,
+                r.rep.finalLoss);
     EXPECT_LT(r.rep.finalLoss, 0.9 * r.rep.rtnLoss)
         << (sym ? "sym" : "asym") << " rtn " << r.rep.rtnLoss << " final "
         << r.rep.finalLoss;
@@ -522,8 +519,8 @@ TEST(AutoRound, RejectsBadInput) {
   o.iters = 1;
   QuantConfig bad = qconfig(true);
   bad.bits = 5;
-  EXPECT_FALSE(autoRoundBlock(p.c, p.w, p.x.data(), p.y.data(), p.S, p.T,
-                              bad, o, out, rep)
+  EXPECT_FALSE(autoRoundBlock(p.c, p.w, p.x.data(), p.y.data(), p.S, p.T, bad,
+                              o, out, rep)
                    .isOk());
   BlockWeights nan = p.w;
   nan.up[7] = std::nanf("");

@@ -85,8 +85,7 @@ WeightsD toDouble(const BlockWeights &w) {
   d.kBias.assign(w.kBias.begin(), w.kBias.end());
   d.vBias.assign(w.vBias.begin(), w.vBias.end());
   for (BlockLinear l : kAllBlockLinears)
-    d.lin[blockLinearIndex(l)].assign(w.linear(l).begin(),
-                                      w.linear(l).end());
+    d.lin[blockLinearIndex(l)].assign(w.linear(l).begin(), w.linear(l).end());
   return d;
 }
 
@@ -133,8 +132,8 @@ void rope(double *h, int64_t hd, int64_t pos, const ModelConfig &c) {
 }
 
 /// The whole block in double, [S*T*D] in, [S*T*D] out.
-Vec naiveBlock(const ModelConfig &c, const WeightsD &w, const Vec &x,
-               int64_t S, int64_t T) {
+Vec naiveBlock(const ModelConfig &c, const WeightsD &w, const Vec &x, int64_t S,
+               int64_t T) {
   const int64_t D = c.dim, H = c.nHeads, KV = c.nKVHeads, hd = c.headDim,
                 F = c.hiddenDim;
   const auto &L = w.lin;
@@ -353,8 +352,7 @@ TEST(BlockReference, CapturesAndSubmodulesAreConsistent) {
     auto &dst = hooked[blockLinearIndex(l)];
     dst.insert(dst.end(), in, in + n * cols);
   };
-  ASSERT_TRUE(
-      blockForward(c, w, x.data(), S, T, y.data(), &acts, hook).isOk());
+  ASSERT_TRUE(blockForward(c, w, x.data(), S, T, y.data(), &acts, hook).isOk());
   ASSERT_TRUE(blockForward(c, w, x.data(), S, T, y2.data()).isOk());
   EXPECT_EQ(y, y2); // saving activations must not change the numerics
   for (BlockLinear l : kAllBlockLinears) {
@@ -376,8 +374,8 @@ TEST(BlockReference, CapturesAndSubmodulesAreConsistent) {
   }
   // o_proj output from linearForward on the captured input.
   std::vector<float> o(x.size());
-  linearForward(acts.attn.data(), rows, w.o.data(), c.dim,
-                c.nHeads * c.headDim, nullptr, o.data());
+  linearForward(acts.attn.data(), rows, w.o.data(), c.dim, c.nHeads * c.headDim,
+                nullptr, o.data());
   for (size_t i = 0; i < x.size(); ++i)
     EXPECT_NEAR(o[i], attnOut[i], 1e-6f);
 }
@@ -473,8 +471,8 @@ TEST(BlockReference, ChainedBlocksReproduceStoriesGoldenLogits) {
       const double want = pair.asArray()[1].asDouble();
       EXPECT_NEAR(logits[id], want, 2e-3) << "position " << t << " id " << id;
     }
-    const int64_t best = std::max_element(logits.begin(), logits.end()) -
-                         logits.begin();
+    const int64_t best =
+        std::max_element(logits.begin(), logits.end()) - logits.begin();
     EXPECT_EQ(best, top5->asArray()[t].asArray()[0].asArray()[0].asInt64());
   }
 }

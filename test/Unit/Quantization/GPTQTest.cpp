@@ -597,6 +597,47 @@ TEST(GPTQTest, UnusableHessianFallsBack) {
   ASSERT_TRUE(q.verify().isOk());
 }
 
+TEST(GPTQTest, AllZeroHessianFallsBackInsteadOfZeroingTheLayer) {
+  // A positive token count with every diagonal entry zero: the dead-column
+  // rule alone would zero every weight (a found bug: exit 0, no warning).
+  const int64_t N = 4, K = 16;
+  std::vector<float> w = randomWeights(N, K, 31);
+  std::vector<float> H(static_cast<size_t>(K * K), 0.0f);
+  QuantConfig cfg = makeConfig(4, 8, true);
+  QuantizedWeight q, rtn;
+  GPTQReport rep;
+  ASSERT_TRUE(quantizeGPTQ(w.data(), N, K, H.data(), 12, cfg, GPTQOptions(), q,
+                           rep, "dead")
+                  .isOk());
+  EXPECT_TRUE(rep.fallbackToRTN);
+  EXPECT_NE(rep.fallbackReason.find("all-zero Hessian from 12 tokens"),
+            std::string::npos)
+      << rep.fallbackReason;
+  ASSERT_TRUE(quantizeRTN(w.data(), N, K, cfg, rtn, "dead").isOk());
+  EXPECT_EQ(q.codes, rtn.codes);
+  std::vector<float> deq;
+  q.dequantize(deq);
+  double sumAbs = 0.0;
+  for (float v : deq)
+    sumAbs += std::fabs(v);
+  EXPECT_GT(sumAbs, 0.0);
+  // One live channel is the ordinary dead-column case: no fallback.
+  H[5 * K + 5] = 2.0f;
+  ASSERT_TRUE(quantizeGPTQ(w.data(), N, K, H.data(), 12, cfg, GPTQOptions(), q,
+                           rep, "dead")
+                  .isOk());
+  EXPECT_FALSE(rep.fallbackToRTN);
+  EXPECT_EQ(rep.deadColumns, K - 1);
+  // With the fallback disabled the same trace is an error naming the layer.
+  GPTQOptions strict;
+  strict.fallbackToRTN = false;
+  std::fill(H.begin(), H.end(), 0.0f);
+  Status s =
+      quantizeGPTQ(w.data(), N, K, H.data(), 12, cfg, strict, q, rep, "dead");
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("dead"), std::string::npos) << s.message();
+}
+
 TEST(GPTQTest, RejectsBadInputs) {
   const int64_t N = 4, K = 16;
   std::vector<float> w = randomWeights(N, K, 28);

@@ -188,9 +188,10 @@ TEST(HQQTest, NoWorseThanInitialization) {
   for (int bits : {2, 3, 4, 8})
     for (int dist = 0; dist < 2; ++dist) {
       SCOPED_TRACE(::testing::Message()
-                   << bits << " bits, " << (dist ? "heavy-tailed" : "gaussian"));
-      std::vector<float> w = dist ? heavyTailed(N * K, 20 + bits)
-                                  : gaussian(N * K, 30 + bits);
+                   << bits << " bits, "
+                   << (dist ? "heavy-tailed" : "gaussian"));
+      std::vector<float> w =
+          dist ? heavyTailed(N * K, 20 + bits) : gaussian(N * K, 30 + bits);
       const QuantConfig cfg = hqqConfig(bits, 64);
       HQQOptions init;
       init.iters = 0;
@@ -242,9 +243,9 @@ TEST(HQQTest, ConstantGroupsReconstructExactly) {
   const int64_t N = 3, K = 128;
   std::vector<float> w = gaussian(N * K, 50);
   for (int i = 0; i < 64; ++i) {
-    w[i] = 0.3f;            // row 0, group 0
-    w[K + 64 + i] = -1.7f;  // row 1, group 1
-    w[2 * K + i] = 0.0f;    // row 2, group 0
+    w[i] = 0.3f;           // row 0, group 0
+    w[K + 64 + i] = -1.7f; // row 1, group 1
+    w[2 * K + i] = 0.0f;   // row 2, group 0
   }
   for (int bits : {2, 4, 8}) {
     QuantizedWeight q;
@@ -402,8 +403,7 @@ TEST(HQQTest, ShapesAndValidation) {
   HQQOptions relaxed;
   relaxed.strictShapes = false;
   HQQReport r;
-  ASSERT_TRUE(
-      quantizeHQQ(w.data(), 4, 172, hqqConfig(4, 64), relaxed, q, &r));
+  ASSERT_TRUE(quantizeHQQ(w.data(), 4, 172, hqqConfig(4, 64), relaxed, q, &r));
   EXPECT_EQ(q.numGroups(), 3);
   ASSERT_TRUE(q.verify());
   EXPECT_LE(r.finalError, r.errors[0] * (1.0 + 1e-6));

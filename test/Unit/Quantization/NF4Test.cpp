@@ -87,7 +87,8 @@ TEST(NF4Test, CodeBookMatchesNormalQuantiles) {
 
 TEST(NF4Test, ThresholdsAreMidpoints) {
   for (int i = 0; i < 15; ++i) {
-    double mid = (static_cast<double>(kNF4CodeBook[i]) + kNF4CodeBook[i + 1]) / 2;
+    double mid =
+        (static_cast<double>(kNF4CodeBook[i]) + kNF4CodeBook[i + 1]) / 2;
     EXPECT_NEAR(kNF4Thresholds[i], mid, 1e-7) << i;
     EXPECT_GT(kNF4Thresholds[i], kNF4CodeBook[i]);
     EXPECT_LT(kNF4Thresholds[i], kNF4CodeBook[i + 1]);
@@ -176,8 +177,8 @@ TEST(NF4Test, ErrorBoundAndNearestCode) {
   for (int64_t bs : {32, 64, 256}) {
     std::vector<float> w = gaussian(4096 + 17, 3, 0.02f);
     NF4Weight q;
-    ASSERT_TRUE(quantizeNF4(w.data(), static_cast<int64_t>(w.size()), bs,
-                            false, q));
+    ASSERT_TRUE(
+        quantizeNF4(w.data(), static_cast<int64_t>(w.size()), bs, false, q));
     ASSERT_TRUE(q.verify());
     std::vector<float> d;
     dequantizeNF4(q, d);
@@ -324,8 +325,8 @@ TEST(NF4Test, DoubleQuantStatistics) {
   for (size_t i = 0; i < w.size(); ++i)
     w[i] *= 1.0f + static_cast<float>((i / 64) % 13) / 4.0f;
   NF4Weight plain, dq;
-  ASSERT_TRUE(quantizeNF4(w.data(), static_cast<int64_t>(w.size()), 64, false,
-                          plain));
+  ASSERT_TRUE(
+      quantizeNF4(w.data(), static_cast<int64_t>(w.size()), 64, false, plain));
   ASSERT_TRUE(
       quantizeNF4(w.data(), static_cast<int64_t>(w.size()), 64, true, dq));
   ASSERT_TRUE(dq.verify());

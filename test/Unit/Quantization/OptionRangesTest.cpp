@@ -93,3 +93,20 @@ TEST(OptionRanges, KindsAndUnknownOptions) {
   // Options without a spec are left to the caller.
   EXPECT_TRUE(checkIntOption("rtn", "unknown", -7).isOk());
 }
+
+TEST(OptionRanges, RunAndKernelgenTools) {
+  // quant-run: lengths capped before they become allocation sizes.
+  EXPECT_TRUE(checkIntOption("run", "ctx", 0).isOk());
+  EXPECT_FALSE(checkIntOption("run", "ctx", int64_t(1) << 40).isOk());
+  EXPECT_FALSE(checkIntOption("run", "window", 0).isOk());
+  EXPECT_TRUE(checkIntOption("run", "jit-opt-level", 3).isOk());
+  EXPECT_FALSE(checkIntOption("run", "jit-opt-level", 4).isOk());
+  EXPECT_TRUE(checkRealOption("run", "top-p", 1.0).isOk());
+  EXPECT_FALSE(checkRealOption("run", "top-p", 0.0).isOk());
+  EXPECT_TRUE(checkRealOption("run", "temperature", 0.0).isOk());
+  EXPECT_FALSE(checkRealOption("run", "temperature", -0.5).isOk());
+  // quant-kernelgen: the same grid as the passes, and a positive SM count.
+  EXPECT_FALSE(checkIntOption("kernelgen", "num-sms", 0).isOk());
+  EXPECT_TRUE(checkIntOption("kernelgen", "group-size", -1).isOk());
+  EXPECT_FALSE(checkIntOption("kernelgen", "bits", 5).isOk());
+}

@@ -83,7 +83,9 @@ void expectSame(const QuantizedWeight &a, const QuantizedWeight &b) {
 uint32_t u32(int32_t v) { return static_cast<uint32_t>(v); }
 
 /// Extracts bits [lo, lo + n) of `v`.
-uint32_t bitsOf(uint32_t v, int lo, int n) { return (v >> lo) & ((1u << n) - 1); }
+uint32_t bitsOf(uint32_t v, int lo, int n) {
+  return (v >> lo) & ((1u << n) - 1);
+}
 
 /// Decodes 32 3-bit values from three words with the explicit formula of
 /// §8.1 (w0: v0..v9 and the low 2 bits of v10; w1: bit 2 of v10, v11..v20,
@@ -129,8 +131,8 @@ uint32_t gptqTextbookZero(const GPTQTensors &t, int64_t g, int64_t n) {
     stored = v[n % 32];
   } else {
     const int per = 32 / t.bits;
-    stored = bitsOf(u32(t.qzeros[g * cols + n / per]), t.bits * (n % per),
-                    t.bits);
+    stored =
+        bitsOf(u32(t.qzeros[g * cols + n / per]), t.bits * (n % per), t.bits);
   }
   return t.format == GPTQFormat::V1 ? stored + 1 : stored;
 }
@@ -142,9 +144,8 @@ std::vector<float> dequantGPTQTextbook(const GPTQTensors &t) {
   for (int64_t n = 0; n < t.N; ++n)
     for (int64_t k = 0; k < t.K; ++k) {
       // Word-padding columns beyond g_idx belong to the last group.
-      const int64_t g = k < static_cast<int64_t>(t.gIdx.size())
-                            ? t.gIdx[k]
-                            : t.numGroups - 1;
+      const int64_t g =
+          k < static_cast<int64_t>(t.gIdx.size()) ? t.gIdx[k] : t.numGroups - 1;
       const float s = f16ToF32(t.scales[g * t.N + n]);
       const float q = static_cast<float>(gptqTextbookCode(t, k, n));
       const float z = static_cast<float>(gptqTextbookZero(t, g, n));
@@ -212,10 +213,12 @@ TEST(PackingTest, StreamRoundTripsEveryWidth) {
   std::mt19937 rng(7);
   for (int bits : {1, 2, 3, 4, 5, 8})
     for (int64_t count : {1, 7, 31, 32, 33, 96, 172}) {
-      std::vector<uint8_t> codes(static_cast<size_t>(count)), back(codes.size());
+      std::vector<uint8_t> codes(static_cast<size_t>(count)),
+          back(codes.size());
       for (auto &c : codes)
         c = static_cast<uint8_t>(rng() & ((1u << bits) - 1));
-      std::vector<int32_t> words(static_cast<size_t>(packedWordCount(count, bits)));
+      std::vector<int32_t> words(
+          static_cast<size_t>(packedWordCount(count, bits)));
       packCodeStream(codes.data(), 1, count, bits, words.data(), 1);
       unpackCodeStream(words.data(), 1, count, bits, back.data(), 1);
       EXPECT_EQ(codes, back) << bits << " bits, " << count << " codes";
@@ -327,7 +330,8 @@ TEST(PackingTest, GPTQ3BitMatchesSpecFormula) {
   ASSERT_EQ(t.qzerosCols(), 6);
   for (int64_t n = 0; n < 64; ++n)
     for (int64_t k = 0; k < 96; ++k)
-      ASSERT_EQ(gptqTextbookCode(t, k, n), q.codes[n * 96 + k]) << n << "," << k;
+      ASSERT_EQ(gptqTextbookCode(t, k, n), q.codes[n * 96 + k])
+          << n << "," << k;
   for (int64_t g = 0; g < 3; ++g)
     for (int64_t n = 0; n < 64; ++n)
       ASSERT_EQ(static_cast<float>(gptqTextbookZero(t, g, n)),
@@ -339,7 +343,8 @@ TEST(PackingTest, GPTQDequantFromPackedMatches) {
   // weight's own dequantization bit for bit, for every width and act-order.
   for (int bits : {2, 3, 4, 8})
     for (bool act : {false, true}) {
-      QuantizedWeight q = randomWeight(32, 128, bits, 32, false, 10 + bits, 1, act);
+      QuantizedWeight q =
+          randomWeight(32, 128, bits, 32, false, 10 + bits, 1, act);
       GPTQTensors t;
       ASSERT_TRUE(packGPTQ(q, {}, t));
       std::vector<float> expect;
@@ -351,8 +356,8 @@ TEST(PackingTest, GPTQDequantFromPackedMatches) {
 TEST(PackingTest, GPTQRoundTripsAllWidthsAndShapes) {
   struct Shape {
     int64_t N, K, G;
-  } shapes[] = {{32, 64, 32},  {64, 128, 128}, {32, 172, 32}, {7, 13, -1},
-                {40, 96, 64},  {32, 172, -1},  {96, 256, 64}, {1, 1, -1}};
+  } shapes[] = {{32, 64, 32}, {64, 128, 128}, {32, 172, 32}, {7, 13, -1},
+                {40, 96, 64}, {32, 172, -1},  {96, 256, 64}, {1, 1, -1}};
   for (int bits : {2, 3, 4, 8})
     for (const Shape &s : shapes)
       for (bool sym : {false, true})
@@ -376,8 +381,9 @@ TEST(PackingTest, GPTQRoundTripsAllWidthsAndShapes) {
             EXPECT_EQ(t.qweight.size(),
                       static_cast<size_t>(t.qweightRows() * s.N));
             EXPECT_EQ(t.qweightRows(), (s.K * bits + 31) / 32);
-            EXPECT_EQ(t.qzeros.size(),
-                      static_cast<size_t>(q.numGroups() * ((s.N * bits + 31) / 32)));
+            EXPECT_EQ(
+                t.qzeros.size(),
+                static_cast<size_t>(q.numGroups() * ((s.N * bits + 31) / 32)));
             QuantizedWeight back;
             Status us = unpackGPTQ(t, back);
             ASSERT_TRUE(us) << us.message();
@@ -708,15 +714,15 @@ TEST(PackingTest, RowsHandExample) {
 TEST(PackingTest, RowsRoundTripsAllWidthsAndShapes) {
   struct Shape {
     int64_t N, K, G;
-  } shapes[] = {{32, 64, 32}, {32, 172, 32}, {7, 13, -1}, {5, 172, 64},
-                {3, 100, 128}, {1, 1, -1}};
+  } shapes[] = {{32, 64, 32}, {32, 172, 32}, {7, 13, -1},
+                {5, 172, 64}, {3, 100, 128}, {1, 1, -1}};
   for (int bits : {2, 3, 4, 8})
     for (const Shape &s : shapes)
       for (bool sym : {false, true})
         for (bool act : {false, true}) {
-          SCOPED_TRACE(::testing::Message() << bits << " bits, N " << s.N
-                                            << ", K " << s.K << ", G " << s.G
-                                            << ", sym " << sym);
+          SCOPED_TRACE(::testing::Message()
+                       << bits << " bits, N " << s.N << ", K " << s.K << ", G "
+                       << s.G << ", sym " << sym);
           QuantizedWeight q =
               randomWeight(s.N, s.K, bits, s.G, sym, 26, 0, act);
           RowsTensors t;

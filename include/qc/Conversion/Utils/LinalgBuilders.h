@@ -31,8 +31,8 @@ inline OpFoldResult dimSize(OpBuilder &b, Location loc, Value v, int64_t dim) {
 }
 
 /// A `tensor.empty` of the given sizes and element type.
-inline Value emptyTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
-                         Type elementType) {
+inline Value emptyTensor(OpBuilder &b, Location loc,
+                         ArrayRef<OpFoldResult> sizes, Type elementType) {
   return tensor::EmptyOp::create(b, loc, sizes, elementType);
 }
 
@@ -49,9 +49,9 @@ inline Value filledTensor(OpBuilder &b, Location loc,
 /// vectorize the reduction loops; contraction lets it fuse multiply-adds.
 /// Neither changes the op's contract, which does not fix a summation order.
 inline arith::FastMathFlagsAttr reductionFlags(OpBuilder &b) {
-  return arith::FastMathFlagsAttr::get(
-      b.getContext(), arith::FastMathFlags::reassoc |
-                          arith::FastMathFlags::contract);
+  return arith::FastMathFlagsAttr::get(b.getContext(),
+                                       arith::FastMathFlags::reassoc |
+                                           arith::FastMathFlags::contract);
 }
 
 /// `acc + a * b` with reduction fast-math flags.

@@ -155,11 +155,10 @@ std::string getGPUModuleName(const GPULayerConfig &layer);
 /// the kernels of every config in `tiles` (configs must pass
 /// verifyGPUConfig) and returns their launches in `variants`. The module
 /// carries the same information as a `qc.variants` attribute.
-gpu::GPUModuleOp buildGPULinearModule(OpBuilder &builder, Location loc,
-                                      StringRef name,
-                                      const GPULayerConfig &layer,
-                                      ArrayRef<GPUTileConfig> tiles,
-                                      SmallVectorImpl<GPUKernelVariant> &variants);
+gpu::GPUModuleOp
+buildGPULinearModule(OpBuilder &builder, Location loc, StringRef name,
+                     const GPULayerConfig &layer, ArrayRef<GPUTileConfig> tiles,
+                     SmallVectorImpl<GPUKernelVariant> &variants);
 
 /// Parses a tile list as written in pass options and by quant-kernelgen:
 /// entries separated by ';', each `family:key=value,...`, e.g.

@@ -98,10 +98,10 @@ private:
   std::vector<float> w;            ///< original weight [N*K]
   std::vector<float> wmin0, wmax0; ///< min(W,0), max(W,0) per group
   // Cache of the last forward, per (n, g) and per element.
-  std::vector<float> scale, zero;  ///< s (after floor) and zp per group
-  std::vector<uint8_t> scalePass;  ///< 1 where the floor did not clamp s
-  std::vector<int16_t> qint;       ///< clamped integer q per element
-  std::vector<uint8_t> inRange;    ///< 1 where the code clamp passed
+  std::vector<float> scale, zero; ///< s (after floor) and zp per group
+  std::vector<uint8_t> scalePass; ///< 1 where the floor did not clamp s
+  std::vector<int16_t> qint;      ///< clamped integer q per element
+  std::vector<uint8_t> inRange;   ///< 1 where the code clamp passed
 };
 
 /// Options of autoRoundBlock (§6.2, defaults of §12).

@@ -1,4 +1,5 @@
-//===- BlockReference.h - fp32 LLaMA decoder block with backward -*- C++ -*-===//
+//===- BlockReference.h - fp32 LLaMA decoder block with backward -*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -108,9 +109,9 @@ Status storeBlockWeights(const BlockWeights &w, int64_t layer,
 
 /// Replaces the seven linear weights of `w` by the dequantized `q` (indexed
 /// by BlockLinear); norms and biases are kept. Shapes must match.
-Status setDequantizedLinears(BlockWeights &w,
-                             const std::array<QuantizedWeight,
-                                              kNumBlockLinears> &q);
+Status
+setDequantizedLinears(BlockWeights &w,
+                      const std::array<QuantizedWeight, kNumBlockLinears> &q);
 
 /// Observer of linear inputs during a forward: called with `rows` x `cols`
 /// row-major activations that are the input x of linear `which` (y = x W^T).
@@ -124,8 +125,8 @@ using LinearInputHook = std::function<void(BlockLinear which, const float *x,
 /// Every intermediate of a forward pass over S sequences of T tokens that
 /// the backward pass (and AWQ's statistics) need. Row-major, rows = S*T.
 struct BlockActivations {
-  int64_t S = 0; ///< number of sequences
-  int64_t T = 0; ///< tokens per sequence
+  int64_t S = 0;           ///< number of sequences
+  int64_t T = 0;           ///< tokens per sequence
   std::vector<float> x;    ///< block input [S*T, D]
   std::vector<float> rms1; ///< 1/sqrt(mean(x^2) + eps) per row [S*T]
   std::vector<float> xn;   ///< input of q/k/v (normed x) [S*T, D]

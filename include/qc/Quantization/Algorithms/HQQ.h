@@ -1,4 +1,5 @@
-//===- HQQ.h - Half-quadratic quantization -----------------------*- C++ -*-===//
+//===- HQQ.h - Half-quadratic quantization -----------------------*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -104,9 +105,9 @@ struct HQQReport {
 /// rejected. The output has float zeros (unless opts.roundZeros), codes
 /// clamp(rne(W·σ + z), 0, qmax), and dequantizes as s · (q - z).
 /// Deterministic: the same input gives bit-identical output.
-Status quantizeHQQ(const float *w, int64_t N, int64_t K,
-                   const QuantConfig &cfg, const HQQOptions &opts,
-                   QuantizedWeight &out, HQQReport *report = nullptr,
+Status quantizeHQQ(const float *w, int64_t N, int64_t K, const QuantConfig &cfg,
+                   const HQQOptions &opts, QuantizedWeight &out,
+                   HQQReport *report = nullptr,
                    const std::string &layerName = "");
 
 /// The generalized soft-threshold operator of §5.4, the proximal map of

@@ -53,7 +53,8 @@ struct OptionSpec {
 
 /// The spec of option `name` (pass spelling, "group-size") of `method`: one
 /// of rtn, nf4, gptq, awq, hqq, autoround, or "calibration" (window,
-/// samples, max-tokens) or "compile" (seed of quant-compile and recipes).
+/// samples, max-tokens), "compile" (seed of quant-compile and recipes),
+/// "run" (quant-run's numeric options) or "kernelgen" (quant-kernelgen's).
 /// nullptr when the method has no such numeric or boolean option.
 const OptionSpec *findOptionSpec(const std::string &method,
                                  const std::string &name);

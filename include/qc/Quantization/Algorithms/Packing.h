@@ -1,4 +1,5 @@
-//===- Packing.h - Packed integer weight layouts -----------------*- C++ -*-===//
+//===- Packing.h - Packed integer weight layouts -----------------*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //

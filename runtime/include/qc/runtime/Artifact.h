@@ -26,6 +26,16 @@
 //       the file ends exactly at the end of the last one. A section is a
 //       kernel image or the single safetensors blob of packed tensors.
 //
+// Each module's manifest entry also records its launch contract (version
+// 2): the layer configuration it was compiled for (N, K, bits, group size,
+// sym) and, in launch order, every launch of its kernels the compiler
+// planned (block, grid, tile, shared memory, workspace, M range). The
+// writer derives it from the layers and refuses a module launched for two
+// configurations; the reader requires the layers' launches to be exactly
+// those, field by field, and every block to fit the PTX entry's .reqntid /
+// .maxntid. An edited launch field is therefore rejected before any launch
+// even with the checksum recomputed.
+//
 // The reader treats every file as hostile: sizes are checked before
 // anything is allocated, sections must tile the file, every cross reference
 // (launch -> module/kernel, layer -> tensor, image -> section) must resolve,
@@ -50,8 +60,10 @@
 
 namespace qc {
 
-/// The format version this build writes and the newest it reads.
-constexpr uint32_t kArtifactVersion = 1;
+/// The format version this build writes and the only one it reads.
+/// Version 2 added each module's launch contract (above); version 1
+/// files are refused with a request to regenerate them.
+constexpr uint32_t kArtifactVersion = 2;
 
 /// One compiled form of a module.
 struct ArtifactImage {
@@ -66,8 +78,8 @@ struct ArtifactImage {
 /// A GPU module: its kernels (entry names) and its images, all of which
 /// must define every kernel listed.
 struct ArtifactModule {
-  std::string name;                 ///< unique in the artifact
-  std::vector<std::string> kernels; ///< entry points, unique
+  std::string name;                  ///< unique in the artifact
+  std::vector<std::string> kernels;  ///< entry points, unique
   std::vector<ArtifactImage> images; ///< at least one; (target, kind) unique
 };
 
@@ -102,21 +114,21 @@ struct ArtifactVariant {
   /// the only way the families that predate the manifest key are written
   /// ("abi" is stored only when it differs from the built-in one).
   std::optional<KernelAbi> abi;
-  int64_t minM = 1;                    ///< smallest M served
-  int64_t maxM = 1;                    ///< largest M served
+  int64_t minM = 1;                     ///< smallest M served
+  int64_t maxM = 1;                     ///< largest M served
   std::vector<ArtifactLaunch> launches; ///< run in order
-  uint64_t workspaceBytesPerRow = 0;   ///< workspace bytes = this * M
-  bool zeroWorkspace = false;          ///< memset the workspace to 0 first
+  uint64_t workspaceBytesPerRow = 0;    ///< workspace bytes = this * M
+  bool zeroWorkspace = false;           ///< memset the workspace to 0 first
 };
 
 /// One quantized linear layer y = x W^T, W: N x K.
 struct ArtifactLayer {
-  std::string name;       ///< unique in the artifact
-  int64_t N = 0;          ///< output features
-  int64_t K = 0;          ///< input features
-  int bits = 4;           ///< code width
-  int64_t groupSize = -1; ///< G, or -1 for per-channel
-  bool sym = true;        ///< symmetric (no zeros tensor)
+  std::string name;                ///< unique in the artifact
+  int64_t N = 0;                   ///< output features
+  int64_t K = 0;                   ///< input features
+  int bits = 4;                    ///< code width
+  int64_t groupSize = -1;          ///< G, or -1 for per-channel
+  bool sym = true;                 ///< symmetric (no zeros tensor)
   std::string layout = "mma16x64"; ///< weight layout of the tensors
   /// Role ("qweight", "scales", "zeros") -> tensor name in
   /// Artifact::tensors. Empty for a kernel-only layer (benchmarks pack
@@ -127,17 +139,17 @@ struct ArtifactLayer {
 
 /// A packed tensor stored in the artifact.
 struct ArtifactTensor {
-  DType dtype = DType::I32;    ///< element type
-  std::vector<int64_t> shape;  ///< dims
-  std::vector<uint8_t> bytes;  ///< little-endian contents
+  DType dtype = DType::I32;   ///< element type
+  std::vector<int64_t> shape; ///< dims
+  std::vector<uint8_t> bytes; ///< little-endian contents
 };
 
 /// The whole artifact in memory.
 struct Artifact {
-  uint32_t version = kArtifactVersion;      ///< format version read/written
-  std::string producer;                     ///< free text, e.g. tool + version
-  std::vector<ArtifactModule> modules;      ///< GPU modules
-  std::vector<ArtifactLayer> layers;        ///< layers in schedule order
+  uint32_t version = kArtifactVersion; ///< format version read/written
+  std::string producer;                ///< free text, e.g. tool + version
+  std::vector<ArtifactModule> modules; ///< GPU modules
+  std::vector<ArtifactLayer> layers;   ///< layers in schedule order
   std::map<std::string, ArtifactTensor> tensors; ///< packed tensors by name
 };
 

@@ -33,13 +33,13 @@ Status cpuLinearMMA16x64(const MMA16x64Tensors &t, const float *x, int64_t M,
                          std::vector<float> &y);
 
 /// As above with x given as fp16 bit patterns.
-Status cpuLinearMMA16x64(const MMA16x64Tensors &t, const uint16_t *x,
-                         int64_t M, std::vector<float> &y);
+Status cpuLinearMMA16x64(const MMA16x64Tensors &t, const uint16_t *x, int64_t M,
+                         std::vector<float> &y);
 
 /// float64 reference y[m][c] = sum_k x[m][k] * w[n][k] for the output
 /// channels n = channels[c] (all N, in order, when `channels` is empty).
 /// w: [N, K] row-major (e.g. from dequantizeAllMMA16x64); y: [M, C]. Uses up
-/// to `threads` threads (0: hardware concurrency).
+/// to `threads` threads of the process pool (0: its size, ThreadPool.h).
 void referenceLinear(const float *w, int64_t N, int64_t K, const float *x,
                      int64_t M, const std::vector<int64_t> &channels,
                      std::vector<double> &y, unsigned threads = 0);

@@ -90,30 +90,30 @@ struct CudaDriver {
   CUresult (*cuModuleGetFunction)(CUfunction *fn, CUmodule module,
                                   const char *name);
   CUresult (*cuFuncSetAttribute)(CUfunction fn, int attrib, int value);
-  CUresult (*cuMemAlloc)(CUdeviceptr *ptr, size_t bytes);          // _v2
-  CUresult (*cuMemFree)(CUdeviceptr ptr);                          // _v2
-  CUresult (*cuMemGetInfo)(size_t *free, size_t *total);           // _v2
+  CUresult (*cuMemAlloc)(CUdeviceptr *ptr, size_t bytes); // _v2
+  CUresult (*cuMemFree)(CUdeviceptr ptr);                 // _v2
+  CUresult (*cuMemGetInfo)(size_t *free, size_t *total);  // _v2
   CUresult (*cuMemcpyHtoD)(CUdeviceptr dst, const void *src, size_t bytes);
   CUresult (*cuMemcpyDtoH)(void *dst, CUdeviceptr src, size_t bytes);
   CUresult (*cuMemcpyDtoD)(CUdeviceptr dst, CUdeviceptr src, size_t bytes);
-  CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr dst, CUdeviceptr src,
-                                size_t bytes, CUstream stream);
+  CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
+                                CUstream stream);
   CUresult (*cuMemsetD8)(CUdeviceptr dst, unsigned char value, size_t n);
   CUresult (*cuMemsetD8Async)(CUdeviceptr dst, unsigned char value, size_t n,
                               CUstream stream);
   CUresult (*cuLaunchKernel)(CUfunction fn, unsigned gx, unsigned gy,
-                             unsigned gz, unsigned bx, unsigned by,
-                             unsigned bz, unsigned sharedBytes,
-                             CUstream stream, void **params, void **extra);
+                             unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                             unsigned sharedBytes, CUstream stream,
+                             void **params, void **extra);
   CUresult (*cuStreamCreate)(CUstream *stream, unsigned flags);
-  CUresult (*cuStreamDestroy)(CUstream stream);                    // _v2
+  CUresult (*cuStreamDestroy)(CUstream stream); // _v2
   CUresult (*cuStreamSynchronize)(CUstream stream);
   CUresult (*cuEventCreate)(CUevent *event, unsigned flags);
-  CUresult (*cuEventDestroy)(CUevent event);                       // _v2
+  CUresult (*cuEventDestroy)(CUevent event); // _v2
   CUresult (*cuEventRecord)(CUevent event, CUstream stream);
   CUresult (*cuEventSynchronize)(CUevent event);
   CUresult (*cuEventElapsedTime)(float *ms, CUevent start, CUevent end); // _v2
-  CUresult (*cuStreamBeginCapture)(CUstream stream, int mode);     // _v2
+  CUresult (*cuStreamBeginCapture)(CUstream stream, int mode);           // _v2
   CUresult (*cuStreamEndCapture)(CUstream stream, CUgraph *graph);
   CUresult (*cuGraphInstantiate)(CUgraphExec *exec, CUgraph graph,
                                  unsigned long long flags); // WithFlags
@@ -128,8 +128,8 @@ struct CudaDriver {
 
   /// Opens `library` (default libcuda.so.1, or $QC_CUDA_DRIVER_LIBRARY when
   /// set, e.g. the PTX emulator's libqc_cuda_emu.so), resolves every entry
-  /// point and runs cuInit(0). `state` says which step failed; the Status says why
-  /// (for NotFound: kNoDriverMessage followed by nothing else). Loading is
+  /// point and runs cuInit(0). `state` says which step failed; the Status says
+  /// why (for NotFound: kNoDriverMessage followed by nothing else). Loading is
   /// done once per library path; later calls return the same table.
   static Status load(const CudaDriver *&out, DriverState &state,
                      const std::string &library = "libcuda.so.1");
@@ -160,14 +160,14 @@ constexpr int CUBLAS_GEMM_DEFAULT = -1;
 
 /// cuBLAS entry points (libcublas.so.13), loaded like the driver.
 struct CublasLib {
-  cublasStatus_t (*cublasCreate)(cublasHandle_t *handle);   // _v2
-  cublasStatus_t (*cublasDestroy)(cublasHandle_t handle);   // _v2
+  cublasStatus_t (*cublasCreate)(cublasHandle_t *handle);               // _v2
+  cublasStatus_t (*cublasDestroy)(cublasHandle_t handle);               // _v2
   cublasStatus_t (*cublasSetStream)(cublasHandle_t handle, CUstream s); // _v2
-  cublasStatus_t (*cublasGetVersion)(cublasHandle_t handle, int *v); // _v2
-  cublasStatus_t (*cublasGemmEx)(cublasHandle_t handle, int transa,
-                                 int transb, int m, int n, int k,
-                                 const void *alpha, const void *A, int Atype,
-                                 int lda, const void *B, int Btype, int ldb,
+  cublasStatus_t (*cublasGetVersion)(cublasHandle_t handle, int *v);    // _v2
+  cublasStatus_t (*cublasGemmEx)(cublasHandle_t handle, int transa, int transb,
+                                 int m, int n, int k, const void *alpha,
+                                 const void *A, int Atype, int lda,
+                                 const void *B, int Btype, int ldb,
                                  const void *beta, void *C, int Ctype, int ldc,
                                  int computeType, int algo);
 

@@ -42,6 +42,20 @@ Status mapFileReadOnly(const std::string &path, size_t minSizeToMap,
 /// mapped).
 void unmapFile(const FileMapping &mapping);
 
+/// The mkstemp / mkdtemp template of a temporary sibling of `finalPath`:
+/// "<dir>/.<base>.<kind>-<pid>-XXXXXX" (kind: "tmp", "staged", "old"). The
+/// process id in the name lets a later run tell the leftovers of a killed
+/// run from the temporaries of a run still in progress.
+std::string tempSiblingTemplate(const std::string &finalPath, const char *kind);
+
+/// Removes the temporary siblings of `finalPath` (any kind, as
+/// tempSiblingTemplate names them) that a run killed before it could clean
+/// up left behind: those whose process no longer exists, owned by this
+/// user. A temporary of a running process is never touched. Errors are
+/// ignored: this is cleanup, called before a tool creates its own
+/// temporary for the same output.
+void removeStaleTemps(const std::string &finalPath);
+
 } // namespace qc
 
 #endif // QC_RUNTIME_FILEMAPPING_H

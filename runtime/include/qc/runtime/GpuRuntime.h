@@ -6,11 +6,12 @@
 //
 // GpuRuntime owns one device's primary context and a stream, loads an
 // artifact's modules (the cubin built for the device's architecture, else
-// PTX that the driver JIT-compiles; always PTX on the qc PTX emulator), holds layer tensors in device memory,
-// and launches a layer's variant for a batch size M exactly as the manifest
-// says: kernel arguments built from the launch's parameter names, grid.y =
-// ceil(M / tileM), workspace sized workspaceBytesPerRow * M and zeroed when
-// the variant asks. Every error names the layer, variant and kernel.
+// PTX that the driver JIT-compiles; always PTX on the qc PTX emulator), holds
+// layer tensors in device memory, and launches a layer's variant for a batch
+// size M exactly as the manifest says: kernel arguments built from the launch's
+// parameter names, grid.y = ceil(M / tileM), workspace sized
+// workspaceBytesPerRow * M and zeroed when the variant asks. Every error names
+// the layer, variant and kernel.
 //
 // Nothing here needs the CUDA toolkit at build time (see CudaDriver.h).
 //
@@ -33,16 +34,16 @@ namespace qc {
 
 /// What the runtime knows about its device.
 struct GpuDeviceInfo {
-  std::string name;          ///< e.g. "NVIDIA H100 80GB HBM3"
-  int ordinal = 0;           ///< device index
-  int ccMajor = 0;           ///< compute capability
-  int ccMinor = 0;           ///< compute capability
-  int smCount = 0;           ///< multiprocessors
-  int l2Bytes = 0;           ///< L2 cache size
-  int maxSharedOptin = 0;    ///< largest dynamic shared memory per block
-  int driverVersion = 0;     ///< e.g. 13000 for CUDA 13.0
-  size_t totalMemory = 0;    ///< device memory in bytes
-  bool emulated = false;     ///< the qc PTX emulator, not a GPU
+  std::string name;       ///< e.g. "NVIDIA H100 80GB HBM3"
+  int ordinal = 0;        ///< device index
+  int ccMajor = 0;        ///< compute capability
+  int ccMinor = 0;        ///< compute capability
+  int smCount = 0;        ///< multiprocessors
+  int l2Bytes = 0;        ///< L2 cache size
+  int maxSharedOptin = 0; ///< largest dynamic shared memory per block
+  int driverVersion = 0;  ///< e.g. 13000 for CUDA 13.0
+  size_t totalMemory = 0; ///< device memory in bytes
+  bool emulated = false;  ///< the qc PTX emulator, not a GPU
   /// "sm_90" for compute capability 9.0.
   std::string arch() const;
 };
@@ -158,7 +159,7 @@ private:
   GpuRuntime() = default;
   struct LoadedModule {
     cuda::CUmodule module = nullptr;
-    std::string image;                                ///< "target kind"
+    std::string image;                                 ///< "target kind"
     std::map<std::string, cuda::CUfunction> functions; ///< by kernel name
   };
   void unloadModules();

@@ -46,14 +46,14 @@ namespace qc {
 /// One linear layer's weights in the mma16x64 layout. scales/zeros hold
 /// fp16 bit patterns.
 struct MMA16x64Tensors {
-  int bits = 4;            ///< code width; only 4 is supported
-  int64_t N = 0;           ///< output channels (rows of W)
-  int64_t K = 0;           ///< input channels (columns of W)
-  int64_t Np = 0;          ///< N rounded up to 16
-  int64_t Kp = 0;          ///< K rounded up to 64
-  int64_t groupSize = -1;  ///< G, or -1 for one group per output channel
-  int64_t numGroups = 1;   ///< ceil(K / G), 1 when G = -1
-  bool sym = true;         ///< symmetric: no zeros tensor, z = 2^(bits-1)
+  int bits = 4;                 ///< code width; only 4 is supported
+  int64_t N = 0;                ///< output channels (rows of W)
+  int64_t K = 0;                ///< input channels (columns of W)
+  int64_t Np = 0;               ///< N rounded up to 16
+  int64_t Kp = 0;               ///< K rounded up to 64
+  int64_t groupSize = -1;       ///< G, or -1 for one group per output channel
+  int64_t numGroups = 1;        ///< ceil(K / G), 1 when G = -1
+  bool sym = true;              ///< symmetric: no zeros tensor, z = 2^(bits-1)
   std::vector<int32_t> qweight; ///< Np*Kp/8 words in the order above
   std::vector<uint16_t> scales; ///< fp16 [numGroups, Np]
   std::vector<uint16_t> zeros;  ///< fp16 [numGroups, Np]; empty when sym
@@ -70,8 +70,8 @@ Status mma16x64Dims(int bits, int64_t N, int64_t K, int64_t groupSize,
 /// (row-major [group][n], finite, rounded to fp16 here) and, for asym,
 /// zeros [numGroups*N] (integers in [0, 2^bits - 1]; null when sym) into
 /// `out`. Fails with a message naming the first bad element.
-Status packMMA16x64(int bits, int64_t N, int64_t K, int64_t groupSize,
-                    bool sym, const uint8_t *codes, const float *scales,
+Status packMMA16x64(int bits, int64_t N, int64_t K, int64_t groupSize, bool sym,
+                    const uint8_t *codes, const float *scales,
                     const float *zeros, MMA16x64Tensors &out);
 
 /// Checks that `t`'s fields agree with each other and with its vector

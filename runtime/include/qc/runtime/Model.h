@@ -65,18 +65,18 @@ struct RopeScaling {
 struct ModelConfig {
   /// "llama", "mistral" or "qwen2" (HF `model_type`); "llama" for llama2.c.
   std::string modelType = "llama";
-  int64_t dim = 0;        ///< hidden_size
-  int64_t hiddenDim = 0;  ///< intermediate_size (SwiGLU width)
-  int64_t nLayers = 0;    ///< num_hidden_layers
-  int64_t nHeads = 0;     ///< num_attention_heads
-  int64_t nKVHeads = 0;   ///< num_key_value_heads (GQA); equals nHeads for MHA
-  int64_t headDim = 0;    ///< dim / nHeads unless the config says otherwise
-  int64_t vocabSize = 0;  ///< rows of the embedding table
-  int64_t maxSeqLen = 0;  ///< max_position_embeddings / llama2.c seq_len
-  float normEps = 1e-5f;  ///< RMSNorm epsilon
+  int64_t dim = 0;       ///< hidden_size
+  int64_t hiddenDim = 0; ///< intermediate_size (SwiGLU width)
+  int64_t nLayers = 0;   ///< num_hidden_layers
+  int64_t nHeads = 0;    ///< num_attention_heads
+  int64_t nKVHeads = 0;  ///< num_key_value_heads (GQA); equals nHeads for MHA
+  int64_t headDim = 0;   ///< dim / nHeads unless the config says otherwise
+  int64_t vocabSize = 0; ///< rows of the embedding table
+  int64_t maxSeqLen = 0; ///< max_position_embeddings / llama2.c seq_len
+  float normEps = 1e-5f; ///< RMSNorm epsilon
   float ropeTheta = 10000.0f;
-  bool tiedEmbeddings = true;   ///< lm_head shares embed_tokens
-  bool attentionBias = false;   ///< q/k/v projections carry a bias (qwen2)
+  bool tiedEmbeddings = true; ///< lm_head shares embed_tokens
+  bool attentionBias = false; ///< q/k/v projections carry a bias (qwen2)
   RopeLayout ropeLayout = RopeLayout::HalfSplit;
   /// Features of each head that RoPE rotates (transformers'
   /// head_dim * partial_rotary_factor); 0 means all of headDim. The rest
@@ -95,8 +95,8 @@ struct ModelConfig {
 /// angle of pair i at position p is p * invFreq[i] (fp32), and cos/sin are
 /// multiplied by attentionScaling (YaRN; 1 otherwise).
 struct RopeParameters {
-  int64_t rotaryDim = 0;       ///< rotated features per head (even)
-  std::vector<float> invFreq;  ///< rotaryDim / 2 frequencies
+  int64_t rotaryDim = 0;      ///< rotated features per head (even)
+  std::vector<float> invFreq; ///< rotaryDim / 2 frequencies
   float attentionScaling = 1.0f;
   /// True when the frequencies are theta^(-2i/headDim) over the whole head
   /// with no scaling: the form the llm.rope op computes by itself.

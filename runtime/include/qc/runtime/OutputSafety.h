@@ -1,4 +1,5 @@
-//===- OutputSafety.h - An output is never one of the inputs -----*- C++ -*-===//
+//===- OutputSafety.h - An output is never one of the inputs -----*- C++
+//-*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -70,8 +71,7 @@ public:
   /// folders) the run reads; `what` names the option in errors (e.g. "-o").
   /// Nothing is created when this fails.
   Status begin(const std::string &dest, bool force,
-               const std::vector<std::string> &inputs,
-               const std::string &what);
+               const std::vector<std::string> &inputs, const std::string &what);
 
   /// The folder to write into until commit().
   const std::string &tempPath() const { return temp; }
@@ -131,6 +131,15 @@ void discardStaged();
 /// Removes `path` and everything below it (symlinks are removed, never
 /// followed). Errors are ignored: used for cleanup only.
 void removeTree(const std::string &path);
+
+/// Every tool calls this first. Under a file-size limit (ulimit -f,
+/// RLIMIT_FSIZE) the kernel's default action for SIGXFSZ kills the process
+/// (with LLVM's crash handler printing a stack dump) in the middle of a
+/// write; ignored, the write fails with EFBIG instead and the tool reports
+/// "write failed ... File too large" naming the file, removes its temporary
+/// output and exits 1 like any other write error. Call it after InitLLVM
+/// (which installs a handler for the signal) and before starting threads.
+void ignoreFileSizeSignal();
 
 } // namespace qc
 

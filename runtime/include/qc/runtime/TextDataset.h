@@ -29,6 +29,21 @@ namespace qc {
 /// regular file.
 Status readTextFile(const std::string &path, std::string &out);
 
+/// Reads at most the first `maxBytes` bytes of the file at `path` into
+/// `out`; `whole` tells whether that was the entire file. Errors as
+/// readTextFile(). Lets a caller that needs only the first N tokens of a
+/// corpus tokenize a prefix instead of a file of any size.
+Status readTextPrefix(const std::string &path, uint64_t maxBytes,
+                      std::string &out, bool &whole);
+
+/// Where a prefix of `text` (not the whole text) may be cut so that the
+/// part before the cut tokenizes as it does inside the whole text, as far
+/// as a tokenizer's own boundaries allow: after the last "\n\n" when there
+/// is one (`paragraph` set: paragraphs are independent under the llama2.c
+/// protocol), else after the last '\n', else after the last ' ', else at
+/// the last UTF-8 character boundary. Returns 0 when no cut is possible.
+size_t prefixCut(const std::string &text, bool &paragraph);
+
 /// Splits `text` at every "\n\n", strips ASCII whitespace (" \t\n\r\f\v")
 /// from both ends of each part and drops the parts left empty, like
 /// Python's `[p.strip() for p in text.split("\n\n") if p.strip()]` on the
@@ -64,11 +79,11 @@ std::vector<std::vector<int>> makeWindows(const std::vector<int> &tokens,
 /// at most `maxTokens` of the rest kept (0 = all), cut into consecutive
 /// non-overlapping windows of `ctx` positions, each scored on its own.
 struct ContextWindowProtocol {
-  int64_t ctx = 1024;       ///< positions per window, BOS included
+  int64_t ctx = 1024;         ///< positions per window, BOS included
   bool bosEachWindow = false; ///< prepend BOS to every window
-  int bosId = -1;           ///< used when bosEachWindow
-  int64_t skipTokens = 0;   ///< ids dropped before the first window
-  int64_t maxTokens = 0;    ///< ids kept after the skip (0 = all)
+  int bosId = -1;             ///< used when bosEachWindow
+  int64_t skipTokens = 0;     ///< ids dropped before the first window
+  int64_t maxTokens = 0;      ///< ids kept after the skip (0 = all)
 };
 
 /// Cuts `tokens` under `p`. With BOS, a window is BOS + ctx - 1 text ids
