@@ -13,8 +13,8 @@
 #
 # Environment: QC_BUILD_DIR (default build), QC_INTEROP_VENV (default
 # build/interop-venv), INTEROP_HF=0 to skip the torch/transformers tools
-# (GGUF only), INTEROP_CTX (256), INTEROP_TOKENS (2048), INTEROP_MODELS
-# ("stories smollm2").
+# (GGUF only), INTEROP_CTX (256), INTEROP_TOKENS (2048),
+# INTEROP_CALIB_TOKENS (4096), INTEROP_MODELS ("stories smollm2").
 #
 #===------------------------------------------------------------------------===#
 set -euo pipefail
@@ -27,6 +27,10 @@ venv="${QC_INTEROP_VENV:-$build/interop-venv}"
 work="${QC_INTEROP_WORK:-$build/interop}"
 ctx="${INTEROP_CTX:-256}"
 tokens="${INTEROP_TOKENS:-2048}"
+# Calibration tokens for GPTQ (the check is about the files, not about the
+# best quantization; the whole train_head.txt takes half an hour on
+# SmolLM2 with 2 cores).
+calib_tokens="${INTEROP_CALIB_TOKENS:-4096}"
 models="${INTEROP_MODELS:-stories smollm2}"
 text="$shared/data/tinystories/valid_head.txt"
 calib="$shared/data/tinystories/train_head.txt"
@@ -81,7 +85,8 @@ for model in $models; do
   esac
   m="$work/$model"
   "$bin/quant-import" "$src" -o "$m.mlir"
-  "$bin/quant-calibrate" "$m.mlir" "${tok[@]}" --text "$calib" -o "$m.trace.safetensors"
+  "$bin/quant-calibrate" "$m.mlir" "${tok[@]}" --text "$calib" --max-tokens "$calib_tokens" \
+    --no-progress -o "$m.trace.safetensors"
   for method in rtn gptq gptq-act; do
     case "$method" in
       rtn) pass="wq-rtn=bits=4 group-size=32 sym=false" ;;

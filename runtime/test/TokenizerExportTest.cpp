@@ -1,5 +1,4 @@
-//===- TokenizerExportTest.cpp - GGUF tokenizer to HF files tests -*- C++
-//-*-===//
+//===- TokenizerExportTest.cpp - GGUF tokenizer to HF files tests ---------===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -49,11 +49,20 @@ def eval_gguf(path, wins, threads):
 def eval_hf(path, wins, compressed):
     import torch
     from transformers import AutoModelForCausalLM
-    kwargs = {"device_map": "cpu", "torch_dtype": torch.float16}
+    # float32 activations, as qc's CPU path computes.
+    kwargs = {"device_map": "cpu", "dtype": torch.float32}
     if compressed:
         from transformers import CompressedTensorsConfig
         # The CPU has no pack-quantized kernels: decompress at load time.
         kwargs["quantization_config"] = CompressedTensorsConfig(run_compressed=False)
+    else:
+        from transformers import GPTQConfig
+        # A loading option, not a change to the files: GPTQModel's pure
+        # PyTorch kernel (TorchLinear). Its default CPU kernel
+        # (TorchCpuAvx512Linear) needs in_features % group_size == 0, which
+        # stories260K's down projection (K = 172) does not meet.
+        bits = json.load(open(path + "/config.json"))["quantization_config"]["bits"]
+        kwargs["quantization_config"] = GPTQConfig(bits=bits, backend="torch")
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.eval()
     total, count = 0.0, 0
@@ -85,7 +94,7 @@ def main():
                 r["foreign_tool"] = "llama-cpp-python"
             elif e["format"] == "gptq":
                 total, count = eval_hf(e["path"], wins, False)
-                r["foreign_tool"] = "transformers+gptqmodel"
+                r["foreign_tool"] = "transformers+optimum+gptqmodel (backend torch)"
             elif e["format"] == "compressed-tensors":
                 total, count = eval_hf(e["path"], wins, True)
                 r["foreign_tool"] = "transformers+compressed-tensors"

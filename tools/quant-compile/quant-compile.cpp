@@ -1,5 +1,4 @@
-//===- quant-compile.cpp - Checkpoint + calibration text + recipe -> model
-//-===//
+//===- quant-compile.cpp - Checkpoint + calibration text + recipe ---------===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- ModelTokenizer.h - The tokenizer that goes with a model ---*- C++
-//-*-===//
+//===- ModelTokenizer.h - The tokenizer that goes with a model --*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- LayerOverrides.h - Per-layer configuration overrides ------*- C++
-//-*-===//
+//===- LayerOverrides.h - Per-layer configuration overrides -----*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- KernelBuilder.h - Shared helpers of the kernel generators -*- C++
-//-*-===//
+//===- KernelBuilder.h - Shared kernel-building helpers ---------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

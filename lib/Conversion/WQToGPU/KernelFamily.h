@@ -1,5 +1,4 @@
-//===- KernelFamily.h - The kernel-family interface and registry -*- C++
-//-*-===//
+//===- KernelFamily.h - The kernel-family interface -------------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- SplitK.cpp - The split-K / GEMV fused dequantize-GEMM kernel
-//--------===//
+//===- SplitK.cpp - The split-K / GEMV fused dequantize-GEMM kernel -------===//
 //
 // Part of the qc project. MIT licence.
 //

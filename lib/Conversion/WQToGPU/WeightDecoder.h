@@ -1,5 +1,4 @@
-//===- WeightDecoder.h - Packed codes to fp16 fragments in registers -*- C++
-//-*-===//
+//===- WeightDecoder.h - Packed codes to fp16 fragments ---------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

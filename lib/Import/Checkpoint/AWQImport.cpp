@@ -1,5 +1,4 @@
-//===- AWQImport.cpp - AutoAWQ GEMM checkpoint import
-//-----------------------===//
+//===- AWQImport.cpp - AutoAWQ GEMM checkpoint import ---------------------===//
 //
 // Part of the qc project. MIT licence.
 //

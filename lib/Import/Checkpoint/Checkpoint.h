@@ -1,5 +1,4 @@
-//===- Checkpoint.h - Internals shared by the checkpoint formats -*- C++
-//-*-===//
+//===- Checkpoint.h - Shared internals of the formats -----------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -332,6 +331,13 @@ public:
   virtual ~ImportFormat() = default;
   /// The quant_method value ("gptq", "awq").
   virtual const char *name() const = 0;
+  /// The suffix of the tensor whose presence marks a linear layer as
+  /// quantized ("qweight" for GPTQ and AWQ).
+  virtual const char *markerTensor() const { return "qweight"; }
+  /// Whether quantization_config holds bits and group_size at its top
+  /// level (GPTQ, AWQ); a format that nests them (compressed-tensors'
+  /// config_groups) sets them itself in parseConfig.
+  virtual bool topLevelGrid() const { return true; }
   /// Reads the format's own fields of quantization_config into `out`
   /// (method, format, bits and group size are already set there); errors
   /// name the file and field (ConfigFields::fail).

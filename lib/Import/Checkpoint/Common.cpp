@@ -1,5 +1,4 @@
-//===- Common.cpp - Shared helpers of the checkpoint formats
-//----------------===//
+//===- Common.cpp - Shared helpers of the checkpoint formats --------------===//
 //
 // Part of the qc project. MIT licence.
 //

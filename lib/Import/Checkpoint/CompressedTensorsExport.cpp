@@ -1,5 +1,4 @@
-//===- CompressedTensorsExport.cpp - compressed-tensors export
-//--------------===//
+//===- CompressedTensorsExport.cpp - compressed-tensors export ------------===//
 //
 // Part of the qc project. MIT licence.
 //

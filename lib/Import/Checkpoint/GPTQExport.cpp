@@ -1,5 +1,4 @@
-//===- GPTQExport.cpp - GPTQ checkpoint export
-//------------------------------===//
+//===- GPTQExport.cpp - GPTQ checkpoint export ----------------------------===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- GPTQImport.cpp - GPTQ checkpoint import
-//------------------------------===//
+//===- GPTQImport.cpp - GPTQ checkpoint import ----------------------------===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- Import.cpp - Quantized Hugging Face checkpoint import
-//----------------===//
+//===- Import.cpp - Quantized Hugging Face checkpoint import --------------===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -162,6 +161,8 @@ Status parseScheme(const std::string &path, const json::Value &q,
                            ", which is not supported (supported: " + supported +
                            ")");
 
+  if (!out.importer->topLevelGrid())
+    return out.importer->parseConfig(c, out);
   const json::Value *bits = c.get({"bits", "w_bit"}, key);
   if (!bits || !bits->isInt64())
     return c.fail(key, "is missing or not an integer");
@@ -306,9 +307,13 @@ mlir::qc::loadQuantizedHFCheckpoint(const std::string &dir, ModelWeights &out,
   w.config = cfg;
   std::vector<QuantizedLayerInfo> infos;
 
-  if (cfg.tiedEmbeddings && reader.has("lm_head.qweight"))
-    return Status::error(reader.fileOf("lm_head.qweight") +
-                         ": tensor 'lm_head.qweight': the classifier is "
+  // The tensor that marks a quantized linear ("<layer>.qweight" for GPTQ
+  // and AWQ, "<layer>.weight_packed" for compressed-tensors).
+  const std::string marker = std::string(".") + scheme.importer->markerTensor();
+  if (cfg.tiedEmbeddings && reader.has("lm_head" + marker))
+    return Status::error(reader.fileOf("lm_head" + marker) +
+                         ": tensor 'lm_head" + marker +
+                         "': the classifier is "
                          "quantized but config.json has tie_word_embeddings "
                          "true (it would share the float embedding)");
   for (const ::qc::TensorSpec &spec : ::qc::modelTensorSpecs(cfg)) {
@@ -317,7 +322,7 @@ mlir::qc::loadQuantizedHFCheckpoint(const std::string &dir, ModelWeights &out,
     std::string layer = endsWith(spec.name, ".weight")
                             ? spec.name.substr(0, spec.name.size() - 7)
                             : spec.name;
-    if (!linear || !reader.has(layer + ".qweight")) {
+    if (!linear || !reader.has(layer + marker)) {
       ::qc::HostTensor t;
       QC_RETURN_IF_ERROR(reader.readFloat(spec.name, spec.shape, t));
       w.tensors[spec.name] = std::move(t);
@@ -325,7 +330,7 @@ mlir::qc::loadQuantizedHFCheckpoint(const std::string &dir, ModelWeights &out,
     }
     if (reader.has(spec.name))
       return Status::error(reader.fileOf(spec.name) + ": layer '" + layer +
-                           "' has both a float weight and a qweight; the "
+                           "' has both a float weight and a quantized one; the "
                            "checkpoint is ambiguous");
     const int64_t N = spec.shape[0], K = spec.shape[1];
     QuantScheme layerScheme;
@@ -333,11 +338,12 @@ mlir::qc::loadQuantizedHFCheckpoint(const std::string &dir, ModelWeights &out,
     QC_RETURN_IF_ERROR(
         resolveScheme(configPath, scheme, layer, layerScheme, excluded));
     if (excluded)
-      return Status::error(reader.fileOf(layer + ".qweight") + ": tensor '" +
-                           layer +
-                           ".qweight': quantization_config \"dynamic\" "
-                           "excludes this module from quantization (a \"-:\" "
-                           "pattern), yet it is stored quantized");
+      return Status::error(reader.fileOf(layer + marker) + ": tensor '" +
+                           layer + marker +
+                           "': quantization_config excludes this module from "
+                           "quantization (a \"dynamic\" \"-:\" pattern, an "
+                           "\"ignore\" entry or no matching config group), "
+                           "yet it is stored quantized");
     QuantizedWeight q;
     QC_RETURN_IF_ERROR(
         scheme.importer->readLayer(reader, layerScheme, layer, N, K, q));
@@ -352,8 +358,8 @@ mlir::qc::loadQuantizedHFCheckpoint(const std::string &dir, ModelWeights &out,
     }
     QuantizedLayerInfo info;
     if (Status s = packForCpu(std::move(q), layer, w, info); !s)
-      return Status::error(reader.fileOf(layer + ".qweight") + ": layer '" +
-                           layer + "': " + s.message());
+      return Status::error(reader.fileOf(layer + marker) + ": layer '" + layer +
+                           "': " + s.message());
     infos.push_back(std::move(info));
   }
   // Some exporters save a tied classifier anyway; transformers drops it
@@ -370,7 +376,7 @@ mlir::qc::loadQuantizedHFCheckpoint(const std::string &dir, ModelWeights &out,
   QC_RETURN_IF_ERROR(reader.checkAllUsed());
   if (infos.empty())
     return Status::error(dir + ": config.json has a quantization_config but no "
-                               "linear layer has a qweight tensor");
+                               "linear layer has a quantized weight tensor");
   out = std::move(w);
   layers = std::move(infos);
   return Status::ok();

@@ -1,5 +1,4 @@
-//===- Writer.cpp - Writing checkpoint folders
-//------------------------------===//
+//===- Writer.cpp - Writing checkpoint folders ----------------------------===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- HQQ.cpp - Half-quadratic quantization ---------------------*- C++
-//-*-===//
+//===- HQQ.cpp - Half-quadratic quantization ------------------------------===//
 //
 // Part of the qc project. MIT licence.
 //

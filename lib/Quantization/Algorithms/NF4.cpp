@@ -1,5 +1,4 @@
-//===- NF4.cpp - bitsandbytes NF4 quantization -------------------*- C++
-//-*-===//
+//===- NF4.cpp - bitsandbytes NF4 quantization ----------------------------===//
 //
 // Part of the qc project. MIT licence.
 //

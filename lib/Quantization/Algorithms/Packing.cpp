@@ -1,5 +1,4 @@
-//===- Packing.cpp - Packed integer weight layouts ---------------*- C++
-//-*-===//
+//===- Packing.cpp - Packed integer weight layouts ------------------------===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- BlockDriver.h - Block-sequential calibration for the passes -*- C++
-//-*-===//
+//===- BlockDriver.h - Block-sequential calibration -------------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- LayerRewriter.h - Shared plumbing of the quantization passes -*- C++
-//-*-===//
+//===- LayerRewriter.h - Shared plumbing of the wq passes -------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

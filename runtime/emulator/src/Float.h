@@ -1,5 +1,4 @@
-//===- Float.h - Reduced-precision float conversions for the emulator -*- C++
-//-*-===//
+//===- Float.h - Reduced-precision float conversions ------------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

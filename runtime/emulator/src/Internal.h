@@ -1,5 +1,4 @@
-//===- Internal.h - Emulator internals shared by Device and Exec -*- C++
-//-*-===//
+//===- Internal.h - Emulator internals --------------------------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- Ptx.h - Decoded PTX: the emulator's internal program form -*- C++
-//-*-===//
+//===- Ptx.h - Decoded PTX: the emulator's internal program -----*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- PtxRun.h - qc-ptx-run: launch one PTX kernel on .npy data -*- C++
-//-*-===//
+//===- PtxRun.h - qc-ptx-run: one PTX kernel on .npy files ------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- EmulatedKernelsTest.cpp - The generated kernels, run on the emulator
-//===//
+//===- EmulatedKernelsTest.cpp - Generated kernels on the emulator --------===//
 //
 // Part of the qc project. MIT licence.
 //

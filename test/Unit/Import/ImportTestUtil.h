@@ -1,5 +1,4 @@
-//===- ImportTestUtil.h - Shared fixtures of the import/export tests -*- C++
-//-*-===//
+//===- ImportTestUtil.h - Import/export test fixtures -----------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1407,6 +1407,11 @@ TEST(CompressedTensors, TensorsAndConfigAreWhatTheLoaderExpects) {
   EXPECT_TRUE(wa->find("actorder")->isNull());
   EXPECT_FALSE(wa->find("dynamic")->asBool());
   EXPECT_EQ(config.find("torch_dtype")->asString(), "float16");
+
+  // qc reads its own export back with identical dequantized weights.
+  Model imported;
+  ASSERT_NO_FATAL_FAILURE(open(dir + "/ct", imported));
+  expectSameLayers(m, imported);
 }
 
 TEST(CompressedTensors, ChannelStrategyAndMixedSchemes) {
@@ -1465,6 +1470,79 @@ TEST(CompressedTensors, ChannelStrategyAndMixedSchemes) {
     }
   }
   EXPECT_EQ(channel, 1);
+
+  // Re-import: the "re:" targets pick each layer's scheme, `ignore` keeps
+  // down_proj float, and the weights are identical.
+  Model imported;
+  ASSERT_NO_FATAL_FAILURE(open(dir + "/ct", imported));
+  expectSameLayers(m, imported);
+}
+
+TEST(CompressedTensors, ImportRefusesWhatQcDoesNotRun) {
+  std::string dir = freshDir("ct_refuse");
+  Model m;
+  ASSERT_NO_FATAL_FAILURE(open(writeRandomModel(dir, 63), m));
+  ASSERT_NO_FATAL_FAILURE(
+      runPasses(m, "wq-rtn{bits=4 group-size=32 sym=false weights-out=" + dir +
+                       "/ov.safetensors}"));
+  qc::Status s =
+      mlir::qc::exportCompressedTensors(*m.module, m.weights, dir + "/ct", {});
+  ASSERT_TRUE(s) << s.message();
+  const std::string cfgPath = dir + "/ct/config.json";
+  const std::string original = readText(cfgPath);
+  const json::Value config = readJson(cfgPath);
+  // Edits of quantization_config (top level, or group_0's weights), and
+  // what the error must name.
+  auto top = [&](const char *key, json::Value v) {
+    json::Value c = config;
+    json::Value q = *c.find("quantization_config");
+    q.set(key, std::move(v));
+    c.set("quantization_config", std::move(q));
+    return c;
+  };
+  auto group = [&](const char *key, json::Value v, bool weights) {
+    json::Value c = config;
+    json::Value q = *c.find("quantization_config");
+    json::Value groups = *q.find("config_groups");
+    json::Value g = *groups.find("group_0");
+    if (weights) {
+      json::Value w = *g.find("weights");
+      w.set(key, std::move(v));
+      g.set("weights", std::move(w));
+    } else {
+      g.set(key, std::move(v));
+    }
+    groups.set("group_0", std::move(g));
+    q.set("config_groups", std::move(groups));
+    c.set("quantization_config", std::move(q));
+    return c;
+  };
+  json::Value classIgnore = json::Value::array();
+  classIgnore.push(json::Value::string("LlamaMLP"));
+  std::vector<std::pair<json::Value, std::string>> cases = {
+      {top("kv_cache_scheme", json::Value::object()), "kv_cache_scheme"},
+      {top("format", json::Value::string("float-quantized")), "format"},
+      {top("ignore", classIgnore), "class name"},
+      {group("input_activations", json::Value::object(), false),
+       "input_activations"},
+      {group("num_bits", json::Value::integer(3), true), "num_bits"},
+      {group("strategy", json::Value::string("tensor"), true), "strategy"},
+      {group("type", json::Value::string("float"), true), "type"},
+  };
+  for (const auto &[edited, what] : cases) {
+    SCOPED_TRACE(what);
+    std::ofstream(cfgPath, std::ios::binary | std::ios::trunc)
+        << json::write(edited);
+    Model bad;
+    s = mlir::qc::openModel(context(), dir + "/ct", bad.module, bad.weights);
+    ASSERT_FALSE(s.isOk());
+    EXPECT_NE(s.message().find(what), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("config.json"), std::string::npos)
+        << s.message();
+  }
+  std::ofstream(cfgPath, std::ios::binary | std::ios::trunc) << original;
+  Model good;
+  ASSERT_NO_FATAL_FAILURE(open(dir + "/ct", good));
 }
 
 TEST(CompressedTensors, RefusesWhatPackQuantizedCannotHold) {

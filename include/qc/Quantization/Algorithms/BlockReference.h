@@ -1,5 +1,4 @@
-//===- BlockReference.h - fp32 LLaMA decoder block with backward -*- C++
-//-*-===//
+//===- BlockReference.h - fp32 LLaMA decoder block --------------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

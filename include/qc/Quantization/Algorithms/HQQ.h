@@ -1,5 +1,4 @@
-//===- HQQ.h - Half-quadratic quantization -----------------------*- C++
-//-*-===//
+//===- HQQ.h - Half-quadratic quantization ----------------------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- NF4.h - bitsandbytes NF4 quantization ---------------------*- C++
-//-*-===//
+//===- NF4.h - bitsandbytes NF4 quantization --------------------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

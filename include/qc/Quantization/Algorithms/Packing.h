@@ -1,5 +1,4 @@
-//===- Packing.h - Packed integer weight layouts -----------------*- C++
-//-*-===//
+//===- Packing.h - Packed integer weight layouts ----------------*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //

@@ -1,5 +1,4 @@
-//===- OutputSafety.h - An output is never one of the inputs -----*- C++
-//-*-===//
+//===- OutputSafety.h - An output is never one of the inputs ----*- C++ -*-===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -67,7 +66,7 @@ public:
   ~OutputFolder();
 
   /// Checks `dest` against the policy above and creates the temporary
-  /// folder ".<name>.tmp-XXXXXX" beside it. `inputs` are the files (or
+  /// folder ".<name>.tmp-<pid>-XXXXXX" beside it. `inputs` are the files (or
   /// folders) the run reads; `what` names the option in errors (e.g. "-o").
   /// Nothing is created when this fails.
   Status begin(const std::string &dest, bool force,
@@ -103,7 +102,7 @@ Status checkOutputFolder(const std::string &dest, bool force,
 /// Staged outputs: a tool whose run writes files in the middle (quant-opt:
 /// a wq-* pass writes its weights-out before the IR is printed) turns
 /// staging on; writers then ask stagePath() where to write, which gives a
-/// temporary sibling (".<name>.staged-XXXXXX") and records it; readers of
+/// temporary sibling (".<name>.staged-<pid>-XXXXXX") and records it; readers of
 /// a file the run may have written ask readPathFor(); at the end the tool
 /// calls commitStaged() (each staged file renamed over its final path) when
 /// the whole run succeeded, or discardStaged() (all removed) when it did
