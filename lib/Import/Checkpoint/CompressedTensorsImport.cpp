@@ -45,8 +45,8 @@ Status targetPattern(const ConfigFields &c, const std::string &field,
     pattern = target.substr(3);
     bool ignored = false;
     if (Status st = pythonReMatch(pattern, "", ignored); !st)
-      return c.fail(field, "entry " + json::quote(target) + ": " +
-                               st.message());
+      return c.fail(field,
+                    "entry " + json::quote(target) + ": " + st.message());
     return Status::ok();
   }
   // Module names are lower case ("lm_head", "model.layers.0.mlp.up_proj");
@@ -139,11 +139,11 @@ public:
     const json::Value *format = c.get({"format"}, key);
     if (!format || !format->isString() ||
         format->asString() != "pack-quantized")
-      return c.fail("format",
-                    "is " +
-                        (format ? json::write(*format) : std::string("missing")) +
-                        ": only \"pack-quantized\" is supported (integer "
-                        "weights packed into int32)");
+      return c.fail(
+          "format",
+          "is " + (format ? json::write(*format) : std::string("missing")) +
+              ": only \"pack-quantized\" is supported (integer "
+              "weights packed into int32)");
     if (const json::Value *st = c.get({"quantization_status"}, key);
         st && !(st->isString() && st->asString() == "compressed"))
       return c.fail(key, "is " + json::write(*st) +
@@ -296,9 +296,8 @@ public:
                            std::to_string(N) + ", " + std::to_string(ng) +
                            "] (out_features x groups)");
     std::vector<float> scales;
-    QC_RETURN_IF_ERROR(
-        scaleT.file->readAsF32(*scaleT.info, scales, true).withContext(
-            scaleT.where));
+    QC_RETURN_IF_ERROR(scaleT.file->readAsF32(*scaleT.info, scales, true)
+                           .withContext(scaleT.where));
     q.scaleDType = scaleT.info->dtype == DType::F16    ? quant::ScaleDType::F16
                    : scaleT.info->dtype == DType::BF16 ? quant::ScaleDType::BF16
                                                        : quant::ScaleDType::F32;

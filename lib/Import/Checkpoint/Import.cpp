@@ -330,7 +330,9 @@ mlir::qc::loadQuantizedHFCheckpoint(const std::string &dir, ModelWeights &out,
     }
     if (reader.has(spec.name))
       return Status::error(reader.fileOf(spec.name) + ": layer '" + layer +
-                           "' has both a float weight and a quantized one; the "
+                           "' has both a float weight and a " +
+                           scheme.importer->markerTensor() +
+                           "; the "
                            "checkpoint is ambiguous");
     const int64_t N = spec.shape[0], K = spec.shape[1];
     QuantScheme layerScheme;
