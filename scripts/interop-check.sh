@@ -107,8 +107,10 @@ for model in $models; do
       "$bin/quant-import" "$q.mlir" --export-gguf "$q.gguf" &&
         add "$model.$method.gguf" gguf "$q.gguf" "$work/$model.ids.json"
     fi
-    # compressed-tensors: K % 32 == 0 for the group strategy (SmolLM2).
-    if [ "$model" = smollm2 ]; then
+    # compressed-tensors: K % 32 == 0 for the group strategy (SmolLM2), and
+    # no act-order g_idx (compressed-tensors removed actorder "group"; qc's
+    # exporter refuses it).
+    if [ "$model" = smollm2 ] && [ "$method" != gptq-act ]; then
       "$bin/quant-import" "$q.mlir" --export-compressed-tensors "$q.ct" --force &&
         cp "$shared/models/smollm2-135m/tokenizer.json" "$shared/models/smollm2-135m/tokenizer_config.json" "$q.ct/" &&
         add "$model.$method.ct" compressed-tensors "$q.ct" "$work/$model.ids.json"

@@ -46,10 +46,9 @@ struct CTScheme {
   int bits;
   int64_t groupSize; // -1: channel strategy
   bool sym;
-  bool actOrder;
   bool operator<(const CTScheme &o) const {
-    return std::tie(bits, groupSize, sym, actOrder) <
-           std::tie(o.bits, o.groupSize, o.sym, o.actOrder);
+    return std::tie(bits, groupSize, sym) <
+           std::tie(o.bits, o.groupSize, o.sym);
   }
 };
 
@@ -57,7 +56,7 @@ struct CTScheme {
 /// (compressed_tensors/quantization/quant_args.py, QuantizationArgs).
 json::Value ctWeightsArgs(const CTScheme &s) {
   json::Value w = json::Value::object();
-  w.set("actorder", s.actOrder ? json::Value::string("group") : json::Value());
+  w.set("actorder", json::Value());
   w.set("block_structure", json::Value());
   w.set("dynamic", json::Value::boolean(false));
   w.set("group_size",
@@ -174,14 +173,17 @@ mlir::qc::exportCompressedTensors(ModuleOp module, const ModelWeights &weights,
         if (z != static_cast<float>(1 << (q.bits - 1)))
           return where("a symmetric zero point is not 2^(b-1)");
     }
-    const bool actOrder = !q.hasTrivialGIdx();
-    if (actOrder) {
-      std::vector<int32_t> g(static_cast<size_t>(K));
-      for (int64_t k = 0; k < K; ++k)
-        g[k] = static_cast<int32_t>(q.groupOf(k));
-      tensors.push_back({name + ".weight_g_idx", DType::I32, {K}, rawBytes(g)});
-    }
-    groups[{q.bits, q.groupSize, q.sym, actOrder}].push_back(name);
+    // compressed-tensors removed actorder "group" (a per-channel g_idx):
+    // its QuantizationArgs now refuse it, so transformers and vLLM cannot
+    // load such a folder (measured with compressed-tensors 0.20.1 by
+    // scripts/interop-check.sh). Act-order with static groups keeps
+    // contiguous groups (a trivial g_idx) and exports.
+    if (!q.hasTrivialGIdx())
+      return where("its act-order g_idx regroups input channels, which "
+                   "compressed-tensors no longer stores (actorder \"group\" "
+                   "was removed); quantize with act-order=false or "
+                   "static-groups=true, or export as GPTQ");
+    groups[{q.bits, q.groupSize, q.sym}].push_back(name);
   }
 
   if (Status st =
