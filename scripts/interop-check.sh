@@ -9,7 +9,8 @@
 # GPTQModel), GGUF (llama.cpp via llama-cpp-python), compressed-tensors
 # (transformers + compressed-tensors) -- scores every export in its foreign
 # tool and in qc (quant-run on the export itself) with the same token ids
-# and protocol, and writes bench/interop/results.json.
+# and protocol, writes bench/interop/results.json and prints the README's
+# table.
 #
 # Environment: QC_BUILD_DIR (default build), QC_INTEROP_VENV (default
 # build/interop-venv), INTEROP_HF=0 to skip the torch/transformers tools

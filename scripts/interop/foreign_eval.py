@@ -126,7 +126,31 @@ def main():
             versions[dist] = None
     json.dump({"tool_versions": versions, "results": results},
               open(a.output, "w"), indent=1)
+    print_table(results, versions)
     return 0
+
+
+def print_table(results, versions):
+    """The README's table (markdown) of `results`."""
+    names = {"stories": "stories260K", "smollm2": "SmolLM2-135M"}
+    methods = {"rtn": "RTN", "gptq": "GPTQ", "gptq-act": "GPTQ act-order"}
+    formats = {"gptq": "GPTQ", "gguf": "GGUF (Q4_1)",
+               "compressed-tensors": "compressed-tensors"}
+    tools = {"gptq": "transformers + GPTQModel",
+             "gguf": "llama.cpp (llama-cpp-python)",
+             "compressed-tensors": "transformers + compressed-tensors"}
+    print("| model | method | format | loaded by | qc | foreign tool | difference |")
+    print("|---|---|---|---|---:|---:|---:|")
+    for r in results:
+        model, method, _ = r["name"].split(".")
+        f = r["format"]
+        head = f"| {names.get(model, model)} | {methods.get(method, method)} | {formats[f]} | {tools[f]} |"
+        if r.get("error"):
+            print(head + " | failed: " + r["error"].splitlines()[0][:60] + " | |")
+        else:
+            print(head + f" {r['qc_ppl']:.4f} | {r['foreign_ppl']:.4f} | {100 * r['rel_diff']:.3f} % |")
+    print()
+    print("Perplexities; " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
 
 
 if __name__ == "__main__":
