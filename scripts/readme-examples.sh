@@ -168,5 +168,15 @@ for ((i = 1; i <= blocks; i++)); do
     break  # later blocks use what this one writes
   fi
 done
+# The examples write only under scratch/ (the README says so): anything
+# else that appeared in the workspace checkout (all links but scripts/,
+# build and scratch/) would land in a user's repository.
+stray=$(cd "$repo" && find . -mindepth 1 -maxdepth 1 ! -type l \
+  ! -name scratch ! -name scripts | sed 's|^\./||')
+if [ -n "$stray" ]; then
+  echo "readme-examples: the examples wrote outside scratch/: $stray" >&2
+  keep=1
+  failed=$((failed + 1))
+fi
 echo "readme-examples: $ran blocks passed, $failed failed, $skipped skipped, $((SECONDS - start_all)) s"
 ((failed == 0))
