@@ -150,7 +150,7 @@ def print_table(results, versions):
         else:
             print(head + f" {r['qc_ppl']:.4f} | {r['foreign_ppl']:.4f} | {100 * r['rel_diff']:.3f} % |")
     print()
-    print("Perplexities; " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
+    print("Perplexities. Tools: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
 
 
 if __name__ == "__main__":
