@@ -4,9 +4,9 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Windows are independent, so perplexity parallelizes across them with no
-// shared state besides an atomic work counter; each worker owns its logits
-// buffer. Generation uses the KV-cached decode entry point when the model
+// Windows are independent, so perplexity parallelizes across them on the
+// process pool (one window per index); each worker owns its logits
+// buffers. Generation uses the KV-cached decode entry point when the model
 // was compiled with it (one call for the prompt, then one per token) and
 // otherwise re-runs the whole prefix for every new token with the same
 // forward function perplexity uses; the two give the same tokens, which is
@@ -20,6 +20,7 @@
 #include "qc/runtime/ThreadPool.h"
 #include "llvm/ADT/STLExtras.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -43,7 +44,6 @@ mlir::qc::evaluatePerplexity(const CpuExecutable &model,
   std::vector<double> sums(windows.size(), 0.0);
   std::vector<double> refSums(windows.size(), 0.0);
   std::vector<double> klSums(windows.size(), 0.0);
-  std::atomic<size_t> next{0};
   std::atomic<int64_t> done{0};
   std::mutex errorMutex;
   Status firstError = Status::ok();
@@ -52,51 +52,55 @@ mlir::qc::evaluatePerplexity(const CpuExecutable &model,
     totalPredictions += w.empty() ? 0 : static_cast<int64_t>(w.size()) - 1;
   ::qc::Progress bar("perplexity", totalPredictions, progress);
 
-  auto worker = [&]() {
+  // One window per index of the process pool's loop (ThreadPool.h), on
+  // `threads` workers; each worker reuses its own buffers. After an error
+  // the remaining windows are skipped.
+  const int64_t workers = std::max<int64_t>(
+      1, std::min<int64_t>(threads > 0 ? threads : ::qc::threadCount(),
+                           static_cast<int64_t>(windows.size())));
+  struct Buffers {
     std::vector<float> logits, refLogits;
     std::vector<int32_t> ids;
-    for (size_t i = next++; i < windows.size(); i = next++) {
-      const std::vector<int> &w = windows[i];
-      if (w.size() < 2)
-        continue;
-      // The last token is only a target, never an input.
-      ids.assign(w.begin(), w.end() - 1);
-      logits.resize(ids.size() * vocab);
-      Status s = model.forward(ids.data(), static_cast<int64_t>(ids.size()),
-                               logits.data());
-      if (!s) {
-        std::lock_guard<std::mutex> lock(errorMutex);
-        if (firstError)
-          firstError = s.withContext("window " + std::to_string(i));
-        return;
-      }
-      sums[i] = sumNegLogLikelihood(logits.data(), vocab, w);
-      if (reference) {
-        refLogits.resize(logits.size());
-        Status rs = reference->forward(
-            ids.data(), static_cast<int64_t>(ids.size()), refLogits.data());
-        if (!rs) {
-          std::lock_guard<std::mutex> lock(errorMutex);
-          if (firstError)
-            firstError =
-                rs.withContext("reference model, window " + std::to_string(i));
-          return;
-        }
-        refSums[i] = sumNegLogLikelihood(refLogits.data(), vocab, w);
-        klSums[i] =
-            sumKLDivergence(refLogits.data(), logits.data(), vocab, ids.size());
-      }
-      int64_t d = done += static_cast<int64_t>(ids.size());
-      if (progress) {
-        std::lock_guard<std::mutex> lock(errorMutex);
-        bar.update(d);
-      }
-    }
   };
-  // `threads` workers of the process pool (ThreadPool.h), each taking the
-  // next window until none is left.
-  const int64_t n = threads > 0 ? threads : ::qc::threadCount();
-  ::qc::parallelFor(n, n, [&](int64_t, int64_t) { worker(); });
+  std::vector<Buffers> buffers(static_cast<size_t>(workers));
+  std::atomic<bool> failed{false};
+  auto fail = [&](Status s) {
+    std::lock_guard<std::mutex> lock(errorMutex);
+    if (firstError)
+      firstError = std::move(s);
+    failed = true;
+  };
+  ::qc::parallelFor(
+      static_cast<int64_t>(windows.size()), workers,
+      [&](int64_t i, int64_t worker) {
+        const std::vector<int> &w = windows[static_cast<size_t>(i)];
+        if (w.size() < 2 || failed)
+          return;
+        Buffers &b = buffers[static_cast<size_t>(worker)];
+        // The last token is only a target, never an input.
+        b.ids.assign(w.begin(), w.end() - 1);
+        const int64_t rows = static_cast<int64_t>(b.ids.size());
+        b.logits.resize(rows * vocab);
+        if (Status s = model.forward(b.ids.data(), rows, b.logits.data()); !s)
+          return fail(s.withContext("window " + std::to_string(i)));
+        sums[i] = sumNegLogLikelihood(b.logits.data(), vocab, w);
+        if (reference) {
+          b.refLogits.resize(b.logits.size());
+          if (Status s =
+                  reference->forward(b.ids.data(), rows, b.refLogits.data());
+              !s)
+            return fail(
+                s.withContext("reference model, window " + std::to_string(i)));
+          refSums[i] = sumNegLogLikelihood(b.refLogits.data(), vocab, w);
+          klSums[i] =
+              sumKLDivergence(b.refLogits.data(), b.logits.data(), vocab, rows);
+        }
+        int64_t d = done += rows;
+        if (progress) {
+          std::lock_guard<std::mutex> lock(errorMutex);
+          bar.update(d);
+        }
+      });
   bar.finish();
   if (!firstError)
     return firstError;

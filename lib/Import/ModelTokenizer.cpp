@@ -84,6 +84,7 @@ Status mlir::qc::encodeCorpus(const ::qc::TextTokenizer &tok,
       maxTokens > 0 ? std::max<uint64_t>(uint64_t(1) << 16,
                                          static_cast<uint64_t>(maxTokens) * 16)
                     : UINT64_MAX;
+  auto grow = [&] { bytes = bytes > UINT64_MAX / 2 ? UINT64_MAX : bytes * 2; };
   for (;;) {
     std::string text;
     bool whole = true;
@@ -95,7 +96,7 @@ Status mlir::qc::encodeCorpus(const ::qc::TextTokenizer &tok,
     if (!whole) {
       size_t cut = ::qc::prefixCut(text, paragraph);
       if (cut == 0) {
-        bytes = bytes > UINT64_MAX / 2 ? UINT64_MAX : bytes * 2;
+        grow();
         continue;
       }
       text.resize(cut);
@@ -116,6 +117,6 @@ Status mlir::qc::encodeCorpus(const ::qc::TextTokenizer &tok,
         tokens.resize(static_cast<size_t>(maxTokens));
       return Status::ok();
     }
-    bytes = bytes > UINT64_MAX / 2 ? UINT64_MAX : bytes * 2;
+    grow();
   }
 }

@@ -361,13 +361,10 @@ public:
   std::string where;
 };
 
-Status decodeLaunch(const json::Value &v, const std::string &where,
-                    ArtifactLaunch &L) {
-  Reader r(v, where);
-  QC_RETURN_IF_ERROR(r.object({"module", "kernel", "block", "grid_x", "tile_m",
-                               "grid_z", "shared_bytes", "params"}));
-  QC_RETURN_IF_ERROR(r.string("module", L.module));
-  QC_RETURN_IF_ERROR(r.string("kernel", L.kernel));
+/// The geometry fields of a launch (block, grid_x, tile_m, grid_z,
+/// shared_bytes), shared by the layers' launches and the modules' launch
+/// contracts.
+Status decodeGeometry(const Reader &r, ArtifactLaunch &L) {
   const json::Value::Array *block;
   QC_RETURN_IF_ERROR(r.array("block", block));
   if (block->size() != 3)
@@ -382,6 +379,26 @@ Status decodeLaunch(const json::Value &v, const std::string &where,
   QC_RETURN_IF_ERROR(r.u32("tile_m", L.tileM));
   QC_RETURN_IF_ERROR(r.u32("grid_z", L.gridZ));
   QC_RETURN_IF_ERROR(r.u32("shared_bytes", L.sharedBytes));
+  return Status::ok();
+}
+
+void encodeGeometry(json::Value &out, const ArtifactLaunch &L) {
+  out.set("block", json::Value::array(
+                       {u64(L.block[0]), u64(L.block[1]), u64(L.block[2])}));
+  out.set("grid_x", u64(L.gridX));
+  out.set("tile_m", u64(L.tileM));
+  out.set("grid_z", u64(L.gridZ));
+  out.set("shared_bytes", u64(L.sharedBytes));
+}
+
+Status decodeLaunch(const json::Value &v, const std::string &where,
+                    ArtifactLaunch &L) {
+  Reader r(v, where);
+  QC_RETURN_IF_ERROR(r.object({"module", "kernel", "block", "grid_x", "tile_m",
+                               "grid_z", "shared_bytes", "params"}));
+  QC_RETURN_IF_ERROR(r.string("module", L.module));
+  QC_RETURN_IF_ERROR(r.string("kernel", L.kernel));
+  QC_RETURN_IF_ERROR(decodeGeometry(r, L));
   QC_RETURN_IF_ERROR(r.strings("params", L.params));
   return Status::ok();
 }
@@ -469,9 +486,7 @@ Status decodeLayer(const json::Value &v, const std::string &where,
 
 /// One planned launch of a kernel.
 struct LaunchContract {
-  std::string kernel;
-  uint32_t block[3] = {1, 1, 1};
-  uint32_t gridX = 1, tileM = 1, gridZ = 1, sharedBytes = 0;
+  ArtifactLaunch geometry; ///< kernel and geometry (no module, no params)
   uint64_t workspaceBytesPerRow = 0;
   int64_t minM = 1, maxM = 1;
   std::string use; ///< "layer 'L' variant v launch l", for messages
@@ -529,12 +544,9 @@ Status deriveContracts(const Artifact &a, const std::string &file,
               "N, K, bits, group size and sym");
         }
         LaunchContract lc;
-        lc.kernel = L.kernel;
-        std::copy(L.block, L.block + 3, lc.block);
-        lc.gridX = L.gridX;
-        lc.tileM = L.tileM;
-        lc.gridZ = L.gridZ;
-        lc.sharedBytes = L.sharedBytes;
+        lc.geometry = L;
+        lc.geometry.module.clear();
+        lc.geometry.params.clear();
         lc.workspaceBytesPerRow = v.workspaceBytesPerRow;
         lc.minM = v.minM;
         lc.maxM = v.maxM;
@@ -546,31 +558,27 @@ Status deriveContracts(const Artifact &a, const std::string &file,
   return Status::ok();
 }
 
-/// Finds the header directive `name` (".reqntid", ".maxntid") of PTX entry
-/// `kernel` in `ptx`: between ".entry <kernel>(" and the body's "{".
-/// Returns false when the entry or the directive is absent.
-bool ptxEntryDirective(std::string_view ptx, const std::string &kernel,
-                       std::string_view name, uint64_t dims[3]) {
-  const std::string entry = ".entry " + kernel + "(";
-  size_t at = ptx.find(entry);
-  if (at == std::string_view::npos)
+/// The thread-count directives of one PTX entry's header (PTX ISA,
+/// "Performance-Tuning Directives": .reqntid fixes the block, .maxntid
+/// bounds its thread count); a dimension not written is 1.
+struct EntryDirectives {
+  bool hasReq = false, hasMax = false;
+  uint64_t req[3] = {1, 1, 1}, max[3] = {1, 1, 1};
+};
+
+/// Reads "name nx[, ny[, nz]]" at the first `name` in `header`.
+bool readDims(std::string_view header, std::string_view name,
+              uint64_t dims[3]) {
+  size_t p = header.find(name);
+  if (p == std::string_view::npos)
     return false;
-  // The parameter list, then the directives, then the body.
-  size_t close = ptx.find(')', at + entry.size());
-  if (close == std::string_view::npos)
-    return false;
-  size_t body = ptx.find('{', close);
-  std::string_view header =
-      ptx.substr(close, body == std::string_view::npos ? std::string_view::npos
-                                                       : body - close);
-  size_t d = header.find(name);
-  if (d == std::string_view::npos)
-    return false;
-  dims[0] = dims[1] = dims[2] = 1;
-  size_t p = d + name.size();
-  for (int i = 0; i < 3; ++i) {
+  p += name.size();
+  auto skipBlanks = [&] {
     while (p < header.size() && (header[p] == ' ' || header[p] == '\t'))
       ++p;
+  };
+  for (int i = 0; i < 3; ++i) {
+    skipBlanks();
     uint64_t v = 0;
     size_t digits = 0;
     while (p < header.size() && header[p] >= '0' && header[p] <= '9' &&
@@ -581,8 +589,7 @@ bool ptxEntryDirective(std::string_view ptx, const std::string &kernel,
     if (digits == 0)
       return i > 0; // ".maxntid 128" sets x only
     dims[i] = v;
-    while (p < header.size() && (header[p] == ' ' || header[p] == '\t'))
-      ++p;
+    skipBlanks();
     if (p >= header.size() || header[p] != ',')
       return true;
     ++p;
@@ -590,33 +597,64 @@ bool ptxEntryDirective(std::string_view ptx, const std::string &kernel,
   return true;
 }
 
+/// The directives of every ".entry NAME(" of `ptx` (between the end of its
+/// parameter list and the body's "{"), in one pass over the text.
+std::map<std::string, EntryDirectives>
+ptxEntryDirectives(std::string_view ptx) {
+  std::map<std::string, EntryDirectives> out;
+  const std::string_view entry = ".entry ";
+  for (size_t at = ptx.find(entry); at != std::string_view::npos;
+       at = ptx.find(entry, at + entry.size())) {
+    const size_t nameBegin = at + entry.size();
+    const size_t open = ptx.find('(', nameBegin);
+    const size_t close =
+        open == std::string_view::npos ? open : ptx.find(')', open);
+    if (close == std::string_view::npos)
+      break;
+    const size_t body = ptx.find('{', close);
+    std::string_view header = ptx.substr(close, body == std::string_view::npos
+                                                    ? std::string_view::npos
+                                                    : body - close);
+    EntryDirectives &e =
+        out[std::string(ptx.substr(nameBegin, open - nameBegin))];
+    e.hasReq = readDims(header, ".reqntid", e.req);
+    e.hasMax = readDims(header, ".maxntid", e.max);
+  }
+  return out;
+}
+
 /// Every planned launch's block against its PTX entries' directives.
 Status checkPtxDirectives(const Artifact &a, const Contracts &contracts,
                           const std::string &file) {
   for (const ArtifactModule &m : a.modules) {
-    auto mit = contracts.find(m.name);
-    if (mit == contracts.end())
+    const ModuleContract &mc = contracts.at(m.name);
+    if (mc.launches.empty())
       continue;
     for (const ArtifactImage &img : m.images) {
       if (img.kind != "ptx")
         continue;
-      std::string_view ptx(reinterpret_cast<const char *>(img.bytes.data()),
-                           img.bytes.size());
-      for (const LaunchContract &lc : mit->second.launches) {
+      const std::map<std::string, EntryDirectives> entries = ptxEntryDirectives(
+          std::string_view(reinterpret_cast<const char *>(img.bytes.data()),
+                           img.bytes.size()));
+      for (const LaunchContract &lc : mc.launches) {
+        const ArtifactLaunch &g = lc.geometry;
+        auto e = entries.find(g.kernel);
+        if (e == entries.end())
+          continue;
         const std::string kw = file + ": module " + q(m.name) + " kernel " +
-                               q(lc.kernel) + " (PTX " + q(img.target) + ", " +
+                               q(g.kernel) + " (PTX " + q(img.target) + ", " +
                                lc.use + ")";
-        uint64_t d[3];
-        if (ptxEntryDirective(ptx, lc.kernel, ".reqntid", d) &&
-            (d[0] != lc.block[0] || d[1] != lc.block[1] || d[2] != lc.block[2]))
+        const uint64_t *d = e->second.req;
+        if (e->second.hasReq &&
+            (d[0] != g.block[0] || d[1] != g.block[1] || d[2] != g.block[2]))
           return Status::error(
-              kw + ": launched with block " + dims3(lc.block) +
+              kw + ": launched with block " + dims3(g.block) +
               " but compiled with .reqntid " + std::to_string(d[0]) + ", " +
               std::to_string(d[1]) + ", " + std::to_string(d[2]));
-        if (ptxEntryDirective(ptx, lc.kernel, ".maxntid", d) &&
-            uint64_t(lc.block[0]) * lc.block[1] * lc.block[2] >
-                d[0] * d[1] * d[2])
-          return Status::error(kw + ": launched with block " + dims3(lc.block) +
+        d = e->second.max;
+        if (e->second.hasMax &&
+            uint64_t(g.block[0]) * g.block[1] * g.block[2] > d[0] * d[1] * d[2])
+          return Status::error(kw + ": launched with block " + dims3(g.block) +
                                " but compiled for at most " +
                                std::to_string(d[0] * d[1] * d[2]) +
                                " threads (.maxntid)");
@@ -653,24 +691,12 @@ Status decodeContract(const json::Value &v, const std::string &where,
         {"kernel", "block", "grid_x", "tile_m", "grid_z", "shared_bytes",
          "workspace_bytes_per_row", "min_m", "max_m"}));
     LaunchContract lc;
-    QC_RETURN_IF_ERROR(rk.string("kernel", lc.kernel));
-    if (std::find(m.kernels.begin(), m.kernels.end(), lc.kernel) ==
+    QC_RETURN_IF_ERROR(rk.string("kernel", lc.geometry.kernel));
+    if (std::find(m.kernels.begin(), m.kernels.end(), lc.geometry.kernel) ==
         m.kernels.end())
-      return rk.err("kernel " + q(lc.kernel) + " is not in the module");
-    const json::Value::Array *block;
-    QC_RETURN_IF_ERROR(rk.array("block", block));
-    if (block->size() != 3)
-      return rk.err("\"block\" must have 3 elements");
-    for (int d = 0; d < 3; ++d) {
-      const json::Value &b = (*block)[size_t(d)];
-      if (!b.isInt64() || b.asInt64() < 0 || b.asInt64() > 0xFFFFFFFFll)
-        return rk.err("\"block\" must hold unsigned 32-bit integers");
-      lc.block[d] = uint32_t(b.asInt64());
-    }
-    QC_RETURN_IF_ERROR(rk.u32("grid_x", lc.gridX));
-    QC_RETURN_IF_ERROR(rk.u32("tile_m", lc.tileM));
-    QC_RETURN_IF_ERROR(rk.u32("grid_z", lc.gridZ));
-    QC_RETURN_IF_ERROR(rk.u32("shared_bytes", lc.sharedBytes));
+      return rk.err("kernel " + q(lc.geometry.kernel) +
+                    " is not in the module");
+    QC_RETURN_IF_ERROR(decodeGeometry(rk, lc.geometry));
     QC_RETURN_IF_ERROR(
         rk.uint("workspace_bytes_per_row", lc.workspaceBytesPerRow));
     QC_RETURN_IF_ERROR(rk.integer("min_m", 0, INT64_MAX, lc.minM));
@@ -716,12 +742,13 @@ Status compareContracts(const Contracts &recorded, const Contracts &launched,
                            " launches but the layers make " +
                            std::to_string(got.launches.size()));
     for (size_t i = 0; i < rec.launches.size(); ++i) {
-      const LaunchContract &r = rec.launches[i], &g = got.launches[i];
+      const LaunchContract &rc = rec.launches[i], &gc = got.launches[i];
+      const ArtifactLaunch &r = rc.geometry, &g = gc.geometry;
       if (r.kernel != g.kernel)
         return Status::error(mw + ": planned launch " + std::to_string(i) +
-                             " of kernel " + q(r.kernel) + " but " + g.use +
+                             " of kernel " + q(r.kernel) + " but " + gc.use +
                              " launches " + q(g.kernel));
-      const std::string user = g.use + " (kernel " + q(g.kernel) + ")";
+      const std::string user = gc.use + " (kernel " + q(g.kernel) + ")";
       if (!std::equal(r.block, r.block + 3, g.block))
         return Status::error(mw + ": compiled for block " + dims3(r.block) +
                              " but " + user + " has " + dims3(g.block));
@@ -731,10 +758,10 @@ Status compareContracts(const Contracts &recorded, const Contracts &launched,
       QC_RETURN_IF_ERROR(
           field(user, "shared_bytes", r.sharedBytes, g.sharedBytes));
       QC_RETURN_IF_ERROR(field(user, "workspace_bytes_per_row",
-                               int64_t(r.workspaceBytesPerRow),
-                               int64_t(g.workspaceBytesPerRow)));
-      QC_RETURN_IF_ERROR(field(user, "min_m", r.minM, g.minM));
-      QC_RETURN_IF_ERROR(field(user, "max_m", r.maxM, g.maxM));
+                               int64_t(rc.workspaceBytesPerRow),
+                               int64_t(gc.workspaceBytesPerRow)));
+      QC_RETURN_IF_ERROR(field(user, "min_m", rc.minM, gc.minM));
+      QC_RETURN_IF_ERROR(field(user, "max_m", rc.maxM, gc.maxM));
     }
   }
   return Status::ok();
@@ -744,10 +771,10 @@ json::Value encodeContract(const ModuleContract &mc) {
   json::Value out = json::Value::object();
   if (mc.hasShape) {
     json::Value shape = json::Value::object();
-    shape.set("N", json::Value::integer(mc.N));
-    shape.set("K", json::Value::integer(mc.K));
-    shape.set("bits", json::Value::integer(mc.bits));
-    shape.set("group_size", json::Value::integer(mc.groupSize));
+    shape.set("N", i64(mc.N));
+    shape.set("K", i64(mc.K));
+    shape.set("bits", i64(mc.bits));
+    shape.set("group_size", i64(mc.groupSize));
     shape.set("sym", json::Value::boolean(mc.sym));
     out.set("shape", std::move(shape));
   } else {
@@ -756,19 +783,11 @@ json::Value encodeContract(const ModuleContract &mc) {
   json::Value launches = json::Value::array();
   for (const LaunchContract &lc : mc.launches) {
     json::Value kv = json::Value::object();
-    kv.set("kernel", json::Value::string(lc.kernel));
-    kv.set("block",
-           json::Value::array({json::Value::unsignedInteger(lc.block[0]),
-                               json::Value::unsignedInteger(lc.block[1]),
-                               json::Value::unsignedInteger(lc.block[2])}));
-    kv.set("grid_x", json::Value::unsignedInteger(lc.gridX));
-    kv.set("tile_m", json::Value::unsignedInteger(lc.tileM));
-    kv.set("grid_z", json::Value::unsignedInteger(lc.gridZ));
-    kv.set("shared_bytes", json::Value::unsignedInteger(lc.sharedBytes));
-    kv.set("workspace_bytes_per_row",
-           json::Value::unsignedInteger(lc.workspaceBytesPerRow));
-    kv.set("min_m", json::Value::integer(lc.minM));
-    kv.set("max_m", json::Value::integer(lc.maxM));
+    kv.set("kernel", str(lc.geometry.kernel));
+    encodeGeometry(kv, lc.geometry);
+    kv.set("workspace_bytes_per_row", u64(lc.workspaceBytesPerRow));
+    kv.set("min_m", i64(lc.minM));
+    kv.set("max_m", i64(lc.maxM));
     launches.push(std::move(kv));
   }
   out.set("launches", std::move(launches));
@@ -831,7 +850,12 @@ const ArtifactVariant *findVariant(const ArtifactLayer &layer,
   return nullptr;
 }
 
-Status validateArtifact(const Artifact &a, const std::string &file) {
+namespace {
+
+/// validateArtifact, also giving the launch contracts it derived, so that
+/// the writer and the reader derive them once.
+Status validateWithContracts(const Artifact &a, const std::string &file,
+                             Contracts &contracts) {
   if (a.version != kArtifactVersion)
     return Status::error(file + ": format version " +
                          std::to_string(a.version) +
@@ -897,18 +921,24 @@ Status validateArtifact(const Artifact &a, const std::string &file) {
                            std::to_string(t.bytes.size()) +
                            " bytes, not what its dtype and shape need");
   }
-  Contracts contracts;
   QC_RETURN_IF_ERROR(deriveContracts(a, file, contracts));
   QC_RETURN_IF_ERROR(checkPtxDirectives(a, contracts, file));
   return Status::ok();
 }
 
+} // namespace
+
+Status validateArtifact(const Artifact &a, const std::string &file) {
+  Contracts contracts;
+  return validateWithContracts(a, file, contracts);
+}
+
 Status serializeArtifact(const Artifact &a, std::vector<uint8_t> &out) {
-  QC_RETURN_IF_ERROR(validateArtifact(a, "artifact being written"));
+  Contracts contracts;
+  QC_RETURN_IF_ERROR(
+      validateWithContracts(a, "artifact being written", contracts));
   // Sections: every image in module order, then the tensor blob.
   std::vector<std::pair<const uint8_t *, uint64_t>> sections;
-  Contracts contracts;
-  QC_RETURN_IF_ERROR(deriveContracts(a, "artifact being written", contracts));
   json::Value modules = json::Value::array();
   for (const ArtifactModule &m : a.modules) {
     json::Value mv = json::Value::object();
@@ -972,12 +1002,7 @@ Status serializeArtifact(const Artifact &a, std::vector<uint8_t> &out) {
         json::Value Lv = json::Value::object();
         Lv.set("module", str(L.module));
         Lv.set("kernel", str(L.kernel));
-        Lv.set("block", json::Value::array({u64(L.block[0]), u64(L.block[1]),
-                                            u64(L.block[2])}));
-        Lv.set("grid_x", u64(L.gridX));
-        Lv.set("tile_m", u64(L.tileM));
-        Lv.set("grid_z", u64(L.gridZ));
-        Lv.set("shared_bytes", u64(L.sharedBytes));
+        encodeGeometry(Lv, L);
         Lv.set("params", strings(L.params));
         launches.push(std::move(Lv));
       }
@@ -1212,9 +1237,8 @@ Status parseArtifact(const uint8_t *data, size_t size, const std::string &file,
         decodeLayer((*layers)[li], file + ": layer " + std::to_string(li), l));
     a.layers.push_back(std::move(l));
   }
-  QC_RETURN_IF_ERROR(validateArtifact(a, file));
   Contracts launched;
-  QC_RETURN_IF_ERROR(deriveContracts(a, file, launched));
+  QC_RETURN_IF_ERROR(validateWithContracts(a, file, launched));
   QC_RETURN_IF_ERROR(compareContracts(recorded, launched, file));
   out = std::move(a);
   return Status::ok();

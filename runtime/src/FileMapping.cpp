@@ -83,12 +83,19 @@ void splitPath(const std::string &path, std::string &dir, std::string &base) {
   }
 }
 
-int removeEntry(const char *path, const struct stat *, int, struct FTW *) {
-  (void)::remove(path);
-  return 0;
-}
-
 } // namespace
+
+void removeTree(const std::string &path) {
+  if (path.empty())
+    return;
+  ::nftw(
+      path.c_str(),
+      [](const char *p, const struct stat *, int, struct FTW *) {
+        ::remove(p);
+        return 0;
+      },
+      64, FTW_DEPTH | FTW_PHYS);
+}
 
 std::string tempSiblingTemplate(const std::string &finalPath,
                                 const char *kind) {
@@ -145,7 +152,7 @@ void removeStaleTemps(const std::string &finalPath) {
   }
   ::closedir(d);
   for (const std::string &path : stale)
-    (void)::nftw(path.c_str(), removeEntry, 16, FTW_DEPTH | FTW_PHYS);
+    removeTree(path);
 }
 
 } // namespace qc

@@ -302,18 +302,6 @@ void discardStaged() {
   st.files.clear();
 }
 
-void removeTree(const std::string &path) {
-  if (path.empty())
-    return;
-  ::nftw(
-      path.c_str(),
-      [](const char *p, const struct stat *, int, struct FTW *) {
-        ::remove(p);
-        return 0;
-      },
-      64, FTW_DEPTH | FTW_PHYS);
-}
-
 Status checkOutputFolder(const std::string &dest, bool force,
                          const std::vector<std::string> &inputs,
                          const std::string &what) {

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sys/stat.h>
@@ -35,22 +36,8 @@ int byteToken(unsigned char b) { return Tokenizer::kByteOffset + b; }
 } // namespace
 
 Status readTextFile(const std::string &path, std::string &out) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0)
-    return Status::error(path +
-                         ": cannot open text file: " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode))
-    return Status::error(path + ": not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::error(path +
-                         ": cannot open text file: " + std::strerror(errno));
-  std::string data(static_cast<size_t>(st.st_size), '\0');
-  in.read(&data[0], static_cast<std::streamsize>(data.size()));
-  if (in.gcount() != static_cast<std::streamsize>(data.size()))
-    return Status::error(path + ": short read (file changed while reading?)");
-  out = std::move(data);
-  return Status::ok();
+  bool whole = false;
+  return readTextPrefix(path, UINT64_MAX, out, whole);
 }
 
 Status readTextPrefix(const std::string &path, uint64_t maxBytes,

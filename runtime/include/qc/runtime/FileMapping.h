@@ -42,6 +42,10 @@ Status mapFileReadOnly(const std::string &path, size_t minSizeToMap,
 /// mapped).
 void unmapFile(const FileMapping &mapping);
 
+/// Removes `path` and everything below it (symlinks are removed, never
+/// followed). Errors are ignored: used for cleanup only.
+void removeTree(const std::string &path);
+
 /// The mkstemp / mkdtemp template of a temporary sibling of `finalPath`:
 /// "<dir>/.<base>.<kind>-<pid>-XXXXXX" (kind: "tmp", "staged", "old"). The
 /// process id in the name lets a later run tell the leftovers of a killed

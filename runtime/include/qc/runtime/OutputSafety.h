@@ -21,6 +21,7 @@
 #ifndef QC_RUNTIME_OUTPUTSAFETY_H
 #define QC_RUNTIME_OUTPUTSAFETY_H
 
+#include "qc/runtime/FileMapping.h" // removeTree
 #include "qc/runtime/Status.h"
 
 #include <string>
@@ -126,10 +127,6 @@ Status commitStaged();
 
 /// Removes every staged file.
 void discardStaged();
-
-/// Removes `path` and everything below it (symlinks are removed, never
-/// followed). Errors are ignored: used for cleanup only.
-void removeTree(const std::string &path);
 
 /// Every tool calls this first. Under a file-size limit (ulimit -f,
 /// RLIMIT_FSIZE) the kernel's default action for SIGXFSZ kills the process
