@@ -28,6 +28,7 @@ set(QC_LAYERS
   # Lowerings and the CUDA target (lib/Conversion, lib/Target).
   "conversion: QCConversionUtils QCConversionLLMToLinalg QCConversionWQToLinalg
                QCConversionLLMParamsToArguments QCConversionMathApproximation
+               QCConversionVectorizeLinear QCConversionOutlineLoopNests
                QCConversionWQToGPU QCTargetCUDA"
   # Checkpoints in and out, model IR building (lib/Import).
   "import: QCImport"

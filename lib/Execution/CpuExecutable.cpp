@@ -21,6 +21,7 @@
 #include "qc/InitAllDialects.h"
 #include "qc/InitAllPasses.h"
 #include "qc/Pipelines/Pipelines.h"
+#include "qc/runtime/CompiledCodeRuntime.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -234,7 +235,8 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
 
   // Phase 2: to the LLVM dialect.
   PassManager codegen(ctx);
-  if (failed(parsePassPipeline(cpuCodegenPipeline(), codegen, llvm::errs())) ||
+  if (failed(parsePassPipeline(cpuCodegenPipeline(options.vectorWidth), codegen,
+                               llvm::errs())) ||
       failed(codegen.run(*module)))
     return Status::error("lowering the model failed:\n" + diags.text);
   if (!options.dumpLoweredTo.empty()) {
@@ -293,6 +295,15 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     return Status::error("JIT compilation failed: " +
                          llvm::toString(engine.takeError()));
   result->engine = std::move(*engine);
+  // The runtime functions the generated code calls (qc_rt_parallel_linear),
+  // bound before the first lookup materializes the code.
+  result->engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap symbols;
+    for (const auto &[name, address] : ::qc::compiledCodeSymbols())
+      symbols[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
+                                 llvm::JITSymbolFlags::Exported};
+    return symbols;
+  });
   for (const std::string &name : entries) {
     auto fnPtr = result->engine->lookupPacked("_mlir_ciface_" + name);
     if (!fnPtr)

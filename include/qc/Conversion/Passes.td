@@ -269,4 +269,71 @@ def QCMathApproximationPass : Pass<"qc-math-approximation"> {
   ];
 }
 
+def QCVectorizeLinearPass : Pass<"qc-vectorize-linear", "ModuleOp"> {
+  let summary = "Generate register-blocked vector kernels for x W^T on memrefs";
+  let description = [{
+    Replaces every bufferized `linalg.generic` that computes
+    `out[t, n] += x[t, k] * w[n, k]` (f32, unit stride along K: the form the
+    linear, logits and dequantized-linear lowerings emit) with a loop nest
+    of `vector` operations: a block of `token-block` x `row-block` outputs
+    keeps one accumulator vector of `vector-width` lanes per output, reads
+    rows of x and rows of W along K (the weight is never transposed or
+    copied), and reduces each accumulator once at the end; the last partial
+    vector along K is a masked load. Tokens and rows that do not fill a
+    block get blocks of one. Decode (one token) then streams each weight
+    row once; prefill reuses every loaded weight vector for `token-block`
+    tokens. The nest is one private function of the module,
+    `qc_linear_f32_v<width>_r<rows>_t<tokens>(x, w, out, rowBegin, rowEnd)`,
+    that every matched generic calls with its operands cast to
+    dynamically shaped, row-strided memrefs: one copy of the code for the
+    whole model. With `parallel`, each call goes through
+    `qc_rt_parallel_linear(kernel, x, w, out, rowBegin, rowEnd)` instead, a
+    function of qc's runtime library (qc/runtime/CompiledCodeRuntime.h) that
+    calls the kernel on row ranges from its thread pool; every output is
+    still computed by one kernel call, so results do not depend on the
+    thread count. Anything that does not match is left to
+    `convert-linalg-to-loops`.
+
+    The sum over K is reassociated (per-lane partial sums, then a tree),
+    which the op's contract allows; the result is `out + sum`, as before.
+  }];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "f32 lanes per accumulator (16 for AVX-512, 8 for AVX2)">,
+    Option<"rowBlock", "row-block", "int64_t", /*default=*/"4",
+           "Weight rows (outputs) per register block">,
+    Option<"tokenBlock", "token-block", "int64_t", /*default=*/"4",
+           "Tokens per register block">,
+    Option<"parallel", "parallel", "bool", /*default=*/"false",
+           "Call the kernel through the runtime's qc_rt_parallel_linear, "
+           "which splits the weight rows among the process's threads">,
+  ];
+  let dependentDialects = [
+    "mlir::arith::ArithDialect", "mlir::func::FuncDialect",
+    "mlir::memref::MemRefDialect", "mlir::scf::SCFDialect",
+    "mlir::vector::VectorDialect"
+  ];
+}
+
+def QCOutlineLoopNestsPass : Pass<"qc-outline-loop-nests", "ModuleOp"> {
+  let summary = "Move each bufferized loop nest into a function shared by "
+                "every identical copy";
+  let description = [{
+    Runs on bufferized IR. Every operation at the top level of a public
+    function that holds loops (a linalg op on memrefs, an `scf.for` without
+    results) becomes a call to a private function taking the values it uses
+    (constants are cloned in, not passed). Functions whose bodies are
+    identical are merged, so the 30 layers of a model share one copy of each
+    of their loop nests. The model function itself is left a straight line
+    of allocations and calls.
+
+    LLVM's optimizer and code generator are superlinear in the size of a
+    function: compiling a model as one function of hundreds of loop nests
+    took most of a model's start-up time. The outlined functions are marked
+    `noinline` (through `passthrough`) so that LLVM does not rebuild that
+    function.
+  }];
+  let dependentDialects = ["mlir::func::FuncDialect"];
+}
+
 #endif // QC_CONVERSION_PASSES_TD

@@ -48,6 +48,10 @@ struct CpuCompileOptions {
   /// (`llm-derive-decode`) for generation. Off by default: it doubles the
   /// code the JIT compiles, and perplexity does not need it.
   bool decode = false;
+  /// f32 lanes of the generated linear kernels (qc-vectorize-linear); 0 =
+  /// the host's widest (16 with AVX-512, 8 with AVX2). Other widths are for
+  /// tests and experiments: LLVM splits or pads vectors the host lacks.
+  int64_t vectorWidth = 0;
 };
 
 /// The key/value cache of one sequence for CpuExecutable::decode: two

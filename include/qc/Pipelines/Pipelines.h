@@ -23,12 +23,19 @@ std::string cpuPreparePipeline(const std::string &entry = "forward");
 /// gets its own parameter arguments and `llm.param_names`.
 std::string cpuPreparePipeline(const std::vector<std::string> &entries);
 
-/// The second half: bufferization, loops, LLVM dialect.
-std::string cpuCodegenPipeline();
+/// f32 lanes of the host's widest vector registers that LLVM will use: 16
+/// with AVX-512, 8 with AVX2/AVX (and 4 otherwise).
+int64_t hostVectorWidth();
+
+/// The second half: bufferization, the vectorized linear kernels
+/// (`qc-vectorize-linear` with `vectorWidth` lanes; 0 = hostVectorWidth()),
+/// loops, LLVM dialect.
+std::string cpuCodegenPipeline(int64_t vectorWidth = 0);
 
 /// Adds `qc-lower-to-cpu` to `pm`. Fails if a pass is not registered.
 LogicalResult buildCpuLoweringPipeline(OpPassManager &pm,
-                                       const std::string &entry = "forward");
+                                       const std::string &entry = "forward",
+                                       int64_t vectorWidth = 0);
 
 /// Registers `qc-lower-to-cpu` with the global pipeline registry.
 void registerQCPipelines();

@@ -9,27 +9,19 @@
 using namespace mlir;
 using namespace mlir::qc::detail;
 
-/// Returns `w` ([N, K]) transposed to [K, N].
-Value mlir::qc::detail::transpose2D(OpBuilder &b, Location loc, Value w) {
-  auto type = cast<RankedTensorType>(w.getType());
-  Value empty =
-      emptyTensor(b, loc, {dimSize(b, loc, w, 1), dimSize(b, loc, w, 0)},
-                  type.getElementType());
-  return linalg::TransposeOp::create(b, loc, w, empty, ArrayRef<int64_t>{1, 0})
-      .getResult()[0];
-}
-
-// Each step of the (t, k, n) nest is out[t, :] += x[t, k] * wT[k, :], a
-// unit-stride multiply-add that LLVM vectorizes without horizontal
-// reductions (a k-innermost dot product would need its accumulator
-// promoted out of memory).
+// The weight is read as stored, [N, K]: the (t, n, k) nest reduces along
+// rows of both operands. As plain loops that is a dot product per output;
+// the CPU pipeline's qc-vectorize-linear recognizes exactly this generic and
+// replaces it with register-blocked vector code (no transposed copy of the
+// weight on every call, which used to cost more than the product for one
+// decode token).
 Value mlir::qc::detail::buildMatmulTransposedB(OpBuilder &b, Location loc,
                                                Value x, Value w, Value bias) {
   MLIRContext *ctx = b.getContext();
   SmallVector<OpFoldResult> sizes = {dimSize(b, loc, x, 0),
                                      dimSize(b, loc, w, 0)};
-  AffineExpr t, k, n;
-  bindDims(ctx, t, k, n);
+  AffineExpr t, n, k;
+  bindDims(ctx, t, n, k);
   Value init;
   if (bias) {
     // Start the accumulation from the bias: out[t, n] = bias[n].
@@ -48,13 +40,12 @@ Value mlir::qc::detail::buildMatmulTransposedB(OpBuilder &b, Location loc,
   } else {
     init = filledTensor(b, loc, sizes, 0.0f);
   }
-  Value wT = transpose2D(b, loc, w);
   SmallVector<AffineMap> maps = {AffineMap::get(3, 0, {t, k}, ctx),
-                                 AffineMap::get(3, 0, {k, n}, ctx),
+                                 AffineMap::get(3, 0, {n, k}, ctx),
                                  AffineMap::get(3, 0, {t, n}, ctx)};
   return linalg::GenericOp::create(
-             b, loc, init.getType(), ValueRange{x, wT}, ValueRange{init}, maps,
-             ArrayRef<utils::IteratorType>{kPar, kRed, kPar},
+             b, loc, init.getType(), ValueRange{x, w}, ValueRange{init}, maps,
+             ArrayRef<utils::IteratorType>{kPar, kPar, kRed},
              [](OpBuilder &nb, Location nloc, ValueRange args) {
                linalg::YieldOp::create(
                    nb, nloc, mulAdd(nb, nloc, args[2], args[0], args[1]));

@@ -72,13 +72,12 @@ Value buildElementwise2D(
     OpBuilder &b, Location loc, ValueRange inputs, Type resultElementType,
     function_ref<Value(OpBuilder &, Location, ValueRange)> body);
 
-/// Returns `w` ([N, K]) transposed to [K, N].
-Value transpose2D(OpBuilder &b, Location loc, Value w);
-
 /// result[t, n] = sum_k x[t, k] * w[n, k] (+ bias[n]) for f32 tensors `x`
-/// [T, K] and `w` [N, K] (`bias` [N] or null). The weight is transposed to
-/// [K, N] first (K*N work, negligible next to T*K*N) so that the loop nest
-/// (t, k, n) runs a unit-stride multiply-add innermost.
+/// [T, K] and `w` [N, K] (`bias` [N] or null), as one (t, n, k) generic
+/// that reads `w` as stored. The CPU pipeline's qc-vectorize-linear turns
+/// exactly this generic into its vector kernel (one decode token would
+/// otherwise pay a transposed copy of the weight per call, more than the
+/// product itself).
 Value buildMatmulTransposedB(OpBuilder &b, Location loc, Value x, Value w,
                              Value bias);
 

@@ -1,0 +1,344 @@
+//===- VectorizeLinear.cpp - The qc-vectorize-linear pass -----------------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// The CPU kernel of every linear layer. Before this pass the lowering
+// transposed each weight into a fresh [K, N] buffer on every call so that a
+// plain loop nest had a unit-stride inner loop; for one decode token that
+// copy cost more than the product itself. Here both operands are read the
+// way they are stored, rows along K, and the reduction over K is carried in
+// vector registers:
+//
+//   for each block of R weight rows:            (R = row-block)
+//     for each block of T tokens:               (T = token-block)
+//       acc[T][R] = 0                            (vector<V x f32> each)
+//       for k in steps of V:                     (the last step masked)
+//         load x[t, k:k+V] (T vectors) and w[n, k:k+V] (R vectors)
+//         acc[t][n] = fma(x, w, acc)
+//       out[t, n] += reduce_add(acc[t][n])
+//
+// Rows are the outer loop so that one decode token streams every weight row
+// exactly once, and a prefill window reuses each row block (a few KiB, in
+// L1) for all of its tokens. T x R accumulators plus T + R operand vectors
+// must fit the register file: 4 x 4 of 16 lanes is 24 of AVX-512's 32
+// registers; with 8 lanes (AVX2, 16 registers) the caller picks smaller
+// blocks or accepts a few spills.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/Conversion/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/Support/FormatVariadic.h"
+
+namespace mlir::qc {
+#define GEN_PASS_DEF_QCVECTORIZELINEARPASS
+#include "qc/Conversion/Passes.h.inc"
+} // namespace mlir::qc
+
+using namespace mlir;
+
+namespace {
+
+/// The operands of an `out[t, n] += x[t, k] * w[n, k]` generic.
+struct LinearOperands {
+  Value x, w, out;
+};
+
+bool isF32Rank2UnitStride(Value v) {
+  auto type = dyn_cast<MemRefType>(v.getType());
+  return type && type.getRank() == 2 && type.getElementType().isF32() &&
+         type.isLastDimUnitStride();
+}
+
+/// Whether `v` is block argument `index` of `block`.
+bool isArg(Value v, Block &block, unsigned index) {
+  auto arg = dyn_cast<BlockArgument>(v);
+  return arg && arg.getOwner() == &block && arg.getArgNumber() == index;
+}
+
+/// Matches the transposed-B matmul the linear lowerings emit, after
+/// bufferization. Any other generic (or this one on tensors, or with a
+/// strided inner dimension) is not ours.
+std::optional<LinearOperands> matchLinear(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1)
+    return std::nullopt;
+  auto iterators = op.getIteratorTypesArray();
+  if (iterators.size() != 3 ||
+      iterators[0] != utils::IteratorType::parallel ||
+      iterators[1] != utils::IteratorType::parallel ||
+      iterators[2] != utils::IteratorType::reduction)
+    return std::nullopt;
+  MLIRContext *ctx = op.getContext();
+  AffineExpr t, n, k;
+  bindDims(ctx, t, n, k);
+  SmallVector<AffineMap> expected = {AffineMap::get(3, 0, {t, k}, ctx),
+                                     AffineMap::get(3, 0, {n, k}, ctx),
+                                     AffineMap::get(3, 0, {t, n}, ctx)};
+  if (op.getIndexingMapsArray() != expected)
+    return std::nullopt;
+  LinearOperands operands{op.getDpsInputs()[0], op.getDpsInputs()[1],
+                          op.getDpsInits()[0]};
+  if (!isF32Rank2UnitStride(operands.x) || !isF32Rank2UnitStride(operands.w) ||
+      !isF32Rank2UnitStride(operands.out))
+    return std::nullopt;
+  // Body: yield(acc + x * w), either operand order of both ops.
+  Block &body = op.getRegion().front();
+  if (body.getOperations().size() != 3)
+    return std::nullopt;
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  auto add = yield.getValues()[0].getDefiningOp<arith::AddFOp>();
+  if (!add)
+    return std::nullopt;
+  Value acc = add.getLhs(), prod = add.getRhs();
+  if (!isArg(acc, body, 2))
+    std::swap(acc, prod);
+  auto mul = prod.getDefiningOp<arith::MulFOp>();
+  if (!isArg(acc, body, 2) || !mul)
+    return std::nullopt;
+  bool direct = isArg(mul.getLhs(), body, 0) && isArg(mul.getRhs(), body, 1);
+  bool swapped = isArg(mul.getLhs(), body, 1) && isArg(mul.getRhs(), body, 0);
+  if (!direct && !swapped)
+    return std::nullopt;
+  return operands;
+}
+
+/// Emits the kernel for one matched generic at the builder's position.
+class KernelEmitter {
+public:
+  KernelEmitter(OpBuilder &b, Location loc, LinearOperands ops, int64_t width)
+      : b(b), loc(loc), ops(ops),
+        vecType(VectorType::get({width}, b.getF32Type())),
+        maskType(VectorType::get({width}, b.getI1Type())) {
+    zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vecType));
+    c0 = constant(0);
+    tokens = memref::DimOp::create(b, loc, ops.x, 0);
+    depth = memref::DimOp::create(b, loc, ops.w, 1);
+    Value widthV = constant(width);
+    fullDepth = arith::SubIOp::create(
+        b, loc, depth, arith::RemUIOp::create(b, loc, depth, widthV));
+    tailMask = vector::CreateMaskOp::create(
+        b, loc, maskType,
+        ValueRange{arith::SubIOp::create(b, loc, depth, fullDepth)});
+  }
+
+  /// The whole nest over weight rows [rowBegin, rowEnd): full row blocks,
+  /// then the leftover rows one at a time; within each, full token blocks,
+  /// then the leftover tokens one at a time.
+  void emit(Value rowBegin, Value rowEnd, int64_t rowBlock,
+            int64_t tokenBlock) {
+    Value fullRows = arith::AddIOp::create(
+        b, loc, rowBegin,
+        roundDown(arith::SubIOp::create(b, loc, rowEnd, rowBegin), rowBlock));
+    Value fullTokens = roundDown(tokens, tokenBlock);
+    auto overTokens = [&](Value n, int64_t r) {
+      loop(c0, fullTokens, tokenBlock,
+           [&](Value t) { emitBlock(t, n, tokenBlock, r); });
+      loop(fullTokens, tokens, 1, [&](Value t) { emitBlock(t, n, 1, r); });
+    };
+    loop(rowBegin, fullRows, rowBlock,
+         [&](Value n) { overTokens(n, rowBlock); });
+    loop(fullRows, rowEnd, 1, [&](Value n) { overTokens(n, 1); });
+  }
+
+private:
+  Value constant(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+
+  Value roundDown(Value v, int64_t multiple) {
+    if (multiple == 1)
+      return v;
+    return arith::SubIOp::create(
+        b, loc, v, arith::RemUIOp::create(b, loc, v, constant(multiple)));
+  }
+
+  Value plus(Value v, int64_t offset) {
+    if (offset == 0)
+      return v;
+    return arith::AddIOp::create(b, loc, v, constant(offset));
+  }
+
+  void loop(Value lb, Value ub, int64_t step,
+            function_ref<void(Value)> bodyFn) {
+    auto forOp = scf::ForOp::create(b, loc, lb, ub, constant(step));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(forOp.getBody()->getTerminator());
+    bodyFn(forOp.getInductionVar());
+  }
+
+  /// acc[i * r + j] += x[t + i, k:] * w[n + j, k:] over one vector step,
+  /// loaded whole or (for the tail) under `mask`.
+  SmallVector<Value> step(Value t, Value n, int64_t tb, int64_t r, Value k,
+                          ValueRange acc, Value mask) {
+    auto load = [&](Value base, Value row) -> Value {
+      if (!mask)
+        return vector::LoadOp::create(b, loc, vecType, base,
+                                      ValueRange{row, k});
+      return vector::MaskedLoadOp::create(b, loc, vecType, base,
+                                          ValueRange{row, k}, mask, zero);
+    };
+    SmallVector<Value> xs, ws;
+    for (int64_t i = 0; i < tb; ++i)
+      xs.push_back(load(ops.x, plus(t, i)));
+    for (int64_t j = 0; j < r; ++j)
+      ws.push_back(load(ops.w, plus(n, j)));
+    SmallVector<Value> next;
+    for (int64_t i = 0; i < tb; ++i)
+      for (int64_t j = 0; j < r; ++j)
+        next.push_back(
+            vector::FMAOp::create(b, loc, xs[i], ws[j], acc[i * r + j]));
+    return next;
+  }
+
+  void emitBlock(Value t, Value n, int64_t tb, int64_t r) {
+    SmallVector<Value> init(tb * r, zero);
+    auto kLoop = scf::ForOp::create(
+        b, loc, c0, fullDepth, constant(vecType.getDimSize(0)), init,
+        [&](OpBuilder &nb, Location, Value k, ValueRange acc) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          scf::YieldOp::create(b, loc, step(t, n, tb, r, k, acc, Value()));
+        });
+    // The tail step always runs: with an all-false mask it loads nothing
+    // (masked-off lanes are not accessed) and adds zeros.
+    SmallVector<Value> acc =
+        step(t, n, tb, r, fullDepth, kLoop.getResults(), tailMask);
+    for (int64_t i = 0; i < tb; ++i)
+      for (int64_t j = 0; j < r; ++j) {
+        Value sum = vector::ReductionOp::create(
+            b, loc, vector::CombiningKind::ADD, acc[i * r + j]);
+        SmallVector<Value> at = {plus(t, i), plus(n, j)};
+        Value old = memref::LoadOp::create(b, loc, ops.out, at);
+        memref::StoreOp::create(b, loc, arith::AddFOp::create(b, loc, old, sum),
+                                ops.out, at);
+      }
+  }
+
+  OpBuilder &b;
+  Location loc;
+  LinearOperands ops;
+  VectorType vecType, maskType;
+  Value zero, c0, tokens, depth, fullDepth, tailMask;
+};
+
+/// The memref type every kernel argument is cast to: any shape, rows of
+/// any stride, unit stride along them.
+MemRefType kernelArgType(MLIRContext *ctx) {
+  int64_t dyn = ShapedType::kDynamic;
+  return MemRefType::get(
+      {dyn, dyn}, Float32Type::get(ctx),
+      StridedLayoutAttr::get(ctx, /*offset=*/dyn, /*strides=*/{dyn, 1}));
+}
+
+struct QCVectorizeLinearPass
+    : qc::impl::QCVectorizeLinearPassBase<QCVectorizeLinearPass> {
+  using QCVectorizeLinearPassBase::QCVectorizeLinearPassBase;
+
+  /// The kernel function, made on first use: (x, w, out, rowBegin, rowEnd)
+  /// computes out[:, rowBegin:rowEnd]. One function serves every linear of
+  /// the module: a model repeats the same few shapes in every layer, and
+  /// one copy instead of one per call site is what keeps LLVM's compile
+  /// time in check (the rows argument is what a caller splitting the
+  /// output between threads needs).
+  func::FuncOp getOrCreateKernel(ModuleOp module) {
+    std::string name = llvm::formatv("qc_linear_f32_v{0}_r{1}_t{2}",
+                                     vectorWidth, rowBlock, tokenBlock)
+                           .str();
+    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+      return existing;
+    MLIRContext *ctx = module.getContext();
+    MemRefType arg = kernelArgType(ctx);
+    IndexType index = IndexType::get(ctx);
+    auto type = FunctionType::get(ctx, {arg, arg, arg, index, index}, {});
+    OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+    Location loc = module.getLoc();
+    auto fn = func::FuncOp::create(b, loc, name, type);
+    fn.setPrivate();
+    // One copy for the whole model, not one per call site.
+    fn->setAttr("passthrough", b.getArrayAttr({b.getStringAttr("noinline")}));
+    Block *entry = fn.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    LinearOperands ops{entry->getArgument(0), entry->getArgument(1),
+                       entry->getArgument(2)};
+    KernelEmitter(b, loc, ops, vectorWidth)
+        .emit(entry->getArgument(3), entry->getArgument(4), rowBlock,
+              tokenBlock);
+    func::ReturnOp::create(b, loc);
+    return fn;
+  }
+
+  /// The runtime's qc_rt_parallel_linear(kernel, x, w, out, rowBegin,
+  /// rowEnd), declared.
+  func::FuncOp getOrCreateDispatcher(ModuleOp module, func::FuncOp kernel) {
+    constexpr StringLiteral name = "qc_rt_parallel_linear";
+    SmallVector<Type> inputs = {kernel.getFunctionType()};
+    llvm::append_range(inputs, kernel.getFunctionType().getInputs());
+    auto type = FunctionType::get(&getContext(), inputs, {});
+    if (Operation *existing = module.lookupSymbol(name)) {
+      auto fn = dyn_cast<func::FuncOp>(existing);
+      if (fn && fn.getFunctionType() == type)
+        return fn;
+      existing->emitError() << "qc-vectorize-linear: '" << name
+                            << "' is the runtime's parallel dispatcher and "
+                               "must be declared as "
+                            << type;
+      return nullptr;
+    }
+    OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+    auto fn = func::FuncOp::create(b, module.getLoc(), name, type);
+    fn.setPrivate();
+    return fn;
+  }
+
+  void runOnOperation() override {
+    // Blocks above 8 x 8 cannot live in any x86 register file.
+    if (vectorWidth < 1 || vectorWidth > 64 || rowBlock < 1 || rowBlock > 8 ||
+        tokenBlock < 1 || tokenBlock > 8) {
+      getOperation()->emitError()
+          << "qc-vectorize-linear: vector-width must be in [1, 64] and "
+             "row-block and token-block in [1, 8]; got vector-width="
+          << static_cast<int64_t>(vectorWidth)
+          << " row-block=" << static_cast<int64_t>(rowBlock)
+          << " token-block=" << static_cast<int64_t>(tokenBlock);
+      return signalPassFailure();
+    }
+    SmallVector<std::pair<linalg::GenericOp, LinearOperands>> matches;
+    getOperation()->walk([&](linalg::GenericOp op) {
+      if (auto operands = matchLinear(op))
+        matches.push_back({op, *operands});
+    });
+    if (matches.empty())
+      return;
+    func::FuncOp kernel = getOrCreateKernel(getOperation());
+    func::FuncOp dispatcher;
+    if (parallel) {
+      dispatcher = getOrCreateDispatcher(getOperation(), kernel);
+      if (!dispatcher)
+        return signalPassFailure();
+    }
+    MemRefType arg = kernelArgType(&getContext());
+    for (auto &[op, operands] : matches) {
+      OpBuilder b(op);
+      Location loc = op.getLoc();
+      SmallVector<Value> args;
+      if (dispatcher)
+        args.push_back(func::ConstantOp::create(b, loc, kernel.getFunctionType(),
+                                                kernel.getSymName()));
+      for (Value v : {operands.x, operands.w, operands.out})
+        args.push_back(memref::CastOp::create(b, loc, arg, v));
+      args.push_back(arith::ConstantIndexOp::create(b, loc, 0));
+      args.push_back(memref::DimOp::create(b, loc, operands.w, 0));
+      func::CallOp::create(b, loc, dispatcher ? dispatcher : kernel, args);
+      op.erase();
+    }
+  }
+};
+
+} // namespace

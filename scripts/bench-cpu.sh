@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+#===- scripts/bench-cpu.sh - qc's CPU path beside llama.cpp and PyTorch --===#
+#
+# Part of the qc project. MIT licence.
+#
+# A benchmark, not CI: run it on an otherwise idle machine. SmolLM2-135M,
+# the same machine, the same run, the same token ids, 2 threads each:
+#
+#   prefill   tokens/s evaluating a 512-token prompt (median of 5)
+#   decode    tokens/s of 128 greedy steps after that prompt (median of 5)
+#   ppl       wall time scoring tokens [0, 16384) of valid_head.txt in
+#             non-overlapping windows of 512 (no BOS), and its perplexity
+#   RSS       peak resident memory of the ppl run
+#
+# for qc (quant-run on the bundled GGUF, whose Q4_1 weights qc imports as
+# fp32; and on an RTN W4 g32 asym model from quant-compile, whose packed
+# weights the CPU path dequantizes per call), llama.cpp (llama-cpp-python
+# from PyPI, the bundled Q4_1 GGUF) and transformers (PyTorch CPU, fp32,
+# the Hugging Face folder qc exports from the same GGUF, so the same
+# weights). Also the host's streaming-copy bandwidth, against which decode
+# is judged. Writes bench/cpu/results.json and prints the README's table.
+#
+# Environment: QC_BUILD_DIR (default build), QC_BENCH_VENV (default
+# build/bench-venv; created from PyPI), QC_BENCH_WORK (default
+# build/bench-cpu), BENCH_THREADS (2), BENCH_REPEAT (5).
+#
+#===------------------------------------------------------------------------===#
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${QC_BUILD_DIR:-$root/build}"
+bin="$build/bin"
+venv="${QC_BENCH_VENV:-$build/bench-venv}"
+work="${QC_BENCH_WORK:-$build/bench-cpu}"
+threads="${BENCH_THREADS:-2}"
+repeat="${BENCH_REPEAT:-5}"
+prompt_tokens=512
+generate=128
+ppl_tokens=16384
+ctx=512
+# Relative paths, so that the results file names no machine path.
+cd "$root"
+shared="../shared"
+gguf="$shared/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
+text="$shared/data/tinystories/valid_head.txt"
+out="$root/bench/cpu/results.json"
+
+for t in quant-import quant-run quant-compile quant-tokenize; do
+  [ -x "$bin/$t" ] || { echo "bench-cpu: $bin/$t missing; run scripts/setup.sh" >&2; exit 1; }
+done
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$venv/bin/pip" install -q numpy llama-cpp-python
+"$venv/bin/pip" install -q torch transformers
+py="$venv/bin/python"
+mkdir -p "$work"
+
+echo "bench-cpu: preparing inputs" >&2
+# The same weights for transformers: the GGUF's tensors as an fp32 folder.
+[ -f "$work/smollm2-hf/config.json" ] ||
+  "$bin/quant-import" "$gguf" --export-hf "$work/smollm2-hf" --force > /dev/null
+# W4 g32 asym packed weights (RTN: the method does not change the speed).
+if [ ! -f "$work/smollm2-w4g32/model.mlir" ]; then
+  echo '{"method": "rtn", "bits": 4, "group_size": 32, "sym": false}' > "$work/rtn.json"
+  "$bin/quant-compile" "$gguf" --recipe "$work/rtn.json" -o "$work/smollm2-w4g32" > /dev/null
+fi
+"$bin/quant-tokenize" "$gguf" --file "$text" --no-add-special --json > "$work/text.ids.json"
+# A prompt of exactly $prompt_tokens tokens: the longest prefix of the text
+# (whole characters) that tokenizes to that many.
+"$py" - "$bin/quant-tokenize" "$gguf" "$text" "$prompt_tokens" "$work" <<'PY'
+import json, subprocess, sys
+tool, model, path, want, work = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+text = open(path, encoding="utf-8").read()
+def count(s):
+    r = subprocess.run([tool, model, "--text", s, "--no-add-special", "--json"],
+                       check=True, capture_output=True, text=True)
+    return json.loads(r.stdout)
+lo, hi = 1, want * 16
+while lo < hi:  # largest prefix with <= want tokens
+    mid = (lo + hi + 1) // 2
+    if count(text[:mid])["count"] <= want:
+        lo = mid
+    else:
+        hi = mid - 1
+while count(text[:lo])["count"] < want:
+    lo += 1
+ids = count(text[:lo])
+if ids["count"] != want:
+    sys.exit(f"bench-cpu: no prefix of {path} tokenizes to exactly {want} tokens")
+open(f"{work}/prompt.txt", "w", encoding="utf-8").write(text[:lo])
+json.dump(ids, open(f"{work}/prompt.ids.json", "w"))
+PY
+prompt="$(cat "$work/prompt.txt")"
+
+qc_generate() { # model -> one line per run: "prefill_tok_s decode_s_per_token"
+  local model="$1"
+  for _ in $(seq "$repeat"); do
+    "$bin/quant-run" "$model" --prompt "$prompt" --generate $((generate + 1)) --ignore-eos \
+      --no-progress --num-threads "$threads" 2>&1 |
+      sed -n 's/^speed: prefill \([0-9]*\) tokens in \([0-9.]*\) s.*generation \([0-9]*\) tokens in \([0-9.]*\) s.*/\1 \2 \3 \4/p'
+  done
+}
+qc_ppl() { # model json
+  /usr/bin/time -f '%M' -o "$2.rss" "$bin/quant-run" "$1" --ppl "$text" --ctx "$ctx" --bos none \
+    --max-tokens "$ppl_tokens" --no-progress --num-threads "$threads" --json "$2" > /dev/null
+}
+qc_model() { # name model
+  local name="$1" model="$2"
+  echo "bench-cpu: qc $name" >&2
+  qc_generate "$model" > "$work/qc-$name.gen"
+  local start end
+  start=$(date +%s.%N)
+  qc_ppl "$model" "$work/qc-$name.ppl.json"
+  end=$(date +%s.%N)
+  awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }' > "$work/qc-$name.ppl.total"
+}
+qc_model fp32 "$gguf"
+qc_model w4g32 "$work/smollm2-w4g32/model.mlir"
+
+peer() { # tool what model ids -> json file
+  local tool="$1" what="$2" model="$3" ids="$4"
+  echo "bench-cpu: $tool $what" >&2
+  "$py" "$root/bench/cpu/peers.py" --tool "$tool" --what "$what" --model "$model" --ids "$ids" \
+    --threads "$threads" --prompt "$prompt_tokens" --generate "$generate" --repeat "$repeat" \
+    --ctx "$ctx" --tokens "$ppl_tokens" > "$work/$tool-$what.json"
+}
+for what in prefill decode; do
+  peer llama.cpp "$what" "$gguf" "$work/prompt.ids.json"
+  peer transformers "$what" "$work/smollm2-hf" "$work/prompt.ids.json"
+done
+peer llama.cpp ppl "$gguf" "$work/text.ids.json"
+peer transformers ppl "$work/smollm2-hf" "$work/text.ids.json"
+"$py" "$root/bench/cpu/peers.py" --tool none --what copy > "$work/copy.json"
+
+"$py" - "$work" "$out" "$threads" "$(git -C "$root" rev-parse --short HEAD)" <<'PY'
+import json, os, statistics, sys, datetime, platform
+work, out, threads, commit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+def load(name):
+    with open(os.path.join(work, name)) as f:
+        return json.load(f)
+flags = ""
+for line in open("/proc/cpuinfo"):
+    if line.startswith("flags"):
+        wanted = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16")
+        flags = " ".join(f for f in line.split(":")[1].split() if f in wanted)
+        break
+cpu = next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+rows = {}
+for name in ("fp32", "w4g32"):
+    runs = [l.split() for l in open(os.path.join(work, f"qc-{name}.gen")) if l.strip()]
+    if not runs:
+        sys.exit(f"bench-cpu: quant-run printed no speed line for {name}")
+    prefill = [int(r[0]) / float(r[1]) for r in runs]
+    decode = [int(r[2]) / float(r[3]) for r in runs]
+    ppl = load(f"qc-{name}.ppl.json")["perplexity"]
+    rss = int(open(os.path.join(work, f"qc-{name}.ppl.json.rss")).read().split()[-1]) * 1024
+    rows[f"qc {name}"] = {
+        "prefill_tok_s": statistics.median(prefill), "prefill_runs": prefill,
+        "prompt_tokens": int(runs[0][0]),
+        "decode_tok_s": statistics.median(decode), "decode_runs": decode,
+        "decode_tokens": int(runs[0][2]),
+        "ppl_seconds": ppl["seconds"],
+        "ppl_command_seconds": float(open(os.path.join(work, f"qc-{name}.ppl.total")).read()),
+        "perplexity": ppl["perplexity"], "scored_tokens": ppl["scored_tokens"],
+        "peak_rss_bytes": rss,
+    }
+for tool, label in (("llama.cpp", "llama.cpp Q4_1"), ("transformers", "transformers fp32")):
+    pre, dec, ppl = load(f"{tool}-prefill.json"), load(f"{tool}-decode.json"), load(f"{tool}-ppl.json")
+    prefill = [512 / s for s in pre["seconds"]]
+    decode = [1 / s for s in dec["seconds_per_token"]]
+    rows[label] = {
+        "prefill_tok_s": statistics.median(prefill), "prefill_runs": prefill,
+        "decode_tok_s": statistics.median(decode), "decode_runs": decode,
+        "ppl_seconds": ppl["seconds"], "perplexity": ppl["perplexity"],
+        "scored_tokens": ppl["scored_tokens"], "peak_rss_bytes": ppl["peak_rss_bytes"],
+    }
+copy = load("copy.json")
+result = {
+    "benchmark": "cpu-smollm2",
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "commit": commit,
+    "machine": {"cpu": cpu, "cores": os.cpu_count(), "flags": flags},
+    "threads": threads,
+    "protocol": {"prompt_tokens": 512, "decode_tokens": 128, "repeats": "median of 5",
+                 "ppl": "tokens [0, 16384) of valid_head.txt, windows of 512, no BOS"},
+    "copy_bandwidth_gb_s": copy["gb_per_s"],
+    "rows": rows,
+}
+tmp = out + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(result, f, indent=2)
+    f.write("\n")
+os.replace(tmp, out)
+ref = rows["llama.cpp Q4_1"]
+print(f"{cpu}, {os.cpu_count()} cores ({flags}); {threads} threads; streaming copy {copy['gb_per_s']:.1f} GB/s")
+print("| tool | prefill 512 (tok/s) | decode after 512 (tok/s) | ppl 16,384 tokens (s) | perplexity | peak RSS (MB) |")
+print("|---|---|---|---|---|---|")
+for name, r in rows.items():
+    print(f"| {name} | {r['prefill_tok_s']:.1f} ({r['prefill_tok_s'] / ref['prefill_tok_s']:.2f}x) "
+          f"| {r['decode_tok_s']:.1f} ({r['decode_tok_s'] / ref['decode_tok_s']:.2f}x) "
+          f"| {r['ppl_seconds']:.1f} | {r['perplexity']:.4f} | {r['peak_rss_bytes'] / 1e6:.0f} |")
+PY
