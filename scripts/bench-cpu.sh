@@ -63,7 +63,7 @@ echo "bench-cpu: preparing inputs" >&2
 # W4 g32 asym packed weights (RTN: the method does not change the speed).
 if [ ! -f "$work/smollm2-w4g32/model.mlir" ]; then
   echo '{"method": "rtn", "bits": 4, "group_size": 32, "sym": false}' > "$work/rtn.json"
-  "$bin/quant-compile" "$gguf" --recipe "$work/rtn.json" -o "$work/smollm2-w4g32" > /dev/null
+  "$bin/quant-compile" "$gguf" --recipe "$work/rtn.json" --no-progress -o "$work/smollm2-w4g32" > /dev/null
 fi
 "$bin/quant-tokenize" "$gguf" --file "$text" --no-add-special --json > "$work/text.ids.json"
 # A prompt of exactly $prompt_tokens tokens: the longest prefix of the text

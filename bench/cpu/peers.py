@@ -11,7 +11,8 @@
 #            times (each from an empty cache)
 #   decode   seconds per token of --generate greedy steps after that prompt
 #   ppl      negative log-likelihood of non-overlapping windows of --ctx
-#            tokens (no BOS) over the first --tokens ids, and its wall time
+#            tokens (no BOS) over the first --tokens ids, and the time the
+#            tool spent evaluating them
 #   copy     the host's streaming bandwidth (a large numpy copy)
 #
 # Prints one JSON object.
@@ -34,7 +35,10 @@ def llama_cpp(args, ids):
     import llama_cpp
     import numpy as np
 
-    need_logits = args.what == "ppl"
+    # Decode reads the last position's logits from `scores`, which without
+    # logits_all holds only one batch of rows; the extra rows of the prompt
+    # are outside the timed steps.
+    need_logits = args.what in ("ppl", "decode")
     model = llama_cpp.Llama(
         model_path=args.model,
         n_ctx=max(args.ctx, args.prompt + args.generate + 8),
@@ -67,22 +71,23 @@ def llama_cpp(args, ids):
             times.append(sum(step) / len(step))
         out["seconds_per_token"] = times
     elif args.what == "ppl":
-        nll, count = 0.0, 0
-        start = time.perf_counter()
+        # Timed: the model's evaluation of each window; the log-softmax
+        # (here in numpy, far slower than the tool) is outside the clock.
+        nll, count, seconds = 0.0, 0, 0.0
         for begin in range(0, args.tokens - 1, args.ctx):
             window = ids[begin : min(begin + args.ctx, args.tokens)]
             if len(window) < 2:
                 break
+            start = time.perf_counter()
             model.reset()
             model.eval(window)
+            seconds += time.perf_counter() - start
             logits = np.asarray(model.scores[: len(window)], dtype=np.float64)
-            for pos in range(len(window) - 1):
-                row = logits[pos]
-                m = row.max()
-                lse = m + math.log(np.exp(row - m).sum())
-                nll += lse - row[window[pos + 1]]
-                count += 1
-        out["seconds"] = time.perf_counter() - start
+            m = logits.max(axis=1, keepdims=True)
+            lse = (m[:, 0] + np.log(np.exp(logits - m).sum(axis=1)))[:-1]
+            nll += float((lse - logits[np.arange(len(window) - 1), window[1:]]).sum())
+            count += len(window) - 1
+        out["seconds"] = seconds
         out["perplexity"] = math.exp(nll / count)
         out["scored_tokens"] = count
     return out
@@ -93,7 +98,7 @@ def transformers_cpu(args, ids):
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(args.threads)
-    model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     model.eval()
     out = {}
     with torch.inference_mode():
@@ -120,18 +125,19 @@ def transformers_cpu(args, ids):
                 times.append(sum(step) / len(step))
             out["seconds_per_token"] = times
         elif args.what == "ppl":
-            nll, count = 0.0, 0
-            start = time.perf_counter()
+            nll, count, seconds = 0.0, 0, 0.0
             for begin in range(0, args.tokens - 1, args.ctx):
                 window = ids[begin : min(begin + args.ctx, args.tokens)]
                 if len(window) < 2:
                     break
-                logits = model(torch.tensor([window]), use_cache=False).logits[0].double()
-                logp = torch.log_softmax(logits[:-1], dim=-1)
+                start = time.perf_counter()
+                logits = model(torch.tensor([window]), use_cache=False).logits[0]
+                seconds += time.perf_counter() - start
+                logp = torch.log_softmax(logits[:-1].double(), dim=-1)
                 target = torch.tensor(window[1:])
                 nll -= logp.gather(1, target.view(-1, 1)).sum().item()
                 count += len(window) - 1
-            out["seconds"] = time.perf_counter() - start
+            out["seconds"] = seconds
             out["perplexity"] = math.exp(nll / count)
             out["scored_tokens"] = count
     return out

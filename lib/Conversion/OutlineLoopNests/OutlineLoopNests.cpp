@@ -87,7 +87,8 @@ struct QCOutlineLoopNestsPass
         SmallVector<Operation *> constants;
         for (Value v : used) {
           Operation *def = v.getDefiningOp();
-          if (def && def->getNumResults() == 1 && matchPattern(def, m_Constant()))
+          if (def && def->getNumResults() == 1 &&
+              matchPattern(def, m_Constant()))
             constants.push_back(def);
           else
             args.push_back(v);

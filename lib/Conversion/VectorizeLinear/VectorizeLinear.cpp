@@ -72,8 +72,7 @@ std::optional<LinearOperands> matchLinear(linalg::GenericOp op) {
       op.getNumDpsInits() != 1)
     return std::nullopt;
   auto iterators = op.getIteratorTypesArray();
-  if (iterators.size() != 3 ||
-      iterators[0] != utils::IteratorType::parallel ||
+  if (iterators.size() != 3 || iterators[0] != utils::IteratorType::parallel ||
       iterators[1] != utils::IteratorType::parallel ||
       iterators[2] != utils::IteratorType::reduction)
     return std::nullopt;
@@ -150,7 +149,9 @@ public:
   }
 
 private:
-  Value constant(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value constant(int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  }
 
   Value roundDown(Value v, int64_t multiple) {
     if (multiple == 1)
@@ -251,12 +252,22 @@ struct QCVectorizeLinearPass
     std::string name = llvm::formatv("qc_linear_f32_v{0}_r{1}_t{2}",
                                      vectorWidth, rowBlock, tokenBlock)
                            .str();
-    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
-      return existing;
     MLIRContext *ctx = module.getContext();
     MemRefType arg = kernelArgType(ctx);
     IndexType index = IndexType::get(ctx);
     auto type = FunctionType::get(ctx, {arg, arg, arg, index, index}, {});
+    if (Operation *existing = module.lookupSymbol(name)) {
+      // From an earlier run of the pass; anything else by that name is not
+      // ours to call.
+      auto fn = dyn_cast<func::FuncOp>(existing);
+      if (fn && fn.getFunctionType() == type && !fn.isDeclaration())
+        return fn;
+      existing->emitError() << "qc-vectorize-linear: '" << name
+                            << "' is the name of the generated kernel and "
+                               "must be its definition, of type "
+                            << type;
+      return nullptr;
+    }
     OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
     Location loc = module.getLoc();
     auto fn = func::FuncOp::create(b, loc, name, type);
@@ -298,7 +309,8 @@ struct QCVectorizeLinearPass
   }
 
   void runOnOperation() override {
-    // Blocks above 8 x 8 cannot live in any x86 register file.
+    // A sanity bound: 8 x 8 accumulators already exceed any x86 register
+    // file, and vectors past 64 lanes only make LLVM split them.
     if (vectorWidth < 1 || vectorWidth > 64 || rowBlock < 1 || rowBlock > 8 ||
         tokenBlock < 1 || tokenBlock > 8) {
       getOperation()->emitError()
@@ -317,6 +329,8 @@ struct QCVectorizeLinearPass
     if (matches.empty())
       return;
     func::FuncOp kernel = getOrCreateKernel(getOperation());
+    if (!kernel)
+      return signalPassFailure();
     func::FuncOp dispatcher;
     if (parallel) {
       dispatcher = getOrCreateDispatcher(getOperation(), kernel);
@@ -329,8 +343,8 @@ struct QCVectorizeLinearPass
       Location loc = op.getLoc();
       SmallVector<Value> args;
       if (dispatcher)
-        args.push_back(func::ConstantOp::create(b, loc, kernel.getFunctionType(),
-                                                kernel.getSymName()));
+        args.push_back(func::ConstantOp::create(
+            b, loc, kernel.getFunctionType(), kernel.getSymName()));
       for (Value v : {operands.x, operands.w, operands.out})
         args.push_back(memref::CastOp::create(b, loc, arg, v));
       args.push_back(arith::ConstantIndexOp::create(b, loc, 0));

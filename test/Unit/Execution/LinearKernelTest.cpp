@@ -52,10 +52,10 @@ std::vector<float> randomNonZero(size_t count, std::mt19937_64 &rng) {
 /// The model's IR: tokens -> rows of "x" -> linear with "w" (and "b").
 std::string linearModel(const Shape &s) {
   std::string biasParam =
-      s.bias ? llvm::formatv("    %b = llm.param \"b\" : tensor<{0}xf32>\n",
-                             s.n)
-                   .str()
-             : "";
+      s.bias
+          ? llvm::formatv("    %b = llm.param \"b\" : tensor<{0}xf32>\n", s.n)
+                .str()
+          : "";
   std::string linear =
       s.bias ? llvm::formatv("    %y = llm.linear %x, %w, %b : "
                              "(tensor<?x{1}xf32>, tensor<{0}x{1}xf32>, "
@@ -84,15 +84,15 @@ class LinearKernel : public ::testing::TestWithParam<int64_t> {};
 TEST_P(LinearKernel, MatchesFloat64ReferenceOnOddShapes) {
   const int64_t width = GetParam();
   const Shape shapes[] = {
-      {1, 1, 1, false},     {1, 7, 5, true},      {1, 31, 17, false},
-      {1, 48, 576, true},   {3, 7, 33, false},    {3, 1, 16, true},
-      {5, 13, 15, false},   {17, 4, 17, true},    {17, 31, 100, false},
-      {100, 9, 64, true},   {100, 101, 19, false}, {2, 5, 3, false},
+      {1, 1, 1, false},   {1, 7, 5, true},       {1, 31, 17, false},
+      {1, 48, 576, true}, {3, 7, 33, false},     {3, 1, 16, true},
+      {5, 13, 15, false}, {17, 4, 17, true},     {17, 31, 100, false},
+      {100, 9, 64, true}, {100, 101, 19, false}, {2, 5, 3, false},
   };
   std::mt19937_64 rng(20261206 + width);
   for (const Shape &s : shapes) {
-    SCOPED_TRACE(llvm::formatv("M={0} N={1} K={2} bias={3} width={4}", s.m,
-                               s.n, s.k, s.bias, width)
+    SCOPED_TRACE(llvm::formatv("M={0} N={1} K={2} bias={3} width={4}", s.m, s.n,
+                               s.k, s.bias, width)
                      .str());
     mlir::DialectRegistry registry;
     mlir::qc::registerAllQCDialects(registry);
