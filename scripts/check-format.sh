@@ -21,8 +21,11 @@ fi
 
 cd "$root"
 # Without git (a source tarball) every C++ file under the source folders.
+# With git, tracked files and new ones not yet added (but not ignored ones):
+# a file written in this checkout is checked before its first commit.
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  mapfile -t files < <(git ls-files '*.cpp' '*.h' '*.inc')
+  mapfile -t files < <(git ls-files --cached --others --exclude-standard \
+    '*.cpp' '*.h' '*.inc' | sort -u)
 else
   mapfile -t files < <(find dialects include lib runtime tools test fuzz bench \
     -name '*.cpp' -o -name '*.h' -o -name '*.inc' | sort)
