@@ -39,9 +39,9 @@ typedef void (*QcLinearKernel)(QC_RT_MEMREF2D(x), QC_RT_MEMREF2D(w),
 /// Runs `kernel` over weight rows [rowBegin, rowEnd), split into chunks
 /// that the process's thread pool (qc/runtime/ThreadPool.h) shares out.
 /// Each output element is computed by one call, in the kernel's own order,
-/// so the result does not depend on the thread count. Small products (and
-/// calls from inside a pool worker, such as perplexity windows evaluated in
-/// parallel) run on the calling thread.
+/// so the result does not depend on the thread count. Small products run as
+/// one call on the calling thread; calls from inside a pool worker (such as
+/// perplexity windows evaluated in parallel) run their chunks there.
 void qc_rt_parallel_linear(QcLinearKernel kernel, QC_RT_MEMREF2D(x),
                            QC_RT_MEMREF2D(w), QC_RT_MEMREF2D(out),
                            int64_t rowBegin, int64_t rowEnd);

@@ -1,0 +1,134 @@
+//===- CompiledCodeRuntimeTest.cpp - qc_rt_parallel_linear's row split ----===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// qc_rt_parallel_linear hands row ranges of one product to the thread pool.
+// A recording kernel stands in for the generated one: every row of
+// [rowBegin, rowEnd) must be covered exactly once, chunks must start on the
+// row granule, the memref arguments must reach the kernel unchanged, small
+// products must stay one call on the calling thread, and a call from inside
+// a pool worker (perplexity windows evaluated in parallel) must run its
+// chunks there instead of waiting on the pool.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qc/runtime/CompiledCodeRuntime.h"
+#include "qc/runtime/ThreadPool.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+struct Recorded {
+  std::mutex mutex;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  std::vector<std::thread::id> threads;
+  bool argumentsIntact = true;
+};
+
+Recorded *recorded = nullptr;
+float xData[1], wData[1], outData[1];
+
+void recordingKernel(QC_RT_MEMREF2D(x), QC_RT_MEMREF2D(w), QC_RT_MEMREF2D(out),
+                     int64_t rowBegin, int64_t rowEnd) {
+  std::lock_guard<std::mutex> lock(recorded->mutex);
+  recorded->ranges.push_back({rowBegin, rowEnd});
+  recorded->threads.push_back(std::this_thread::get_id());
+  // The descriptors' fields, in MLIR's order, as the caller passed them.
+  bool intact = xAligned == xData && xAllocated == xData && xOffset == 3 &&
+                xRows == 17 && xCols == 100 && xRowStride == 104 &&
+                xColStride == 1 && wAligned == wData && wRows == 301 &&
+                wCols == 100 && wRowStride == 100 && outAligned == outData &&
+                outRows == 17 && outCols == 301 && outRowStride == 301;
+  recorded->argumentsIntact = recorded->argumentsIntact && intact;
+}
+
+void call(int64_t tokens, int64_t rows, int64_t depth, int64_t begin,
+          int64_t end) {
+  qc_rt_parallel_linear(&recordingKernel, xData, xData, 3, tokens, depth,
+                        depth + 4, 1, wData, wData, 0, rows, depth, depth, 1,
+                        outData, outData, 0, tokens, rows, rows, 1, begin, end);
+}
+
+/// Sorted ranges that tile [begin, end) exactly.
+void expectExactCover(std::vector<std::pair<int64_t, int64_t>> ranges,
+                      int64_t begin, int64_t end) {
+  std::sort(ranges.begin(), ranges.end());
+  int64_t next = begin;
+  for (auto [b, e] : ranges) {
+    EXPECT_EQ(b, next) << "gap or overlap at row " << next;
+    EXPECT_LT(b, e);
+    next = e;
+  }
+  EXPECT_EQ(next, end);
+}
+
+class ParallelLinear : public ::testing::Test {
+protected:
+  void SetUp() override { recorded = &state; }
+  void TearDown() override {
+    qc::setThreadCount(0);
+    recorded = nullptr;
+  }
+  Recorded state;
+};
+
+TEST_F(ParallelLinear, CoversEveryRowOnceInGranuleAlignedChunks) {
+  qc::setThreadCount(3);
+  call(17, 301, 100, 0, 301);
+  ASSERT_GT(state.ranges.size(), 1u) << "510K multiply-adds should be split";
+  expectExactCover(state.ranges, 0, 301);
+  for (auto [b, e] : state.ranges)
+    EXPECT_EQ(b % 8, 0) << "chunk [" << b << ", " << e << ")";
+  EXPECT_TRUE(state.argumentsIntact);
+}
+
+TEST_F(ParallelLinear, RangesNotStartingAtZeroAreCoveredToo) {
+  qc::setThreadCount(2);
+  call(17, 301, 100, 5, 290);
+  expectExactCover(state.ranges, 5, 290);
+}
+
+TEST_F(ParallelLinear, SmallProductsAndOneThreadStayOneCallOnTheCaller) {
+  qc::setThreadCount(4);
+  call(1, 64, 64, 0, 64); // 4K multiply-adds
+  qc::setThreadCount(1);
+  call(17, 301, 100, 0, 301);
+  ASSERT_EQ(state.ranges.size(), 2u);
+  EXPECT_EQ(state.ranges[0], std::make_pair(int64_t(0), int64_t(64)));
+  EXPECT_EQ(state.ranges[1], std::make_pair(int64_t(0), int64_t(301)));
+  for (std::thread::id id : state.threads)
+    EXPECT_EQ(id, std::this_thread::get_id());
+}
+
+TEST_F(ParallelLinear, CallsFromPoolWorkersDoNotWaitOnThePool) {
+  qc::setThreadCount(2);
+  // Each of 4 pool items makes a product big enough to split; the nested
+  // parallelFor runs its chunks serially on the item's thread instead of
+  // waiting for the busy pool. Every row is then covered once per item.
+  qc::parallelFor(4, qc::workerCount(4),
+                  [](int64_t, int64_t) { call(17, 301, 100, 0, 301); });
+  std::vector<int> covered(301, 0);
+  for (auto [b, e] : state.ranges)
+    for (int64_t r = b; r < e; ++r)
+      ++covered[r];
+  EXPECT_EQ(std::count(covered.begin(), covered.end(), 4), 301);
+}
+
+TEST(CompiledCodeSymbols, NameTheDispatcher) {
+  auto symbols = qc::compiledCodeSymbols();
+  ASSERT_EQ(symbols.size(), 1u);
+  EXPECT_EQ(symbols[0].first, "qc_rt_parallel_linear");
+  EXPECT_EQ(symbols[0].second,
+            reinterpret_cast<void *>(&qc_rt_parallel_linear));
+}
+
+} // namespace
