@@ -133,9 +133,11 @@ peer llama.cpp ppl "$gguf" "$work/text.ids.json"
 peer transformers ppl "$work/smollm2-hf" "$work/text.ids.json"
 "$py" "$root/bench/cpu/peers.py" --tool none --what copy > "$work/copy.json"
 
-"$py" - "$work" "$out" "$threads" "$(git -C "$root" rev-parse --short HEAD)" <<'PY'
-import json, os, statistics, sys, datetime, platform
-work, out, threads, commit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+"$py" - "$work" "$out" "$threads" "$(git -C "$root" rev-parse --short HEAD)" \
+  "$prompt_tokens" "$generate" "$ppl_tokens" "$ctx" "$repeat" <<'PY'
+import json, os, statistics, sys, datetime
+work, out, commit = sys.argv[1], sys.argv[2], sys.argv[4]
+threads, prompt, generate, ppl_tokens, ctx, repeat = map(int, sys.argv[3:4] + sys.argv[5:10])
 def load(name):
     with open(os.path.join(work, name)) as f:
         return json.load(f)
@@ -167,7 +169,7 @@ for name in ("fp32", "w4g32"):
     }
 for tool, label in (("llama.cpp", "llama.cpp Q4_1"), ("transformers", "transformers fp32")):
     pre, dec, ppl = load(f"{tool}-prefill.json"), load(f"{tool}-decode.json"), load(f"{tool}-ppl.json")
-    prefill = [512 / s for s in pre["seconds"]]
+    prefill = [prompt / s for s in pre["seconds"]]
     decode = [1 / s for s in dec["seconds_per_token"]]
     rows[label] = {
         "prefill_tok_s": statistics.median(prefill), "prefill_runs": prefill,
@@ -182,8 +184,9 @@ result = {
     "commit": commit,
     "machine": {"cpu": cpu, "cores": os.cpu_count(), "flags": flags},
     "threads": threads,
-    "protocol": {"prompt_tokens": 512, "decode_tokens": 128, "repeats": "median of 5",
-                 "ppl": "tokens [0, 16384) of valid_head.txt, windows of 512, no BOS"},
+    "protocol": {"prompt_tokens": prompt, "decode_tokens": generate,
+                 "repeats": f"median of {repeat}",
+                 "ppl": f"tokens [0, {ppl_tokens}) of valid_head.txt, windows of {ctx}, no BOS"},
     "copy_bandwidth_gb_s": copy["gb_per_s"],
     "rows": rows,
 }
@@ -194,7 +197,7 @@ with open(tmp, "w") as f:
 os.replace(tmp, out)
 ref = rows["llama.cpp Q4_1"]
 print(f"{cpu}, {os.cpu_count()} cores ({flags}); {threads} threads; streaming copy {copy['gb_per_s']:.1f} GB/s")
-print("| tool | prefill 512 (tok/s) | decode after 512 (tok/s) | ppl 16,384 tokens (s) | perplexity | peak RSS (MB) |")
+print(f"| tool | prefill {prompt} (tok/s) | decode after {prompt} (tok/s) | ppl {ppl_tokens:,} tokens (s) | perplexity | peak RSS (MB) |")
 print("|---|---|---|---|---|---|")
 for name, r in rows.items():
     print(f"| {name} | {r['prefill_tok_s']:.1f} ({r['prefill_tok_s'] / ref['prefill_tok_s']:.2f}x) "

@@ -31,6 +31,29 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def score_windows(args, ids, run, logits_of):
+    """Perplexity over non-overlapping windows of --ctx of the first --tokens
+    ids. Timed: run(window), the tool evaluating the window; not timed:
+    logits_of(result, window) -> float64 [len(window), V] and the
+    log-softmax in numpy (far slower than the tools)."""
+    import numpy as np
+
+    nll, count, seconds = 0.0, 0, 0.0
+    for begin in range(0, args.tokens - 1, args.ctx):
+        window = ids[begin : min(begin + args.ctx, args.tokens)]
+        if len(window) < 2:
+            break
+        start = time.perf_counter()
+        result = run(window)
+        seconds += time.perf_counter() - start
+        logits = logits_of(result, window)
+        m = logits.max(axis=1, keepdims=True)
+        lse = (m[:, 0] + np.log(np.exp(logits - m).sum(axis=1)))[:-1]
+        nll += float((lse - logits[np.arange(len(window) - 1), window[1:]]).sum())
+        count += len(window) - 1
+    return {"seconds": seconds, "perplexity": math.exp(nll / count), "scored_tokens": count}
+
+
 def llama_cpp(args, ids):
     import llama_cpp
     import numpy as np
@@ -71,25 +94,13 @@ def llama_cpp(args, ids):
             times.append(sum(step) / len(step))
         out["seconds_per_token"] = times
     elif args.what == "ppl":
-        # Timed: the model's evaluation of each window; the log-softmax
-        # (here in numpy, far slower than the tool) is outside the clock.
-        nll, count, seconds = 0.0, 0, 0.0
-        for begin in range(0, args.tokens - 1, args.ctx):
-            window = ids[begin : min(begin + args.ctx, args.tokens)]
-            if len(window) < 2:
-                break
-            start = time.perf_counter()
+        def run(window):
             model.reset()
             model.eval(window)
-            seconds += time.perf_counter() - start
-            logits = np.asarray(model.scores[: len(window)], dtype=np.float64)
-            m = logits.max(axis=1, keepdims=True)
-            lse = (m[:, 0] + np.log(np.exp(logits - m).sum(axis=1)))[:-1]
-            nll += float((lse - logits[np.arange(len(window) - 1), window[1:]]).sum())
-            count += len(window) - 1
-        out["seconds"] = seconds
-        out["perplexity"] = math.exp(nll / count)
-        out["scored_tokens"] = count
+
+        out.update(score_windows(
+            args, ids, run,
+            lambda _, window: np.asarray(model.scores[: len(window)], dtype=np.float64)))
     return out
 
 
@@ -125,21 +136,10 @@ def transformers_cpu(args, ids):
                 times.append(sum(step) / len(step))
             out["seconds_per_token"] = times
         elif args.what == "ppl":
-            nll, count, seconds = 0.0, 0, 0.0
-            for begin in range(0, args.tokens - 1, args.ctx):
-                window = ids[begin : min(begin + args.ctx, args.tokens)]
-                if len(window) < 2:
-                    break
-                start = time.perf_counter()
-                logits = model(torch.tensor([window]), use_cache=False).logits[0]
-                seconds += time.perf_counter() - start
-                logp = torch.log_softmax(logits[:-1].double(), dim=-1)
-                target = torch.tensor(window[1:])
-                nll -= logp.gather(1, target.view(-1, 1)).sum().item()
-                count += len(window) - 1
-            out["seconds"] = seconds
-            out["perplexity"] = math.exp(nll / count)
-            out["scored_tokens"] = count
+            out.update(score_windows(
+                args, ids,
+                lambda window: model(torch.tensor([window]), use_cache=False).logits[0],
+                lambda logits, _: logits.double().numpy()))
     return out
 
 

@@ -238,6 +238,31 @@ MemRefType kernelArgType(MLIRContext *ctx) {
       StridedLayoutAttr::get(ctx, /*offset=*/dyn, /*strides=*/{dyn, 1}));
 }
 
+/// The private function `name` of `type` in `module`. One already there
+/// (from an earlier run of the pass) is returned when it has that type and,
+/// if `needsBody`, a body; when absent, a declaration is appended and
+/// `created` set. Anything else by that name is an error, "'name' is
+/// <reservedFor> <type>", and null is returned.
+func::FuncOp getOrDeclare(ModuleOp module, StringRef name, FunctionType type,
+                          bool needsBody, StringRef reservedFor,
+                          bool &created) {
+  created = false;
+  if (Operation *existing = module.lookupSymbol(name)) {
+    auto fn = dyn_cast<func::FuncOp>(existing);
+    if (fn && fn.getFunctionType() == type &&
+        !(needsBody && fn.isDeclaration()))
+      return fn;
+    existing->emitError() << "qc-vectorize-linear: '" << name << "' is "
+                          << reservedFor << " " << type;
+    return nullptr;
+  }
+  OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+  auto fn = func::FuncOp::create(b, module.getLoc(), name, type);
+  fn.setPrivate();
+  created = true;
+  return fn;
+}
+
 struct QCVectorizeLinearPass
     : qc::impl::QCVectorizeLinearPassBase<QCVectorizeLinearPass> {
   using QCVectorizeLinearPassBase::QCVectorizeLinearPassBase;
@@ -256,22 +281,16 @@ struct QCVectorizeLinearPass
     MemRefType arg = kernelArgType(ctx);
     IndexType index = IndexType::get(ctx);
     auto type = FunctionType::get(ctx, {arg, arg, arg, index, index}, {});
-    if (Operation *existing = module.lookupSymbol(name)) {
-      // From an earlier run of the pass; anything else by that name is not
-      // ours to call.
-      auto fn = dyn_cast<func::FuncOp>(existing);
-      if (fn && fn.getFunctionType() == type && !fn.isDeclaration())
-        return fn;
-      existing->emitError() << "qc-vectorize-linear: '" << name
-                            << "' is the name of the generated kernel and "
-                               "must be its definition, of type "
-                            << type;
-      return nullptr;
-    }
-    OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+    bool created;
+    func::FuncOp fn = getOrDeclare(
+        module, name, type, /*needsBody=*/true,
+        "the name of the generated kernel and must be its definition, of "
+        "type",
+        created);
+    if (!fn || !created)
+      return fn;
+    OpBuilder b(ctx);
     Location loc = module.getLoc();
-    auto fn = func::FuncOp::create(b, loc, name, type);
-    fn.setPrivate();
     // One copy for the whole model, not one per call site.
     fn->setAttr("passthrough", b.getArrayAttr({b.getStringAttr("noinline")}));
     Block *entry = fn.addEntryBlock();
@@ -292,20 +311,11 @@ struct QCVectorizeLinearPass
     SmallVector<Type> inputs = {kernel.getFunctionType()};
     llvm::append_range(inputs, kernel.getFunctionType().getInputs());
     auto type = FunctionType::get(&getContext(), inputs, {});
-    if (Operation *existing = module.lookupSymbol(name)) {
-      auto fn = dyn_cast<func::FuncOp>(existing);
-      if (fn && fn.getFunctionType() == type)
-        return fn;
-      existing->emitError() << "qc-vectorize-linear: '" << name
-                            << "' is the runtime's parallel dispatcher and "
-                               "must be declared as "
-                            << type;
-      return nullptr;
-    }
-    OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
-    auto fn = func::FuncOp::create(b, module.getLoc(), name, type);
-    fn.setPrivate();
-    return fn;
+    bool created;
+    return getOrDeclare(module, name, type, /*needsBody=*/false,
+                        "the runtime's parallel dispatcher and must be "
+                        "declared as",
+                        created);
   }
 
   void runOnOperation() override {

@@ -79,6 +79,44 @@ std::string linearModel(const Shape &s) {
          std::to_string(s.n) + "xf32>\n}\n";
 }
 
+/// The one-layer model of `s` with random non-zero x, w (and b), JIT
+/// compiled with `width`-lane kernels (0: the host's), and the token ids
+/// that select the rows of x: the runtime bounds ids by the output width
+/// (the "vocabulary"), so rows repeat where N < M.
+struct CompiledLinear {
+  qc::ModelWeights weights;
+  std::unique_ptr<mlir::qc::CpuExecutable> exe;
+  std::vector<int32_t> tokens;
+};
+
+qc::Status compileLinear(const Shape &s, int64_t width, std::mt19937_64 &rng,
+                         CompiledLinear &out) {
+  mlir::DialectRegistry registry;
+  mlir::qc::registerAllQCDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(linearModel(s), &ctx);
+  if (!module)
+    return qc::Status::error("cannot parse:\n" + linearModel(s));
+  auto add = [&](const std::string &name, std::vector<int64_t> shape) {
+    qc::HostTensor t;
+    t.shape = std::move(shape);
+    t.data = randomNonZero(static_cast<size_t>(t.numElements()), rng);
+    out.weights.tensors[name] = std::move(t);
+  };
+  add("x", {s.m, s.k});
+  add("w", {s.n, s.k});
+  if (s.bias)
+    add("b", {s.n});
+  out.tokens.resize(static_cast<size_t>(s.m));
+  for (int64_t t = 0; t < s.m; ++t)
+    out.tokens[t] = static_cast<int32_t>(t % std::min(s.m, s.n));
+  mlir::qc::CpuCompileOptions options;
+  options.vectorWidth = width;
+  return mlir::qc::CpuExecutable::compile(*module, out.weights, out.exe,
+                                          options);
+}
+
 class LinearKernel : public ::testing::TestWithParam<int64_t> {};
 
 TEST_P(LinearKernel, MatchesFloat64ReferenceOnOddShapes) {
@@ -94,48 +132,22 @@ TEST_P(LinearKernel, MatchesFloat64ReferenceOnOddShapes) {
     SCOPED_TRACE(llvm::formatv("M={0} N={1} K={2} bias={3} width={4}", s.m, s.n,
                                s.k, s.bias, width)
                      .str());
-    mlir::DialectRegistry registry;
-    mlir::qc::registerAllQCDialects(registry);
-    mlir::MLIRContext ctx(registry);
-    ctx.loadAllAvailableDialects();
-    auto module = mlir::parseSourceString<mlir::ModuleOp>(linearModel(s), &ctx);
-    ASSERT_TRUE(module) << linearModel(s);
-
-    qc::ModelWeights weights;
-    auto add = [&](const std::string &name, std::vector<int64_t> shape) {
-      qc::HostTensor t;
-      t.shape = std::move(shape);
-      t.data = randomNonZero(static_cast<size_t>(t.numElements()), rng);
-      weights.tensors[name] = std::move(t);
-    };
-    add("x", {s.m, s.k});
-    add("w", {s.n, s.k});
-    if (s.bias)
-      add("b", {s.n});
-
-    mlir::qc::CpuCompileOptions options;
-    options.vectorWidth = width;
-    std::unique_ptr<mlir::qc::CpuExecutable> exe;
-    qc::Status status =
-        mlir::qc::CpuExecutable::compile(*module, weights, exe, options);
+    CompiledLinear linear;
+    qc::Status status = compileLinear(s, width, rng, linear);
     ASSERT_TRUE(status) << status.message();
-
-    // Token ids index rows of x; the runtime bounds them by the output
-    // width (the "vocabulary"), so rows repeat where N < M.
-    std::vector<int32_t> tokens(static_cast<size_t>(s.m));
-    for (int64_t t = 0; t < s.m; ++t)
-      tokens[t] = static_cast<int32_t>(t % std::min(s.m, s.n));
+    const qc::ModelWeights &weights = linear.weights;
+    const std::vector<int32_t> &tokens = linear.tokens;
     // Poisoned output: every element must be written.
     std::vector<float> y(static_cast<size_t>(s.m * s.n), NAN);
-    status = exe->forward(tokens.data(), s.m, y.data());
+    status = linear.exe->forward(tokens.data(), s.m, y.data());
     ASSERT_TRUE(status) << status.message();
 
-    const std::vector<float> &x = weights.tensors["x"].data;
-    const std::vector<float> &w = weights.tensors["w"].data;
+    const std::vector<float> &x = weights.tensors.at("x").data;
+    const std::vector<float> &w = weights.tensors.at("w").data;
     int failures = 0;
     for (int64_t t = 0; t < s.m; ++t)
       for (int64_t n = 0; n < s.n; ++n) {
-        double ref = s.bias ? weights.tensors["b"].data[n] : 0.0;
+        double ref = s.bias ? weights.tensors.at("b").data[n] : 0.0;
         double magnitude = std::fabs(ref);
         for (int64_t k = 0; k < s.k; ++k) {
           double p =
@@ -161,34 +173,15 @@ TEST_P(LinearKernel, MatchesFloat64ReferenceOnOddShapes) {
 // whatever the thread count.
 TEST(LinearKernelThreads, ResultsDoNotDependOnTheThreadCount) {
   const Shape s = {17, 301, 100, true};
-  mlir::DialectRegistry registry;
-  mlir::qc::registerAllQCDialects(registry);
-  mlir::MLIRContext ctx(registry);
-  ctx.loadAllAvailableDialects();
-  auto module = mlir::parseSourceString<mlir::ModuleOp>(linearModel(s), &ctx);
-  ASSERT_TRUE(module);
   std::mt19937_64 rng(7);
-  qc::ModelWeights weights;
-  for (auto [name, shape] :
-       {std::pair<std::string, std::vector<int64_t>>{"x", {s.m, s.k}},
-        {"w", {s.n, s.k}},
-        {"b", {s.n}}}) {
-    qc::HostTensor t;
-    t.shape = shape;
-    t.data = randomNonZero(static_cast<size_t>(t.numElements()), rng);
-    weights.tensors[name] = std::move(t);
-  }
-  std::unique_ptr<mlir::qc::CpuExecutable> exe;
-  qc::Status status = mlir::qc::CpuExecutable::compile(*module, weights, exe);
+  CompiledLinear linear;
+  qc::Status status = compileLinear(s, /*width=*/0, rng, linear);
   ASSERT_TRUE(status) << status.message();
-  std::vector<int32_t> tokens(static_cast<size_t>(s.m));
-  for (int64_t t = 0; t < s.m; ++t)
-    tokens[t] = static_cast<int32_t>(t);
   std::vector<std::vector<float>> results;
   for (int64_t threads : {1, 2, 3, 8}) {
     qc::setThreadCount(threads);
     std::vector<float> y(static_cast<size_t>(s.m * s.n), NAN);
-    status = exe->forward(tokens.data(), s.m, y.data());
+    status = linear.exe->forward(linear.tokens.data(), s.m, y.data());
     ASSERT_TRUE(status) << status.message();
     results.push_back(std::move(y));
   }
