@@ -339,6 +339,176 @@ struct AttentionLowering : OpRewritePattern<llm::AttentionOp> {
   }
 };
 
+/// One query row (decode of a single token) at position `pos` against the
+/// keys [0, keys = pos + 1) of one cache layer (`keyLayer`, `valueLayer`:
+/// [KV, max_ctx, hd]), all of them visible. `q` is [T, H * hd] with T == 1
+/// at run time; the result is [T, H * hd].
+///
+/// The chunk form above keeps the query row innermost, which for one row
+/// leaves a loop of trip count 1 inside the head-dimension reduction: every
+/// multiply-add then loads and stores its accumulator, and the 30 copies of
+/// that nest took two thirds of a SmolLM2 decode step. Here the scores of
+/// each KV head's query group are a `(t, n, k)` x . W^T generic (t = the
+/// group's heads, n = keys, k = hd), which qc-vectorize-linear turns into
+/// the blocked linear kernel, and the weighted sum of values keeps hd
+/// innermost (an axpy per key), a unit-stride parallel update.
+Value buildSingleRow(OpBuilder &b, Location loc, const AttentionShape &shape,
+                     Value q, Value keyLayer, Value valueLayer, Value keys) {
+  MLIRContext *ctx = b.getContext();
+  int64_t heads = shape.heads, kvHeads = shape.kvHeads, headDim = shape.headDim;
+  int64_t group = heads / kvHeads;
+  OpFoldResult zeroA = b.getIndexAttr(0), oneA = b.getIndexAttr(1);
+  OpFoldResult hAttr = b.getIndexAttr(heads), hdAttr = b.getIndexAttr(headDim);
+  Type f32 = b.getF32Type();
+
+  // q[0] as [H, hd].
+  Value qRow = tensor::ExtractSliceOp::create(
+      b, loc, RankedTensorType::get({heads * headDim}, f32), q,
+      ArrayRef<OpFoldResult>{zeroA, zeroA},
+      ArrayRef<OpFoldResult>{oneA, b.getIndexAttr(heads * headDim)},
+      ArrayRef<OpFoldResult>{oneA, oneA});
+  Value qh = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({heads, headDim}, f32), qRow,
+      ArrayRef<ReassociationIndices>{{0, 1}});
+
+  // S[h, j] = sum_d q[h, d] * K[h / g, j, d], one linear per KV head,
+  // written in place into its rows of S.
+  AffineExpr t, n, k;
+  bindDims(ctx, t, n, k);
+  SmallVector<AffineMap> linearMaps = {AffineMap::get(3, 0, {t, k}, ctx),
+                                       AffineMap::get(3, 0, {n, k}, ctx),
+                                       AffineMap::get(3, 0, {t, n}, ctx)};
+  Value scores = emptyTensor(b, loc, {hAttr, keys}, f32);
+  Value zeroF = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f));
+  for (int64_t c = 0; c < kvHeads; ++c) {
+    OpFoldResult rowA = b.getIndexAttr(c * group), gA = b.getIndexAttr(group);
+    Value qGroup = tensor::ExtractSliceOp::create(
+        b, loc, qh, ArrayRef<OpFoldResult>{rowA, zeroA},
+        ArrayRef<OpFoldResult>{gA, hdAttr}, ArrayRef<OpFoldResult>{oneA, oneA});
+    Value kHead = tensor::ExtractSliceOp::create(
+        b, loc, RankedTensorType::get({ShapedType::kDynamic, headDim}, f32),
+        keyLayer, ArrayRef<OpFoldResult>{b.getIndexAttr(c), zeroA, zeroA},
+        ArrayRef<OpFoldResult>{oneA, keys, hdAttr},
+        SmallVector<OpFoldResult>(3, oneA));
+    SmallVector<OpFoldResult> rowsOffsets = {rowA, zeroA},
+                              rowsSizes = {gA, keys}, unit2(2, oneA);
+    Value slot = tensor::ExtractSliceOp::create(b, loc, scores, rowsOffsets,
+                                                rowsSizes, unit2);
+    Value zeroed =
+        linalg::FillOp::create(b, loc, ValueRange{zeroF}, ValueRange{slot})
+            .getResult(0);
+    Value dots = linalg::GenericOp::create(
+                     b, loc, zeroed.getType(), ValueRange{qGroup, kHead},
+                     ValueRange{zeroed}, linearMaps,
+                     ArrayRef<utils::IteratorType>{kPar, kPar, kRed},
+                     [](OpBuilder &nb, Location l, ValueRange args) {
+                       linalg::YieldOp::create(
+                           nb, l, mulAdd(nb, l, args[2], args[0], args[1]));
+                     })
+                     .getResult(0);
+    scores = tensor::InsertSliceOp::create(b, loc, dots, scores, rowsOffsets,
+                                           rowsSizes, unit2);
+  }
+
+  // Softmax statistics over the keys, loops (h, j).
+  AffineExpr a0, a1;
+  bindDims(ctx, a0, a1);
+  AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
+  AffineMap headMap = AffineMap::get(2, 0, {a0}, ctx);
+  float scale = shape.scale;
+  auto scaled = [scale](OpBuilder &nb, Location l, Value s) -> Value {
+    Value sc = arith::ConstantOp::create(nb, l, nb.getF32FloatAttr(scale));
+    return arith::MulFOp::create(nb, l, s, sc);
+  };
+  const float negInf = -std::numeric_limits<float>::infinity();
+  Value mInit = filledTensor(b, loc, {hAttr}, negInf);
+  Value rowMax = linalg::GenericOp::create(
+                     b, loc, mInit.getType(), ValueRange{scores},
+                     ValueRange{mInit}, ArrayRef<AffineMap>{id2, headMap},
+                     ArrayRef<utils::IteratorType>{kPar, kRed},
+                     [&](OpBuilder &nb, Location l, ValueRange args) {
+                       // Scores are finite (every key is visible), so maxnumf
+                       // is exact.
+                       auto fmf = arith::FastMathFlagsAttr::get(
+                           nb.getContext(), arith::FastMathFlags::nnan |
+                                                arith::FastMathFlags::nsz);
+                       linalg::YieldOp::create(
+                           nb, l,
+                           arith::MaxNumFOp::create(nb, l, args[1],
+                                                    scaled(nb, l, args[0]), fmf)
+                               .getResult());
+                     })
+                     .getResult(0);
+  Value pEmpty = emptyTensor(b, loc, {hAttr, keys}, f32);
+  Value probs =
+      linalg::GenericOp::create(
+          b, loc, pEmpty.getType(), ValueRange{scores, rowMax},
+          ValueRange{pEmpty}, ArrayRef<AffineMap>{id2, headMap, id2},
+          ArrayRef<utils::IteratorType>{kPar, kPar},
+          [&](OpBuilder &nb, Location l, ValueRange args) {
+            Value s =
+                arith::SubFOp::create(nb, l, scaled(nb, l, args[0]), args[1]);
+            linalg::YieldOp::create(nb, l,
+                                    math::ExpOp::create(nb, l, s).getResult());
+          })
+          .getResult(0);
+  Value lInit = filledTensor(b, loc, {hAttr}, 0.0f);
+  Value rowSum =
+      linalg::GenericOp::create(
+          b, loc, lInit.getType(), ValueRange{probs}, ValueRange{lInit},
+          ArrayRef<AffineMap>{id2, headMap},
+          ArrayRef<utils::IteratorType>{kPar, kRed},
+          [](OpBuilder &nb, Location l, ValueRange args) {
+            linalg::YieldOp::create(
+                nb, l,
+                arith::AddFOp::create(nb, l, args[1], args[0]).getResult());
+          })
+          .getResult(0);
+
+  // O[h, d] = sum_j P[h, j] * V[h / g, j, d]; loops (h, j, d), d innermost.
+  Value vLayer = tensor::ExtractSliceOp::create(
+      b, loc, valueLayer, ArrayRef<OpFoldResult>{zeroA, zeroA, zeroA},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(kvHeads), keys, hdAttr},
+      SmallVector<OpFoldResult>(3, oneA));
+  AffineExpr oh, oj, od;
+  bindDims(ctx, oh, oj, od);
+  Value oInit = filledTensor(b, loc, {hAttr, hdAttr}, 0.0f);
+  Value weighted =
+      linalg::GenericOp::create(
+          b, loc, oInit.getType(), ValueRange{vLayer, probs}, ValueRange{oInit},
+          ArrayRef<AffineMap>{
+              AffineMap::get(3, 0, {oh.floorDiv(group), oj, od}, ctx),
+              AffineMap::get(3, 0, {oh, oj}, ctx),
+              AffineMap::get(3, 0, {oh, od}, ctx)},
+          ArrayRef<utils::IteratorType>{kPar, kRed, kPar},
+          [](OpBuilder &nb, Location l, ValueRange args) {
+            linalg::YieldOp::create(nb, l,
+                                    mulAdd(nb, l, args[2], args[0], args[1]));
+          })
+          .getResult(0);
+
+  // out[0, h * hd + d] = O[h, d] / L[h].
+  Value nEmpty = emptyTensor(b, loc, {hAttr, hdAttr}, f32);
+  Value normalized =
+      linalg::GenericOp::create(
+          b, loc, nEmpty.getType(), ValueRange{weighted, rowSum},
+          ValueRange{nEmpty}, ArrayRef<AffineMap>{id2, headMap, id2},
+          ArrayRef<utils::IteratorType>{kPar, kPar},
+          [](OpBuilder &nb, Location l, ValueRange args) {
+            linalg::YieldOp::create(
+                nb, l,
+                arith::DivFOp::create(nb, l, args[0], args[1]).getResult());
+          })
+          .getResult(0);
+  Value flat = tensor::CollapseShapeOp::create(
+      b, loc, RankedTensorType::get({heads * headDim}, f32), normalized,
+      ArrayRef<ReassociationIndices>{{0, 1}});
+  Value row = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({1, heads * headDim}, f32), flat,
+      ArrayRef<ReassociationIndices>{{0, 1}});
+  return tensor::CastOp::create(b, loc, q.getType(), row);
+}
+
 struct KVCacheAttentionLowering : OpRewritePattern<llm::KVCacheAttentionOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(llm::KVCacheAttentionOp op,
@@ -355,9 +525,44 @@ struct KVCacheAttentionLowering : OpRewritePattern<llm::KVCacheAttentionOp> {
                          /*positionMajorKeys=*/true};
     int64_t heads = shape.heads, kvHeads = shape.kvHeads,
             headDim = shape.headDim, layer = op.getLayer();
+    Value pos = op.getPosition();
+    // The layer's [KV, max_ctx, hd] view, taken once, outside everything
+    // that loops: the loop nests below then see the layer only through
+    // their operands, so every layer's copy of them is the same code (which
+    // qc-outline-loop-nests compiles once) instead of one per layer index.
+    OpFoldResult zeroL = rewriter.getIndexAttr(0),
+                 oneL = rewriter.getIndexAttr(1);
+    auto layerView = [&](Value cache) -> Value {
+      auto type = RankedTensorType::get(
+          {kvHeads, ShapedType::kDynamic, headDim}, rewriter.getF32Type());
+      return tensor::ExtractSliceOp::create(
+          rewriter, loc, type, cache,
+          ArrayRef<OpFoldResult>{rewriter.getIndexAttr(layer), zeroL, zeroL,
+                                 zeroL},
+          ArrayRef<OpFoldResult>{oneL, rewriter.getIndexAttr(kvHeads),
+                                 dimSize(rewriter, loc, cache, 2),
+                                 rewriter.getIndexAttr(headDim)},
+          SmallVector<OpFoldResult>(4, oneL));
+    };
+    Value keyLayer = layerView(op.getKeyCache());
+    Value valueLayer = layerView(op.getValueCache());
+    // One new token, the common case of generation, has its own form
+    // (buildSingleRow); prompts of any length take the chunked one.
+    Value numRows = tensor::DimOp::create(rewriter, loc, op.getQ(), 0);
+    Value oneIdx = arith::ConstantIndexOp::create(rewriter, loc, 1);
+    Value single = arith::CmpIOp::create(
+        rewriter, loc, arith::CmpIPredicate::eq, numRows, oneIdx);
+    auto ifOp =
+        scf::IfOp::create(rewriter, loc, TypeRange{op.getType()}, single,
+                          /*withElseRegion=*/true);
+    rewriter.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    Value keysOne = arith::AddIOp::create(rewriter, loc, pos, oneIdx);
+    scf::YieldOp::create(rewriter, loc,
+                         buildSingleRow(rewriter, loc, shape, op.getQ(),
+                                        keyLayer, valueLayer, keysOne));
+    rewriter.setInsertionPointToStart(&ifOp.getElseRegion().front());
     Value qT = keysLast(rewriter, loc,
                         splitHeads(rewriter, loc, op.getQ(), heads, headDim));
-    Value pos = op.getPosition();
     Value merged = chunkedRows(
         rewriter, loc, op.getQ(), heads, headDim,
         [&](OpBuilder &b, Location l, Value row0, Value rows) {
@@ -365,27 +570,23 @@ struct KVCacheAttentionLowering : OpRewritePattern<llm::KVCacheAttentionOp> {
           // the cached keys [0, pos + row0 + rows).
           Value firstPos = arith::AddIOp::create(b, l, pos, row0);
           Value keys = arith::AddIOp::create(b, l, firstPos, rows);
-          OpFoldResult zeroA = b.getIndexAttr(0), oneA = b.getIndexAttr(1);
-          auto layerSlice = [&](Value cache) -> Value {
-            // [1, KV, keys, hd] of the layer, rank-reduced to [KV, keys, hd].
-            auto sliceType = RankedTensorType::get(
-                {kvHeads, ShapedType::kDynamic, headDim}, b.getF32Type());
+          OpFoldResult zeroA = b.getIndexAttr(0);
+          auto firstKeys = [&](Value layerTensor) -> Value {
             return tensor::ExtractSliceOp::create(
-                b, l, sliceType, cache,
-                ArrayRef<OpFoldResult>{b.getIndexAttr(layer), zeroA, zeroA,
-                                       zeroA},
-                ArrayRef<OpFoldResult>{oneA, b.getIndexAttr(kvHeads), keys,
+                b, l, layerTensor, ArrayRef<OpFoldResult>{zeroA, zeroA, zeroA},
+                ArrayRef<OpFoldResult>{b.getIndexAttr(kvHeads), keys,
                                        b.getIndexAttr(headDim)},
-                SmallVector<OpFoldResult>(4, oneA));
+                SmallVector<OpFoldResult>(3, b.getIndexAttr(1)));
           };
           auto slices = [&](OpBuilder &, Location) {
-            Value ks = layerSlice(op.getKeyCache());
-            return std::make_pair(ks, layerSlice(op.getValueCache()));
+            Value ks = firstKeys(keyLayer);
+            return std::make_pair(ks, firstKeys(valueLayer));
           };
           return buildChunk(b, l, shape, qT, slices, row0, firstPos, rows,
                             keys);
         });
-    rewriter.replaceOp(op, merged);
+    scf::YieldOp::create(rewriter, loc, merged);
+    rewriter.replaceOp(op, ifOp.getResults());
     return success();
   }
 };

@@ -39,14 +39,16 @@ using namespace mlir;
 
 namespace {
 
-/// Whether `op` is a loop nest this pass moves out: a linalg op or an
-/// `scf.for` on buffers (no results to thread back).
+/// Whether `op` is a loop nest this pass moves out: a linalg op on buffers,
+/// an `scf.for`, or an `scf.if` (which, after bufferization, picks between
+/// two buffer computations; attention's one-token and chunked forms are one
+/// such pair per layer). The function returns the op's results.
 bool isOutlinable(Operation *op) {
-  if (op->getNumResults() != 0)
-    return false;
   if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op))
-    return linalgOp.hasPureBufferSemantics();
-  return isa<scf::ForOp>(op);
+    return linalgOp.hasPureBufferSemantics() && op->getNumResults() == 0;
+  return isa<scf::ForOp, scf::IfOp>(op) &&
+         llvm::all_of(op->getResultTypes(),
+                      [](Type t) { return !isa<TensorType>(t); });
 }
 
 struct QCOutlineLoopNestsPass
@@ -70,11 +72,14 @@ struct QCOutlineLoopNestsPass
       if (fn.isPublic() && !fn.isDeclaration())
         entries.push_back(fn);
     for (func::FuncOp entry : entries) {
+      // Nests directly in the entry and in the regions of its other ops.
       SmallVector<Operation *> nests;
-      for (Block &block : entry.getBody())
-        for (Operation &op : block)
-          if (isOutlinable(&op))
-            nests.push_back(&op);
+      entry.getBody().walk<WalkOrder::PreOrder>([&](Operation *op) {
+        if (!isOutlinable(op))
+          return WalkResult::advance();
+        nests.push_back(op);
+        return WalkResult::skip();
+      });
       for (Operation *op : nests) {
         // Everything the nest reads from outside: its operands and the
         // values its regions capture. Constants are cloned into the new
@@ -99,8 +104,9 @@ struct QCOutlineLoopNestsPass
 
         OpBuilder b(ctx);
         Location loc = op->getLoc();
-        auto fn = func::FuncOp::create(b, loc, "qc_loop_nest",
-                                       FunctionType::get(ctx, argTypes, {}));
+        auto fn = func::FuncOp::create(
+            b, loc, "qc_loop_nest",
+            FunctionType::get(ctx, argTypes, op->getResultTypes()));
         fn.setPrivate();
         // Rebuilding the whole model function around the calls is what
         // this pass exists to avoid.
@@ -115,8 +121,8 @@ struct QCOutlineLoopNestsPass
           map.map(v, arg);
         for (Operation *c : constants)
           b.clone(*c, map);
-        b.clone(*op, map);
-        func::ReturnOp::create(b, loc);
+        Operation *clone = b.clone(*op, map);
+        func::ReturnOp::create(b, loc, clone->getResults());
 
         std::string text;
         {
@@ -134,7 +140,8 @@ struct QCOutlineLoopNestsPass
           callee = fn;
         }
         OpBuilder at(op);
-        func::CallOp::create(at, loc, callee, args);
+        auto call = func::CallOp::create(at, loc, callee, args);
+        op->replaceAllUsesWith(call.getResults());
         op->erase();
       }
     }

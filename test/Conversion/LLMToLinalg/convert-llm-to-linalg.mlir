@@ -259,19 +259,40 @@ func.func @kv_cache_write(%c: tensor<5x2x?x8xf32>, %k: tensor<?x16xf32>, %pos: i
 
 // -----
 
-// Tests that llm.kv_cache_attention reads layer `layer` of both caches up
-// to the chunk's last position (pos + row0 + rows) with position-major key
-// maps, and masks key j for row i unless j <= pos + row0 + i.
+// Tests that llm.kv_cache_attention takes layer `layer` of both caches once,
+// as [KV, max_ctx, hd] views, outside the branch on the number of rows.
+// One row (decode) scores each KV head's query group against keys
+// [0, pos + 1) with a (t, n, k) x . W^T generic (what qc-vectorize-linear
+// turns into its kernel) and sums the values with hd innermost. More rows
+// take the chunked form: keys up to the chunk's last position
+// (pos + row0 + rows), position-major key maps, and key j masked for row i
+// unless j <= pos + row0 + i.
+// CHECK-DAG: #[[LIN_X:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-DAG: #[[LIN_W:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-DAG: #[[PV_V:.*]] = affine_map<(d0, d1, d2) -> (d0 floordiv 4, d1, d2)>
 // CHECK-DAG: #[[KEYMAP:.*]] = affine_map<(d0, d1, d2, d3) -> (d0 floordiv 4, d1, d2)>
 // CHECK-DAG: #[[VALMAP:.*]] = affine_map<(d0, d1, d2, d3) -> (d0 floordiv 4, d2, d1)>
 // CHECK-LABEL: func.func @kv_cache_attention
 // CHECK-SAME: (%[[Q:.*]]: tensor<?x64xf32>, %[[KC:.*]]: tensor<5x2x?x8xf32>, %[[VC:.*]]: tensor<5x2x?x8xf32>, %[[P:.*]]: index)
+// CHECK: %[[KL:.*]] = tensor.extract_slice %[[KC]][3, 0, 0, 0] [1, 2, %{{.*}}, 8] [1, 1, 1, 1] : tensor<5x2x?x8xf32> to tensor<2x?x8xf32>
+// CHECK: %[[VL:.*]] = tensor.extract_slice %[[VC]][3, 0, 0, 0] [1, 2, %{{.*}}, 8] [1, 1, 1, 1] : tensor<5x2x?x8xf32> to tensor<2x?x8xf32>
+// CHECK: %[[T:.*]] = tensor.dim %[[Q]], %{{.*}} : tensor<?x64xf32>
+// CHECK: %[[ONE:.*]] = arith.cmpi eq, %[[T]], %{{.*}} : index
+// CHECK: scf.if %[[ONE]] -> (tensor<?x64xf32>)
+// CHECK: %[[K1:.*]] = arith.addi %[[P]], %{{.*}} : index
+// CHECK: %[[K0S:.*]] = tensor.extract_slice %[[KL]][0, 0, 0] [1, %[[K1]], 8] [1, 1, 1] : tensor<2x?x8xf32> to tensor<?x8xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[LIN_X]], #[[LIN_W]], {{.*}}], iterator_types = ["parallel", "parallel", "reduction"]} ins(%{{.*}}, %[[K0S]] : tensor<4x8xf32>, tensor<?x8xf32>)
+// CHECK: %[[K1S:.*]] = tensor.extract_slice %[[KL]][1, 0, 0] [1, %[[K1]], 8] [1, 1, 1] : tensor<2x?x8xf32> to tensor<?x8xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[LIN_X]], #[[LIN_W]], {{.*}}], iterator_types = ["parallel", "parallel", "reduction"]} ins(%{{.*}}, %[[K1S]] : tensor<4x8xf32>, tensor<?x8xf32>)
+// CHECK: %[[VS1:.*]] = tensor.extract_slice %[[VL]][0, 0, 0] [2, %[[K1]], 8] [1, 1, 1]
+// CHECK: linalg.generic {indexing_maps = [#[[PV_V]], {{.*}}], iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[VS1]], {{.*}})
+// CHECK: } else {
 // CHECK: scf.for %[[R0:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args
 // CHECK: %[[ROWS:.*]] = arith.minui
 // CHECK: %[[FIRST:.*]] = arith.addi %[[P]], %[[R0]] : index
 // CHECK: %[[KEYS:.*]] = arith.addi %[[FIRST]], %[[ROWS]] : index
-// CHECK: %[[KS:.*]] = tensor.extract_slice %[[KC]][3, 0, 0, 0] [1, 2, %[[KEYS]], 8] [1, 1, 1, 1] : tensor<5x2x?x8xf32> to tensor<2x?x8xf32>
-// CHECK: %[[VS:.*]] = tensor.extract_slice %[[VC]][3, 0, 0, 0] [1, 2, %[[KEYS]], 8] [1, 1, 1, 1] : tensor<5x2x?x8xf32> to tensor<2x?x8xf32>
+// CHECK: %[[KS:.*]] = tensor.extract_slice %[[KL]][0, 0, 0] [2, %[[KEYS]], 8] [1, 1, 1] : tensor<2x?x8xf32> to tensor<2x?x8xf32>
+// CHECK: %[[VS:.*]] = tensor.extract_slice %[[VL]][0, 0, 0] [2, %[[KEYS]], 8] [1, 1, 1] : tensor<2x?x8xf32> to tensor<2x?x8xf32>
 // CHECK: linalg.generic {indexing_maps = [#[[KEYMAP]], {{.*}}} ins(%[[KS]], {{.*}})
 // CHECK: %[[I:.*]] = linalg.index 2 : index
 // CHECK: %[[J:.*]] = linalg.index 1 : index

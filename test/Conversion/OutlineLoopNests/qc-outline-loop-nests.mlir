@@ -90,14 +90,20 @@ func.func @different_constants(%a: memref<?xf32>) {
 
 // -----
 
-// Tests that what cannot move is left in place: a loop yielding results and
-// a linalg op on tensors.
-// CHECK-LABEL: func.func @stays
-// CHECK: scf.for {{.*}} iter_args
-// CHECK: linalg.generic
-// CHECK-NOT: call
-// CHECK-NOT: qc_loop_nest
-func.func @stays(%n: index, %t: tensor<4xf32>) -> (f32, tensor<4xf32>) {
+// Tests that loops and branches with results move too: the function
+// returns them and the call's results replace theirs. Two branches that
+// print identically (one per layer, say) share one function, and nests
+// inside a branch move with it rather than on their own.
+// CHECK-LABEL: func.func @with_results
+// CHECK-SAME: (%[[N:.*]]: index, %[[C:.*]]: i1, %[[A:.*]]: memref<4xf32>, %[[B:.*]]: memref<4xf32>)
+// CHECK: %[[S:.*]] = call @[[LOOP:qc_loop_nest_[0-9]+]](%[[N]])
+// CHECK: %[[X:.*]] = call @[[IF:qc_loop_nest_[0-9]+]](%[[C]], %[[A]])
+// CHECK: %[[Y:.*]] = call @[[IF]](%[[C]], %[[B]])
+// CHECK: return %[[S]], %[[X]], %[[Y]]
+// CHECK-DAG: func.func private @[[LOOP]](%{{.*}}: index) -> f32
+// CHECK-DAG: func.func private @[[IF]](%{{.*}}: i1, %{{.*}}: memref<4xf32>) -> memref<4xf32>
+// CHECK-NOT: func.func private @qc_loop_nest
+func.func @with_results(%n: index, %c: i1, %a: memref<4xf32>, %b: memref<4xf32>) -> (f32, memref<4xf32>, memref<4xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %zero = arith.constant 0.0 : f32
@@ -105,10 +111,50 @@ func.func @stays(%n: index, %t: tensor<4xf32>) -> (f32, tensor<4xf32>) {
     %next = arith.addf %acc, %acc : f32
     scf.yield %next : f32
   }
+  %x = scf.if %c -> memref<4xf32> {
+    linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]}
+        outs(%a : memref<4xf32>) {
+    ^bb0(%y: f32):
+      linalg.yield %zero : f32
+    }
+    scf.yield %a : memref<4xf32>
+  } else {
+    %m = memref.alloc() : memref<4xf32>
+    scf.yield %m : memref<4xf32>
+  }
+  %y = scf.if %c -> memref<4xf32> {
+    linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]}
+        outs(%b : memref<4xf32>) {
+    ^bb0(%y: f32):
+      linalg.yield %zero : f32
+    }
+    scf.yield %b : memref<4xf32>
+  } else {
+    %m = memref.alloc() : memref<4xf32>
+    scf.yield %m : memref<4xf32>
+  }
+  return %s, %x, %y : f32, memref<4xf32>, memref<4xf32>
+}
+
+// -----
+
+// Tests that what cannot move is left in place: a loop yielding tensors and
+// a linalg op on tensors.
+// CHECK-LABEL: func.func @stays
+// CHECK: scf.for {{.*}} iter_args
+// CHECK: linalg.generic
+// CHECK-NOT: call
+// CHECK-NOT: qc_loop_nest
+func.func @stays(%n: index, %t: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %s = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %t) -> tensor<4xf32> {
+    scf.yield %acc : tensor<4xf32>
+  }
   %r = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]}
       outs(%t : tensor<4xf32>) {
   ^bb0(%y: f32):
     linalg.yield %y : f32
   } -> tensor<4xf32>
-  return %s, %r : f32, tensor<4xf32>
+  return %s, %r : tensor<4xf32>, tensor<4xf32>
 }
