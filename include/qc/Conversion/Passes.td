@@ -319,13 +319,14 @@ def QCOutlineLoopNestsPass : Pass<"qc-outline-loop-nests", "ModuleOp"> {
   let summary = "Move each bufferized loop nest into a function shared by "
                 "every identical copy";
   let description = [{
-    Runs on bufferized IR. Every operation at the top level of a public
-    function that holds loops (a linalg op on memrefs, an `scf.for` without
-    results) becomes a call to a private function taking the values it uses
-    (constants are cloned in, not passed). Functions whose bodies are
-    identical are merged, so the 30 layers of a model share one copy of each
-    of their loop nests. The model function itself is left a straight line
-    of allocations and calls.
+    Runs on bufferized IR. Every operation of a public function that holds
+    loops or branches (a linalg op on memrefs, an `scf.for`, an `scf.if`;
+    not nested in another such operation) becomes a call to a private
+    function taking the values it uses (constants are cloned in, not
+    passed) and returning its results. Functions whose bodies are identical
+    are merged, so the 30 layers of a model share one copy of each of their
+    loop nests. The model function itself is left a straight line of
+    allocations and calls.
 
     LLVM's optimizer and code generator are superlinear in the size of a
     function: compiling a model as one function of hundreds of loop nests
