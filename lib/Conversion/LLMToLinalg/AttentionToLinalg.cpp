@@ -439,19 +439,26 @@ Value buildSingleRow(OpBuilder &b, Location loc, const AttentionShape &shape,
                                .getResult());
                      })
                      .getResult(0);
-  Value pEmpty = emptyTensor(b, loc, {hAttr, keys}, f32);
-  Value probs =
-      linalg::GenericOp::create(
-          b, loc, pEmpty.getType(), ValueRange{scores, rowMax},
-          ValueRange{pEmpty}, ArrayRef<AffineMap>{id2, headMap, id2},
-          ArrayRef<utils::IteratorType>{kPar, kPar},
-          [&](OpBuilder &nb, Location l, ValueRange args) {
-            Value s =
-                arith::SubFOp::create(nb, l, scaled(nb, l, args[0]), args[1]);
-            linalg::YieldOp::create(nb, l,
-                                    math::ExpOp::create(nb, l, s).getResult());
-          })
-          .getResult(0);
+  // result[h, j] = fn(m[h, j], v[h]) for an [H, cols] `m` and an [H] `v`.
+  auto perHead =
+      [&](Value m, Value v, OpFoldResult cols,
+          function_ref<Value(OpBuilder &, Location, Value, Value)> fn)
+      -> Value {
+    Value empty = emptyTensor(b, loc, {hAttr, cols}, f32);
+    return linalg::GenericOp::create(
+               b, loc, empty.getType(), ValueRange{m, v}, ValueRange{empty},
+               ArrayRef<AffineMap>{id2, headMap, id2},
+               ArrayRef<utils::IteratorType>{kPar, kPar},
+               [&](OpBuilder &nb, Location l, ValueRange args) {
+                 linalg::YieldOp::create(nb, l, fn(nb, l, args[0], args[1]));
+               })
+        .getResult(0);
+  };
+  Value probs = perHead(
+      scores, rowMax, keys, [&](OpBuilder &nb, Location l, Value s, Value m) {
+        Value shifted = arith::SubFOp::create(nb, l, scaled(nb, l, s), m);
+        return Value(math::ExpOp::create(nb, l, shifted));
+      });
   Value lInit = filledTensor(b, loc, {hAttr}, 0.0f);
   Value rowSum =
       linalg::GenericOp::create(
@@ -488,18 +495,11 @@ Value buildSingleRow(OpBuilder &b, Location loc, const AttentionShape &shape,
           .getResult(0);
 
   // out[0, h * hd + d] = O[h, d] / L[h].
-  Value nEmpty = emptyTensor(b, loc, {hAttr, hdAttr}, f32);
   Value normalized =
-      linalg::GenericOp::create(
-          b, loc, nEmpty.getType(), ValueRange{weighted, rowSum},
-          ValueRange{nEmpty}, ArrayRef<AffineMap>{id2, headMap, id2},
-          ArrayRef<utils::IteratorType>{kPar, kPar},
-          [](OpBuilder &nb, Location l, ValueRange args) {
-            linalg::YieldOp::create(
-                nb, l,
-                arith::DivFOp::create(nb, l, args[0], args[1]).getResult());
-          })
-          .getResult(0);
+      perHead(weighted, rowSum, hdAttr,
+              [](OpBuilder &nb, Location l, Value o, Value sum) {
+                return Value(arith::DivFOp::create(nb, l, o, sum));
+              });
   Value flat = tensor::CollapseShapeOp::create(
       b, loc, RankedTensorType::get({heads * headDim}, f32), normalized,
       ArrayRef<ReassociationIndices>{{0, 1}});
