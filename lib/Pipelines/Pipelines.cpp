@@ -46,8 +46,13 @@ std::string mlir::qc::cpuCodegenPipeline(int64_t vectorWidth) {
     vectorWidth = hostVectorWidth();
   // 4 x 4 blocks of 16-lane accumulators use 24 of AVX-512's 32 registers;
   // with 8 lanes AVX2 has 16, so the blocks shrink to 4 tokens x 2 rows.
-  std::string blocks = vectorWidth >= 16 ? "row-block=4 token-block=4"
-                                         : "row-block=2 token-block=4";
+  // The dequantize-linear kernel also holds scales, zero points and words
+  // per column vector: 2 x 4 accumulators fit AVX-512, 2 x 2 AVX2.
+  std::string blocks = vectorWidth >= 16
+                           ? "row-block=4 token-block=4 dequant-column-block=2 "
+                             "dequant-token-block=4"
+                           : "row-block=2 token-block=4 dequant-column-block=2 "
+                             "dequant-token-block=2";
   return "canonicalize,cse,"
          // No linalg-fuse-elementwise-ops: it folds the weight and key
          // transposes back into their consumers, turning the unit-stride

@@ -1,4 +1,4 @@
-//===- CompiledCodeRuntimeTest.cpp - qc_rt_parallel_linear's row split ----===//
+//===- CompiledCodeRuntimeTest.cpp - The dispatchers' output splits -------===//
 //
 // Part of the qc project. MIT licence.
 //
@@ -123,12 +123,65 @@ TEST_F(ParallelLinear, CallsFromPoolWorkersDoNotWaitOnThePool) {
   EXPECT_EQ(std::count(covered.begin(), covered.end(), 4), 301);
 }
 
-TEST(CompiledCodeSymbols, NameTheDispatcher) {
+int32_t wordsData[1];
+float scalesData[1], zerosData[1];
+
+void recordingDequantKernel(QC_RT_MEMREF2D(x),
+                            QC_RT_MEMREF2D_OF(int32_t, qweight),
+                            QC_RT_MEMREF2D(scales), QC_RT_MEMREF2D(zeros),
+                            QC_RT_MEMREF2D(out), int64_t colBegin,
+                            int64_t colEnd) {
+  std::lock_guard<std::mutex> lock(recorded->mutex);
+  recorded->ranges.push_back({colBegin, colEnd});
+  bool intact = xAligned == xData && xOffset == 3 && xRows == 17 &&
+                xCols == 576 && xRowStride == 580 &&
+                qweightAligned == wordsData && qweightRows == 72 &&
+                qweightCols == 301 && qweightRowStride == 301 &&
+                scalesAligned == scalesData && scalesRows == 18 &&
+                zerosAligned == zerosData && zerosCols == 301 &&
+                outAligned == outData && outCols == 301 && outRowStride == 301;
+  recorded->argumentsIntact = recorded->argumentsIntact && intact;
+}
+
+void callDequant(int64_t tokens, int64_t begin, int64_t end) {
+  qc_rt_parallel_dequant_linear(
+      &recordingDequantKernel, xData, xData, 3, tokens, 576, 580, 1, wordsData,
+      wordsData, 0, 72, 301, 301, 1, scalesData, scalesData, 0, 18, 301, 301, 1,
+      zerosData, zerosData, 0, 18, 301, 301, 1, outData, outData, 0, tokens,
+      301, 301, 1, begin, end);
+}
+
+// The dequantize-linear dispatcher splits output columns, in multiples of
+// 64 so that no chunk edge falls inside a kernel's block of column vectors.
+TEST_F(ParallelLinear, DequantSplitsColumnsOnTheColumnGranule) {
+  qc::setThreadCount(3);
+  callDequant(17, 0, 301);
+  ASSERT_GT(state.ranges.size(), 1u);
+  expectExactCover(state.ranges, 0, 301);
+  for (auto [b, e] : state.ranges)
+    EXPECT_EQ(b % 64, 0) << "chunk [" << b << ", " << e << ")";
+  EXPECT_TRUE(state.argumentsIntact);
+  // One decode token is still 173K multiply-adds: split too; one thread
+  // is one call.
+  state.ranges.clear();
+  callDequant(1, 0, 301);
+  EXPECT_GT(state.ranges.size(), 1u);
+  qc::setThreadCount(1);
+  state.ranges.clear();
+  callDequant(17, 0, 301);
+  ASSERT_EQ(state.ranges.size(), 1u);
+  EXPECT_EQ(state.ranges[0], std::make_pair(int64_t(0), int64_t(301)));
+}
+
+TEST(CompiledCodeSymbols, NameTheDispatchers) {
   auto symbols = qc::compiledCodeSymbols();
-  ASSERT_EQ(symbols.size(), 1u);
+  ASSERT_EQ(symbols.size(), 2u);
   EXPECT_EQ(symbols[0].first, "qc_rt_parallel_linear");
   EXPECT_EQ(symbols[0].second,
             reinterpret_cast<void *>(&qc_rt_parallel_linear));
+  EXPECT_EQ(symbols[1].first, "qc_rt_parallel_dequant_linear");
+  EXPECT_EQ(symbols[1].second,
+            reinterpret_cast<void *>(&qc_rt_parallel_dequant_linear));
 }
 
 } // namespace

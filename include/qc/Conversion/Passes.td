@@ -296,6 +296,17 @@ def QCVectorizeLinearPass : Pass<"qc-vectorize-linear", "ModuleOp"> {
 
     The sum over K is reassociated (per-lane partial sums, then a tree),
     which the op's contract allows; the result is `out + sum`, as before.
+
+    The fused GPTQ-layout linear that convert-wq-to-linalg emits (a generic
+    reading x, the packed i32 words, f32 scales and zero points per group,
+    and dequantizing in its body) becomes a call to
+    `qc_dequant_linear_b<bits>_g<group>_v<width>_c<cols>_t<tokens>(x,
+    qweight, scales, zeros, out, colBegin, colEnd)`: output columns in
+    vector lanes (`dequant-column-block` vectors per block, times
+    `dequant-token-block` tokens), each code shifted, masked and converted
+    in registers and dequantized with the same f32 operations as the
+    reference, the weight never written out. With `parallel` it goes through
+    `qc_rt_parallel_dequant_linear`, which splits the output columns.
   }];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
@@ -305,8 +316,16 @@ def QCVectorizeLinearPass : Pass<"qc-vectorize-linear", "ModuleOp"> {
     Option<"tokenBlock", "token-block", "int64_t", /*default=*/"4",
            "Tokens per register block">,
     Option<"parallel", "parallel", "bool", /*default=*/"false",
-           "Call the kernel through the runtime's qc_rt_parallel_linear, "
-           "which splits the weight rows among the process's threads">,
+           "Call the kernels through the runtime's dispatchers "
+           "(qc_rt_parallel_linear, qc_rt_parallel_dequant_linear), which "
+           "split the outputs among the process's threads">,
+    Option<"dequantColumnBlock", "dequant-column-block", "int64_t",
+           /*default=*/"2",
+           "Column vectors per register block of the dequantize-linear "
+           "kernel">,
+    Option<"dequantTokenBlock", "dequant-token-block", "int64_t",
+           /*default=*/"4",
+           "Tokens per register block of the dequantize-linear kernel">,
   ];
   let dependentDialects = [
     "mlir::arith::ArithDialect", "mlir::func::FuncDialect",
@@ -332,6 +351,7 @@ def QCOutlineLoopNestsPass : Pass<"qc-outline-loop-nests", "ModuleOp"> {
     function: compiling a model as one function of hundreds of loop nests
     took most of a model's start-up time. The outlined functions are marked
     `noinline` (through `passthrough`) so that LLVM does not rebuild that
+   
     function.
   }];
   let dependentDialects = ["mlir::func::FuncDialect"];

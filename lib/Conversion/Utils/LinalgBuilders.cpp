@@ -15,31 +15,33 @@ using namespace mlir::qc::detail;
 // replaces it with register-blocked vector code (no transposed copy of the
 // weight on every call, which used to cost more than the product for one
 // decode token).
+Value mlir::qc::detail::buildLinearInit(OpBuilder &b, Location loc, Value x,
+                                        OpFoldResult n, Value bias) {
+  MLIRContext *ctx = b.getContext();
+  SmallVector<OpFoldResult> sizes = {dimSize(b, loc, x, 0), n};
+  if (!bias)
+    return filledTensor(b, loc, sizes, 0.0f);
+  // Start the accumulation from the bias: out[t, n] = bias[n].
+  Value empty = emptyTensor(b, loc, sizes, b.getF32Type());
+  AffineExpr i, j;
+  bindDims(ctx, i, j);
+  return linalg::GenericOp::create(
+             b, loc, empty.getType(), ValueRange{bias}, ValueRange{empty},
+             ArrayRef<AffineMap>{AffineMap::get(2, 0, {j}, ctx),
+                                 AffineMap::get(2, 0, {i, j}, ctx)},
+             ArrayRef<utils::IteratorType>{kPar, kPar},
+             [](OpBuilder &nb, Location nloc, ValueRange args) {
+               linalg::YieldOp::create(nb, nloc, args[0]);
+             })
+      .getResult(0);
+}
+
 Value mlir::qc::detail::buildMatmulTransposedB(OpBuilder &b, Location loc,
                                                Value x, Value w, Value bias) {
   MLIRContext *ctx = b.getContext();
-  SmallVector<OpFoldResult> sizes = {dimSize(b, loc, x, 0),
-                                     dimSize(b, loc, w, 0)};
+  Value init = buildLinearInit(b, loc, x, dimSize(b, loc, w, 0), bias);
   AffineExpr t, n, k;
   bindDims(ctx, t, n, k);
-  Value init;
-  if (bias) {
-    // Start the accumulation from the bias: out[t, n] = bias[n].
-    Value empty = emptyTensor(b, loc, sizes, b.getF32Type());
-    AffineExpr i, j;
-    bindDims(ctx, i, j);
-    init = linalg::GenericOp::create(
-               b, loc, empty.getType(), ValueRange{bias}, ValueRange{empty},
-               ArrayRef<AffineMap>{AffineMap::get(2, 0, {j}, ctx),
-                                   AffineMap::get(2, 0, {i, j}, ctx)},
-               ArrayRef<utils::IteratorType>{kPar, kPar},
-               [](OpBuilder &nb, Location nloc, ValueRange args) {
-                 linalg::YieldOp::create(nb, nloc, args[0]);
-               })
-               .getResult(0);
-  } else {
-    init = filledTensor(b, loc, sizes, 0.0f);
-  }
   SmallVector<AffineMap> maps = {AffineMap::get(3, 0, {t, k}, ctx),
                                  AffineMap::get(3, 0, {n, k}, ctx),
                                  AffineMap::get(3, 0, {t, n}, ctx)};

@@ -28,6 +28,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "VectorizeLinear.h"
+
 #include "qc/Conversion/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -230,11 +232,11 @@ private:
 };
 
 /// The memref type every kernel argument is cast to: any shape, rows of
-/// any stride, unit stride along them.
-MemRefType kernelArgType(MLIRContext *ctx) {
+/// any stride, unit stride along them; f32 unless `element` says otherwise.
+MemRefType kernelArgType(MLIRContext *ctx, Type element = {}) {
   int64_t dyn = ShapedType::kDynamic;
   return MemRefType::get(
-      {dyn, dyn}, Float32Type::get(ctx),
+      {dyn, dyn}, element ? element : Float32Type::get(ctx),
       StridedLayoutAttr::get(ctx, /*offset=*/dyn, /*strides=*/{dyn, 1}));
 }
 
@@ -304,10 +306,51 @@ struct QCVectorizeLinearPass
     return fn;
   }
 
-  /// The runtime's qc_rt_parallel_linear(kernel, x, w, out, rowBegin,
-  /// rowEnd), declared.
-  func::FuncOp getOrCreateDispatcher(ModuleOp module, func::FuncOp kernel) {
-    constexpr StringLiteral name = "qc_rt_parallel_linear";
+  /// The fused dequantize-linear kernel for `bits` and `groupSize`, made on
+  /// first use: (x, qweight, scales, zeros, out, colBegin, colEnd) computes
+  /// out[:, colBegin:colEnd] (DequantKernel.cpp).
+  func::FuncOp getOrCreateDequantKernel(ModuleOp module, int64_t bits,
+                                        int64_t groupSize) {
+    std::string name =
+        llvm::formatv("qc_dequant_linear_b{0}_g{1}_v{2}_c{3}_t{4}", bits,
+                      groupSize, vectorWidth, dequantColumnBlock,
+                      dequantTokenBlock)
+            .str();
+    MLIRContext *ctx = module.getContext();
+    MemRefType f32Arg = kernelArgType(ctx);
+    MemRefType wordArg = kernelArgType(ctx, IntegerType::get(ctx, 32));
+    IndexType index = IndexType::get(ctx);
+    auto type = FunctionType::get(
+        ctx, {f32Arg, wordArg, f32Arg, f32Arg, f32Arg, index, index}, {});
+    bool created;
+    func::FuncOp fn = getOrDeclare(
+        module, name, type, /*needsBody=*/true,
+        "the name of a generated kernel and must be its definition, of type",
+        created);
+    if (!fn || !created)
+      return fn;
+    OpBuilder b(ctx);
+    Location loc = module.getLoc();
+    fn->setAttr("passthrough", b.getArrayAttr({b.getStringAttr("noinline")}));
+    Block *entry = fn.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    qc::detail::DequantLinearOperands ops{entry->getArgument(0),
+                                          entry->getArgument(1),
+                                          entry->getArgument(2),
+                                          entry->getArgument(3),
+                                          entry->getArgument(4),
+                                          bits,
+                                          groupSize};
+    qc::detail::emitDequantKernel(b, loc, ops, entry->getArgument(5),
+                                  entry->getArgument(6), vectorWidth,
+                                  dequantColumnBlock, dequantTokenBlock);
+    func::ReturnOp::create(b, loc);
+    return fn;
+  }
+
+  /// The runtime's dispatcher `name`(kernel, kernel arguments...), declared.
+  func::FuncOp getOrCreateDispatcher(ModuleOp module, func::FuncOp kernel,
+                                     StringRef name) {
     SmallVector<Type> inputs = {kernel.getFunctionType()};
     llvm::append_range(inputs, kernel.getFunctionType().getInputs());
     auto type = FunctionType::get(&getContext(), inputs, {});
@@ -331,37 +374,72 @@ struct QCVectorizeLinearPass
           << " token-block=" << static_cast<int64_t>(tokenBlock);
       return signalPassFailure();
     }
-    SmallVector<std::pair<linalg::GenericOp, LinearOperands>> matches;
+    if (dequantColumnBlock < 1 || dequantColumnBlock > 8 ||
+        dequantTokenBlock < 1 || dequantTokenBlock > 8) {
+      getOperation()->emitError()
+          << "qc-vectorize-linear: dequant-column-block and "
+             "dequant-token-block must be in [1, 8]; got "
+          << static_cast<int64_t>(dequantColumnBlock) << " and "
+          << static_cast<int64_t>(dequantTokenBlock);
+      return signalPassFailure();
+    }
+    SmallVector<std::pair<linalg::GenericOp, LinearOperands>> linears;
+    SmallVector<std::pair<linalg::GenericOp, qc::detail::DequantLinearOperands>>
+        dequants;
     getOperation()->walk([&](linalg::GenericOp op) {
       if (auto operands = matchLinear(op))
-        matches.push_back({op, *operands});
+        linears.push_back({op, *operands});
+      else if (auto fused = qc::detail::matchDequantLinear(op))
+        dequants.push_back({op, *fused});
     });
-    if (matches.empty())
-      return;
-    func::FuncOp kernel = getOrCreateKernel(getOperation());
-    if (!kernel)
-      return signalPassFailure();
-    func::FuncOp dispatcher;
-    if (parallel) {
-      dispatcher = getOrCreateDispatcher(getOperation(), kernel);
-      if (!dispatcher)
+    ModuleOp module = getOperation();
+    for (auto &[op, operands] : linears) {
+      func::FuncOp kernel = getOrCreateKernel(module);
+      if (!kernel ||
+          failed(replaceWithCall(op, kernel, "qc_rt_parallel_linear",
+                                 {operands.x, operands.w, operands.out},
+                                 operands.w, 0)))
         return signalPassFailure();
     }
-    MemRefType arg = kernelArgType(&getContext());
-    for (auto &[op, operands] : matches) {
-      OpBuilder b(op);
-      Location loc = op.getLoc();
-      SmallVector<Value> args;
-      if (dispatcher)
-        args.push_back(func::ConstantOp::create(
-            b, loc, kernel.getFunctionType(), kernel.getSymName()));
-      for (Value v : {operands.x, operands.w, operands.out})
-        args.push_back(memref::CastOp::create(b, loc, arg, v));
-      args.push_back(arith::ConstantIndexOp::create(b, loc, 0));
-      args.push_back(memref::DimOp::create(b, loc, operands.w, 0));
-      func::CallOp::create(b, loc, dispatcher ? dispatcher : kernel, args);
-      op.erase();
+    for (auto &[op, operands] : dequants) {
+      func::FuncOp kernel =
+          getOrCreateDequantKernel(module, operands.bits, operands.groupSize);
+      if (!kernel ||
+          failed(replaceWithCall(op, kernel, "qc_rt_parallel_dequant_linear",
+                                 {operands.x, operands.qweight, operands.scales,
+                                  operands.zeros, operands.out},
+                                 operands.out, 1)))
+        return signalPassFailure();
     }
+  }
+
+  /// Replaces `op` by a call of `kernel` on `memrefs` (cast to the kernel's
+  /// argument types) over [0, dim `dim` of `extentOf`), made through the
+  /// runtime's `dispatcherName` when `parallel`.
+  LogicalResult replaceWithCall(linalg::GenericOp op, func::FuncOp kernel,
+                                StringRef dispatcherName, ValueRange memrefs,
+                                Value extentOf, int64_t dim) {
+    func::FuncOp dispatcher;
+    if (parallel) {
+      dispatcher =
+          getOrCreateDispatcher(getOperation(), kernel, dispatcherName);
+      if (!dispatcher)
+        return failure();
+    }
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    SmallVector<Value> args;
+    if (dispatcher)
+      args.push_back(func::ConstantOp::create(b, loc, kernel.getFunctionType(),
+                                              kernel.getSymName()));
+    for (auto [v, type] :
+         llvm::zip(memrefs, kernel.getFunctionType().getInputs()))
+      args.push_back(memref::CastOp::create(b, loc, type, v));
+    args.push_back(arith::ConstantIndexOp::create(b, loc, 0));
+    args.push_back(memref::DimOp::create(b, loc, extentOf, dim));
+    func::CallOp::create(b, loc, dispatcher ? dispatcher : kernel, args);
+    op.erase();
+    return success();
   }
 };
 

@@ -101,6 +101,34 @@ Value toF32(OpBuilder &b, Location l, Value v) {
   return arith::ExtFOp::create(b, l, b.getF32Type(), v);
 }
 
+/// scales[g, n] of a wq op as f32.
+Value scaleAt(OpBuilder &b, Location l, const Scheme &s, Value g, Value n) {
+  return toF32(b, l,
+               tensor::ExtractOp::create(b, l, s.scales, ValueRange{g, n}));
+}
+
+/// The zero point z[g, n] of a non-codebook wq op as f32: 2^(b-1) when
+/// symmetric, else read from `zeros` in whichever form the layout stores.
+Value zeroAt(OpBuilder &b, Location l, const Scheme &s, Value g, Value n) {
+  if (s.sym)
+    return arith::ConstantOp::create(
+        b, l, b.getF32FloatAttr(float(1LL << (s.bits - 1))));
+  Type zt = cast<RankedTensorType>(s.zeros.getType()).getElementType();
+  if (isa<FloatType>(zt))
+    return toF32(b, l,
+                 tensor::ExtractOp::create(b, l, s.zeros, ValueRange{g, n}));
+  if (s.layout == wq::Layout::gptq) {
+    // GPTQ v1 stores z - 1 as a stream over N per group.
+    Value stored = extractCode(b, l, s.zeros, 1, g, n, s.bits);
+    Value zi = arith::AndIOp::create(
+        b, l, arith::AddIOp::create(b, l, stored, i64c(b, l, 1)),
+        i64c(b, l, (1LL << s.bits) - 1));
+    return arith::UIToFPOp::create(b, l, b.getF32Type(), zi);
+  }
+  Value zi = tensor::ExtractOp::create(b, l, s.zeros, ValueRange{g, n});
+  return arith::UIToFPOp::create(b, l, b.getF32Type(), zi);
+}
+
 /// The dequantized [N, K] f32 weight of a wq op.
 Value buildDequantize(OpBuilder &b, Location loc, const Scheme &s) {
   MLIRContext *ctx = b.getContext();
@@ -137,9 +165,7 @@ Value buildDequantize(OpBuilder &b, Location loc, const Scheme &s) {
                } else {
                  g = arith::DivUIOp::create(nb, l, col, idx(nb, l, group));
                }
-               Value scale = toF32(nb, l,
-                                   tensor::ExtractOp::create(
-                                       nb, l, s.scales, ValueRange{g, row}));
+               Value scale = scaleAt(nb, l, s, g, row);
                Value w;
                if (codebook) {
                  Value ci =
@@ -150,36 +176,93 @@ Value buildDequantize(OpBuilder &b, Location loc, const Scheme &s) {
                } else {
                  Value q =
                      arith::UIToFPOp::create(nb, l, nb.getF32Type(), code);
-                 Value z;
-                 if (s.sym) {
-                   z = arith::ConstantOp::create(
-                       nb, l, nb.getF32FloatAttr(float(1LL << (s.bits - 1))));
-                 } else {
-                   Type zt = cast<RankedTensorType>(s.zeros.getType())
-                                 .getElementType();
-                   if (isa<FloatType>(zt)) {
-                     z = toF32(nb, l,
-                               tensor::ExtractOp::create(nb, l, s.zeros,
-                                                         ValueRange{g, row}));
-                   } else if (s.layout == wq::Layout::gptq) {
-                     // GPTQ v1 stores z - 1 as a stream over N per group.
-                     Value stored =
-                         extractCode(nb, l, s.zeros, 1, g, row, s.bits);
-                     Value zi = arith::AndIOp::create(
-                         nb, l,
-                         arith::AddIOp::create(nb, l, stored, i64c(nb, l, 1)),
-                         i64c(nb, l, (1LL << s.bits) - 1));
-                     z = arith::UIToFPOp::create(nb, l, nb.getF32Type(), zi);
-                   } else {
-                     Value zi = tensor::ExtractOp::create(nb, l, s.zeros,
-                                                          ValueRange{g, row});
-                     z = arith::UIToFPOp::create(nb, l, nb.getF32Type(), zi);
-                   }
-                 }
+                 Value z = zeroAt(nb, l, s, g, row);
                  w = arith::MulFOp::create(nb, l, scale,
                                            arith::SubFOp::create(nb, l, q, z));
                }
                linalg::YieldOp::create(nb, l, w);
+             })
+      .getResult(0);
+}
+
+/// Whether the linear can be one fused generic that reads the packed codes
+/// directly (buildFusedLinear): GPTQ layout with i32 words holding whole
+/// codes (b = 2, 4, 8), no act-order permutation, no codebook, and groups
+/// of whole words so that a word never spans two groups.
+bool hasFusedForm(const Scheme &s) {
+  if (s.layout != wq::Layout::gptq || s.codebook || s.gIdx ||
+      !(s.bits == 2 || s.bits == 4 || s.bits == 8) ||
+      !cast<RankedTensorType>(s.qweight.getType())
+           .getElementType()
+           .isInteger(32))
+    return false;
+  int64_t group = s.groupSize == -1 ? s.inFeatures : s.groupSize;
+  return group % (32 / s.bits) == 0;
+}
+
+/// x W^T (+ bias) as one (t, n, k) generic that dequantizes each weight as
+/// it multiplies: code k of column n is bits [(k % c) b, (k % c) b + b) of
+/// qweight[k / c, n] (c = 32 / b codes per word) and W[n, k] =
+/// scales[g, n] * (code - z[g, n]) with g = k / G, the same f32 operations
+/// as buildDequantize. Scales and zero points are first gathered into f32
+/// [groups, N] tensors (1/G of the weight's size) so the generic sees one
+/// form whatever the stored dtypes. qc-vectorize-linear turns this generic
+/// into a kernel that keeps N in vector lanes and never materializes W;
+/// anywhere else it is a correct, if slow, loop nest.
+Value buildFusedLinear(OpBuilder &b, Location loc, const Scheme &s, Value x,
+                       Value bias) {
+  MLIRContext *ctx = b.getContext();
+  int64_t n = s.outFeatures, k = s.inFeatures;
+  int64_t group = s.groupSize == -1 ? k : s.groupSize;
+  int64_t groups = (k + group - 1) / group;
+  int64_t perWord = 32 / s.bits;
+  AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
+  auto perGroup = [&](auto valueAt) -> Value {
+    Value empty = emptyTensor(
+        b, loc, {b.getIndexAttr(groups), b.getIndexAttr(n)}, b.getF32Type());
+    return linalg::GenericOp::create(
+               b, loc, empty.getType(), ValueRange{}, ValueRange{empty},
+               ArrayRef<AffineMap>{id2},
+               ArrayRef<utils::IteratorType>{kPar, kPar},
+               [&](OpBuilder &nb, Location l, ValueRange) {
+                 Value g = linalg::IndexOp::create(nb, l, 0);
+                 Value col = linalg::IndexOp::create(nb, l, 1);
+                 linalg::YieldOp::create(nb, l, valueAt(nb, l, s, g, col));
+               })
+        .getResult(0);
+  };
+  Value scales = perGroup(scaleAt);
+  Value zeros = perGroup(zeroAt);
+
+  Value init = buildLinearInit(b, loc, x, b.getIndexAttr(n), bias);
+  AffineExpr t, nn, kk;
+  bindDims(ctx, t, nn, kk);
+  AffineMap groupMap = AffineMap::get(3, 0, {kk.floorDiv(group), nn}, ctx);
+  SmallVector<AffineMap> maps = {
+      AffineMap::get(3, 0, {t, kk}, ctx),
+      AffineMap::get(3, 0, {kk.floorDiv(perWord), nn}, ctx), groupMap, groupMap,
+      AffineMap::get(3, 0, {t, nn}, ctx)};
+  return linalg::GenericOp::create(
+             b, loc, init.getType(), ValueRange{x, s.qweight, scales, zeros},
+             ValueRange{init}, maps,
+             ArrayRef<utils::IteratorType>{kPar, kPar, kRed},
+             [&](OpBuilder &nb, Location l, ValueRange args) {
+               Type i32 = nb.getI32Type();
+               Value kIdx = linalg::IndexOp::create(nb, l, 2);
+               Value slot =
+                   arith::RemUIOp::create(nb, l, kIdx, idx(nb, l, perWord));
+               Value shift = arith::IndexCastOp::create(
+                   nb, l, i32,
+                   arith::MulIOp::create(nb, l, slot, idx(nb, l, s.bits)));
+               Value code = arith::AndIOp::create(
+                   nb, l, arith::ShRUIOp::create(nb, l, args[1], shift),
+                   arith::ConstantIntOp::create(nb, l, i32,
+                                                (1LL << s.bits) - 1));
+               Value q = arith::UIToFPOp::create(nb, l, nb.getF32Type(), code);
+               Value w = arith::MulFOp::create(
+                   nb, l, args[2], arith::SubFOp::create(nb, l, q, args[3]));
+               linalg::YieldOp::create(nb, l,
+                                       mulAdd(nb, l, args[4], args[0], w));
              })
       .getResult(0);
 }
@@ -214,7 +297,13 @@ struct LinearLowering : OpRewritePattern<wq::LinearOp> {
       return rewriter.notifyMatchFailure(op, "GPU kernel layout");
     if (!cast<RankedTensorType>(op.getX().getType()).getElementType().isF32())
       return rewriter.notifyMatchFailure(op, "only f32 activations");
-    Value w = buildDequantize(rewriter, op.getLoc(), Scheme::from(op));
+    Scheme scheme = Scheme::from(op);
+    if (hasFusedForm(scheme)) {
+      rewriter.replaceOp(op, buildFusedLinear(rewriter, op.getLoc(), scheme,
+                                              op.getX(), op.getBias()));
+      return success();
+    }
+    Value w = buildDequantize(rewriter, op.getLoc(), scheme);
     rewriter.replaceOp(op, buildMatmulTransposedB(rewriter, op.getLoc(),
                                                   op.getX(), w, op.getBias()));
     return success();

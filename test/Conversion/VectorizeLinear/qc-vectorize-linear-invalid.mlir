@@ -1,11 +1,13 @@
 // RUN: not quant-opt %s -split-input-file -qc-vectorize-linear="vector-width=0" -o /dev/null 2>&1 | FileCheck %s --check-prefix=BADOPT
 // RUN: not quant-opt %s -split-input-file -qc-vectorize-linear="token-block=9" -o /dev/null 2>&1 | FileCheck %s --check-prefix=BADBLOCK
+// RUN: not quant-opt %s -split-input-file -qc-vectorize-linear="dequant-column-block=0" -o /dev/null 2>&1 | FileCheck %s --check-prefix=BADDEQUANT
 // RUN: not quant-opt %s -split-input-file -qc-vectorize-linear="parallel=1" -o /dev/null 2>&1 | FileCheck %s
 
 // Tests that options outside what any register file holds are refused,
 // naming every value.
 // BADOPT: vector-width must be in [1, 64] and row-block and token-block in [1, 8]; got vector-width=0 row-block=4 token-block=4
 // BADBLOCK: got vector-width=16 row-block=4 token-block=9
+// BADDEQUANT: dequant-column-block and dequant-token-block must be in [1, 8]; got 0 and 4
 
 #x = affine_map<(t, n, k) -> (t, k)>
 #w = affine_map<(t, n, k) -> (n, k)>

@@ -135,3 +135,74 @@ func.func @parallel(%x: memref<?x20xf32>, %w: memref<7x20xf32>, %o: memref<?x7xf
   }
   return
 }
+
+// -----
+
+#x = affine_map<(t, n, k) -> (t, k)>
+#word = affine_map<(t, n, k) -> (k floordiv 8, n)>
+#group = affine_map<(t, n, k) -> (k floordiv 32, n)>
+#group12 = affine_map<(t, n, k) -> (k floordiv 12, n)>
+#o = affine_map<(t, n, k) -> (t, n)>
+
+// Tests that convert-wq-to-linalg's fused 4-bit GPTQ linear (constants
+// hoisted out of the body, as canonicalization leaves them) becomes a call
+// to the dequantize-linear kernel for 4 bits and group 32 over the output
+// columns [0, N), with the words cast to an i32 memref; that the kernel
+// keeps columns in vector lanes (2 vectors x 4 tokens per block: 8 fused
+// multiply-adds per code) and unrolls the 8 codes of a word; and that a
+// group splitting a word (12 at 8 codes per word) is left alone.
+// CHECK-LABEL: func.func @dequant_linear
+// CHECK-SAME: (%[[X:.*]]: memref<?x72xf32>, %[[Q:.*]]: memref<9x20xi32>, %[[S:.*]]: memref<3x20xf32>, %[[Z:.*]]: memref<3x20xf32>, %[[O:.*]]: memref<?x20xf32>
+// CHECK-DAG: %[[QC:.*]] = memref.cast %[[Q]] : memref<9x20xi32> to memref<?x?xi32, strided<[?, 1], offset: ?>>
+// CHECK-DAG: %[[N:.*]] = memref.dim %[[O]], %{{.*}} : memref<?x20xf32>
+// CHECK: call @qc_dequant_linear_b4_g32_v8_c2_t4(%{{.*}}, %[[QC]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[N]])
+// CHECK: linalg.generic
+// CHECK: func.func private @qc_dequant_linear_b4_g32_v8_c2_t4(%{{.*}}: memref<?x?xf32, strided<[?, 1], offset: ?>>, %{{.*}}: memref<?x?xi32, strided<[?, 1], offset: ?>>,
+// CHECK-SAME: passthrough = ["noinline"]
+// CHECK: scf.for {{.*}} iter_args
+// CHECK-COUNT-2: vector.load {{.*}} : memref<?x?xi32, strided<[?, 1], offset: ?>>, vector<8xi32>
+// CHECK-COUNT-8: vector.fma
+// CHECK: arith.shrui {{.*}} : vector<8xi32>
+// PAR-LABEL: func.func @dequant_linear
+// PAR: %[[F:.*]] = constant @qc_dequant_linear_b4_g32_v16_c2_t4
+// PAR: call @qc_rt_parallel_dequant_linear(%[[F]],
+// PAR-DAG: func.func private @qc_rt_parallel_dequant_linear(
+func.func @dequant_linear(%x: memref<?x72xf32>, %q: memref<9x20xi32>, %s: memref<3x20xf32>,
+                          %z: memref<3x20xf32>, %o: memref<?x20xf32>, %s12: memref<6x20xf32>) {
+  %c8 = arith.constant 8 : index
+  %c4 = arith.constant 4 : index
+  %c15 = arith.constant 15 : i32
+  linalg.generic {indexing_maps = [#x, #word, #group, #group, #o], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %q, %s, %z : memref<?x72xf32>, memref<9x20xi32>, memref<3x20xf32>, memref<3x20xf32>) outs(%o : memref<?x20xf32>) {
+  ^bb0(%a: f32, %word: i32, %sc: f32, %zp: f32, %acc: f32):
+    %k = linalg.index 2 : index
+    %slot = arith.remui %k, %c8 : index
+    %bit = arith.muli %slot, %c4 : index
+    %sh = arith.index_cast %bit : index to i32
+    %shifted = arith.shrui %word, %sh : i32
+    %code = arith.andi %shifted, %c15 : i32
+    %qf = arith.uitofp %code : i32 to f32
+    %cent = arith.subf %qf, %zp : f32
+    %w = arith.mulf %sc, %cent : f32
+    %p = arith.mulf %a, %w fastmath<reassoc,contract> : f32
+    %r = arith.addf %acc, %p fastmath<reassoc,contract> : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#x, #word, #group12, #group12, #o], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %q, %s12, %s12 : memref<?x72xf32>, memref<9x20xi32>, memref<6x20xf32>, memref<6x20xf32>) outs(%o : memref<?x20xf32>) {
+  ^bb0(%a: f32, %word: i32, %sc: f32, %zp: f32, %acc: f32):
+    %k = linalg.index 2 : index
+    %slot = arith.remui %k, %c8 : index
+    %bit = arith.muli %slot, %c4 : index
+    %sh = arith.index_cast %bit : index to i32
+    %shifted = arith.shrui %word, %sh : i32
+    %code = arith.andi %shifted, %c15 : i32
+    %qf = arith.uitofp %code : i32 to f32
+    %cent = arith.subf %qf, %zp : f32
+    %w = arith.mulf %sc, %cent : f32
+    %p = arith.mulf %a, %w fastmath<reassoc,contract> : f32
+    %r = arith.addf %acc, %p fastmath<reassoc,contract> : f32
+    linalg.yield %r : f32
+  }
+  return
+}

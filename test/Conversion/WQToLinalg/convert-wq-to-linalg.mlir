@@ -1,8 +1,9 @@
 // RUN: quant-opt %s -split-input-file -convert-wq-to-linalg | FileCheck %s
 
-// Tests that wq.linear becomes an [N, K] dequantization generic (codes read
-// as 64-bit word pairs, shifted and masked; scale widened from f16; the
-// symmetric zero 2^(b-1)) followed by the matmul nest reading it as [N, K].
+// Tests that a rows-layout wq.linear becomes an [N, K] dequantization
+// generic (codes read as 64-bit word pairs, shifted and masked; scale
+// widened from f16; the symmetric zero 2^(b-1)) followed by the matmul nest
+// reading it as [N, K].
 
 // CHECK-LABEL: func.func @linear_rows_sym
 // CHECK-SAME: (%[[X:.*]]: tensor<?x64xf32>, %[[Q:.*]]: tensor<32x8xi32>, %[[S:.*]]: tensor<2x32xf16>)
@@ -44,6 +45,69 @@ func.func @linear_gptq_asym(%x: tensor<?x64xf32>, %q: tensor<8x32xi32>, %s: tens
       zero_dtype = i32, layout = #wq.layout<gptq>}
       : (tensor<?x64xf32>, tensor<8x32xi32>, tensor<2x32xf16>, tensor<2x4xi32>, tensor<64xi32>, tensor<32xf32>) -> tensor<?x32xf32>
   return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that a GPTQ-layout linear without g_idx, with whole codes per word
+// and whole words per group, becomes one fused generic: scales and GPTQ v1
+// zeros gathered into f32 [groups, N] tensors first, then (t, n, k) reading
+// word k floordiv 8 of column n and group k floordiv 32, shifting by
+// (k mod 8) * 4, masking, and computing s * (q - z) before the multiply-add.
+
+// CHECK-DAG: #[[WORD:.*]] = affine_map<(d0, d1, d2) -> (d2 floordiv 8, d1)>
+// CHECK-DAG: #[[GROUP:.*]] = affine_map<(d0, d1, d2) -> (d2 floordiv 32, d1)>
+// CHECK-LABEL: func.func @linear_gptq_fused
+// CHECK-SAME: (%[[X:.*]]: tensor<?x72xf32>, %[[Q:.*]]: tensor<9x20xi32>, %[[S:.*]]: tensor<3x20xf16>, %[[Z:.*]]: tensor<3x3xi32>)
+// CHECK: %[[SF:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<3x20xf32>)
+// CHECK: tensor.extract %[[S]]
+// CHECK: arith.extf
+// CHECK: %[[ZF:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<3x20xf32>)
+// CHECK: tensor.extract %[[Z]]
+// CHECK: arith.addi %{{.*}}, %c1_i64
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[WORD]], #[[GROUP]], #[[GROUP]], #{{.*}}], iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[Q]], %[[SF]], %[[ZF]] : tensor<?x72xf32>, tensor<9x20xi32>, tensor<3x20xf32>, tensor<3x20xf32>)
+// CHECK: ^bb0(%[[XV:.*]]: f32, %[[WORD_V:.*]]: i32, %[[SV:.*]]: f32, %[[ZV:.*]]: f32, %[[ACC:.*]]: f32):
+// CHECK: %[[K:.*]] = linalg.index 2 : index
+// CHECK: %[[SLOT:.*]] = arith.remui %[[K]], %c8
+// CHECK: %[[BIT:.*]] = arith.muli %[[SLOT]], %c4
+// CHECK: %[[SH:.*]] = arith.index_cast %[[BIT]] : index to i32
+// CHECK: %[[SHIFTED:.*]] = arith.shrui %[[WORD_V]], %[[SH]] : i32
+// CHECK: %[[CODE:.*]] = arith.andi %[[SHIFTED]], %c15_i32 : i32
+// CHECK: %[[QF:.*]] = arith.uitofp %[[CODE]] : i32 to f32
+// CHECK: %[[CENT:.*]] = arith.subf %[[QF]], %[[ZV]] : f32
+// CHECK: %[[WV:.*]] = arith.mulf %[[SV]], %[[CENT]] : f32
+// CHECK: arith.mulf %[[XV]], %[[WV]]
+// CHECK-NOT: wq.
+func.func @linear_gptq_fused(%x: tensor<?x72xf32>, %q: tensor<9x20xi32>, %s: tensor<3x20xf16>,
+                             %z: tensor<3x3xi32>) -> tensor<?x20xf32> {
+  %y = wq.linear %x, %q, %s zeros(%z) {bits = 4 : i64, group_size = 32 : i64,
+      sym = false, in_features = 72 : i64, out_features = 20 : i64, scale_dtype = f16,
+      zero_dtype = i32, layout = #wq.layout<gptq>}
+      : (tensor<?x72xf32>, tensor<9x20xi32>, tensor<3x20xf16>, tensor<3x3xi32>) -> tensor<?x20xf32>
+  return %y : tensor<?x20xf32>
+}
+
+// -----
+
+// Tests that groups that split a word (group 4 at 4 bits: 8 codes per word)
+// and 3-bit codes (which straddle words) keep dequantize-then-multiply.
+
+// CHECK-LABEL: func.func @linear_gptq_not_fused
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]} outs(%{{.*}} : tensor<16x64xf32>)
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<16x64xf32>)
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]} outs(%{{.*}} : tensor<32x64xf32>)
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]} ins(%{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<32x64xf32>)
+func.func @linear_gptq_not_fused(%x: tensor<?x64xf32>, %q4: tensor<8x16xi32>, %s4: tensor<16x16xf32>,
+                                 %q3: tensor<6x32xi32>, %s3: tensor<2x32xf32>) -> (tensor<?x16xf32>, tensor<?x32xf32>) {
+  %a = wq.linear %x, %q4, %s4 {bits = 4 : i64, group_size = 4 : i64, sym = true,
+      in_features = 64 : i64, out_features = 16 : i64, scale_dtype = f32,
+      layout = #wq.layout<gptq>}
+      : (tensor<?x64xf32>, tensor<8x16xi32>, tensor<16x16xf32>) -> tensor<?x16xf32>
+  %b = wq.linear %x, %q3, %s3 {bits = 3 : i64, group_size = 32 : i64, sym = true,
+      in_features = 64 : i64, out_features = 32 : i64, scale_dtype = f32,
+      layout = #wq.layout<gptq>}
+      : (tensor<?x64xf32>, tensor<6x32xi32>, tensor<2x32xf32>) -> tensor<?x32xf32>
+  return %a, %b : tensor<?x16xf32>, tensor<?x32xf32>
 }
 
 // -----

@@ -40,6 +40,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -124,6 +125,22 @@ std::vector<float> logitsOf(const Model &m,
     EXPECT_TRUE(f) << f.message();
   }
   return logits;
+}
+
+/// The same weights evaluated through different CPU kernels (an fp32
+/// product on dequantized weights, or the fused kernel that reads GPTQ
+/// codes and keeps output columns in vector lanes) give logits that differ
+/// only in the order of their sums: within 1e-5 of the largest magnitude.
+/// The weights themselves are compared exactly elsewhere.
+void expectSameLogits(const std::vector<float> &a,
+                      const std::vector<float> &b) {
+  ASSERT_EQ(a.size(), b.size());
+  float largest = 0;
+  for (float v : a)
+    largest = std::max(largest, std::fabs(v));
+  ASSERT_GT(largest, 0.0f) << "logits are all zero";
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_NEAR(a[i], b[i], 1e-5f * largest) << "logit " << i;
 }
 
 double perplexityOf(const Model &m,
@@ -312,10 +329,9 @@ TEST_P(RandomModelRoundTrip, DequantizedWeightsAndLogitsSurvive) {
   ASSERT_NO_FATAL_FAILURE(open(dir + "/gptq", imported));
   expectSameLayers(src, imported);
   // Same dequantized weights and the same (fp16-exact) float tensors: the
-  // logits are identical.
+  // same logits (the rows layout and the GPTQ one take different kernels).
   std::vector<int32_t> tokens = {1, 5, 9, 33, 2, 17, 60, 4, 4, 12};
-  std::vector<float> a = logitsOf(src, tokens), b = logitsOf(imported, tokens);
-  EXPECT_EQ(a, b);
+  expectSameLogits(logitsOf(src, tokens), logitsOf(imported, tokens));
   // Re-exporting the imported model writes the same files.
   ASSERT_NO_FATAL_FAILURE(exportTo(imported, dir + "/again", opts));
   EXPECT_EQ(readText(dir + "/gptq/model.safetensors"),
@@ -678,11 +694,11 @@ TEST(QuantizedCheckpoint, HandBuiltAWQCheckpointImportsAndEvaluates) {
   EXPECT_TRUE(sawRows) << "the zero point of 0 should have forced rows";
 
   // Evaluates like the float model whose linears are the dequantized
-  // weights (the CPU path dequantizes to fp32 before the same matmul).
+  // weights.
   for (auto &[layer, q] : expected)
     q.dequantize(ref.weights.tensors[layer + ".weight"].data);
   std::vector<int32_t> tokens = {1, 7, 8, 63, 0, 22, 5};
-  EXPECT_EQ(logitsOf(ref, tokens), logitsOf(imported, tokens));
+  expectSameLogits(logitsOf(ref, tokens), logitsOf(imported, tokens));
 }
 
 //===----------------------------------------------------------------------===//
@@ -1192,7 +1208,7 @@ TEST(QuantizedCheckpoint, MixedConfigurationsBecomeDynamicOverrides) {
   expectSameLayers(m, imported);
   roundFloatsToF16(m.weights);
   std::vector<int32_t> tokens = {1, 5, 9, 33, 2, 17, 60, 4};
-  EXPECT_EQ(logitsOf(m, tokens), logitsOf(imported, tokens));
+  expectSameLogits(logitsOf(m, tokens), logitsOf(imported, tokens));
 }
 
 TEST(QuantizedCheckpoint, ShardedExportWritesAnIndex) {

@@ -72,6 +72,11 @@ Value buildElementwise2D(
     OpBuilder &b, Location loc, ValueRange inputs, Type resultElementType,
     function_ref<Value(OpBuilder &, Location, ValueRange)> body);
 
+/// The [T, N] f32 accumulator a linear starts from: bias[n] broadcast over
+/// the rows of `x` ([T, K]), or zeros when `bias` is null.
+Value buildLinearInit(OpBuilder &b, Location loc, Value x, OpFoldResult n,
+                      Value bias);
+
 /// result[t, n] = sum_k x[t, k] * w[n, k] (+ bias[n]) for f32 tensors `x`
 /// [T, K] and `w` [N, K] (`bias` [N] or null), as one (t, n, k) generic
 /// that reads `w` as stored. The CPU pipeline's qc-vectorize-linear turns

@@ -23,10 +23,12 @@
 #include <utility>
 #include <vector>
 
-/// The fields of one `memref<?x?xf32, strided<[?, 1], offset: ?>>`.
-#define QC_RT_MEMREF2D(p)                                                      \
-  float *p##Allocated, float *p##Aligned, int64_t p##Offset, int64_t p##Rows,  \
+/// The fields of one `memref<?x?xT, strided<[?, 1], offset: ?>>`.
+#define QC_RT_MEMREF2D_OF(T, p)                                                \
+  T *p##Allocated, T *p##Aligned, int64_t p##Offset, int64_t p##Rows,          \
       int64_t p##Cols, int64_t p##RowStride, int64_t p##ColStride
+/// The same for f32.
+#define QC_RT_MEMREF2D(p) QC_RT_MEMREF2D_OF(float, p)
 
 extern "C" {
 
@@ -45,6 +47,27 @@ typedef void (*QcLinearKernel)(QC_RT_MEMREF2D(x), QC_RT_MEMREF2D(w),
 void qc_rt_parallel_linear(QcLinearKernel kernel, QC_RT_MEMREF2D(x),
                            QC_RT_MEMREF2D(w), QC_RT_MEMREF2D(out),
                            int64_t rowBegin, int64_t rowEnd);
+
+/// A generated fused dequantize-linear kernel (qc-vectorize-linear, GPTQ
+/// layout): out[:, colBegin:colEnd] += x W[colBegin:colEnd]^T with W
+/// dequantized from `qweight` ([ceil(K / c), N] words), `scales` and
+/// `zeros` ([groups, N]) as it is used.
+typedef void (*QcDequantLinearKernel)(QC_RT_MEMREF2D(x),
+                                      QC_RT_MEMREF2D_OF(int32_t, qweight),
+                                      QC_RT_MEMREF2D(scales),
+                                      QC_RT_MEMREF2D(zeros),
+                                      QC_RT_MEMREF2D(out), int64_t colBegin,
+                                      int64_t colEnd);
+
+/// Runs `kernel` over output columns [colBegin, colEnd) in chunks from the
+/// thread pool, with the same guarantees as qc_rt_parallel_linear: one call
+/// per output element, so results do not depend on the thread count.
+void qc_rt_parallel_dequant_linear(QcDequantLinearKernel kernel,
+                                   QC_RT_MEMREF2D(x),
+                                   QC_RT_MEMREF2D_OF(int32_t, qweight),
+                                   QC_RT_MEMREF2D(scales),
+                                   QC_RT_MEMREF2D(zeros), QC_RT_MEMREF2D(out),
+                                   int64_t colBegin, int64_t colEnd);
 }
 
 namespace qc {

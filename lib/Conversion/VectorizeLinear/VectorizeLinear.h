@@ -1,0 +1,43 @@
+//===- VectorizeLinear.h - Kernels of qc-vectorize-linear -------*- C++ -*-===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// What the pass (VectorizeLinear.cpp) shares with the fused
+// dequantize-linear kernel (DequantKernel.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QC_LIB_CONVERSION_VECTORIZELINEAR_VECTORIZELINEAR_H
+#define QC_LIB_CONVERSION_VECTORIZELINEAR_VECTORIZELINEAR_H
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+
+#include <optional>
+
+namespace mlir::qc::detail {
+
+/// The operands of convert-wq-to-linalg's fused GPTQ-layout linear, on
+/// buffers: x [T, K] f32, qweight [ceil(K / c), N] i32 (c = 32 / bits codes
+/// per word), scales and zeros [groups, N] f32, out [T, N] f32.
+struct DequantLinearOperands {
+  Value x, qweight, scales, zeros, out;
+  int64_t bits, groupSize;
+};
+
+/// The operands of `op` if it is exactly that generic (maps, types and
+/// body), with whole words per group; nullopt otherwise.
+std::optional<DequantLinearOperands> matchDequantLinear(linalg::GenericOp op);
+
+/// Emits, at the builder's position, the kernel body computing output
+/// columns [colBegin, colEnd) of `ops` with `width`-lane vectors in blocks
+/// of `colBlock` vectors x `tokenBlock` tokens.
+void emitDequantKernel(OpBuilder &b, Location loc,
+                       const DequantLinearOperands &ops, Value colBegin,
+                       Value colEnd, int64_t width, int64_t colBlock,
+                       int64_t tokenBlock);
+
+} // namespace mlir::qc::detail
+
+#endif // QC_LIB_CONVERSION_VECTORIZELINEAR_VECTORIZELINEAR_H
