@@ -11,10 +11,13 @@
 #   ppl       wall time scoring tokens [0, 16384) of valid_head.txt in
 #             non-overlapping windows of 512 (no BOS), and its perplexity
 #   RSS       peak resident memory of the ppl run
+#   compile   qc's load + compile before the first token: cold (an empty
+#             compiled-code cache, the first generation run) and warm (the
+#             machine code from the cache, median of the other runs)
 #
 # for qc (quant-run on the bundled GGUF, whose Q4_1 weights qc imports as
 # fp32; and on an RTN W4 g32 asym model from quant-compile, whose packed
-# weights the CPU path dequantizes per call), llama.cpp (llama-cpp-python
+# weights its kernels read), llama.cpp (llama-cpp-python
 # from PyPI, the bundled Q4_1 GGUF) and transformers (PyTorch CPU, fp32,
 # the Hugging Face folder qc exports from the same GGUF, so the same
 # weights). Also the host's streaming-copy bandwidth, against which decode
@@ -93,17 +96,25 @@ json.dump(ids, open(f"{work}/prompt.ids.json", "w"))
 PY
 prompt="$(cat "$work/prompt.txt")"
 
-qc_generate() { # model -> one line per run: "prefill_tok_s decode_s_per_token"
+# qc's compiled-code cache, emptied before each model: its first run
+# compiles, the others load the cached machine code.
+jit_cache="$work/jit-cache"
+qc_generate() { # model -> one line per run:
+  # "prompt_tokens prefill_s generated_tokens generation_s compile_s"
   local model="$1"
+  rm -rf "$jit_cache"
   for _ in $(seq "$repeat"); do
     "$bin/quant-run" "$model" --prompt "$prompt" --generate $((generate + 1)) --ignore-eos \
-      --no-progress --num-threads "$threads" 2>&1 |
-      sed -n 's/^speed: prefill \([0-9]*\) tokens in \([0-9.]*\) s.*generation \([0-9]*\) tokens in \([0-9.]*\) s.*/\1 \2 \3 \4/p'
+      --no-progress --num-threads "$threads" --cache-dir "$jit_cache" 2>&1 |
+      awk '/loaded and compiled in/ { for (i = 1; i < NF; i++) if ($i == "in") c = $(i + 1) }
+           /^speed: prefill/ { p = $3; ps = $6; g = $11; gs = $14 }
+           END { if (p != "") print p, ps, g, gs, c }'
   done
 }
 qc_ppl() { # model json
   /usr/bin/time -f '%M' -o "$2.rss" "$bin/quant-run" "$1" --ppl "$text" --ctx "$ctx" --bos none \
-    --max-tokens "$ppl_tokens" --no-progress --num-threads "$threads" --json "$2" > /dev/null
+    --max-tokens "$ppl_tokens" --no-progress --num-threads "$threads" --json "$2" \
+    --cache-dir "$jit_cache" > /dev/null
 }
 qc_model() { # name model
   local name="$1" model="$2"
@@ -155,6 +166,7 @@ for name in ("fp32", "w4g32"):
         sys.exit(f"bench-cpu: quant-run printed no speed line for {name}")
     prefill = [int(r[0]) / float(r[1]) for r in runs]
     decode = [int(r[2]) / float(r[3]) for r in runs]
+    compile_runs = [float(r[4]) for r in runs]
     ppl = load(f"qc-{name}.ppl.json")["perplexity"]
     rss = int(open(os.path.join(work, f"qc-{name}.ppl.json.rss")).read().split()[-1]) * 1024
     rows[f"qc {name}"] = {
@@ -162,6 +174,9 @@ for name in ("fp32", "w4g32"):
         "prompt_tokens": int(runs[0][0]),
         "decode_tok_s": statistics.median(decode), "decode_runs": decode,
         "decode_tokens": int(runs[0][2]),
+        "load_compile_cold_s": compile_runs[0],
+        "load_compile_warm_s": statistics.median(compile_runs[1:]) if len(compile_runs) > 1 else None,
+        "load_compile_runs": compile_runs,
         "ppl_seconds": ppl["seconds"],
         "ppl_command_seconds": float(open(os.path.join(work, f"qc-{name}.ppl.total")).read()),
         "perplexity": ppl["perplexity"], "scored_tokens": ppl["scored_tokens"],
@@ -203,4 +218,9 @@ for name, r in rows.items():
     print(f"| {name} | {r['prefill_tok_s']:.1f} ({r['prefill_tok_s'] / ref['prefill_tok_s']:.2f}x) "
           f"| {r['decode_tok_s']:.1f} ({r['decode_tok_s'] / ref['decode_tok_s']:.2f}x) "
           f"| {r['ppl_seconds']:.1f} | {r['perplexity']:.4f} | {r['peak_rss_bytes'] / 1e6:.0f} |")
+for name, r in rows.items():
+    if "load_compile_cold_s" in r:
+        warm = r["load_compile_warm_s"]
+        print(f"{name}: load + compile {r['load_compile_cold_s']:.2f} s cold, "
+              + (f"{warm:.2f} s from the compiled-code cache" if warm is not None else "no warm run"))
 PY

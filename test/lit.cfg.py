@@ -42,6 +42,8 @@ if config.qc_emu_driver and os.path.exists(config.qc_emu_driver):
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+# quant-run's compiled-code cache stays inside the build folder.
+config.environment["QC_CACHE_DIR"] = os.path.join(config.test_exec_root, "jit-cache")
 
 tool_dirs = [config.qc_tools_dir, config.llvm_tools_dir]
 tools = [

@@ -18,6 +18,8 @@
 
 #include "qc/Execution/CpuExecutable.h"
 
+#include "ObjectJit.h"
+
 #include "qc/InitAllDialects.h"
 #include "qc/InitAllPasses.h"
 #include "qc/Pipelines/Pipelines.h"
@@ -25,16 +27,13 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/ExecutionEngine/ExecutionEngine.h"
-#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
-#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
-#include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -93,6 +92,8 @@ void initializeNativeTargetOnce() {
 } // namespace
 
 CpuExecutable::~CpuExecutable() = default;
+
+bool CpuExecutable::fromCache() const { return jit && jit->fromCache(); }
 
 Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
                               std::unique_ptr<CpuExecutable> &out,
@@ -247,81 +248,28 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     module->print(os);
   }
 
-  auto tmBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
-  if (!tmBuilder)
-    return Status::error("cannot detect the host CPU: " +
-                         llvm::toString(tmBuilder.takeError()));
-  auto tm = tmBuilder->createTargetMachine();
-  if (!tm)
-    return Status::error("cannot create a target machine: " +
-                         llvm::toString(tm.takeError()));
-  ExecutionEngineOptions engineOptions;
-  llvm::TargetMachine *machine = tm->get();
-  unsigned optLevel = options.optLevel;
-  // The standard pipeline, minus full loop unrolling: the forward function
-  // is one large function with hundreds of loop nests, and unrolling them
-  // multiplied LLVM's compile time while the vectorized loops run no faster.
-  auto transformer = [machine, optLevel](llvm::Module *m) -> llvm::Error {
-    if (optLevel == 0)
-      return llvm::Error::success();
-    llvm::LoopAnalysisManager lam;
-    llvm::FunctionAnalysisManager fam;
-    llvm::CGSCCAnalysisManager cgam;
-    llvm::ModuleAnalysisManager mam;
-    llvm::PipelineTuningOptions tuning;
-    tuning.LoopUnrolling = false;
-    llvm::PassBuilder pb(machine, tuning);
-    pb.registerModuleAnalyses(mam);
-    pb.registerCGSCCAnalyses(cgam);
-    pb.registerFunctionAnalyses(fam);
-    pb.registerLoopAnalyses(lam);
-    pb.crossRegisterProxies(lam, fam, cgam, mam);
-    llvm::OptimizationLevel level = optLevel == 1 ? llvm::OptimizationLevel::O1
-                                    : optLevel == 2
-                                        ? llvm::OptimizationLevel::O2
-                                        : llvm::OptimizationLevel::O3;
-    pb.buildPerModuleDefaultPipeline(level).run(*m, mam);
-    return llvm::Error::success();
-  };
-  engineOptions.transformer = transformer;
-  engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default;
-  engineOptions.enableGDBNotificationListener = false;
-  engineOptions.enableObjectDump = !options.dumpObjectTo.empty();
+  ObjectJitOptions jitOptions;
+  jitOptions.optLevel = options.optLevel;
+  jitOptions.cacheDir = options.cacheDir;
+  jitOptions.codegenThreads = options.codegenThreads;
+  jitOptions.dumpObjectTo = options.dumpObjectTo;
   // Lets `perf` attribute samples to JIT-compiled code (jitdump) on request.
-  engineOptions.enablePerfNotificationListener =
-      std::getenv("QC_PERF_JIT") != nullptr;
-  auto engine = ExecutionEngine::create(*module, engineOptions);
-  if (!engine)
-    return Status::error("JIT compilation failed: " +
-                         llvm::toString(engine.takeError()));
-  result->engine = std::move(*engine);
-  // The runtime functions the generated code calls (qc_rt_parallel_linear),
-  // bound before the first lookup materializes the code.
-  result->engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
-    llvm::orc::SymbolMap symbols;
-    for (const auto &[name, address] : ::qc::compiledCodeSymbols())
-      symbols[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
-                                 llvm::JITSymbolFlags::Exported};
-    return symbols;
-  });
-  for (const std::string &name : entries) {
-    auto fnPtr = result->engine->lookupPacked("_mlir_ciface_" + name);
-    if (!fnPtr)
-      return Status::error("JIT: entry point '" + name +
-                           "' not found: " + llvm::toString(fnPtr.takeError()));
-    (name == "forward" ? result->entry : result->decodeEntry) = *fnPtr;
-  }
-  if (!options.dumpObjectTo.empty()) {
-    result->engine->dumpToObjectFile(options.dumpObjectTo);
+  jitOptions.perfListener = std::getenv("QC_PERF_JIT") != nullptr;
+  jitOptions.entries = entries;
+  // The runtime functions the generated code calls (qc_rt_parallel_linear).
+  for (const auto &[name, address] : ::qc::compiledCodeSymbols())
+    jitOptions.symbols.emplace_back(name, address);
+  QC_RETURN_IF_ERROR(ObjectJit::create(*module, jitOptions, result->jit));
+  for (const std::string &name : entries)
+    QC_RETURN_IF_ERROR(result->jit->lookupPacked(
+        name, name == "forward" ? result->entry : result->decodeEntry));
+  if (!options.dumpObjectTo.empty())
     // Where the code was loaded, to match profiler addresses against the
     // dumped object's disassembly.
-    for (const std::string &name : entries) {
-      if (auto addr = result->engine->lookup(name))
-        llvm::errs() << "qc: '" << name << "' loaded at " << *addr << "\n";
-      else
-        llvm::consumeError(addr.takeError());
-    }
-  }
+    for (const std::string &name : entries)
+      if (uint64_t addr = result->jit->address(name))
+        llvm::errs() << "qc: '" << name << "' loaded at "
+                     << llvm::format_hex(addr, 18) << "\n";
   out = std::move(result);
   return Status::ok();
 }

@@ -145,6 +145,18 @@ static cl::opt<std::string>
     dumpObject("dump-object",
                cl::desc("Write the JIT-compiled object file (default: none)"),
                cl::value_desc("file"), cl::cat(category));
+static cl::opt<std::string> cacheDir(
+    "cache-dir",
+    cl::desc("Keep compiled machine code here, keyed by a hash of the code "
+             "and the CPU, so the next run of the same model skips LLVM "
+             "(default: $QC_CACHE_DIR, else $XDG_CACHE_HOME/qc/jit, else "
+             "~/.cache/qc/jit)"),
+    cl::value_desc("folder"), cl::cat(category));
+static cl::opt<bool>
+    noCache("no-cache",
+            cl::desc("Compile every time; neither read nor write the "
+                     "compiled-code cache (default: off)"),
+            cl::init(false), cl::cat(category));
 static cl::opt<bool> noProgress("no-progress",
                                 cl::desc("Do not show progress (default: off)"),
                                 cl::init(false), cl::cat(category));
@@ -243,6 +255,9 @@ int main(int argc, char **argv) {
   compileOptions.dumpLoweredTo = dumpLowered;
   compileOptions.optLevel = jitOptLevel;
   compileOptions.dumpObjectTo = dumpObject;
+  if (!noCache)
+    compileOptions.cacheDir =
+        cacheDir.empty() ? mlir::qc::defaultJitCacheDir() : cacheDir;
   // Generation runs the KV-cached decode entry point; perplexity (and
   // generation without the cache) the full-window forward function. Only
   // what is used is compiled: each entry point costs JIT time.
@@ -260,7 +275,8 @@ int main(int argc, char **argv) {
   outs() << "model: " << modelPath << " (" << cfg.modelType << ", dim "
          << cfg.dim << ", " << cfg.nLayers << " layers, vocab " << cfg.vocabSize
          << "), loaded and compiled in " << format("%.2f", compileSeconds)
-         << " s\n";
+         << " s" << (exe->fromCache() ? " (machine code from the cache)" : "")
+         << "\n";
 
   // The context a window may use: max_position_embeddings, capped by a
   // sliding window qc does not implement (inside it attention is exact).
@@ -354,6 +370,7 @@ int main(int argc, char **argv) {
         return fail(s);
       mlir::qc::CpuCompileOptions refOptions;
       refOptions.optLevel = jitOptLevel;
+      refOptions.cacheDir = compileOptions.cacheDir;
       if (Status s = mlir::qc::CpuExecutable::compile(*refModule, refWeights,
                                                       refExe, refOptions);
           !s)

@@ -5,10 +5,10 @@
 //===----------------------------------------------------------------------===//
 //
 // The CPU execution path: model-level IR is lowered with `qc-lower-to-cpu`
-// (linalg -> loops -> LLVM), compiled by MLIR's ExecutionEngine at -O3 for
-// the host CPU, and called with the model's weights bound by name. This is
-// what perplexity, generation and (later) calibration run on, and the
-// reference the GPU path is tested against.
+// (linalg -> loops -> LLVM), compiled by LLVM for the host CPU (on several
+// threads, and cached on disk when asked), and called with the model's weights
+// bound by name. This is what perplexity, generation and (later) calibration
+// run on, and the reference the GPU path is tested against.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,11 +25,9 @@
 #include <string>
 #include <vector>
 
-namespace mlir {
-class ExecutionEngine;
-} // namespace mlir
-
 namespace mlir::qc {
+
+class ObjectJit;
 
 /// Options of CpuExecutable::compile.
 struct CpuCompileOptions {
@@ -39,8 +37,16 @@ struct CpuCompileOptions {
   /// If non-empty, the lowered LLVM-dialect module is written here.
   std::string dumpLoweredTo;
   /// If non-empty, the JIT-compiled object file is written here (for
-  /// disassembly and profiling).
+  /// disassembly and profiling); the code is then compiled as one object,
+  /// without the cache.
   std::string dumpObjectTo;
+  /// Folder of the compiled-code cache (objects keyed by a hash of the LLVM
+  /// IR, the host CPU and the compiler settings); empty = compile every
+  /// time. The tools pass defaultJitCacheDir() unless told otherwise.
+  std::string cacheDir;
+  /// Threads that generate machine code (the module is split into as many
+  /// parts); 0 = one per hardware thread.
+  unsigned codegenThreads = 0;
   /// Compile the full-window `forward` entry point (perplexity, and
   /// generation that recomputes the prefix).
   bool forward = true;
@@ -110,6 +116,9 @@ public:
   ::qc::Status decode(const int32_t *tokens, int64_t numTokens, KVCache &cache,
                       float *logits) const;
 
+  /// True when the machine code was loaded from the cache.
+  bool fromCache() const;
+
   int64_t vocabSize() const { return vocab; }
   /// Number of results of `forward` (1 plus the observed activations).
   size_t numOutputs() const { return outputWidths.size(); }
@@ -118,7 +127,7 @@ public:
 
 private:
   CpuExecutable() = default;
-  std::unique_ptr<ExecutionEngine> engine;
+  std::unique_ptr<ObjectJit> jit;
   void (*entry)(void **) = nullptr;
   /// Flat memref descriptors of the parameters, in argument order.
   std::vector<std::vector<int64_t>> paramDescriptors;
@@ -136,6 +145,11 @@ private:
 /// prefixes, from logits of `window[0..n-1]`; accumulated in double.
 /// `logits` is (window.size() - 1) x vocab, or window.size() x vocab (the last
 /// row is ignored).
+/// The cache folder the tools use unless told otherwise: $QC_CACHE_DIR,
+/// else $XDG_CACHE_HOME/qc/jit, else $HOME/.cache/qc/jit; empty when none
+/// of these is set.
+std::string defaultJitCacheDir();
+
 double sumNegLogLikelihood(const float *logits, int64_t vocab,
                            const std::vector<int> &window);
 
