@@ -35,16 +35,41 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/xxhash.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 
 using namespace mlir;
 using namespace mlir::qc;
 using ::qc::Status;
+
+namespace mlir::qc {
+/// A parameter of an entry point as the compiled code takes it.
+struct ParamSpec {
+  std::string name;
+  /// f32, f16, bf16, i32, i16 or i8.
+  std::string dtype;
+  std::vector<int64_t> shape;
+};
+
+/// What binding a compiled model needs besides its machine code; cached
+/// beside it. An entry point that was not compiled has no parameter list.
+struct CompiledInterface {
+  std::optional<std::vector<ParamSpec>> forwardParams, decodeParams;
+  int64_t cacheLayers = 0, cacheKvHeads = 0, cacheHeadDim = 0;
+  /// The ObjectJit cache entry of the machine code.
+  std::string objectKey;
+};
+} // namespace mlir::qc
 
 namespace {
 
@@ -89,6 +114,226 @@ void initializeNativeTargetOnce() {
   });
 }
 
+/// The element types a parameter can have, by the names CompiledInterface
+/// records.
+std::string dtypeOf(Type t) {
+  if (t.isF32())
+    return "f32";
+  if (t.isF16())
+    return "f16";
+  if (t.isBF16())
+    return "bf16";
+  if (t.isInteger(32))
+    return "i32";
+  if (t.isInteger(16))
+    return "i16";
+  if (t.isInteger(8))
+    return "i8";
+  return {};
+}
+
+std::string dtypeOf(::qc::DType t) {
+  switch (t) {
+  case ::qc::DType::F16:
+    return "f16";
+  case ::qc::DType::BF16:
+    return "bf16";
+  case ::qc::DType::I32:
+    return "i32";
+  case ::qc::DType::I16:
+    return "i16";
+  case ::qc::DType::I8:
+    return "i8";
+  default:
+    return {};
+  }
+}
+
+/// The parameters of entry function `name` after the prepare pipeline:
+/// they follow its inputs and outputs, named by `llm.param_names`.
+Status paramsOf(ModuleOp module, StringRef name,
+                std::optional<std::vector<ParamSpec>> &out) {
+  auto f = module.lookupSymbol<func::FuncOp>(name);
+  auto names = f->getAttrOfType<ArrayAttr>("llm.param_names");
+  int64_t first = f->getAttrOfType<IntegerAttr>("llm.num_inputs").getInt() +
+                  f->getAttrOfType<IntegerAttr>("llm.num_outputs").getInt();
+  out.emplace();
+  for (auto [i, nameAttr] : llvm::enumerate(names)) {
+    auto type =
+        cast<MemRefType>(f.getArgumentTypes()[first + static_cast<int64_t>(i)]);
+    ParamSpec p;
+    p.name = cast<StringAttr>(nameAttr).str();
+    p.dtype = dtypeOf(type.getElementType());
+    if (p.dtype.empty())
+      return Status::error("parameter '" + p.name + "' has element type " +
+                           llvm::formatv("{0}", type.getElementType()).str() +
+                           ", which the CPU path cannot bind");
+    p.shape.assign(type.getShape().begin(), type.getShape().end());
+    out->push_back(std::move(p));
+  }
+  return Status::ok();
+}
+
+/// Descriptors of `params` over the tensors of those names in `weights`.
+Status bindParams(const std::vector<ParamSpec> &params,
+                  const ::qc::ModelWeights &weights,
+                  std::vector<std::vector<int64_t>> &descriptors) {
+  descriptors.clear();
+  for (const ParamSpec &p : params) {
+    int64_t elements = 1;
+    for (int64_t d : p.shape)
+      elements *= d;
+    const void *data = nullptr;
+    if (const ::qc::HostTensor *t = weights.find(p.name)) {
+      if (p.dtype != "f32")
+        return Status::error("parameter '" + p.name +
+                             "' is fp32 but the model uses it as " + p.dtype);
+      if (t->shape != p.shape ||
+          static_cast<int64_t>(t->data.size()) != t->numElements())
+        return Status::error("parameter '" + p.name +
+                             "' has a shape that does not match the model");
+      data = t->data.data();
+    } else if (auto it = weights.packed.find(p.name);
+               it != weights.packed.end()) {
+      const ::qc::PackedTensor &raw = it->second;
+      if (dtypeOf(raw.dtype) != p.dtype)
+        return Status::error("parameter '" + p.name + "' is stored as " +
+                             ::qc::dtypeName(raw.dtype) +
+                             " but the model uses it as " + p.dtype);
+      if (raw.shape != p.shape ||
+          static_cast<int64_t>(raw.bytes.size()) !=
+              elements * static_cast<int64_t>(::qc::dtypeBits(raw.dtype) / 8))
+        return Status::error("parameter '" + p.name +
+                             "' has a shape that does not match the model");
+      data = raw.bytes.data();
+    } else {
+      return Status::error("parameter '" + p.name +
+                           "' used by the model is missing from the weights");
+    }
+    descriptors.push_back(flatDescriptor(data, p.shape));
+  }
+  return Status::ok();
+}
+
+/// xxh3 of this executable's file: the passes that lower a model are
+/// linked into it, so a rebuilt compiler never reuses what an older one
+/// cached. 0 if the file cannot be read (then nothing is cached).
+uint64_t executableHash() {
+  static uint64_t hash = [] {
+    auto file = llvm::MemoryBuffer::getFile("/proc/self/exe", false, false);
+    if (!file)
+      return uint64_t(0);
+    return llvm::xxh3_64bits(llvm::arrayRefFromStringRef((*file)->getBuffer()));
+  }();
+  return hash;
+}
+
+/// 32 hex digits naming the compiled form of `model` under `options` on
+/// this host by this compiler; empty when it cannot be told apart.
+std::string interfaceKey(ModuleOp model, const CpuCompileOptions &options) {
+  uint64_t exe = executableHash();
+  std::string host = hostCompileIdentity();
+  if (exe == 0 || host.empty())
+    return {};
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  model->print(os);
+  os << '\0' << host << '\0' << exe << '\0' << options.optLevel << '\0'
+     << options.forward << options.decode << '\0' << options.vectorWidth;
+  llvm::XXH128_hash_t hash =
+      llvm::xxh3_128bits(llvm::arrayRefFromStringRef(text));
+  return llvm::utohexstr(hash.high64, true, 16) +
+         llvm::utohexstr(hash.low64, true, 16);
+}
+
+llvm::json::Array paramsToJson(const std::vector<ParamSpec> &params) {
+  llvm::json::Array out;
+  for (const ParamSpec &p : params) {
+    llvm::json::Array shape;
+    for (int64_t d : p.shape)
+      shape.push_back(d);
+    out.push_back(llvm::json::Object{
+        {"name", p.name}, {"dtype", p.dtype}, {"shape", std::move(shape)}});
+  }
+  return out;
+}
+
+std::string toJson(const CompiledInterface &iface) {
+  llvm::json::Object o{
+      {"format", "qc-compiled-interface-1"},
+      {"object_key", iface.objectKey},
+      {"cache", llvm::json::Array{iface.cacheLayers, iface.cacheKvHeads,
+                                  iface.cacheHeadDim}}};
+  if (iface.forwardParams)
+    o["forward"] = paramsToJson(*iface.forwardParams);
+  if (iface.decodeParams)
+    o["decode"] = paramsToJson(*iface.decodeParams);
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::json::Value(std::move(o));
+  return text;
+}
+
+bool paramsFromJson(const llvm::json::Array &a, std::vector<ParamSpec> &out) {
+  for (const llvm::json::Value &v : a) {
+    const llvm::json::Object *o = v.getAsObject();
+    if (!o)
+      return false;
+    ParamSpec p;
+    auto name = o->getString("name");
+    auto dtype = o->getString("dtype");
+    const llvm::json::Array *shape = o->getArray("shape");
+    if (!name || !dtype || !shape)
+      return false;
+    p.name = name->str();
+    p.dtype = dtype->str();
+    for (const llvm::json::Value &d : *shape) {
+      auto n = d.getAsInteger();
+      if (!n || *n < 0)
+        return false;
+      p.shape.push_back(*n);
+    }
+    out.push_back(std::move(p));
+  }
+  return true;
+}
+
+/// A cached interface; false if absent or not one this code wrote (the
+/// caller then compiles and overwrites it).
+bool readInterface(const std::string &path, CompiledInterface &iface) {
+  auto file = llvm::MemoryBuffer::getFile(path, false, false);
+  if (!file)
+    return false;
+  auto value = llvm::json::parse((*file)->getBuffer());
+  if (!value) {
+    llvm::consumeError(value.takeError());
+    return false;
+  }
+  const llvm::json::Object *o = value->getAsObject();
+  if (!o || o->getString("format") != "qc-compiled-interface-1")
+    return false;
+  auto key = o->getString("object_key");
+  const llvm::json::Array *cache = o->getArray("cache");
+  if (!key || key->size() != 32 || !cache || cache->size() != 3)
+    return false;
+  iface.objectKey = key->str();
+  int64_t *dims[] = {&iface.cacheLayers, &iface.cacheKvHeads,
+                     &iface.cacheHeadDim};
+  for (int i = 0; i < 3; ++i) {
+    auto n = (*cache)[i].getAsInteger();
+    if (!n || *n < 0)
+      return false;
+    *dims[i] = *n;
+  }
+  if (const llvm::json::Array *a = o->getArray("forward"))
+    if (!paramsFromJson(*a, iface.forwardParams.emplace()))
+      return false;
+  if (const llvm::json::Array *a = o->getArray("decode"))
+    if (!paramsFromJson(*a, iface.decodeParams.emplace()))
+      return false;
+  return true;
+}
+
 } // namespace
 
 CpuExecutable::~CpuExecutable() = default;
@@ -129,8 +374,52 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   if (!options.forward && !options.decode)
     return Status::error("compile: no entry point requested (forward or "
                          "decode)");
-  DiagnosticCollector diags(ctx);
   std::vector<std::string> entries;
+  if (options.decode)
+    entries.push_back("decode");
+  if (options.forward)
+    entries.push_back("forward");
+
+  ObjectJitOptions jitOptions;
+  jitOptions.optLevel = options.optLevel;
+  jitOptions.cacheDir = options.cacheDir;
+  jitOptions.codegenThreads = options.codegenThreads;
+  jitOptions.dumpObjectTo = options.dumpObjectTo;
+  // Lets `perf` attribute samples to JIT-compiled code (jitdump) on request.
+  jitOptions.perfListener = std::getenv("QC_PERF_JIT") != nullptr;
+  jitOptions.entries = entries;
+  // The runtime functions the generated code calls (qc_rt_parallel_linear).
+  for (const auto &[name, address] : ::qc::compiledCodeSymbols())
+    jitOptions.symbols.emplace_back(name, address);
+
+  // Everything after this point is decided by the model's IR and the
+  // options, so a model compiled before skips the MLIR pipeline too: its
+  // interface (the parameters each entry point takes) and the key of its
+  // machine code are cached beside the objects.
+  std::string interfacePath;
+  if (!options.cacheDir.empty() && options.dumpLoweredTo.empty() &&
+      options.dumpObjectTo.empty()) {
+    std::string key = interfaceKey(model, options);
+    if (!key.empty()) {
+      llvm::SmallString<256> path(options.cacheDir);
+      llvm::sys::path::append(path, "llvmcache-qcif-" + key);
+      interfacePath = path.str().str();
+      CompiledInterface cached;
+      if (readInterface(interfacePath, cached) &&
+          cached.forwardParams.has_value() == options.forward &&
+          cached.decodeParams.has_value() == options.decode &&
+          ObjectJit::load(cached.objectKey, jitOptions, result->jit)) {
+        QC_RETURN_IF_ERROR(result->bind(cached, weights));
+        for (const std::string &name : entries)
+          QC_RETURN_IF_ERROR(result->jit->lookupPacked(
+              name, name == "forward" ? result->entry : result->decodeEntry));
+        out = std::move(result);
+        return Status::ok();
+      }
+    }
+  }
+
+  DiagnosticCollector diags(ctx);
   if (options.decode) {
     // The decode function is derived from the forward function as the
     // model holds it (quantized linears included).
@@ -141,11 +430,8 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
         failed(derive.run(*module)))
       return Status::error("deriving the KV-cached decode function failed:\n" +
                            diags.text);
-    entries.push_back("decode");
   }
-  if (options.forward)
-    entries.push_back("forward");
-  else
+  if (!options.forward)
     fn.erase();
 
   // Phase 1: after it, each entry function lists its parameters by name.
@@ -154,74 +440,19 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
                                llvm::errs())) ||
       failed(prepare.run(*module)))
     return Status::error("lowering the model failed:\n" + diags.text);
-  // Binds the parameters of entry function `name`, which follow its
-  // inputs and outputs.
-  auto bindParams =
-      [&](StringRef name,
-          std::vector<std::vector<int64_t>> &descriptors) -> Status {
-    auto f = module->lookupSymbol<func::FuncOp>(name);
-    auto names = f->getAttrOfType<ArrayAttr>("llm.param_names");
-    int64_t first = f->getAttrOfType<IntegerAttr>("llm.num_inputs").getInt() +
-                    f->getAttrOfType<IntegerAttr>("llm.num_outputs").getInt();
-    for (auto [i, nameAttr] : llvm::enumerate(names)) {
-      std::string name = cast<StringAttr>(nameAttr).str();
-      auto expected = cast<MemRefType>(
-          f.getArgumentTypes()[first + static_cast<int64_t>(i)]);
-      std::vector<int64_t> shape(expected.getShape().begin(),
-                                 expected.getShape().end());
-      const void *data = nullptr;
-      if (const ::qc::HostTensor *t = weights.find(name)) {
-        if (!expected.getElementType().isF32())
-          return Status::error("parameter '" + name +
-                               "' is fp32 but the model "
-                               "uses it as a non-f32 tensor");
-        if (t->shape != shape ||
-            static_cast<int64_t>(t->data.size()) != t->numElements())
-          return Status::error("parameter '" + name +
-                               "' has a shape that does not match the model");
-        data = t->data.data();
-      } else if (auto it = weights.packed.find(name);
-                 it != weights.packed.end()) {
-        const ::qc::PackedTensor &raw = it->second;
-        Type elt = expected.getElementType();
-        bool typeOk = (raw.dtype == ::qc::DType::I32 && elt.isInteger(32)) ||
-                      (raw.dtype == ::qc::DType::F16 && elt.isF16()) ||
-                      (raw.dtype == ::qc::DType::BF16 && elt.isBF16()) ||
-                      (raw.dtype == ::qc::DType::I8 && elt.isInteger(8)) ||
-                      (raw.dtype == ::qc::DType::I16 && elt.isInteger(16));
-        if (!typeOk)
-          return Status::error("parameter '" + name + "' is stored as " +
-                               ::qc::dtypeName(raw.dtype) +
-                               " but the model uses it as " +
-                               llvm::formatv("{0}", elt).str());
-        int64_t elements = 1;
-        for (int64_t d : shape)
-          elements *= d;
-        if (raw.shape != shape ||
-            static_cast<int64_t>(raw.bytes.size()) !=
-                elements * static_cast<int64_t>(::qc::dtypeBits(raw.dtype) / 8))
-          return Status::error("parameter '" + name +
-                               "' has a shape that does not match the model");
-        data = raw.bytes.data();
-      } else {
-        return Status::error("parameter '" + name +
-                             "' used by the model is missing from the weights");
-      }
-      descriptors.push_back(flatDescriptor(data, shape));
-    }
-    return Status::ok();
-  };
+  CompiledInterface iface;
   if (options.forward)
-    QC_RETURN_IF_ERROR(bindParams("forward", result->paramDescriptors));
+    QC_RETURN_IF_ERROR(paramsOf(*module, "forward", iface.forwardParams));
   if (options.decode) {
-    QC_RETURN_IF_ERROR(bindParams("decode", result->decodeParamDescriptors));
+    QC_RETURN_IF_ERROR(paramsOf(*module, "decode", iface.decodeParams));
     // (tokens, pos, key cache, value cache, logits, params...)
     auto dec = module->lookupSymbol<func::FuncOp>("decode");
     auto cacheType = cast<MemRefType>(dec.getArgumentTypes()[2]);
-    result->cacheLayers = cacheType.getDimSize(0);
-    result->cacheKvHeads = cacheType.getDimSize(1);
-    result->cacheHeadDim = cacheType.getDimSize(3);
+    iface.cacheLayers = cacheType.getDimSize(0);
+    iface.cacheKvHeads = cacheType.getDimSize(1);
+    iface.cacheHeadDim = cacheType.getDimSize(3);
   }
+  QC_RETURN_IF_ERROR(result->bind(iface, weights));
 
   // `llm.*` attributes have no LLVM-IR translation; the translator rejects
   // unknown dialect attributes, so drop them now that they have been read.
@@ -248,21 +479,17 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     module->print(os);
   }
 
-  ObjectJitOptions jitOptions;
-  jitOptions.optLevel = options.optLevel;
-  jitOptions.cacheDir = options.cacheDir;
-  jitOptions.codegenThreads = options.codegenThreads;
-  jitOptions.dumpObjectTo = options.dumpObjectTo;
-  // Lets `perf` attribute samples to JIT-compiled code (jitdump) on request.
-  jitOptions.perfListener = std::getenv("QC_PERF_JIT") != nullptr;
-  jitOptions.entries = entries;
-  // The runtime functions the generated code calls (qc_rt_parallel_linear).
-  for (const auto &[name, address] : ::qc::compiledCodeSymbols())
-    jitOptions.symbols.emplace_back(name, address);
   QC_RETURN_IF_ERROR(ObjectJit::create(*module, jitOptions, result->jit));
   for (const std::string &name : entries)
     QC_RETURN_IF_ERROR(result->jit->lookupPacked(
         name, name == "forward" ? result->entry : result->decodeEntry));
+  if (!interfacePath.empty() && !result->jit->cacheKey().empty()) {
+    iface.objectKey = result->jit->cacheKey();
+    std::string why = writeFileAtomically(interfacePath, toJson(iface));
+    if (!why.empty())
+      llvm::errs() << "qc: warning: cannot write the compiled-code cache ("
+                   << why << "); the next run compiles again\n";
+  }
   if (!options.dumpObjectTo.empty())
     // Where the code was loaded, to match profiler addresses against the
     // dumped object's disassembly.
@@ -271,6 +498,20 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
         llvm::errs() << "qc: '" << name << "' loaded at "
                      << llvm::format_hex(addr, 18) << "\n";
   out = std::move(result);
+  return Status::ok();
+}
+
+Status CpuExecutable::bind(const CompiledInterface &iface,
+                           const ::qc::ModelWeights &weights) {
+  if (iface.forwardParams)
+    QC_RETURN_IF_ERROR(
+        bindParams(*iface.forwardParams, weights, paramDescriptors));
+  if (iface.decodeParams)
+    QC_RETURN_IF_ERROR(
+        bindParams(*iface.decodeParams, weights, decodeParamDescriptors));
+  cacheLayers = iface.cacheLayers;
+  cacheKvHeads = iface.cacheKvHeads;
+  cacheHeadDim = iface.cacheHeadDim;
   return Status::ok();
 }
 

@@ -193,15 +193,10 @@ readCacheEntry(const std::string &path) {
   return objects;
 }
 
-/// Writes a cache entry under a temporary name and renames it into place,
-/// so readers see the old entry, no entry or the whole new one. A cache
-/// that cannot be written costs speed, not the run: the reason is returned
-/// for a warning.
+/// Writes a cache entry (the layout above).
 std::string
-writeCacheEntry(const std::string &dir, const std::string &path,
+writeCacheEntry(const std::string &path,
                 const std::vector<std::unique_ptr<llvm::MemoryBuffer>> &objs) {
-  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
-    return dir + ": " + ec.message();
   std::string bytes(kMagic);
   appendU64(bytes, objs.size());
   for (const auto &o : objs)
@@ -209,27 +204,7 @@ writeCacheEntry(const std::string &dir, const std::string &path,
   for (const auto &o : objs)
     bytes.append(o->getBufferStart(), o->getBufferSize());
   appendU64(bytes, llvm::xxh3_64bits(llvm::arrayRefFromStringRef(bytes)));
-  int fd;
-  llvm::SmallString<256> temp;
-  if (std::error_code ec =
-          llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%%%", fd, temp))
-    return path + ": " + ec.message();
-  {
-    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    os << bytes;
-    os.close();
-    if (os.has_error()) {
-      std::string why = temp.str().str() + ": " + os.error().message();
-      os.clear_error();
-      llvm::sys::fs::remove(temp);
-      return why;
-    }
-  }
-  if (std::error_code ec = llvm::sys::fs::rename(temp, path)) {
-    llvm::sys::fs::remove(temp);
-    return path + ": " + ec.message();
-  }
-  return {};
+  return writeFileAtomically(path, bytes);
 }
 
 /// Pruning removes the entries used longest ago; a hit counts as a use.
@@ -318,9 +293,63 @@ Status compileObjects(std::unique_ptr<llvm::Module> m,
   return Status::ok();
 }
 
+/// The host CPU with every feature it has. Position-independent code with
+/// the small code model: references between the objects of one model, and
+/// to the runtime, go through the GOT and call stubs, which reach wherever
+/// the linker places them.
+llvm::Expected<llvm::orc::JITTargetMachineBuilder> hostMachineBuilder() {
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb)
+    return jtmb.takeError();
+  jtmb->setRelocationModel(llvm::Reloc::PIC_);
+  jtmb->setCodeModel(llvm::CodeModel::Small);
+  jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Default);
+  return jtmb;
+}
+
 } // namespace
 
 ObjectJit::~ObjectJit() = default;
+
+std::string mlir::qc::writeFileAtomically(const std::string &path,
+                                          llvm::StringRef bytes) {
+  llvm::StringRef dir = llvm::sys::path::parent_path(path);
+  if (!dir.empty())
+    if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+      return dir.str() + ": " + ec.message();
+  int fd;
+  llvm::SmallString<256> temp;
+  if (std::error_code ec =
+          llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%%%", fd, temp))
+    return path + ": " + ec.message();
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    os << bytes;
+    os.close();
+    if (os.has_error()) {
+      std::string why = temp.str().str() + ": " + os.error().message();
+      os.clear_error();
+      llvm::sys::fs::remove(temp);
+      return why;
+    }
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(temp, path)) {
+    llvm::sys::fs::remove(temp);
+    return path + ": " + ec.message();
+  }
+  return {};
+}
+
+std::string mlir::qc::hostCompileIdentity() {
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb) {
+    llvm::consumeError(jtmb.takeError());
+    return {};
+  }
+  return jtmb->getTargetTriple().str() + "/" + jtmb->getCPU() + "/" +
+         jtmb->getFeatures().getString() + "/" + LLVM_VERSION_STRING + "/" +
+         kPipelineTag.str();
+}
 
 std::string mlir::qc::defaultJitCacheDir() {
   if (const char *dir = std::getenv("QC_CACHE_DIR"))
@@ -338,16 +367,10 @@ std::string mlir::qc::defaultJitCacheDir() {
 
 Status ObjectJit::create(ModuleOp module, const ObjectJitOptions &options,
                          std::unique_ptr<ObjectJit> &out) {
-  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  auto jtmb = hostMachineBuilder();
   if (!jtmb)
     return Status::error("cannot detect the host CPU: " +
                          llvm::toString(jtmb.takeError()));
-  // Position-independent code with the small code model: references
-  // between the objects of one model, and to the runtime, go through the
-  // GOT and call stubs, which the linker can place anywhere.
-  jtmb->setRelocationModel(llvm::Reloc::PIC_);
-  jtmb->setCodeModel(llvm::CodeModel::Small);
-  jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Default);
   auto machine = jtmb->createTargetMachine();
   if (!machine)
     return Status::error("cannot create a target machine: " +
@@ -388,6 +411,7 @@ Status ObjectJit::create(ModuleOp module, const ObjectJitOptions &options,
                                       llvm::utohexstr(hash.high64, true, 16) +
                                       llvm::utohexstr(hash.low64, true, 16));
     cachePath = path.str().str();
+    result->key = cachePath.substr(cachePath.size() - 32);
     objects = readCacheEntry(cachePath);
     result->cached = !objects.empty();
     if (result->cached)
@@ -397,7 +421,7 @@ Status ObjectJit::create(ModuleOp module, const ObjectJitOptions &options,
     QC_RETURN_IF_ERROR(compileObjects(std::move(llvmModule), *jtmb,
                                       options.optLevel, parts, objects));
     if (useCache) {
-      std::string why = writeCacheEntry(options.cacheDir, cachePath, objects);
+      std::string why = writeCacheEntry(cachePath, objects);
       if (!why.empty())
         llvm::errs() << "qc: warning: cannot write the compiled-code cache ("
                      << why << "); the next run compiles again\n";
@@ -417,11 +441,41 @@ Status ObjectJit::create(ModuleOp module, const ObjectJitOptions &options,
       return Status::error(options.dumpObjectTo + ": " + ec.message());
     os << objects.front()->getBuffer();
   }
+  QC_RETURN_IF_ERROR(result->link(*jtmb, std::move(objects), options));
+  out = std::move(result);
+  return Status::ok();
+}
 
+Status ObjectJit::load(const std::string &key, const ObjectJitOptions &options,
+                       std::unique_ptr<ObjectJit> &out) {
+  if (options.cacheDir.empty() || key.empty())
+    return Status::error("JIT: no cache to load from");
+  llvm::SmallString<256> path(options.cacheDir);
+  llvm::sys::path::append(path, "llvmcache-qc-" + key);
+  std::vector<std::unique_ptr<llvm::MemoryBuffer>> objects =
+      readCacheEntry(path.str().str());
+  if (objects.empty())
+    return Status::error("JIT: cache entry " + key + " is absent or damaged");
+  markUsed(path.str().str());
+  auto jtmb = hostMachineBuilder();
+  if (!jtmb)
+    return Status::error("cannot detect the host CPU: " +
+                         llvm::toString(jtmb.takeError()));
+  auto result = std::unique_ptr<ObjectJit>(new ObjectJit());
+  result->cached = true;
+  result->key = key;
+  QC_RETURN_IF_ERROR(result->link(*jtmb, std::move(objects), options));
+  out = std::move(result);
+  return Status::ok();
+}
+
+Status ObjectJit::link(const llvm::orc::JITTargetMachineBuilder &jtmb,
+                       std::vector<std::unique_ptr<llvm::MemoryBuffer>> objects,
+                       const ObjectJitOptions &options) {
   bool perf = options.perfListener;
-  auto jit =
+  auto built =
       llvm::orc::LLJITBuilder()
-          .setJITTargetMachineBuilder(*jtmb)
+          .setJITTargetMachineBuilder(jtmb)
           .setObjectLinkingLayerCreator(
               [perf](llvm::orc::ExecutionSession &es)
                   -> llvm::Expected<std::unique_ptr<llvm::orc::ObjectLayer>> {
@@ -437,17 +491,17 @@ Status ObjectJit::create(ModuleOp module, const ObjectJitOptions &options,
                 return layer;
               })
           .create();
-  if (!jit)
-    return Status::error("JIT: " + llvm::toString(jit.takeError()));
-  llvm::orc::JITDylib &dylib = (*jit)->getMainJITDylib();
+  if (!built)
+    return Status::error("JIT: " + llvm::toString(built.takeError()));
+  llvm::orc::JITDylib &dylib = (*built)->getMainJITDylib();
   // libc and libm (malloc, memcpy, expf, ...) from the process.
   auto process = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
-      (*jit)->getDataLayout().getGlobalPrefix());
+      (*built)->getDataLayout().getGlobalPrefix());
   if (!process)
     return Status::error("JIT: " + llvm::toString(process.takeError()));
   dylib.addGenerator(std::move(*process));
-  llvm::orc::MangleAndInterner mangle((*jit)->getExecutionSession(),
-                                      (*jit)->getDataLayout());
+  llvm::orc::MangleAndInterner mangle((*built)->getExecutionSession(),
+                                      (*built)->getDataLayout());
   llvm::orc::SymbolMap runtime;
   for (const auto &[name, address] : options.symbols)
     runtime[mangle(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
@@ -455,12 +509,11 @@ Status ObjectJit::create(ModuleOp module, const ObjectJitOptions &options,
   if (llvm::Error err = dylib.define(llvm::orc::absoluteSymbols(runtime)))
     return Status::error("JIT: " + llvm::toString(std::move(err)));
   for (auto &object : objects)
-    if (llvm::Error err = (*jit)->addObjectFile(std::move(object)))
+    if (llvm::Error err = (*built)->addObjectFile(std::move(object)))
       return Status::error("JIT: " + llvm::toString(std::move(err)));
-  if (llvm::Error err = (*jit)->initialize(dylib))
+  if (llvm::Error err = (*built)->initialize(dylib))
     return Status::error("JIT: " + llvm::toString(std::move(err)));
-  result->jit = std::move(*jit);
-  out = std::move(result);
+  jit = std::move(*built);
   return Status::ok();
 }
 

@@ -19,15 +19,20 @@
 #include "qc/runtime/Status.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringRef.h"
 
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-namespace llvm::orc {
+namespace llvm {
+class MemoryBuffer;
+namespace orc {
+class JITTargetMachineBuilder;
 class LLJIT;
-} // namespace llvm::orc
+} // namespace orc
+} // namespace llvm
 
 namespace mlir::qc {
 
@@ -55,6 +60,11 @@ public:
   ~ObjectJit();
   static ::qc::Status create(ModuleOp module, const ObjectJitOptions &options,
                              std::unique_ptr<ObjectJit> &out);
+  /// Links the objects of cache entry `key` (see cacheKey()) without the
+  /// module; an error if the entry is absent or damaged.
+  static ::qc::Status load(const std::string &key,
+                           const ObjectJitOptions &options,
+                           std::unique_ptr<ObjectJit> &out);
 
   /// `void fn(void **args)`: args[i] points to argument i of
   /// `_mlir_ciface_<entry>` (a memref argument is a pointer to its
@@ -66,12 +76,29 @@ public:
 
   /// True when the machine code came from the cache.
   bool fromCache() const { return cached; }
+  /// The cache entry holding this code (32 hex digits); empty without a
+  /// cache.
+  const std::string &cacheKey() const { return key; }
 
 private:
   ObjectJit() = default;
+  ::qc::Status link(const llvm::orc::JITTargetMachineBuilder &jtmb,
+                    std::vector<std::unique_ptr<llvm::MemoryBuffer>> objects,
+                    const ObjectJitOptions &options);
   std::unique_ptr<llvm::orc::LLJIT> jit;
   bool cached = false;
+  std::string key;
 };
+
+/// Writes `bytes` to `path` under a temporary name in the same folder
+/// (created if needed) and renames it into place, so readers see the old
+/// file, no file or the whole new one. Returns why it failed, or empty.
+std::string writeFileAtomically(const std::string &path, llvm::StringRef bytes);
+
+/// What, besides the IR, decides the machine code on this host: triple,
+/// CPU, features, LLVM's version, the IR pipeline. Empty if the host CPU
+/// cannot be detected.
+std::string hostCompileIdentity();
 
 } // namespace mlir::qc
 

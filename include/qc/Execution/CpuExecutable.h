@@ -28,6 +28,7 @@
 namespace mlir::qc {
 
 class ObjectJit;
+struct CompiledInterface;
 
 /// Options of CpuExecutable::compile.
 struct CpuCompileOptions {
@@ -127,6 +128,10 @@ public:
 
 private:
   CpuExecutable() = default;
+  /// Binds the parameters `iface` lists to `weights` and takes its cache
+  /// shape.
+  ::qc::Status bind(const CompiledInterface &iface,
+                    const ::qc::ModelWeights &weights);
   std::unique_ptr<ObjectJit> jit;
   void (*entry)(void **) = nullptr;
   /// Flat memref descriptors of the parameters, in argument order.

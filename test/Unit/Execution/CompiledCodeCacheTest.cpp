@@ -140,6 +140,57 @@ TEST(CompiledCodeCache, DamagedEntriesAreRecompiled) {
   }
 }
 
+TEST(CompiledCodeCache, InterfaceWithoutItsObjectsRecompiles) {
+  TempFolder cache("orphan");
+  mlir::qc::CpuCompileOptions options;
+  options.cacheDir = cache.path;
+  bool cached = false;
+  std::vector<float> reference = run(options, cached);
+  // The model's interface entry stays; the machine code it names goes.
+  for (const std::string &f : entries(cache.path))
+    std::filesystem::remove(f);
+  std::vector<float> again = run(options, cached);
+  EXPECT_FALSE(cached);
+  EXPECT_EQ(again, reference);
+  run(options, cached);
+  EXPECT_TRUE(cached);
+  // A damaged interface entry is ignored and rewritten the same way.
+  for (const auto &e : std::filesystem::directory_iterator(cache.path))
+    if (e.path().filename().string().rfind("llvmcache-qcif-", 0) == 0)
+      std::ofstream(e.path()) << "{\"format\": \"qc-compiled-interface-1\"";
+  again = run(options, cached);
+  EXPECT_EQ(again, reference);
+  run(options, cached);
+  EXPECT_TRUE(cached);
+}
+
+TEST(CompiledCodeCache, CachedInterfaceStillChecksTheWeights) {
+  TempFolder cache("weights");
+  mlir::qc::CpuCompileOptions options;
+  options.cacheDir = cache.path;
+  bool cached = false;
+  run(options, cached);
+  mlir::MLIRContext ctx;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  qc::ModelWeights weights;
+  ASSERT_TRUE(mlir::qc::openModel(ctx, kModel, module, weights));
+  // A weight the model takes (a query projection), one column short.
+  std::string name;
+  for (auto &[n, t] : weights.tensors)
+    if (n.find("q_proj") != std::string::npos) {
+      name = n;
+      t.shape.back() -= 1;
+      break;
+    }
+  ASSERT_FALSE(name.empty());
+  std::unique_ptr<mlir::qc::CpuExecutable> exe;
+  qc::Status s =
+      mlir::qc::CpuExecutable::compile(*module, weights, exe, options);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("'" + name + "'"), std::string::npos)
+      << s.message();
+}
+
 TEST(CompiledCodeCache, UnwritableFolderStillRuns) {
   TempFolder parent("unwritable");
   std::filesystem::create_directories(parent.path);
