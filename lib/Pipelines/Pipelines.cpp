@@ -81,7 +81,9 @@ std::string mlir::qc::cpuCodegenPipeline(int64_t vectorWidth) {
          "expand-strided-metadata,"
          // expand-strided-metadata emits affine.apply for dynamic offsets.
          "lower-affine,"
-         "finalize-memref-to-llvm,"
+         // Buffers come from the runtime's allocator, which keeps large
+         // blocks for the next call (qc/runtime/CompiledCodeRuntime.h).
+         "finalize-memref-to-llvm{use-generic-functions=1},"
          "convert-math-to-llvm,"
          "convert-arith-to-llvm,"
          "convert-index-to-llvm,"

@@ -9,6 +9,11 @@
 #include "qc/runtime/ThreadPool.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 namespace {
 
@@ -84,9 +89,101 @@ qc_rt_parallel_dequant_linear(QcDequantLinearKernel kernel, QC_RT_MEMREF2D(x),
                     (colEnd - colBegin) * xRows * xCols, run);
 }
 
+namespace {
+
+/// Before each payload: where its block starts and how large the block is.
+struct BlockHeader {
+  void *base;
+  size_t total;
+};
+constexpr size_t kMinAlignment = 64;
+constexpr size_t kCacheFrom = size_t(64) << 10;
+constexpr size_t kCacheLimit = size_t(512) << 20;
+
+struct BlockCache {
+  std::mutex mutex;
+  std::unordered_map<size_t, std::vector<void *>> free;
+  size_t cachedBytes = 0;
+};
+
+/// Never destroyed: compiled code may free a buffer while the process
+/// exits, after static destructors would have run.
+BlockCache &blockCache() {
+  static BlockCache *cache = new BlockCache();
+  return *cache;
+}
+
+void *allocate(uint64_t alignment, uint64_t size) {
+  // Like aligned_alloc: an alignment that is not a power of two is refused.
+  if (alignment & (alignment - 1))
+    return nullptr;
+  size_t align = std::max<size_t>(kMinAlignment, alignment);
+  // Room for the header, then for aligning the payload; whole pages for
+  // cached blocks, so that nearby sizes share a block.
+  size_t total = size + sizeof(BlockHeader) + align;
+  if (total < size)
+    return nullptr;
+  total = (total + kMinAlignment - 1) & ~(kMinAlignment - 1);
+  void *base = nullptr;
+  if (total >= kCacheFrom) {
+    total = (total + 4095) & ~size_t(4095);
+    BlockCache &cache = blockCache();
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto it = cache.free.find(total);
+    if (it != cache.free.end() && !it->second.empty()) {
+      base = it->second.back();
+      it->second.pop_back();
+      cache.cachedBytes -= total;
+    }
+  }
+  if (!base)
+    base = std::aligned_alloc(kMinAlignment, total);
+  if (!base)
+    return nullptr;
+  auto payload =
+      (reinterpret_cast<uintptr_t>(base) + sizeof(BlockHeader) + align - 1) &
+      ~(uintptr_t(align) - 1);
+  auto *header = reinterpret_cast<BlockHeader *>(payload) - 1;
+  header->base = base;
+  header->total = total;
+  return reinterpret_cast<void *>(payload);
+}
+
+} // namespace
+
+void *_mlir_memref_to_llvm_alloc(uint64_t size) {
+  return allocate(kMinAlignment, size);
+}
+
+void *_mlir_memref_to_llvm_aligned_alloc(uint64_t alignment, uint64_t size) {
+  return allocate(alignment, size);
+}
+
+void _mlir_memref_to_llvm_free(void *ptr) {
+  if (!ptr)
+    return;
+  BlockHeader header = *(static_cast<BlockHeader *>(ptr) - 1);
+  if (header.total >= kCacheFrom) {
+    BlockCache &cache = blockCache();
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    if (cache.cachedBytes + header.total <= kCacheLimit) {
+      cache.free[header.total].push_back(header.base);
+      cache.cachedBytes += header.total;
+      return;
+    }
+  }
+  std::free(header.base);
+}
+
 std::vector<std::pair<std::string, void *>> qc::compiledCodeSymbols() {
   return {{"qc_rt_parallel_linear",
            reinterpret_cast<void *>(&qc_rt_parallel_linear)},
           {"qc_rt_parallel_dequant_linear",
-           reinterpret_cast<void *>(&qc_rt_parallel_dequant_linear)}};
+           reinterpret_cast<void *>(&qc_rt_parallel_dequant_linear)},
+          {"_mlir_memref_to_llvm_alloc",
+           reinterpret_cast<void *>(&_mlir_memref_to_llvm_alloc)},
+          {"_mlir_memref_to_llvm_aligned_alloc",
+           reinterpret_cast<void *>(&_mlir_memref_to_llvm_aligned_alloc)},
+          {"_mlir_memref_to_llvm_free",
+           reinterpret_cast<void *>(&_mlir_memref_to_llvm_free)}};
 }

@@ -20,6 +20,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -173,9 +175,64 @@ TEST_F(ParallelLinear, DequantSplitsColumnsOnTheColumnGranule) {
   EXPECT_EQ(state.ranges[0], std::make_pair(int64_t(0), int64_t(301)));
 }
 
+TEST(CompiledCodeBuffers, LargeBlocksAreReusedAndAligned) {
+  // A large block comes back for the next request of the same size.
+  void *a = _mlir_memref_to_llvm_alloc(3u << 20);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % 64, 0u);
+  std::memset(a, 0x5a, 3u << 20);
+  _mlir_memref_to_llvm_free(a);
+  void *b = _mlir_memref_to_llvm_alloc(3u << 20);
+  EXPECT_EQ(a, b);
+  // A different size is a different block while b is held.
+  void *c = _mlir_memref_to_llvm_alloc(5u << 20);
+  EXPECT_NE(c, b);
+  _mlir_memref_to_llvm_free(b);
+  _mlir_memref_to_llvm_free(c);
+  // Small blocks and over-aligned ones.
+  for (uint64_t align : {1u, 16u, 64u, 256u, 4096u}) {
+    void *p = _mlir_memref_to_llvm_aligned_alloc(align, 100);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % std::max<uint64_t>(align, 64),
+              0u);
+    std::memset(p, 1, 100);
+    _mlir_memref_to_llvm_free(p);
+  }
+  EXPECT_EQ(_mlir_memref_to_llvm_aligned_alloc(48, 100), nullptr);
+  _mlir_memref_to_llvm_free(nullptr);
+}
+
+TEST(CompiledCodeBuffers, ThreadsShareTheCache) {
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        size_t size = (size_t(1) << 16) * (1 + (i + t) % 5);
+        auto *p =
+            static_cast<unsigned char *>(_mlir_memref_to_llvm_alloc(size));
+        if (!p) {
+          ++bad;
+          continue;
+        }
+        std::memset(p, t, size);
+        for (size_t k = 0; k < size; k += 4096)
+          if (p[k] != t)
+            ++bad;
+        _mlir_memref_to_llvm_free(p);
+      }
+    });
+  for (std::thread &t : threads)
+    t.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
 TEST(CompiledCodeSymbols, NameTheDispatchers) {
   auto symbols = qc::compiledCodeSymbols();
-  ASSERT_EQ(symbols.size(), 2u);
+  ASSERT_EQ(symbols.size(), 5u);
+  EXPECT_EQ(symbols[2].first, "_mlir_memref_to_llvm_alloc");
+  EXPECT_EQ(symbols[4].second,
+            reinterpret_cast<void *>(&_mlir_memref_to_llvm_free));
   EXPECT_EQ(symbols[0].first, "qc_rt_parallel_linear");
   EXPECT_EQ(symbols[0].second,
             reinterpret_cast<void *>(&qc_rt_parallel_linear));

@@ -68,6 +68,18 @@ void qc_rt_parallel_dequant_linear(QcDequantLinearKernel kernel,
                                    QC_RT_MEMREF2D(scales),
                                    QC_RT_MEMREF2D(zeros), QC_RT_MEMREF2D(out),
                                    int64_t colBegin, int64_t colEnd);
+
+/// The compiled code's buffers (`memref.alloc` / `memref.dealloc`, lowered
+/// by finalize-memref-to-llvm with use-generic-functions). Blocks of 64 KiB
+/// and more are kept on free and handed out again for the same size, up to
+/// 512 MiB in all: a model call allocates the same large temporaries every
+/// time, and getting them from the system each time costs a page fault per
+/// 4 KiB (glibc maps blocks over its mmap threshold fresh on every malloc).
+/// Every block is 64-byte aligned; `alignment` above 64 is honoured too.
+/// Thread-safe.
+void *_mlir_memref_to_llvm_alloc(uint64_t size);
+void *_mlir_memref_to_llvm_aligned_alloc(uint64_t alignment, uint64_t size);
+void _mlir_memref_to_llvm_free(void *ptr);
 }
 
 namespace qc {
