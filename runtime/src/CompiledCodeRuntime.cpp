@@ -97,8 +97,13 @@ struct BlockHeader {
   size_t total;
 };
 constexpr size_t kMinAlignment = 64;
+/// Blocks in [kCacheFrom, kCacheUpTo] are kept, kCacheLimit bytes in all.
+/// Larger ones (a perplexity window's logits) are rare enough per call that
+/// the system's pages cost little, and keeping them would add their size to
+/// the peak memory whenever the next call asks for another size.
 constexpr size_t kCacheFrom = size_t(64) << 10;
-constexpr size_t kCacheLimit = size_t(512) << 20;
+constexpr size_t kCacheUpTo = size_t(16) << 20;
+constexpr size_t kCacheLimit = size_t(256) << 20;
 
 struct BlockCache {
   std::mutex mutex;
@@ -125,7 +130,7 @@ void *allocate(uint64_t alignment, uint64_t size) {
     return nullptr;
   total = (total + kMinAlignment - 1) & ~(kMinAlignment - 1);
   void *base = nullptr;
-  if (total >= kCacheFrom) {
+  if (total >= kCacheFrom && total <= kCacheUpTo) {
     total = (total + 4095) & ~size_t(4095);
     BlockCache &cache = blockCache();
     std::lock_guard<std::mutex> lock(cache.mutex);
@@ -163,7 +168,7 @@ void _mlir_memref_to_llvm_free(void *ptr) {
   if (!ptr)
     return;
   BlockHeader header = *(static_cast<BlockHeader *>(ptr) - 1);
-  if (header.total >= kCacheFrom) {
+  if (header.total >= kCacheFrom && header.total <= kCacheUpTo) {
     BlockCache &cache = blockCache();
     std::lock_guard<std::mutex> lock(cache.mutex);
     if (cache.cachedBytes + header.total <= kCacheLimit) {

@@ -189,6 +189,11 @@ TEST(CompiledCodeBuffers, LargeBlocksAreReusedAndAligned) {
   EXPECT_NE(c, b);
   _mlir_memref_to_llvm_free(b);
   _mlir_memref_to_llvm_free(c);
+  // Blocks over 16 MiB go back to the system; they still work.
+  auto *big = static_cast<char *>(_mlir_memref_to_llvm_alloc(40u << 20));
+  ASSERT_NE(big, nullptr);
+  big[0] = big[(40u << 20) - 1] = 1;
+  _mlir_memref_to_llvm_free(big);
   // Small blocks and over-aligned ones.
   for (uint64_t align : {1u, 16u, 64u, 256u, 4096u}) {
     void *p = _mlir_memref_to_llvm_aligned_alloc(align, 100);
