@@ -97,13 +97,15 @@ struct BlockHeader {
   size_t total;
 };
 constexpr size_t kMinAlignment = 64;
-/// Blocks in [kCacheFrom, kCacheUpTo] are kept, kCacheLimit bytes in all.
+/// Blocks in [kCacheFrom, kCacheUpTo] are kept, kCacheLimit bytes in all
+/// (a decode step of SmolLM2 allocates about 8 MB in such blocks; more
+/// would only hold idle blocks of sizes a call no longer asks for).
 /// Larger ones (a perplexity window's logits) are rare enough per call that
 /// the system's pages cost little, and keeping them would add their size to
 /// the peak memory whenever the next call asks for another size.
 constexpr size_t kCacheFrom = size_t(64) << 10;
 constexpr size_t kCacheUpTo = size_t(16) << 20;
-constexpr size_t kCacheLimit = size_t(256) << 20;
+constexpr size_t kCacheLimit = size_t(64) << 20;
 
 struct BlockCache {
   std::mutex mutex;

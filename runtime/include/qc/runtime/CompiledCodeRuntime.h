@@ -72,7 +72,7 @@ void qc_rt_parallel_dequant_linear(QcDequantLinearKernel kernel,
 /// The compiled code's buffers (`memref.alloc` / `memref.dealloc`, lowered
 /// by finalize-memref-to-llvm with use-generic-functions). Blocks of 64 KiB
 /// to 16 MiB are kept on free and handed out again for the same size, up to
-/// 256 MiB in all: a decode step allocates the same temporaries every time,
+/// 64 MiB in all: a decode step allocates the same temporaries every time,
 /// and getting them from the system each time costs a page fault per 4 KiB
 /// (glibc maps blocks over its mmap threshold fresh on every malloc).
 /// Every block is 64-byte aligned; `alignment` above 64 is honoured too.
