@@ -485,7 +485,7 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
         name, name == "forward" ? result->entry : result->decodeEntry));
   if (!interfacePath.empty() && !result->jit->cacheKey().empty()) {
     iface.objectKey = result->jit->cacheKey();
-    std::string why = writeFileAtomically(interfacePath, toJson(iface));
+    std::string why = writeCacheFile(interfacePath, toJson(iface));
     if (!why.empty())
       llvm::errs() << "qc: warning: cannot write the compiled-code cache ("
                    << why << "); the next run compiles again\n";

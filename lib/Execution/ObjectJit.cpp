@@ -26,6 +26,7 @@
 #include "ObjectJit.h"
 
 #include "qc/Execution/CpuExecutable.h"
+#include "qc/runtime/Safetensors.h"
 
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/ADT/StringExtras.h"
@@ -204,7 +205,7 @@ writeCacheEntry(const std::string &path,
   for (const auto &o : objs)
     bytes.append(o->getBufferStart(), o->getBufferSize());
   appendU64(bytes, llvm::xxh3_64bits(llvm::arrayRefFromStringRef(bytes)));
-  return writeFileAtomically(path, bytes);
+  return writeCacheFile(path, bytes);
 }
 
 /// Pruning removes the entries used longest ago; a hit counts as a use.
@@ -311,33 +312,14 @@ llvm::Expected<llvm::orc::JITTargetMachineBuilder> hostMachineBuilder() {
 
 ObjectJit::~ObjectJit() = default;
 
-std::string mlir::qc::writeFileAtomically(const std::string &path,
-                                          llvm::StringRef bytes) {
+std::string mlir::qc::writeCacheFile(const std::string &path,
+                                     llvm::StringRef bytes) {
   llvm::StringRef dir = llvm::sys::path::parent_path(path);
   if (!dir.empty())
     if (std::error_code ec = llvm::sys::fs::create_directories(dir))
       return dir.str() + ": " + ec.message();
-  int fd;
-  llvm::SmallString<256> temp;
-  if (std::error_code ec =
-          llvm::sys::fs::createUniqueFile(path + ".tmp-%%%%%%%%", fd, temp))
-    return path + ": " + ec.message();
-  {
-    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    os << bytes;
-    os.close();
-    if (os.has_error()) {
-      std::string why = temp.str().str() + ": " + os.error().message();
-      os.clear_error();
-      llvm::sys::fs::remove(temp);
-      return why;
-    }
-  }
-  if (std::error_code ec = llvm::sys::fs::rename(temp, path)) {
-    llvm::sys::fs::remove(temp);
-    return path + ": " + ec.message();
-  }
-  return {};
+  Status s = ::qc::writeFileAtomically(path, {{bytes.data(), bytes.size()}});
+  return s ? std::string() : s.message();
 }
 
 std::string mlir::qc::hostCompileIdentity() {

@@ -90,10 +90,10 @@ private:
   std::string key;
 };
 
-/// Writes `bytes` to `path` under a temporary name in the same folder
-/// (created if needed) and renames it into place, so readers see the old
-/// file, no file or the whole new one. Returns why it failed, or empty.
-std::string writeFileAtomically(const std::string &path, llvm::StringRef bytes);
+/// Writes a cache file with the runtime's writeFileAtomically (readers see
+/// the old file, no file or the whole new one), creating its folder first.
+/// Returns why it failed, or empty.
+std::string writeCacheFile(const std::string &path, llvm::StringRef bytes);
 
 /// What, besides the IR, decides the machine code on this host: triple,
 /// CPU, features, LLVM's version, the IR pipeline. Empty if the host CPU
