@@ -132,13 +132,7 @@ bool matchBody(Block &body, int64_t perWord, int64_t bits) {
 
 std::optional<DequantLinearOperands>
 mlir::qc::detail::matchDequantLinear(linalg::GenericOp op) {
-  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 4 ||
-      op.getNumDpsInits() != 1)
-    return std::nullopt;
-  auto iterators = op.getIteratorTypesArray();
-  if (iterators.size() != 3 || iterators[0] != utils::IteratorType::parallel ||
-      iterators[1] != utils::IteratorType::parallel ||
-      iterators[2] != utils::IteratorType::reduction)
+  if (!isTokenColumnReduction(op, 4))
     return std::nullopt;
   // The word and group divisors are read off the maps.
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();

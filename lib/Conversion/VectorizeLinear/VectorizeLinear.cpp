@@ -70,13 +70,7 @@ bool isArg(Value v, Block &block, unsigned index) {
 /// bufferization. Any other generic (or this one on tensors, or with a
 /// strided inner dimension) is not ours.
 std::optional<LinearOperands> matchLinear(linalg::GenericOp op) {
-  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
-      op.getNumDpsInits() != 1)
-    return std::nullopt;
-  auto iterators = op.getIteratorTypesArray();
-  if (iterators.size() != 3 || iterators[0] != utils::IteratorType::parallel ||
-      iterators[1] != utils::IteratorType::parallel ||
-      iterators[2] != utils::IteratorType::reduction)
+  if (!qc::detail::isTokenColumnReduction(op, 2))
     return std::nullopt;
   MLIRContext *ctx = op.getContext();
   AffineExpr t, n, k;
@@ -283,6 +277,27 @@ struct QCVectorizeLinearPass
     MemRefType arg = kernelArgType(ctx);
     IndexType index = IndexType::get(ctx);
     auto type = FunctionType::get(ctx, {arg, arg, arg, index, index}, {});
+    Block *entry = nullptr;
+    func::FuncOp fn = declareKernel(module, name, type, entry);
+    if (!entry)
+      return fn;
+    OpBuilder b = OpBuilder::atBlockBegin(entry);
+    Location loc = module.getLoc();
+    LinearOperands ops{entry->getArgument(0), entry->getArgument(1),
+                       entry->getArgument(2)};
+    KernelEmitter(b, loc, ops, vectorWidth)
+        .emit(entry->getArgument(3), entry->getArgument(4), rowBlock,
+              tokenBlock);
+    func::ReturnOp::create(b, loc);
+    return fn;
+  }
+
+  /// Kernel `name` of `type`: an existing definition is reused (`entry`
+  /// stays null); otherwise a noinline definition (one copy for the whole
+  /// model, not one per call site) is created and `entry` is its empty body
+  /// to fill. Null with a diagnostic if `name` is taken by anything else.
+  func::FuncOp declareKernel(ModuleOp module, StringRef name, FunctionType type,
+                             Block *&entry) {
     bool created;
     func::FuncOp fn = getOrDeclare(
         module, name, type, /*needsBody=*/true,
@@ -291,18 +306,9 @@ struct QCVectorizeLinearPass
         created);
     if (!fn || !created)
       return fn;
-    OpBuilder b(ctx);
-    Location loc = module.getLoc();
-    // One copy for the whole model, not one per call site.
+    Builder b(module.getContext());
     fn->setAttr("passthrough", b.getArrayAttr({b.getStringAttr("noinline")}));
-    Block *entry = fn.addEntryBlock();
-    b.setInsertionPointToStart(entry);
-    LinearOperands ops{entry->getArgument(0), entry->getArgument(1),
-                       entry->getArgument(2)};
-    KernelEmitter(b, loc, ops, vectorWidth)
-        .emit(entry->getArgument(3), entry->getArgument(4), rowBlock,
-              tokenBlock);
-    func::ReturnOp::create(b, loc);
+    entry = fn.addEntryBlock();
     return fn;
   }
 
@@ -322,18 +328,12 @@ struct QCVectorizeLinearPass
     IndexType index = IndexType::get(ctx);
     auto type = FunctionType::get(
         ctx, {f32Arg, wordArg, f32Arg, f32Arg, f32Arg, index, index}, {});
-    bool created;
-    func::FuncOp fn = getOrDeclare(
-        module, name, type, /*needsBody=*/true,
-        "the name of a generated kernel and must be its definition, of type",
-        created);
-    if (!fn || !created)
+    Block *entry = nullptr;
+    func::FuncOp fn = declareKernel(module, name, type, entry);
+    if (!entry)
       return fn;
-    OpBuilder b(ctx);
+    OpBuilder b = OpBuilder::atBlockBegin(entry);
     Location loc = module.getLoc();
-    fn->setAttr("passthrough", b.getArrayAttr({b.getStringAttr("noinline")}));
-    Block *entry = fn.addEntryBlock();
-    b.setInsertionPointToStart(entry);
     qc::detail::DequantLinearOperands ops{entry->getArgument(0),
                                           entry->getArgument(1),
                                           entry->getArgument(2),
@@ -444,3 +444,15 @@ struct QCVectorizeLinearPass
 };
 
 } // namespace
+
+bool mlir::qc::detail::isTokenColumnReduction(linalg::GenericOp op,
+                                              unsigned inputs) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != inputs ||
+      op.getNumDpsInits() != 1)
+    return false;
+  auto iterators = op.getIteratorTypesArray();
+  return iterators.size() == 3 &&
+         iterators[0] == utils::IteratorType::parallel &&
+         iterators[1] == utils::IteratorType::parallel &&
+         iterators[2] == utils::IteratorType::reduction;
+}

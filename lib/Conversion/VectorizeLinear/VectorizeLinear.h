@@ -30,6 +30,11 @@ struct DequantLinearOperands {
 /// body), with whole words per group; nullopt otherwise.
 std::optional<DequantLinearOperands> matchDequantLinear(linalg::GenericOp op);
 
+/// True for a generic on buffers with `inputs` inputs, one init and
+/// iterators (parallel, parallel, reduction): the (t, n, k) shape both
+/// kernels' matchers start from.
+bool isTokenColumnReduction(linalg::GenericOp op, unsigned inputs);
+
 /// Emits, at the builder's position, the kernel body computing output
 /// columns [colBegin, colEnd) of `ops` with `width`-lane vectors in blocks
 /// of `colBlock` vectors x `tokenBlock` tokens.
