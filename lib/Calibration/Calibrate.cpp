@@ -60,6 +60,9 @@ static Status sampleSequences(const ::qc::ModelWeights &weights,
     return Status::error("calibration: the model has no "
                          "model.embed_tokens.weight matrix");
   int64_t D = embed->shape[1], V = embed->shape[0];
+  // A lazily opened embedding is read row by row for the gather (a
+  // Llama-3 table is 2 GB in fp32).
+  std::vector<float> lazyRow;
   out.sampleSequences = S;
   out.sampleLength = static_cast<int64_t>(T);
   out.hiddenSize = D;
@@ -74,11 +77,35 @@ static Status sampleSequences(const ::qc::ModelWeights &weights,
         return Status::error("calibration: token id " + std::to_string(id) +
                              " is outside the embedding table");
       out.sampleTokens[s * T + t] = id;
-      std::copy_n(embed->data.data() + id * D, D,
-                  out.blockInput.data() + (s * T + t) * D);
+      const float *row = nullptr;
+      if (embed->resident()) {
+        row = embed->data.data() + int64_t(id) * D;
+      } else {
+        QC_RETURN_IF_ERROR(embed->load(id, 1, lazyRow));
+        row = lazyRow.data();
+      }
+      std::copy_n(row, D, out.blockInput.data() + (s * T + t) * D);
     }
   }
   return Status::ok();
+}
+
+/// The fingerprints and settings every trace records.
+static void finishTrace(const ::qc::ModelWeights &weights,
+                        const std::vector<int> &tokens,
+                        const CalibrationOptions &options, size_t windows,
+                        int64_t total, ::qc::CalibrationTrace &out) {
+  out.modelFingerprint = ::qc::fingerprintWeights(weights);
+  out.fingerprint = ::qc::fingerprintCalibration(
+      out.modelFingerprint, tokens, options.windowLen, options.maxTokens,
+      options.sampleSequences);
+  out.settings["text"] = options.textName;
+  out.settings["window_len"] = std::to_string(options.windowLen);
+  out.settings["max_tokens"] = std::to_string(options.maxTokens);
+  out.settings["windows"] = std::to_string(windows);
+  out.settings["tokens"] = std::to_string(total);
+  out.settings["sample_sequences"] = std::to_string(out.sampleSequences);
+  out.settings["sample_length"] = std::to_string(out.sampleLength);
 }
 
 Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
@@ -89,6 +116,22 @@ Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
     return Status::error("calibration text is too short: it yields " +
                          std::to_string(tokens.size()) +
                          " tokens, at least 2 are needed");
+  if (options.samplesOnly) {
+    if (options.sampleSequences <= 0)
+      return Status::error("calibration: a trace of sampled sequences only "
+                           "needs samples > 0");
+    out = ::qc::CalibrationTrace();
+    auto windows =
+        ::qc::makeWindows(tokens, options.maxTokens, options.windowLen,
+                          static_cast<int>(weights.config.bosId));
+    int64_t total = 0;
+    for (const auto &w : windows)
+      total += static_cast<int64_t>(w.size());
+    QC_RETURN_IF_ERROR(sampleSequences(weights, windows, options, out));
+    finishTrace(weights, tokens, options, windows.size(), total, out);
+    out.settings["statistics"] = "none (sampled sequences only)";
+    return Status::ok();
+  }
   registerAllQCPasses();
   OwningOpRef<ModuleOp> module(cast<ModuleOp>(model->clone()));
   std::string diagText;
@@ -175,17 +218,6 @@ Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
   }
 
   QC_RETURN_IF_ERROR(sampleSequences(weights, windows, options, out));
-
-  out.modelFingerprint = ::qc::fingerprintWeights(weights);
-  out.fingerprint = ::qc::fingerprintCalibration(
-      out.modelFingerprint, tokens, options.windowLen, options.maxTokens,
-      options.sampleSequences);
-  out.settings["text"] = options.textName;
-  out.settings["window_len"] = std::to_string(options.windowLen);
-  out.settings["max_tokens"] = std::to_string(options.maxTokens);
-  out.settings["windows"] = std::to_string(windows.size());
-  out.settings["tokens"] = std::to_string(total);
-  out.settings["sample_sequences"] = std::to_string(out.sampleSequences);
-  out.settings["sample_length"] = std::to_string(out.sampleLength);
+  finishTrace(weights, tokens, options, windows.size(), total, out);
   return Status::ok();
 }

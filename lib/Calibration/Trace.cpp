@@ -48,7 +48,26 @@ std::string qc::fingerprintWeights(const ModelWeights &weights) {
   for (const auto &[name, t] : weights.tensors) {
     h = fnv1a(name.data(), name.size(), h);
     h = fnv1a(t.shape.data(), t.shape.size() * sizeof(int64_t), h);
-    h = fnv1a(t.data.data(), t.data.size() * sizeof(float), h);
+    if (t.resident()) {
+      h = fnv1a(t.data.data(), t.data.size() * sizeof(float), h);
+      continue;
+    }
+    // A lazily opened tensor is read for the hash and dropped again (the
+    // same values, hence the same fingerprint, as an eager load). A tensor
+    // that cannot be read hashes as empty; its reader reports it by name
+    // when the pass needs it.
+    // Hashed in slices of about 16M values: FNV-1a continues across them,
+    // so this is the hash of the whole tensor, without holding it.
+    int64_t rows = t.shape.empty() ? 1 : t.shape[0];
+    int64_t perRow =
+        rows == 0 ? 1 : std::max<int64_t>(1, t.numElements() / rows);
+    int64_t step = std::max<int64_t>(1, (int64_t(1) << 24) / perRow);
+    std::vector<float> values;
+    for (int64_t r = 0; r < rows; r += step) {
+      if (!t.load(r, std::min(step, rows - r), values))
+        break;
+      h = fnv1a(values.data(), values.size() * sizeof(float), h);
+    }
   }
   for (const auto &[name, t] : weights.packed) {
     h = fnv1a(name.data(), name.size(), h);
@@ -100,7 +119,8 @@ Status qc::writeTrace(const CalibrationTrace &trace, const std::string &path) {
   return writer.writeFile(path);
 }
 
-Status qc::readTrace(const std::string &path, CalibrationTrace &trace) {
+Status qc::readTrace(const std::string &path, CalibrationTrace &trace,
+                     bool withStatistics) {
   std::unique_ptr<SafetensorsFile> file;
   QC_RETURN_IF_ERROR(SafetensorsFile::open(path, file));
   const auto &meta = file->metadata();
@@ -142,8 +162,10 @@ Status qc::readTrace(const std::string &path, CalibrationTrace &trace) {
     e.tokens = std::strtoll(tokens->c_str(), &end, 10);
     if (!end || *end || e.tokens < 0)
       return Status::error(path + ": bad token count for '" + key + "'");
-    QC_RETURN_IF_ERROR(file->readAsF32(*h, e.hessian, true));
-    QC_RETURN_IF_ERROR(file->readAsF32(*a, e.absMean, true));
+    if (withStatistics) {
+      QC_RETURN_IF_ERROR(file->readAsF32(*h, e.hessian, true));
+      QC_RETURN_IF_ERROR(file->readAsF32(*a, e.absMean, true));
+    }
     trace.entries[key] = std::move(e);
   }
   const TensorInfo *tok = file->find("sample.tokens");

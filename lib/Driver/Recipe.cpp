@@ -144,6 +144,15 @@ bool qc::methodNeedsCalibration(const std::string &method) {
   return method == "gptq" || method == "awq" || method == "autoround";
 }
 
+bool qc::recipeNeedsLayerStatistics(const Recipe &r) {
+  if (r.method != "gptq")
+    return false;
+  for (const auto &[k, v] : r.options)
+    if (k == "sequential")
+      return v == "false";
+  return false; // the pass's default is sequential=true
+}
+
 Status qc::parseRecipe(const std::string &path, Recipe &out) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
@@ -481,7 +490,8 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
       res.errors.push_back(l + ": the group size does not divide K "
                                "(require_divisible_groups)");
 
-  // Finiteness of every float weight.
+  // Finiteness of every float weight read so far (a lazily opened tensor
+  // is checked when the pass reads it, and the error names it).
   for (const auto &[name, t] : weights.tensors)
     for (size_t i = 0; i < t.data.size(); ++i)
       if (!std::isfinite(t.data[i])) {
@@ -494,14 +504,28 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
   // Memory: the fp32 model, the packed overlay, the trace (one K x K
   // Hessian per distinct linear input plus the sampled block inputs), and
   // the method's working set.
+  // A calibration-free method on a lazily opened checkpoint holds one
+  // layer at a time (LayerRewriteOptions::loadWholeModel), and the packed
+  // tensors go to a spill file.
+  double D = c.dim, F = c.hiddenDim, qN = c.nHeads * c.headDim,
+         kvN = c.nKVHeads * c.headDim;
   double model = 0.0;
   for (const auto &[name, t] : weights.tensors)
-    model += 4.0 * t.data.size();
-  double D = c.dim, F = c.hiddenDim, qN = c.nHeads * c.headDim;
+    model += 4.0 * t.numElements();
+  bool stats = recipeNeedsLayerStatistics(r);
+  if (weights.hasLazyTensors() && !stats) {
+    // Read a layer (a block, for the block-wise methods: its weights, the
+    // original kept for comparison and the dequantized copy) at a time.
+    double block = 4.0 * (D * qN * 2 + 2 * D * kvN + 3 * D * F);
+    model = methodNeedsCalibration(r.method) ? 3.0 * block : 4.0 * maxNK;
+  }
   double calib = 0.0, work = 8.0 * maxNK;
   double tokens = static_cast<double>(r.samples) * (r.window + 1);
   if (methodNeedsCalibration(r.method)) {
-    calib = c.nLayers * 4.0 * (2 * D * D + qN * qN + F * F) + 4.0 * tokens * D;
+    // Per-layer statistics only for the methods that read them; the
+    // block-wise ones get the sampled sequences alone.
+    calib = (stats ? c.nLayers * 4.0 * (2 * D * D + qN * qN + F * F) : 0.0) +
+            4.0 * tokens * D;
     // Two activation streams plus one block's captured intermediates.
     work += 4.0 * tokens * (3 * D + 2 * (D + qN + 3 * F));
     work += 16.0 * maxK * maxK;

@@ -25,7 +25,8 @@ using namespace mlir::qc;
 using ::qc::Status;
 
 Status mlir::qc::loadCheckpoint(const CheckpointRef &ref,
-                                ::qc::ModelWeights &weights) {
+                                ::qc::ModelWeights &weights,
+                                const ::qc::LoadOptions &options) {
   if (ref.format == "llama2c")
     return ::qc::loadLlama2C(ref.path, weights);
   if (ref.format == "gguf")
@@ -39,20 +40,20 @@ Status mlir::qc::loadCheckpoint(const CheckpointRef &ref,
       std::vector<QuantizedLayerInfo> layers;
       return loadQuantizedHFCheckpoint(ref.path, weights, layers);
     }
-    return ::qc::loadHFCheckpoint(ref.path, weights);
+    return ::qc::loadHFCheckpoint(ref.path, weights, options);
   }
   return Status::error(ref.path + ": unknown checkpoint format '" + ref.format +
                        "' (expected 'llama2c', 'gguf' or 'hf')");
 }
 
-Status mlir::qc::loadModuleWeights(ModuleOp module,
-                                   ::qc::ModelWeights &weights) {
+Status mlir::qc::loadModuleWeights(ModuleOp module, ::qc::ModelWeights &weights,
+                                   const ::qc::LoadOptions &options) {
   CheckpointRef ref;
   if (!getCheckpointRef(module, ref))
     return Status::error("the module has no llm.checkpoint / "
                          "llm.checkpoint_format attributes naming its "
                          "weights; import it with quant-import");
-  QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
+  QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights, options));
   // Tensors written by quantization passes, beside the checkpoint.
   if (auto overlay = module->getAttrOfType<StringAttr>("llm.weights_overlay"))
     QC_RETURN_IF_ERROR(::qc::loadSafetensorsOverlay(
@@ -62,7 +63,8 @@ Status mlir::qc::loadModuleWeights(ModuleOp module,
 
 Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
                            OwningOpRef<ModuleOp> &module,
-                           ::qc::ModelWeights &weights) {
+                           ::qc::ModelWeights &weights,
+                           const ::qc::LoadOptions &options) {
   if (!llvm::sys::fs::exists(path))
     return Status::error(path + ": no such file or directory");
   if (llvm::sys::path::extension(path) == ".mlir") {
@@ -78,7 +80,7 @@ Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
     module = parseSourceFile<ModuleOp>(path, &ctx);
     if (!module)
       return Status::error(path + ": cannot parse the model IR:\n" + diagText);
-    return loadModuleWeights(*module, weights).withContext(path);
+    return loadModuleWeights(*module, weights, options).withContext(path);
   }
   CheckpointRef ref;
   // Recorded absolute so that the IR can be used from any directory.
@@ -94,7 +96,7 @@ Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,
   if (ref.format == "hf")
     QC_RETURN_IF_ERROR(isQuantizedHFCheckpoint(ref.path, quantized));
   if (!quantized) {
-    QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights));
+    QC_RETURN_IF_ERROR(loadCheckpoint(ref, weights, options));
     module = buildModelModule(ctx, weights.config, ref);
     return Status::ok();
   }

@@ -686,8 +686,20 @@ Status reconcileTiedHead(const std::string &dir, ModelWeights &w) {
   if (head == w.tensors.end())
     return Status::ok();
   const HostTensor *emb = w.find("model.embed_tokens.weight");
-  if (emb && emb->shape == head->second.shape &&
-      emb->data == head->second.data) {
+  bool same = emb && emb->shape == head->second.shape;
+  if (same && (!emb->resident() || !head->second.resident())) {
+    // Lazily opened: both are read for the comparison and dropped again.
+    std::vector<float> a, b;
+    int64_t rows = emb->shape.empty() ? 1 : emb->shape[0];
+    QC_RETURN_IF_ERROR(emb->resident() ? Status::ok() : emb->load(0, rows, a));
+    QC_RETURN_IF_ERROR(head->second.resident() ? Status::ok()
+                                               : head->second.load(0, rows, b));
+    same = (emb->resident() ? emb->data : a) ==
+           (head->second.resident() ? head->second.data : b);
+  } else if (same) {
+    same = emb->data == head->second.data;
+  }
+  if (same) {
     // Some exporters save the shared matrix twice; it is the same weight.
     w.tensors.erase(head);
     return Status::ok();
@@ -746,25 +758,53 @@ Status openHFTensorFiles(const std::string &dir, HFTensorFiles &out) {
   return loadShardIndex(dir, out.files, out.tensors);
 }
 
-Status loadHFCheckpoint(const std::string &dir, ModelWeights &out) {
+Status loadHFCheckpoint(const std::string &dir, ModelWeights &out,
+                        const LoadOptions &options) {
   ModelConfig config;
   QC_RETURN_IF_ERROR(checkInsideModelFolder(dir, joinPath(dir, "config.json")));
   QC_RETURN_IF_ERROR(parseHFConfig(joinPath(dir, "config.json"), config));
-  HFTensorFiles files;
-  QC_RETURN_IF_ERROR(openHFTensorFiles(dir, files));
-  const TensorSources &sources = files.tensors;
+  // Shared with the loaders of a lazy load, which keep the files mapped.
+  auto files = std::make_shared<HFTensorFiles>();
+  QC_RETURN_IF_ERROR(openHFTensorFiles(dir, *files));
+  const TensorSources &sources = files->tensors;
 
   ModelWeights w;
   w.config = config;
   for (const auto &kv : sources) {
     if (isIgnoredHFBuffer(kv.first))
       continue;
-    const TensorInfo *info = kv.second->file->find(kv.first);
+    const SafetensorsFile *file = kv.second->file.get();
+    const TensorInfo *info = file->find(kv.first);
     HostTensor t;
     t.shape = info->shape;
+    if (options.lazy) {
+      // The dtype is checked now, so that an integer tensor in a float
+      // checkpoint is reported before any work, as an eager load would.
+      if (info->dtype != DType::F32 && info->dtype != DType::F16 &&
+          info->dtype != DType::BF16 && info->dtype != DType::F64)
+        return Status::error(file->displayName() + ": tensor " +
+                             json::quote(kv.first) + " has dtype " +
+                             dtypeName(info->dtype) +
+                             ", which cannot be read as fp32 (supported: "
+                             "F32, F16, BF16, F64)");
+      t.load = [files, file, info](int64_t first, int64_t count,
+                                   std::vector<float> &values) {
+        TensorInfo rows;
+        Status s = info->shape.empty() && first == 0 && count == 1
+                       ? (rows = *info, Status::ok())
+                       : rowSlice(*info, first, count, rows);
+        if (!s)
+          return Status::error(file->displayName() + ": " + s.message());
+        s = file->readAsF32(rows, values, true);
+        file->releasePages(rows);
+        return s;
+      };
+      w.tensors.emplace(kv.first, std::move(t));
+      continue;
+    }
     // readAsF32 names the shard, tensor and dtype for anything but
     // F32/F16/BF16/F64, and the first non-finite value.
-    QC_RETURN_IF_ERROR(kv.second->file->readAsF32(*info, t.data, true));
+    QC_RETURN_IF_ERROR(file->readAsF32(*info, t.data, true));
     w.tensors.emplace(kv.first, std::move(t));
   }
   QC_RETURN_IF_ERROR(reconcileTiedHead(dir, w));

@@ -203,6 +203,9 @@ Status validateModelWeights(const ModelWeights &weights,
           sourceName + ": tensor " + json::quote(e.name) + " has shape " +
           formatShape(t.shape) + ", expected " + formatShape(e.shape) + " = " +
           e.formula + " from the config (" + configSummary(c) + ")");
+    // A lazily opened tensor is checked (size, finiteness) when it is read.
+    if (!t.resident())
+      continue;
     // Shape equals a validated expectation, so the product cannot overflow.
     uint64_t want = static_cast<uint64_t>(t.numElements());
     if (static_cast<uint64_t>(t.data.size()) != want)
@@ -227,6 +230,41 @@ Status validateModelWeights(const ModelWeights &weights,
 } // namespace qc
 
 namespace qc {
+
+Status ModelWeights::materialize(const std::string &name) {
+  auto it = tensors.find(name);
+  if (it == tensors.end() || it->second.resident())
+    return Status::ok();
+  HostTensor &t = it->second;
+  std::vector<float> values;
+  QC_RETURN_IF_ERROR(t.load(0, t.shape.empty() ? 1 : t.shape[0], values));
+  if (static_cast<int64_t>(values.size()) != t.numElements())
+    return Status::error("tensor " + json::quote(name) + ": read " +
+                         std::to_string(values.size()) + " values, its shape " +
+                         formatShape(t.shape) + " needs " +
+                         std::to_string(t.numElements()));
+  t.data = std::move(values);
+  return Status::ok();
+}
+
+Status ModelWeights::materializeAll() {
+  for (auto &[name, t] : tensors)
+    QC_RETURN_IF_ERROR(materialize(name));
+  return Status::ok();
+}
+
+void ModelWeights::release(const std::string &name) {
+  auto it = tensors.find(name);
+  if (it != tensors.end() && it->second.load)
+    std::vector<float>().swap(it->second.data);
+}
+
+bool ModelWeights::hasLazyTensors() const {
+  for (const auto &[name, t] : tensors)
+    if (!t.resident())
+      return true;
+  return false;
+}
 
 Status loadSafetensorsOverlay(const std::string &path, ModelWeights &weights) {
   std::unique_ptr<SafetensorsFile> file;

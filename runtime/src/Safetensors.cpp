@@ -233,7 +233,45 @@ bool isJsonSpace(uint8_t c) {
 
 } // namespace
 
+Status rowSlice(const TensorInfo &info, int64_t first, int64_t count,
+                TensorInfo &out) {
+  std::string who = "tensor " + json::quote(info.name);
+  if (info.shape.empty())
+    return Status::error(who + ": a scalar has no rows");
+  int64_t rows = info.shape[0];
+  if (first < 0 || count < 0 || first > rows || count > rows - first)
+    return Status::error(who + ": rows [" + std::to_string(first) + ", " +
+                         std::to_string(first + count) + ") are outside its " +
+                         std::to_string(rows) + " rows");
+  if (dtypeBits(info.dtype) % 8 != 0)
+    return Status::error(who + ": " + dtypeName(info.dtype) +
+                         " rows cannot be sliced by bytes");
+  // The header was validated, so these products fit (they are at most the
+  // tensor's byte size).
+  uint64_t rowBytes = rows == 0 ? 0 : info.byteSize() / uint64_t(rows);
+  out = info;
+  out.shape[0] = count;
+  out.begin = info.begin + uint64_t(first) * rowBytes;
+  out.end = out.begin + uint64_t(count) * rowBytes;
+  return Status::ok();
+}
+
 SafetensorsFile::~SafetensorsFile() { unmapFile(FileMapping{mapping, size}); }
+
+void SafetensorsFile::releasePages(const TensorInfo &info) const {
+  if (!mapping || info.byteSize() == 0)
+    return;
+  // Only whole pages inside the tensor: a neighbour sharing a partial page
+  // keeps its mapping (dropping it would be harmless, but pointless).
+  uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  uintptr_t begin = reinterpret_cast<uintptr_t>(tensorData(info));
+  uintptr_t end = begin + info.byteSize();
+  begin = (begin + page - 1) & ~(page - 1);
+  end &= ~(page - 1);
+  if (end > begin)
+    (void)::madvise(reinterpret_cast<void *>(begin), end - begin,
+                    MADV_DONTNEED);
+}
 
 Status SafetensorsFile::error(const std::string &what) const {
   return Status::error(name + ": " + what);
@@ -657,6 +695,45 @@ bool writeAll(int fd, const uint8_t *p, size_t n, int64_t &budget) {
   return true;
 }
 
+/// pread(2) exactly `n` bytes at `offset`, retrying short reads and EINTR;
+/// a premature end of file is EIO.
+bool readAllAt(int fd, uint8_t *p, size_t n, uint64_t offset) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return false;
+    }
+    if (r == 0) {
+      errno = EIO;
+      return false;
+    }
+    p += r;
+    n -= static_cast<size_t>(r);
+    offset += static_cast<uint64_t>(r);
+  }
+  return true;
+}
+
+/// Copies `piece` to `fd`: from memory, or from its file in 8 MiB chunks
+/// through one buffer (bounded memory for spilled gigabytes).
+bool writePiece(int fd, const ByteSpan &piece, int64_t &budget) {
+  if (piece.fd < 0)
+    return writeAll(fd, static_cast<const uint8_t *>(piece.data), piece.size,
+                    budget);
+  constexpr size_t kChunk = size_t(8) << 20;
+  std::vector<uint8_t> buf(std::min(piece.size, kChunk));
+  for (size_t done = 0; done < piece.size;) {
+    size_t n = std::min(kChunk, piece.size - done);
+    if (!readAllAt(piece.fd, buf.data(), n, piece.offset + done) ||
+        !writeAll(fd, buf.data(), n, budget))
+      return false;
+    done += n;
+  }
+  return true;
+}
+
 } // namespace
 
 unsigned permissionsUnderUmask(unsigned requested) {
@@ -711,8 +788,7 @@ Status writeFileAtomically(const std::string &path,
   };
   uint64_t written = 0;
   for (const ByteSpan &piece : pieces) {
-    if (!writeAll(fd, static_cast<const uint8_t *>(piece.data), piece.size,
-                  budget)) {
+    if (!writePiece(fd, piece, budget)) {
       int err = errno;
       return failWith(
           "write failed after " + std::to_string(written) + " bytes", err);
@@ -783,9 +859,51 @@ Status SafetensorsWriter::addEntry(Entry entry) {
                          dtypeName(entry.dtype) + " needs " +
                          std::to_string(bits / 8) + " bytes, got " +
                          std::to_string(entry.byteCount));
+  if (spill && !entry.owned.empty()) {
+    // Appended to the spill file and released from memory.
+    int64_t budget = -1;
+    if (!writeAll(spill->fd, entry.owned.data(), entry.owned.size(), budget)) {
+      int err = errno;
+      return Status::error(spill->outputPath + ": write failed after " +
+                           std::to_string(spill->size) + " bytes: " +
+                           std::strerror(err) + " (the file was not modified)");
+    }
+    entry.spillOffset = static_cast<int64_t>(spill->size);
+    spill->size += entry.owned.size();
+    std::vector<uint8_t>().swap(entry.owned);
+    entry.data = nullptr;
+  }
   index.emplace(entry.name, entries.size());
   totalData += entry.byteCount;
   entries.push_back(std::make_unique<Entry>(std::move(entry)));
+  return Status::ok();
+}
+
+SafetensorsWriter::SpillFile::~SpillFile() {
+  if (fd >= 0)
+    ::close(fd);
+}
+
+Status SafetensorsWriter::spillTo(const std::string &dir,
+                                  const std::string &outputPath) {
+  auto file = std::make_shared<SpillFile>();
+  file->outputPath = outputPath;
+  // O_TMPFILE makes a file with no name, so nothing is left behind however
+  // the process ends; filesystems without it get a named file unlinked at
+  // once.
+  file->fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (file->fd < 0) {
+    std::string tmpl = dir + "/.qc-spill-XXXXXX";
+    file->fd = ::mkostemp(&tmpl[0], O_CLOEXEC);
+    if (file->fd >= 0)
+      ::unlink(tmpl.c_str());
+  }
+  if (file->fd < 0) {
+    int err = errno;
+    return Status::error(outputPath + ": cannot create a temporary file in " +
+                         dir + ": " + std::strerror(err));
+  }
+  spill = std::move(file);
   return Status::ok();
 }
 
@@ -925,8 +1043,21 @@ Status SafetensorsWriter::serialize(std::vector<uint8_t> &out) const {
   buildHeader(head, order);
   out.assign(head.begin(), head.end());
   out.reserve(head.size() + totalData);
-  for (const Entry *e : order)
-    out.insert(out.end(), e->data, e->data + e->byteCount);
+  for (const Entry *e : order) {
+    if (e->spillOffset < 0) {
+      out.insert(out.end(), e->data, e->data + e->byteCount);
+      continue;
+    }
+    size_t at = out.size();
+    out.resize(at + e->byteCount);
+    if (!readAllAt(spill->fd, out.data() + at, e->byteCount,
+                   static_cast<uint64_t>(e->spillOffset))) {
+      int err = errno;
+      return Status::error(
+          "safetensors writer: tensor " + json::quote(e->name) +
+          ": cannot read the temporary spill file: " + std::strerror(err));
+    }
+  }
   return Status::ok();
 }
 
@@ -937,7 +1068,10 @@ Status SafetensorsWriter::writeFile(const std::string &path) const {
   std::vector<ByteSpan> pieces;
   pieces.push_back({head.data(), head.size()});
   for (const Entry *e : order)
-    pieces.push_back({e->data, e->byteCount});
+    pieces.push_back(e->spillOffset < 0
+                         ? ByteSpan{e->data, e->byteCount}
+                         : ByteSpan{nullptr, e->byteCount, spill->fd,
+                                    static_cast<uint64_t>(e->spillOffset)});
   return writeFileAtomically(path, pieces);
 }
 

@@ -228,6 +228,109 @@ TEST(HFCheckpointRoundTrip, F32SingleFileIsExact) {
   EXPECT_EQ(f->metadata().at("format"), "pt");
 }
 
+// A lazy load reads nothing up front: every tensor has its shape and
+// reads, on materialize, exactly what an eager load holds; release frees
+// it and it can be read again.
+TEST(HFCheckpointLazy, MaterializedTensorsEqualAnEagerLoad) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    TempDir dir;
+    ModelWeights w = tinyModel();
+    writeOk(dir, w, dt, /*maxShardBytes=*/512);
+    ModelWeights eager = loadOk(dir), lazy;
+    LoadOptions options;
+    options.lazy = true;
+    Status s = loadHFCheckpoint(dir.path, lazy, options);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    ASSERT_EQ(lazy.tensors.size(), eager.tensors.size());
+    EXPECT_TRUE(lazy.hasLazyTensors());
+    for (const auto &[name, t] : lazy.tensors) {
+      EXPECT_FALSE(t.resident()) << name;
+      EXPECT_TRUE(t.data.empty()) << name;
+      EXPECT_EQ(t.shape, eager.tensors.at(name).shape) << name;
+    }
+    const std::string q = "model.layers.1.self_attn.q_proj.weight";
+    ASSERT_TRUE(lazy.materialize(q).isOk());
+    EXPECT_EQ(lazy.find(q)->data, eager.find(q)->data);
+    lazy.release(q);
+    EXPECT_FALSE(lazy.find(q)->resident());
+    ASSERT_TRUE(lazy.materializeAll().isOk());
+    EXPECT_FALSE(lazy.hasLazyTensors());
+    for (const auto &[name, t] : eager.tensors)
+      EXPECT_EQ(lazy.find(name)->data, t.data) << name;
+    // Eagerly loaded tensors are never released.
+    eager.release(q);
+    EXPECT_EQ(eager.find(q)->data.size(), 8u * 8u);
+  }
+}
+
+// What an eager load reports at once, a lazy one reports when it reads the
+// tensor (naming file and tensor); what needs no values (an integer dtype,
+// a tied head that differs) is still reported at open.
+TEST(HFCheckpointLazy, BadTensorsAreReportedByName) {
+  TempDir dir;
+  ModelWeights w = tinyModel();
+  writeOk(dir, w);
+  std::vector<RawTensor> ts = readAll(dir.file("model.safetensors"));
+  const std::string victim = "model.layers.0.mlp.up_proj.weight";
+  for (RawTensor &t : ts)
+    if (t.name == victim) {
+      float nan = std::numeric_limits<float>::quiet_NaN();
+      std::memcpy(t.bytes.data() + 4 * 5, &nan, 4);
+    }
+  writeAll(dir.file("model.safetensors"), ts);
+  ModelWeights lazy;
+  LoadOptions options;
+  options.lazy = true;
+  ASSERT_TRUE(loadHFCheckpoint(dir.path, lazy, options).isOk());
+  Status s = lazy.materialize(victim);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find(victim), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("model.safetensors"), std::string::npos);
+  EXPECT_NE(s.message().find("NaN"), std::string::npos) << s.message();
+  EXPECT_FALSE(lazy.materializeAll().isOk());
+
+  for (RawTensor &t : ts)
+    if (t.name == victim) {
+      t.dtype = DType::I32;
+    }
+  writeAll(dir.file("model.safetensors"), ts);
+  ModelWeights again;
+  s = loadHFCheckpoint(dir.path, again, options);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find(victim), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("I32"), std::string::npos) << s.message();
+}
+
+TEST(HFCheckpointLazy, TiedHeadIsComparedWithoutAnEagerLoad) {
+  for (bool same : {true, false}) {
+    TempDir dir;
+    ModelWeights w = tinyModel(/*tied=*/true);
+    writeOk(dir, w);
+    // Exporters that save the shared matrix twice: lm_head next to it.
+    std::vector<RawTensor> ts = readAll(dir.file("model.safetensors"));
+    for (const RawTensor &t : std::vector<RawTensor>(ts))
+      if (t.name == "model.embed_tokens.weight") {
+        RawTensor head = t;
+        head.name = "lm_head.weight";
+        if (!same)
+          head.bytes[0] ^= 1;
+        ts.push_back(head);
+      }
+    writeAll(dir.file("model.safetensors"), ts);
+    ModelWeights lazy;
+    LoadOptions options;
+    options.lazy = true;
+    Status s = loadHFCheckpoint(dir.path, lazy, options);
+    EXPECT_EQ(s.isOk(), same) << s.message();
+    if (same) {
+      EXPECT_EQ(lazy.find("lm_head.weight"), nullptr);
+      EXPECT_FALSE(lazy.find("model.embed_tokens.weight")->resident());
+    } else {
+      EXPECT_NE(s.message().find("differs"), std::string::npos) << s.message();
+    }
+  }
+}
+
 TEST(HFCheckpointRoundTrip, F16AndBF16RoundToNearestEven) {
   for (DType dt : {DType::F16, DType::BF16}) {
     TempDir dir;

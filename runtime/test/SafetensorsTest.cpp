@@ -939,6 +939,81 @@ TEST(SafetensorsWriter, WriteFileRoundTrip) {
   EXPECT_EQ(dir.list(), std::vector<std::string>{"m.safetensors"});
 }
 
+// A spilling writer holds tensors added by copy in an unnamed temporary
+// file and produces the same file, byte for byte, as one holding them in
+// memory; views stay borrowed; fault injection still fails cleanly while
+// copying spilled bytes.
+TEST(SafetensorsWriter, SpilledTensorsWriteTheSameFile) {
+  TempDir dir;
+  std::vector<float> big(3 << 20); // 12 MiB: more than one copy chunk
+  for (size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<float>(i % 9973) * 0.25f;
+  std::vector<float> view = {1, 2, 3};
+  auto fill = [&](SafetensorsWriter &w) {
+    ASSERT_TRUE(w.addF32("b.big", {3, 1 << 20}, big.data()).isOk());
+    ASSERT_TRUE(w.addView("a.view", DType::F32, {3}, view.data(), 12).isOk());
+    ASSERT_TRUE(w.addFromF32("c.half", {3}, view.data(), DType::BF16).isOk());
+    ASSERT_TRUE(
+        w.add("d.codes", DType::U8, {5}, std::vector<uint8_t>{1, 2, 3, 4, 5})
+            .isOk());
+    ASSERT_TRUE(w.add("e.empty", DType::I32, {0}, {}).isOk());
+  };
+  SafetensorsWriter inMemory, spilled;
+  ASSERT_TRUE(spilled.spillTo(dir.path, dir.file("b.safetensors")).isOk());
+  fill(inMemory);
+  fill(spilled);
+  // The spill file has no name: the folder stays empty.
+  EXPECT_TRUE(dir.list().empty());
+  std::vector<uint8_t> a, b;
+  ASSERT_TRUE(inMemory.serialize(a).isOk());
+  ASSERT_TRUE(spilled.serialize(b).isOk());
+  EXPECT_EQ(a, b);
+  ASSERT_TRUE(inMemory.writeFile(dir.file("a.safetensors")).isOk());
+  ASSERT_TRUE(spilled.writeFile(dir.file("b.safetensors")).isOk());
+  EXPECT_EQ(readRaw(dir.file("a.safetensors")),
+            readRaw(dir.file("b.safetensors")));
+
+  setAtomicWriteFaultForTesting(9 << 20);
+  Status s = spilled.writeFile(dir.file("b.safetensors"));
+  EXPECT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("not modified"), std::string::npos) << s.message();
+  EXPECT_EQ(readRaw(dir.file("a.safetensors")),
+            readRaw(dir.file("b.safetensors")));
+  EXPECT_EQ(dir.list(),
+            (std::vector<std::string>{"a.safetensors", "b.safetensors"}));
+  // A folder that cannot hold the spill file is one clear error.
+  SafetensorsWriter nowhere;
+  s = nowhere.spillTo(dir.file("missing"), dir.file("out.safetensors"));
+  EXPECT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("cannot create a temporary file"),
+            std::string::npos)
+      << s.message();
+}
+
+// Dropping a tensor's pages leaves its bytes readable (they come back from
+// the file).
+TEST(SafetensorsFile, ReleasedPagesReadBackTheSame) {
+  TempDir dir;
+  std::vector<float> vals(1 << 20);
+  for (size_t i = 0; i < vals.size(); ++i)
+    vals[i] = static_cast<float>(i) * 0.5f;
+  SafetensorsWriter w;
+  ASSERT_TRUE(w.addF32("x", {1 << 20}, vals.data()).isOk());
+  ASSERT_TRUE(w.addF32("y", {3}, vals.data()).isOk());
+  ASSERT_TRUE(w.writeFile(dir.file("m.safetensors")).isOk());
+  std::unique_ptr<SafetensorsFile> f;
+  ASSERT_TRUE(SafetensorsFile::open(dir.file("m.safetensors"), f).isOk());
+  for (int round = 0; round < 2; ++round) {
+    std::vector<float> x, y;
+    ASSERT_TRUE(f->readAsF32("x", x).isOk());
+    f->releasePages(*f->find("x"));
+    f->releasePages(*f->find("y"));
+    ASSERT_TRUE(f->readAsF32("y", y).isOk());
+    EXPECT_EQ(x, vals);
+    EXPECT_EQ(y, std::vector<float>(vals.begin(), vals.begin() + 3));
+  }
+}
+
 // The published file's mode follows the umask (0666 minus it), as any other
 // program's output does; mkstemp's 0600 must not leak out.
 TEST(SafetensorsWriter, WrittenFileHonoursTheUmask) {

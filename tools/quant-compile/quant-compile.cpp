@@ -54,6 +54,8 @@
 #include <map>
 #include <optional>
 
+#include <sys/resource.h>
+
 using namespace llvm;
 using ::qc::Status;
 namespace json = ::qc::json;
@@ -138,6 +140,14 @@ static int fail(const Status &s) {
 static double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t)
       .count();
+}
+
+/// The process's peak resident set size so far, in bytes.
+static int64_t peakRssBytes() {
+  struct rusage u{};
+  if (getrusage(RUSAGE_SELF, &u) != 0)
+    return 0;
+  return static_cast<int64_t>(u.ru_maxrss) * 1024; // Linux reports KiB
 }
 
 static json::Value number(double v) {
@@ -238,7 +248,14 @@ int main(int argc, char **argv) {
   mlir::MLIRContext ctx;
   mlir::OwningOpRef<mlir::ModuleOp> module;
   ::qc::ModelWeights weights;
-  if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
+  // Opened lazily: validation needs only the shapes, and a calibration-free
+  // method then reads one layer at a time in its pass (a model larger than
+  // memory quantizes in bounded memory).
+  ::qc::LoadOptions loadOptions;
+  loadOptions.lazy = true;
+  if (Status s =
+          mlir::qc::openModel(ctx, modelPath, module, weights, loadOptions);
+      !s)
     return fail(s);
   if (mlir::qc::CheckpointRef ref; mlir::qc::getCheckpointRef(*module, ref))
     inputs.push_back(ref.path);
@@ -325,6 +342,18 @@ int main(int argc, char **argv) {
         return fail(Status::error(recipe.method +
                                   " needs calibration: pass --calib TEXT "
                                   "(or --trace TRACE)"));
+      // Per-layer statistics come from a run of the whole model; the
+      // block-wise methods need only the sampled sequences (embedding rows
+      // of the sampled windows), which leaves the model on disk.
+      bool statistics = ::qc::recipeNeedsLayerStatistics(recipe);
+      if (!statistics && recipe.samples < 1)
+        return fail(Status::error(
+            recipePath + ": " + recipe.method +
+            " quantizes block by block from sampled calibration sequences; "
+            "calibration.samples must be at least 1"));
+      if (statistics)
+        if (Status s = weights.materializeAll(); !s)
+          return fail(s);
       std::unique_ptr<::qc::TextTokenizer> tok;
       if (Status s = mlir::qc::openModelTokenizer(
               *module, modelPath, tokenizerPath, weights.config.vocabSize, tok);
@@ -341,6 +370,7 @@ int main(int argc, char **argv) {
       copts.sampleSequences = recipe.samples;
       copts.textName = calibText;
       copts.progress = !noProgress;
+      copts.samplesOnly = !statistics;
       std::vector<std::string> warnings;
       copts.warnings = &warnings;
       ::qc::CalibrationTrace ct;
@@ -487,6 +517,7 @@ int main(int argc, char **argv) {
   report.set("warnings", warn);
   report.set("quantization_seconds", json::Value::number(quantSeconds));
   report.set("total_seconds", json::Value::number(since(t0)));
+  report.set("peak_rss_bytes", json::Value::integer(peakRssBytes()));
   json::Value outputs = json::Value::object();
   outputs.set("model", json::Value::string(modelOut));
   outputs.set("weights", json::Value::string(weightsOut));
@@ -503,7 +534,8 @@ int main(int argc, char **argv) {
     return fail(s);
   outs() << "wrote " << modelOut << " (" << observer.records.size()
          << " layers quantized, " << fallbacks << " fallbacks, "
-         << format("%.2f s quantization, %.2f s total", quantSeconds, since(t0))
+         << format("%.2f s quantization, %.2f s total, peak memory %.0f MiB",
+                   quantSeconds, since(t0), peakRssBytes() / 1048576.0)
          << "); report: " << inOut("report.json") << "\n";
   return 0;
 }

@@ -31,6 +31,13 @@ struct CalibrationOptions {
   /// Recorded in the trace's settings.
   std::string textName;
   bool progress = false;
+  /// Record the sampled sequences only: no model run and no per-layer
+  /// statistics. That is all the block-wise methods read (they compute
+  /// their statistics block by block from the samples), so their
+  /// calibration takes no forward pass and never holds the whole model; a
+  /// method that needs per-layer statistics (GPTQ with sequential=false)
+  /// then reports that the trace has none.
+  bool samplesOnly = false;
 };
 
 /// Instruments a clone of `model` with `llm-observe-linear-inputs`, runs it

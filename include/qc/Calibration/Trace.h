@@ -86,7 +86,11 @@ uint64_t fnv1a(const void *bytes, size_t size,
 Status writeTrace(const CalibrationTrace &trace, const std::string &path);
 
 /// Reads a trace, checking shapes and metadata; errors name the file.
-Status readTrace(const std::string &path, CalibrationTrace &trace);
+/// Without `withStatistics` the per-layer Hessians and means are checked
+/// for presence and shape but not read (the block-wise methods use only the
+/// sampled sequences; an 8B model's Hessians are gigabytes).
+Status readTrace(const std::string &path, CalibrationTrace &trace,
+                 bool withStatistics = true);
 
 } // namespace qc
 

@@ -69,6 +69,13 @@ Status parseRecipe(const std::string &path, Recipe &out);
 /// Whether `method` needs a calibration trace.
 bool methodNeedsCalibration(const std::string &method);
 
+/// Whether the recipe's method reads per-layer input statistics from the
+/// trace (GPTQ with sequential=false). The block-wise methods (AWQ,
+/// AutoRound, sequential GPTQ) read only its sampled sequences, so
+/// quant-compile records just those for them (no forward pass over the
+/// calibration text, and the model is never held whole).
+bool recipeNeedsLayerStatistics(const Recipe &r);
+
 /// The pass pipeline quant-compile runs, e.g.
 /// "builtin.module(wq-gptq{bits=4 ... trace=T weights-out=W})".
 std::string recipePipeline(const Recipe &recipe, const std::string &trace,

@@ -20,24 +20,29 @@ namespace mlir::qc {
 
 /// Loads the weights of the checkpoint `ref` (llama2.c file or Hugging Face
 /// folder; a quantized GPTQ/AWQ folder gives its packed tensors as
-/// loadQuantizedHFCheckpoint repacks them).
+/// loadQuantizedHFCheckpoint repacks them). `options.lazy` opens the float
+/// tensors of a Hugging Face folder without reading them (LoadOptions).
 ::qc::Status loadCheckpoint(const CheckpointRef &ref,
-                            ::qc::ModelWeights &weights);
+                            ::qc::ModelWeights &weights,
+                            const ::qc::LoadOptions &options = {});
 
 /// Loads every parameter `module` refers to: its checkpoint
 /// (`llm.checkpoint`, `llm.checkpoint_format`) and, if the module carries
 /// one, the overlay a quantization pass wrote (`llm.weights_overlay`).
-::qc::Status loadModuleWeights(ModuleOp module, ::qc::ModelWeights &weights);
+::qc::Status loadModuleWeights(ModuleOp module, ::qc::ModelWeights &weights,
+                               const ::qc::LoadOptions &options = {});
 
 /// Opens what a user named: a llama2.c `.bin` file, a Hugging Face
 /// checkpoint folder (config.json + safetensors; a GPTQ/AWQ one is built
 /// with wq.linear layers, see QuantizedCheckpoint.h), or a `.mlir` file holding
 /// model IR whose `llm.checkpoint` attribute names its weights. On success
 /// `module` holds the model IR (built by buildModelModule unless it came from
-/// the .mlir file) and `weights` its parameters.
+/// the .mlir file) and `weights` its parameters (lazily opened where
+/// `options.lazy` allows: see LoadOptions).
 ::qc::Status openModel(MLIRContext &ctx, const std::string &path,
                        OwningOpRef<ModuleOp> &module,
-                       ::qc::ModelWeights &weights);
+                       ::qc::ModelWeights &weights,
+                       const ::qc::LoadOptions &options = {});
 
 } // namespace mlir::qc
 

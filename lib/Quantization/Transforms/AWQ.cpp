@@ -76,10 +76,9 @@ struct WQAWQPass : mlir::qc::impl::WQAWQPassBase<WQAWQPass> {
     awq.applyClip = clip;
     awq.maxShrink = static_cast<float>(maxShrink);
     std::vector<std::string> notes;
-    std::map<std::string, LayerResult> results;
     std::set<std::string> changed;
-    opts.prepare = [&](::qc::ModelWeights &weights,
-                       const LayerPlan &plan) -> Status {
+    opts.prepare = [&](::qc::ModelWeights &weights, const LayerPlan &plan,
+                       const LayerSink &emit) -> Status {
       BlockDriverOptions bopts;
       bopts.passName = "wq-awq";
       bopts.needFloatInputs = true;
@@ -117,13 +116,13 @@ struct WQAWQPass : mlir::qc::impl::WQAWQPassBase<WQAWQPass> {
               out[i].weight = std::move(q[i]);
             return Status::ok();
           },
-          results);
+          emit);
       for (const std::string &n : weights.overlaid)
         if (!before.count(n))
           changed.insert(n);
       return s;
     };
-    if (failed(rewriteQuantizedLayers(module, opts, lookupResults(results))))
+    if (failed(rewriteQuantizedLayers(module, opts, onlyBlockLayers())))
       return signalPassFailure();
     // Make the folding visible: the norms whose weight now comes from the
     // overlay.

@@ -54,9 +54,8 @@ struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
     ar.batchSize = static_cast<int>(batchSize);
     ar.enableMinmaxTuning = minmaxTuning;
     ar.seed = static_cast<uint64_t>(seed);
-    std::map<std::string, LayerResult> results;
-    opts.prepare = [&](::qc::ModelWeights &weights,
-                       const LayerPlan &plan) -> Status {
+    opts.prepare = [&](::qc::ModelWeights &weights, const LayerPlan &plan,
+                       const LayerSink &emit) -> Status {
       BlockDriverOptions bopts;
       bopts.passName = "wq-autoround";
       bopts.needFloatInputs = true;
@@ -101,9 +100,9 @@ struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
             }
             return Status::ok();
           },
-          results);
+          emit);
     };
-    if (failed(rewriteQuantizedLayers(module, opts, lookupResults(results))))
+    if (failed(rewriteQuantizedLayers(module, opts, onlyBlockLayers())))
       signalPassFailure();
   }
 };

@@ -46,7 +46,8 @@ LogicalResult mlir::qc::loadRequiredTrace(
     return module.emitError()
            << passName << ": the trace option is required (a calibration "
            << "trace written by quant-calibrate)";
-  if (Status s = ::qc::readTrace(tracePath, trace); !s)
+  // A block-wise method reads only the sampled sequences.
+  if (Status s = ::qc::readTrace(tracePath, trace, !needSample); !s)
     return module.emitError() << passName << ": " << s.message();
   opts.checkWeights = [&trace, tracePath,
                        needSample](const ::qc::ModelWeights &w) -> Status {
@@ -55,21 +56,13 @@ LogicalResult mlir::qc::loadRequiredTrace(
   return success();
 }
 
-LayerQuantizer
-mlir::qc::lookupResults(std::map<std::string, LayerResult> &results) {
-  return [&results](const std::string &layer, const float *, int64_t N,
-                    int64_t K, const QuantConfig &,
-                    LayerResult &out) -> Status {
-    auto it = results.find(layer);
-    if (it == results.end())
-      return Status::error("layer '" + layer +
-                           "' is not part of a decoder block; the block-wise "
-                           "methods only quantize the seven linears of each "
-                           "block (exclude it)");
-    if (it->second.weight.rows != N || it->second.weight.cols != K)
-      return Status::error("layer '" + layer + "': internal shape mismatch");
-    out = std::move(it->second);
-    return Status::ok();
+LayerQuantizer mlir::qc::onlyBlockLayers() {
+  return [](const std::string &layer, const float *, int64_t, int64_t,
+            const QuantConfig &, LayerResult &) -> Status {
+    return Status::error("layer '" + layer +
+                         "' is not part of a decoder block; the block-wise "
+                         "methods only quantize the seven linears of each "
+                         "block (exclude it)");
   };
 }
 
@@ -85,9 +78,12 @@ static void storeChanged(const BlockWeights &orig, const BlockWeights &w,
       return;
     std::string name = ::qc::layerTensorName(layer, suffix);
     auto it = weights.tensors.find(name);
-    if (it == weights.tensors.end() || it->second.data.size() != b.size())
+    if (it == weights.tensors.end() ||
+        it->second.numElements() != static_cast<int64_t>(b.size()))
       return;
     it->second.data = b;
+    // Now an overlay tensor: never released or read from the checkpoint.
+    it->second.load = nullptr;
     weights.overlaid.insert(name);
   };
   put("input_layernorm.weight", orig.inputNorm, w.inputNorm);
@@ -106,7 +102,7 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
                               const LayerPlan &plan,
                               const BlockDriverOptions &options,
                               const BlockQuantizer &quantize,
-                              std::map<std::string, LayerResult> &results) {
+                              const LayerSink &emit) {
   const ::qc::ModelConfig &config = weights.config;
   int64_t S = trace.sampleSequences, T = trace.sampleLength, D = config.dim;
   std::vector<float> xF, yF, xQ, yQ;
@@ -134,12 +130,38 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
       quantized += in.configs[idx] != nullptr;
       inBlocks.insert(in.names[idx]);
     }
+    // The block's tensors of a lazily opened checkpoint are read for the
+    // copy and freed again: the block's fp32 weights are then in `w` only.
+    const std::string prefix = "model.layers." + std::to_string(i) + ".";
+    std::vector<std::string> blockTensors;
+    for (auto it = weights.tensors.lower_bound(prefix);
+         it != weights.tensors.end() &&
+         it->first.compare(0, prefix.size(), prefix) == 0;
+         ++it)
+      blockTensors.push_back(it->first);
+    for (const std::string &name : blockTensors)
+      QC_RETURN_IF_ERROR(weights.materialize(name));
     BlockWeights w;
-    QC_RETURN_IF_ERROR(loadBlockWeights(weights, i, w).withContext(where));
-    BlockWeights orig = w;
+    Status loaded = loadBlockWeights(weights, i, w).withContext(where);
+    for (const std::string &name : blockTensors)
+      weights.release(name);
+    QC_RETURN_IF_ERROR(loaded);
+    // What storeChanged compares against: the norms, biases and the
+    // linears that stay float. The quantized linears are not copied (a
+    // block of an 8B model is 0.9 GB in fp32).
+    BlockWeights orig;
+    orig.inputNorm = w.inputNorm;
+    orig.postNorm = w.postNorm;
+    orig.qBias = w.qBias;
+    orig.kBias = w.kBias;
+    orig.vBias = w.vBias;
+    for (BlockLinear l : kAllBlockLinears)
+      if (options.floatOnly || !in.configs[blockLinearIndex(l)])
+        orig.linear(l) = w.linear(l);
     if (options.needFloatInputs) {
+      // The original block, before the method changes `w`.
       yF.resize(S * T * D);
-      QC_RETURN_IF_ERROR(blockForward(config, orig, xF.data(), S, T, yF.data())
+      QC_RETURN_IF_ERROR(blockForward(config, w, xF.data(), S, T, yF.data())
                              .withContext(where));
       in.xFloat = &xF;
       in.yFloat = &yF;
@@ -156,7 +178,7 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
     if (options.needQuantizedInputs && i + 1 < config.nLayers) {
       // The quantized pipeline runs the block as the quantized model will:
       // changed norms, dequantized weights where quantized.
-      BlockWeights wq = w;
+      BlockWeights wq = std::move(w); // w is not used after this
       for (BlockLinear l : kAllBlockLinears)
         if (in.configs[blockLinearIndex(l)])
           out[blockLinearIndex(l)].weight.dequantize(wq.linear(l));
@@ -188,7 +210,7 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
       r.reported = observer != nullptr;
       if (observer)
         observer->layerDone(rec, reported++, total);
-      results[in.names[idx]] = std::move(r);
+      QC_RETURN_IF_ERROR(emit(in.names[idx], r));
     }
   }
   for (const std::string &layer : plan.order)

@@ -48,8 +48,9 @@ struct BlockInputs {
 };
 
 /// Quantizes one block. `w` holds the block's float weights and may be
-/// changed (AWQ folds scales into norms and linears); `out[l]` must be
-/// filled for every linear with a non-null config.
+/// changed (AWQ folds scales into norms and linears; a linear the method
+/// quantizes may be left in any state, GPTQ leaves it dequantized); `out[l]`
+/// must be filled for every linear with a non-null config.
 using BlockQuantizer = std::function<::qc::Status(
     const BlockInputs &in, ::qc::quant::BlockWeights &w,
     std::array<LayerResult, ::qc::quant::kNumBlockLinears> &out)>;
@@ -63,16 +64,16 @@ struct BlockDriverOptions {
 };
 
 /// Runs `quantize` over every decoder block in order, using the trace's
-/// sampled sequences, and stores the results by layer name. Float tensors
+/// sampled sequences, and hands each block's results to `emit` as soon as
+/// the block is done. A lazily opened block is read before it is
+/// quantized and released after. Float tensors
 /// the method changed (norms; linears that stay float) are written back to
 /// `weights` and listed in weights.overlaid. Reports each block to the
 /// observer. Errors name the block.
-::qc::Status runBlockwise(::qc::ModelWeights &weights,
-                          const ::qc::CalibrationTrace &trace,
-                          const LayerPlan &plan,
-                          const BlockDriverOptions &options,
-                          const BlockQuantizer &quantize,
-                          std::map<std::string, LayerResult> &results);
+::qc::Status
+runBlockwise(::qc::ModelWeights &weights, const ::qc::CalibrationTrace &trace,
+             const LayerPlan &plan, const BlockDriverOptions &options,
+             const BlockQuantizer &quantize, const LayerSink &emit);
 
 /// Checks that `trace` was recorded on `weights` and, when `needSample`,
 /// that it holds sampled sequences of the model's width.
@@ -90,8 +91,9 @@ LogicalResult loadRequiredTrace(ModuleOp module, const std::string &passName,
                                 ::qc::CalibrationTrace &trace,
                                 LayerRewriteOptions &opts);
 
-/// A LayerQuantizer that hands out the results runBlockwise computed.
-LayerQuantizer lookupResults(std::map<std::string, LayerResult> &results);
+/// The LayerQuantizer of a block-wise pass, whose layers all come from
+/// runBlockwise: any other planned layer is an error naming it.
+LayerQuantizer onlyBlockLayers();
 
 } // namespace mlir::qc
 

@@ -84,7 +84,9 @@ Status gptqBlock(const ::qc::ModelConfig &config, const BlockInputs &in,
       {BlockLinear::O},
       {BlockLinear::Up, BlockLinear::Gate},
       {BlockLinear::Down}};
-  ::qc::quant::BlockWeights cur = w;
+  // `w` is worked on in place: each quantized linear is replaced by its
+  // dequantized weight once done, so the forward of a later sub-group sees
+  // the earlier ones quantized (no second copy of the block).
   std::vector<float> y(in.xQuant->size());
   for (const auto &group : subGroups) {
     bool any = false;
@@ -104,7 +106,7 @@ Status gptqBlock(const ::qc::ModelConfig &config, const BlockInputs &in,
         hookStatus = acc.add(x, rows);
     };
     QC_RETURN_IF_ERROR(::qc::quant::blockForward(
-        config, cur, in.xQuant->data(), in.S, in.T, y.data(), nullptr, hook));
+        config, w, in.xQuant->data(), in.S, in.T, y.data(), nullptr, hook));
     QC_RETURN_IF_ERROR(hookStatus);
     const std::vector<float> &h = acc.hessian();
     for (BlockLinear l : group) {
@@ -116,7 +118,7 @@ Status gptqBlock(const ::qc::ModelConfig &config, const BlockInputs &in,
       QC_RETURN_IF_ERROR(gptqLayer(in.names[idx], w.linear(l).data(), n, kk,
                                    h.data(), acc.tokenCount(), *in.configs[idx],
                                    gptq, out[idx], warnings));
-      out[idx].weight.dequantize(cur.linear(l));
+      out[idx].weight.dequantize(w.linear(l));
     }
   }
   return Status::ok();
@@ -146,11 +148,10 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
     gptq.staticGroups = staticGroups;
 
     std::vector<std::string> warnings;
-    std::map<std::string, LayerResult> results;
     LayerQuantizer quantize;
     if (seq) {
-      opts.prepare = [&](::qc::ModelWeights &weights,
-                         const LayerPlan &plan) -> Status {
+      opts.prepare = [&](::qc::ModelWeights &weights, const LayerPlan &plan,
+                         const LayerSink &emit) -> Status {
         BlockDriverOptions bopts;
         bopts.passName = "wq-gptq";
         bopts.needQuantizedInputs = true;
@@ -161,17 +162,24 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
                 std::array<LayerResult, ::qc::quant::kNumBlockLinears> &out) {
               return gptqBlock(config, in, w, gptq, out, warnings);
             },
-            results);
+            emit);
       };
-      quantize = lookupResults(results);
+      quantize = onlyBlockLayers();
     } else {
       quantize = [&](const std::string &layer, const float *w, int64_t n,
                      int64_t k, const ::qc::quant::QuantConfig &cfg,
                      LayerResult &result) -> Status {
         const ::qc::TraceEntry *e = calib.find(layer);
         if (!e)
-          return Status::error("the trace " + tracePath +
-                               " has no statistics for layer '" + layer + "'");
+          return Status::error(
+              "the trace " + tracePath + " has no statistics for layer '" +
+              layer + "'" +
+              (calib.entries.empty()
+                   ? " (it holds sampled sequences only, as quant-compile "
+                     "records for the block-wise methods; record per-layer "
+                     "statistics with quant-calibrate, or use "
+                     "sequential=true)"
+                   : ""));
         if (e->width != k)
           return Status::error(
               "layer '" + layer + "' has " + std::to_string(k) +

@@ -30,10 +30,12 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Regex.h"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <set>
 
 using namespace mlir;
 using namespace mlir::qc;
@@ -187,6 +189,12 @@ LogicalResult mlir::qc::initRewriteOptions(
   return success();
 }
 
+static std::atomic<bool> gLoadWholeModelForTesting{false};
+
+void mlir::qc::setLoadWholeModelForTesting(bool wholeModel) {
+  gLoadWholeModelForTesting.store(wholeModel);
+}
+
 LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
                                                const LayerRewriteOptions &opts,
                                                const LayerQuantizer &quantize) {
@@ -224,9 +232,17 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
       return fail(s.message());
   }
 
+  // Streaming (see LayerRewriteOptions::loadWholeModel): weights are read
+  // layer by layer unless the pass looks at the whole model.
+  bool wholeModel = opts.loadWholeModel || gLoadWholeModelForTesting.load();
   ::qc::ModelWeights weights;
-  if (Status s = loadModuleWeights(module, weights); !s)
+  ::qc::LoadOptions loadOptions;
+  loadOptions.lazy = true;
+  if (Status s = loadModuleWeights(module, weights, loadOptions); !s)
     return fail(s.message());
+  if (wholeModel)
+    if (Status s = weights.materializeAll(); !s)
+      return fail(s.message());
 
   if (opts.checkWeights)
     if (Status s = opts.checkWeights(weights); !s)
@@ -290,12 +306,85 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   ::qc::QuantizationObserver *observer = ::qc::getQuantizationObserver();
   if (observer)
     observer->passStarted(opts.passName, plan.order.size());
-  if (opts.prepare)
-    if (Status s = opts.prepare(weights, plan); !s)
+  // The output path, and the writer that collects the packed tensors in a
+  // spill file beside it as each layer is done (so that the packed model
+  // is never all in memory).
+  llvm::SmallString<256> outPath(opts.weightsOut);
+  llvm::sys::fs::make_absolute(outPath);
+  ::qc::SafetensorsWriter writer;
+  if (Status s = writer.spillTo(llvm::sys::path::parent_path(outPath).str(),
+                                outPath.str().str());
+      !s)
+    return fail(s.message());
+
+  // Every quantized layer is packed and its bytes moved to the writer as
+  // soon as it is done; `layers` keeps what the IR rewrite needs (shapes,
+  // dtypes, the layer's parameters). Entries made by a block-wise method's
+  // sink have no op yet: the walk below adds one entry per linear op.
+  std::vector<PackedLayer> layers;
+  std::map<std::string, size_t> packedIndex; // layer -> its entry in layers
+  std::set<std::string> written;             // tensor names added
+  auto commit = [&](const std::string &layer, LayerResult &result,
+                    Operation *op,
+                    std::chrono::steady_clock::time_point start) -> Status {
+    PackedLayer packed;
+    packed.layer = layer;
+    packed.op = op;
+    packed.result = std::move(result);
+    if (!packed.result.codebook.empty() && layout != wq::Layout::rows)
+      return Status::error("layer '" + layer +
+                           "': codebook formats are stored in the rows "
+                           "layout");
+    QC_RETURN_IF_ERROR(pack(packed.result.weight, layout, packed)
+                           .withContext("layer '" + layer + "'"));
+    ::qc::LayerRecord &rec = packed.result.record;
+    rec.layer = layer;
+    rec.method = opts.passName;
+    rec.bits = packed.result.weight.bits;
+    rec.groupSize = packed.result.weight.groupSize;
+    rec.sym = packed.result.weight.sym;
+    if (rec.seconds == 0.0)
+      rec.seconds = std::chrono::duration<double>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    if (observer && !packed.result.reported)
+      observer->layerDone(rec, layers.size(), plan.order.size());
+    for (auto &[suffix, t] : packed.tensors) {
+      QC_RETURN_IF_ERROR(
+          writer.add(layer + suffix, t.dtype, t.shape, std::move(t.bytes)));
+      written.insert(layer + suffix);
+      std::vector<uint8_t>().swap(t.bytes);
+    }
+    QuantizedWeight &q = packed.result.weight;
+    std::vector<uint8_t>().swap(q.codes);
+    std::vector<float>().swap(q.scales);
+    std::vector<float>().swap(q.zeros);
+    std::vector<int32_t>().swap(q.gIdx);
+    packedIndex[layer] = layers.size();
+    layers.push_back(std::move(packed));
+    return Status::ok();
+  };
+
+  if (opts.prepare) {
+    LayerSink sink = [&](const std::string &layer,
+                         LayerResult &result) -> Status {
+      const ::qc::HostTensor *w = weights.find(layer + ".weight");
+      if (!plan.find(layer) || !w || w->shape.size() != 2 ||
+          result.weight.rows != w->shape[0] ||
+          result.weight.cols != w->shape[1])
+        return Status::error("layer '" + layer +
+                             "': internal error: the method's result does "
+                             "not match a planned layer");
+      if (packedIndex.count(layer))
+        return Status::error("layer '" + layer +
+                             "': internal error: quantized twice");
+      return commit(layer, result, nullptr, std::chrono::steady_clock::now());
+    };
+    if (Status s = opts.prepare(weights, plan, sink); !s)
       return fail(s.message());
+  }
 
   // Quantize and pack every eligible layer before touching the IR.
-  std::vector<PackedLayer> layers;
   WalkResult walk = module.walk([&](llm::LinearOp op) -> WalkResult {
     auto param = op.getWeight().getDefiningOp<llm::ParamOp>();
     if (!param || !param.getName().ends_with(".weight"))
@@ -310,64 +399,51 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
                      << "' is not an fp32 matrix in the checkpoint";
       return WalkResult::interrupt();
     }
-    PackedLayer packed;
-    packed.layer = layer;
-    packed.op = op;
+    // Done already (by a block-wise method, or for an earlier linear on
+    // the same weight): the op reuses those tensors.
+    if (auto it = packedIndex.find(layer); it != packedIndex.end()) {
+      PackedLayer again = layers[it->second];
+      again.op = op;
+      layers.push_back(std::move(again));
+      return WalkResult::advance();
+    }
     auto start = std::chrono::steady_clock::now();
-    if (Status s = quantize(layer, w->data.data(), w->shape[0], w->shape[1],
-                            *cfg, packed.result);
-        !s) {
+    if (Status s = weights.materialize(param.getName().str()); !s) {
       op.emitError() << opts.passName << ": " << s.message();
       return WalkResult::interrupt();
     }
-    if (!packed.result.codebook.empty() && layout != wq::Layout::rows) {
-      op.emitError() << opts.passName << ": layer '" << layer
-                     << "': codebook formats are stored in the rows layout";
+    LayerResult result;
+    Status quantized =
+        quantize(layer, w->data.data(), w->shape[0], w->shape[1], *cfg, result);
+    weights.release(param.getName().str());
+    if (quantized)
+      quantized = commit(layer, result, op, start);
+    if (!quantized) {
+      op.emitError() << opts.passName << ": " << quantized.message();
       return WalkResult::interrupt();
     }
-    if (Status s = pack(packed.result.weight, layout, packed); !s) {
-      op.emitError() << opts.passName << ": layer '" << layer
-                     << "': " << s.message();
-      return WalkResult::interrupt();
-    }
-    ::qc::LayerRecord &rec = packed.result.record;
-    rec.layer = layer;
-    rec.method = opts.passName;
-    rec.bits = packed.result.weight.bits;
-    rec.groupSize = packed.result.weight.groupSize;
-    rec.sym = packed.result.weight.sym;
-    if (rec.seconds == 0.0)
-      rec.seconds = std::chrono::duration<double>(
-                        std::chrono::steady_clock::now() - start)
-                        .count();
-    if (observer && !packed.result.reported)
-      observer->layerDone(rec, layers.size(), plan.order.size());
-    layers.push_back(std::move(packed));
     return WalkResult::advance();
   });
   if (walk.wasInterrupted())
     return failure();
 
-  // Write every packed tensor (earlier overlays included) atomically.
-  for (PackedLayer &l : layers)
-    for (auto &[suffix, t] : l.tensors)
-      weights.packed[l.layer + suffix] = t;
-  ::qc::SafetensorsWriter writer;
+  // Packed tensors of earlier overlays that no layer replaced are carried
+  // over.
   for (const auto &[name, t] : weights.packed)
-    if (Status s = writer.addView(name, t.dtype, t.shape, t.bytes.data(),
-                                  t.bytes.size());
-        !s)
-      return fail(s.message());
+    if (!written.count(name))
+      if (Status s = writer.addView(name, t.dtype, t.shape, t.bytes.data(),
+                                    t.bytes.size());
+          !s)
+        return fail(s.message());
   // Float tensors that live in the overlay (f32 scales of earlier passes,
   // norms AWQ folded scales into) are carried over.
   for (const std::string &name : weights.overlaid)
     if (const ::qc::HostTensor *t = weights.find(name))
       if (Status s = writer.addF32(name, t->shape, t->data.data()); !s)
         return fail(s.message());
-  llvm::SmallString<256> outPath(opts.weightsOut);
-  llvm::sys::fs::make_absolute(outPath);
   // Under quant-opt the file is staged: published only when the whole run
-  // (the IR output included) succeeded.
+  // (the IR output included) succeeded. Asked only now, so that a failed
+  // pass stages nothing.
   std::string stageError;
   std::string writePath = ::qc::stagePath(outPath.str().str(), stageError);
   if (writePath.empty())
@@ -387,6 +463,8 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   // Rewrite the IR.
   OpBuilder b(module.getContext());
   for (PackedLayer &l : layers) {
+    if (!l.op)
+      continue; // a block-wise method's entry; its ops have their own
     auto op = cast<llm::LinearOp>(l.op);
     b.setInsertionPoint(op);
     auto param = [&](const std::string &suffix) -> Value {

@@ -44,6 +44,15 @@ struct LayerPlan {
   }
 };
 
+struct LayerResult;
+
+/// Hands one finished layer to the rewriter, which packs it and moves its
+/// tensors to the output's spill file at once (so that a block-wise method
+/// holds one block's results, not the model's). Fails naming the layer when
+/// the result does not fit it or cannot be packed.
+using LayerSink =
+    std::function<::qc::Status(const std::string &layer, LayerResult &result)>;
+
 /// What a pass asks of the shared rewriter.
 struct LayerRewriteOptions {
   /// Layers whose name matches this regex stay in full precision.
@@ -63,16 +72,27 @@ struct LayerRewriteOptions {
   /// Per-layer overrides (see LayerOverride), in the pass-option syntax.
   std::vector<std::string> overrides;
   /// Called once after checkWeights with the plan, before any layer is
-  /// quantized. Block-wise methods do their whole work here; they may
-  /// change float tensors of `weights` (AWQ folds scales into norms), which
-  /// must then be listed in weights.overlaid to reach the overlay.
-  std::function<::qc::Status(::qc::ModelWeights &, const LayerPlan &)> prepare;
+  /// quantized. Block-wise methods do their whole work here, handing each
+  /// finished layer to the sink; they may change float tensors of `weights`
+  /// (AWQ folds scales into norms), which must then be listed in
+  /// weights.overlaid to reach the overlay. `weights` may be lazily opened:
+  /// materialize what is read (and release it after).
+  std::function<::qc::Status(::qc::ModelWeights &, const LayerPlan &,
+                             const LayerSink &)>
+      prepare;
   /// Replace no layer: only the float tensors `prepare` changed are written
   /// (AWQ's fold-only mode).
   bool floatOnly = false;
   /// The method may produce fractional zero points (HQQ without
   /// round-zeros), which the gptq layout cannot store.
   bool fractionalZeros = false;
+  /// Read the whole model before quantizing. Otherwise a Hugging Face
+  /// checkpoint is opened lazily: each layer's weight (each block's, for
+  /// the block-wise methods) is read just before it is quantized and freed
+  /// after, and the packed tensors go to a spill file as they are made, so
+  /// a method holds one layer (block) at a time. Tests set this to compare
+  /// the two paths.
+  bool loadWholeModel = false;
 };
 
 /// One quantized layer as a method produces it.
@@ -133,6 +153,10 @@ LogicalResult initRewriteOptions(ModuleOp module, const std::string &passName,
                                  const std::string &weightsOut,
                                  const std::vector<std::string> &overrides,
                                  LayerRewriteOptions &opts);
+
+/// Test-only: makes every rewrite behave as if loadWholeModel were set, so
+/// that tests can run the registered passes both ways and compare.
+void setLoadWholeModelForTesting(bool wholeModel);
 
 /// Runs `quantize` over every eligible llm.linear of `module` and rewrites
 /// the IR; on failure emits a diagnostic on the module (or layer) and leaves

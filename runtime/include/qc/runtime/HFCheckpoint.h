@@ -97,7 +97,13 @@ bool isIgnoredHFBuffer(const std::string &tensorName);
 /// as transformers does. With tie_word_embeddings, an lm_head.weight equal
 /// to the embedding is dropped and a different one is an error. The result
 /// then passes validateModelWeights. Errors name the file and tensor.
-Status loadHFCheckpoint(const std::string &dir, ModelWeights &out);
+/// With `options.lazy` no tensor is read: each one gets a loader that reads
+/// it from the (mapped, shared) files and releases the mapped pages again,
+/// so that processing a checkpoint tensor by tensor keeps at most the
+/// tensors in use resident; finiteness is then checked when a tensor is
+/// read.
+Status loadHFCheckpoint(const std::string &dir, ModelWeights &out,
+                        const LoadOptions &options = {});
 
 /// One file written beside a checkpoint's weights (tokenizer files): a plain
 /// file name and its contents.

@@ -19,6 +19,7 @@
 #include "qc/runtime/Status.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -119,10 +120,25 @@ Status computeRopeParameters(const ModelConfig &c, RopeParameters &out);
 /// "llama3", "yarn").
 const char *ropeScalingName(RopeScalingType t);
 
-/// A dense fp32 tensor, row-major.
+/// Reads rows [first, first + count) (along the first dimension) of a
+/// lazily opened tensor as fp32 values, row-major, checked finite, into
+/// `out`; errors name the file and the tensor. Reading part of a tensor
+/// lets a consumer stream a matrix larger than it wants resident (hashing
+/// a 128k-row head, gathering embedding rows).
+using TensorLoader = std::function<Status(int64_t first, int64_t count,
+                                          std::vector<float> &out)>;
+
+/// A dense fp32 tensor, row-major. A tensor of a checkpoint opened lazily
+/// (LoadOptions::lazy) has its shape and a `load` function but no `data`
+/// until ModelWeights::materialize reads it.
 struct HostTensor {
   std::vector<int64_t> shape;
   std::vector<float> data;
+  /// Set for a lazily opened tensor: where its values come from.
+  TensorLoader load;
+  /// Whether `data` holds the values (always, unless lazily opened and not
+  /// materialized).
+  bool resident() const { return !load || !data.empty() || numElements() == 0; }
   /// Number of elements implied by `shape`.
   int64_t numElements() const {
     int64_t n = 1;
@@ -155,11 +171,34 @@ struct ModelWeights {
   /// carries these over together with `packed`.
   std::set<std::string> overlaid;
 
-  /// Returns the tensor or nullptr.
+  /// Returns the tensor or nullptr. A lazily opened tensor may not be
+  /// resident: materialize it before reading `data`.
   const HostTensor *find(const std::string &name) const {
     auto it = tensors.find(name);
     return it == tensors.end() ? nullptr : &it->second;
   }
+
+  /// Reads tensor `name` into memory if it is lazily opened and not
+  /// resident (a no-op otherwise, and for a name that does not exist).
+  Status materialize(const std::string &name);
+  /// Reads every lazily opened tensor: the model as an eager load gives it,
+  /// for code that needs all of it (calibration, block-wise methods).
+  Status materializeAll();
+  /// Frees the values of tensor `name` when they can be read again (a
+  /// lazily opened tensor); eagerly loaded tensors are kept.
+  void release(const std::string &name);
+  /// Whether some tensor is lazily opened and not resident.
+  bool hasLazyTensors() const;
+};
+
+/// How a checkpoint is opened.
+struct LoadOptions {
+  /// Tensors stored as F32/F16/BF16/F64 in safetensors files (Hugging Face
+  /// folders) are not read: each gets its shape and a loader, and is read
+  /// on demand (ModelWeights::materialize), so a model larger than memory
+  /// can be processed one tensor at a time. Formats without lazy support
+  /// load eagerly regardless.
+  bool lazy = false;
 };
 
 /// Adds every tensor of the safetensors file `path` to `weights`: F32

@@ -114,6 +114,13 @@ struct TensorInfo {
   int64_t numElements() const;
 };
 
+/// Rows [first, first + count) of `info` along its first dimension, as a
+/// tensor entry of the same file (same name and dtype, shape[0] = count),
+/// which readAsF32 and releasePages accept. Fails on a scalar, a range
+/// outside the tensor, or a dtype narrower than a byte.
+Status rowSlice(const TensorInfo &info, int64_t first, int64_t count,
+                TensorInfo &out);
+
 /// Caps applied to untrusted files before anything is allocated.
 struct SafetensorsLimits {
   /// Largest accepted header (the reference implementation's 100 MB).
@@ -181,6 +188,13 @@ public:
   Status readAsF32(const TensorInfo &info, std::vector<float> &out,
                    bool checkFinite = true) const;
 
+  /// Drops this process's pages of `info`'s bytes (madvise DONTNEED on the
+  /// whole pages inside it) when the file is mapped: the next read maps
+  /// them again from the page cache. A reader that streams a checkpoint
+  /// larger than memory calls it after converting each tensor, so that
+  /// the mapped file does not accumulate in the resident set.
+  void releasePages(const TensorInfo &info) const;
+
 private:
   /// Use open() or parse().
   SafetensorsFile() = default;
@@ -203,10 +217,15 @@ private:
 // Writer
 //===----------------------------------------------------------------------===//
 
-/// A run of bytes to write; see writeFileAtomically.
+/// A run of bytes to write; see writeFileAtomically. The bytes are either
+/// in memory at `data` or, when `fd` >= 0, in that open file at `offset`
+/// (read in bounded chunks, so writing gigabytes spilled to disk does not
+/// bring them back into memory).
 struct ByteSpan {
-  const void *data; ///< first byte
-  size_t size;      ///< byte count
+  const void *data;    ///< first byte (unused when fd >= 0)
+  size_t size;         ///< byte count
+  int fd = -1;         ///< file holding the bytes, or -1
+  uint64_t offset = 0; ///< where they start in `fd`
 };
 
 /// Writes the concatenation of `pieces` to `path` so that readers only ever
@@ -262,6 +281,16 @@ public:
   Status addFromF32(const std::string &name, const std::vector<int64_t> &shape,
                     const float *data, DType storeAs);
 
+  /// From now on, the bytes of every tensor added by copy (add, addF32,
+  /// addFromF32) go to an unnamed temporary file in directory `dir` instead
+  /// of memory, and are copied from there by writeFile / serialize; views
+  /// stay borrowed. A writer that assembles an output larger than memory
+  /// (the packed tensors of a 70B model) holds only the header in RAM.
+  /// The file disappears with the writer, also when the process dies.
+  /// Errors of the spill name `outputPath`, the file being assembled, as
+  /// writeFile's do ("<outputPath>: write failed after N bytes: ...").
+  Status spillTo(const std::string &dir, const std::string &outputPath);
+
   /// Sets the `__metadata__` string map (written only when non-empty).
   Status setMetadata(std::map<std::string, std::string> metadata);
 
@@ -285,6 +314,14 @@ private:
     std::vector<uint8_t> owned;    ///< the bytes when copied in
     const uint8_t *data = nullptr; ///< the bytes (owned or borrowed)
     size_t byteCount = 0;          ///< bytes at `data`
+    int64_t spillOffset = -1;      ///< where they are in the spill file
+  };
+  /// The spill file of spillTo (closed with the last writer using it).
+  struct SpillFile {
+    int fd = -1;
+    uint64_t size = 0;      ///< bytes written so far
+    std::string outputPath; ///< named in errors
+    ~SpillFile();
   };
   /// Checks name/shape/size and registers the entry.
   Status addEntry(Entry entry);
@@ -296,6 +333,7 @@ private:
   std::unordered_map<std::string, size_t> index; ///< name -> entries index
   std::map<std::string, std::string> meta;       ///< __metadata__
   uint64_t totalData = 0;                        ///< sum of byteCount
+  std::shared_ptr<SpillFile> spill;              ///< set by spillTo
 };
 
 } // namespace qc

@@ -1,0 +1,308 @@
+//===- StreamingQuantizationTest.cpp - Layer-by-layer quantization --------===//
+//
+// Part of the qc project. MIT licence.
+//
+//===----------------------------------------------------------------------===//
+//
+// A calibration-free pass on a Hugging Face checkpoint reads one layer's
+// weight at a time (lazy checkpoint) and spills the packed tensors to disk
+// as it goes (LayerRewriteOptions::loadWholeModel). These tests check that
+// the streamed result is the whole-model result bit for bit: the same
+// overlay file, byte for byte, from a sharded bf16 checkpoint and a single
+// f32 one, through the rewriter and through the registered passes, and
+// that a bad tensor met mid-stream fails the pass naming it and writes
+// nothing.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ImportTestUtil.h"
+#include "LayerRewriter.h"
+
+#include "qc/Calibration/Calibrate.h"
+#include "qc/Calibration/Trace.h"
+#include "qc/InitAllDialects.h"
+#include "qc/Quantization/Algorithms/Common.h"
+#include "qc/runtime/HFCheckpoint.h"
+#include "qc/runtime/Llama2C.h"
+#include "qc/runtime/Safetensors.h"
+#include "qc/runtime/TextDataset.h"
+#include "qc/runtime/Tokenizer.h"
+
+#include "mlir/IR/Diagnostics.h"
+
+#include <fstream>
+#include <sstream>
+
+using namespace qc::test;
+
+namespace {
+
+const std::string kShared = QC_SHARED_DIR;
+const std::string kStories = kShared + "/models/stories260K/stories260K.bin";
+const std::string kTokenizer = kShared + "/models/stories260K/tok512.bin";
+
+std::string freshDir(const std::string &name) {
+  return qc::test::freshDir("streaming", name);
+}
+
+std::string readBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// stories260K written as a Hugging Face folder in `dtype`, in shards of
+/// at most `shardBytes` (0 = one file).
+std::string writeStoriesFolder(const std::string &dir, qc::DType dtype,
+                               uint64_t shardBytes) {
+  qc::ModelWeights w;
+  qc::Status s = qc::loadLlama2C(kStories, w);
+  EXPECT_TRUE(s) << s.message();
+  s = qc::writeHFCheckpoint(dir, w, dtype, shardBytes);
+  EXPECT_TRUE(s) << s.message();
+  return dir;
+}
+
+/// The dialects the rewriter creates ops of (a pass manager would load
+/// them as the pass's dependents).
+void loadDialects() {
+  mlir::DialectRegistry registry;
+  mlir::qc::registerAllQCDialects(registry);
+  context().appendDialectRegistry(registry);
+  context().loadAllAvailableDialects();
+}
+
+/// The RTN pass's per-layer quantizer.
+mlir::qc::LayerQuantizer rtn() {
+  return [](const std::string &layer, const float *w, int64_t n, int64_t k,
+            const qc::quant::QuantConfig &c,
+            mlir::qc::LayerResult &out) -> qc::Status {
+    return qc::quant::quantizeRTN(w, n, k, c, out.weight, layer);
+  };
+}
+
+/// Runs the rewriter on a fresh module of `folder` and returns the overlay
+/// it wrote (its bytes), streaming or not.
+std::string rewrite(const std::string &folder, const std::string &out,
+                    bool wholeModel, int bits, int64_t groupSize) {
+  loadDialects();
+  Model m;
+  open(folder, m);
+  mlir::qc::LayerRewriteOptions opts;
+  opts.passName = "test-rtn";
+  opts.weightsOut = out;
+  opts.config.bits = bits;
+  opts.config.groupSize = groupSize;
+  opts.config.sym = false;
+  opts.loadWholeModel = wholeModel;
+  EXPECT_TRUE(mlir::succeeded(
+      mlir::qc::rewriteQuantizedLayers(*m.module, opts, rtn())));
+  return readBytes(out);
+}
+
+} // namespace
+
+TEST(StreamingQuantization, ShardedBF16CheckpointStreamsToTheSameOverlay) {
+  std::string dir = freshDir("bf16");
+  // Shards of 64 KiB: the layers' tensors are spread over many files.
+  std::string folder =
+      writeStoriesFolder(dir + "/model", qc::DType::BF16, 64 << 10);
+  std::string streamed =
+      rewrite(folder, dir + "/streamed.safetensors", false, 4, 32);
+  std::string whole = rewrite(folder, dir + "/whole.safetensors", true, 4, 32);
+  ASSERT_FALSE(whole.empty());
+  EXPECT_EQ(streamed, whole);
+  // Nothing but the outputs and the model folder is left (the spill file
+  // has no name).
+  int entries = 0;
+  for (const auto &e : std::filesystem::directory_iterator(dir)) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 3);
+}
+
+TEST(StreamingQuantization, RegisteredPassesStreamToTheWholeModelResult) {
+  std::string dir = freshDir("passes");
+  std::string folder = writeStoriesFolder(dir + "/model", qc::DType::F32, 0);
+  std::string whole = rewrite(folder, dir + "/whole.safetensors", true, 3, 16);
+  Model m;
+  open(folder, m);
+  runPasses(m, "wq-rtn{bits=3 group-size=16 sym=false weights-out=" + dir +
+                   "/pass.safetensors}");
+  EXPECT_EQ(readBytes(dir + "/pass.safetensors"), whole);
+
+  // Chained passes carry the earlier overlay over: HQQ after RTN on the
+  // same folder, restricted to the MLP, keeps RTN's attention tensors.
+  runPasses(m, "wq-hqq{bits=4 group-size=32 layout=rows exclude=self_attn "
+               "weights-out=" +
+                   dir + "/chain.safetensors}");
+  std::unique_ptr<qc::SafetensorsFile> chain;
+  qc::Status s = qc::SafetensorsFile::open(dir + "/chain.safetensors", chain);
+  ASSERT_TRUE(s) << s.message();
+  EXPECT_NE(chain->find("model.layers.0.self_attn.q_proj.qweight"), nullptr);
+  EXPECT_NE(chain->find("model.layers.0.mlp.up_proj.qweight"), nullptr);
+}
+
+TEST(StreamingQuantization,
+     ANonFiniteWeightMetMidStreamNamesItAndWritesNothing) {
+  std::string dir = freshDir("nan");
+  qc::ModelWeights w;
+  ASSERT_TRUE(qc::loadLlama2C(kStories, w));
+  ASSERT_TRUE(qc::writeHFCheckpoint(dir + "/model", w, qc::DType::F32));
+  // Poison the last layer's down_proj in the file itself (the writer
+  // refuses NaN), so that the lazy load succeeds and the pass meets it
+  // after quantizing every earlier layer.
+  std::string path = dir + "/model/model.safetensors";
+  std::string bytes = readBytes(path);
+  std::unique_ptr<qc::SafetensorsFile> f;
+  ASSERT_TRUE(qc::SafetensorsFile::parse(
+      reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size(), path, f));
+  const std::string victim = "model.layers.4.mlp.down_proj.weight";
+  const qc::TensorInfo *info = f->find(victim);
+  ASSERT_NE(info, nullptr);
+  size_t at = 8 + f->headerSize() + info->begin + 4 * 7;
+  const uint32_t nanBits = 0x7FC00000u;
+  std::memcpy(&bytes[at], &nanBits, 4);
+  f.reset();
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+
+  loadDialects();
+  Model m;
+  qc::LoadOptions lazy;
+  lazy.lazy = true;
+  qc::Status opened =
+      mlir::qc::openModel(context(), dir + "/model", m.module, m.weights, lazy);
+  ASSERT_TRUE(opened) << opened.message();
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&context(), [&](mlir::Diagnostic &d) {
+    diagnostics += d.str() + "\n";
+    return mlir::success();
+  });
+  mlir::qc::LayerRewriteOptions opts;
+  opts.passName = "test-rtn";
+  opts.weightsOut = dir + "/out.safetensors";
+  opts.config.bits = 4;
+  opts.config.groupSize = 32;
+  EXPECT_TRUE(
+      mlir::failed(mlir::qc::rewriteQuantizedLayers(*m.module, opts, rtn())));
+  EXPECT_NE(diagnostics.find(victim), std::string::npos) << diagnostics;
+  EXPECT_NE(diagnostics.find("NaN"), std::string::npos) << diagnostics;
+  EXPECT_FALSE(std::filesystem::exists(opts.weightsOut));
+}
+
+namespace {
+
+/// A calibration trace of `folder` (256-token windows of train_head.txt, 8
+/// sampled), with per-layer statistics or the sampled sequences only.
+std::string writeTraceOf(const std::string &folder, const std::string &path,
+                         bool samplesOnly) {
+  Model m;
+  open(folder, m);
+  qc::Tokenizer tok;
+  EXPECT_TRUE(qc::Tokenizer::load(kTokenizer, 512, tok));
+  std::vector<int> calib;
+  EXPECT_TRUE(qc::loadPerplexityTokens(
+      kShared + "/data/tinystories/train_head.txt", tok, calib));
+  mlir::qc::CalibrationOptions copts;
+  copts.windowLen = 255;
+  copts.maxTokens = 256 * 8;
+  copts.sampleSequences = 8;
+  copts.samplesOnly = samplesOnly;
+  qc::CalibrationTrace trace;
+  qc::Status s =
+      mlir::qc::collectTrace(*m.module, m.weights, calib, copts, trace);
+  EXPECT_TRUE(s) << s.message();
+  EXPECT_EQ(trace.entries.empty(), samplesOnly);
+  EXPECT_EQ(trace.sampleSequences, 8);
+  s = qc::writeTrace(trace, path);
+  EXPECT_TRUE(s) << s.message();
+  return path;
+}
+
+/// Runs `pass` (its options without weights-out) on a fresh module of
+/// `folder`, streamed or with the whole model loaded first, and returns
+/// the overlay's bytes.
+std::string runPass(const std::string &folder, const std::string &pass,
+                    const std::string &out, bool wholeModel) {
+  mlir::qc::setLoadWholeModelForTesting(wholeModel);
+  Model m;
+  open(folder, m);
+  std::string pipeline =
+      pass.substr(0, pass.size() - 1) + " weights-out=" + out + "}";
+  runPasses(m, pipeline);
+  mlir::qc::setLoadWholeModelForTesting(false);
+  return readBytes(out);
+}
+
+} // namespace
+
+// The block-wise methods read one decoder block at a time from a lazily
+// opened checkpoint, and hand each block's layers to the rewriter as they
+// are done; sequential GPTQ and AutoRound also work on the block in place.
+// The overlay is the whole-model result byte for byte.
+TEST(StreamingQuantization, BlockwiseMethodsStreamToTheWholeModelResult) {
+  std::string dir = freshDir("blockwise");
+  std::string folder =
+      writeStoriesFolder(dir + "/model", qc::DType::BF16, 96 << 10);
+  std::string trace =
+      writeTraceOf(folder, dir + "/trace.safetensors", /*samplesOnly=*/false);
+  for (const std::string &pass :
+       {"wq-gptq{bits=4 group-size=32 sym=false act-order=true trace=" + trace +
+            "}",
+        "wq-awq{bits=4 group-size=32 sym=false trace=" + trace + "}",
+        "wq-autoround{bits=3 group-size=32 sym=false iters=4 trace=" + trace +
+            "}"}) {
+    std::string streamed =
+        runPass(folder, pass, dir + "/streamed.safetensors", false);
+    std::string whole = runPass(folder, pass, dir + "/whole.safetensors", true);
+    ASSERT_FALSE(whole.empty()) << pass;
+    EXPECT_EQ(streamed, whole) << pass;
+  }
+}
+
+// What quant-compile records for the block-wise methods (the sampled
+// sequences only, no forward pass) gives them exactly what a full trace
+// does; GPTQ without sequential, which needs per-layer statistics, says so.
+TEST(StreamingQuantization, SampledSequencesAreAllTheBlockwiseMethodsRead) {
+  std::string dir = freshDir("samples");
+  std::string folder = writeStoriesFolder(dir + "/model", qc::DType::F32, 0);
+  std::string full =
+      writeTraceOf(folder, dir + "/full.safetensors", /*samplesOnly=*/false);
+  std::string samples =
+      writeTraceOf(folder, dir + "/samples.safetensors", /*samplesOnly=*/true);
+  qc::CalibrationTrace a, b;
+  ASSERT_TRUE(qc::readTrace(full, a));
+  ASSERT_TRUE(qc::readTrace(samples, b));
+  EXPECT_EQ(a.modelFingerprint, b.modelFingerprint);
+  EXPECT_EQ(a.fingerprint, b.fingerprint);
+  EXPECT_EQ(a.sampleTokens, b.sampleTokens);
+  EXPECT_EQ(a.blockInput, b.blockInput);
+  EXPECT_LT(std::filesystem::file_size(samples),
+            std::filesystem::file_size(full));
+
+  std::string gptq = "wq-gptq{bits=4 group-size=32 sym=false trace=";
+  EXPECT_EQ(
+      runPass(folder, gptq + full + "}", dir + "/a.safetensors", false),
+      runPass(folder, gptq + samples + "}", dir + "/b.safetensors", false));
+
+  Model m;
+  open(folder, m);
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&context(), [&](mlir::Diagnostic &d) {
+    diagnostics += d.str() + "\n";
+    return mlir::success();
+  });
+  mlir::PassManager pm(&context());
+  ASSERT_TRUE(mlir::succeeded(
+      mlir::parsePassPipeline("wq-gptq{sequential=false trace=" + samples +
+                                  " weights-out=" + dir + "/c.safetensors}",
+                              pm, llvm::errs())));
+  EXPECT_TRUE(mlir::failed(pm.run(*m.module)));
+  EXPECT_NE(diagnostics.find("sampled sequences only"), std::string::npos)
+      << diagnostics;
+}
