@@ -9,7 +9,8 @@
 //
 // Writes OUT_DIR/model.mlir (the quantized model, runnable with quant-run),
 // OUT_DIR/weights.safetensors (its packed tensors), OUT_DIR/trace.safetensors
-// (the calibration trace, reusable with other recipes) and
+// (the calibration trace, reusable with other recipes of the same kind: a
+// block-wise method's trace holds the sampled windows only) and
 // OUT_DIR/report.json (per-layer loss, damping, tokens, fallbacks, times).
 // Steps: load, validate the recipe against the model (before any
 // calibration), calibrate, run the method's pass, write. The pass pipeline

@@ -88,6 +88,7 @@ Status gptqBlock(const ::qc::ModelConfig &config, const BlockInputs &in,
   // dequantized weight once done, so the forward of a later sub-group sees
   // the earlier ones quantized (no second copy of the block).
   std::vector<float> y(in.xQuant->size());
+  std::array<bool, ::qc::quant::kNumBlockLinears> done{};
   for (const auto &group : subGroups) {
     bool any = false;
     for (BlockLinear l : group)
@@ -109,6 +110,17 @@ Status gptqBlock(const ::qc::ModelConfig &config, const BlockInputs &in,
         config, w, in.xQuant->data(), in.S, in.T, y.data(), nullptr, hook));
     QC_RETURN_IF_ERROR(hookStatus);
     const std::vector<float> &h = acc.hessian();
+    // While the sub-group is quantized, the linears of earlier sub-groups
+    // (their dequantized weights are a function of out[]) are dropped and
+    // rebuilt after, for the next forward: down_proj's Hessian, the
+    // largest, is then factorized beside one linear's weight instead of the
+    // whole block's (0.6 GB less at Llama-3-8B's shapes).
+    std::vector<BlockLinear> dropped;
+    for (BlockLinear l : ::qc::quant::kAllBlockLinears)
+      if (done[::qc::quant::blockLinearIndex(l)]) {
+        std::vector<float>().swap(w.linear(l));
+        dropped.push_back(l);
+      }
     for (BlockLinear l : group) {
       int idx = ::qc::quant::blockLinearIndex(l);
       if (!in.configs[idx])
@@ -119,7 +131,12 @@ Status gptqBlock(const ::qc::ModelConfig &config, const BlockInputs &in,
                                    h.data(), acc.tokenCount(), *in.configs[idx],
                                    gptq, out[idx], warnings));
       out[idx].weight.dequantize(w.linear(l));
+      done[idx] = true;
     }
+    // After the last sub-group the block driver dequantizes out[] itself.
+    if (&group != &subGroups.back())
+      for (BlockLinear l : dropped)
+        out[::qc::quant::blockLinearIndex(l)].weight.dequantize(w.linear(l));
   }
   return Status::ok();
 }
