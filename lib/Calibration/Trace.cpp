@@ -58,7 +58,7 @@ std::string qc::fingerprintWeights(const ModelWeights &weights) {
     // when the pass needs it.
     // Hashed in slices of about 16M values: FNV-1a continues across them,
     // so this is the hash of the whole tensor, without holding it.
-    int64_t rows = t.shape.empty() ? 1 : t.shape[0];
+    int64_t rows = t.rows();
     int64_t perRow =
         rows == 0 ? 1 : std::max<int64_t>(1, t.numElements() / rows);
     int64_t step = std::max<int64_t>(1, (int64_t(1) << 24) / perRow);

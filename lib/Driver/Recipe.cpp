@@ -505,7 +505,7 @@ Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,
   // Hessian per distinct linear input plus the sampled block inputs), and
   // the method's working set.
   // A calibration-free method on a lazily opened checkpoint holds one
-  // layer at a time (LayerRewriteOptions::loadWholeModel), and the packed
+  // layer at a time (rewriteQuantizedLayers), and the packed
   // tensors go to a spill file.
   double D = c.dim, F = c.hiddenDim, qN = c.nHeads * c.headDim,
          kvN = c.nKVHeads * c.headDim;

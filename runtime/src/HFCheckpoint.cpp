@@ -690,7 +690,7 @@ Status reconcileTiedHead(const std::string &dir, ModelWeights &w) {
   if (same && (!emb->resident() || !head->second.resident())) {
     // Lazily opened: both are read for the comparison and dropped again.
     std::vector<float> a, b;
-    int64_t rows = emb->shape.empty() ? 1 : emb->shape[0];
+    int64_t rows = emb->rows();
     QC_RETURN_IF_ERROR(emb->resident() ? Status::ok() : emb->load(0, rows, a));
     QC_RETURN_IF_ERROR(head->second.resident() ? Status::ok()
                                                : head->second.load(0, rows, b));
@@ -790,12 +790,9 @@ Status loadHFCheckpoint(const std::string &dir, ModelWeights &out,
       t.load = [files, file, info](int64_t first, int64_t count,
                                    std::vector<float> &values) {
         TensorInfo rows;
-        Status s = info->shape.empty() && first == 0 && count == 1
-                       ? (rows = *info, Status::ok())
-                       : rowSlice(*info, first, count, rows);
-        if (!s)
+        if (Status s = rowSlice(*info, first, count, rows); !s)
           return Status::error(file->displayName() + ": " + s.message());
-        s = file->readAsF32(rows, values, true);
+        Status s = file->readAsF32(rows, values, true);
         file->releasePages(rows);
         return s;
       };

@@ -237,7 +237,7 @@ Status ModelWeights::materialize(const std::string &name) {
     return Status::ok();
   HostTensor &t = it->second;
   std::vector<float> values;
-  QC_RETURN_IF_ERROR(t.load(0, t.shape.empty() ? 1 : t.shape[0], values));
+  QC_RETURN_IF_ERROR(t.load(0, t.rows(), values));
   if (static_cast<int64_t>(values.size()) != t.numElements())
     return Status::error("tensor " + json::quote(name) + ": read " +
                          std::to_string(values.size()) + " values, its shape " +

@@ -236,9 +236,7 @@ bool isJsonSpace(uint8_t c) {
 Status rowSlice(const TensorInfo &info, int64_t first, int64_t count,
                 TensorInfo &out) {
   std::string who = "tensor " + json::quote(info.name);
-  if (info.shape.empty())
-    return Status::error(who + ": a scalar has no rows");
-  int64_t rows = info.shape[0];
+  int64_t rows = info.shape.empty() ? 1 : info.shape[0];
   if (first < 0 || count < 0 || first > rows || count > rows - first)
     return Status::error(who + ": rows [" + std::to_string(first) + ", " +
                          std::to_string(first + count) + ") are outside its " +
@@ -250,7 +248,10 @@ Status rowSlice(const TensorInfo &info, int64_t first, int64_t count,
   // tensor's byte size).
   uint64_t rowBytes = rows == 0 ? 0 : info.byteSize() / uint64_t(rows);
   out = info;
-  out.shape[0] = count;
+  if (!out.shape.empty())
+    out.shape[0] = count;
+  else if (count == 0)
+    out.shape = {0}; // no element of a scalar
   out.begin = info.begin + uint64_t(first) * rowBytes;
   out.end = out.begin + uint64_t(count) * rowBytes;
   return Status::ok();

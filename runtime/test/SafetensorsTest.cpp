@@ -990,6 +990,36 @@ TEST(SafetensorsWriter, SpilledTensorsWriteTheSameFile) {
       << s.message();
 }
 
+// Row slices read the rows they name; a scalar is one row; ranges outside
+// the tensor are errors naming it.
+TEST(SafetensorsFile, RowSlicesReadTheirRows) {
+  TempDir dir;
+  std::vector<float> m = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  float one = 42.0f;
+  SafetensorsWriter w;
+  ASSERT_TRUE(w.addFromF32("m", {4, 3}, m.data(), DType::BF16).isOk());
+  ASSERT_TRUE(w.addF32("s", {}, &one).isOk());
+  ASSERT_TRUE(w.writeFile(dir.file("m.safetensors")).isOk());
+  std::unique_ptr<SafetensorsFile> f;
+  ASSERT_TRUE(SafetensorsFile::open(dir.file("m.safetensors"), f).isOk());
+  TensorInfo rows;
+  std::vector<float> got;
+  ASSERT_TRUE(rowSlice(*f->find("m"), 1, 2, rows).isOk());
+  EXPECT_EQ(rows.shape, (std::vector<int64_t>{2, 3}));
+  ASSERT_TRUE(f->readAsF32(rows, got).isOk());
+  EXPECT_EQ(got, (std::vector<float>{3, 4, 5, 6, 7, 8}));
+  ASSERT_TRUE(rowSlice(*f->find("s"), 0, 1, rows).isOk());
+  ASSERT_TRUE(f->readAsF32(rows, got).isOk());
+  EXPECT_EQ(got, std::vector<float>{42.0f});
+  for (auto [first, count] :
+       {std::pair<int64_t, int64_t>{3, 2}, {-1, 1}, {0, 5}, {5, 0}}) {
+    Status s = rowSlice(*f->find("m"), first, count, rows);
+    EXPECT_FALSE(s.isOk()) << first << " " << count;
+    EXPECT_NE(s.message().find("\"m\""), std::string::npos) << s.message();
+  }
+  EXPECT_FALSE(rowSlice(*f->find("s"), 1, 1, rows).isOk());
+}
+
 // Dropping a tensor's pages leaves its bytes readable (they come back from
 // the file).
 TEST(SafetensorsFile, ReleasedPagesReadBackTheSame) {

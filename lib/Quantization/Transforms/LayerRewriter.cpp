@@ -232,9 +232,9 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
       return fail(s.message());
   }
 
-  // Streaming (see LayerRewriteOptions::loadWholeModel): weights are read
-  // layer by layer unless the pass looks at the whole model.
-  bool wholeModel = opts.loadWholeModel || gLoadWholeModelForTesting.load();
+  // Streaming (see rewriteQuantizedLayers): weights are read as each layer
+  // (block) is reached.
+  bool wholeModel = gLoadWholeModelForTesting.load();
   ::qc::ModelWeights weights;
   ::qc::LoadOptions loadOptions;
   loadOptions.lazy = true;

@@ -86,13 +86,6 @@ struct LayerRewriteOptions {
   /// The method may produce fractional zero points (HQQ without
   /// round-zeros), which the gptq layout cannot store.
   bool fractionalZeros = false;
-  /// Read the whole model before quantizing. Otherwise a Hugging Face
-  /// checkpoint is opened lazily: each layer's weight (each block's, for
-  /// the block-wise methods) is read just before it is quantized and freed
-  /// after, and the packed tensors go to a spill file as they are made, so
-  /// a method holds one layer (block) at a time. Tests set this to compare
-  /// the two paths.
-  bool loadWholeModel = false;
 };
 
 /// One quantized layer as a method produces it.
@@ -154,13 +147,18 @@ LogicalResult initRewriteOptions(ModuleOp module, const std::string &passName,
                                  const std::vector<std::string> &overrides,
                                  LayerRewriteOptions &opts);
 
-/// Test-only: makes every rewrite behave as if loadWholeModel were set, so
-/// that tests can run the registered passes both ways and compare.
+/// Test-only: makes every rewrite read the whole model before quantizing
+/// (the path before streaming), so that tests can run the registered passes
+/// both ways and compare.
 void setLoadWholeModelForTesting(bool wholeModel);
 
 /// Runs `quantize` over every eligible llm.linear of `module` and rewrites
 /// the IR; on failure emits a diagnostic on the module (or layer) and leaves
-/// the IR unchanged.
+/// the IR unchanged. A Hugging Face checkpoint is opened lazily: each
+/// layer's weight (each block's, for the block-wise methods) is read just
+/// before it is quantized and freed after, and the packed tensors go to a
+/// spill file as they are made, so a method holds one layer (block) at a
+/// time.
 LogicalResult rewriteQuantizedLayers(ModuleOp module,
                                      const LayerRewriteOptions &options,
                                      const LayerQuantizer &quantize);

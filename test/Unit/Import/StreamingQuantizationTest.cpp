@@ -4,14 +4,15 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// A calibration-free pass on a Hugging Face checkpoint reads one layer's
-// weight at a time (lazy checkpoint) and spills the packed tensors to disk
-// as it goes (LayerRewriteOptions::loadWholeModel). These tests check that
-// the streamed result is the whole-model result bit for bit: the same
-// overlay file, byte for byte, from a sharded bf16 checkpoint and a single
-// f32 one, through the rewriter and through the registered passes, and
-// that a bad tensor met mid-stream fails the pass naming it and writes
-// nothing.
+// Every quantization pass on a Hugging Face checkpoint reads one layer's
+// weight (one decoder block, for the block-wise methods) at a time from the
+// lazily opened files and spills the packed tensors to disk as it goes.
+// These tests run the registered passes that way and with the whole model
+// loaded first (setLoadWholeModelForTesting) and check that the overlay is
+// the same file byte for byte, from sharded bf16 and single f32
+// checkpoints; that quant-compile's samples-only trace serves the
+// block-wise methods exactly; and that a bad tensor met mid-stream fails
+// the pass naming it and writes nothing.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,8 +21,6 @@
 
 #include "qc/Calibration/Calibrate.h"
 #include "qc/Calibration/Trace.h"
-#include "qc/InitAllDialects.h"
-#include "qc/Quantization/Algorithms/Common.h"
 #include "qc/runtime/HFCheckpoint.h"
 #include "qc/runtime/Llama2C.h"
 #include "qc/runtime/Safetensors.h"
@@ -64,41 +63,35 @@ std::string writeStoriesFolder(const std::string &dir, qc::DType dtype,
   return dir;
 }
 
-/// The dialects the rewriter creates ops of (a pass manager would load
-/// them as the pass's dependents).
-void loadDialects() {
-  mlir::DialectRegistry registry;
-  mlir::qc::registerAllQCDialects(registry);
-  context().appendDialectRegistry(registry);
-  context().loadAllAvailableDialects();
-}
-
-/// The RTN pass's per-layer quantizer.
-mlir::qc::LayerQuantizer rtn() {
-  return [](const std::string &layer, const float *w, int64_t n, int64_t k,
-            const qc::quant::QuantConfig &c,
-            mlir::qc::LayerResult &out) -> qc::Status {
-    return qc::quant::quantizeRTN(w, n, k, c, out.weight, layer);
-  };
-}
-
-/// Runs the rewriter on a fresh module of `folder` and returns the overlay
-/// it wrote (its bytes), streaming or not.
-std::string rewrite(const std::string &folder, const std::string &out,
-                    bool wholeModel, int bits, int64_t groupSize) {
-  loadDialects();
+/// Runs `pass` (its options without weights-out) on a fresh module of
+/// `folder`, streamed or with the whole model loaded first, and returns
+/// the overlay's bytes.
+std::string runPass(const std::string &folder, const std::string &pass,
+                    const std::string &out, bool wholeModel) {
+  mlir::qc::setLoadWholeModelForTesting(wholeModel);
   Model m;
   open(folder, m);
-  mlir::qc::LayerRewriteOptions opts;
-  opts.passName = "test-rtn";
-  opts.weightsOut = out;
-  opts.config.bits = bits;
-  opts.config.groupSize = groupSize;
-  opts.config.sym = false;
-  opts.loadWholeModel = wholeModel;
-  EXPECT_TRUE(mlir::succeeded(
-      mlir::qc::rewriteQuantizedLayers(*m.module, opts, rtn())));
+  std::string pipeline =
+      pass.substr(0, pass.size() - 1) + " weights-out=" + out + "}";
+  runPasses(m, pipeline);
+  mlir::qc::setLoadWholeModelForTesting(false);
   return readBytes(out);
+}
+
+/// Runs `pipeline` on `module`, expects it to fail and returns the
+/// diagnostics.
+std::string failingPipeline(mlir::ModuleOp module,
+                            const std::string &pipeline) {
+  std::string diagnostics;
+  mlir::ScopedDiagnosticHandler handler(&context(), [&](mlir::Diagnostic &d) {
+    diagnostics += d.str() + "\n";
+    return mlir::success();
+  });
+  mlir::PassManager pm(&context());
+  EXPECT_TRUE(
+      mlir::succeeded(mlir::parsePassPipeline(pipeline, pm, llvm::errs())));
+  EXPECT_TRUE(mlir::failed(pm.run(module))) << pipeline;
+  return diagnostics;
 }
 
 } // namespace
@@ -108,9 +101,10 @@ TEST(StreamingQuantization, ShardedBF16CheckpointStreamsToTheSameOverlay) {
   // Shards of 64 KiB: the layers' tensors are spread over many files.
   std::string folder =
       writeStoriesFolder(dir + "/model", qc::DType::BF16, 64 << 10);
+  const std::string rtn = "wq-rtn{bits=4 group-size=32 sym=false}";
   std::string streamed =
-      rewrite(folder, dir + "/streamed.safetensors", false, 4, 32);
-  std::string whole = rewrite(folder, dir + "/whole.safetensors", true, 4, 32);
+      runPass(folder, rtn, dir + "/streamed.safetensors", false);
+  std::string whole = runPass(folder, rtn, dir + "/whole.safetensors", true);
   ASSERT_FALSE(whole.empty());
   EXPECT_EQ(streamed, whole);
   // Nothing but the outputs and the model folder is left (the spill file
@@ -126,10 +120,11 @@ TEST(StreamingQuantization, ShardedBF16CheckpointStreamsToTheSameOverlay) {
 TEST(StreamingQuantization, RegisteredPassesStreamToTheWholeModelResult) {
   std::string dir = freshDir("passes");
   std::string folder = writeStoriesFolder(dir + "/model", qc::DType::F32, 0);
-  std::string whole = rewrite(folder, dir + "/whole.safetensors", true, 3, 16);
+  const std::string rtn = "wq-rtn{bits=3 group-size=16 sym=false}";
+  std::string whole = runPass(folder, rtn, dir + "/whole.safetensors", true);
   Model m;
   open(folder, m);
-  runPasses(m, "wq-rtn{bits=3 group-size=16 sym=false weights-out=" + dir +
+  runPasses(m, rtn.substr(0, rtn.size() - 1) + " weights-out=" + dir +
                    "/pass.safetensors}");
   EXPECT_EQ(readBytes(dir + "/pass.safetensors"), whole);
 
@@ -171,28 +166,18 @@ TEST(StreamingQuantization,
     out << bytes;
   }
 
-  loadDialects();
   Model m;
   qc::LoadOptions lazy;
   lazy.lazy = true;
   qc::Status opened =
       mlir::qc::openModel(context(), dir + "/model", m.module, m.weights, lazy);
   ASSERT_TRUE(opened) << opened.message();
-  std::string diagnostics;
-  mlir::ScopedDiagnosticHandler handler(&context(), [&](mlir::Diagnostic &d) {
-    diagnostics += d.str() + "\n";
-    return mlir::success();
-  });
-  mlir::qc::LayerRewriteOptions opts;
-  opts.passName = "test-rtn";
-  opts.weightsOut = dir + "/out.safetensors";
-  opts.config.bits = 4;
-  opts.config.groupSize = 32;
-  EXPECT_TRUE(
-      mlir::failed(mlir::qc::rewriteQuantizedLayers(*m.module, opts, rtn())));
+  const std::string out = dir + "/out.safetensors";
+  std::string diagnostics = failingPipeline(
+      *m.module, "wq-rtn{bits=4 group-size=32 weights-out=" + out + "}");
   EXPECT_NE(diagnostics.find(victim), std::string::npos) << diagnostics;
   EXPECT_NE(diagnostics.find("NaN"), std::string::npos) << diagnostics;
-  EXPECT_FALSE(std::filesystem::exists(opts.weightsOut));
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 namespace {
@@ -222,21 +207,6 @@ std::string writeTraceOf(const std::string &folder, const std::string &path,
   s = qc::writeTrace(trace, path);
   EXPECT_TRUE(s) << s.message();
   return path;
-}
-
-/// Runs `pass` (its options without weights-out) on a fresh module of
-/// `folder`, streamed or with the whole model loaded first, and returns
-/// the overlay's bytes.
-std::string runPass(const std::string &folder, const std::string &pass,
-                    const std::string &out, bool wholeModel) {
-  mlir::qc::setLoadWholeModelForTesting(wholeModel);
-  Model m;
-  open(folder, m);
-  std::string pipeline =
-      pass.substr(0, pass.size() - 1) + " weights-out=" + out + "}";
-  runPasses(m, pipeline);
-  mlir::qc::setLoadWholeModelForTesting(false);
-  return readBytes(out);
 }
 
 } // namespace
@@ -292,17 +262,9 @@ TEST(StreamingQuantization, SampledSequencesAreAllTheBlockwiseMethodsRead) {
 
   Model m;
   open(folder, m);
-  std::string diagnostics;
-  mlir::ScopedDiagnosticHandler handler(&context(), [&](mlir::Diagnostic &d) {
-    diagnostics += d.str() + "\n";
-    return mlir::success();
-  });
-  mlir::PassManager pm(&context());
-  ASSERT_TRUE(mlir::succeeded(
-      mlir::parsePassPipeline("wq-gptq{sequential=false trace=" + samples +
-                                  " weights-out=" + dir + "/c.safetensors}",
-                              pm, llvm::errs())));
-  EXPECT_TRUE(mlir::failed(pm.run(*m.module)));
+  std::string diagnostics =
+      failingPipeline(*m.module, "wq-gptq{sequential=false trace=" + samples +
+                                     " weights-out=" + dir + "/c.safetensors}");
   EXPECT_NE(diagnostics.find("sampled sequences only"), std::string::npos)
       << diagnostics;
 }

@@ -139,6 +139,9 @@ struct HostTensor {
   /// Whether `data` holds the values (always, unless lazily opened and not
   /// materialized).
   bool resident() const { return !load || !data.empty() || numElements() == 0; }
+  /// Rows along the first dimension, the unit a TensorLoader reads (a
+  /// scalar is one row).
+  int64_t rows() const { return shape.empty() ? 1 : shape[0]; }
   /// Number of elements implied by `shape`.
   int64_t numElements() const {
     int64_t n = 1;

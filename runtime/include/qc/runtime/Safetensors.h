@@ -116,8 +116,9 @@ struct TensorInfo {
 
 /// Rows [first, first + count) of `info` along its first dimension, as a
 /// tensor entry of the same file (same name and dtype, shape[0] = count),
-/// which readAsF32 and releasePages accept. Fails on a scalar, a range
-/// outside the tensor, or a dtype narrower than a byte.
+/// which readAsF32 and releasePages accept. A scalar is one row (only
+/// [0, 1) selects it). Fails on a range outside the tensor or a dtype
+/// narrower than a byte.
 Status rowSlice(const TensorInfo &info, int64_t first, int64_t count,
                 TensorInfo &out);
 
