@@ -356,7 +356,8 @@ Status qc::parseRecipe(const std::string &path, Recipe &out) {
 }
 
 std::string qc::recipePipeline(const Recipe &r, const std::string &trace,
-                               const std::string &weightsOut) {
+                               const std::string &weightsOut,
+                               const std::string &journal) {
   std::string p = "builtin.module(wq-" + r.method + "{";
   if (r.method == "nf4") {
     p += "block-size=" + std::to_string(r.groupSize);
@@ -381,8 +382,10 @@ std::string qc::recipePipeline(const Recipe &r, const std::string &trace,
   }
   if (methodNeedsCalibration(r.method))
     p += " trace=" + trace;
-  p += " weights-out=" + weightsOut + "})";
-  return p;
+  p += " weights-out=" + weightsOut;
+  if (!journal.empty())
+    p += " journal=" + journal;
+  return p + "})";
 }
 
 Status qc::validateRecipe(const Recipe &r, const ModelWeights &weights,

@@ -23,6 +23,14 @@
 // earlier run, such as its trace, survives), and one that holds an input of
 // the run is refused even with --force.
 //
+// Progress is kept in OUT_DIR.resume/ while the run works: the calibration
+// trace, the identity of the run (run.json) and the pass's journal of
+// finished layers / blocks (lib/Quantization/Transforms/RewriteJournal.h).
+// A run that was killed continues with --resume (same inputs and recipe;
+// anything else is an error naming what changed) and produces the same
+// files as an uninterrupted run. The folder is removed once OUT_DIR is in
+// place; a new run refuses to discard it unless --resume or --force.
+//
 //===----------------------------------------------------------------------===//
 
 #include "qc/Calibration/Calibrate.h"
@@ -47,6 +55,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -113,6 +122,12 @@ static cl::opt<bool>
                  cl::desc("Stop after validating the recipe (default: off)"),
                  cl::cat(category));
 static cl::opt<bool>
+    resume("resume",
+           cl::desc("Continue the interrupted run whose progress is in "
+                    "OUT_DIR.resume (same model, recipe and inputs) "
+                    "(default: off)"),
+           cl::cat(category));
+static cl::opt<bool>
     noProgress("no-progress",
                cl::desc("Do not print per-layer progress (default: off)"),
                cl::cat(category));
@@ -129,6 +144,9 @@ static cl::extrahelp examples(
     "  quant-compile model.gguf --recipe gptq.json -o out/ --validate-only\n"
     "  # Run again into the same folder, replacing it whole:\n"
     "  quant-compile stories260K.bin --recipe rtn.json -o out/ --force\n"
+    "  # Continue a run that was killed (progress in out.resume/):\n"
+    "  quant-compile model.gguf --recipe gptq.json --calib train.txt -o out/ "
+    "--resume\n"
     "\n"
     "The recipe format (every key, its default and the method options) is\n"
     "documented in docs/RECIPES.md; report.json in docs/report.schema.json.\n");
@@ -179,13 +197,28 @@ public:
     if (print)
       errs() << "quant-compile: " << pass << ": " << layers << " layers\n";
   }
+  /// Layers read back from an interrupted run's journal are recorded but
+  /// not printed one by one, and their work is left out of the ETA.
+  void layersResumed(int64_t count, const std::string &journal) override {
+    resumed += count;
+    quiet = count;
+    if (print)
+      errs() << "quant-compile: resumed " << count << " finished layers from "
+             << journal << "\n";
+  }
   void layerDone(const ::qc::LayerRecord &r, int64_t index,
                  int64_t layers) override {
     records.push_back(r);
     auto it = work.find(r.layer);
-    doneWork += it != work.end()
-                    ? it->second
-                    : totalWork / double(std::max<int64_t>(layers, 1));
+    double w = it != work.end()
+                   ? it->second
+                   : totalWork / double(std::max<int64_t>(layers, 1));
+    if (quiet > 0) {
+      --quiet;
+      totalWork -= w;
+      return;
+    }
+    doneWork += w;
     if (!print)
       return;
     double elapsed = since(start);
@@ -197,14 +230,16 @@ public:
     if (r.fallback)
       errs() << ", FALLBACK";
     errs() << format(", %.2f s; elapsed %.1f s", r.seconds, elapsed);
-    if (index >= 1 && doneWork > 0.0 && totalWork >= doneWork)
+    if (index - resumed >= 1 && doneWork > 0.0 && totalWork >= doneWork)
       errs() << format(", ETA %.1f s",
                        elapsed / doneWork * (totalWork - doneWork));
     errs() << "\n";
   }
   std::vector<::qc::LayerRecord> records;
+  int64_t resumed = 0; ///< layers read back from a journal
 
 private:
+  int64_t quiet = 0; ///< resumed layers still to come
   bool print;
   std::chrono::steady_clock::time_point start;
   std::map<std::string, double> work; ///< N x K per planned layer.
@@ -213,6 +248,80 @@ private:
 
 Status writeText(const std::string &path, const std::string &text) {
   return ::qc::writeFileAtomically(path, {{text.data(), text.size()}});
+}
+
+/// "path: N bytes, modified T" for every file `path` stands for (a folder:
+/// its checkpoint files), so that a resumed run notices a changed input.
+std::string stampOf(const std::string &path) {
+  std::string out;
+  for (const std::string &file : ::qc::inputFilesOf(path)) {
+    sys::fs::file_status st;
+    out += file;
+    if (sys::fs::status(file, st))
+      out += ": missing; ";
+    else
+      out += ": " + std::to_string(st.getSize()) + " bytes, modified " +
+             std::to_string(
+                 st.getLastModificationTime().time_since_epoch().count()) +
+             "; ";
+  }
+  return out;
+}
+
+/// The identity of a run for --resume: one "key: value" line per input.
+std::string runIdentity(const ::qc::Recipe &recipe) {
+  std::string id = "model: " + stampOf(modelPath) + "\n";
+  id += "recipe: " + json::write(recipe.source) + "\n";
+  id += "seed: " + (recipe.seed ? std::to_string(*recipe.seed) : "none") + "\n";
+  const std::pair<const char *, std::string> files[] = {
+      {"calib", calibText}, {"tokenizer", tokenizerPath}, {"trace", tracePath}};
+  for (const auto &[name, path] : files)
+    id +=
+        std::string(name) + ": " + (path.empty() ? "-" : stampOf(path)) + "\n";
+  return id;
+}
+
+/// Keeps the progress folder of a run that fails only when it holds work
+/// worth resuming (a trace or a finished layer), and says so; a folder with
+/// nothing in it would only make the next run ask for --force.
+class ProgressFolder {
+public:
+  explicit ProgressFolder(std::string dir) : dir(std::move(dir)) {}
+  ~ProgressFolder() {
+    if (!active)
+      return;
+    SmallString<256> trace(dir), journal(dir);
+    sys::path::append(trace, "trace.safetensors");
+    sys::path::append(journal, "journal", "journal.json");
+    if (sys::fs::exists(trace) || sys::fs::exists(journal))
+      errs() << "quant-compile: the progress of this run is kept in " << dir
+             << "; --resume continues it once the cause is fixed (if the "
+                "inputs change, start over with --force)\n";
+    else
+      sys::fs::remove_directories(dir);
+  }
+  /// From now on the folder is this run's (created or resumed).
+  void started() { active = true; }
+  /// The run succeeded: remove the folder.
+  void finished() {
+    active = false;
+    if (std::error_code ec = sys::fs::remove_directories(dir))
+      errs() << "quant-compile: warning: " << dir
+             << ": cannot remove: " << ec.message() << "\n";
+  }
+
+private:
+  std::string dir;
+  bool active = false;
+};
+
+/// Links (or, across file systems, copies) `from` to `to`.
+Status linkOrCopy(const std::string &from, const std::string &to) {
+  if (!sys::fs::create_hard_link(from, to))
+    return Status::ok();
+  if (std::error_code ec = sys::fs::copy_file(from, to))
+    return Status::error(to + ": cannot copy " + from + ": " + ec.message());
+  return Status::ok();
 }
 
 } // namespace
@@ -245,6 +354,14 @@ int main(int argc, char **argv) {
                                      tokenizerPath, tracePath};
   if (Status s = ::qc::checkOutputFolder(outDir, force, inputs, "-o"); !s)
     return fail(s);
+  // The progress folder (see the file comment): a killed run's progress is
+  // discarded only on request.
+  const std::string resumeDir = StringRef(outDir).rtrim('/').str() + ".resume";
+  const bool haveProgress = sys::fs::is_directory(resumeDir);
+  if (haveProgress && !resume && !force)
+    return fail(Status::error(
+        resumeDir + " holds the progress of an interrupted run into " + outDir +
+        "; continue it with --resume, or start over with --force"));
 
   mlir::MLIRContext ctx;
   mlir::OwningOpRef<mlir::ModuleOp> module;
@@ -315,6 +432,63 @@ int main(int argc, char **argv) {
   if (Status s = folder.begin(outDir, force, inputs, "-o"); !s)
     return fail(s);
 
+  // The progress folder: checked against this run when resuming, else
+  // started afresh.
+  auto inResume = [&](const char *name) {
+    SmallString<256> p(resumeDir);
+    sys::path::append(p, name);
+    return std::string(p.str());
+  };
+  const std::string identity = runIdentity(recipe);
+  ProgressFolder progress(resumeDir);
+  bool resuming = false;
+  if (haveProgress && resume) {
+    auto old = MemoryBuffer::getFile(inResume("run.json"));
+    std::optional<json::Value> parsed;
+    if (old) {
+      json::Value v;
+      if (json::parse((*old)->getBuffer().str(), v))
+        parsed = std::move(v);
+    }
+    const json::Value *oldId = parsed ? parsed->find("identity") : nullptr;
+    if (!oldId || !oldId->isString())
+      return fail(Status::error(inResume("run.json") +
+                                ": missing or unreadable; remove " + resumeDir +
+                                " (or use --force) to start over"));
+    if (oldId->asString() != identity) {
+      SmallVector<StringRef> a, b;
+      StringRef(identity).split(a, '\n');
+      StringRef(oldId->asString()).split(b, '\n');
+      std::string diff;
+      for (size_t i = 0; i < std::max(a.size(), b.size()) && diff.empty(); ++i)
+        if ((i < a.size() ? a[i] : "") != (i < b.size() ? b[i] : ""))
+          diff = "now '" + (i < a.size() ? a[i] : "").str() + "', was '" +
+                 (i < b.size() ? b[i] : "").str() + "'";
+      return fail(Status::error(resumeDir +
+                                " is the progress of a different run (" + diff +
+                                "); start over with --force"));
+    }
+    resuming = true;
+    progress.started();
+  } else {
+    if (resume)
+      outs() << "note: " << resumeDir
+             << " holds no progress; starting from the beginning\n";
+    if (haveProgress)
+      if (std::error_code ec = sys::fs::remove_directories(resumeDir))
+        return fail(
+            Status::error(resumeDir + ": cannot remove: " + ec.message()));
+    if (std::error_code ec = sys::fs::create_directories(resumeDir))
+      return fail(
+          Status::error(resumeDir + ": cannot create: " + ec.message()));
+    progress.started();
+    json::Value run = json::Value::object();
+    run.set("tool", json::Value::string("quant-compile"));
+    run.set("identity", json::Value::string(identity));
+    if (Status s = writeText(inResume("run.json"), json::write(run) + "\n"); !s)
+      return fail(s);
+  }
+
   // Calibration (in memory: nothing is written before it succeeded).
   json::Value calibReport = json::Value::object();
   std::optional<::qc::CalibrationTrace> calibrated;
@@ -332,12 +506,42 @@ int main(int argc, char **argv) {
   };
   std::string trace = inOut("trace.safetensors");
   std::string traceWritten = inTemp("trace.safetensors");
+  const std::string traceKept = inResume("trace.safetensors");
+  bool traceResumed = false;
+  // What the report says about a trace this run recorded (or resumed).
+  auto describeTrace = [&](const ::qc::CalibrationTrace &ct) {
+    calibReport.set("text", json::Value::string(calibText));
+    calibReport.set("tokens", json::Value::integer(std::strtoll(
+                                  ct.settings.count("tokens")
+                                      ? ct.settings.at("tokens").c_str()
+                                      : "0",
+                                  nullptr, 10)));
+    calibReport.set("sampled_sequences",
+                    json::Value::integer(ct.sampleSequences));
+    calibReport.set("sample_length", json::Value::integer(ct.sampleLength));
+    calibReport.set("fingerprint", json::Value::string(ct.fingerprint));
+  };
   if (::qc::methodNeedsCalibration(recipe.method)) {
     auto tc = std::chrono::steady_clock::now();
     if (!tracePath.empty()) {
       trace = tracePath;
       traceWritten = tracePath;
       calibReport.set("trace", json::Value::string(trace));
+    } else if (resuming && sys::fs::exists(traceKept)) {
+      // The interrupted run's trace: the journal belongs to it.
+      ::qc::CalibrationTrace ct;
+      if (Status s = ::qc::readTrace(traceKept, ct,
+                                     ::qc::recipeNeedsLayerStatistics(recipe));
+          !s)
+        return fail(Status::error(s.message() + " (remove " + resumeDir +
+                                  " or use --force to start over)"));
+      describeTrace(ct);
+      calibReport.set("warnings", json::Value::array());
+      calibReport.set("resumed", json::Value::boolean(true));
+      traceResumed = true;
+      if (!noProgress)
+        errs() << "quant-compile: resumed the calibration trace from "
+               << traceKept << "\n";
     } else {
       if (calibText.empty())
         return fail(Status::error(recipe.method +
@@ -381,14 +585,7 @@ int main(int argc, char **argv) {
         return fail(s.withContext(calibText));
       for (const std::string &w : warnings)
         errs() << "quant-compile: warning: " << calibText << ": " << w << "\n";
-      calibReport.set("text", json::Value::string(calibText));
-      calibReport.set("tokens",
-                      json::Value::integer(std::strtoll(
-                          ct.settings["tokens"].c_str(), nullptr, 10)));
-      calibReport.set("sampled_sequences",
-                      json::Value::integer(ct.sampleSequences));
-      calibReport.set("sample_length", json::Value::integer(ct.sampleLength));
-      calibReport.set("fingerprint", json::Value::string(ct.fingerprint));
+      describeTrace(ct);
       json::Value warn = json::Value::array();
       for (const std::string &w : warnings)
         warn.push(json::Value::string(w));
@@ -398,16 +595,21 @@ int main(int argc, char **argv) {
     calibReport.set("seconds", json::Value::number(since(tc)));
   }
 
+  // The trace is kept with the progress (a resumed run reuses it) and
+  // linked into the output folder.
   if (calibrated)
-    if (Status s = ::qc::writeTrace(*calibrated, traceWritten); !s)
+    if (Status s = ::qc::writeTrace(*calibrated, traceKept); !s)
+      return fail(s);
+  if (calibrated || traceResumed)
+    if (Status s = linkOrCopy(traceKept, traceWritten); !s)
       return fail(s);
 
   // Quantization: one pass, printed (with the final paths) for replay with
   // quant-opt, run on the temporary folder's files.
   std::string weightsOut = inOut("weights.safetensors");
   std::string pipeline = ::qc::recipePipeline(recipe, trace, weightsOut);
-  std::string pipelineRun =
-      ::qc::recipePipeline(recipe, traceWritten, inTemp("weights.safetensors"));
+  std::string pipelineRun = ::qc::recipePipeline(
+      recipe, traceWritten, inTemp("weights.safetensors"), inResume("journal"));
   outs() << "pipeline: " << pipeline << "\n";
   outs().flush();
   mlir::qc::registerAllQCPasses();
@@ -518,6 +720,7 @@ int main(int argc, char **argv) {
   report.set("warnings", warn);
   report.set("quantization_seconds", json::Value::number(quantSeconds));
   report.set("total_seconds", json::Value::number(since(t0)));
+  report.set("resumed_layers", json::Value::integer(observer.resumed));
   report.set("peak_rss_bytes", json::Value::integer(peakRssBytes()));
   json::Value outputs = json::Value::object();
   outputs.set("model", json::Value::string(modelOut));
@@ -533,6 +736,8 @@ int main(int argc, char **argv) {
     return fail(s);
   if (Status s = folder.commit(); !s)
     return fail(s);
+  // The run is complete: its progress is not needed any more.
+  progress.finished();
   outs() << "wrote " << modelOut << " (" << observer.records.size()
          << " layers quantized, " << fallbacks << " fallbacks, "
          << format("%.2f s quantization, %.2f s total, peak memory %.0f MiB",

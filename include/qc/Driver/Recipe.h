@@ -77,9 +77,11 @@ bool methodNeedsCalibration(const std::string &method);
 bool recipeNeedsLayerStatistics(const Recipe &r);
 
 /// The pass pipeline quant-compile runs, e.g.
-/// "builtin.module(wq-gptq{bits=4 ... trace=T weights-out=W})".
+/// "builtin.module(wq-gptq{bits=4 ... trace=T weights-out=W})", with
+/// "journal=J" when `journal` is not empty.
 std::string recipePipeline(const Recipe &recipe, const std::string &trace,
-                           const std::string &weightsOut);
+                           const std::string &weightsOut,
+                           const std::string &journal = "");
 
 /// One linear layer the recipe would quantize.
 struct PlannedLayer {

@@ -56,6 +56,13 @@ public:
   /// Layer `index` (0-based) of `layers` is done.
   virtual void layerDone(const LayerRecord &record, int64_t index,
                          int64_t layers) = 0;
+  /// Called when the records of `count` layers an interrupted run had
+  /// finished are restored from the journal folder `journal`; the next
+  /// `count` calls of layerDone pass them, with their original times.
+  virtual void layersResumed(int64_t count, const std::string &journal) {
+    (void)count;
+    (void)journal;
+  }
 };
 
 /// Installs `observer` (nullptr removes it) for this thread; returns the

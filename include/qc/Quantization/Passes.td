@@ -81,7 +81,12 @@ defvar WQOutputOptions = [
              "REGEX:bits=8[:group-size=128][:sym=false] (the regex is "
              "searched in the layer name and may not contain ',')">,
   Option<"weightsOut", "weights-out", "std::string", /*default=*/"\"\"",
-         "Safetensors file receiving the packed tensors (required)">
+         "Safetensors file receiving the packed tensors (required)">,
+  Option<"journal", "journal", "std::string", /*default=*/"\"\"",
+         "Folder recording each finished layer (decoder block, for the "
+         "block-wise methods); a run of the same pass on the same inputs "
+         "continues after what it holds, with the same result (default: "
+         "none)">
 ];
 
 /// The grid and packing options of the integer-grid passes, then the

@@ -78,7 +78,7 @@ struct WQAWQPass : mlir::qc::impl::WQAWQPassBase<WQAWQPass> {
     std::vector<std::string> notes;
     std::set<std::string> changed;
     opts.prepare = [&](::qc::ModelWeights &weights, const LayerPlan &plan,
-                       const LayerSink &emit) -> Status {
+                       const BlockSink &sink) -> Status {
       BlockDriverOptions bopts;
       bopts.passName = "wq-awq";
       bopts.needFloatInputs = true;
@@ -116,12 +116,15 @@ struct WQAWQPass : mlir::qc::impl::WQAWQPassBase<WQAWQPass> {
               out[i].weight = std::move(q[i]);
             return Status::ok();
           },
-          emit);
+          sink);
       for (const std::string &n : weights.overlaid)
         if (!before.count(n))
           changed.insert(n);
       return s;
     };
+    if (failed(setJournal(getOperation(), clone(), journal,
+                          /*hasTrace=*/true, opts)))
+      return signalPassFailure();
     if (failed(rewriteQuantizedLayers(module, opts, onlyBlockLayers())))
       return signalPassFailure();
     // Make the folding visible: the norms whose weight now comes from the

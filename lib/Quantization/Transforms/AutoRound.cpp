@@ -55,7 +55,7 @@ struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
     ar.enableMinmaxTuning = minmaxTuning;
     ar.seed = static_cast<uint64_t>(seed);
     opts.prepare = [&](::qc::ModelWeights &weights, const LayerPlan &plan,
-                       const LayerSink &emit) -> Status {
+                       const BlockSink &sink) -> Status {
       BlockDriverOptions bopts;
       bopts.passName = "wq-autoround";
       bopts.needFloatInputs = true;
@@ -100,8 +100,11 @@ struct WQAutoRoundPass : mlir::qc::impl::WQAutoRoundPassBase<WQAutoRoundPass> {
             }
             return Status::ok();
           },
-          emit);
+          sink);
     };
+    if (failed(setJournal(getOperation(), clone(), journal,
+                          /*hasTrace=*/true, opts)))
+      return signalPassFailure();
     if (failed(rewriteQuantizedLayers(module, opts, onlyBlockLayers())))
       signalPassFailure();
   }

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "BlockDriver.h"
+#include "RewriteJournal.h"
 
 #include <chrono>
 
@@ -49,6 +50,10 @@ LogicalResult mlir::qc::loadRequiredTrace(
   // A block-wise method reads only the sampled sequences.
   if (Status s = ::qc::readTrace(tracePath, trace, !needSample); !s)
     return module.emitError() << passName << ": " << s.message();
+  // A journal (RewriteJournal.h) belongs to the trace's contents, not to
+  // its path.
+  opts.traceIdentity =
+      trace.fingerprint + " (model " + trace.modelFingerprint + ")";
   opts.checkWeights = [&trace, tracePath,
                        needSample](const ::qc::ModelWeights &w) -> Status {
     return checkTrace(trace, tracePath, w, needSample);
@@ -68,10 +73,12 @@ LayerQuantizer mlir::qc::onlyBlockLayers() {
 
 /// Writes back the float tensors of block `layer` that the method changed
 /// and that will stay float in the model: norms, biases, and linears that
-/// are not quantized. They go to the overlay.
+/// are not quantized. They go to the overlay; their names are added to
+/// `changed`.
 static void storeChanged(const BlockWeights &orig, const BlockWeights &w,
                          int64_t layer, const BlockInputs &in, bool floatOnly,
-                         ::qc::ModelWeights &weights) {
+                         ::qc::ModelWeights &weights,
+                         std::vector<std::string> &changed) {
   auto put = [&](const std::string &suffix, const std::vector<float> &a,
                  const std::vector<float> &b) {
     if (a == b)
@@ -85,6 +92,7 @@ static void storeChanged(const BlockWeights &orig, const BlockWeights &w,
     // Now an overlay tensor: never released or read from the checkpoint.
     it->second.load = nullptr;
     weights.overlaid.insert(name);
+    changed.push_back(name);
   };
   put("input_layernorm.weight", orig.inputNorm, w.inputNorm);
   put("post_attention_layernorm.weight", orig.postNorm, w.postNorm);
@@ -102,7 +110,7 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
                               const LayerPlan &plan,
                               const BlockDriverOptions &options,
                               const BlockQuantizer &quantize,
-                              const LayerSink &emit) {
+                              const BlockSink &sink) {
   const ::qc::ModelConfig &config = weights.config;
   int64_t S = trace.sampleSequences, T = trace.sampleLength, D = config.dim;
   std::vector<float> xF, yF, xQ, yQ;
@@ -114,7 +122,39 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
   int64_t reported = 0, total = static_cast<int64_t>(plan.order.size());
   std::set<std::string> inBlocks;
 
-  for (int64_t i = 0; i < config.nLayers; ++i) {
+  // Blocks an interrupted run finished: their layers were restored by the
+  // rewriter; here come the float tensors they changed and the activations
+  // entering the first block still to do.
+  int64_t first = 0;
+  if (sink.journal && sink.journal->blocksDone() > 0) {
+    first = sink.journal->blocksDone();
+    if (first > config.nLayers)
+      return Status::error(sink.journal->folder() + " records " +
+                           std::to_string(first) + " decoder blocks; the " +
+                           "model has " + std::to_string(config.nLayers));
+    std::vector<float> rF, rQ;
+    QC_RETURN_IF_ERROR(sink.journal->restoreBlocks(weights, rF, rQ));
+    size_t expect = static_cast<size_t>(S * T * D);
+    bool last = first == config.nLayers;
+    if ((options.needFloatInputs && !last && rF.size() != expect) ||
+        (options.needQuantizedInputs && !last && rQ.size() != expect))
+      return Status::error(sink.journal->folder() +
+                           ": the recorded activations do not fit this "
+                           "trace's samples (remove it to start over)");
+    if (options.needFloatInputs)
+      xF.swap(rF);
+    if (options.needQuantizedInputs)
+      xQ.swap(rQ);
+    for (int64_t i = 0; i < first; ++i)
+      for (BlockLinear l : kAllBlockLinears) {
+        std::string name =
+            "model.layers." + std::to_string(i) + "." + blockLinearName(l);
+        inBlocks.insert(name);
+        reported += plan.find(name) != nullptr;
+      }
+  }
+
+  for (int64_t i = first; i < config.nLayers; ++i) {
     auto start = std::chrono::steady_clock::now();
     std::string where = "decoder block " + std::to_string(i);
     BlockInputs in;
@@ -170,9 +210,10 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
       in.xQuant = &xQ;
 
     std::array<LayerResult, kNumBlockLinears> out;
+    std::vector<std::string> changed;
     if (quantized > 0) {
       QC_RETURN_IF_ERROR(quantize(in, w, out).withContext(where));
-      storeChanged(orig, w, i, in, options.floatOnly, weights);
+      storeChanged(orig, w, i, in, options.floatOnly, weights, changed);
     }
 
     if (options.needQuantizedInputs && i + 1 < config.nLayers) {
@@ -210,7 +251,16 @@ Status mlir::qc::runBlockwise(::qc::ModelWeights &weights,
       r.reported = observer != nullptr;
       if (observer)
         observer->layerDone(rec, reported++, total);
-      QC_RETURN_IF_ERROR(emit(in.names[idx], r));
+      QC_RETURN_IF_ERROR(sink.emit(in.names[idx], r));
+    }
+    if (sink.journal) {
+      // The activations entering block i + 1 (none after the last).
+      static const std::vector<float> none;
+      bool last = i + 1 == config.nLayers;
+      QC_RETURN_IF_ERROR(sink.journal
+                             ->finishUnit(i, &weights, changed,
+                                          last ? none : xF, last ? none : xQ)
+                             .withContext(where));
     }
   }
   for (const std::string &layer : plan.order)

@@ -64,16 +64,19 @@ struct BlockDriverOptions {
 };
 
 /// Runs `quantize` over every decoder block in order, using the trace's
-/// sampled sequences, and hands each block's results to `emit` as soon as
-/// the block is done. A lazily opened block is read before it is
+/// sampled sequences, and hands each block's results to `sink.emit` as soon
+/// as the block is done. A lazily opened block is read before it is
 /// quantized and released after. Float tensors
 /// the method changed (norms; linears that stay float) are written back to
 /// `weights` and listed in weights.overlaid. Reports each block to the
-/// observer. Errors name the block.
+/// observer. Errors name the block. With `sink.journal`, the blocks it
+/// holds are not run again (their changed float tensors and the
+/// activations entering the next block are restored from it) and each
+/// finished block is recorded in it.
 ::qc::Status
 runBlockwise(::qc::ModelWeights &weights, const ::qc::CalibrationTrace &trace,
              const LayerPlan &plan, const BlockDriverOptions &options,
-             const BlockQuantizer &quantize, const LayerSink &emit);
+             const BlockQuantizer &quantize, const BlockSink &sink);
 
 /// Checks that `trace` was recorded on `weights` and, when `needSample`,
 /// that it holds sampled sequences of the model's width.

@@ -168,7 +168,7 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
     LayerQuantizer quantize;
     if (seq) {
       opts.prepare = [&](::qc::ModelWeights &weights, const LayerPlan &plan,
-                         const LayerSink &emit) -> Status {
+                         const BlockSink &sink) -> Status {
         BlockDriverOptions bopts;
         bopts.passName = "wq-gptq";
         bopts.needQuantizedInputs = true;
@@ -179,7 +179,7 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
                 std::array<LayerResult, ::qc::quant::kNumBlockLinears> &out) {
               return gptqBlock(config, in, w, gptq, out, warnings);
             },
-            emit);
+            sink);
       };
       quantize = onlyBlockLayers();
     } else {
@@ -205,6 +205,9 @@ struct WQGPTQPass : mlir::qc::impl::WQGPTQPassBase<WQGPTQPass> {
                          gptq, result, warnings);
       };
     }
+    if (failed(setJournal(getOperation(), clone(), journal,
+                          /*hasTrace=*/true, opts)))
+      return signalPassFailure();
     if (failed(rewriteQuantizedLayers(module, opts, quantize)))
       return signalPassFailure();
     for (const std::string &w : warnings)

@@ -60,6 +60,9 @@ struct WQHQQPass : mlir::qc::impl::WQHQQPassBase<WQHQQPass> {
       out.record.loss = weightMSE(out.weight, w);
       return Status::ok();
     };
+    if (failed(setJournal(getOperation(), clone(), journal,
+                          /*hasTrace=*/false, opts)))
+      return signalPassFailure();
     if (failed(rewriteQuantizedLayers(module, opts, quantize)))
       signalPassFailure();
   }

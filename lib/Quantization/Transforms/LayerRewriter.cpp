@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "LayerRewriter.h"
+#include "RewriteJournal.h"
 
 #include "LLM/IR/LLMOps.h"
 #include "WQ/IR/WQOps.h"
@@ -189,6 +190,65 @@ LogicalResult mlir::qc::initRewriteOptions(
   return success();
 }
 
+LogicalResult mlir::qc::setJournal(ModuleOp module, std::unique_ptr<Pass> clone,
+                                   const std::string &journal, bool hasTrace,
+                                   LayerRewriteOptions &opts) {
+  opts.journal = journal;
+  if (journal.empty())
+    return success();
+  std::string error;
+  auto onError = [&](const Twine &msg) {
+    error = msg.str();
+    return failure();
+  };
+  std::string blank = "weights-out=- journal=-";
+  if (hasTrace)
+    blank += " trace=-";
+  if (failed(clone->initializeOptions(blank, onError)))
+    return module.emitError() << "internal error: " << error;
+  llvm::raw_string_ostream os(opts.identity);
+  clone->printAsTextualPipeline(os);
+  return success();
+}
+
+/// The identity of a journaled rewrite (RewriteJournal.h): the pass, the
+/// trace, every input file's size and modification time, the layout and
+/// each planned layer's configuration, one "key: value" per line so that a
+/// mismatch can name what changed.
+static std::string journalIdentity(ModuleOp module,
+                                   const LayerRewriteOptions &opts,
+                                   wq::Layout layout, const LayerPlan &plan) {
+  std::string id = "pass: " + opts.identity + "\n";
+  if (!opts.traceIdentity.empty())
+    id += "trace: " + opts.traceIdentity + "\n";
+  std::vector<std::string> inputs;
+  CheckpointRef ref;
+  if (getCheckpointRef(module, ref))
+    inputs = ::qc::inputFilesOf(ref.path);
+  if (auto overlay = module->getAttrOfType<StringAttr>("llm.weights_overlay"))
+    inputs.push_back(overlay.str());
+  for (const std::string &path : inputs) {
+    llvm::SmallString<256> abs(path);
+    llvm::sys::fs::make_absolute(abs);
+    llvm::sys::fs::file_status st;
+    std::string stamp = "missing";
+    if (!llvm::sys::fs::status(abs, st))
+      stamp = std::to_string(st.getSize()) + " bytes, modified " +
+              std::to_string(
+                  st.getLastModificationTime().time_since_epoch().count());
+    id += "input: " + abs.str().str() + " " + stamp + "\n";
+  }
+  id += std::string("layout: ") +
+        (layout == wq::Layout::rows ? "rows" : "gptq") + "\n";
+  for (const std::string &layer : plan.order) {
+    const ::qc::quant::QuantConfig &c = plan.configs.at(layer);
+    id += "layer: " + layer + " bits=" + std::to_string(c.bits) +
+          " group-size=" + std::to_string(c.groupSize) +
+          " sym=" + (c.sym ? "true" : "false") + "\n";
+  }
+  return id;
+}
+
 static std::atomic<bool> gLoadWholeModelForTesting{false};
 
 void mlir::qc::setLoadWholeModelForTesting(bool wholeModel) {
@@ -323,7 +383,13 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
   // sink have no op yet: the walk below adds one entry per linear op.
   std::vector<PackedLayer> layers;
   std::map<std::string, size_t> packedIndex; // layer -> its entry in layers
-  std::set<std::string> written;             // tensor names added
+  // Layers passed to the observer so far (its progress index; `layers`
+  // also holds a second entry per op for restored and block-wise layers).
+  int64_t reportedCount = 0;
+  std::unique_ptr<RewriteJournal> journal;
+  if (!opts.journal.empty())
+    journal = std::make_unique<RewriteJournal>();
+  std::set<std::string> written; // tensor names added
   auto commit = [&](const std::string &layer, LayerResult &result,
                     Operation *op,
                     std::chrono::steady_clock::time_point start) -> Status {
@@ -348,7 +414,11 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
                         std::chrono::steady_clock::now() - start)
                         .count();
     if (observer && !packed.result.reported)
-      observer->layerDone(rec, layers.size(), plan.order.size());
+      observer->layerDone(rec, reportedCount++, plan.order.size());
+    if (journal)
+      QC_RETURN_IF_ERROR(journal->addLayer(
+          layer, rec, packed.result.weight.rows, packed.result.weight.cols,
+          packed.result.codebook, packed.tensors));
     for (auto &[suffix, t] : packed.tensors) {
       QC_RETURN_IF_ERROR(
           writer.add(layer + suffix, t.dtype, t.shape, std::move(t.bytes)));
@@ -365,6 +435,53 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     return Status::ok();
   };
 
+  if (journal) {
+    // Layers an interrupted run finished: their tensors are read from the
+    // journal's files (kept mapped until the overlay is written) and their
+    // ops are rewritten like the others'.
+    if (Status s = journal->open(opts.journal,
+                                 journalIdentity(module, opts, layout, plan));
+        !s)
+      return fail(s.message());
+    if (observer && !journal->layers().empty())
+      observer->layersResumed(journal->layers().size(), opts.journal);
+    for (const JournaledLayer &j : journal->layers()) {
+      const ::qc::HostTensor *w = weights.find(j.record.layer + ".weight");
+      if (!plan.find(j.record.layer) || packedIndex.count(j.record.layer) ||
+          !w || w->shape.size() != 2 || w->shape[0] != j.rows ||
+          w->shape[1] != j.cols)
+        return fail(opts.journal + ": layer '" + j.record.layer +
+                    "' does not match a layer this run quantizes (remove " +
+                    opts.journal + " to start over)");
+      PackedLayer packed;
+      packed.layer = j.record.layer;
+      packed.result.record = j.record;
+      packed.result.codebook = j.codebook;
+      QuantizedWeight &q = packed.result.weight;
+      q.bits = j.record.bits;
+      q.groupSize = j.record.groupSize;
+      q.sym = j.record.sym;
+      q.rows = j.rows;
+      q.cols = j.cols;
+      const ::qc::SafetensorsFile &file = journal->unitFile(j.unit);
+      for (const std::string &suffix : j.suffixes) {
+        const ::qc::TensorInfo *info = file.find(j.record.layer + suffix);
+        ::qc::PackedTensor &t = packed.tensors[suffix];
+        t.dtype = info->dtype;
+        t.shape = info->shape;
+        if (Status s = writer.addView(info->name, info->dtype, info->shape,
+                                      file.tensorData(*info), info->byteSize());
+            !s)
+          return fail(s.message());
+        written.insert(info->name);
+      }
+      if (observer)
+        observer->layerDone(j.record, reportedCount++, plan.order.size());
+      packedIndex[packed.layer] = layers.size();
+      layers.push_back(std::move(packed));
+    }
+  }
+
   if (opts.prepare) {
     LayerSink sink = [&](const std::string &layer,
                          LayerResult &result) -> Status {
@@ -380,7 +497,8 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
                              "': internal error: quantized twice");
       return commit(layer, result, nullptr, std::chrono::steady_clock::now());
     };
-    if (Status s = opts.prepare(weights, plan, sink); !s)
+    if (Status s = opts.prepare(weights, plan, BlockSink{sink, journal.get()});
+        !s)
       return fail(s.message());
   }
 
@@ -418,6 +536,8 @@ LogicalResult mlir::qc::rewriteQuantizedLayers(ModuleOp module,
     weights.release(param.getName().str());
     if (quantized)
       quantized = commit(layer, result, op, start);
+    if (quantized && journal)
+      quantized = journal->finishUnit(-1, nullptr, {}, {}, {});
     if (!quantized) {
       op.emitError() << opts.passName << ": " << quantized.message();
       return WalkResult::interrupt();

@@ -22,6 +22,7 @@
 #include "qc/runtime/Model.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
 
 #include <functional>
 #include <initializer_list>
@@ -45,6 +46,7 @@ struct LayerPlan {
 };
 
 struct LayerResult;
+class RewriteJournal;
 
 /// Hands one finished layer to the rewriter, which packs it and moves its
 /// tensors to the output's spill file at once (so that a block-wise method
@@ -52,6 +54,14 @@ struct LayerResult;
 /// the result does not fit it or cannot be packed.
 using LayerSink =
     std::function<::qc::Status(const std::string &layer, LayerResult &result)>;
+
+/// What a block-wise method's `prepare` hands its results to.
+struct BlockSink {
+  LayerSink emit;
+  /// The rewrite's journal (RewriteJournal.h), or nullptr: runBlockwise
+  /// starts after the blocks it holds and records each block it finishes.
+  RewriteJournal *journal = nullptr;
+};
 
 /// What a pass asks of the shared rewriter.
 struct LayerRewriteOptions {
@@ -78,7 +88,7 @@ struct LayerRewriteOptions {
   /// weights.overlaid to reach the overlay. `weights` may be lazily opened:
   /// materialize what is read (and release it after).
   std::function<::qc::Status(::qc::ModelWeights &, const LayerPlan &,
-                             const LayerSink &)>
+                             const BlockSink &)>
       prepare;
   /// Replace no layer: only the float tensors `prepare` changed are written
   /// (AWQ's fold-only mode).
@@ -86,7 +96,24 @@ struct LayerRewriteOptions {
   /// The method may produce fractional zero points (HQQ without
   /// round-zeros), which the gptq layout cannot store.
   bool fractionalZeros = false;
+  /// The journal folder (pass option `journal`; RewriteJournal.h): each
+  /// finished layer (block) is recorded there, and a later run of the same
+  /// pass on the same inputs continues after what it holds. Empty: none.
+  std::string journal;
+  /// The pass and its options without its paths (setJournal).
+  std::string identity;
+  /// The fingerprints of the calibration trace the pass reads, if any.
+  std::string traceIdentity;
 };
+
+/// Sets opts.journal and the identity a journal is checked against: the
+/// pass `clone` (Pass::clone() of the running pass, options included) printed
+/// with its options, after the paths that differ between runs of the same work
+/// (`weights-out`, `journal` and, when `hasTrace`, `trace`, whose contents
+/// are identified by its fingerprints) were replaced by "-".
+LogicalResult setJournal(ModuleOp module, std::unique_ptr<Pass> clone,
+                         const std::string &journal, bool hasTrace,
+                         LayerRewriteOptions &opts);
 
 /// One quantized layer as a method produces it.
 struct LayerResult {

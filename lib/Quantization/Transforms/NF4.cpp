@@ -93,6 +93,9 @@ struct WQNF4Pass : mlir::qc::impl::WQNF4PassBase<WQNF4Pass> {
       out.record.loss = se / static_cast<double>(n * k);
       return Status::ok();
     };
+    if (failed(setJournal(getOperation(), clone(), journal,
+                          /*hasTrace=*/false, opts)))
+      return signalPassFailure();
     if (failed(rewriteQuantizedLayers(getOperation(), opts, quantize)))
       signalPassFailure();
   }

@@ -40,6 +40,9 @@ struct WQRTNPass : mlir::qc::impl::WQRTNPassBase<WQRTNPass> {
       out.record.loss = weightMSE(out.weight, w);
       return ::qc::Status::ok();
     };
+    if (failed(setJournal(getOperation(), clone(), journal,
+                          /*hasTrace=*/false, opts)))
+      return signalPassFailure();
     if (failed(rewriteQuantizedLayers(getOperation(), opts, quantize)))
       signalPassFailure();
   }
