@@ -18,7 +18,9 @@
 # for qc (quant-run on the bundled GGUF, whose Q4_1 weights qc imports as
 # fp32; and on an RTN W4 g32 asym model from quant-compile, whose packed
 # weights its kernels read), llama.cpp (llama-cpp-python
-# from PyPI, the bundled Q4_1 GGUF) and transformers (PyTorch CPU, fp32,
+# from PyPI, the bundled Q4_1 GGUF, and an F32 GGUF of the same weights
+# dequantized, written with the gguf package by
+# bench/quality/llamacpp_quants.py) and transformers (PyTorch CPU, fp32,
 # the Hugging Face folder qc exports from the same GGUF, so the same
 # weights). Also the host's streaming-copy bandwidth, against which decode
 # is judged. Writes bench/cpu/results.json and prints the README's table.
@@ -55,7 +57,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$venv/bin/pip" install -q numpy llama-cpp-python
-"$venv/bin/pip" install -q torch transformers
+"$venv/bin/pip" install -q torch transformers "gguf==0.19.0"
 py="$venv/bin/python"
 mkdir -p "$work"
 
@@ -63,6 +65,10 @@ echo "bench-cpu: preparing inputs" >&2
 # The same weights for transformers: the GGUF's tensors as an fp32 folder.
 [ -f "$work/smollm2-hf/config.json" ] ||
   "$bin/quant-import" "$gguf" --export-hf "$work/smollm2-hf" --force > /dev/null
+# The same weights as an F32 GGUF for llama.cpp's float path.
+[ -f "$work/smollm2-f32.gguf" ] ||
+  "$py" -c 'import sys; sys.path.insert(0, sys.argv[1]); import llamacpp_quants as q; q.write_f32(sys.argv[2], sys.argv[3])' \
+    "$root/bench/quality" "$gguf" "$work/smollm2-f32.gguf"
 # W4 g32 asym packed weights (RTN: the method does not change the speed).
 if [ ! -f "$work/smollm2-w4g32/model.mlir" ]; then
   echo '{"method": "rtn", "bits": 4, "group_size": 32, "sym": false}' > "$work/rtn.json"
@@ -129,19 +135,21 @@ qc_model() { # name model
 qc_model fp32 "$gguf"
 qc_model w4g32 "$work/smollm2-w4g32/model.mlir"
 
-peer() { # tool what model ids -> json file
-  local tool="$1" what="$2" model="$3" ids="$4"
-  echo "bench-cpu: $tool $what" >&2
+peer() { # tool label what model ids -> json file
+  local tool="$1" label="$2" what="$3" model="$4" ids="$5"
+  echo "bench-cpu: $label $what" >&2
   "$py" "$root/bench/cpu/peers.py" --tool "$tool" --what "$what" --model "$model" --ids "$ids" \
     --threads "$threads" --prompt "$prompt_tokens" --generate "$generate" --repeat "$repeat" \
-    --ctx "$ctx" --tokens "$ppl_tokens" > "$work/$tool-$what.json"
+    --ctx "$ctx" --tokens "$ppl_tokens" > "$work/$label-$what.json"
 }
 for what in prefill decode; do
-  peer llama.cpp "$what" "$gguf" "$work/prompt.ids.json"
-  peer transformers "$what" "$work/smollm2-hf" "$work/prompt.ids.json"
+  peer llama.cpp llama.cpp "$what" "$gguf" "$work/prompt.ids.json"
+  peer llama.cpp llama.cpp-f32 "$what" "$work/smollm2-f32.gguf" "$work/prompt.ids.json"
+  peer transformers transformers "$what" "$work/smollm2-hf" "$work/prompt.ids.json"
 done
-peer llama.cpp ppl "$gguf" "$work/text.ids.json"
-peer transformers ppl "$work/smollm2-hf" "$work/text.ids.json"
+peer llama.cpp llama.cpp ppl "$gguf" "$work/text.ids.json"
+peer llama.cpp llama.cpp-f32 ppl "$work/smollm2-f32.gguf" "$work/text.ids.json"
+peer transformers transformers ppl "$work/smollm2-hf" "$work/text.ids.json"
 "$py" "$root/bench/cpu/peers.py" --tool none --what copy > "$work/copy.json"
 
 "$py" - "$work" "$out" "$threads" "$(git -C "$root" rev-parse --short HEAD)" \
@@ -182,7 +190,8 @@ for name in ("fp32", "w4g32"):
         "perplexity": ppl["perplexity"], "scored_tokens": ppl["scored_tokens"],
         "peak_rss_bytes": rss,
     }
-for tool, label in (("llama.cpp", "llama.cpp Q4_1"), ("transformers", "transformers fp32")):
+for tool, label in (("llama.cpp", "llama.cpp Q4_1"), ("llama.cpp-f32", "llama.cpp F32"),
+                    ("transformers", "transformers fp32")):
     pre, dec, ppl = load(f"{tool}-prefill.json"), load(f"{tool}-decode.json"), load(f"{tool}-ppl.json")
     prefill = [prompt / s for s in pre["seconds"]]
     decode = [1 / s for s in dec["seconds_per_token"]]

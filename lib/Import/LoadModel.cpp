@@ -30,7 +30,7 @@ Status mlir::qc::loadCheckpoint(const CheckpointRef &ref,
   if (ref.format == "llama2c")
     return ::qc::loadLlama2C(ref.path, weights);
   if (ref.format == "gguf")
-    return ::qc::loadGgufModel(ref.path, weights);
+    return ::qc::loadGgufModel(ref.path, weights, options);
   if (ref.format == "hf") {
     // A GPTQ/AWQ checkpoint's quantized layers come back as packed tensors
     // in the layouts the IR built by openModel references.

@@ -606,6 +606,92 @@ Status GgufFile::readTensorF32(const GgufTensorInfo &info,
   return Status::ok();
 }
 
+namespace {
+
+/// Rows of `info` along shape()[0], elements per row, and whether a row
+/// holds whole blocks of its type (so that its bytes can be found).
+struct RowGeometry {
+  int64_t rows = 1, rowElements = 1;
+  bool wholeBlocks = true;
+  uint64_t rowBytes = 0;
+};
+
+RowGeometry rowGeometry(const GgufTensorInfo &info, const GgmlTypeTraits &t) {
+  RowGeometry g;
+  g.rows = info.dims.empty() ? 1 : static_cast<int64_t>(info.dims.back());
+  g.rowElements =
+      g.rows > 0 ? static_cast<int64_t>(info.numElements) / g.rows : 0;
+  g.wholeBlocks = t.blockSize > 0 && g.rowElements % t.blockSize == 0;
+  if (g.wholeBlocks)
+    g.rowBytes =
+        static_cast<uint64_t>(g.rowElements) / t.blockSize * t.typeSize;
+  return g;
+}
+
+} // namespace
+
+Status GgufFile::readRowsF32(const GgufTensorInfo &info, int64_t first,
+                             int64_t count, std::vector<float> &out,
+                             bool checkFinite) const {
+  std::string who = "tensor " + quoted(info.name);
+  GgmlTypeTraits traits = ggmlTypeTraits(info.type);
+  if (!traits.dequantizable)
+    return error(who + " has unsupported type " + traits.name +
+                 " (supported: " + dequantizableGgmlTypeNames() + ")");
+  RowGeometry g = rowGeometry(info, traits);
+  if (first < 0 || count < 0 || first > g.rows || count > g.rows - first)
+    return error(who + ": rows [" + std::to_string(first) + ", " +
+                 std::to_string(first) + " + " + std::to_string(count) +
+                 ") are outside its " + std::to_string(g.rows) + " rows");
+  if (!g.wholeBlocks) {
+    // A 1-D quantized tensor: its blocks span several "rows".
+    std::vector<float> all;
+    QC_RETURN_IF_ERROR(readTensorF32(info, all, checkFinite));
+    out.assign(all.begin() + first * g.rowElements,
+               all.begin() + (first + count) * g.rowElements);
+    return Status::ok();
+  }
+  // The header check at open guarantees the tensor's bytes are in the file
+  // and that rows * rowBytes is its size.
+  std::vector<float> result(static_cast<size_t>(count * g.rowElements));
+  Status s = dequantizeRow(info.type, tensorData(info) + first * g.rowBytes,
+                           result.data(), count * g.rowElements);
+  if (!s)
+    return error(who + ": " + s.message());
+  if (checkFinite)
+    for (size_t i = 0; i < result.size(); ++i)
+      if (!std::isfinite(result[i])) {
+        const char *what = std::isnan(result[i]) ? "NaN"
+                           : result[i] > 0       ? "+Inf"
+                                                 : "-Inf";
+        return error(
+            who + " (" + traits.name + ") has a non-finite value (" + what +
+            ") at flat index " +
+            std::to_string(first * g.rowElements + static_cast<int64_t>(i)));
+      }
+  out = std::move(result);
+  return Status::ok();
+}
+
+void GgufFile::releaseRows(const GgufTensorInfo &info, int64_t first,
+                           int64_t count) const {
+  RowGeometry g = rowGeometry(info, ggmlTypeTraits(info.type));
+  if (!mapping || !g.wholeBlocks || count <= 0 || first < 0 ||
+      first + count > g.rows)
+    return;
+  // Only whole pages inside the rows: a neighbour sharing a partial page
+  // keeps its mapping.
+  uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  uintptr_t begin =
+      reinterpret_cast<uintptr_t>(tensorData(info) + first * g.rowBytes);
+  uintptr_t end = begin + static_cast<uintptr_t>(count) * g.rowBytes;
+  begin = (begin + page - 1) & ~(page - 1);
+  end &= ~(page - 1);
+  if (end > begin)
+    (void)::madvise(reinterpret_cast<void *>(begin), end - begin,
+                    MADV_DONTNEED);
+}
+
 //===----------------------------------------------------------------------===//
 // Typed accessors
 //===----------------------------------------------------------------------===//

@@ -31,10 +31,13 @@
 
 #include "qc/runtime/GgufModel.h"
 
+#include "qc/runtime/GgmlQuants.h"
 #include "qc/runtime/HFCheckpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <set>
 
 #include <fcntl.h>
@@ -437,9 +440,12 @@ Status parseGgufConfig(const GgufFile &f, ModelConfig &out) {
   return Status::ok();
 }
 
-Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
-  ModelWeights w;
-  QC_RETURN_IF_ERROR(parseGgufConfig(f, w.config));
+namespace {
+
+/// Reads the tensors of `f` into `w` (config already parsed): whole, or,
+/// with `keepAlive` (the file, shared with the loaders), lazily.
+Status loadGgufTensors(const GgufFile &f, ModelWeights &w,
+                       std::shared_ptr<const GgufFile> keepAlive) {
   const ModelConfig &c = w.config;
   bool unpermute = c.modelType == "llama";
   for (const GgufTensorInfo &info : f.tensors()) {
@@ -451,14 +457,14 @@ Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
                      "range)");
     HostTensor t;
     t.shape = info.shape();
-    QC_RETURN_IF_ERROR(f.readTensorF32(info, t.data, true));
     auto endsWith = [&](const char *s) {
       size_t n = std::strlen(s);
       return hf.size() >= n && hf.compare(hf.size() - n, n, s) == 0;
     };
+    int64_t heads = 0;
     if (unpermute && (endsWith("self_attn.q_proj.weight") ||
                       endsWith("self_attn.k_proj.weight"))) {
-      int64_t heads = endsWith("q_proj.weight") ? c.nHeads : c.nKVHeads;
+      heads = endsWith("q_proj.weight") ? c.nHeads : c.nKVHeads;
       if (t.shape.size() != 2 || t.shape[0] != heads * c.headDim)
         return f.error("tensor " + q(info.name) + " has shape " +
                        (t.shape.size() == 2
@@ -468,31 +474,90 @@ Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
                        ", expected " + std::to_string(heads * c.headDim) +
                        " rows (" + std::to_string(heads) + " heads of " +
                        std::to_string(c.headDim) + ")");
-      // llama.cpp rotates the pairs (2i, 2i+1) of the first
-      // effectiveRotaryDim features of each head: those rows go to the
-      // rotate_half positions (i, i + rot/2) of a head of rot features; the
-      // unrotated rest keeps its order (Q and K alike, so their dot
-      // products are unchanged).
-      const int64_t rot = effectiveRotaryDim(c), len = t.shape[1];
-      std::vector<float> un(t.data);
-      for (int64_t h = 0; h < heads; ++h)
-        permuteInterleavedToHalfSplit(t.data.data() + h * c.headDim * len,
-                                      un.data() + h * c.headDim * len, 1, rot,
-                                      len);
-      t.data = std::move(un);
+    }
+    // llama.cpp rotates the pairs (2i, 2i+1) of the first
+    // effectiveRotaryDim features of each head: those rows go to the
+    // rotate_half positions (i, i + rot/2) of a head of rot features; the
+    // unrotated rest keeps its order (Q and K alike, so their dot products
+    // are unchanged).
+    const int64_t rot = heads ? effectiveRotaryDim(c) : 0;
+    if (keepAlive) {
+      // Dequantized only when a pass reaches the layer; its type is checked
+      // now, as an eager load would.
+      GgmlTypeTraits traits = ggmlTypeTraits(info.type);
+      if (!traits.dequantizable)
+        return f.error("tensor " + q(info.name) + " has unsupported type " +
+                       traits.name +
+                       " (supported: " + dequantizableGgmlTypeNames() + ")");
+      const GgufTensorInfo *ti = &info;
+      const int64_t headDim = c.headDim;
+      t.load = [keepAlive, ti, heads, headDim,
+                rot](int64_t first, int64_t count, std::vector<float> &out) {
+        if (!heads) {
+          Status s = keepAlive->readRowsF32(*ti, first, count, out, true);
+          keepAlive->releaseRows(*ti, first, count);
+          return s;
+        }
+        // Row o of the un-permuted tensor is row src(o) of the file.
+        const int64_t half = rot / 2;
+        const int64_t len = ti->shape()[1];
+        out.resize(static_cast<size_t>(count * len));
+        std::vector<float> row;
+        for (int64_t o = first; o < first + count; ++o) {
+          const int64_t r = o % headDim;
+          const int64_t src = r < rot ? o - r + 2 * (r % half) + r / half : o;
+          QC_RETURN_IF_ERROR(keepAlive->readRowsF32(*ti, src, 1, row, true));
+          std::copy(row.begin(), row.end(), out.begin() + (o - first) * len);
+        }
+        // The rows read are those of the heads [first, first + count)
+        // touches.
+        const int64_t h0 = first / headDim * headDim;
+        const int64_t h1 = std::min(
+            ti->shape()[0], (first + count + headDim - 1) / headDim * headDim);
+        keepAlive->releaseRows(*ti, h0, h1 - h0);
+        return Status::ok();
+      };
+    } else {
+      QC_RETURN_IF_ERROR(f.readTensorF32(info, t.data, true));
+      if (heads) {
+        const int64_t len = t.shape[1];
+        std::vector<float> un(t.data);
+        for (int64_t h = 0; h < heads; ++h)
+          permuteInterleavedToHalfSplit(t.data.data() + h * c.headDim * len,
+                                        un.data() + h * c.headDim * len, 1, rot,
+                                        len);
+        t.data = std::move(un);
+      }
     }
     if (!w.tensors.emplace(hf, std::move(t)).second)
       return f.error("two tensors map to '" + hf + "'");
   }
-  QC_RETURN_IF_ERROR(validateModelWeights(w, f.displayName()));
+  return validateModelWeights(w, f.displayName());
+}
+
+} // namespace
+
+Status loadGgufModel(const GgufFile &f, ModelWeights &out) {
+  ModelWeights w;
+  QC_RETURN_IF_ERROR(parseGgufConfig(f, w.config));
+  QC_RETURN_IF_ERROR(loadGgufTensors(f, w, nullptr));
   out = std::move(w);
   return Status::ok();
 }
 
-Status loadGgufModel(const std::string &path, ModelWeights &out) {
-  std::unique_ptr<GgufFile> file;
-  QC_RETURN_IF_ERROR(GgufFile::open(path, file));
-  return loadGgufModel(*file, out);
+Status loadGgufModel(const std::string &path, ModelWeights &out,
+                     const LoadOptions &options) {
+  std::unique_ptr<GgufFile> opened;
+  QC_RETURN_IF_ERROR(GgufFile::open(path, opened));
+  if (!options.lazy)
+    return loadGgufModel(*opened, out);
+  // Shared with the loaders, which keep the file mapped.
+  std::shared_ptr<const GgufFile> file(std::move(opened));
+  ModelWeights w;
+  QC_RETURN_IF_ERROR(parseGgufConfig(*file, w.config));
+  QC_RETURN_IF_ERROR(loadGgufTensors(*file, w, file));
+  out = std::move(w);
+  return Status::ok();
 }
 
 bool isGgufFile(const std::string &path) {

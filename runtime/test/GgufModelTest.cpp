@@ -22,9 +22,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+
+#include <unistd.h>
 
 using namespace qc;
 using qc::test::GgufBuilder;
@@ -667,4 +670,100 @@ TEST(GgufModel, IsGgufFile) {
   Status s = loadGgufModel(p, w);
   EXPECT_EQ(s.message(), p + ": file is 3 bytes, too short for the GGUF magic "
                              "(truncated file)");
+}
+
+namespace {
+
+/// Writes `bytes` to a fresh file of this test process and returns its path.
+std::string writeTemp(const std::string &name,
+                      const std::vector<uint8_t> &bytes) {
+  std::string path = testing::TempDir() + "/gguf_lazy_" +
+                     std::to_string(::getpid()) + "_" + name + ".gguf";
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char *>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+  return path;
+}
+
+/// Opens `path` lazily and eagerly and checks that every tensor of the
+/// lazy load starts unread, reads back the eager values whole and by row
+/// ranges (Q/K rows un-permuted), and is dropped again by release().
+void expectLazyEqualsEager(const std::string &path) {
+  ModelWeights eager, lazy;
+  Status s = loadGgufModel(path, eager);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  LoadOptions options;
+  options.lazy = true;
+  s = loadGgufModel(path, lazy, options);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  ASSERT_EQ(lazy.tensors.size(), eager.tensors.size());
+  for (auto &[name, t] : lazy.tensors) {
+    SCOPED_TRACE(name);
+    const HostTensor *e = eager.find(name);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(t.shape, e->shape);
+    EXPECT_FALSE(t.resident());
+    // Rows [1, 1 + 2) (or what the tensor has) on their own.
+    const int64_t rows = t.rows(), per = e->numElements() / rows;
+    const int64_t first = rows > 1 ? 1 : 0, count = std::min<int64_t>(2, rows);
+    std::vector<float> slice;
+    s = t.load(first, count, slice);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    EXPECT_TRUE(
+        std::equal(slice.begin(), slice.end(), e->data.begin() + first * per))
+        << "rows " << first << " + " << count;
+    EXPECT_EQ(slice.size(), static_cast<size_t>(count * per));
+    s = lazy.materialize(name);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    EXPECT_EQ(t.data, e->data);
+    lazy.release(name);
+    EXPECT_FALSE(t.resident());
+  }
+}
+
+} // namespace
+
+// A lazily opened GGUF file reads the values of an eager load, with
+// llama.cpp's Q/K row order undone row by row (full and partial rotary
+// dimension), and reports a bad range or value by name when it is read.
+TEST(GgufModel, LazyLoadReadsWhatAnEagerLoadReads) {
+  Tiny t;
+  t.tensors(/*permuted=*/true);
+  expectLazyEqualsEager(writeTemp("tiny", t.b.build()));
+  PartialRotary partial("llama", 4);
+  expectLazyEqualsEager(writeTemp("partial", partial.t.b.build()));
+  PartialRotary qwen("qwen2", 4);
+  expectLazyEqualsEager(writeTemp("qwen", qwen.t.b.build()));
+
+  // A NaN in down_proj: the lazy open succeeds (nothing is read), reading
+  // the tensor fails naming the file, the tensor and the index.
+  Tiny bad;
+  bad.tensors(true, false, /*withDown=*/false);
+  std::vector<float> down = ramp(128, 0.07f);
+  down[19] = NAN;
+  bad.b.addF32Tensor("blk.0.ffn_down.weight", {16, 8}, down);
+  std::string path = writeTemp("nan", bad.b.build());
+  ModelWeights w;
+  LoadOptions options;
+  options.lazy = true;
+  Status s = loadGgufModel(path, w, options);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  s = w.materialize("model.layers.0.mlp.down_proj.weight");
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.message().rfind(path, 0), 0u) << s.message();
+  EXPECT_NE(s.message().find("'blk.0.ffn_down.weight'"), std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("NaN) at flat index 19"), std::string::npos)
+      << s.message();
+  std::vector<float> rows;
+  s = w.find("model.layers.0.mlp.down_proj.weight")->load(7, 2, rows);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("outside its 8 rows"), std::string::npos)
+      << s.message();
+}
+
+// The bundled SmolLM2 (Q8_0 embeddings, Q4_1 linears with permuted Q/K,
+// F32 norms): every tensor of a lazy load equals the eager load's.
+TEST(GgufModel, BundledSmolLM2LazyLoadEqualsEagerLoad) {
+  expectLazyEqualsEager(kSmol);
 }

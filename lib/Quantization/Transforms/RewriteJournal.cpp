@@ -238,13 +238,16 @@ Status RewriteJournal::restoreBlocks(::qc::ModelWeights &weights,
   if (blocks == 0 || streamsFile.empty())
     return Status::ok();
   std::unique_ptr<::qc::SafetensorsFile> streams;
-  QC_RETURN_IF_ERROR(
-      ::qc::SafetensorsFile::open(joinPath(dir, streamsFile), streams));
+  if (Status s =
+          ::qc::SafetensorsFile::open(joinPath(dir, streamsFile), streams);
+      !s)
+    return Status::error(s.message() + " (remove " + dir + " to start over)");
   if (streams->metadata().count("block") == 0 ||
       streams->metadata().at("block") != std::to_string(blocks - 1))
     return Status::error(joinPath(dir, streamsFile) +
                          ": the activations are not those after block " +
-                         std::to_string(blocks - 1));
+                         std::to_string(blocks - 1) + " (remove " + dir +
+                         " to start over)");
   if (streams->find("xF"))
     QC_RETURN_IF_ERROR(streams->readAsF32("xF", xF, /*checkFinite=*/false));
   if (streams->find("xQ"))

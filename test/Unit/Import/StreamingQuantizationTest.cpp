@@ -10,9 +10,9 @@
 // These tests run the registered passes that way and with the whole model
 // loaded first (setLoadWholeModelForTesting) and check that the overlay is
 // the same file byte for byte, from sharded bf16 and single f32
-// checkpoints; that quant-compile's samples-only trace serves the
-// block-wise methods exactly; and that a bad tensor met mid-stream fails
-// the pass naming it and writes nothing.
+// checkpoints and from the bundled SmolLM2 GGUF; that quant-compile's
+// samples-only trace serves the block-wise methods exactly; and that a bad
+// tensor met mid-stream fails the pass naming it and writes nothing.
 //
 //===----------------------------------------------------------------------===//
 
@@ -138,6 +138,20 @@ TEST(StreamingQuantization, RegisteredPassesStreamToTheWholeModelResult) {
   ASSERT_TRUE(s) << s.message();
   EXPECT_NE(chain->find("model.layers.0.self_attn.q_proj.qweight"), nullptr);
   EXPECT_NE(chain->find("model.layers.0.mlp.up_proj.qweight"), nullptr);
+}
+
+// A GGUF model streams too: each layer is dequantized (Q/K rows
+// un-permuted) from the mapped file when the pass reaches it.
+TEST(StreamingQuantization, GgufModelStreamsToTheWholeModelResult) {
+  std::string dir = freshDir("gguf");
+  const std::string smol =
+      kShared + "/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";
+  const std::string rtn = "wq-rtn{bits=4 group-size=64 sym=false}";
+  std::string streamed =
+      runPass(smol, rtn, dir + "/streamed.safetensors", false);
+  std::string whole = runPass(smol, rtn, dir + "/whole.safetensors", true);
+  ASSERT_FALSE(whole.empty());
+  EXPECT_EQ(streamed, whole);
 }
 
 TEST(StreamingQuantization,

@@ -187,6 +187,19 @@ public:
   /// As above, by name (an error when there is no such tensor).
   Status readTensorF32(std::string_view tensorName, std::vector<float> &out,
                        bool checkFinite = true) const;
+  /// Dequantizes rows [first, first + count) of tensor `info` (rows along
+  /// the first dimension of shape(); a 1-D tensor's rows are its elements)
+  /// into `out`, as readTensorF32 would give them: a row holds whole
+  /// blocks, so rows are read on their own (a 1-D quantized tensor is read
+  /// whole and sliced). Errors as readTensorF32's, with flat indices from
+  /// the tensor's start; a range outside the tensor is an error.
+  Status readRowsF32(const GgufTensorInfo &info, int64_t first, int64_t count,
+                     std::vector<float> &out, bool checkFinite = true) const;
+  /// Drops the mapped pages that lie wholly inside rows [first, first +
+  /// count) of `info` (madvise DONTNEED; no-op for a borrowed buffer), so a
+  /// model read row range by row range does not stay resident.
+  void releaseRows(const GgufTensorInfo &info, int64_t first,
+                   int64_t count) const;
 
   //===--------------------------------------------------------------------===//
   // Typed metadata accessors. Each fails with "<file>: metadata key 'k' ..."

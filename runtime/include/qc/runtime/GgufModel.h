@@ -46,10 +46,16 @@ bool ggufTensorNameToHF(const std::string &ggufName, int64_t nLayers,
 /// tensor dequantized to fp32 under its Hugging Face name in PyTorch shape,
 /// Q/K rows un-permuted for the llama architecture, RopeLayout HalfSplit;
 /// checked with validateModelWeights (exact tensor set, shapes, finite
-/// values). Errors name the file and the tensor or key at fault.
-Status loadGgufModel(const std::string &path, ModelWeights &out);
+/// values). Errors name the file and the tensor or key at fault. With
+/// `options.lazy`, tensors keep their shape and a loader instead: rows are
+/// dequantized (and Q/K rows un-permuted) from the mapped file when
+/// ModelWeights::materialize asks, and their pages dropped after, so a
+/// quantization pass holds one layer; a non-finite value is then reported
+/// when its tensor is read.
+Status loadGgufModel(const std::string &path, ModelWeights &out,
+                     const LoadOptions &options = {});
 
-/// As above for an already opened file.
+/// As above for an already opened file (always read whole).
 Status loadGgufModel(const GgufFile &file, ModelWeights &out);
 
 /// True when `path` looks like a GGUF file: it is a regular file that
