@@ -32,6 +32,14 @@
 // RUN: cd %t && quant-opt gptq-bf16.mlir -verify-diagnostics -wq-rtn="layout=gptq scale-dtype=bf16 weights-out=w.st"
 // RUN: not test -e %t/w.st
 
+// A journal (journal=DIR) belongs to one run: the same pass with other
+// options is refused naming the first difference, and a damaged journal
+// names its file; neither writes an overlay.
+// RUN: cd %t && quant-opt journal.mlir -wq-rtn="bits=4 weights-out=j1.st journal=jr" -o /dev/null
+// RUN: cd %t && quant-opt journal-other.mlir -verify-diagnostics -wq-rtn="bits=8 weights-out=j2.st journal=jr"
+// RUN: cd %t && echo '{' > jr/journal.json && quant-opt journal-broken.mlir -verify-diagnostics -wq-rtn="bits=4 weights-out=j2.st journal=jr"
+// RUN: not test -e %t/j2.st
+
 // The overlay may not replace a file of the checkpoint it is computed from
 // (device and inode compared, whatever the spelling): the llama2.c file
 // itself, or the model.safetensors of a Hugging Face folder.
@@ -148,6 +156,35 @@ module attributes {llm.checkpoint = "tiny.bin", llm.checkpoint_format = "llama2c
 //--- same-file-hf.mlir
 // expected-error-re @+1 {{wq-rtn: weights-out hf/./model.safetensors is the input {{.*}}model.safetensors: writing it would destroy the input; choose another output (nothing was written)}}
 module attributes {llm.checkpoint = "hf", llm.checkpoint_format = "hf"} {
+  func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+    %w = llm.param "model.layers.0.self_attn.q_proj.weight" : tensor<64x64xf32>
+    %y = llm.linear %x, %w : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    return %y : tensor<?x64xf32>
+  }
+}
+
+//--- journal.mlir
+module attributes {llm.checkpoint = "tiny.bin", llm.checkpoint_format = "llama2c"} {
+  func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+    %w = llm.param "model.layers.0.self_attn.q_proj.weight" : tensor<64x64xf32>
+    %y = llm.linear %x, %w : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    return %y : tensor<?x64xf32>
+  }
+}
+
+//--- journal-other.mlir
+// expected-error-re @+1 {{wq-rtn: jr holds the journal of a different run: 'pass: wq-rtn{bits=8 {{.*}}' (this run) vs 'pass: wq-rtn{bits=4 {{.*}}' (journal); remove it (or run without resuming) to start over}}
+module attributes {llm.checkpoint = "tiny.bin", llm.checkpoint_format = "llama2c"} {
+  func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+    %w = llm.param "model.layers.0.self_attn.q_proj.weight" : tensor<64x64xf32>
+    %y = llm.linear %x, %w : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+    return %y : tensor<?x64xf32>
+  }
+}
+
+//--- journal-broken.mlir
+// expected-error-re @+1 {{wq-rtn: jr{{[/\\]}}journal.json: not JSON: {{.*}} (remove jr to start over)}}
+module attributes {llm.checkpoint = "tiny.bin", llm.checkpoint_format = "llama2c"} {
   func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
     %w = llm.param "model.layers.0.self_attn.q_proj.weight" : tensor<64x64xf32>
     %y = llm.linear %x, %w : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
