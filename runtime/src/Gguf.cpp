@@ -580,15 +580,24 @@ Status GgufFile::readTensorF32(std::string_view tensorName,
 Status GgufFile::readTensorF32(const GgufTensorInfo &info,
                                std::vector<float> &out,
                                bool checkFinite) const {
+  // numElements was checked against the bytes in the file at open.
+  return dequantizeElements(info, 0, static_cast<int64_t>(info.numElements),
+                            out, checkFinite);
+}
+
+Status GgufFile::dequantizeElements(const GgufTensorInfo &info, int64_t first,
+                                    int64_t count, std::vector<float> &out,
+                                    bool checkFinite) const {
   std::string who = "tensor " + quoted(info.name);
   GgmlTypeTraits traits = ggmlTypeTraits(info.type);
   if (!traits.dequantizable)
     return error(who + " has unsupported type " + traits.name +
                  " (supported: " + dequantizableGgmlTypeNames() + ")");
-  // numElements was checked against the bytes in the file at open.
-  std::vector<float> result(static_cast<size_t>(info.numElements));
-  Status s = dequantizeRow(info.type, tensorData(info), result.data(),
-                           info.numElements);
+  std::vector<float> result(static_cast<size_t>(count));
+  const uint64_t byteOffset =
+      static_cast<uint64_t>(first) / traits.blockSize * traits.typeSize;
+  Status s = dequantizeRow(info.type, tensorData(info) + byteOffset,
+                           result.data(), count);
   if (!s)
     return error(who + ": " + s.message());
   if (checkFinite) {
@@ -598,7 +607,8 @@ Status GgufFile::readTensorF32(const GgufTensorInfo &info,
                            : result[i] > 0       ? "+Inf"
                                                  : "-Inf";
         return error(who + " (" + traits.name + ") has a non-finite value (" +
-                     what + ") at flat index " + std::to_string(i));
+                     what + ") at flat index " +
+                     std::to_string(first + static_cast<int64_t>(i)));
       }
     }
   }
@@ -633,16 +643,12 @@ RowGeometry rowGeometry(const GgufTensorInfo &info, const GgmlTypeTraits &t) {
 Status GgufFile::readRowsF32(const GgufTensorInfo &info, int64_t first,
                              int64_t count, std::vector<float> &out,
                              bool checkFinite) const {
-  std::string who = "tensor " + quoted(info.name);
-  GgmlTypeTraits traits = ggmlTypeTraits(info.type);
-  if (!traits.dequantizable)
-    return error(who + " has unsupported type " + traits.name +
-                 " (supported: " + dequantizableGgmlTypeNames() + ")");
-  RowGeometry g = rowGeometry(info, traits);
+  RowGeometry g = rowGeometry(info, ggmlTypeTraits(info.type));
   if (first < 0 || count < 0 || first > g.rows || count > g.rows - first)
-    return error(who + ": rows [" + std::to_string(first) + ", " +
-                 std::to_string(first) + " + " + std::to_string(count) +
-                 ") are outside its " + std::to_string(g.rows) + " rows");
+    return error("tensor " + quoted(info.name) + ": rows [" +
+                 std::to_string(first) + ", " + std::to_string(first) + " + " +
+                 std::to_string(count) + ") are outside its " +
+                 std::to_string(g.rows) + " rows");
   if (!g.wholeBlocks) {
     // A 1-D quantized tensor: its blocks span several "rows".
     std::vector<float> all;
@@ -651,26 +657,8 @@ Status GgufFile::readRowsF32(const GgufTensorInfo &info, int64_t first,
                all.begin() + (first + count) * g.rowElements);
     return Status::ok();
   }
-  // The header check at open guarantees the tensor's bytes are in the file
-  // and that rows * rowBytes is its size.
-  std::vector<float> result(static_cast<size_t>(count * g.rowElements));
-  Status s = dequantizeRow(info.type, tensorData(info) + first * g.rowBytes,
-                           result.data(), count * g.rowElements);
-  if (!s)
-    return error(who + ": " + s.message());
-  if (checkFinite)
-    for (size_t i = 0; i < result.size(); ++i)
-      if (!std::isfinite(result[i])) {
-        const char *what = std::isnan(result[i]) ? "NaN"
-                           : result[i] > 0       ? "+Inf"
-                                                 : "-Inf";
-        return error(
-            who + " (" + traits.name + ") has a non-finite value (" + what +
-            ") at flat index " +
-            std::to_string(first * g.rowElements + static_cast<int64_t>(i)));
-      }
-  out = std::move(result);
-  return Status::ok();
+  return dequantizeElements(info, first * g.rowElements, count * g.rowElements,
+                            out, checkFinite);
 }
 
 void GgufFile::releaseRows(const GgufTensorInfo &info, int64_t first,

@@ -82,6 +82,7 @@ struct RewriteJournal::Unit {
   std::string file;
   int64_t block = -1;
   std::vector<std::string> floats;
+  /// The file, for units read back by open() (null for this run's units).
   std::unique_ptr<::qc::SafetensorsFile> mapped;
 };
 
@@ -219,7 +220,8 @@ Status RewriteJournal::restoreBlocks(::qc::ModelWeights &weights,
                                      std::vector<float> &xF,
                                      std::vector<float> &xQ) const {
   for (const auto &unit : units)
-    for (const std::string &name : unit->floats) {
+    for (const std::string &name :
+         unit->mapped ? unit->floats : std::vector<std::string>{}) {
       auto it = weights.tensors.find(name);
       if (it == weights.tensors.end())
         return Status::error(joinPath(dir, unit->file) + ": tensor '" + name +
@@ -296,7 +298,7 @@ Status RewriteJournal::finishUnit(int64_t block,
   const std::string path = joinPath(dir, unit->file);
   QC_RETURN_IF_ERROR(pending->writeFile(path));
   pending.reset();
-  QC_RETURN_IF_ERROR(::qc::SafetensorsFile::open(path, unit->mapped));
+  // Not mapped: only units an earlier run wrote are read back (open()).
 
   std::string oldStreams;
   if (block >= 0) {

@@ -73,7 +73,8 @@ public:
 
   /// The layers earlier runs finished, in the order they were done.
   const std::vector<JournaledLayer> &layers() const { return done; }
-  /// The mapped file of unit `unit` (holds its layers' packed tensors).
+  /// The mapped file of unit `unit` (holds its layers' packed tensors);
+  /// `unit` must be one an earlier run wrote (layers()[i].unit).
   const ::qc::SafetensorsFile &unitFile(size_t unit) const;
 
   /// Number of leading decoder blocks finished (block-wise methods).

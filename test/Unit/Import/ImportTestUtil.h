@@ -6,7 +6,8 @@
 //
 // Helpers the checkpoint import/export GoogleTests share: per-process
 // scratch folders, opening a model, running a quantization pipeline on it
-// (and reloading its overlay), and reading every wq.linear back dequantized.
+// (and reloading its overlay), reading every wq.linear back dequantized, and
+// stories260K as a Hugging Face folder with a calibration trace of it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,10 +15,16 @@
 #define QC_TEST_UNIT_IMPORT_IMPORTTESTUTIL_H
 
 #include "WQ/IR/WQOps.h"
+#include "qc/Calibration/Calibrate.h"
+#include "qc/Calibration/Trace.h"
 #include "qc/Import/LoadModel.h"
 #include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/InitAllPasses.h"
 #include "qc/Quantization/Algorithms/Packing.h"
+#include "qc/runtime/HFCheckpoint.h"
+#include "qc/runtime/Llama2C.h"
+#include "qc/runtime/TextDataset.h"
+#include "qc/runtime/Tokenizer.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
@@ -89,6 +96,50 @@ dequantizedLayers(const Model &m) {
     q.dequantize(out[layer]);
   });
   return out;
+}
+
+/// stories260K written as a Hugging Face folder `dir` in `dtype`, in shards
+/// of at most `shardBytes` (0 = one file).
+inline std::string writeStoriesFolder(const std::string &dir, qc::DType dtype,
+                                      uint64_t shardBytes) {
+  qc::ModelWeights w;
+  qc::Status s = qc::loadLlama2C(
+      std::string(QC_SHARED_DIR) + "/models/stories260K/stories260K.bin", w);
+  EXPECT_TRUE(s) << s.message();
+  s = qc::writeHFCheckpoint(dir, w, dtype, shardBytes);
+  EXPECT_TRUE(s) << s.message();
+  return dir;
+}
+
+/// A calibration trace of the stories260K model at `folder` written to
+/// `path` (256-token windows of train_head.txt, 8 sampled), with per-layer
+/// statistics or the sampled sequences only.
+inline std::string writeStoriesTrace(const std::string &folder,
+                                     const std::string &path,
+                                     bool samplesOnly) {
+  const std::string shared = QC_SHARED_DIR;
+  Model m;
+  open(folder, m);
+  qc::Tokenizer tok;
+  EXPECT_TRUE(
+      qc::Tokenizer::load(shared + "/models/stories260K/tok512.bin", 512, tok));
+  std::vector<int> calib;
+  EXPECT_TRUE(qc::loadPerplexityTokens(
+      shared + "/data/tinystories/train_head.txt", tok, calib));
+  mlir::qc::CalibrationOptions copts;
+  copts.windowLen = 255;
+  copts.maxTokens = 256 * 8;
+  copts.sampleSequences = 8;
+  copts.samplesOnly = samplesOnly;
+  qc::CalibrationTrace trace;
+  qc::Status s =
+      mlir::qc::collectTrace(*m.module, m.weights, calib, copts, trace);
+  EXPECT_TRUE(s) << s.message();
+  EXPECT_EQ(trace.entries.empty(), samplesOnly);
+  EXPECT_EQ(trace.sampleSequences, 8);
+  s = qc::writeTrace(trace, path);
+  EXPECT_TRUE(s) << s.message();
+  return path;
 }
 
 } // namespace qc::test

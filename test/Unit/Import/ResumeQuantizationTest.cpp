@@ -18,13 +18,6 @@
 
 #include "ImportTestUtil.h"
 
-#include "qc/Calibration/Calibrate.h"
-#include "qc/Calibration/Trace.h"
-#include "qc/runtime/HFCheckpoint.h"
-#include "qc/runtime/Llama2C.h"
-#include "qc/runtime/TextDataset.h"
-#include "qc/runtime/Tokenizer.h"
-
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -37,10 +30,6 @@
 using namespace qc::test;
 
 namespace {
-
-const std::string kShared = QC_SHARED_DIR;
-const std::string kStories = kShared + "/models/stories260K/stories260K.bin";
-const std::string kTokenizer = kShared + "/models/stories260K/tok512.bin";
 
 std::string readBytes(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
@@ -70,27 +59,8 @@ struct Fixture {
     trace = dir + "/trace.safetensors";
     if (child)
       return;
-    qc::ModelWeights w;
-    qc::Status s = qc::loadLlama2C(kStories, w);
-    EXPECT_TRUE(s) << s.message();
-    s = qc::writeHFCheckpoint(folder, w, qc::DType::BF16, 96 << 10);
-    EXPECT_TRUE(s) << s.message();
-    Model m;
-    open(folder, m);
-    qc::Tokenizer tok;
-    EXPECT_TRUE(qc::Tokenizer::load(kTokenizer, 512, tok));
-    std::vector<int> calib;
-    EXPECT_TRUE(qc::loadPerplexityTokens(
-        kShared + "/data/tinystories/train_head.txt", tok, calib));
-    mlir::qc::CalibrationOptions copts;
-    copts.windowLen = 255;
-    copts.maxTokens = 256 * 8;
-    copts.sampleSequences = 8;
-    qc::CalibrationTrace t;
-    s = mlir::qc::collectTrace(*m.module, m.weights, calib, copts, t);
-    EXPECT_TRUE(s) << s.message();
-    s = qc::writeTrace(t, trace);
-    EXPECT_TRUE(s) << s.message();
+    writeStoriesFolder(folder, qc::DType::BF16, 96 << 10);
+    writeStoriesTrace(folder, trace, /*samplesOnly=*/false);
   }
 };
 

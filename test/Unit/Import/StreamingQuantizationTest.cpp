@@ -38,7 +38,6 @@ namespace {
 
 const std::string kShared = QC_SHARED_DIR;
 const std::string kStories = kShared + "/models/stories260K/stories260K.bin";
-const std::string kTokenizer = kShared + "/models/stories260K/tok512.bin";
 
 std::string freshDir(const std::string &name) {
   return qc::test::freshDir("streaming", name);
@@ -49,18 +48,6 @@ std::string readBytes(const std::string &path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-/// stories260K written as a Hugging Face folder in `dtype`, in shards of
-/// at most `shardBytes` (0 = one file).
-std::string writeStoriesFolder(const std::string &dir, qc::DType dtype,
-                               uint64_t shardBytes) {
-  qc::ModelWeights w;
-  qc::Status s = qc::loadLlama2C(kStories, w);
-  EXPECT_TRUE(s) << s.message();
-  s = qc::writeHFCheckpoint(dir, w, dtype, shardBytes);
-  EXPECT_TRUE(s) << s.message();
-  return dir;
 }
 
 /// Runs `pass` (its options without weights-out) on a fresh module of
@@ -194,37 +181,6 @@ TEST(StreamingQuantization,
   EXPECT_FALSE(std::filesystem::exists(out));
 }
 
-namespace {
-
-/// A calibration trace of `folder` (256-token windows of train_head.txt, 8
-/// sampled), with per-layer statistics or the sampled sequences only.
-std::string writeTraceOf(const std::string &folder, const std::string &path,
-                         bool samplesOnly) {
-  Model m;
-  open(folder, m);
-  qc::Tokenizer tok;
-  EXPECT_TRUE(qc::Tokenizer::load(kTokenizer, 512, tok));
-  std::vector<int> calib;
-  EXPECT_TRUE(qc::loadPerplexityTokens(
-      kShared + "/data/tinystories/train_head.txt", tok, calib));
-  mlir::qc::CalibrationOptions copts;
-  copts.windowLen = 255;
-  copts.maxTokens = 256 * 8;
-  copts.sampleSequences = 8;
-  copts.samplesOnly = samplesOnly;
-  qc::CalibrationTrace trace;
-  qc::Status s =
-      mlir::qc::collectTrace(*m.module, m.weights, calib, copts, trace);
-  EXPECT_TRUE(s) << s.message();
-  EXPECT_EQ(trace.entries.empty(), samplesOnly);
-  EXPECT_EQ(trace.sampleSequences, 8);
-  s = qc::writeTrace(trace, path);
-  EXPECT_TRUE(s) << s.message();
-  return path;
-}
-
-} // namespace
-
 // The block-wise methods read one decoder block at a time from a lazily
 // opened checkpoint, and hand each block's layers to the rewriter as they
 // are done; sequential GPTQ and AutoRound also work on the block in place.
@@ -233,8 +189,8 @@ TEST(StreamingQuantization, BlockwiseMethodsStreamToTheWholeModelResult) {
   std::string dir = freshDir("blockwise");
   std::string folder =
       writeStoriesFolder(dir + "/model", qc::DType::BF16, 96 << 10);
-  std::string trace =
-      writeTraceOf(folder, dir + "/trace.safetensors", /*samplesOnly=*/false);
+  std::string trace = writeStoriesTrace(folder, dir + "/trace.safetensors",
+                                        /*samplesOnly=*/false);
   for (const std::string &pass :
        {"wq-gptq{bits=4 group-size=32 sym=false act-order=true trace=" + trace +
             "}",
@@ -255,10 +211,10 @@ TEST(StreamingQuantization, BlockwiseMethodsStreamToTheWholeModelResult) {
 TEST(StreamingQuantization, SampledSequencesAreAllTheBlockwiseMethodsRead) {
   std::string dir = freshDir("samples");
   std::string folder = writeStoriesFolder(dir + "/model", qc::DType::F32, 0);
-  std::string full =
-      writeTraceOf(folder, dir + "/full.safetensors", /*samplesOnly=*/false);
-  std::string samples =
-      writeTraceOf(folder, dir + "/samples.safetensors", /*samplesOnly=*/true);
+  std::string full = writeStoriesTrace(folder, dir + "/full.safetensors",
+                                       /*samplesOnly=*/false);
+  std::string samples = writeStoriesTrace(folder, dir + "/samples.safetensors",
+                                          /*samplesOnly=*/true);
   qc::CalibrationTrace a, b;
   ASSERT_TRUE(qc::readTrace(full, a));
   ASSERT_TRUE(qc::readTrace(samples, b));

@@ -254,6 +254,13 @@ public:
   Status error(const std::string &what) const;
 
 private:
+  /// Dequantizes `count` elements of `info` starting at element `first`
+  /// (which must start a block) into `out`: what readTensorF32 and
+  /// readRowsF32 share, with their messages (flat indices from the
+  /// tensor's start).
+  Status dequantizeElements(const GgufTensorInfo &info, int64_t first,
+                            int64_t count, std::vector<float> &out,
+                            bool checkFinite) const;
   /// Use open() or parse().
   GgufFile() = default;
   /// Runs every header and layout check; fills kvs/infos and the indexes.
