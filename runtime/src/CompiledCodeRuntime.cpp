@@ -30,6 +30,12 @@ constexpr int64_t kRowGranule = 8;
 /// inside a block would make both neighbours run masked vectors.
 constexpr int64_t kColumnGranule = 64;
 
+/// The partial sums a one-token dequantize-linear is split into (by
+/// groups of K), whatever the thread count: enough for the cores of a
+/// workstation to share whole rows, few enough that adding the partials
+/// costs little.
+constexpr int64_t kDecodeGroupSplits = 4;
+
 /// Splits [begin, end) into chunks that are multiples of `granule`, about
 /// four per worker (enough to even out a worker that starts late, few
 /// enough that each chunk streams a long run of weights), and runs `run` on
@@ -69,24 +75,67 @@ extern "C" void qc_rt_parallel_linear(QcLinearKernel kernel, QC_RT_MEMREF2D(x),
                     (rowEnd - rowBegin) * xRows * wCols, run);
 }
 
-extern "C" void
-qc_rt_parallel_dequant_linear(QcDequantLinearKernel kernel, QC_RT_MEMREF2D(x),
-                              QC_RT_MEMREF2D_OF(int32_t, qweight),
-                              QC_RT_MEMREF2D(scales), QC_RT_MEMREF2D(zeros),
-                              QC_RT_MEMREF2D(out), int64_t colBegin,
-                              int64_t colEnd) {
-  auto run = [&](int64_t begin, int64_t end) {
+extern "C" void qc_rt_parallel_dequant_linear(
+    QcDequantLinearKernel kernel, QC_RT_MEMREF2D(x),
+    QC_RT_MEMREF2D_OF(int32_t, qweight), QC_RT_MEMREF2D_OF(void, scales),
+    QC_RT_MEMREF2D_OF(void, zeros), QC_RT_MEMREF2D(out), int64_t colBegin,
+    int64_t colEnd, int64_t groupBegin, int64_t groupEnd) {
+  // The kernel on columns [begin, end) and groups [g0, g1), adding into
+  // `target` (the output, or one of the partial sums below).
+  auto call = [&](float *target, int64_t begin, int64_t end, int64_t g0,
+                  int64_t g1) {
+    bool own = target == outAligned;
     kernel(xAllocated, xAligned, xOffset, xRows, xCols, xRowStride, xColStride,
            qweightAllocated, qweightAligned, qweightOffset, qweightRows,
            qweightCols, qweightRowStride, qweightColStride, scalesAllocated,
            scalesAligned, scalesOffset, scalesRows, scalesCols, scalesRowStride,
            scalesColStride, zerosAllocated, zerosAligned, zerosOffset,
-           zerosRows, zerosCols, zerosRowStride, zerosColStride, outAllocated,
-           outAligned, outOffset, outRows, outCols, outRowStride, outColStride,
-           begin, end);
+           zerosRows, zerosCols, zerosRowStride, zerosColStride,
+           own ? outAllocated : target, target, own ? outOffset : 0, outRows,
+           outCols, own ? outRowStride : outCols, own ? outColStride : 1, begin,
+           end, g0, g1);
   };
-  splitAmongWorkers(colBegin, colEnd, kColumnGranule,
-                    (colEnd - colBegin) * xRows * xCols, run);
+  int64_t span = colEnd - colBegin, groups = groupEnd - groupBegin;
+  int64_t work = span * xRows * xCols;
+  int64_t workers = qc::threadCount();
+  int64_t splits = std::min(kDecodeGroupSplits, groups);
+  // Whether to split must not depend on the thread count either.
+  if (xRows != 1 || splits < 2 || work < kMinParallelWork) {
+    splitAmongWorkers(colBegin, colEnd, kColumnGranule, work,
+                      [&](int64_t begin, int64_t end) {
+                        call(outAligned, begin, end, groupBegin, groupEnd);
+                      });
+    return;
+  }
+  // One token: a slice of every packed row per thread would make each
+  // thread read short runs a row apart, which the prefetchers do not
+  // follow; whole rows of a range of groups are one run each. The split
+  // into `splits` partial sums depends only on the number of groups, and
+  // the partials are added in order, so the result does not depend on the
+  // thread count.
+  int64_t colChunks = (workers + splits - 1) / splits;
+  int64_t chunk = (span + colChunks - 1) / colChunks;
+  chunk = (chunk + kColumnGranule - 1) / kColumnGranule * kColumnGranule;
+  colChunks = (span + chunk - 1) / chunk;
+  thread_local std::vector<float> partial;
+  partial.assign(static_cast<size_t>(splits * outCols), 0.0f);
+  float *partials = partial.data();
+  qc::parallelFor(splits * colChunks, qc::workerCount(splits * colChunks),
+                  [&](int64_t i, int64_t /*worker*/) {
+                    int64_t split = i / colChunks, c = i % colChunks;
+                    int64_t from = colBegin + c * chunk;
+                    call(partials + split * outCols, from,
+                         std::min(colEnd, from + chunk),
+                         groupBegin + groups * split / splits,
+                         groupBegin + groups * (split + 1) / splits);
+                  });
+  float *row = outAligned + outOffset;
+  for (int64_t n = colBegin; n < colEnd; ++n) {
+    float sum = partials[n];
+    for (int64_t split = 1; split < splits; ++split)
+      sum += partials[split * outCols + n];
+    row[n * outColStride] += sum;
+  }
 }
 
 namespace {
@@ -183,14 +232,21 @@ void _mlir_memref_to_llvm_free(void *ptr) {
 }
 
 std::vector<std::pair<std::string, void *>> qc::compiledCodeSymbols() {
-  return {{"qc_rt_parallel_linear",
-           reinterpret_cast<void *>(&qc_rt_parallel_linear)},
-          {"qc_rt_parallel_dequant_linear",
-           reinterpret_cast<void *>(&qc_rt_parallel_dequant_linear)},
-          {"_mlir_memref_to_llvm_alloc",
-           reinterpret_cast<void *>(&_mlir_memref_to_llvm_alloc)},
-          {"_mlir_memref_to_llvm_aligned_alloc",
-           reinterpret_cast<void *>(&_mlir_memref_to_llvm_aligned_alloc)},
-          {"_mlir_memref_to_llvm_free",
-           reinterpret_cast<void *>(&_mlir_memref_to_llvm_free)}};
+  std::vector<std::pair<std::string, void *>> symbols = {
+      {"qc_rt_parallel_linear",
+       reinterpret_cast<void *>(&qc_rt_parallel_linear)},
+      {"_mlir_memref_to_llvm_alloc",
+       reinterpret_cast<void *>(&_mlir_memref_to_llvm_alloc)},
+      {"_mlir_memref_to_llvm_aligned_alloc",
+       reinterpret_cast<void *>(&_mlir_memref_to_llvm_aligned_alloc)},
+      {"_mlir_memref_to_llvm_free",
+       reinterpret_cast<void *>(&_mlir_memref_to_llvm_free)}};
+  // Every memref lowers to the same fields whatever its element type, so
+  // one function serves each typed declaration of the dispatcher.
+  for (const char *s : {"f32", "f16", "bf16"})
+    for (const char *z : {"f32", "f16", "bf16", "i32"})
+      symbols.emplace_back(
+          std::string("qc_rt_parallel_dequant_linear_") + s + "_" + z,
+          reinterpret_cast<void *>(&qc_rt_parallel_dequant_linear));
+  return symbols;
 }

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -130,9 +131,10 @@ float scalesData[1], zerosData[1];
 
 void recordingDequantKernel(QC_RT_MEMREF2D(x),
                             QC_RT_MEMREF2D_OF(int32_t, qweight),
-                            QC_RT_MEMREF2D(scales), QC_RT_MEMREF2D(zeros),
-                            QC_RT_MEMREF2D(out), int64_t colBegin,
-                            int64_t colEnd) {
+                            QC_RT_MEMREF2D_OF(void, scales),
+                            QC_RT_MEMREF2D_OF(void, zeros), QC_RT_MEMREF2D(out),
+                            int64_t colBegin, int64_t colEnd,
+                            int64_t groupBegin, int64_t groupEnd) {
   std::lock_guard<std::mutex> lock(recorded->mutex);
   recorded->ranges.push_back({colBegin, colEnd});
   bool intact = xAligned == xData && xOffset == 3 && xRows == 17 &&
@@ -141,7 +143,8 @@ void recordingDequantKernel(QC_RT_MEMREF2D(x),
                 qweightCols == 301 && qweightRowStride == 301 &&
                 scalesAligned == scalesData && scalesRows == 18 &&
                 zerosAligned == zerosData && zerosCols == 301 &&
-                outAligned == outData && outCols == 301 && outRowStride == 301;
+                outAligned == outData && outCols == 301 &&
+                outRowStride == 301 && groupBegin == 0 && groupEnd == 18;
   recorded->argumentsIntact = recorded->argumentsIntact && intact;
 }
 
@@ -150,11 +153,12 @@ void callDequant(int64_t tokens, int64_t begin, int64_t end) {
       &recordingDequantKernel, xData, xData, 3, tokens, 576, 580, 1, wordsData,
       wordsData, 0, 72, 301, 301, 1, scalesData, scalesData, 0, 18, 301, 301, 1,
       zerosData, zerosData, 0, 18, 301, 301, 1, outData, outData, 0, tokens,
-      301, 301, 1, begin, end);
+      301, 301, 1, begin, end, 0, 18);
 }
 
-// The dequantize-linear dispatcher splits output columns, in multiples of
-// 64 so that no chunk edge falls inside a kernel's block of column vectors.
+// The dequantize-linear dispatcher splits the output columns of several
+// tokens, in multiples of 64 so that no chunk edge falls inside a kernel's
+// block of column vectors; one thread is one call.
 TEST_F(ParallelLinear, DequantSplitsColumnsOnTheColumnGranule) {
   qc::setThreadCount(3);
   callDequant(17, 0, 301);
@@ -163,16 +167,81 @@ TEST_F(ParallelLinear, DequantSplitsColumnsOnTheColumnGranule) {
   for (auto [b, e] : state.ranges)
     EXPECT_EQ(b % 64, 0) << "chunk [" << b << ", " << e << ")";
   EXPECT_TRUE(state.argumentsIntact);
-  // One decode token is still 173K multiply-adds: split too; one thread
-  // is one call.
-  state.ranges.clear();
-  callDequant(1, 0, 301);
-  EXPECT_GT(state.ranges.size(), 1u);
   qc::setThreadCount(1);
   state.ranges.clear();
   callDequant(17, 0, 301);
   ASSERT_EQ(state.ranges.size(), 1u);
   EXPECT_EQ(state.ranges[0], std::make_pair(int64_t(0), int64_t(301)));
+}
+
+/// A stand-in kernel that adds term(n, g) = 0.1 (n + 1) / (g + 3) to
+/// out[0, n] for each column and group of its ranges, in group order, and
+/// counts how often each (n, g) is visited.
+std::vector<int> visits;
+constexpr int64_t kGroups = 18, kCols = 301;
+float term(int64_t n, int64_t g) { return 0.1f * float(n + 1) / float(g + 3); }
+
+void summingKernel(QC_RT_MEMREF2D(x), QC_RT_MEMREF2D_OF(int32_t, qweight),
+                   QC_RT_MEMREF2D_OF(void, scales),
+                   QC_RT_MEMREF2D_OF(void, zeros), QC_RT_MEMREF2D(out),
+                   int64_t colBegin, int64_t colEnd, int64_t groupBegin,
+                   int64_t groupEnd) {
+  std::lock_guard<std::mutex> lock(recorded->mutex);
+  recorded->ranges.push_back({groupBegin, groupEnd});
+  for (int64_t n = colBegin; n < colEnd; ++n) {
+    float acc = 0;
+    for (int64_t g = groupBegin; g < groupEnd; ++g) {
+      acc += term(n, g);
+      ++visits[g * kCols + n];
+    }
+    outAligned[outOffset + n * outColStride] += acc;
+  }
+}
+
+std::vector<float> oneTokenDequant(int64_t threads) {
+  qc::setThreadCount(threads);
+  visits.assign(kGroups * kCols, 0);
+  std::vector<float> out(kCols, 1.0f);
+  qc_rt_parallel_dequant_linear(
+      &summingKernel, xData, xData, 0, 1, 576, 576, 1, wordsData, wordsData, 0,
+      72, kCols, kCols, 1, scalesData, scalesData, 0, kGroups, kCols, kCols, 1,
+      zerosData, zerosData, 0, kGroups, kCols, kCols, 1, out.data(), out.data(),
+      0, 1, kCols, kCols, 1, 0, kCols, 0, kGroups);
+  return out;
+}
+
+// One token (a decode step) is split by groups into partial sums, so that
+// each thread reads whole packed rows: every (column, group) is visited
+// once, the partials reach the output added to what it held, and the
+// result is bit for bit the same for every thread count.
+TEST_F(ParallelLinear, OneTokenSplitsGroupsAndIsThreadCountIndependent) {
+  std::vector<float> one = oneTokenDequant(1);
+  EXPECT_EQ(std::count(visits.begin(), visits.end(), 1),
+            static_cast<long>(visits.size()));
+  for (int64_t n = 0; n < kCols; n += 37) {
+    double expected = 1.0;
+    for (int64_t g = 0; g < kGroups; ++g)
+      expected += term(n, g);
+    EXPECT_NEAR(one[n], expected, 1e-5 * expected) << "column " << n;
+  }
+  for (int64_t threads : {2, 3, 4, 8, 16}) {
+    std::vector<float> many = oneTokenDequant(threads);
+    EXPECT_EQ(std::count(visits.begin(), visits.end(), 1),
+              static_cast<long>(visits.size()))
+        << threads << " threads";
+    EXPECT_EQ(std::memcmp(many.data(), one.data(), one.size() * sizeof(float)),
+              0)
+        << threads << " threads";
+  }
+  // Four ranges of groups, whatever the thread count.
+  for (int64_t threads : {1, 2}) {
+    state.ranges.clear();
+    oneTokenDequant(threads);
+    std::sort(state.ranges.begin(), state.ranges.end());
+    std::vector<std::pair<int64_t, int64_t>> expected = {
+        {0, 4}, {4, 9}, {9, 13}, {13, 18}};
+    EXPECT_EQ(state.ranges, expected) << threads << " threads";
+  }
 }
 
 TEST(CompiledCodeBuffers, LargeBlocksAreReusedAndAligned) {
@@ -232,18 +301,32 @@ TEST(CompiledCodeBuffers, ThreadsShareTheCache) {
   EXPECT_EQ(bad.load(), 0);
 }
 
+// The dispatchers and allocation functions by the names generated code
+// calls: one dequantize-linear name per pair of scale and zero element
+// types, all bound to the same function.
 TEST(CompiledCodeSymbols, NameTheDispatchers) {
   auto symbols = qc::compiledCodeSymbols();
-  ASSERT_EQ(symbols.size(), 5u);
-  EXPECT_EQ(symbols[2].first, "_mlir_memref_to_llvm_alloc");
-  EXPECT_EQ(symbols[4].second,
-            reinterpret_cast<void *>(&_mlir_memref_to_llvm_free));
-  EXPECT_EQ(symbols[0].first, "qc_rt_parallel_linear");
-  EXPECT_EQ(symbols[0].second,
+  std::map<std::string, void *> byName(symbols.begin(), symbols.end());
+  EXPECT_EQ(byName.size(), symbols.size()) << "a name is bound twice";
+  EXPECT_EQ(byName["qc_rt_parallel_linear"],
             reinterpret_cast<void *>(&qc_rt_parallel_linear));
-  EXPECT_EQ(symbols[1].first, "qc_rt_parallel_dequant_linear");
-  EXPECT_EQ(symbols[1].second,
-            reinterpret_cast<void *>(&qc_rt_parallel_dequant_linear));
+  EXPECT_EQ(byName["_mlir_memref_to_llvm_alloc"],
+            reinterpret_cast<void *>(&_mlir_memref_to_llvm_alloc));
+  EXPECT_EQ(byName["_mlir_memref_to_llvm_aligned_alloc"],
+            reinterpret_cast<void *>(&_mlir_memref_to_llvm_aligned_alloc));
+  EXPECT_EQ(byName["_mlir_memref_to_llvm_free"],
+            reinterpret_cast<void *>(&_mlir_memref_to_llvm_free));
+  int dequant = 0;
+  for (const char *s : {"f32", "f16", "bf16"})
+    for (const char *z : {"f32", "f16", "bf16", "i32"}) {
+      std::string name =
+          std::string("qc_rt_parallel_dequant_linear_") + s + "_" + z;
+      EXPECT_EQ(byName[name],
+                reinterpret_cast<void *>(&qc_rt_parallel_dequant_linear))
+          << name;
+      ++dequant;
+    }
+  EXPECT_EQ(symbols.size(), 4u + dequant);
 }
 
 } // namespace

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -674,16 +675,23 @@ TEST(GgufModel, IsGgufFile) {
 
 namespace {
 
-/// Writes `bytes` to a fresh file of this test process and returns its path.
-std::string writeTemp(const std::string &name,
-                      const std::vector<uint8_t> &bytes) {
-  std::string path = testing::TempDir() + "/gguf_lazy_" +
-                     std::to_string(::getpid()) + "_" + name + ".gguf";
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char *>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-  return path;
-}
+/// A file of this test process holding `bytes`, removed when the test
+/// ends (tests run repeatedly must not fill the temporary directory).
+class TempGguf {
+public:
+  TempGguf(const std::string &name, const std::vector<uint8_t> &bytes)
+      : path(testing::TempDir() + "/gguf_lazy_" + std::to_string(::getpid()) +
+             "_" + name + ".gguf") {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char *>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+  }
+  ~TempGguf() { std::remove(path.c_str()); }
+  TempGguf(const TempGguf &) = delete;
+  TempGguf &operator=(const TempGguf &) = delete;
+
+  const std::string path;
+};
 
 /// Opens `path` lazily and eagerly and checks that every tensor of the
 /// lazy load starts unread, reads back the eager values whole and by row
@@ -729,11 +737,11 @@ void expectLazyEqualsEager(const std::string &path) {
 TEST(GgufModel, LazyLoadReadsWhatAnEagerLoadReads) {
   Tiny t;
   t.tensors(/*permuted=*/true);
-  expectLazyEqualsEager(writeTemp("tiny", t.b.build()));
+  expectLazyEqualsEager(TempGguf("tiny", t.b.build()).path);
   PartialRotary partial("llama", 4);
-  expectLazyEqualsEager(writeTemp("partial", partial.t.b.build()));
+  expectLazyEqualsEager(TempGguf("partial", partial.t.b.build()).path);
   PartialRotary qwen("qwen2", 4);
-  expectLazyEqualsEager(writeTemp("qwen", qwen.t.b.build()));
+  expectLazyEqualsEager(TempGguf("qwen", qwen.t.b.build()).path);
 
   // A NaN in down_proj: the lazy open succeeds (nothing is read), reading
   // the tensor fails naming the file, the tensor and the index.
@@ -742,7 +750,8 @@ TEST(GgufModel, LazyLoadReadsWhatAnEagerLoadReads) {
   std::vector<float> down = ramp(128, 0.07f);
   down[19] = NAN;
   bad.b.addF32Tensor("blk.0.ffn_down.weight", {16, 8}, down);
-  std::string path = writeTemp("nan", bad.b.build());
+  TempGguf file("nan", bad.b.build());
+  const std::string &path = file.path;
   ModelWeights w;
   LoadOptions options;
   options.lazy = true;

@@ -298,15 +298,20 @@ def QCVectorizeLinearPass : Pass<"qc-vectorize-linear", "ModuleOp"> {
     which the op's contract allows; the result is `out + sum`, as before.
 
     The fused GPTQ-layout linear that convert-wq-to-linalg emits (a generic
-    reading x, the packed i32 words, f32 scales and zero points per group,
-    and dequantizing in its body) becomes a call to
-    `qc_dequant_linear_b<bits>_g<group>_v<width>_c<cols>_t<tokens>(x,
-    qweight, scales, zeros, out, colBegin, colEnd)`: output columns in
-    vector lanes (`dequant-column-block` vectors per block, times
-    `dequant-token-block` tokens), each code shifted, masked and converted
+    reading x, the packed i32 words, the scales as stored (f32, f16, bf16)
+    and the zero points as stored (none for symmetric, floats per group, or
+    GPTQ v1 words), and dequantizing in its body) becomes a call to
+    `qc_dequant_linear_b<bits>_g<group>_s<scale type>_z<zero form>_v<width>_c<cols>_t<tokens>(x,
+    qweight, scales, zeros, out, colBegin, colEnd, groupBegin, groupEnd)`:
+    output columns in vector lanes, each code shifted, masked and converted
     in registers and dequantized with the same f32 operations as the
-    reference, the weight never written out. With `parallel` it goes through
-    `qc_rt_parallel_dequant_linear`, which splits the output columns.
+    reference, the weight never written out. Several tokens go through
+    register blocks (`dequant-column-block` vectors times
+    `dequant-token-block` tokens); one token reads each packed row across
+    the column range with its accumulators in a stack buffer. With
+    `parallel` it goes through `qc_rt_parallel_dequant_linear_<s>_<z>`,
+    which splits the output columns (several tokens) or the groups into a
+    fixed number of partial sums (one token).
   }];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",

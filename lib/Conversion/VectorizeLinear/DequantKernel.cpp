@@ -78,43 +78,10 @@ template <typename OpT> OpT commuted(Value v, Value &lhs, Value &rhs) {
   return op;
 }
 
-/// Matches the body convert-wq-to-linalg builds for the fused linear:
-///   yield(acc + x * (s * (uitofp((word >> ((k % c) * b)) & m) - z)))
-/// with block arguments (x, word, s, z, acc); constants may have been
-/// hoisted out of the body by canonicalization.
-bool matchBody(Block &body, int64_t perWord, int64_t bits) {
-  auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  Value lhs, rhs;
-  if (!commuted<arith::AddFOp>(yield.getValues()[0], lhs, rhs))
-    return false;
-  Value prod = isArg(lhs, body, 4) ? rhs : isArg(rhs, body, 4) ? lhs : Value();
-  if (!prod || !commuted<arith::MulFOp>(prod, lhs, rhs))
-    return false;
-  Value weight = isArg(lhs, body, 0)   ? rhs
-                 : isArg(rhs, body, 0) ? lhs
-                                       : Value();
-  if (!weight || !commuted<arith::MulFOp>(weight, lhs, rhs))
-    return false;
-  Value centred = isArg(lhs, body, 2)   ? rhs
-                  : isArg(rhs, body, 2) ? lhs
-                                        : Value();
-  auto sub = centred ? centred.getDefiningOp<arith::SubFOp>() : nullptr;
-  if (!sub || !isArg(sub.getRhs(), body, 3))
-    return false;
-  auto toFloat = sub.getLhs().getDefiningOp<arith::UIToFPOp>();
-  if (!toFloat)
-    return false;
-  auto masked = toFloat.getIn().getDefiningOp<arith::AndIOp>();
-  if (!masked)
-    return false;
-  Value shifted = masked.getLhs(), mask = masked.getRhs();
-  if (!isConstant(mask, (int64_t(1) << bits) - 1))
-    std::swap(shifted, mask);
-  auto shr = shifted.getDefiningOp<arith::ShRUIOp>();
-  if (!isConstant(mask, (int64_t(1) << bits) - 1) || !shr ||
-      !isArg(shr.getLhs(), body, 1))
-    return false;
-  auto cast = shr.getRhs().getDefiningOp<arith::IndexCastOp>();
+/// Whether `shift` is index_cast((index(dim) % perWord) * bits): the bit
+/// position of code i = index(dim) in its word.
+bool isSlotShift(Value shift, unsigned dim, int64_t perWord, int64_t bits) {
+  auto cast = shift.getDefiningOp<arith::IndexCastOp>();
   auto mul = cast ? cast.getIn().getDefiningOp<arith::MulIOp>() : nullptr;
   if (!mul)
     return false;
@@ -125,57 +92,168 @@ bool matchBody(Block &body, int64_t perWord, int64_t bits) {
   if (!isConstant(bitsV, bits) || !rem || !isConstant(rem.getRhs(), perWord))
     return false;
   auto index = rem.getLhs().getDefiningOp<linalg::IndexOp>();
-  return index && index.getDim() == 2;
+  return index && index.getDim() == dim;
 }
+
+/// `v` widened to f32 from block argument `index` (itself, or an extf).
+bool isWidenedArg(Value v, Block &body, unsigned index) {
+  if (auto ext = v.getDefiningOp<arith::ExtFOp>())
+    v = ext.getIn();
+  return isArg(v, body, index);
+}
+
+/// If `v` is `(word >> shift) & mask` (operands of the andi in either
+/// order), the `word` and `shift` values.
+bool matchMaskedShift(Value v, int64_t bits, Value &word, Value &shift) {
+  Value lhs, rhs;
+  if (!commuted<arith::AndIOp>(v, lhs, rhs))
+    return false;
+  int64_t mask = (int64_t(1) << bits) - 1;
+  if (!isConstant(rhs, mask))
+    std::swap(lhs, rhs);
+  auto shr = lhs.getDefiningOp<arith::ShRUIOp>();
+  if (!isConstant(rhs, mask) || !shr)
+    return false;
+  word = shr.getLhs();
+  shift = shr.getRhs();
+  return true;
+}
+
+/// Matches the body convert-wq-to-linalg builds for the fused linear:
+///   yield(acc + x * (S * (uitofp((word >> ((k % c) * b)) & m) - Z)))
+/// with block arguments (x, word, scale, [zero,] acc), S the scale widened
+/// to f32 and Z the zero point in the form `zeros` says; constants may have
+/// been hoisted out of the body by canonicalization.
+bool matchBody(Block &body, int64_t perWord, int64_t bits, DequantZeros zeros) {
+  unsigned accIndex = zeros == DequantZeros::Symmetric ? 3 : 4;
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  Value lhs, rhs;
+  if (!commuted<arith::AddFOp>(yield.getValues()[0], lhs, rhs))
+    return false;
+  Value prod = isArg(lhs, body, accIndex)   ? rhs
+               : isArg(rhs, body, accIndex) ? lhs
+                                            : Value();
+  if (!prod || !commuted<arith::MulFOp>(prod, lhs, rhs))
+    return false;
+  Value weight = isArg(lhs, body, 0)   ? rhs
+                 : isArg(rhs, body, 0) ? lhs
+                                       : Value();
+  if (!weight || !commuted<arith::MulFOp>(weight, lhs, rhs))
+    return false;
+  Value centred = isWidenedArg(lhs, body, 2)   ? rhs
+                  : isWidenedArg(rhs, body, 2) ? lhs
+                                               : Value();
+  auto sub = centred ? centred.getDefiningOp<arith::SubFOp>() : nullptr;
+  if (!sub)
+    return false;
+  auto toFloat = sub.getLhs().getDefiningOp<arith::UIToFPOp>();
+  Value word, shift;
+  if (!toFloat || !matchMaskedShift(toFloat.getIn(), bits, word, shift) ||
+      !isArg(word, body, 1) || !isSlotShift(shift, 2, perWord, bits))
+    return false;
+  Value zero = sub.getRhs();
+  switch (zeros) {
+  case DequantZeros::Symmetric: {
+    FloatAttr value;
+    return matchPattern(zero, m_Constant(&value)) &&
+           value.getValueAsDouble() == double(int64_t(1) << (bits - 1));
+  }
+  case DequantZeros::Float:
+    return isWidenedArg(zero, body, 3);
+  case DequantZeros::Packed: {
+    // uitofp(((zword >> ((n % c) * b)) + 1) & m)
+    auto zf = zero.getDefiningOp<arith::UIToFPOp>();
+    int64_t mask = (int64_t(1) << bits) - 1;
+    Value sum, m, shifted, one;
+    if (!zf || !commuted<arith::AndIOp>(zf.getIn(), sum, m))
+      return false;
+    if (!isConstant(m, mask))
+      std::swap(sum, m);
+    if (!isConstant(m, mask) || !commuted<arith::AddIOp>(sum, shifted, one))
+      return false;
+    if (!isConstant(one, 1))
+      std::swap(shifted, one);
+    auto shr = shifted.getDefiningOp<arith::ShRUIOp>();
+    return isConstant(one, 1) && shr && isArg(shr.getLhs(), body, 3) &&
+           isSlotShift(shr.getRhs(), 1, perWord, bits);
+  }
+  }
+  return false;
+}
+
+/// Whether `t` is a scale element type the kernel widens (or reads) as f32.
+bool isScaleType(Type t) { return t.isF32() || t.isF16() || t.isBF16(); }
 
 } // namespace
 
 std::optional<DequantLinearOperands>
 mlir::qc::detail::matchDequantLinear(linalg::GenericOp op) {
-  if (!isTokenColumnReduction(op, 4))
+  unsigned inputs = op.getNumDpsInputs();
+  if (!isTokenColumnReduction(op, inputs) || (inputs != 3 && inputs != 4))
     return std::nullopt;
   // The word and group divisors are read off the maps.
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
-  auto divisorOf = [](AffineMap map) -> int64_t {
-    if (map.getNumResults() != 2 ||
-        map.getResult(1) != getAffineDimExpr(1, map.getContext()))
+  MLIRContext *ctx = op.getContext();
+  AffineExpr t, n, k;
+  bindDims(ctx, t, n, k);
+  auto divisorOf = [&](AffineMap map) -> int64_t {
+    if (map.getNumResults() != 2 || map.getResult(1) != n)
       return 0;
     auto div = dyn_cast<AffineBinaryOpExpr>(map.getResult(0));
-    if (!div || div.getKind() != AffineExprKind::FloorDiv ||
-        div.getLHS() != getAffineDimExpr(2, map.getContext()))
+    if (!div || div.getKind() != AffineExprKind::FloorDiv || div.getLHS() != k)
       return 0;
     auto c = dyn_cast<AffineConstantExpr>(div.getRHS());
     return c ? c.getValue() : 0;
   };
   int64_t perWord = divisorOf(maps[1]), group = divisorOf(maps[2]);
   if (!(perWord == 16 || perWord == 8 || perWord == 4) || group <= 0 ||
-      group % perWord != 0 || maps[3] != maps[2])
+      group % perWord != 0)
     return std::nullopt;
-  MLIRContext *ctx = op.getContext();
-  AffineExpr t, n, k;
-  bindDims(ctx, t, n, k);
   if (maps[0] != AffineMap::get(3, 0, {t, k}, ctx) ||
-      maps[4] != AffineMap::get(3, 0, {t, n}, ctx))
+      maps.back() != AffineMap::get(3, 0, {t, n}, ctx))
     return std::nullopt;
-  DequantLinearOperands ops{op.getDpsInputs()[0],
-                            op.getDpsInputs()[1],
-                            op.getDpsInputs()[2],
-                            op.getDpsInputs()[3],
-                            op.getDpsInits()[0],
-                            32 / perWord,
-                            group};
-  Type f32 = Float32Type::get(ctx);
-  if (!isRank2UnitStride(ops.x, f32) ||
-      !isRank2UnitStride(ops.qweight, IntegerType::get(ctx, 32)) ||
-      !isRank2UnitStride(ops.scales, f32) ||
-      !isRank2UnitStride(ops.zeros, f32) || !isRank2UnitStride(ops.out, f32))
+  DequantLinearOperands ops;
+  ops.x = op.getDpsInputs()[0];
+  ops.qweight = op.getDpsInputs()[1];
+  ops.scales = op.getDpsInputs()[2];
+  ops.out = op.getDpsInits()[0];
+  ops.bits = 32 / perWord;
+  ops.groupSize = group;
+  ops.zeroForm = DequantZeros::Symmetric;
+  Type f32 = Float32Type::get(ctx), i32 = IntegerType::get(ctx, 32);
+  if (inputs == 4) {
+    ops.zeros = op.getDpsInputs()[3];
+    auto zType = dyn_cast<MemRefType>(ops.zeros.getType());
+    if (maps[3] == maps[2] && zType && isScaleType(zType.getElementType())) {
+      ops.zeroForm = DequantZeros::Float;
+    } else if (maps[3] ==
+               AffineMap::get(3, 0, {k.floorDiv(group), n.floorDiv(perWord)},
+                              ctx)) {
+      ops.zeroForm = DequantZeros::Packed;
+      if (!isRank2UnitStride(ops.zeros, i32))
+        return std::nullopt;
+    } else {
+      return std::nullopt;
+    }
+    if (!isRank2UnitStride(ops.zeros, zType.getElementType()))
+      return std::nullopt;
+  }
+  auto sType = dyn_cast<MemRefType>(ops.scales.getType());
+  if (!isRank2UnitStride(ops.x, f32) || !isRank2UnitStride(ops.qweight, i32) ||
+      !sType || !isScaleType(sType.getElementType()) ||
+      !isRank2UnitStride(ops.scales, sType.getElementType()) ||
+      !isRank2UnitStride(ops.out, f32))
     return std::nullopt;
-  if (!matchBody(op.getRegion().front(), perWord, ops.bits))
+  if (!matchBody(op.getRegion().front(), perWord, ops.bits, ops.zeroForm))
     return std::nullopt;
   return ops;
 }
 
 namespace {
+
+/// Column vectors per chunk of the one-token path: 64 x 16 lanes keep 4 KiB
+/// of accumulators in L1 and read 4 KiB of each packed row in one run.
+constexpr int64_t kRowChunk = 64;
 
 class DequantEmitter {
 public:
@@ -188,6 +266,14 @@ public:
     perWord = 32 / ops.bits;
     zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vecType));
     zeroWords = arith::ConstantOp::create(b, loc, b.getZeroAttr(wordType));
+    auto isBF16 = [](Value v) {
+      return v && cast<MemRefType>(v.getType()).getElementType().isBF16();
+    };
+    // At the kernel's entry: an alloca inside a loop would grow the stack
+    // on every iteration.
+    if (isBF16(ops.scales) || isBF16(ops.zeros))
+      staging = memref::AllocaOp::create(
+          b, loc, MemRefType::get({width}, b.getBF16Type()));
     codeMask = splat((int64_t(1) << ops.bits) - 1);
     c0 = constant(0);
     tokens = memref::DimOp::create(b, loc, ops.x, 0);
@@ -198,8 +284,155 @@ public:
   /// Columns [colBegin, colEnd): blocks of `colBlock` full vectors, then
   /// single vectors masked to what is left; within each, blocks of
   /// `tokenBlock` tokens, then single tokens.
-  void emit(Value colBegin, Value colEnd, int64_t colBlock,
-            int64_t tokenBlock) {
+  /// Columns [colBegin, colEnd), groups [groupBegin, groupEnd): one token
+  /// streams the packed rows (emitRows), more go through register blocks
+  /// (emitBlocks).
+  void emit(Value colBegin, Value colEnd, Value groupBegin, Value groupEnd,
+            int64_t colBlock, int64_t tokenBlock) {
+    firstGroup = groupBegin;
+    endGroup = groupEnd;
+    Value one = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, tokens,
+                                      constant(1));
+    scf::IfOp::create(
+        b, loc, one,
+        [&](OpBuilder &nb, Location) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          emitRows(colBegin, colEnd);
+          scf::YieldOp::create(b, loc);
+        },
+        [&](OpBuilder &nb, Location) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          emitBlocks(colBegin, colEnd, colBlock, tokenBlock);
+          scf::YieldOp::create(b, loc);
+        });
+  }
+
+private:
+  /// One token (a decode step) is bound by reading the packed words. Here
+  /// each packed row is read across the whole column range (in chunks of
+  /// kRowChunk vectors, whose accumulators live in a stack buffer), so
+  /// consecutive loads are adjacent and the hardware prefetchers can run
+  /// ahead; the dispatcher gives each thread whole rows of a range of
+  /// groups (qc_rt_parallel_dequant_linear) instead of a slice of every
+  /// row. Each column still sums its products in the order of K with the
+  /// same operations as emitBlocks.
+  void emitRows(Value colBegin, Value colEnd) {
+    int64_t chunk = kRowChunk * width;
+    Value acc = memref::AllocaOp::create(
+        b, loc, MemRefType::get({chunk}, b.getF32Type()));
+    Value groupV = constant(ops.groupSize), perWordV = constant(perWord);
+    loop(colBegin, colEnd, chunk, [&](Value first) {
+      Value span = arith::SubIOp::create(
+          b, loc, arith::MinUIOp::create(b, loc, plus(first, chunk), colEnd),
+          first);
+      // Lanes of the buffer past `span` see masked (zero) weights and are
+      // never stored.
+      overVectors(span, [&](Value off, Value) {
+        vector::StoreOp::create(b, loc, zero, acc, ValueRange{off});
+      });
+      loop(firstGroup, endGroup, 1, [&](Value g) {
+        Value kBegin = arith::MulIOp::create(b, loc, g, groupV);
+        Value kEnd = arith::MinUIOp::create(
+            b, loc, arith::AddIOp::create(b, loc, kBegin, groupV), depth);
+        Value wordBegin = arith::DivUIOp::create(b, loc, kBegin, perWordV);
+        Value wordEnd = arith::DivUIOp::create(b, loc, kEnd, perWordV);
+        // acc += x[0, k0 + j] * W(code j of row w) for the codes `js`
+        // (index j, shift j * bits).
+        auto accumulate = [&](Value w, Value k0,
+                              ArrayRef<std::pair<Value, Value>> js) {
+          SmallVector<Value> xs;
+          for (auto [j, shift] : js)
+            xs.push_back(vector::BroadcastOp::create(
+                b, loc, vecType,
+                memref::LoadOp::create(
+                    b, loc, ops.x,
+                    ValueRange{c0, arith::AddIOp::create(b, loc, k0, j)})));
+          overVectors(span, [&](Value off, Value mask) {
+            Value col = arith::AddIOp::create(b, loc, first, off);
+            Value s = widened(ops.scales, g, col, mask);
+            Value z = zeroPoints(g, col, mask);
+            Value q = load(wordType, ops.qweight, w, col, mask, zeroWords);
+            Value a =
+                vector::LoadOp::create(b, loc, vecType, acc, ValueRange{off});
+            for (auto [i, code] : llvm::enumerate(js))
+              a = vector::FMAOp::create(b, loc, xs[i],
+                                        weight(q, code.second, s, z), a);
+            vector::StoreOp::create(b, loc, a, acc, ValueRange{off});
+          });
+        };
+        SmallVector<std::pair<Value, Value>> whole;
+        for (int64_t j = 0; j < perWord; ++j)
+          whole.push_back({constant(j), splat(j * ops.bits)});
+        loop(wordBegin, wordEnd, 1, [&](Value w) {
+          accumulate(w, arith::MulIOp::create(b, loc, w, perWordV), whole);
+        });
+        // The codes of a last, partial word, one at a time.
+        Value kWhole = arith::MulIOp::create(b, loc, wordEnd, perWordV);
+        loop(c0,
+             arith::SubIOp::create(
+                 b, loc, arith::MaxUIOp::create(b, loc, kEnd, kWhole), kWhole),
+             1, [&](Value j) {
+               Value shift = vector::BroadcastOp::create(
+                   b, loc, wordType,
+                   arith::IndexCastOp::create(
+                       b, loc, b.getI32Type(),
+                       arith::MulIOp::create(b, loc, j, constant(ops.bits))));
+               accumulate(wordEnd, kWhole, {{j, shift}});
+             });
+      });
+      overVectors(span, [&](Value off, Value mask) {
+        Value col = arith::AddIOp::create(b, loc, first, off);
+        Value old = load(vecType, ops.out, c0, col, mask, zero);
+        store(arith::AddFOp::create(b, loc, old,
+                                    vector::LoadOp::create(b, loc, vecType, acc,
+                                                           ValueRange{off})),
+              c0, col, mask);
+      });
+    });
+  }
+
+  /// `body(offset, mask)` for the vectors covering [0, span): whole ones
+  /// unmasked, then one masked to what is left.
+  void overVectors(Value span, function_ref<void(Value, Value)> body) {
+    Value whole = arith::SubIOp::create(
+        b, loc, span, arith::RemUIOp::create(b, loc, span, constant(width)));
+    loop(c0, whole, width, [&](Value off) { body(off, Value()); });
+    Value some =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, whole, span);
+    scf::IfOp::create(b, loc, some, [&](OpBuilder &nb, Location) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      Value left = arith::SubIOp::create(b, loc, span, whole);
+      body(whole, vector::CreateMaskOp::create(b, loc, maskType, left));
+      scf::YieldOp::create(b, loc);
+    });
+  }
+
+  /// The dequantized weights s * (f32((q >> shift) & mask) - z), with the
+  /// reference's operations in its order.
+  Value weight(Value q, Value shift, Value s, Value z) {
+    Value bitsOf = arith::AndIOp::create(
+        b, loc, arith::ShRUIOp::create(b, loc, q, shift), codeMask);
+    Value f = arith::UIToFPOp::create(b, loc, vecType, bitsOf);
+    return arith::MulFOp::create(b, loc, s,
+                                 arith::SubFOp::create(b, loc, f, z));
+  }
+
+  void store(Value v, Value row, Value col, Value mask) {
+    if (mask)
+      vector::MaskedStoreOp::create(b, loc, ops.out, ValueRange{row, col}, mask,
+                                    v);
+    else
+      vector::StoreOp::create(b, loc, v, ops.out, ValueRange{row, col});
+  }
+
+  /// Several tokens: blocks of `colBlock` full vectors, then single vectors
+  /// masked to what is left; within each, blocks of `tokenBlock` tokens,
+  /// then single tokens.
+  void emitBlocks(Value colBegin, Value colEnd, int64_t colBlock,
+                  int64_t tokenBlock) {
     int64_t blockCols = colBlock * width;
     Value span = arith::SubIOp::create(b, loc, colEnd, colBegin);
     Value fullCols = arith::AddIOp::create(
@@ -225,7 +458,6 @@ public:
     });
   }
 
-private:
   Value constant(int64_t v) {
     return arith::ConstantIndexOp::create(b, loc, v);
   }
@@ -269,6 +501,92 @@ private:
                                         ValueRange{row, col}, mask, passthru);
   }
 
+  /// base[row, col:col + width] (masked) as f32: f16 and bf16 are widened.
+  Value widened(Value base, Value row, Value col, Value mask) {
+    Type element = cast<MemRefType>(base.getType()).getElementType();
+    if (element.isF32())
+      return load(vecType, base, row, col, mask, zero);
+    auto type = VectorType::get({width}, element);
+    Value passthru =
+        mask ? arith::ConstantOp::create(b, loc, b.getZeroAttr(type)) : Value();
+    if (!element.isBF16())
+      return arith::ExtFOp::create(b, loc, vecType,
+                                   load(type, base, row, col, mask, passthru));
+    // LLVM scalarizes a masked load of bfloat lanes on hosts without
+    // AVX-512 BF16 and converts every lane through a soft-float library
+    // call. The lanes of a masked bf16 vector are instead copied one by one
+    // into a zeroed stack vector and loaded from there.
+    Value v;
+    if (mask) {
+      Value lanes = mask.getDefiningOp<vector::CreateMaskOp>().getOperand(0);
+      vector::StoreOp::create(b, loc, passthru, staging, ValueRange{c0});
+      loop(c0, lanes, 1, [&](Value i) {
+        Value lane = memref::LoadOp::create(
+            b, loc, base,
+            ValueRange{row, arith::AddIOp::create(b, loc, col, i)});
+        memref::StoreOp::create(b, loc, lane, staging, ValueRange{i});
+      });
+      v = vector::LoadOp::create(b, loc, type, staging, ValueRange{c0});
+    } else {
+      v = load(type, base, row, col, Value(), Value());
+    }
+    // bf16 is the high half of an f32: widened with integer operations
+    // (a vector fpext from bfloat has the same library-call problem).
+    auto halfType = VectorType::get({width}, b.getI16Type());
+    Value bits = arith::ExtUIOp::create(
+        b, loc, wordType, vector::BitCastOp::create(b, loc, halfType, v));
+    return arith::BitcastOp::create(
+        b, loc, vecType, arith::ShLIOp::create(b, loc, bits, splat(16)));
+  }
+
+  /// The zero points of group `g` for columns [col, col + width) (masked),
+  /// computed as the reference does: the constant 2^(b - 1), the stored
+  /// float widened, or code n of the group's GPTQ v1 stream plus one,
+  /// masked to b bits. A packed vector's codes come from the words n / c
+  /// of its lanes, gathered (once per group and column vector: 1 / G of
+  /// the codes' work).
+  Value zeroPoints(Value g, Value col, Value mask) {
+    switch (ops.zeroForm) {
+    case DequantZeros::Symmetric:
+      return arith::ConstantOp::create(
+          b, loc,
+          DenseElementsAttr::get(vecType,
+                                 ArrayRef<Attribute>{b.getF32FloatAttr(
+                                     float(int64_t(1) << (ops.bits - 1)))}));
+    case DequantZeros::Float:
+      return widened(ops.zeros, g, col, mask);
+    case DequantZeros::Packed:
+      break;
+    }
+    // Lane i's column col + i, as i32: 32-bit gather indices (N < 2^31).
+    Value lanes = arith::AddIOp::create(
+        b, loc,
+        vector::BroadcastOp::create(
+            b, loc, wordType,
+            arith::IndexCastOp::create(b, loc, b.getI32Type(), col)),
+        arith::ConstantOp::create(
+            b, loc,
+            DenseElementsAttr::get(
+                wordType,
+                llvm::to_vector(llvm::map_range(llvm::seq<int64_t>(0, width),
+                                                [&](int64_t i) -> Attribute {
+                                                  return b.getI32IntegerAttr(i);
+                                                })))));
+    Value words = arith::DivUIOp::create(b, loc, lanes, splat(perWord));
+    Value shifts = arith::MulIOp::create(
+        b, loc, arith::RemUIOp::create(b, loc, lanes, splat(perWord)),
+        splat(ops.bits));
+    Value all = mask ? mask
+                     : arith::ConstantOp::create(
+                           b, loc, DenseElementsAttr::get(maskType, true));
+    Value gathered = vector::GatherOp::create(
+        b, loc, wordType, ops.zeros, ValueRange{g, c0}, words, all, zeroWords);
+    Value stored = arith::ShRUIOp::create(b, loc, gathered, shifts);
+    Value code = arith::AndIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, stored, splat(1)), codeMask);
+    return arith::UIToFPOp::create(b, loc, vecType, code);
+  }
+
   /// acc[i][c] += x[t + i, k] * W(code) for one code of every column
   /// vector: `words[c] >> shift` holds it in its low bits.
   SmallVector<Value> code(Value t, int64_t tb, Value k, ValueRange words,
@@ -282,11 +600,7 @@ private:
           memref::LoadOp::create(b, loc, ops.x, ValueRange{plus(t, i), k})));
     SmallVector<Value> next(acc);
     for (int64_t c = 0; c < cb; ++c) {
-      Value bitsOf = arith::AndIOp::create(
-          b, loc, arith::ShRUIOp::create(b, loc, words[c], shift), codeMask);
-      Value q = arith::UIToFPOp::create(b, loc, vecType, bitsOf);
-      Value w = arith::MulFOp::create(b, loc, s[c],
-                                      arith::SubFOp::create(b, loc, q, z[c]));
+      Value w = weight(words[c], shift, s[c], z[c]);
       for (int64_t i = 0; i < tb; ++i)
         next[i * cb + c] =
             vector::FMAOp::create(b, loc, xs[i], w, next[i * cb + c]);
@@ -301,11 +615,11 @@ private:
     SmallVector<Value> init(tb * cb, zero);
     Value groupV = constant(ops.groupSize), perWordV = constant(perWord);
     SmallVector<Value> acc =
-        accLoop(c0, groups, init, [&](Value g, ValueRange carried) {
+        accLoop(firstGroup, endGroup, init, [&](Value g, ValueRange carried) {
           SmallVector<Value> s, z;
           for (Value col : cols) {
-            s.push_back(load(vecType, ops.scales, g, col, mask, zero));
-            z.push_back(load(vecType, ops.zeros, g, col, mask, zero));
+            s.push_back(widened(ops.scales, g, col, mask));
+            z.push_back(zeroPoints(g, col, mask));
           }
           Value kBegin = arith::MulIOp::create(b, loc, g, groupV);
           Value kEnd = arith::MinUIOp::create(
@@ -365,13 +679,8 @@ private:
       for (int64_t c = 0; c < cb; ++c) {
         Value row = plus(t, i);
         Value old = load(vecType, ops.out, row, cols[c], mask, zero);
-        Value sum = arith::AddFOp::create(b, loc, old, acc[i * cb + c]);
-        if (mask)
-          vector::MaskedStoreOp::create(b, loc, ops.out,
-                                        ValueRange{row, cols[c]}, mask, sum);
-        else
-          vector::StoreOp::create(b, loc, sum, ops.out,
-                                  ValueRange{row, cols[c]});
+        store(arith::AddFOp::create(b, loc, old, acc[i * cb + c]), row, cols[c],
+              mask);
       }
   }
 
@@ -380,7 +689,10 @@ private:
   DequantLinearOperands ops;
   int64_t width, perWord;
   VectorType vecType, wordType, maskType;
-  Value zero, zeroWords, codeMask, c0, tokens, depth, groups;
+  Value zero, zeroWords, codeMask, c0, tokens, depth, groups, firstGroup,
+      endGroup;
+  /// width bf16 lanes (masked bf16 loads, widened()); null without bf16.
+  Value staging;
 };
 
 } // namespace
@@ -388,8 +700,9 @@ private:
 void mlir::qc::detail::emitDequantKernel(OpBuilder &b, Location loc,
                                          const DequantLinearOperands &ops,
                                          Value colBegin, Value colEnd,
+                                         Value groupBegin, Value groupEnd,
                                          int64_t width, int64_t colBlock,
                                          int64_t tokenBlock) {
   DequantEmitter(b, loc, ops, width)
-      .emit(colBegin, colEnd, colBlock, tokenBlock);
+      .emit(colBegin, colEnd, groupBegin, groupEnd, colBlock, tokenBlock);
 }

@@ -234,6 +234,35 @@ MemRefType kernelArgType(MLIRContext *ctx, Type element = {}) {
       StridedLayoutAttr::get(ctx, /*offset=*/dyn, /*strides=*/{dyn, 1}));
 }
 
+Type elementOf(Value memref) {
+  return cast<MemRefType>(memref.getType()).getElementType();
+}
+
+/// The element type's name in kernel and dispatcher names: f32, f16, bf16,
+/// i32.
+StringRef typeName(Type t) {
+  if (t.isF16())
+    return "f16";
+  if (t.isBF16())
+    return "bf16";
+  if (t.isInteger(32))
+    return "i32";
+  return "f32";
+}
+
+/// The zero-point form in kernel names: sym, packed, or the float type.
+std::string zeroFormName(const qc::detail::DequantLinearOperands &ops) {
+  switch (ops.zeroForm) {
+  case qc::detail::DequantZeros::Symmetric:
+    return "sym";
+  case qc::detail::DequantZeros::Packed:
+    return "packed";
+  case qc::detail::DequantZeros::Float:
+    break;
+  }
+  return typeName(elementOf(ops.zeros)).str();
+}
+
 /// The private function `name` of `type` in `module`. One already there
 /// (from an earlier run of the pass) is returned when it has that type and,
 /// if `needsBody`, a body; when absent, a declaration is appended and
@@ -315,11 +344,19 @@ struct QCVectorizeLinearPass
   /// The fused dequantize-linear kernel for `bits` and `groupSize`, made on
   /// first use: (x, qweight, scales, zeros, out, colBegin, colEnd) computes
   /// out[:, colBegin:colEnd] (DequantKernel.cpp).
-  func::FuncOp getOrCreateDequantKernel(ModuleOp module, int64_t bits,
-                                        int64_t groupSize) {
+  func::FuncOp
+  getOrCreateDequantKernel(ModuleOp module,
+                           const qc::detail::DequantLinearOperands &matched) {
+    int64_t bits = matched.bits, groupSize = matched.groupSize;
+    Type scaleType = elementOf(matched.scales);
+    // A symmetric kernel takes the scales in the zeros' place (unread), so
+    // that every kernel has the dispatcher's five buffers.
+    Type zeroType =
+        matched.zeros ? elementOf(matched.zeros) : elementOf(matched.scales);
     std::string name =
-        llvm::formatv("qc_dequant_linear_b{0}_g{1}_v{2}_c{3}_t{4}", bits,
-                      groupSize, vectorWidth, dequantColumnBlock,
+        llvm::formatv("qc_dequant_linear_b{0}_g{1}_s{2}_z{3}_v{4}_c{5}_t{6}",
+                      bits, groupSize, typeName(scaleType),
+                      zeroFormName(matched), vectorWidth, dequantColumnBlock,
                       dequantTokenBlock)
             .str();
     MLIRContext *ctx = module.getContext();
@@ -327,22 +364,25 @@ struct QCVectorizeLinearPass
     MemRefType wordArg = kernelArgType(ctx, IntegerType::get(ctx, 32));
     IndexType index = IndexType::get(ctx);
     auto type = FunctionType::get(
-        ctx, {f32Arg, wordArg, f32Arg, f32Arg, f32Arg, index, index}, {});
+        ctx,
+        {f32Arg, wordArg, kernelArgType(ctx, scaleType),
+         kernelArgType(ctx, zeroType), f32Arg, index, index, index, index},
+        {});
     Block *entry = nullptr;
     func::FuncOp fn = declareKernel(module, name, type, entry);
     if (!entry)
       return fn;
     OpBuilder b = OpBuilder::atBlockBegin(entry);
     Location loc = module.getLoc();
-    qc::detail::DequantLinearOperands ops{entry->getArgument(0),
-                                          entry->getArgument(1),
-                                          entry->getArgument(2),
-                                          entry->getArgument(3),
-                                          entry->getArgument(4),
-                                          bits,
-                                          groupSize};
+    qc::detail::DequantLinearOperands ops = matched;
+    ops.x = entry->getArgument(0);
+    ops.qweight = entry->getArgument(1);
+    ops.scales = entry->getArgument(2);
+    ops.zeros = matched.zeros ? entry->getArgument(3) : Value();
+    ops.out = entry->getArgument(4);
     qc::detail::emitDequantKernel(b, loc, ops, entry->getArgument(5),
-                                  entry->getArgument(6), vectorWidth,
+                                  entry->getArgument(6), entry->getArgument(7),
+                                  entry->getArgument(8), vectorWidth,
                                   dequantColumnBlock, dequantTokenBlock);
     func::ReturnOp::create(b, loc);
     return fn;
@@ -398,27 +438,34 @@ struct QCVectorizeLinearPass
       if (!kernel ||
           failed(replaceWithCall(op, kernel, "qc_rt_parallel_linear",
                                  {operands.x, operands.w, operands.out},
-                                 operands.w, 0)))
+                                 {{operands.w, 0}})))
         return signalPassFailure();
     }
     for (auto &[op, operands] : dequants) {
-      func::FuncOp kernel =
-          getOrCreateDequantKernel(module, operands.bits, operands.groupSize);
+      func::FuncOp kernel = getOrCreateDequantKernel(module, operands);
+      // One dispatcher name per pair of scale and zero element types (each
+      // MLIR declaration has one type); the runtime binds every name to the
+      // same function, which only passes the buffers through.
+      Value zeros = operands.zeros ? operands.zeros : operands.scales;
+      std::string dispatcher = ("qc_rt_parallel_dequant_linear_" +
+                                typeName(elementOf(operands.scales)) + "_" +
+                                typeName(elementOf(zeros)))
+                                   .str();
       if (!kernel ||
-          failed(replaceWithCall(op, kernel, "qc_rt_parallel_dequant_linear",
+          failed(replaceWithCall(op, kernel, dispatcher,
                                  {operands.x, operands.qweight, operands.scales,
-                                  operands.zeros, operands.out},
-                                 operands.out, 1)))
+                                  zeros, operands.out},
+                                 {{operands.out, 1}, {operands.scales, 0}})))
         return signalPassFailure();
     }
   }
 
   /// Replaces `op` by a call of `kernel` on `memrefs` (cast to the kernel's
-  /// argument types) over [0, dim `dim` of `extentOf`), made through the
-  /// runtime's `dispatcherName` when `parallel`.
+  /// argument types) over the ranges [0, dim d of v) for each (v, d) of
+  /// `ranges`, made through the runtime's `dispatcherName` when `parallel`.
   LogicalResult replaceWithCall(linalg::GenericOp op, func::FuncOp kernel,
                                 StringRef dispatcherName, ValueRange memrefs,
-                                Value extentOf, int64_t dim) {
+                                ArrayRef<std::pair<Value, int64_t>> ranges) {
     func::FuncOp dispatcher;
     if (parallel) {
       dispatcher =
@@ -435,8 +482,10 @@ struct QCVectorizeLinearPass
     for (auto [v, type] :
          llvm::zip(memrefs, kernel.getFunctionType().getInputs()))
       args.push_back(memref::CastOp::create(b, loc, type, v));
-    args.push_back(arith::ConstantIndexOp::create(b, loc, 0));
-    args.push_back(memref::DimOp::create(b, loc, extentOf, dim));
+    for (auto [extentOf, dim] : ranges) {
+      args.push_back(arith::ConstantIndexOp::create(b, loc, 0));
+      args.push_back(memref::DimOp::create(b, loc, extentOf, dim));
+    }
     func::CallOp::create(b, loc, dispatcher ? dispatcher : kernel, args);
     op.erase();
     return success();

@@ -200,15 +200,36 @@ bool hasFusedForm(const Scheme &s) {
   return group % (32 / s.bits) == 0;
 }
 
+/// How the fused generic reads the zero points: a constant (symmetric),
+/// the stored float [groups, N] tensor, the stored GPTQ v1 stream (z - 1
+/// packed over N per group, whole codes per word), or anything else first
+/// gathered into an f32 [groups, N] tensor.
+enum class FusedZeros { Sym, Float, Packed, Gathered };
+
+FusedZeros fusedZerosOf(const Scheme &s) {
+  if (s.sym)
+    return FusedZeros::Sym;
+  Type zt = cast<RankedTensorType>(s.zeros.getType()).getElementType();
+  if (zt.isF32() || zt.isF16() || zt.isBF16())
+    return FusedZeros::Float;
+  if (zt.isInteger(32) && s.layout == wq::Layout::gptq)
+    return FusedZeros::Packed;
+  return FusedZeros::Gathered;
+}
+
 /// x W^T (+ bias) as one (t, n, k) generic that dequantizes each weight as
 /// it multiplies: code k of column n is bits [(k % c) b, (k % c) b + b) of
 /// qweight[k / c, n] (c = 32 / b codes per word) and W[n, k] =
 /// scales[g, n] * (code - z[g, n]) with g = k / G, the same f32 operations
-/// as buildDequantize. Scales and zero points are first gathered into f32
-/// [groups, N] tensors (1/G of the weight's size) so the generic sees one
-/// form whatever the stored dtypes. qc-vectorize-linear turns this generic
-/// into a kernel that keeps N in vector lanes and never materializes W;
-/// anywhere else it is a correct, if slow, loop nest.
+/// as buildDequantize. The generic reads the scales (f32, f16 or bf16) and
+/// the zero points in their stored form, so that nothing is computed from
+/// the weights alone on every call: a symmetric zero is a constant, float
+/// zeros are widened, and GPTQ v1 zeros are unpacked from word n / c of
+/// their group's row (bits (n % c) b, plus one, as zeroAt does). Only zero
+/// points stored some other way are first gathered into an f32 [groups, N]
+/// tensor. qc-vectorize-linear turns this generic into a kernel that keeps
+/// N in vector lanes and never materializes W; anywhere else it is a
+/// correct, if slow, loop nest.
 Value buildFusedLinear(OpBuilder &b, Location loc, const Scheme &s, Value x,
                        Value bias) {
   MLIRContext *ctx = b.getContext();
@@ -217,52 +238,89 @@ Value buildFusedLinear(OpBuilder &b, Location loc, const Scheme &s, Value x,
   int64_t groups = (k + group - 1) / group;
   int64_t perWord = 32 / s.bits;
   AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
-  auto perGroup = [&](auto valueAt) -> Value {
+  FusedZeros zeroForm = fusedZerosOf(s);
+  Value zeros;
+  if (zeroForm == FusedZeros::Gathered) {
     Value empty = emptyTensor(
         b, loc, {b.getIndexAttr(groups), b.getIndexAttr(n)}, b.getF32Type());
-    return linalg::GenericOp::create(
-               b, loc, empty.getType(), ValueRange{}, ValueRange{empty},
-               ArrayRef<AffineMap>{id2},
-               ArrayRef<utils::IteratorType>{kPar, kPar},
-               [&](OpBuilder &nb, Location l, ValueRange) {
-                 Value g = linalg::IndexOp::create(nb, l, 0);
-                 Value col = linalg::IndexOp::create(nb, l, 1);
-                 linalg::YieldOp::create(nb, l, valueAt(nb, l, s, g, col));
-               })
-        .getResult(0);
-  };
-  Value scales = perGroup(scaleAt);
-  Value zeros = perGroup(zeroAt);
+    zeros =
+        linalg::GenericOp::create(
+            b, loc, empty.getType(), ValueRange{}, ValueRange{empty},
+            ArrayRef<AffineMap>{id2}, ArrayRef<utils::IteratorType>{kPar, kPar},
+            [&](OpBuilder &nb, Location l, ValueRange) {
+              Value g = linalg::IndexOp::create(nb, l, 0);
+              Value col = linalg::IndexOp::create(nb, l, 1);
+              linalg::YieldOp::create(nb, l, zeroAt(nb, l, s, g, col));
+            })
+            .getResult(0);
+  } else if (zeroForm != FusedZeros::Sym) {
+    zeros = s.zeros;
+  }
 
   Value init = buildLinearInit(b, loc, x, b.getIndexAttr(n), bias);
   AffineExpr t, nn, kk;
   bindDims(ctx, t, nn, kk);
   AffineMap groupMap = AffineMap::get(3, 0, {kk.floorDiv(group), nn}, ctx);
+  SmallVector<Value> inputs = {x, s.qweight, s.scales};
   SmallVector<AffineMap> maps = {
       AffineMap::get(3, 0, {t, kk}, ctx),
-      AffineMap::get(3, 0, {kk.floorDiv(perWord), nn}, ctx), groupMap, groupMap,
-      AffineMap::get(3, 0, {t, nn}, ctx)};
+      AffineMap::get(3, 0, {kk.floorDiv(perWord), nn}, ctx), groupMap};
+  if (zeros) {
+    inputs.push_back(zeros);
+    maps.push_back(
+        zeroForm == FusedZeros::Packed
+            ? AffineMap::get(3, 0, {kk.floorDiv(group), nn.floorDiv(perWord)},
+                             ctx)
+            : groupMap);
+  }
+  maps.push_back(AffineMap::get(3, 0, {t, nn}, ctx));
   return linalg::GenericOp::create(
-             b, loc, init.getType(), ValueRange{x, s.qweight, scales, zeros},
-             ValueRange{init}, maps,
+             b, loc, init.getType(), inputs, ValueRange{init}, maps,
              ArrayRef<utils::IteratorType>{kPar, kPar, kRed},
              [&](OpBuilder &nb, Location l, ValueRange args) {
                Type i32 = nb.getI32Type();
-               Value kIdx = linalg::IndexOp::create(nb, l, 2);
-               Value slot =
-                   arith::RemUIOp::create(nb, l, kIdx, idx(nb, l, perWord));
-               Value shift = arith::IndexCastOp::create(
-                   nb, l, i32,
-                   arith::MulIOp::create(nb, l, slot, idx(nb, l, s.bits)));
-               Value code = arith::AndIOp::create(
-                   nb, l, arith::ShRUIOp::create(nb, l, args[1], shift),
-                   arith::ConstantIntOp::create(nb, l, i32,
-                                                (1LL << s.bits) - 1));
+               Value mask = arith::ConstantIntOp::create(nb, l, i32,
+                                                         (1LL << s.bits) - 1);
+               // Bits [(i % c) b, (i % c) b + b) of `word`, i = index `dim`.
+               auto codeOf = [&](Value word, unsigned dim) {
+                 Value slot = arith::RemUIOp::create(
+                     nb, l, linalg::IndexOp::create(nb, l, dim),
+                     idx(nb, l, perWord));
+                 Value shift = arith::IndexCastOp::create(
+                     nb, l, i32,
+                     arith::MulIOp::create(nb, l, slot, idx(nb, l, s.bits)));
+                 return arith::ShRUIOp::create(nb, l, word, shift);
+               };
+               Value code =
+                   arith::AndIOp::create(nb, l, codeOf(args[1], 2), mask);
                Value q = arith::UIToFPOp::create(nb, l, nb.getF32Type(), code);
+               Value scale = toF32(nb, l, args[2]);
+               Value z;
+               switch (zeroForm) {
+               case FusedZeros::Sym:
+                 z = arith::ConstantOp::create(
+                     nb, l, nb.getF32FloatAttr(float(1LL << (s.bits - 1))));
+                 break;
+               case FusedZeros::Packed:
+                 // Stored z - 1: ((word >> shift) + 1) & mask, as zeroAt.
+                 z = arith::UIToFPOp::create(
+                     nb, l, nb.getF32Type(),
+                     arith::AndIOp::create(
+                         nb, l,
+                         arith::AddIOp::create(
+                             nb, l, codeOf(args[3], 1),
+                             arith::ConstantIntOp::create(nb, l, i32, 1)),
+                         mask));
+                 break;
+               case FusedZeros::Float:
+               case FusedZeros::Gathered:
+                 z = toF32(nb, l, args[3]);
+                 break;
+               }
                Value w = arith::MulFOp::create(
-                   nb, l, args[2], arith::SubFOp::create(nb, l, q, args[3]));
+                   nb, l, scale, arith::SubFOp::create(nb, l, q, z));
                linalg::YieldOp::create(nb, l,
-                                       mulAdd(nb, l, args[4], args[0], w));
+                                       mulAdd(nb, l, args.back(), args[0], w));
              })
       .getResult(0);
 }

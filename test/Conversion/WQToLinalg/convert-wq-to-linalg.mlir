@@ -50,23 +50,21 @@ func.func @linear_gptq_asym(%x: tensor<?x64xf32>, %q: tensor<8x32xi32>, %s: tens
 // -----
 
 // Tests that a GPTQ-layout linear without g_idx, with whole codes per word
-// and whole words per group, becomes one fused generic: scales and GPTQ v1
-// zeros gathered into f32 [groups, N] tensors first, then (t, n, k) reading
-// word k floordiv 8 of column n and group k floordiv 32, shifting by
-// (k mod 8) * 4, masking, and computing s * (q - z) before the multiply-add.
+// and whole words per group, becomes one fused generic that reads the
+// stored f16 scales and GPTQ v1 zero words (nothing computed from the
+// weights alone outside it): (t, n, k) reading word k floordiv 8 of column
+// n, scale (k floordiv 32, n) widened, zero word (k floordiv 32, n
+// floordiv 8) shifted by (n mod 8) * 4, plus one, masked; the code shifted
+// by (k mod 8) * 4 and masked; s * (q - z) before the multiply-add.
 
 // CHECK-DAG: #[[WORD:.*]] = affine_map<(d0, d1, d2) -> (d2 floordiv 8, d1)>
 // CHECK-DAG: #[[GROUP:.*]] = affine_map<(d0, d1, d2) -> (d2 floordiv 32, d1)>
+// CHECK-DAG: #[[ZWORD:.*]] = affine_map<(d0, d1, d2) -> (d2 floordiv 32, d1 floordiv 8)>
 // CHECK-LABEL: func.func @linear_gptq_fused
 // CHECK-SAME: (%[[X:.*]]: tensor<?x72xf32>, %[[Q:.*]]: tensor<9x20xi32>, %[[S:.*]]: tensor<3x20xf16>, %[[Z:.*]]: tensor<3x3xi32>)
-// CHECK: %[[SF:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<3x20xf32>)
-// CHECK: tensor.extract %[[S]]
-// CHECK: arith.extf
-// CHECK: %[[ZF:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<3x20xf32>)
-// CHECK: tensor.extract %[[Z]]
-// CHECK: arith.addi %{{.*}}, %c1_i64
-// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[WORD]], #[[GROUP]], #[[GROUP]], #{{.*}}], iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[Q]], %[[SF]], %[[ZF]] : tensor<?x72xf32>, tensor<9x20xi32>, tensor<3x20xf32>, tensor<3x20xf32>)
-// CHECK: ^bb0(%[[XV:.*]]: f32, %[[WORD_V:.*]]: i32, %[[SV:.*]]: f32, %[[ZV:.*]]: f32, %[[ACC:.*]]: f32):
+// CHECK-NOT: linalg.generic
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[WORD]], #[[GROUP]], #[[ZWORD]], #{{.*}}], iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[Q]], %[[S]], %[[Z]] : tensor<?x72xf32>, tensor<9x20xi32>, tensor<3x20xf16>, tensor<3x3xi32>)
+// CHECK: ^bb0(%[[XV:.*]]: f32, %[[WORD_V:.*]]: i32, %[[SV:.*]]: f16, %[[ZW:.*]]: i32, %[[ACC:.*]]: f32):
 // CHECK: %[[K:.*]] = linalg.index 2 : index
 // CHECK: %[[SLOT:.*]] = arith.remui %[[K]], %c8
 // CHECK: %[[BIT:.*]] = arith.muli %[[SLOT]], %c4
@@ -74,8 +72,17 @@ func.func @linear_gptq_asym(%x: tensor<?x64xf32>, %q: tensor<8x32xi32>, %s: tens
 // CHECK: %[[SHIFTED:.*]] = arith.shrui %[[WORD_V]], %[[SH]] : i32
 // CHECK: %[[CODE:.*]] = arith.andi %[[SHIFTED]], %c15_i32 : i32
 // CHECK: %[[QF:.*]] = arith.uitofp %[[CODE]] : i32 to f32
-// CHECK: %[[CENT:.*]] = arith.subf %[[QF]], %[[ZV]] : f32
-// CHECK: %[[WV:.*]] = arith.mulf %[[SV]], %[[CENT]] : f32
+// CHECK: %[[SF:.*]] = arith.extf %[[SV]] : f16 to f32
+// CHECK: %[[N:.*]] = linalg.index 1 : index
+// CHECK: %[[ZSLOT:.*]] = arith.remui %[[N]], %c8
+// CHECK: %[[ZBIT:.*]] = arith.muli %[[ZSLOT]], %c4
+// CHECK: %[[ZSH:.*]] = arith.index_cast %[[ZBIT]] : index to i32
+// CHECK: %[[ZSHIFTED:.*]] = arith.shrui %[[ZW]], %[[ZSH]] : i32
+// CHECK: %[[ZPLUS:.*]] = arith.addi %[[ZSHIFTED]], %c1_i32 : i32
+// CHECK: %[[ZCODE:.*]] = arith.andi %[[ZPLUS]], %c15_i32 : i32
+// CHECK: %[[ZF:.*]] = arith.uitofp %[[ZCODE]] : i32 to f32
+// CHECK: %[[CENT:.*]] = arith.subf %[[QF]], %[[ZF]] : f32
+// CHECK: %[[WV:.*]] = arith.mulf %[[SF]], %[[CENT]] : f32
 // CHECK: arith.mulf %[[XV]], %[[WV]]
 // CHECK-NOT: wq.
 func.func @linear_gptq_fused(%x: tensor<?x72xf32>, %q: tensor<9x20xi32>, %s: tensor<3x20xf16>,
@@ -85,6 +92,40 @@ func.func @linear_gptq_fused(%x: tensor<?x72xf32>, %q: tensor<9x20xi32>, %s: ten
       zero_dtype = i32, layout = #wq.layout<gptq>}
       : (tensor<?x72xf32>, tensor<9x20xi32>, tensor<3x20xf16>, tensor<3x3xi32>) -> tensor<?x20xf32>
   return %y : tensor<?x20xf32>
+}
+
+// -----
+
+// Tests the other zero-point forms of the fused generic: symmetric (no
+// zeros operand, the constant 2^(b - 1) = 8 in the body) and float zeros
+// (read per group and widened like the scales).
+
+// CHECK-DAG: #[[G:.*]] = affine_map<(d0, d1, d2) -> (d2 floordiv 32, d1)>
+// CHECK-LABEL: func.func @linear_gptq_fused_sym
+// CHECK-NOT: linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]}
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<8x16xi32>, tensor<2x16xbf16>)
+// CHECK: ^bb0(%{{.*}}: f32, %{{.*}}: i32, %[[SV:.*]]: bf16, %{{.*}}: f32):
+// CHECK: arith.extf %[[SV]] : bf16 to f32
+// CHECK: arith.subf %{{.*}}, %cst{{.*}} : f32
+// CHECK-LABEL: func.func @linear_gptq_fused_float_zeros
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}, #[[G]], #[[G]], #{{.*}}]{{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<8x16xi32>, tensor<2x16xf32>, tensor<2x16xf16>)
+// CHECK: ^bb0(%{{.*}}: f32, %{{.*}}: i32, %{{.*}}: f32, %[[ZV:.*]]: f16, %{{.*}}: f32):
+// CHECK: %[[ZF:.*]] = arith.extf %[[ZV]] : f16 to f32
+// CHECK: arith.subf %{{.*}}, %[[ZF]] : f32
+func.func @linear_gptq_fused_sym(%x: tensor<?x64xf32>, %q: tensor<8x16xi32>, %s: tensor<2x16xbf16>) -> tensor<?x16xf32> {
+  %y = wq.linear %x, %q, %s {bits = 4 : i64, group_size = 32 : i64, sym = true,
+      in_features = 64 : i64, out_features = 16 : i64, scale_dtype = bf16,
+      layout = #wq.layout<gptq>}
+      : (tensor<?x64xf32>, tensor<8x16xi32>, tensor<2x16xbf16>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+func.func @linear_gptq_fused_float_zeros(%x: tensor<?x64xf32>, %q: tensor<8x16xi32>, %s: tensor<2x16xf32>,
+                                         %z: tensor<2x16xf16>) -> tensor<?x16xf32> {
+  %y = wq.linear %x, %q, %s zeros(%z) {bits = 4 : i64, group_size = 32 : i64, sym = false,
+      in_features = 64 : i64, out_features = 16 : i64, scale_dtype = f32, zero_dtype = f16,
+      layout = #wq.layout<gptq>}
+      : (tensor<?x64xf32>, tensor<8x16xi32>, tensor<2x16xf32>, tensor<2x16xf16>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
 }
 
 // -----

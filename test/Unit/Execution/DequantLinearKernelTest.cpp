@@ -45,14 +45,16 @@ enum class Zeros { PackedInt, Float, Sym };
 struct Case {
   int64_t bits, group, k, n, m;
   Zeros zeros;
+  bool bf16Scales = false;
 };
 
 std::string caseName(const Case &c) {
   const char *z = c.zeros == Zeros::PackedInt ? "int"
                   : c.zeros == Zeros::Float   ? "float"
                                               : "sym";
-  return llvm::formatv("W{0} g{1} K={2} N={3} M={4} zeros={5}", c.bits, c.group,
-                       c.k, c.n, c.m, z)
+  return llvm::formatv("W{0} g{1} K={2} N={3} M={4} zeros={5} scales={6}",
+                       c.bits, c.group, c.k, c.n, c.m, z,
+                       c.bf16Scales ? "bf16" : "f16")
       .str();
 }
 
@@ -99,7 +101,8 @@ Layer makeLayer(const Case &c, std::mt19937_64 &rng) {
               static_cast<uint32_t>(q[n * c.k + k]));
   l.scales.resize(static_cast<size_t>(l.groups * c.n));
   for (float &s : l.scales)
-    s = qc::f16ToF32(qc::f32ToF16(scale(rng)));
+    s = c.bf16Scales ? qc::bf16ToF32(qc::f32ToBF16(scale(rng)))
+                     : qc::f16ToF32(qc::f32ToF16(scale(rng)));
   l.packedZeros.assign(static_cast<size_t>(l.groups * l.zeroWords), 0);
   l.floatZeros.resize(z.size());
   std::uniform_real_distribution<float> fractional(0.0f, float(levels - 1));
@@ -166,20 +169,20 @@ std::string model(const Case &c, const Layer &l) {
              "tensor<?xi32>) "
              "-> tensor<?x{0}xf32>\n"
              "  %qw = llm.param \"qw\" : tensor<{3}x{1}xi32>\n"
-             "  %s = llm.param \"s\" : tensor<{4}x{1}xf16>\n"
+             "  %s = llm.param \"s\" : tensor<{4}x{1}x{12}>\n"
              "{5}"
              "  %y = wq.linear %x, %qw, %s{6} {{bits = {7} : i64, group_size = "
              "{8} "
              ": i64, sym = {9}, in_features = {0} : i64, out_features = {1} : "
              "i64, "
-             "scale_dtype = f16{10}, layout = #wq.layout<gptq>} : "
+             "scale_dtype = {12}{10}, layout = #wq.layout<gptq>} : "
              "(tensor<?x{0}xf32>, tensor<{3}x{1}xi32>, "
-             "tensor<{4}x{1}xf16>{11}) -> "
+             "tensor<{4}x{1}x{12}>{11}) -> "
              "tensor<?x{1}xf32>\n"
              "  return %y : tensor<?x{1}xf32>\n}\n",
              c.k, c.n, c.m, l.words, l.groups, zerosParam, zerosOperand, c.bits,
              c.group, c.zeros == Zeros::Sym ? "true" : "false", zeroDtype,
-             zerosType)
+             zerosType, c.bf16Scales ? "bf16" : "f16")
       .str();
 }
 
@@ -196,6 +199,12 @@ TEST_P(DequantLinearKernel, MatchesFloat64ReferenceOnOddShapes) {
       {8, 8, 20, 64, 100, Zeros::Float},     // 4 codes per word
       {8, 16, 19, 1, 2, Zeros::Sym},         // one output column
       {3, 32, 64, 32, 3, Zeros::PackedInt},  // straddling codes: fallback
+      // One token with work enough to be split into partial sums by
+      // groups (qc_rt_parallel_dequant_linear): a masked column tail, a
+      // partial last word, bf16 scales.
+      {4, 32, 576, 200, 1, Zeros::PackedInt},
+      {4, 32, 1003, 77, 1, Zeros::Float, true},
+      {8, 64, 640, 130, 1, Zeros::Sym, true},
   };
   std::mt19937_64 rng(20261206 + width);
   for (const Case &c : cases) {
@@ -210,8 +219,15 @@ TEST_P(DequantLinearKernel, MatchesFloat64ReferenceOnOddShapes) {
       v = xs(rng);
     weights.tensors["x"] = x;
     weights.packed["qw"] = packed(qc::DType::I32, {l.words, c.n}, l.qweight);
-    weights.packed["s"] =
-        packed(qc::DType::F16, {l.groups, c.n}, toF16(l.scales));
+    if (c.bf16Scales) {
+      std::vector<uint16_t> bits(l.scales.size());
+      for (size_t i = 0; i < bits.size(); ++i)
+        bits[i] = qc::f32ToBF16(l.scales[i]);
+      weights.packed["s"] = packed(qc::DType::BF16, {l.groups, c.n}, bits);
+    } else {
+      weights.packed["s"] =
+          packed(qc::DType::F16, {l.groups, c.n}, toF16(l.scales));
+    }
     if (c.zeros == Zeros::PackedInt)
       weights.packed["z"] =
           packed(qc::DType::I32, {l.groups, l.zeroWords}, l.packedZeros);

@@ -49,25 +49,34 @@ void qc_rt_parallel_linear(QcLinearKernel kernel, QC_RT_MEMREF2D(x),
                            int64_t rowBegin, int64_t rowEnd);
 
 /// A generated fused dequantize-linear kernel (qc-vectorize-linear, GPTQ
-/// layout): out[:, colBegin:colEnd] += x W[colBegin:colEnd]^T with W
+/// layout): out[:, colBegin:colEnd] += x W[colBegin:colEnd]^T over the K
+/// rows of groups [groupBegin, groupEnd), with W
 /// dequantized from `qweight` ([ceil(K / c), N] words), `scales` and
-/// `zeros` ([groups, N]) as it is used.
+/// `zeros` in their stored element types (f32, f16, bf16 scales; float
+/// zeros [groups, N] or GPTQ v1 words [groups, ceil(N / c)]) as it is used.
 typedef void (*QcDequantLinearKernel)(QC_RT_MEMREF2D(x),
                                       QC_RT_MEMREF2D_OF(int32_t, qweight),
-                                      QC_RT_MEMREF2D(scales),
-                                      QC_RT_MEMREF2D(zeros),
+                                      QC_RT_MEMREF2D_OF(void, scales),
+                                      QC_RT_MEMREF2D_OF(void, zeros),
                                       QC_RT_MEMREF2D(out), int64_t colBegin,
-                                      int64_t colEnd);
+                                      int64_t colEnd, int64_t groupBegin,
+                                      int64_t groupEnd);
 
-/// Runs `kernel` over output columns [colBegin, colEnd) in chunks from the
-/// thread pool, with the same guarantees as qc_rt_parallel_linear: one call
-/// per output element, so results do not depend on the thread count.
-void qc_rt_parallel_dequant_linear(QcDequantLinearKernel kernel,
-                                   QC_RT_MEMREF2D(x),
-                                   QC_RT_MEMREF2D_OF(int32_t, qweight),
-                                   QC_RT_MEMREF2D(scales),
-                                   QC_RT_MEMREF2D(zeros), QC_RT_MEMREF2D(out),
-                                   int64_t colBegin, int64_t colEnd);
+/// Runs `kernel` over output columns [colBegin, colEnd) and groups
+/// [groupBegin, groupEnd) from the thread pool. Several tokens: column
+/// chunks, one call per output element, as qc_rt_parallel_linear. One
+/// token (a decode step): the groups are split into a fixed number of
+/// ranges (so that each thread reads whole packed rows), each summed into
+/// its own zeroed buffer, and the partial sums added to `out` in order;
+/// in both cases the result does not depend on the thread count.
+/// Generated code calls it as qc_rt_parallel_dequant_linear_<s>_<z>, one
+/// name per pair of scale and zero element types (f32, f16, bf16, i32),
+/// all bound to this function (compiledCodeSymbols).
+void qc_rt_parallel_dequant_linear(
+    QcDequantLinearKernel kernel, QC_RT_MEMREF2D(x),
+    QC_RT_MEMREF2D_OF(int32_t, qweight), QC_RT_MEMREF2D_OF(void, scales),
+    QC_RT_MEMREF2D_OF(void, zeros), QC_RT_MEMREF2D(out), int64_t colBegin,
+    int64_t colEnd, int64_t groupBegin, int64_t groupEnd);
 
 /// The compiled code's buffers (`memref.alloc` / `memref.dealloc`, lowered
 /// by finalize-memref-to-llvm with use-generic-functions). Blocks of 64 KiB
