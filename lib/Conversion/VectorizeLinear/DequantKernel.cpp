@@ -310,14 +310,18 @@ public:
   }
 
 private:
-  /// One token (a decode step) is bound by reading the packed words. Here
-  /// each packed row is read across the whole column range (in chunks of
-  /// kRowChunk vectors, whose accumulators live in a stack buffer), so
-  /// consecutive loads are adjacent and the hardware prefetchers can run
-  /// ahead; the dispatcher gives each thread whole rows of a range of
-  /// groups (qc_rt_parallel_dequant_linear) instead of a slice of every
-  /// row. Each column still sums its products in the order of K with the
-  /// same operations as emitBlocks.
+  /// One token (a decode step) is bound by reading the packed words.
+  /// Walking down K in a block of a few columns, as emitBlocks does, reads
+  /// 64-128 bytes of each packed row and then jumps a whole row ahead,
+  /// which the hardware prefetchers do not follow. Here the columns are
+  /// taken in chunks of up to kRowChunk vectors whose accumulators live in
+  /// a stack buffer (in L1); for each group, each column vector takes its
+  /// scales and zero points once and then the group's few packed rows, so
+  /// the rows are read side by side from left to right. The dispatcher
+  /// gives each thread whole rows of a range of groups
+  /// (qc_rt_parallel_dequant_linear) rather than a slice of every row.
+  /// Each column still sums its products in the order of K with the same
+  /// operations as emitBlocks.
   void emitRows(Value colBegin, Value colEnd) {
     int64_t chunk = kRowChunk * width;
     Value acc = memref::AllocaOp::create(
@@ -332,55 +336,65 @@ private:
       overVectors(span, [&](Value off, Value) {
         vector::StoreOp::create(b, loc, zero, acc, ValueRange{off});
       });
+      // For each group and column vector: the scales and zero points once,
+      // the accumulators loaded once, then the group's packed rows (a few
+      // rows read side by side, each from left to right as the vectors
+      // advance).
       loop(firstGroup, endGroup, 1, [&](Value g) {
         Value kBegin = arith::MulIOp::create(b, loc, g, groupV);
         Value kEnd = arith::MinUIOp::create(
             b, loc, arith::AddIOp::create(b, loc, kBegin, groupV), depth);
         Value wordBegin = arith::DivUIOp::create(b, loc, kBegin, perWordV);
         Value wordEnd = arith::DivUIOp::create(b, loc, kEnd, perWordV);
-        // acc += x[0, k0 + j] * W(code j of row w) for the codes `js`
-        // (index j, shift j * bits).
-        auto accumulate = [&](Value w, Value k0,
-                              ArrayRef<std::pair<Value, Value>> js) {
-          SmallVector<Value> xs;
-          for (auto [j, shift] : js)
-            xs.push_back(vector::BroadcastOp::create(
+        Value kWhole = arith::MulIOp::create(b, loc, wordEnd, perWordV);
+        Value partialCodes = arith::SubIOp::create(
+            b, loc, arith::MaxUIOp::create(b, loc, kEnd, kWhole), kWhole);
+        overVectors(span, [&](Value off, Value mask) {
+          Value col = arith::AddIOp::create(b, loc, first, off);
+          Value s = widened(ops.scales, g, col, mask);
+          Value z = zeroPoints(g, col, mask);
+          // a += x[0, k0 + j] * W(code j of word row w) for j < codes.
+          auto codes = [&](Value w, Value k0, Value a,
+                           ArrayRef<std::pair<int64_t, Value>> js) {
+            Value q = load(wordType, ops.qweight, w, col, mask, zeroWords);
+            for (auto [j, shift] : js) {
+              Value xj = vector::BroadcastOp::create(
+                  b, loc, vecType,
+                  memref::LoadOp::create(b, loc, ops.x,
+                                         ValueRange{c0, plus(k0, j)}));
+              a = vector::FMAOp::create(b, loc, xj, weight(q, shift, s, z), a);
+            }
+            return a;
+          };
+          Value a =
+              vector::LoadOp::create(b, loc, vecType, acc, ValueRange{off});
+          SmallVector<std::pair<int64_t, Value>> whole;
+          for (int64_t j = 0; j < perWord; ++j)
+            whole.push_back({j, splat(j * ops.bits)});
+          a = accLoop(wordBegin, wordEnd, a, [&](Value w, ValueRange carried) {
+            return SmallVector<Value>{
+                codes(w, arith::MulIOp::create(b, loc, w, perWordV), carried[0],
+                      whole)};
+          })[0];
+          // The codes of a last, partial word, one at a time.
+          a = accLoop(c0, partialCodes, a, [&](Value j, ValueRange carried) {
+            Value shift = vector::BroadcastOp::create(
+                b, loc, wordType,
+                arith::IndexCastOp::create(
+                    b, loc, b.getI32Type(),
+                    arith::MulIOp::create(b, loc, j, constant(ops.bits))));
+            Value q =
+                load(wordType, ops.qweight, wordEnd, col, mask, zeroWords);
+            Value xj = vector::BroadcastOp::create(
                 b, loc, vecType,
                 memref::LoadOp::create(
                     b, loc, ops.x,
-                    ValueRange{c0, arith::AddIOp::create(b, loc, k0, j)})));
-          overVectors(span, [&](Value off, Value mask) {
-            Value col = arith::AddIOp::create(b, loc, first, off);
-            Value s = widened(ops.scales, g, col, mask);
-            Value z = zeroPoints(g, col, mask);
-            Value q = load(wordType, ops.qweight, w, col, mask, zeroWords);
-            Value a =
-                vector::LoadOp::create(b, loc, vecType, acc, ValueRange{off});
-            for (auto [i, code] : llvm::enumerate(js))
-              a = vector::FMAOp::create(b, loc, xs[i],
-                                        weight(q, code.second, s, z), a);
-            vector::StoreOp::create(b, loc, a, acc, ValueRange{off});
-          });
-        };
-        SmallVector<std::pair<Value, Value>> whole;
-        for (int64_t j = 0; j < perWord; ++j)
-          whole.push_back({constant(j), splat(j * ops.bits)});
-        loop(wordBegin, wordEnd, 1, [&](Value w) {
-          accumulate(w, arith::MulIOp::create(b, loc, w, perWordV), whole);
+                    ValueRange{c0, arith::AddIOp::create(b, loc, kWhole, j)}));
+            return SmallVector<Value>{vector::FMAOp::create(
+                b, loc, xj, weight(q, shift, s, z), carried[0])};
+          })[0];
+          vector::StoreOp::create(b, loc, a, acc, ValueRange{off});
         });
-        // The codes of a last, partial word, one at a time.
-        Value kWhole = arith::MulIOp::create(b, loc, wordEnd, perWordV);
-        loop(c0,
-             arith::SubIOp::create(
-                 b, loc, arith::MaxUIOp::create(b, loc, kEnd, kWhole), kWhole),
-             1, [&](Value j) {
-               Value shift = vector::BroadcastOp::create(
-                   b, loc, wordType,
-                   arith::IndexCastOp::create(
-                       b, loc, b.getI32Type(),
-                       arith::MulIOp::create(b, loc, j, constant(ops.bits))));
-               accumulate(wordEnd, kWhole, {{j, shift}});
-             });
       });
       overVectors(span, [&](Value off, Value mask) {
         Value col = arith::AddIOp::create(b, loc, first, off);
