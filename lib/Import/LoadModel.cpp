@@ -8,6 +8,7 @@
 
 #include "qc/runtime/OutputSafety.h"
 
+#include "LLM/IR/LLMOps.h"
 #include "qc/Import/QuantizedCheckpoint.h"
 #include "qc/InitAllDialects.h"
 #include "qc/runtime/GgufModel.h"
@@ -59,6 +60,16 @@ Status mlir::qc::loadModuleWeights(ModuleOp module, ::qc::ModelWeights &weights,
     QC_RETURN_IF_ERROR(::qc::loadSafetensorsOverlay(
         ::qc::readPathFor(overlay.str()), weights));
   return Status::ok();
+}
+
+Status mlir::qc::materializeModuleParams(ModuleOp module,
+                                         ::qc::ModelWeights &weights) {
+  Status status = Status::ok();
+  module.walk([&](llm::ParamOp param) {
+    status = weights.materialize(param.getName().str());
+    return status ? WalkResult::advance() : WalkResult::interrupt();
+  });
+  return status;
 }
 
 Status mlir::qc::openModel(MLIRContext &ctx, const std::string &path,

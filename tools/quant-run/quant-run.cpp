@@ -241,7 +241,14 @@ int main(int argc, char **argv) {
   mlir::OwningOpRef<mlir::ModuleOp> module;
   ::qc::ModelWeights weights;
   auto t0 = std::chrono::steady_clock::now();
-  if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights); !s)
+  // Opened lazily, then only what the model computes with is read: a
+  // quantized model's original checkpoint is otherwise read whole in fp32
+  // beside its packed layers.
+  ::qc::LoadOptions lazy;
+  lazy.lazy = true;
+  if (Status s = mlir::qc::openModel(ctx, modelPath, module, weights, lazy); !s)
+    return fail(s);
+  if (Status s = mlir::qc::materializeModuleParams(*module, weights); !s)
     return fail(s);
   // The tokenizer before the (slow) compilation: a missing one fails fast.
   std::unique_ptr<::qc::TextTokenizer> tok;
@@ -267,7 +274,7 @@ int main(int argc, char **argv) {
   if (Status s = mlir::qc::CpuExecutable::compile(*module, weights, exe,
                                                   compileOptions);
       !s)
-    return fail(s.withContext(modelPath));
+    return fail(s);
   double compileSeconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
           .count();
@@ -364,8 +371,11 @@ int main(int argc, char **argv) {
     ::qc::ModelWeights refWeights;
     std::unique_ptr<mlir::qc::CpuExecutable> refExe;
     if (!klReference.empty()) {
-      if (Status s =
-              mlir::qc::openModel(refCtx, klReference, refModule, refWeights);
+      if (Status s = mlir::qc::openModel(refCtx, klReference, refModule,
+                                         refWeights, lazy);
+          !s)
+        return fail(s);
+      if (Status s = mlir::qc::materializeModuleParams(*refModule, refWeights);
           !s)
         return fail(s);
       mlir::qc::CpuCompileOptions refOptions;
@@ -374,7 +384,7 @@ int main(int argc, char **argv) {
       if (Status s = mlir::qc::CpuExecutable::compile(*refModule, refWeights,
                                                       refExe, refOptions);
           !s)
-        return fail(s.withContext(klReference));
+        return fail(s);
     }
     mlir::qc::PerplexityResult ppl;
     if (Status s = mlir::qc::evaluatePerplexity(

@@ -32,6 +32,15 @@ namespace mlir::qc {
 ::qc::Status loadModuleWeights(ModuleOp module, ::qc::ModelWeights &weights,
                                const ::qc::LoadOptions &options = {});
 
+/// Reads into memory the tensors `module` computes with (named by its
+/// `llm.param` ops) that `weights` holds lazily opened; the others stay
+/// unread. With openModel(..., lazy) this is what running a model needs: a
+/// quantized model's packed layers come from its overlay, so of the
+/// original checkpoint only the float tensors still in use (embeddings,
+/// norms, unquantized layers) are read, not the whole model in fp32.
+::qc::Status materializeModuleParams(ModuleOp module,
+                                     ::qc::ModelWeights &weights);
+
 /// Opens what a user named: a llama2.c `.bin` file, a Hugging Face
 /// checkpoint folder (config.json + safetensors; a GPTQ/AWQ one is built
 /// with wq.linear layers, see QuantizedCheckpoint.h), or a `.mlir` file holding

@@ -27,9 +27,12 @@
 #include "qc/runtime/TextDataset.h"
 #include "qc/runtime/Tokenizer.h"
 
+#include "LLM/IR/LLMOps.h"
+
 #include "mlir/IR/Diagnostics.h"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 using namespace qc::test;
@@ -237,4 +240,55 @@ TEST(StreamingQuantization, SampledSequencesAreAllTheBlockwiseMethodsRead) {
                                      " weights-out=" + dir + "/c.safetensors}");
   EXPECT_NE(diagnostics.find("sampled sequences only"), std::string::npos)
       << diagnostics;
+}
+
+// A quantized model opened lazily and then given materializeModuleParams
+// (what quant-run does) holds in memory only what its IR computes with:
+// the packed layers from its overlay and the float tensors still named by
+// llm.param (embeddings, norms, the head), not the quantized layers' fp32
+// weights from the original checkpoint, which stay unread.
+TEST(StreamingQuantization, RunningAQuantizedModelReadsOnlyItsParameters) {
+  std::string dir = freshDir("params");
+  std::string folder =
+      writeStoriesFolder(dir + "/hf", qc::DType::F32, /*shardBytes=*/0);
+  Model m;
+  open(folder, m);
+  runPasses(m, "wq-rtn{bits=4 group-size=32 weights-out=" + dir +
+                   "/w.safetensors}");
+  std::string irPath = dir + "/model.mlir";
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(irPath, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    m.module->print(os);
+  }
+  Model run;
+  qc::LoadOptions lazy;
+  lazy.lazy = true;
+  qc::Status s =
+      mlir::qc::openModel(context(), irPath, run.module, run.weights, lazy);
+  ASSERT_TRUE(s) << s.message();
+  s = mlir::qc::materializeModuleParams(*run.module, run.weights);
+  ASSERT_TRUE(s) << s.message();
+  std::set<std::string> params;
+  run.module->walk(
+      [&](mlir::qc::llm::ParamOp p) { params.insert(p.getName().str()); });
+  int floatParams = 0, unread = 0;
+  for (const auto &[name, t] : run.weights.tensors) {
+    if (params.count(name)) {
+      EXPECT_TRUE(t.resident()) << name;
+      // The values an eager load gives.
+      EXPECT_EQ(t.data, m.weights.find(name)->data) << name;
+      ++floatParams;
+    } else {
+      EXPECT_FALSE(t.resident()) << name;
+      ++unread;
+    }
+  }
+  EXPECT_GT(floatParams, 0);
+  // Every linear of the 5 blocks was quantized: 7 fp32 weights each unread.
+  EXPECT_EQ(unread, 35);
+  EXPECT_TRUE(
+      run.weights.packed.count("model.layers.0.self_attn.q_proj.qweight"));
+  std::filesystem::remove_all(dir);
 }
