@@ -29,7 +29,7 @@ Status mlir::qc::loadCheckpoint(const CheckpointRef &ref,
                                 ::qc::ModelWeights &weights,
                                 const ::qc::LoadOptions &options) {
   if (ref.format == "llama2c")
-    return ::qc::loadLlama2C(ref.path, weights);
+    return ::qc::loadLlama2C(ref.path, weights, options);
   if (ref.format == "gguf")
     return ::qc::loadGgufModel(ref.path, weights, options);
   if (ref.format == "hf") {

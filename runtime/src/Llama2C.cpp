@@ -20,10 +20,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 // The file stores fp32/int32 little-endian and we read it with memcpy-like
 // stream reads, so a big-endian host would silently misread it.
@@ -76,15 +79,76 @@ Status checkFinite(const std::string &path, const std::string &name,
   return Status::ok();
 }
 
+/// The checkpoint file held open for the loaders of a lazy load; closed
+/// when the last tensor that reads from it goes.
+struct OpenFile {
+  std::string path;
+  int fd = -1;
+  ~OpenFile() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+/// Rows [first, first + count) of the fp32 tensor `name` stored at byte
+/// `offset` of `file` with `rowElems` values per row, checked finite (the
+/// flat index in a message counts from the tensor's start).
+Status readRows(const OpenFile &file, const std::string &name, int64_t offset,
+                int64_t rows, int64_t rowElems, int64_t first, int64_t count,
+                std::vector<float> &out) {
+  if (first < 0 || count < 0 || first > rows || count > rows - first)
+    return Status::error(file.path + ": rows [" + std::to_string(first) + ", " +
+                         std::to_string(first + count) + ") of tensor '" +
+                         name + "' are outside its " + std::to_string(rows) +
+                         " rows");
+  out.resize(static_cast<size_t>(count * rowElems));
+  auto *dst = reinterpret_cast<char *>(out.data());
+  size_t left = out.size() * sizeof(float);
+  off_t at = static_cast<off_t>(offset + first * rowElems * 4);
+  while (left > 0) {
+    ssize_t got = ::pread(file.fd, dst, left, at);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0)
+      return Status::error(file.path + ": short read of tensor '" + name +
+                           "' (was the file modified after it was opened?)");
+    dst += got;
+    left -= static_cast<size_t>(got);
+    at += got;
+  }
+  for (size_t i = 0; i < out.size(); ++i)
+    if (!std::isfinite(out[i])) {
+      std::ostringstream os;
+      os << file.path << ": tensor '" << name << "' holds a non-finite value ("
+         << (std::isnan(out[i]) ? "NaN" : (out[i] > 0 ? "+Inf" : "-Inf"))
+         << ") at flat index " << first * rowElems + static_cast<int64_t>(i);
+      return Status::error(os.str());
+    }
+  return Status::ok();
+}
+
 /// Reads the next tensor of `shape` from `in` into `out.tensors[name]` and
-/// checks it is finite. The caller has already proven that the file holds
-/// enough bytes, so a short read here means the file changed under us.
+/// checks it is finite; with `lazy` set, only records where it is and
+/// skips it. The caller has already proven that the file holds enough
+/// bytes, so a short read here means the file changed under us.
 Status readTensor(std::ifstream &in, const std::string &path,
                   const std::string &name, std::vector<int64_t> shape,
-                  ModelWeights &out) {
+                  ModelWeights &out,
+                  const std::shared_ptr<OpenFile> &lazy = nullptr) {
   HostTensor t;
   t.shape = std::move(shape);
   int64_t n = t.numElements();
+  if (lazy) {
+    int64_t offset = static_cast<int64_t>(in.tellg());
+    int64_t rows = t.rows(), rowElems = rows > 0 ? n / rows : 0;
+    t.load = [lazy, name, offset, rows, rowElems](int64_t first, int64_t count,
+                                                  std::vector<float> &v) {
+      return readRows(*lazy, name, offset, rows, rowElems, first, count, v);
+    };
+    in.seekg(static_cast<std::streamoff>(n * sizeof(float)), std::ios::cur);
+    out.tensors.emplace(name, std::move(t));
+    return Status::ok();
+  }
   t.data.resize(static_cast<size_t>(n));
   in.read(reinterpret_cast<char *>(t.data.data()),
           static_cast<std::streamsize>(n * sizeof(float)));
@@ -168,7 +232,8 @@ Status validateLlama2CHeader(const Llama2CHeader &h, const std::string &path,
   return Status::ok();
 }
 
-Status loadLlama2C(const std::string &path, ModelWeights &out) {
+Status loadLlama2C(const std::string &path, ModelWeights &out,
+                   const LoadOptions &options) {
   // A directory opens fine as an ifstream on Linux and then reports a bogus
   // size, so reject anything that is not a regular file up front.
   struct stat st;
@@ -215,6 +280,16 @@ Status loadLlama2C(const std::string &path, ModelWeights &out) {
   const int64_t headSize = dim / h.nHeads;
   const int64_t kvDim = headSize * h.nKVHeads;
 
+  std::shared_ptr<OpenFile> lazy;
+  if (options.lazy) {
+    lazy = std::make_shared<OpenFile>();
+    lazy->path = path;
+    lazy->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (lazy->fd < 0)
+      return Status::error(
+          path + ": cannot open llama2.c checkpoint: " + std::strerror(errno));
+  }
+
   ModelWeights w;
   ModelConfig &c = w.config;
   c.modelType = "llama";
@@ -236,7 +311,7 @@ Status loadLlama2C(const std::string &path, ModelWeights &out) {
   c.eosId = 2;
 
   QC_RETURN_IF_ERROR(
-      readTensor(in, path, "model.embed_tokens.weight", {vocab, dim}, w));
+      readTensor(in, path, "model.embed_tokens.weight", {vocab, dim}, w, lazy));
   // The file groups each kind of parameter across all layers, so we walk it
   // kind by kind rather than layer by layer.
   struct Kind {
@@ -256,15 +331,16 @@ Status loadLlama2C(const std::string &path, ModelWeights &out) {
   for (const Kind &k : kinds)
     for (int64_t l = 0; l < layers; ++l)
       QC_RETURN_IF_ERROR(
-          readTensor(in, path, layerTensorName(l, k.suffix), k.shape, w));
-  QC_RETURN_IF_ERROR(readTensor(in, path, "model.norm.weight", {dim}, w));
+          readTensor(in, path, layerTensorName(l, k.suffix), k.shape, w, lazy));
+  QC_RETURN_IF_ERROR(readTensor(in, path, "model.norm.weight", {dim}, w, lazy));
 
   if (h.vocabSize < 0) {
     // Skip freq_cis_real/imag: they only cache cos/sin of the RoPE angles,
     // which the executor recomputes from ropeTheta.
     in.seekg(static_cast<std::streamoff>(h.seqLen * headSize * 4),
              std::ios::cur);
-    QC_RETURN_IF_ERROR(readTensor(in, path, "lm_head.weight", {vocab, dim}, w));
+    QC_RETURN_IF_ERROR(
+        readTensor(in, path, "lm_head.weight", {vocab, dim}, w, lazy));
   }
   out = std::move(w);
   return Status::ok();

@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -379,4 +380,72 @@ TEST(Llama2CTest, MissingFileNamesPath) {
   ASSERT_FALSE(s.isOk());
   EXPECT_NE(s.message().find("not a regular file"), std::string::npos)
       << s.message();
+}
+
+// A lazy load reads nothing until asked: every tensor has its shape and
+// reads back, whole (materialize) or by rows, the values of an eager load
+// (tied and untied files, the bundled model); a NaN is reported, naming the
+// file, the tensor and the index, when its tensor is read, and a row range
+// past the end is refused.
+TEST(Llama2CTest, LazyLoadReadsWhatAnEagerLoadReads) {
+  TinyModel tied, untied;
+  untied.header[5] = -16;
+  tied.fill();
+  untied.fill();
+  std::vector<std::string> paths = {writeTemp("lazy_tied", tied.bytes()),
+                                    writeTemp("lazy_untied", untied.bytes()),
+                                    kModelPath};
+  for (const std::string &path : paths) {
+    SCOPED_TRACE(path);
+    ModelWeights eager, lazy;
+    ASSERT_TRUE(loadLlama2C(path, eager).isOk());
+    LoadOptions options;
+    options.lazy = true;
+    Status s = loadLlama2C(path, lazy, options);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    EXPECT_EQ(lazy.tensors.size(), eager.tensors.size());
+    for (auto &[name, t] : lazy.tensors) {
+      SCOPED_TRACE(name);
+      const HostTensor *e = eager.find(name);
+      ASSERT_NE(e, nullptr);
+      EXPECT_EQ(t.shape, e->shape);
+      EXPECT_FALSE(t.resident());
+      const int64_t per = e->numElements() / t.rows();
+      const int64_t first = t.rows() > 2 ? 1 : 0,
+                    count = std::min<int64_t>(2, t.rows());
+      std::vector<float> rows;
+      s = t.load(first, count, rows);
+      ASSERT_TRUE(s.isOk()) << s.message();
+      EXPECT_TRUE(
+          std::equal(rows.begin(), rows.end(), e->data.begin() + first * per));
+      EXPECT_EQ(rows.size(), static_cast<size_t>(count * per));
+      s = t.load(t.rows() - 1, 2, rows);
+      EXPECT_NE(s.message().find("outside its"), std::string::npos)
+          << s.message();
+      ASSERT_TRUE(lazy.materialize(name).isOk());
+      EXPECT_EQ(t.data, e->data);
+    }
+  }
+  std::remove(paths[0].c_str());
+  std::remove(paths[1].c_str());
+
+  // A NaN in layer 1's q_proj: the lazy open succeeds, reading the tensor
+  // fails by name; the other tensors still read.
+  TinyModel bad;
+  bad.fill();
+  const int64_t qProj1 = bad.vocab() * bad.dim() + bad.layers() * bad.dim() +
+                         bad.dim() * bad.dim();
+  bad.floats[static_cast<size_t>(qProj1 + 13)] = NAN;
+  std::string path = writeTemp("lazy_nan", bad.bytes());
+  ModelWeights w;
+  LoadOptions options;
+  options.lazy = true;
+  ASSERT_TRUE(loadLlama2C(path, w, options).isOk());
+  EXPECT_TRUE(w.materialize("model.layers.0.self_attn.q_proj.weight").isOk());
+  Status s = w.materialize("model.layers.1.self_attn.q_proj.weight");
+  std::remove(path.c_str());
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.message(), path + ": tensor 'model.layers.1.self_attn.q_proj."
+                                "weight' holds a non-finite value (NaN) at "
+                                "flat index 13");
 }

@@ -67,7 +67,14 @@ Status validateLlama2CHeader(const Llama2CHeader &header,
 /// its header is invalid, its size is not exactly what the header implies,
 /// or any weight is NaN/Inf (the message names the tensor and the first bad
 /// flat index). Nothing is allocated before the file size is validated.
-Status loadLlama2C(const std::string &path, ModelWeights &out);
+///
+/// With `options.lazy` no weight is read: each tensor gets its shape and a
+/// loader that reads rows of it from the file when asked
+/// (ModelWeights::materialize), checked finite then, so quantization can
+/// stream the model one layer or block at a time as it does Hugging Face
+/// folders and GGUF files.
+Status loadLlama2C(const std::string &path, ModelWeights &out,
+                   const LoadOptions &options = {});
 
 } // namespace qc
 

@@ -196,11 +196,11 @@ struct ModelWeights {
 
 /// How a checkpoint is opened.
 struct LoadOptions {
-  /// Tensors stored as F32/F16/BF16/F64 in safetensors files (Hugging Face
-  /// folders) are not read: each gets its shape and a loader, and is read
-  /// on demand (ModelWeights::materialize), so a model larger than memory
-  /// can be processed one tensor at a time. Formats without lazy support
-  /// load eagerly regardless.
+  /// Float tensors are not read: each gets its shape and a loader, and is
+  /// read on demand (ModelWeights::materialize), so a model larger than
+  /// memory can be processed one tensor at a time. Hugging Face folders
+  /// (F32/F16/BF16/F64 safetensors), GGUF files and llama2.c checkpoints
+  /// support it; packed tensors of a quantized checkpoint are read eagerly.
   bool lazy = false;
 };
 
