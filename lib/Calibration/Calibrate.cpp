@@ -196,13 +196,9 @@ Status mlir::qc::collectTrace(ModuleOp model, const ::qc::ModelWeights &weights,
                                  keys[i] + "' (channel " + std::to_string(a) +
                                  ")");
           e.absMean[a] += std::fabs(xa);
-          if (xa == 0.0f)
-            continue;
-          float *hrow = e.hessian.data() + a * k;
-          for (int64_t c = a; c < k; ++c)
-            hrow[c] += xa * xr[c];
         }
       }
+      ::qc::accumulateGramUpper(e.hessian.data(), k, x, rows);
       e.tokens += rows;
     }
     done += rows;

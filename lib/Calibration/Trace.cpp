@@ -7,7 +7,9 @@
 #include "qc/Calibration/Trace.h"
 
 #include "qc/runtime/Safetensors.h"
+#include "qc/runtime/ThreadPool.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -20,6 +22,54 @@ const TraceEntry *CalibrationTrace::find(const std::string &layer) const {
     return nullptr;
   auto it = entries.find(key->second);
   return it == entries.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+/// Rows [a0, a1) of the upper triangle. Built for AVX-512, AVX2 and the
+/// baseline (the loader picks one per machine); contraction into fused
+/// multiply-adds is off, so every clone does the same multiply and add per
+/// element and the trace does not depend on the machine's vector width.
+#if defined(__clang__)
+#define QC_GRAM_ATTRS target_clones("avx512f", "avx2", "default")
+#else
+#define QC_GRAM_ATTRS                                                          \
+  target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off")
+#endif
+__attribute__((QC_GRAM_ATTRS)) void gramTile(float *h, int64_t k,
+                                             const float *x, int64_t rows,
+                                             int64_t a0, int64_t a1) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *xr = x + r * k;
+    for (int64_t a = a0; a < a1; ++a) {
+      const float xa = xr[a];
+      if (xa == 0.0f)
+        continue;
+      float *hrow = h + a * k;
+      for (int64_t c = a; c < k; ++c)
+        hrow[c] += xa * xr[c];
+    }
+  }
+}
+
+} // namespace
+
+void qc::accumulateGramUpper(float *h, int64_t k, const float *x,
+                             int64_t rows) {
+  if (k <= 0 || rows <= 0)
+    return;
+  // About 128 KB of h per tile: it stays in L2 while every row of x (a few
+  // KB) is read once per tile.
+  constexpr int64_t kTileBytes = 128 * 1024;
+  const int64_t tileRows = std::max<int64_t>(
+      1, kTileBytes / (k * static_cast<int64_t>(sizeof(float))));
+  const int64_t tiles = (k + tileRows - 1) / tileRows;
+  parallelFor(tiles, workerCount(tiles), [&](int64_t t, int64_t) {
+    gramTile(h, k, x, rows, t * tileRows, std::min(k, (t + 1) * tileRows));
+  });
 }
 
 uint64_t qc::fnv1a(const void *bytes, size_t size, uint64_t hash) {

@@ -67,6 +67,18 @@ struct CalibrationTrace {
   const TraceEntry *find(const std::string &layer) const;
 };
 
+/// Adds sum_r x_r x_r^T over the `rows` rows of `x` ([rows x k],
+/// row-major) to the upper triangle (column >= row) of `h` ([k x k],
+/// row-major), in fp32, skipping the products of a zero x_r[a] (as the
+/// references' dense update would leave a +0 sum unchanged). Every element
+/// is summed over the rows in their order, one multiply and one add per
+/// row, so the result is bit-identical to the plain per-row update and
+/// does not depend on the thread count; the work is split over tiles of
+/// h's rows that stay in cache while x streams past (the per-row update
+/// streamed all of h once per token, which made recording a SmolLM2 trace
+/// memory-bound).
+void accumulateGramUpper(float *h, int64_t k, const float *x, int64_t rows);
+
 /// A stable 64-bit FNV-1a fingerprint (hex) of every tensor of `weights`
 /// (names, shapes, dtypes, bytes) and its configuration.
 std::string fingerprintWeights(const ModelWeights &weights);
