@@ -15,8 +15,14 @@
 # decoder's linear weights (scales, zeros and g_idx included).
 # Writes bench/results/quality-smollm2.json and prints the markdown table.
 # A benchmark, not a test: several hours on 2 cores (AutoRound and AWQ on 30
-# blocks dominate); QC_ROWS="RTN GPTQ" limits the methods, QC_LLAMACPP=0
-# skips the llama.cpp rows (which need a venv from PyPI, made here).
+# blocks dominate), so it resumes: the calibration trace and every finished
+# row are kept in a work folder (QC_QUALITY_WORK, default
+# build/quality-smollm2; QC_FRESH=1 starts over) and a rerun only computes
+# the rows that are missing, then writes the JSON and the table from all of
+# them (each row records the commit it was measured at). QC_ROWS="RTN GPTQ"
+# limits the methods, QC_LLAMACPP=0 skips the llama.cpp rows (which need
+# build/bench-venv from PyPI, made here), QC_REPORT_ONLY=1 computes nothing
+# and writes the JSON and the table from the rows kept so far.
 #
 #===------------------------------------------------------------------------===#
 set -euo pipefail
@@ -36,15 +42,26 @@ text="$shared/data/tinystories/valid_head.txt"
 calib="$shared/data/tinystories/train_head.txt"
 eval_tokens="${QC_EVAL_TOKENS:-65536}"
 rows="${QC_ROWS:-RTN GPTQ GPTQ-act-order AWQ HQQ AutoRound}"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+report_only="${QC_REPORT_ONLY:-0}"
+if [ "$report_only" = 1 ]; then
+  rows=""
+  QC_LLAMACPP=0
+fi
+work="${QC_QUALITY_WORK:-$build/quality-smollm2}"
+if [ "${QC_FRESH:-0}" = 1 ]; then rm -rf "$work"; fi
+mkdir -p "$work"
+rows_file="$work/rows.jsonl"
+touch "$rows_file"
 out="bench/results/quality-smollm2.json"
+commit="$(git rev-parse --short HEAD)"
 
 "$bin/quant-import" "$model" -o "$work/float.mlir"
 
-json_rows=()
-table_rows=()
 field() { grep -m1 "\"$2\": [-0-9]" "$1" | sed 's/.*: //; s/,$//'; }
+# done NAME CONFIG: whether rows.jsonl already has that row at this length.
+done_row() {
+  grep -qF "\"key\": \"$1|$2|$eval_tokens\"" "$rows_file"
+}
 
 # bpw BITS GROUP SYM ACTORDER: bits per weight over SmolLM2's decoder
 # linears (30 layers of q,k,v,o [576|192 x 576], gate/up [1536 x 576],
@@ -67,6 +84,10 @@ PY
 # evaluate NAME CONFIG MODEL BPW QUANT_SECONDS
 evaluate() {
   local name="$1" config="$2" m="$3" bpw="$4" qsec="$5" kl_args=()
+  if done_row "$name" "$config"; then
+    echo "quality: $name $config: kept from an earlier run" >&2
+    return
+  fi
   if [ "$name" != "float" ]; then kl_args=(--kl-reference "$model"); fi
   "$bin/quant-run" "$m" --tokenizer "$model" --ppl "$text" --ctx 1024 \
     --bos none --max-tokens "$eval_tokens" --no-progress \
@@ -76,15 +97,20 @@ evaluate() {
   kl=$(field "$work/r.json" kl_divergence || true)
   [ -n "$kl" ] || kl=0
   [ "$qsec" != "-" ] || qjson=null
-  json_rows+=("{\"method\": \"$name\", \"config\": \"$config\", \"bits_per_weight\": $bpw, \"perplexity\": $ppl, \"kl_divergence\": $kl, \"quantization_seconds\": $qjson}")
-  table_rows+=("$(printf '| %s | %s | %s | %.4f | %.5f | %s |' "$name" "$config" "$bpw" "$ppl" "$kl" "$qsec")")
+  echo "{\"key\": \"$name|$config|$eval_tokens\", \"method\": \"$name\", \"config\": \"$config\", \"bits_per_weight\": $bpw, \"perplexity\": $ppl, \"kl_divergence\": $kl, \"quantization_seconds\": $qjson, \"commit\": \"$commit\"}" >>"$rows_file"
   echo "quality: $name $config: perplexity $ppl, KL $kl, $bpw bpw, quantized in $qsec s" >&2
 }
 
-evaluate float "fp32 (GGUF dequantized)" "$work/float.mlir" 32 "-"
+if [ "$report_only" != 1 ]; then
+  evaluate float "fp32 (GGUF dequantized)" "$work/float.mlir" 32 "-"
+fi
 
 quantize() {
   local name="$1" config="$2" pass="$3" opts="$4" bpwv="$5" start end tag
+  if done_row "$name" "$config"; then
+    echo "quality: $name $config: kept from an earlier run" >&2
+    return
+  fi
   tag="$(echo "$name-$config" | tr ' ' '_')"
   start=$(date +%s.%N)
   "$bin/quant-opt" "$work/float.mlir" \
@@ -95,11 +121,20 @@ quantize() {
   rm -f "$work/$tag.safetensors"
 }
 
-calib_start=$(date +%s.%N)
-"$bin/quant-calibrate" "$work/float.mlir" --text "$calib" --no-progress \
-  -o "$work/trace.safetensors" >&2
-calib_end=$(date +%s.%N)
-calib_seconds=$(awk -v a="$calib_start" -v b="$calib_end" 'BEGIN { printf "%.2f", b - a }')
+# The trace is the longest shared step (minutes on 2 cores): kept
+# in the work folder, written under a temporary name so that an interrupted
+# run never leaves half a trace behind.
+if [ "$report_only" != 1 ] &&
+  { [ ! -f "$work/trace.safetensors" ] || [ ! -f "$work/calibration_seconds" ]; }; then
+  calib_start=$(date +%s.%N)
+  "$bin/quant-calibrate" "$work/float.mlir" --text "$calib" --no-progress \
+    -o "$work/trace.tmp.safetensors" >&2
+  calib_end=$(date +%s.%N)
+  mv "$work/trace.tmp.safetensors" "$work/trace.safetensors"
+  awk -v a="$calib_start" -v b="$calib_end" 'BEGIN { printf "%.2f\n", b - a }' \
+    >"$work/calibration_seconds"
+fi
+calib_seconds=$(cat "$work/calibration_seconds" 2>/dev/null || echo unknown)
 trace="trace=$work/trace.safetensors"
 
 # name:bits:group
@@ -124,14 +159,19 @@ for row in $rows; do
 done
 
 # llama.cpp's quantizers on the same float weights, scored by qc.
-if [ "${QC_LLAMACPP:-1}" != 0 ]; then
-  venv="${QC_BENCH_VENV:-$root/.venv-bench}"
+llamacpp_types="Q4_0 Q4_K_M Q3_K_M Q2_K"
+llamacpp_missing=0
+for type in $llamacpp_types; do
+  done_row "llama.cpp $type" "ggml $type" || llamacpp_missing=1
+done
+if [ "${QC_LLAMACPP:-1}" != 0 ] && [ "$llamacpp_missing" = 1 ]; then
+  venv="${QC_BENCH_VENV:-$build/bench-venv}"
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "gguf==0.19.0" numpy "llama-cpp-python==0.3.36"
   fi
   "$venv/bin/python" bench/quality/llamacpp_quants.py "$model" "$work/llamacpp" \
-    Q4_0 Q4_K_M Q3_K_M Q2_K > "$work/llamacpp.jsonl"
+    $llamacpp_types > "$work/llamacpp.jsonl"
   while read -r line; do
     type=$(echo "$line" | python3 -c 'import json,sys; print(json.load(sys.stdin)["type"])')
     path=$(echo "$line" | python3 -c 'import json,sys; print(json.load(sys.stdin)["path"])')
@@ -140,24 +180,29 @@ if [ "${QC_LLAMACPP:-1}" != 0 ]; then
   done < "$work/llamacpp.jsonl"
 fi
 
-{
-  echo "{"
-  echo "  \"benchmark\": \"quality\","
-  echo "  \"model\": \"SmolLM2-135M-Instruct (bundled GGUF dequantized to fp32)\","
-  echo "  \"text\": \"valid_head.txt as one string, tokens [0, $eval_tokens), windows of 1024, no BOS\","
-  echo "  \"calibration\": \"train_head.txt, trace recorded in $calib_seconds s\","
-  echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
-  echo "  \"commit\": \"$(git rev-parse --short HEAD)\","
-  echo "  \"rows\": ["
-  for i in "${!json_rows[@]}"; do
-    sep=","; [ "$i" -eq $((${#json_rows[@]} - 1)) ] && sep=""
-    echo "    ${json_rows[$i]}$sep"
-  done
-  echo "  ]"
-  echo "}"
-} > "$out.tmp"
+# The JSON and the table from every row kept so far, in rows.jsonl's order.
+python3 - "$rows_file" "$out.tmp" "$eval_tokens" "$calib_seconds" "$commit" \
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" <<'PY'
+import json, sys
+rows_file, out, tokens, calib, commit, date = sys.argv[1:]
+rows = [json.loads(l) for l in open(rows_file) if l.strip()]
+rows = [r for r in rows if r["key"].endswith("|" + tokens)]
+doc = {
+    "benchmark": "quality",
+    "model": "SmolLM2-135M-Instruct (bundled GGUF dequantized to fp32)",
+    "text": f"valid_head.txt as one string, tokens [0, {tokens}), windows of 1024, no BOS",
+    "calibration": f"train_head.txt, trace recorded in {calib} s",
+    "date": date,
+    "commit": commit,
+    "rows": [{k: v for k, v in r.items() if k != "key"} for r in rows],
+}
+with open(out, "w") as f:
+    json.dump(doc, f, indent=2)
+    f.write("\n")
+print("| method | config | bits/weight | perplexity | KL to fp32 (nats/token) | quantization time (s) |")
+print("|---|---|---|---|---|---|")
+for r in rows:
+    q = "-" if r["quantization_seconds"] is None else f'{r["quantization_seconds"]:.1f}'
+    print(f'| {r["method"]} | {r["config"]} | {r["bits_per_weight"]} | {r["perplexity"]:.4f} | {r["kl_divergence"]:.5f} | {q} |')
+PY
 mv "$out.tmp" "$out"
-
-echo "| method | config | bits/weight | perplexity | KL to fp32 (nats/token) | quantization time (s) |"
-echo "|---|---|---|---|---|---|"
-printf '%s\n' "${table_rows[@]}"
