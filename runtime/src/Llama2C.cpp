@@ -59,24 +59,30 @@ std::string describe(const Llama2CHeader &h) {
   return os.str();
 }
 
-/// Returns an error unless every value of `t` is finite; the message names
-/// the tensor and the first bad element (flat and, for matrices, row/col).
+/// Returns an error unless the `n` values at `v` are finite; the message
+/// names the tensor and the first bad element: its flat index in the whole
+/// tensor (`v` starts at flat index `first`) and, for a matrix of `cols`
+/// columns (0 otherwise), its row and column.
 Status checkFinite(const std::string &path, const std::string &name,
-                   const HostTensor &t) {
-  for (size_t i = 0; i < t.data.size(); ++i) {
-    float v = t.data[i];
-    if (std::isfinite(v))
+                   const float *v, size_t n, int64_t first, int64_t cols) {
+  for (size_t i = 0; i < n; ++i) {
+    if (std::isfinite(v[i]))
       continue;
+    const int64_t at = first + static_cast<int64_t>(i);
     std::ostringstream os;
     os << path << ": tensor '" << name << "' holds a non-finite value ("
-       << (std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"))
-       << ") at flat index " << i;
-    if (t.shape.size() == 2 && t.shape[1] > 0)
-      os << " (row " << static_cast<int64_t>(i) / t.shape[1] << ", col "
-         << static_cast<int64_t>(i) % t.shape[1] << ")";
+       << (std::isnan(v[i]) ? "NaN" : (v[i] > 0 ? "+Inf" : "-Inf"))
+       << ") at flat index " << at;
+    if (cols > 0)
+      os << " (row " << at / cols << ", col " << at % cols << ")";
     return Status::error(os.str());
   }
   return Status::ok();
+}
+
+/// Columns of `shape` when it is a matrix, else 0 (no row/col in messages).
+int64_t matrixCols(const std::vector<int64_t> &shape) {
+  return shape.size() == 2 ? shape[1] : 0;
 }
 
 /// The checkpoint file held open for the loaders of a lazy load; closed
@@ -91,11 +97,11 @@ struct OpenFile {
 };
 
 /// Rows [first, first + count) of the fp32 tensor `name` stored at byte
-/// `offset` of `file` with `rowElems` values per row, checked finite (the
-/// flat index in a message counts from the tensor's start).
+/// `offset` of `file` with `rowElems` values per row, checked finite as an
+/// eager load checks it (`cols` as for checkFinite).
 Status readRows(const OpenFile &file, const std::string &name, int64_t offset,
-                int64_t rows, int64_t rowElems, int64_t first, int64_t count,
-                std::vector<float> &out) {
+                int64_t rows, int64_t rowElems, int64_t cols, int64_t first,
+                int64_t count, std::vector<float> &out) {
   if (first < 0 || count < 0 || first > rows || count > rows - first)
     return Status::error(file.path + ": rows [" + std::to_string(first) + ", " +
                          std::to_string(first + count) + ") of tensor '" +
@@ -116,15 +122,8 @@ Status readRows(const OpenFile &file, const std::string &name, int64_t offset,
     left -= static_cast<size_t>(got);
     at += got;
   }
-  for (size_t i = 0; i < out.size(); ++i)
-    if (!std::isfinite(out[i])) {
-      std::ostringstream os;
-      os << file.path << ": tensor '" << name << "' holds a non-finite value ("
-         << (std::isnan(out[i]) ? "NaN" : (out[i] > 0 ? "+Inf" : "-Inf"))
-         << ") at flat index " << first * rowElems + static_cast<int64_t>(i);
-      return Status::error(os.str());
-    }
-  return Status::ok();
+  return checkFinite(file.path, name, out.data(), out.size(), first * rowElems,
+                     cols);
 }
 
 /// Reads the next tensor of `shape` from `in` into `out.tensors[name]` and
@@ -140,10 +139,12 @@ Status readTensor(std::ifstream &in, const std::string &path,
   int64_t n = t.numElements();
   if (lazy) {
     int64_t offset = static_cast<int64_t>(in.tellg());
-    int64_t rows = t.rows(), rowElems = rows > 0 ? n / rows : 0;
-    t.load = [lazy, name, offset, rows, rowElems](int64_t first, int64_t count,
-                                                  std::vector<float> &v) {
-      return readRows(*lazy, name, offset, rows, rowElems, first, count, v);
+    int64_t rows = t.rows(), rowElems = rows > 0 ? n / rows : 0,
+            cols = matrixCols(t.shape);
+    t.load = [lazy, name, offset, rows, rowElems,
+              cols](int64_t first, int64_t count, std::vector<float> &v) {
+      return readRows(*lazy, name, offset, rows, rowElems, cols, first, count,
+                      v);
     };
     in.seekg(static_cast<std::streamoff>(n * sizeof(float)), std::ios::cur);
     out.tensors.emplace(name, std::move(t));
@@ -155,7 +156,8 @@ Status readTensor(std::ifstream &in, const std::string &path,
   if (!in || in.gcount() != static_cast<std::streamsize>(n * sizeof(float)))
     return Status::error(path + ": short read of tensor '" + name +
                          "' (was the file modified while loading?)");
-  QC_RETURN_IF_ERROR(checkFinite(path, name, t));
+  QC_RETURN_IF_ERROR(checkFinite(path, name, t.data.data(), t.data.size(), 0,
+                                 matrixCols(t.shape)));
   out.tensors.emplace(name, std::move(t));
   return Status::ok();
 }

@@ -693,9 +693,8 @@ public:
   const std::string path;
 };
 
-/// Opens `path` lazily and eagerly and checks that every tensor of the
-/// lazy load starts unread, reads back the eager values whole and by row
-/// ranges (Q/K rows un-permuted), and is dropped again by release().
+/// Opens `path` lazily and eagerly and compares them
+/// (test::expectLazyEqualsEager; Q/K rows come back un-permuted).
 void expectLazyEqualsEager(const std::string &path) {
   ModelWeights eager, lazy;
   Status s = loadGgufModel(path, eager);
@@ -704,29 +703,7 @@ void expectLazyEqualsEager(const std::string &path) {
   options.lazy = true;
   s = loadGgufModel(path, lazy, options);
   ASSERT_TRUE(s.isOk()) << s.message();
-  ASSERT_EQ(lazy.tensors.size(), eager.tensors.size());
-  for (auto &[name, t] : lazy.tensors) {
-    SCOPED_TRACE(name);
-    const HostTensor *e = eager.find(name);
-    ASSERT_NE(e, nullptr);
-    EXPECT_EQ(t.shape, e->shape);
-    EXPECT_FALSE(t.resident());
-    // Rows [1, 1 + 2) (or what the tensor has) on their own.
-    const int64_t rows = t.rows(), per = e->numElements() / rows;
-    const int64_t first = rows > 1 ? 1 : 0, count = std::min<int64_t>(2, rows);
-    std::vector<float> slice;
-    s = t.load(first, count, slice);
-    ASSERT_TRUE(s.isOk()) << s.message();
-    EXPECT_TRUE(
-        std::equal(slice.begin(), slice.end(), e->data.begin() + first * per))
-        << "rows " << first << " + " << count;
-    EXPECT_EQ(slice.size(), static_cast<size_t>(count * per));
-    s = lazy.materialize(name);
-    ASSERT_TRUE(s.isOk()) << s.message();
-    EXPECT_EQ(t.data, e->data);
-    lazy.release(name);
-    EXPECT_FALSE(t.resident());
-  }
+  test::expectLazyEqualsEager(lazy, eager);
 }
 
 } // namespace

@@ -7,6 +7,8 @@
 #ifndef QC_RUNTIME_TEST_TESTUTIL_H
 #define QC_RUNTIME_TEST_TESTUTIL_H
 
+#include "qc/runtime/Model.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -45,6 +47,37 @@ public:
   }
   std::string path;
 };
+
+/// Checks a lazy load against an eager load of the same checkpoint: every
+/// tensor starts unread, reads back the eager values by a row range and
+/// whole (materialize), and is dropped again by release().
+inline void expectLazyEqualsEager(ModelWeights &lazy,
+                                  const ModelWeights &eager) {
+  ASSERT_EQ(lazy.tensors.size(), eager.tensors.size());
+  for (auto &[name, t] : lazy.tensors) {
+    SCOPED_TRACE(name);
+    const HostTensor *e = eager.find(name);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(t.shape, e->shape);
+    EXPECT_FALSE(t.resident());
+    // Rows [1, 3) (or what the tensor has) on their own.
+    const int64_t rows = t.rows(), per = e->numElements() / rows;
+    const int64_t first = rows > 1 ? 1 : 0,
+                  count = std::min<int64_t>(2, rows - first);
+    std::vector<float> slice;
+    Status s = t.load(first, count, slice);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    EXPECT_TRUE(
+        std::equal(slice.begin(), slice.end(), e->data.begin() + first * per))
+        << "rows " << first << " + " << count;
+    EXPECT_EQ(slice.size(), static_cast<size_t>(count * per));
+    s = lazy.materialize(name);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    EXPECT_EQ(t.data, e->data);
+    lazy.release(name);
+    EXPECT_FALSE(t.resident());
+  }
+}
 
 } // namespace qc::test
 
