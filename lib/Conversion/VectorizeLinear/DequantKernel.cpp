@@ -29,7 +29,9 @@
 //
 // W is formed with the same two f32 operations, in the same order, as the
 // reference dequantization (convert-wq-to-linalg), so the weights are
-// bit-identical to it; only the order of the sum over K differs. Groups
+// bit-identical to it; only the order of the sum over K differs. One token
+// (a decode step) takes another loop nest that factors the scale and zero
+// point out of each group's sum (emitRows). Groups
 // hold whole words (G % c == 0, checked by the matcher), so a word never
 // straddles two groups; a K that is not a multiple of c ends in a partial
 // word, taken one code at a time.
@@ -316,17 +318,70 @@ private:
   /// which the hardware prefetchers do not follow. Here the columns are
   /// taken in chunks of up to kRowChunk vectors whose accumulators live in
   /// a stack buffer (in L1); for each group, each column vector takes its
-  /// scales and zero points once and then the group's few packed rows, so
-  /// the rows are read side by side from left to right. The dispatcher
-  /// gives each thread whole rows of a range of groups
+  /// group's few packed rows side by side, from left to right. The
+  /// dispatcher gives each thread whole rows of a range of groups
   /// (qc_rt_parallel_dequant_linear) rather than a slice of every row.
-  /// Each column still sums its products in the order of K with the same
-  /// operations as emitBlocks.
+  ///
+  /// Per code, forming s * (f32(code) - z) costs a shift, a mask, a
+  /// conversion, a subtraction and a multiplication before the FMA, which
+  /// made the kernel compute-bound at a third of memory speed. Here the
+  /// affine form is taken out of the group's sum, as llama.cpp's Q4_1 dot
+  /// product does:
+  ///   sum_k x_k s (q_k - z) = s (sum_k x_k q_k - z sum_k x_k),
+  /// and the shift is taken off the codes: code j of a word is masked in
+  /// place, (q & (m << j b)) = q_j 2^(j b), converted exactly (below 2^31
+  /// except for the top code, which is shifted down instead), and
+  /// multiplied by x_k 2^(-j b), prescaled once per call in a stack buffer
+  /// (a power-of-two scaling, exact unless |x_k| is below 2^-98). A code is
+  /// then a mask, a conversion and an FMA with a broadcast operand. The
+  /// products are those of the reference; the sums differ from it in
+  /// order and by the group factoring (rounding only: the kernel tests
+  /// bound it against float64).
   void emitRows(Value colBegin, Value colEnd) {
     int64_t chunk = kRowChunk * width;
     Value acc = memref::AllocaOp::create(
         b, loc, MemRefType::get({chunk}, b.getF32Type()));
     Value groupV = constant(ops.groupSize), perWordV = constant(perWord);
+    Type f32 = b.getF32Type();
+    // The prescaled activations of this call's groups, K-ordered from
+    // kFirst: xs[k - kFirst] = x[0, k] 2^(-(k % c) b).
+    Value kFirst = arith::MinUIOp::create(
+        b, loc, arith::MulIOp::create(b, loc, firstGroup, groupV), depth);
+    Value kLast = arith::MinUIOp::create(
+        b, loc, arith::MulIOp::create(b, loc, endGroup, groupV), depth);
+    Value kSpan = arith::SubIOp::create(b, loc, kLast, kFirst);
+    Value xs = memref::AllocaOp::create(
+        b, loc, MemRefType::get({ShapedType::kDynamic}, f32),
+        ValueRange{kSpan});
+    loop(kFirst, kLast, 1, [&](Value k) {
+      // The top code is shifted down, not masked in place: scale 1.
+      Value slot = arith::RemUIOp::create(b, loc, k, perWordV);
+      Value top = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, slot,
+                                        constant(perWord - 1));
+      slot = arith::SelectOp::create(b, loc, top, c0, slot);
+      // 2^(-slot b) from its exponent bits: (127 - slot b) << 23.
+      Value expo = arith::SubIOp::create(
+          b, loc, constant(127),
+          arith::MulIOp::create(b, loc, slot, constant(ops.bits)));
+      Value pow = arith::BitcastOp::create(
+          b, loc, f32,
+          arith::ShLIOp::create(
+              b, loc, arith::IndexCastOp::create(b, loc, b.getI32Type(), expo),
+              arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(23))));
+      Value xk = memref::LoadOp::create(b, loc, ops.x, ValueRange{c0, k});
+      memref::StoreOp::create(
+          b, loc, arith::MulFOp::create(b, loc, xk, pow), xs,
+          ValueRange{arith::SubIOp::create(b, loc, k, kFirst)});
+    });
+    // Code j of a word in place: masked (j < c - 1) or shifted down (the
+    // top code, whose in-place value may not fit a signed 32-bit integer).
+    SmallVector<Value> inPlace;
+    int64_t mask = (int64_t(1) << ops.bits) - 1;
+    for (int64_t j = 0; j < perWord; ++j)
+      inPlace.push_back(j + 1 < perWord
+                            ? splat(static_cast<int32_t>(static_cast<uint32_t>(
+                                  mask << (j * ops.bits))))
+                            : splat(j * ops.bits));
     loop(colBegin, colEnd, chunk, [&](Value first) {
       Value span = arith::SubIOp::create(
           b, loc, arith::MinUIOp::create(b, loc, plus(first, chunk), colEnd),
@@ -336,10 +391,6 @@ private:
       overVectors(span, [&](Value off, Value) {
         vector::StoreOp::create(b, loc, zero, acc, ValueRange{off});
       });
-      // For each group and column vector: the scales and zero points once,
-      // the accumulators loaded once, then the group's packed rows (a few
-      // rows read side by side, each from left to right as the vectors
-      // advance).
       loop(firstGroup, endGroup, 1, [&](Value g) {
         Value kBegin = arith::MulIOp::create(b, loc, g, groupV);
         Value kEnd = arith::MinUIOp::create(
@@ -349,51 +400,73 @@ private:
         Value kWhole = arith::MulIOp::create(b, loc, wordEnd, perWordV);
         Value partialCodes = arith::SubIOp::create(
             b, loc, arith::MaxUIOp::create(b, loc, kEnd, kWhole), kWhole);
+        // sum_k x_k over the group, once for all its columns.
+        Value zeroF = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
+        Value groupSum =
+            accLoop(kBegin, kEnd, zeroF, [&](Value k, ValueRange carried) {
+              return SmallVector<Value>{arith::AddFOp::create(
+                  b, loc, carried[0],
+                  memref::LoadOp::create(b, loc, ops.x, ValueRange{c0, k}))};
+            })[0];
+        Value sumV = vector::BroadcastOp::create(b, loc, vecType, groupSum);
         overVectors(span, [&](Value off, Value mask) {
           Value col = arith::AddIOp::create(b, loc, first, off);
+          // dot = sum_k x_k q_k over the whole words...
+          Value dot = accLoop(
+              wordBegin, wordEnd, zero, [&](Value w, ValueRange carried) {
+                Value q = load(wordType, ops.qweight, w, col, mask, zeroWords);
+                Value base = arith::SubIOp::create(
+                    b, loc, arith::MulIOp::create(b, loc, w, perWordV), kFirst);
+                Value d = carried[0];
+                for (int64_t j = 0; j < perWord; ++j) {
+                  Value code =
+                      j + 1 < perWord
+                          ? arith::AndIOp::create(b, loc, q, inPlace[j])
+                                .getResult()
+                          : arith::ShRUIOp::create(b, loc, q, inPlace[j])
+                                .getResult();
+                  Value xj = vector::BroadcastOp::create(
+                      b, loc, vecType,
+                      memref::LoadOp::create(b, loc, xs,
+                                             ValueRange{plus(base, j)}));
+                  d = vector::FMAOp::create(
+                      b, loc, xj,
+                      arith::SIToFPOp::create(b, loc, vecType, code), d);
+                }
+                return SmallVector<Value>{d};
+              })[0];
+          // ... and the codes of a last, partial word, one at a time.
+          dot =
+              accLoop(c0, partialCodes, dot, [&](Value j, ValueRange carried) {
+                Value shift = vector::BroadcastOp::create(
+                    b, loc, wordType,
+                    arith::IndexCastOp::create(
+                        b, loc, b.getI32Type(),
+                        arith::MulIOp::create(b, loc, j, constant(ops.bits))));
+                Value q =
+                    load(wordType, ops.qweight, wordEnd, col, mask, zeroWords);
+                Value code = arith::AndIOp::create(
+                    b, loc, arith::ShRUIOp::create(b, loc, q, shift), codeMask);
+                Value xj = vector::BroadcastOp::create(
+                    b, loc, vecType,
+                    memref::LoadOp::create(
+                        b, loc, ops.x,
+                        ValueRange{c0,
+                                   arith::AddIOp::create(b, loc, kWhole, j)}));
+                return SmallVector<Value>{vector::FMAOp::create(
+                    b, loc, xj, arith::UIToFPOp::create(b, loc, vecType, code),
+                    carried[0])};
+              })[0];
+          // a += s (dot - z sum_k x_k)
           Value s = widened(ops.scales, g, col, mask);
           Value z = zeroPoints(g, col, mask);
-          // a += x[0, k0 + j] * W(code j of word row w) for j < codes.
-          auto codes = [&](Value w, Value k0, Value a,
-                           ArrayRef<std::pair<int64_t, Value>> js) {
-            Value q = load(wordType, ops.qweight, w, col, mask, zeroWords);
-            for (auto [j, shift] : js) {
-              Value xj = vector::BroadcastOp::create(
-                  b, loc, vecType,
-                  memref::LoadOp::create(b, loc, ops.x,
-                                         ValueRange{c0, plus(k0, j)}));
-              a = vector::FMAOp::create(b, loc, xj, weight(q, shift, s, z), a);
-            }
-            return a;
-          };
+          Value centred = vector::FMAOp::create(
+              b, loc, arith::NegFOp::create(b, loc, z), sumV, dot);
           Value a =
               vector::LoadOp::create(b, loc, vecType, acc, ValueRange{off});
-          SmallVector<std::pair<int64_t, Value>> whole;
-          for (int64_t j = 0; j < perWord; ++j)
-            whole.push_back({j, splat(j * ops.bits)});
-          a = accLoop(wordBegin, wordEnd, a, [&](Value w, ValueRange carried) {
-            return SmallVector<Value>{
-                codes(w, arith::MulIOp::create(b, loc, w, perWordV), carried[0],
-                      whole)};
-          })[0];
-          // The codes of a last, partial word, one at a time.
-          a = accLoop(c0, partialCodes, a, [&](Value j, ValueRange carried) {
-            Value shift = vector::BroadcastOp::create(
-                b, loc, wordType,
-                arith::IndexCastOp::create(
-                    b, loc, b.getI32Type(),
-                    arith::MulIOp::create(b, loc, j, constant(ops.bits))));
-            Value q =
-                load(wordType, ops.qweight, wordEnd, col, mask, zeroWords);
-            Value xj = vector::BroadcastOp::create(
-                b, loc, vecType,
-                memref::LoadOp::create(
-                    b, loc, ops.x,
-                    ValueRange{c0, arith::AddIOp::create(b, loc, kWhole, j)}));
-            return SmallVector<Value>{vector::FMAOp::create(
-                b, loc, xj, weight(q, shift, s, z), carried[0])};
-          })[0];
-          vector::StoreOp::create(b, loc, a, acc, ValueRange{off});
+          vector::StoreOp::create(b, loc,
+                                  vector::FMAOp::create(b, loc, s, centred, a),
+                                  acc, ValueRange{off});
         });
       });
       overVectors(span, [&](Value off, Value mask) {
@@ -557,8 +630,7 @@ private:
   /// computed as the reference does: the constant 2^(b - 1), the stored
   /// float widened, or code n of the group's GPTQ v1 stream plus one,
   /// masked to b bits. A packed vector's codes come from the words n / c
-  /// of its lanes, gathered (once per group and column vector: 1 / G of
-  /// the codes' work).
+  /// of its lanes (once per group and column vector).
   Value zeroPoints(Value g, Value col, Value mask) {
     switch (ops.zeroForm) {
     case DequantZeros::Symmetric:
@@ -572,6 +644,73 @@ private:
     case DequantZeros::Packed:
       break;
     }
+    // The codes of columns [col, col + width) lie in width / c consecutive
+    // words when col is a multiple of c (the dispatcher's chunks are
+    // multiples of 64 columns, so this is the common case): one short load
+    // and a lane shuffle instead of a gather, whose 16 loads cost as much
+    // as the rest of a group's work at g32.
+    if (width % perWord == 0) {
+      Value aligned = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq,
+          arith::RemUIOp::create(b, loc, col, constant(perWord)), c0);
+      auto ifOp = scf::IfOp::create(
+          b, loc, aligned,
+          [&](OpBuilder &nb, Location) {
+            OpBuilder::InsertionGuard guard(b);
+            b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+            scf::YieldOp::create(b, loc, packedZeroPointsAligned(g, col, mask));
+          },
+          [&](OpBuilder &nb, Location) {
+            OpBuilder::InsertionGuard guard(b);
+            b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+            scf::YieldOp::create(b, loc,
+                                 packedZeroPointsGathered(g, col, mask));
+          });
+      return ifOp.getResult(0);
+    }
+    return packedZeroPointsGathered(g, col, mask);
+  }
+
+  /// zeroPoints' packed codes for a vector whose first column is a
+  /// multiple of c: words (col / c) + [0, width / c), lane i taking word
+  /// i / c's code i % c.
+  Value packedZeroPointsAligned(Value g, Value col, Value mask) {
+    int64_t words = width / perWord;
+    auto shortType = VectorType::get({words}, b.getI32Type());
+    Value first = arith::DivUIOp::create(b, loc, col, constant(perWord));
+    Value loaded;
+    if (mask) {
+      // The words that hold a lane below the mask's bound.
+      Value lanes = mask.getDefiningOp<vector::CreateMaskOp>().getOperand(0);
+      Value needed =
+          arith::CeilDivUIOp::create(b, loc, lanes, constant(perWord));
+      Value wordMask = vector::CreateMaskOp::create(
+          b, loc, VectorType::get({words}, b.getI1Type()), needed);
+      loaded = vector::MaskedLoadOp::create(
+          b, loc, shortType, ops.zeros, ValueRange{g, first}, wordMask,
+          arith::ConstantOp::create(b, loc, b.getZeroAttr(shortType)));
+    } else {
+      loaded = vector::LoadOp::create(b, loc, shortType, ops.zeros,
+                                      ValueRange{g, first});
+    }
+    SmallVector<int64_t> spread;
+    SmallVector<Attribute> shifts;
+    for (int64_t i = 0; i < width; ++i) {
+      spread.push_back(i / perWord);
+      shifts.push_back(b.getI32IntegerAttr((i % perWord) * ops.bits));
+    }
+    Value wide = vector::ShuffleOp::create(b, loc, loaded, loaded, spread);
+    Value stored = arith::ShRUIOp::create(
+        b, loc, wide,
+        arith::ConstantOp::create(b, loc,
+                                  DenseElementsAttr::get(wordType, shifts)));
+    Value code = arith::AndIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, stored, splat(1)), codeMask);
+    return arith::UIToFPOp::create(b, loc, vecType, code);
+  }
+
+  /// zeroPoints' packed codes at any column: a gather of each lane's word.
+  Value packedZeroPointsGathered(Value g, Value col, Value mask) {
     // Lane i's column col + i, as i32: 32-bit gather indices (N < 2^31).
     Value lanes = arith::AddIOp::create(
         b, loc,

@@ -205,6 +205,10 @@ TEST_P(DequantLinearKernel, MatchesFloat64ReferenceOnOddShapes) {
       {4, 32, 576, 200, 1, Zeros::PackedInt},
       {4, 32, 1003, 77, 1, Zeros::Float, true},
       {8, 64, 640, 130, 1, Zeros::Sym, true},
+      // One token at 2 bits (16 codes per word, the smallest prescale of
+      // x, 2^-28) and a partial last word.
+      {2, 64, 1000, 70, 1, Zeros::Float},
+      {2, 16, 50, 65, 1, Zeros::PackedInt},
   };
   std::mt19937_64 rng(20261206 + width);
   for (const Case &c : cases) {
