@@ -24,6 +24,9 @@
 #include "qc/InitAllPasses.h"
 #include "qc/Pipelines/Pipelines.h"
 #include "qc/runtime/CompiledCodeRuntime.h"
+#include "qc/runtime/Safetensors.h"
+
+#include "LLM/IR/LLMOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -44,7 +47,9 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <optional>
 
@@ -177,6 +182,7 @@ Status paramsOf(ModuleOp module, StringRef name,
 /// Descriptors of `params` over the tensors of those names in `weights`.
 Status bindParams(const std::vector<ParamSpec> &params,
                   const ::qc::ModelWeights &weights,
+                  const std::map<std::string, ::qc::PackedTensor> &derived,
                   std::vector<std::vector<int64_t>> &descriptors) {
   descriptors.clear();
   for (const ParamSpec &p : params) {
@@ -184,7 +190,15 @@ Status bindParams(const std::vector<ParamSpec> &params,
     for (int64_t d : p.shape)
       elements *= d;
     const void *data = nullptr;
-    if (const ::qc::HostTensor *t = weights.find(p.name)) {
+    // Derived parameters first, then the model's fp32 and packed tensors.
+    const ::qc::PackedTensor *packed = nullptr;
+    const ::qc::HostTensor *t = nullptr;
+    if (auto it = derived.find(p.name); it != derived.end())
+      packed = &it->second;
+    else if (!(t = weights.find(p.name)))
+      if (auto it = weights.packed.find(p.name); it != weights.packed.end())
+        packed = &it->second;
+    if (t) {
       if (p.dtype != "f32")
         return Status::error("parameter '" + p.name +
                              "' is fp32 but the model uses it as " + p.dtype);
@@ -193,9 +207,8 @@ Status bindParams(const std::vector<ParamSpec> &params,
         return Status::error("parameter '" + p.name +
                              "' has a shape that does not match the model");
       data = t->data.data();
-    } else if (auto it = weights.packed.find(p.name);
-               it != weights.packed.end()) {
-      const ::qc::PackedTensor &raw = it->second;
+    } else if (packed) {
+      const ::qc::PackedTensor &raw = *packed;
       if (dtypeOf(raw.dtype) != p.dtype)
         return Status::error("parameter '" + p.name + "' is stored as " +
                              ::qc::dtypeName(raw.dtype) +
@@ -215,6 +228,35 @@ Status bindParams(const std::vector<ParamSpec> &params,
   return Status::ok();
 }
 
+/// The fp32 classifier weight of `forward` as llm-pack-decode-head would
+/// read it (an llm.param of static [V, K] shape) and its name, or null.
+const ::qc::HostTensor *headWeight(ModuleOp model,
+                                   const ::qc::ModelWeights &weights,
+                                   std::string &name) {
+  auto fn = model.lookupSymbol<func::FuncOp>("forward");
+  llm::LogitsOp head;
+  int64_t heads = 0;
+  fn.walk([&](llm::LogitsOp op) {
+    head = op;
+    ++heads;
+  });
+  if (heads != 1)
+    return nullptr;
+  auto param = head.getWeight().getDefiningOp<llm::ParamOp>();
+  auto type = cast<RankedTensorType>(head.getWeight().getType());
+  if (!param || !type.hasStaticShape() || type.getRank() != 2 ||
+      !type.getElementType().isF32())
+    return nullptr;
+  name = param.getName().str();
+  const ::qc::HostTensor *t = weights.find(name);
+  if (!t ||
+      t->shape != std::vector<int64_t>(type.getShape().begin(),
+                                       type.getShape().end()) ||
+      static_cast<int64_t>(t->data.size()) != t->numElements())
+    return nullptr;
+  return t;
+}
+
 /// xxh3 of this executable's file: the passes that lower a model are
 /// linked into it, so a rebuilt compiler never reuses what an older one
 /// cached. 0 if the file cannot be read (then nothing is cached).
@@ -230,7 +272,8 @@ uint64_t executableHash() {
 
 /// 32 hex digits naming the compiled form of `model` under `options` on
 /// this host by this compiler; empty when it cannot be told apart.
-std::string interfaceKey(ModuleOp model, const CpuCompileOptions &options) {
+std::string interfaceKey(ModuleOp model, const CpuCompileOptions &options,
+                         bool packedHead) {
   uint64_t exe = executableHash();
   std::string host = hostCompileIdentity();
   if (exe == 0 || host.empty())
@@ -239,7 +282,8 @@ std::string interfaceKey(ModuleOp model, const CpuCompileOptions &options) {
   llvm::raw_string_ostream os(text);
   model->print(os);
   os << '\0' << host << '\0' << exe << '\0' << options.optLevel << '\0'
-     << options.forward << options.decode << '\0' << options.vectorWidth;
+     << options.forward << options.decode << '\0' << options.vectorWidth << '\0'
+     << packedHead;
   llvm::XXH128_hash_t hash =
       llvm::xxh3_128bits(llvm::arrayRefFromStringRef(text));
   return llvm::utohexstr(hash.high64, true, 16) +
@@ -340,6 +384,62 @@ CpuExecutable::~CpuExecutable() = default;
 
 bool CpuExecutable::fromCache() const { return jit && jit->fromCache(); }
 
+bool mlir::qc::packQ8Exact(const float *w, int64_t rows, int64_t cols,
+                           ::qc::PackedTensor &qweight,
+                           ::qc::PackedTensor &scales) {
+  if (rows <= 0 || cols <= 0 || cols % 32 != 0)
+    return false;
+  int64_t blocks = cols / 32;
+  std::vector<uint8_t> codes(static_cast<size_t>(rows * cols));
+  std::vector<uint16_t> d16(static_cast<size_t>(rows * blocks));
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const float *x = w + n * cols + blk * 32;
+      float amax = 0;
+      for (int64_t i = 0; i < 32; ++i)
+        amax = std::max(amax, std::fabs(x[i]));
+      // ggml's Q8_0 has d = amax / 127 and its largest code at +-127, so
+      // amax / 127 recovers d exactly (an f16 value times 127 is exact in
+      // fp32, and so is dividing it back). Anything else fails a check.
+      float d = amax / 127.0f;
+      uint16_t h = ::qc::f32ToF16(d);
+      if (!(::qc::f16ToF32(h) == d))
+        return false;
+      d16[n * blocks + blk] = h;
+      for (int64_t i = 0; i < 32; ++i) {
+        float q = d == 0 ? 0.0f : std::nearbyint(x[i] / d);
+        if (!(std::fabs(q) <= 127.0f))
+          return false;
+        // Bit for bit what wq.linear dequantizes: s (code - 2^7).
+        auto code = static_cast<uint8_t>(q + 128.0f);
+        float back = d * (static_cast<float>(code) - 128.0f);
+        if (std::memcmp(&back, &x[i], sizeof(float)) != 0)
+          return false;
+        codes[n * cols + blk * 32 + i] = code;
+      }
+    }
+  // GPTQ layout: word r of column n holds codes 4r .. 4r + 3 of row n,
+  // LSB first; scales [blocks, rows].
+  qweight.dtype = ::qc::DType::I32;
+  qweight.shape = {cols / 4, rows};
+  qweight.bytes.assign(static_cast<size_t>(cols * rows), 0);
+  auto *words = reinterpret_cast<uint32_t *>(qweight.bytes.data());
+  for (int64_t r = 0; r < cols / 4; ++r)
+    for (int64_t n = 0; n < rows; ++n) {
+      const uint8_t *c = &codes[n * cols + 4 * r];
+      words[r * rows + n] = uint32_t(c[0]) | uint32_t(c[1]) << 8 |
+                            uint32_t(c[2]) << 16 | uint32_t(c[3]) << 24;
+    }
+  scales.dtype = ::qc::DType::F16;
+  scales.shape = {blocks, rows};
+  scales.bytes.assign(static_cast<size_t>(blocks * rows * 2), 0);
+  auto *s16 = reinterpret_cast<uint16_t *>(scales.bytes.data());
+  for (int64_t blk = 0; blk < blocks; ++blk)
+    for (int64_t n = 0; n < rows; ++n)
+      s16[blk * rows + n] = d16[n * blocks + blk];
+  return true;
+}
+
 Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
                               std::unique_ptr<CpuExecutable> &out,
                               const CpuCompileOptions &options) {
@@ -396,10 +496,26 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   // options, so a model compiled before skips the MLIR pipeline too: its
   // interface (the parameters each entry point takes) and the key of its
   // machine code are cached beside the objects.
+  // The decode entry's classifier in 8-bit blocks when its values are
+  // exactly such blocks (llm-pack-decode-head): decided by the data, so
+  // part of the cache key.
+  bool packedHead = false;
+  std::string headName;
+  if (options.decode && options.packHead)
+    if (const ::qc::HostTensor *head = headWeight(*module, weights, headName)) {
+      ::qc::PackedTensor qweight, scales;
+      if (packQ8Exact(head->data.data(), head->shape[0], head->shape[1],
+                      qweight, scales)) {
+        result->derived[headName + ".q8.qweight"] = std::move(qweight);
+        result->derived[headName + ".q8.scales"] = std::move(scales);
+        packedHead = true;
+      }
+    }
+
   std::string interfacePath;
   if (!options.cacheDir.empty() && options.dumpLoweredTo.empty() &&
       options.dumpObjectTo.empty()) {
-    std::string key = interfaceKey(model, options);
+    std::string key = interfaceKey(model, options, packedHead);
     if (!key.empty()) {
       llvm::SmallString<256> path(options.cacheDir);
       llvm::sys::path::append(path, "llvmcache-qcif-" + key);
@@ -424,9 +540,11 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     // The decode function is derived from the forward function as the
     // model holds it (quantized linears included).
     PassManager derive(ctx);
-    if (failed(parsePassPipeline("llm-derive-decode{entry=forward "
-                                 "decode-entry=decode}",
-                                 derive, llvm::errs())) ||
+    std::string pipeline = "llm-derive-decode{entry=forward "
+                           "decode-entry=decode}";
+    if (packedHead)
+      pipeline += ",llm-pack-decode-head{entry=decode}";
+    if (failed(parsePassPipeline(pipeline, derive, llvm::errs())) ||
         failed(derive.run(*module)))
       return Status::error("deriving the KV-cached decode function failed:\n" +
                            diags.text);
@@ -505,10 +623,10 @@ Status CpuExecutable::bind(const CompiledInterface &iface,
                            const ::qc::ModelWeights &weights) {
   if (iface.forwardParams)
     QC_RETURN_IF_ERROR(
-        bindParams(*iface.forwardParams, weights, paramDescriptors));
+        bindParams(*iface.forwardParams, weights, derived, paramDescriptors));
   if (iface.decodeParams)
-    QC_RETURN_IF_ERROR(
-        bindParams(*iface.decodeParams, weights, decodeParamDescriptors));
+    QC_RETURN_IF_ERROR(bindParams(*iface.decodeParams, weights, derived,
+                                  decodeParamDescriptors));
   cacheLayers = iface.cacheLayers;
   cacheKvHeads = iface.cacheKvHeads;
   cacheHeadDim = iface.cacheHeadDim;

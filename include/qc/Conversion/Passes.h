@@ -23,6 +23,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 #include "qc/EnumOptionParser.h"
+#include "WQ/IR/WQDialect.h"
 
 namespace mlir::qc {
 

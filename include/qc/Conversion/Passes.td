@@ -224,6 +224,33 @@ def LLMDeriveDecodePass : Pass<"llm-derive-decode", "ModuleOp"> {
   let dependentDialects = ["mlir::tensor::TensorDialect"];
 }
 
+def LLMPackDecodeHeadPass : Pass<"llm-pack-decode-head", "ModuleOp"> {
+  let summary = "Read the decode function's classifier as 8-bit blocks";
+  let description = [{
+    A decode step reads every weight once, and the classifier
+    (`llm.logits`, vocabulary x hidden) is the widest matrix of a small
+    model: in fp32 it was two thirds of the bytes a SmolLM2 W4 decode step
+    read. When the classifier's values are exactly 8-bit symmetric blocks of
+    32 with f16 scales (ggml's Q8_0, the form the bundled GGUF stores its
+    tied embeddings in), this pass has the decode function `entry` read
+    them in that form: its `llm.logits` whose weight is `llm.param "P"`
+    becomes a `wq.linear` (8 bits, group 32, `sym = true`, f16 scales,
+    GPTQ layout) over `llm.param "P.q8.qweight"` and `llm.param
+    "P.q8.scales"`, which the CPU driver derives from P when it binds the
+    parameters. The weights multiplied are the same values; only the order
+    of the sums differs. Whether P's values qualify is a property of the
+    data, not of the IR: the driver checks it and runs this pass only then.
+    Other functions (the full-window forward function) keep the fp32 head.
+    A decode function without an `llm.logits` over an `llm.param`, or a
+    hidden size that is not a multiple of 32, is reported.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"decode\"",
+           "Name of the decode function (default: decode)">
+  ];
+  let dependentDialects = ["mlir::qc::wq::WQDialect"];
+}
+
 def LLMParamsToArgumentsPass : Pass<"llm-params-to-arguments", "ModuleOp"> {
   let summary = "Turn `llm.param` ops into function arguments for execution";
   let description = [{

@@ -21,6 +21,7 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,7 +60,23 @@ struct CpuCompileOptions {
   /// the host's widest (16 with AVX-512, 8 with AVX2). Other widths are for
   /// tests and experiments: LLVM splits or pads vectors the host lacks.
   int64_t vectorWidth = 0;
+  /// Let the decode entry read the classifier as 8-bit blocks when its
+  /// fp32 values are exactly such blocks (packQ8Exact; a GGUF's Q8_0
+  /// embeddings): the same numbers at about a quarter of the bytes
+  /// (llm-pack-decode-head). The forward entry keeps the fp32 head.
+  bool packHead = true;
 };
+
+/// If every run of 32 values (a block) of each row of the row-major
+/// [rows, cols] fp32 matrix `w` is exactly d * q with d an f16 value and q
+/// integers in [-127, 127], some of magnitude 127 (what ggml's Q8_0 blocks
+/// dequantize to; an all-zero block has d = 0), writes them as wq.linear's
+/// 8-bit symmetric GPTQ layout: `qweight` [cols / 4, rows] i32 words of
+/// codes q + 128 and `scales` [cols / 32, rows] f16 d, and returns true.
+/// Returns false, touching neither, for any other matrix (cols % 32 != 0
+/// included): a block that is not exactly representable is never rounded.
+bool packQ8Exact(const float *w, int64_t rows, int64_t cols,
+                 ::qc::PackedTensor &qweight, ::qc::PackedTensor &scales);
 
 /// The key/value cache of one sequence for CpuExecutable::decode: two
 /// buffers of [layers, kv_heads, capacity, head_dim] floats, and how many
@@ -120,6 +137,10 @@ public:
   /// True when the machine code was loaded from the cache.
   bool fromCache() const;
 
+  /// True when the decode entry reads the classifier as 8-bit blocks
+  /// (CpuCompileOptions::packHead and the data qualified).
+  bool decodeHeadPacked() const { return !derived.empty(); }
+
   int64_t vocabSize() const { return vocab; }
   /// Number of results of `forward` (1 plus the observed activations).
   size_t numOutputs() const { return outputWidths.size(); }
@@ -144,6 +165,9 @@ private:
   std::vector<std::vector<int64_t>> decodeParamDescriptors;
   /// Cache shape: layers, key/value heads, head dimension.
   int64_t cacheLayers = 0, cacheKvHeads = 0, cacheHeadDim = 0;
+  /// Parameters derived from `weights` at compile time and bound from
+  /// here (the decode entry's 8-bit classifier, packQ8Exact).
+  std::map<std::string, ::qc::PackedTensor> derived;
 };
 
 /// Summed negative log-likelihood (natural log) of `window[1..n]` given the

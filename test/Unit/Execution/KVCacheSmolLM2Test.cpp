@@ -8,7 +8,9 @@
 // SmolLM2-135M GGUF: GQA 9:3, half-split RoPE with theta 1e5, tied head,
 // Q4_1 linears dequantized at import): 16 tokens after a short prompt,
 // greedy and sampled with a seed, must be the tokens that recomputing the
-// prefix gives, drawn from logits within 1e-4 relative. Labelled `slow`:
+// prefix gives, drawn from logits within 1e-4 relative (the decode entry
+// reads the tied Q8_0 classifier in 8-bit blocks, the forward function in
+// fp32: the same values summed in another order). Labelled `slow`:
 // compiling both entry points of a 30-layer model takes most of a minute.
 //
 //===----------------------------------------------------------------------===//
@@ -51,6 +53,9 @@ TEST(SmolLM2KVCache, SameTokensAndLogitsAsRecomputing) {
   std::unique_ptr<mlir::qc::CpuExecutable> exe;
   s = mlir::qc::CpuExecutable::compile(*module, weights, exe, options);
   ASSERT_TRUE(s) << s.message();
+  // The GGUF's tied Q8_0 embedding: the decode entry reads the classifier
+  // in 8-bit blocks while the forward function compared against keeps fp32.
+  EXPECT_TRUE(exe->decodeHeadPacked());
   int64_t vocab = exe->vocabSize();
 
   // Recomputing the prefix for each token yields, for the token after
