@@ -25,6 +25,7 @@
 #include "qc/Pipelines/Pipelines.h"
 #include "qc/runtime/CompiledCodeRuntime.h"
 #include "qc/runtime/Safetensors.h"
+#include "qc/runtime/ThreadPool.h"
 
 #include "LLM/IR/LLMOps.h"
 
@@ -48,6 +49,7 @@
 
 #include <cmath>
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -390,53 +392,72 @@ bool mlir::qc::packQ8Exact(const float *w, int64_t rows, int64_t cols,
   if (rows <= 0 || cols <= 0 || cols % 32 != 0)
     return false;
   int64_t blocks = cols / 32;
-  std::vector<uint8_t> codes(static_cast<size_t>(rows * cols));
-  std::vector<uint16_t> d16(static_cast<size_t>(rows * blocks));
-  for (int64_t n = 0; n < rows; ++n)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      const float *x = w + n * cols + blk * 32;
-      float amax = 0;
-      for (int64_t i = 0; i < 32; ++i)
-        amax = std::max(amax, std::fabs(x[i]));
-      // ggml's Q8_0 has d = amax / 127 and its largest code at +-127, so
-      // amax / 127 recovers d exactly (an f16 value times 127 is exact in
-      // fp32, and so is dividing it back). Anything else fails a check.
-      float d = amax / 127.0f;
-      uint16_t h = ::qc::f32ToF16(d);
-      if (!(::qc::f16ToF32(h) == d))
-        return false;
-      d16[n * blocks + blk] = h;
-      for (int64_t i = 0; i < 32; ++i) {
-        float q = d == 0 ? 0.0f : std::nearbyint(x[i] / d);
-        if (!(std::fabs(q) <= 127.0f))
-          return false;
-        // Bit for bit what wq.linear dequantizes: s (code - 2^7).
-        auto code = static_cast<uint8_t>(q + 128.0f);
-        float back = d * (static_cast<float>(code) - 128.0f);
-        if (std::memcmp(&back, &x[i], sizeof(float)) != 0)
-          return false;
-        codes[n * cols + blk * 32 + i] = code;
-      }
-    }
-  // GPTQ layout: word r of column n holds codes 4r .. 4r + 3 of row n,
-  // LSB first; scales [blocks, rows].
+  // Codes straight into the GPTQ layout: word r of column n holds codes
+  // 4r .. 4r + 3 of row n, LSB first, so code k of row n is byte
+  // ((k / 4) rows + n) 4 + k % 4; scales are [blocks, rows].
+  std::vector<uint8_t> words(static_cast<size_t>(rows * cols));
+  std::vector<uint8_t> halves(static_cast<size_t>(blocks * rows * 2));
+  auto *d16 = reinterpret_cast<uint16_t *>(halves.data());
+  // Rows in parallel (a 49,152-row vocabulary is checked at every load).
+  constexpr int64_t kRowsPerItem = 256;
+  int64_t items = (rows + kRowsPerItem - 1) / kRowsPerItem;
+  std::atomic<bool> exact{true};
+  ::qc::parallelFor(
+      items, ::qc::workerCount(items), [&](int64_t item, int64_t) {
+        int64_t end = std::min(rows, (item + 1) * kRowsPerItem);
+        for (int64_t n = item * kRowsPerItem; n < end && exact; ++n)
+          for (int64_t blk = 0; blk < blocks; ++blk) {
+            const float *x = w + n * cols + blk * 32;
+            float amax = 0;
+            for (int64_t i = 0; i < 32; ++i)
+              amax = std::max(amax, std::fabs(x[i]));
+            // ggml's Q8_0 has d = amax / 127 and its largest code at +-127, so
+            // amax / 127 recovers d exactly (an f16 value times 127 is exact in
+            // fp32, and so is dividing it back). Anything else fails a check.
+            float d = amax / 127.0f;
+            uint16_t h = ::qc::f32ToF16(d);
+            if (!(::qc::f16ToF32(h) == d)) {
+              exact = false;
+              return;
+            }
+            d16[blk * rows + n] = h;
+            // The reciprocal finds the code (|q| <= 127 is far from a rounding
+            // tie; adding and subtracting 1.5 * 2^23 rounds to nearest even,
+            // in a loop the compiler vectorizes); the comparison decides.
+            float inverse = d == 0 ? 0.0f : 1.0f / d;
+            uint8_t code[32];
+            uint32_t mismatch = 0;
+            for (int64_t i = 0; i < 32; ++i) {
+              constexpr float kRound = 12582912.0f;
+              float q = (x[i] * inverse + kRound) - kRound;
+              float clamped = std::min(127.0f, std::max(-127.0f, q));
+              code[i] =
+                  static_cast<uint8_t>(static_cast<int32_t>(clamped) + 128);
+              // Bit for bit what wq.linear dequantizes: s (code - 2^7).
+              float back = d * (static_cast<float>(code[i]) - 128.0f);
+              uint32_t backBits, xBits;
+              std::memcpy(&backBits, &back, sizeof(float));
+              std::memcpy(&xBits, &x[i], sizeof(float));
+              mismatch |= backBits ^ xBits;
+            }
+            if (mismatch != 0) {
+              exact = false;
+              return;
+            }
+            for (int64_t i = 0; i < 32; ++i) {
+              int64_t k = blk * 32 + i;
+              words[((k / 4) * rows + n) * 4 + k % 4] = code[i];
+            }
+          }
+      });
+  if (!exact)
+    return false;
   qweight.dtype = ::qc::DType::I32;
   qweight.shape = {cols / 4, rows};
-  qweight.bytes.assign(static_cast<size_t>(cols * rows), 0);
-  auto *words = reinterpret_cast<uint32_t *>(qweight.bytes.data());
-  for (int64_t r = 0; r < cols / 4; ++r)
-    for (int64_t n = 0; n < rows; ++n) {
-      const uint8_t *c = &codes[n * cols + 4 * r];
-      words[r * rows + n] = uint32_t(c[0]) | uint32_t(c[1]) << 8 |
-                            uint32_t(c[2]) << 16 | uint32_t(c[3]) << 24;
-    }
+  qweight.bytes = std::move(words);
   scales.dtype = ::qc::DType::F16;
   scales.shape = {blocks, rows};
-  scales.bytes.assign(static_cast<size_t>(blocks * rows * 2), 0);
-  auto *s16 = reinterpret_cast<uint16_t *>(scales.bytes.data());
-  for (int64_t blk = 0; blk < blocks; ++blk)
-    for (int64_t n = 0; n < rows; ++n)
-      s16[blk * rows + n] = d16[n * blocks + blk];
+  scales.bytes = std::move(halves);
   return true;
 }
 
