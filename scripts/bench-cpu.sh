@@ -16,8 +16,9 @@
 #             machine code from the cache, median of the other runs)
 #
 # for qc (quant-run on the bundled GGUF, whose Q4_1 weights qc imports as
-# fp32; and on an RTN W4 g32 asym model from quant-compile, whose packed
-# weights its kernels read), llama.cpp (llama-cpp-python
+# fp32; and on RTN W4 g32 and W4 g128 asym models from quant-compile, whose
+# packed weights its kernels read; in all three, decode reads the GGUF's
+# tied Q8_0 classifier in its 8-bit blocks), llama.cpp (llama-cpp-python
 # from PyPI, the bundled Q4_1 GGUF, and an F32 GGUF of the same weights
 # dequantized, written with the gguf package by
 # bench/quality/llamacpp_quants.py) and transformers (PyTorch CPU, fp32,
@@ -69,11 +70,16 @@ echo "bench-cpu: preparing inputs" >&2
 [ -f "$work/smollm2-f32.gguf" ] ||
   "$py" -c 'import sys; sys.path.insert(0, sys.argv[1]); import llamacpp_quants as q; q.write_f32(sys.argv[2], sys.argv[3])' \
     "$root/bench/quality" "$gguf" "$work/smollm2-f32.gguf"
-# W4 g32 asym packed weights (RTN: the method does not change the speed).
-if [ ! -f "$work/smollm2-w4g32/model.mlir" ]; then
-  echo '{"method": "rtn", "bits": 4, "group_size": 32, "sym": false}' > "$work/rtn.json"
-  "$bin/quant-compile" "$gguf" --recipe "$work/rtn.json" --no-progress -o "$work/smollm2-w4g32" > /dev/null
-fi
+# W4 g32 and g128 asym packed weights (RTN: the method does not change the
+# speed).
+for group in 32 128; do
+  if [ ! -f "$work/smollm2-w4g$group/model.mlir" ]; then
+    echo "{\"method\": \"rtn\", \"bits\": 4, \"group_size\": $group, \"sym\": false}" \
+      > "$work/rtn-g$group.json"
+    "$bin/quant-compile" "$gguf" --recipe "$work/rtn-g$group.json" --no-progress \
+      -o "$work/smollm2-w4g$group" > /dev/null
+  fi
+done
 "$bin/quant-tokenize" "$gguf" --file "$text" --no-add-special --json > "$work/text.ids.json"
 # A prompt of exactly $prompt_tokens tokens: the longest prefix of the text
 # (whole characters) that tokenizes to that many.
@@ -134,6 +140,7 @@ qc_model() { # name model
 }
 qc_model fp32 "$gguf"
 qc_model w4g32 "$work/smollm2-w4g32/model.mlir"
+qc_model w4g128 "$work/smollm2-w4g128/model.mlir"
 
 peer() { # tool label what model ids -> json file
   local tool="$1" label="$2" what="$3" model="$4" ids="$5"
@@ -168,7 +175,7 @@ for line in open("/proc/cpuinfo"):
         break
 cpu = next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 rows = {}
-for name in ("fp32", "w4g32"):
+for name in ("fp32", "w4g32", "w4g128"):
     runs = [l.split() for l in open(os.path.join(work, f"qc-{name}.gen")) if l.strip()]
     if not runs:
         sys.exit(f"bench-cpu: quant-run printed no speed line for {name}")
