@@ -409,8 +409,23 @@ private:
                   memref::LoadOp::create(b, loc, ops.x, ValueRange{c0, k}))};
             })[0];
         Value sumV = vector::BroadcastOp::create(b, loc, vecType, groupSum);
+        // The next group's packed rows, a group ahead of their use.
+        Value lastRow = arith::SubIOp::create(
+            b, loc, memref::DimOp::create(b, loc, ops.qweight, 0), constant(1));
+        // (At most 16 rows: a group as wide as K has no next group.)
+        int64_t rowsPerGroup = std::min<int64_t>(ops.groupSize / perWord, 16);
         overVectors(span, [&](Value off, Value mask) {
           Value col = arith::AddIOp::create(b, loc, first, off);
+          // Short runs of many rows (a few KB each) are what the hardware
+          // prefetchers follow worst: the next group's rows at these
+          // columns are requested while this group's are used.
+          for (int64_t r = 0; r < rowsPerGroup; ++r)
+            memref::PrefetchOp::create(
+                b, loc, ops.qweight,
+                ValueRange{
+                    arith::MinUIOp::create(b, loc, plus(wordEnd, r), lastRow),
+                    col},
+                /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
           // dot = sum_k x_k q_k over the whole words...
           Value dot = accLoop(
               wordBegin, wordEnd, zero, [&](Value w, ValueRange carried) {
