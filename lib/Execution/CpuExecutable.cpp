@@ -27,7 +27,7 @@
 #include "qc/runtime/Safetensors.h"
 #include "qc/runtime/ThreadPool.h"
 
-#include "LLM/IR/LLMOps.h"
+#include "qc/Conversion/LLMParamsToArguments/DecodeHead.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -230,26 +230,18 @@ Status bindParams(const std::vector<ParamSpec> &params,
   return Status::ok();
 }
 
-/// The fp32 classifier weight of `forward` as llm-pack-decode-head would
-/// read it (an llm.param of static [V, K] shape) and its name, or null.
+/// The fp32 classifier weight of `forward` when llm-pack-decode-head could
+/// read it (findPackableHead) and `weights` holds it resident, and its
+/// parameter name; else null.
 const ::qc::HostTensor *headWeight(ModuleOp model,
                                    const ::qc::ModelWeights &weights,
                                    std::string &name) {
-  auto fn = model.lookupSymbol<func::FuncOp>("forward");
-  llm::LogitsOp head;
-  int64_t heads = 0;
-  fn.walk([&](llm::LogitsOp op) {
-    head = op;
-    ++heads;
-  });
-  if (heads != 1)
+  DecodeHead found =
+      findPackableHead(model.lookupSymbol<func::FuncOp>("forward"));
+  if (!found.param)
     return nullptr;
-  auto param = head.getWeight().getDefiningOp<llm::ParamOp>();
-  auto type = cast<RankedTensorType>(head.getWeight().getType());
-  if (!param || !type.hasStaticShape() || type.getRank() != 2 ||
-      !type.getElementType().isF32())
-    return nullptr;
-  name = param.getName().str();
+  name = found.param.getName().str();
+  auto type = cast<RankedTensorType>(found.param.getType());
   const ::qc::HostTensor *t = weights.find(name);
   if (!t ||
       t->shape != std::vector<int64_t>(type.getShape().begin(),
@@ -513,30 +505,28 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
   for (const auto &[name, address] : ::qc::compiledCodeSymbols())
     jitOptions.symbols.emplace_back(name, address);
 
-  // Everything after this point is decided by the model's IR and the
-  // options, so a model compiled before skips the MLIR pipeline too: its
-  // interface (the parameters each entry point takes) and the key of its
-  // machine code are cached beside the objects.
   // The decode entry's classifier in 8-bit blocks when its values are
   // exactly such blocks (llm-pack-decode-head): decided by the data, so
   // part of the cache key.
-  bool packedHead = false;
   std::string headName;
   if (options.decode && options.packHead)
     if (const ::qc::HostTensor *head = headWeight(*module, weights, headName)) {
       ::qc::PackedTensor qweight, scales;
       if (packQ8Exact(head->data.data(), head->shape[0], head->shape[1],
                       qweight, scales)) {
-        result->derived[headName + ".q8.qweight"] = std::move(qweight);
-        result->derived[headName + ".q8.scales"] = std::move(scales);
-        packedHead = true;
+        result->derived[packedHeadQWeightName(headName)] = std::move(qweight);
+        result->derived[packedHeadScalesName(headName)] = std::move(scales);
       }
     }
 
+  // Everything after this point is decided by the model's IR, the options
+  // and that choice, so a model compiled before skips the MLIR pipeline too:
+  // its interface (the parameters each entry point takes) and the key of its
+  // machine code are cached beside the objects.
   std::string interfacePath;
   if (!options.cacheDir.empty() && options.dumpLoweredTo.empty() &&
       options.dumpObjectTo.empty()) {
-    std::string key = interfaceKey(model, options, packedHead);
+    std::string key = interfaceKey(model, options, result->decodeHeadPacked());
     if (!key.empty()) {
       llvm::SmallString<256> path(options.cacheDir);
       llvm::sys::path::append(path, "llvmcache-qcif-" + key);
@@ -563,7 +553,7 @@ Status CpuExecutable::compile(ModuleOp model, const ::qc::ModelWeights &weights,
     PassManager derive(ctx);
     std::string pipeline = "llm-derive-decode{entry=forward "
                            "decode-entry=decode}";
-    if (packedHead)
+    if (result->decodeHeadPacked())
       pipeline += ",llm-pack-decode-head{entry=decode}";
     if (failed(parsePassPipeline(pipeline, derive, llvm::errs())) ||
         failed(derive.run(*module)))

@@ -19,7 +19,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "LLM/IR/LLMOps.h"
+#include "qc/Conversion/LLMParamsToArguments/DecodeHead.h"
 #include "WQ/IR/WQOps.h"
 #include "qc/Conversion/Passes.h"
 
@@ -32,6 +32,36 @@ namespace mlir::qc {
 
 using namespace mlir;
 using namespace mlir::qc;
+
+DecodeHead mlir::qc::findPackableHead(func::FuncOp fn) {
+  DecodeHead found;
+  SmallVector<llm::LogitsOp> heads;
+  fn.walk([&](llm::LogitsOp op) { heads.push_back(op); });
+  if (heads.size() != 1) {
+    found.at = fn;
+    found.why = "expected one llm.logits in '" + fn.getName().str() +
+                "', found " + std::to_string(heads.size());
+    return found;
+  }
+  llm::LogitsOp head = heads.front();
+  found.at = head;
+  auto param = head.getWeight().getDefiningOp<llm::ParamOp>();
+  auto wType = cast<RankedTensorType>(head.getWeight().getType());
+  if (!param || !wType.hasStaticShape() || wType.getRank() != 2 ||
+      !wType.getElementType().isF32()) {
+    found.why = "the classifier's weight must be an fp32 llm.param of static "
+                "shape";
+    return found;
+  }
+  if (wType.getDimSize(1) % 32 != 0) {
+    found.why = "hidden size " + std::to_string(wType.getDimSize(1)) +
+                " is not a multiple of 32";
+    return found;
+  }
+  found.logits = head;
+  found.param = param;
+  return found;
+}
 
 namespace {
 
@@ -47,38 +77,25 @@ struct LLMPackDecodeHeadPass
                          << "'";
       return signalPassFailure();
     }
-    SmallVector<llm::LogitsOp> heads;
-    fn.walk([&](llm::LogitsOp op) { heads.push_back(op); });
-    if (heads.size() != 1) {
-      fn.emitError() << "llm-pack-decode-head: expected one llm.logits in '"
-                     << entry << "', found " << heads.size();
+    DecodeHead found = findPackableHead(fn);
+    if (!found.param) {
+      found.at->emitError() << "llm-pack-decode-head: " << found.why;
       return signalPassFailure();
     }
-    llm::LogitsOp head = heads.front();
-    auto param = head.getWeight().getDefiningOp<llm::ParamOp>();
+    llm::LogitsOp head = found.logits;
+    llm::ParamOp param = found.param;
     auto wType = cast<RankedTensorType>(head.getWeight().getType());
-    if (!param || !wType.hasStaticShape() || wType.getRank() != 2 ||
-        !wType.getElementType().isF32()) {
-      head.emitError() << "llm-pack-decode-head: the classifier's weight must "
-                          "be an fp32 llm.param of static shape";
-      return signalPassFailure();
-    }
     int64_t vocab = wType.getDimSize(0), hidden = wType.getDimSize(1);
-    if (hidden % 32 != 0) {
-      head.emitError() << "llm-pack-decode-head: hidden size " << hidden
-                       << " is not a multiple of 32";
-      return signalPassFailure();
-    }
     OpBuilder b(head);
     Location loc = head.getLoc();
     std::string name = param.getName().str();
     // GPTQ layout: [K / 4, V] words of four 8-bit codes, [K / 32, V] f16.
     Value qweight = llm::ParamOp::create(
         b, loc, RankedTensorType::get({hidden / 4, vocab}, b.getI32Type()),
-        b.getStringAttr(name + ".q8.qweight"));
+        b.getStringAttr(packedHeadQWeightName(name)));
     Value scales = llm::ParamOp::create(
         b, loc, RankedTensorType::get({hidden / 32, vocab}, b.getF16Type()),
-        b.getStringAttr(name + ".q8.scales"));
+        b.getStringAttr(packedHeadScalesName(name)));
     auto linear = wq::LinearOp::create(
         b, loc, head.getType(), head.getX(), qweight, scales,
         /*zeros=*/Value(), /*g_idx=*/Value(), /*bias=*/Value(),

@@ -373,6 +373,30 @@ private:
           b, loc, arith::MulFOp::create(b, loc, xk, pow), xs,
           ValueRange{arith::SubIOp::create(b, loc, k, kFirst)});
     });
+    // sum_k x_k of each of this call's groups, once for all column chunks.
+    Value groupSums = memref::AllocaOp::create(
+        b, loc, MemRefType::get({ShapedType::kDynamic}, f32),
+        ValueRange{arith::SubIOp::create(b, loc, endGroup, firstGroup)});
+    Value zeroF = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
+    loop(firstGroup, endGroup, 1, [&](Value g) {
+      Value kBegin = arith::MulIOp::create(b, loc, g, groupV);
+      Value kEnd = arith::MinUIOp::create(
+          b, loc, arith::AddIOp::create(b, loc, kBegin, groupV), depth);
+      Value sum =
+          accLoop(kBegin, kEnd, zeroF, [&](Value k, ValueRange carried) {
+            return SmallVector<Value>{arith::AddFOp::create(
+                b, loc, carried[0],
+                memref::LoadOp::create(b, loc, ops.x, ValueRange{c0, k}))};
+          })[0];
+      memref::StoreOp::create(
+          b, loc, sum, groupSums,
+          ValueRange{arith::SubIOp::create(b, loc, g, firstGroup)});
+    });
+    // The next group's packed rows are prefetched a group ahead of their
+    // use (at most 16 rows: a group as wide as K has no next group).
+    Value lastRow = arith::SubIOp::create(
+        b, loc, memref::DimOp::create(b, loc, ops.qweight, 0), constant(1));
+    int64_t rowsPerGroup = std::min<int64_t>(ops.groupSize / perWord, 16);
     // Code j of a word in place: masked (j < c - 1) or shifted down (the
     // top code, whose in-place value may not fit a signed 32-bit integer).
     SmallVector<Value> inPlace;
@@ -400,20 +424,11 @@ private:
         Value kWhole = arith::MulIOp::create(b, loc, wordEnd, perWordV);
         Value partialCodes = arith::SubIOp::create(
             b, loc, arith::MaxUIOp::create(b, loc, kEnd, kWhole), kWhole);
-        // sum_k x_k over the group, once for all its columns.
-        Value zeroF = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
-        Value groupSum =
-            accLoop(kBegin, kEnd, zeroF, [&](Value k, ValueRange carried) {
-              return SmallVector<Value>{arith::AddFOp::create(
-                  b, loc, carried[0],
-                  memref::LoadOp::create(b, loc, ops.x, ValueRange{c0, k}))};
-            })[0];
-        Value sumV = vector::BroadcastOp::create(b, loc, vecType, groupSum);
-        // The next group's packed rows, a group ahead of their use.
-        Value lastRow = arith::SubIOp::create(
-            b, loc, memref::DimOp::create(b, loc, ops.qweight, 0), constant(1));
-        // (At most 16 rows: a group as wide as K has no next group.)
-        int64_t rowsPerGroup = std::min<int64_t>(ops.groupSize / perWord, 16);
+        Value sumV = vector::BroadcastOp::create(
+            b, loc, vecType,
+            memref::LoadOp::create(
+                b, loc, groupSums,
+                ValueRange{arith::SubIOp::create(b, loc, g, firstGroup)}));
         overVectors(span, [&](Value off, Value mask) {
           Value col = arith::AddIOp::create(b, loc, first, off);
           // Short runs of many rows (a few KB each) are what the hardware
@@ -450,7 +465,9 @@ private:
                 }
                 return SmallVector<Value>{d};
               })[0];
-          // ... and the codes of a last, partial word, one at a time.
+          // ... and the codes of a last, partial word, one at a time (its
+          // word is loaded only when there is one: it is past the end of
+          // qweight otherwise).
           dot =
               accLoop(c0, partialCodes, dot, [&](Value j, ValueRange carried) {
                 Value shift = vector::BroadcastOp::create(
@@ -715,13 +732,9 @@ private:
       shifts.push_back(b.getI32IntegerAttr((i % perWord) * ops.bits));
     }
     Value wide = vector::ShuffleOp::create(b, loc, loaded, loaded, spread);
-    Value stored = arith::ShRUIOp::create(
-        b, loc, wide,
-        arith::ConstantOp::create(b, loc,
-                                  DenseElementsAttr::get(wordType, shifts)));
-    Value code = arith::AndIOp::create(
-        b, loc, arith::AddIOp::create(b, loc, stored, splat(1)), codeMask);
-    return arith::UIToFPOp::create(b, loc, vecType, code);
+    return gptqV1ZeroPoints(
+        wide, arith::ConstantOp::create(
+                  b, loc, DenseElementsAttr::get(wordType, shifts)));
   }
 
   /// zeroPoints' packed codes at any column: a gather of each lane's word.
@@ -749,7 +762,13 @@ private:
                            b, loc, DenseElementsAttr::get(maskType, true));
     Value gathered = vector::GatherOp::create(
         b, loc, wordType, ops.zeros, ValueRange{g, c0}, words, all, zeroWords);
-    Value stored = arith::ShRUIOp::create(b, loc, gathered, shifts);
+    return gptqV1ZeroPoints(gathered, shifts);
+  }
+
+  /// The zero points of GPTQ v1 zero words, one per lane, whose lane's code
+  /// starts at bit `shifts`: ((word >> shift) + 1) masked to b bits, as f32.
+  Value gptqV1ZeroPoints(Value words, Value shifts) {
+    Value stored = arith::ShRUIOp::create(b, loc, words, shifts);
     Value code = arith::AndIOp::create(
         b, loc, arith::AddIOp::create(b, loc, stored, splat(1)), codeMask);
     return arith::UIToFPOp::create(b, loc, vecType, code);

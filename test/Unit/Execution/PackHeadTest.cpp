@@ -101,9 +101,10 @@ TEST(PackQ8Exact, RefusesAnythingThatIsNotExactlyEightBitBlocks) {
   qc::PackedTensor q2, s2;
   EXPECT_FALSE(mlir::qc::packQ8Exact(w.data(), rows, cols, q2, s2));
   // A width that is not a multiple of the block.
-  w = q8Matrix(1, 64, 3);
-  EXPECT_FALSE(mlir::qc::packQ8Exact(w.data(), 2, 32 + 16, q2, s2));
+  w = q8Matrix(3, 32, 3);
+  EXPECT_FALSE(mlir::qc::packQ8Exact(w.data(), 2, 48, q2, s2));
   // A random fp32 matrix.
+  w.assign(64, 0.0f);
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (float &x : w)
